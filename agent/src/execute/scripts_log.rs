@@ -1,0 +1,1 @@
+//! scripts_log (to be written)

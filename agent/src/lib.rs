@@ -1,0 +1,6 @@
+//! The shoal agent: everything that touches the host (files, processes, network).
+//!
+//! A revision flows one way: channel → verify → plan → coordinate → execute → report.
+//! This crate holds the stages that do I/O; the pure logic lives in `shoal-shared`.
+
+pub mod execute;
