@@ -76,13 +76,21 @@ mod tests {
             .position(|e| e.name == DOWNLOAD_BUNDLE)
             .expect("DownloadBundle is an event");
         for (i, event) in IN_PLACE.iter().enumerate() {
-            assert_eq!(event.kind == EventKind::PreviousScripts, i < unpack, "{}", event.name);
+            assert_eq!(
+                event.kind == EventKind::PreviousScripts,
+                i < unpack,
+                "{}",
+                event.name
+            );
         }
     }
 
     #[test]
     fn finds_events_by_name() {
-        assert_eq!(find("ValidateService").map(|e| e.kind), Some(EventKind::Scripts));
+        assert_eq!(
+            find("ValidateService").map(|e| e.kind),
+            Some(EventKind::Scripts)
+        );
         assert!(find("CustomEvent").is_none());
     }
 }
