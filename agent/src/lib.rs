@@ -3,4 +3,5 @@
 //! A revision flows one way: channel → verify → plan → coordinate → execute → report.
 //! This crate holds the stages that do I/O; the pure logic lives in `shoal-shared`.
 
+pub mod cli;
 pub mod execute;

@@ -8,13 +8,11 @@
 //! # warnings: <exact number of warnings>
 //! ```
 
-use std::path::PathBuf;
-
 use shoal_shared::appspec;
 
 #[test]
 fn every_fixture_gets_its_declared_outcome() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/appspec");
+    let dir = shoal_tests::fixture("appspec");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("fixtures dir")
         .map(|e| e.expect("dir entry").path())

@@ -1,1 +1,45 @@
-//! test harness
+//! shoal's test harness: where the shared fixtures and the AppSpec corpus live. Multi-agent and
+//! end-to-end tests of the mesh build on it.
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// `tests/fixtures/<name>` in this repository.
+pub fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures").join(name)
+}
+
+/// The AppSpec conformance corpus: `$SHOAL_APPSPEC_CORPUS`, or `../shared/corpus/appspec` relative
+/// to the workspace root. `None`, after saying so loudly on stderr, when it is not there.
+pub fn appspec_corpus() -> Option<PathBuf> {
+    let dir = match std::env::var_os("SHOAL_APPSPEC_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("../shared/corpus/appspec"),
+    };
+    if dir.join("expected.tsv").is_file() {
+        return Some(dir);
+    }
+    eprintln!(
+        "\n!!! SKIPPED: the AppSpec corpus was not found at {} (set SHOAL_APPSPEC_CORPUS, or put \
+         shared/corpus/appspec beside the repository) !!!\n",
+        dir.display()
+    );
+    None
+}
+
+/// The corpus's expected outcomes: (file name, `ACCEPT` | `REJECT` | `CRASH`).
+pub fn appspec_corpus_expectations(dir: &std::path::Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dir.join("expected.tsv")).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(file, outcome)| (file.to_owned(), outcome.trim().to_owned()))
+        .collect()
+}

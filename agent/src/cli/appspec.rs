@@ -1,0 +1,42 @@
+//! `shoal appspec check FILE`: validate an AppSpec with the same errors a deployment gives.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use shoal_shared::appspec;
+
+use super::exit;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Validate an AppSpec: prints `ok` and any warnings (exit 0), or the error (exit 2).
+    Check {
+        /// The appspec.yml to check.
+        file: PathBuf,
+    },
+}
+
+pub(super) fn run(command: Command) -> u8 {
+    let Command::Check { file } = command;
+    let shown = file.display();
+    let source = match std::fs::read(&file) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            eprintln!("error: cannot read {shown}: {e}");
+            return exit::USAGE;
+        }
+    };
+    match appspec::parse(&source) {
+        Ok(parsed) => {
+            for warning in &parsed.warnings {
+                eprintln!("warning: {shown}: {warning}");
+            }
+            println!("ok");
+            exit::OK
+        }
+        Err(error) => {
+            eprintln!("error: {shown}: {error}");
+            exit::USAGE
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The command line: one file per subcommand; each returns the process exit code.
+
+mod appspec;
+mod deploy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit codes every command uses.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure (a deployment that failed, an I/O error).
+    pub const FAILURE: u8 = 1;
+    /// Bad usage or configuration (including an invalid AppSpec).
+    pub const USAGE: u8 = 2;
+}
+
+/// shoal: deploy CodeDeploy AppSpec bundles on this host, with no central server.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Pretty,
+    /// One JSON object a line, for journald and log shippers.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Deploy a bundle on this host now (like codedeploy-local): no channel, no gossip.
+    Deploy(deploy::Args),
+    /// Work with AppSpec files.
+    #[command(subcommand)]
+    Appspec(appspec::Command),
+}
+
+impl Cli {
+    /// Runs the chosen command.
+    pub fn run(self) -> ExitCode {
+        let code = match self.command {
+            Command::Deploy(args) => deploy::run(args),
+            Command::Appspec(command) => appspec::run(command),
+        };
+        ExitCode::from(code)
+    }
+}

@@ -1,0 +1,361 @@
+//! Running the events of one deployment in order, recording each as it ends.
+
+use std::path::{Path, PathBuf};
+
+use shoal_shared::appspec::{AppSpec, FileExistsBehavior, Script, lifecycle};
+use tokio::time::Instant;
+
+use super::record::{self, EventRecord, ScriptRecord, Status};
+use super::{DeployError, DeploymentRecord, Request, check_events, read_appspec};
+use crate::execute::hooks::{self, ScriptResult, ScriptRun};
+use crate::execute::layout::Layout;
+use crate::execute::scripts_log::ScriptsLog;
+use crate::execute::{bundle, install};
+
+pub(super) struct Run<'a> {
+    pub(super) request: &'a Request,
+    pub(super) dir: PathBuf,
+    pub(super) log: ScriptsLog,
+    pub(super) previous_dir: Option<PathBuf>,
+    pub(super) record: DeploymentRecord,
+}
+
+/// The AppSpec of the previous successful revision, or why it cannot be read.
+type Previous = Option<(PathBuf, Result<AppSpec, String>)>;
+
+impl Run<'_> {
+    pub(super) async fn all(&mut self) -> Result<(), DeployError> {
+        let archive = Layout::archive_dir(&self.dir);
+        let started = Instant::now();
+        let unpacked = {
+            let (bundle, archive, limits) = (
+                self.request.bundle.clone(),
+                archive.clone(),
+                self.request.limits.clone(),
+            );
+            let names = super::APPSPEC_NAMES;
+            tokio::task::spawn_blocking(move || bundle::unpack(&bundle, &archive, &names, &limits))
+                .await
+        };
+        match unpacked {
+            Ok(Ok(_)) => self.event(lifecycle::DOWNLOAD_BUNDLE, started, Vec::new(), None),
+            Ok(Err(e)) => {
+                return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, e.to_string());
+            }
+            Err(e) => {
+                return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, e.to_string());
+            }
+        }
+        let pointer = self.request.layout.most_recent_install(&self.request.group);
+        Layout::write_pointer(&pointer, &self.dir).map_err(|source| DeployError::State {
+            path: pointer,
+            source,
+        })?;
+
+        let appspec_name = self.request.appspec_name.as_deref();
+        let (file, parsed) =
+            match read_appspec(&archive, appspec_name).and_then(|(file, parsed)| {
+                check_events(&file, &parsed.spec)?;
+                Ok((file, parsed))
+            }) {
+                Ok(found) => found,
+                Err(error) => {
+                    self.record.status = Status::Failed;
+                    self.record.error = Some(error.to_string());
+                    self.save()?;
+                    return Err(error);
+                }
+            };
+        self.record.warnings.extend(
+            parsed
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {w}", file.display())),
+        );
+        let spec = parsed.spec;
+        let behavior = spec
+            .file_exists_behavior
+            .or(self.request.file_exists_behavior)
+            .unwrap_or(FileExistsBehavior::Disallow);
+        let previous: Previous = self.previous_dir.as_ref().map(|dir| {
+            let archive = Layout::archive_dir(dir);
+            let spec = read_appspec(&archive, appspec_name)
+                .map(|(_, p)| p.spec)
+                .map_err(|e| e.to_string());
+            (archive, spec)
+        });
+
+        for event in &lifecycle::IN_PLACE {
+            let ok = self.record.status != Status::Failed;
+            match event.kind {
+                lifecycle::EventKind::Agent if event.name == lifecycle::INSTALL => {
+                    if !ok {
+                        self.skip(event.name);
+                        continue;
+                    }
+                    self.install(&archive, &spec, behavior).await?;
+                }
+                lifecycle::EventKind::Agent => {}
+                lifecycle::EventKind::PreviousScripts => {
+                    let defined = previous.as_ref().is_some_and(|(_, s)| {
+                        s.as_ref()
+                            .map_or(true, |s| !s.scripts(event.name).is_empty())
+                    });
+                    if event.optional && !defined {
+                        continue;
+                    }
+                    if !ok {
+                        self.skip(event.name);
+                        continue;
+                    }
+                    match &previous {
+                        None => {
+                            let note =
+                                "first deployment of this group: no previous revision to run"
+                                    .to_owned();
+                            self.event(event.name, Instant::now(), Vec::new(), Some(note));
+                        }
+                        Some((_, Err(why))) => {
+                            let why = format!(
+                                "the previous revision's AppSpec cannot be read ({why}); remove {} to skip it",
+                                self.request
+                                    .layout
+                                    .last_successful_install(&self.request.group)
+                                    .display()
+                            );
+                            self.fail(event.name, Instant::now(), Vec::new(), why);
+                        }
+                        Some((archive, Ok(spec))) => {
+                            let scripts = spec.scripts(event.name).to_vec();
+                            self.scripts(event.name, archive, &scripts).await;
+                        }
+                    }
+                }
+                lifecycle::EventKind::Scripts => {
+                    let scripts = spec.scripts(event.name).to_vec();
+                    if event.optional && scripts.is_empty() {
+                        continue;
+                    }
+                    if !ok {
+                        self.skip(event.name);
+                        continue;
+                    }
+                    self.scripts(event.name, &archive, &scripts).await;
+                }
+            }
+        }
+        if self.record.status != Status::Failed {
+            self.record.status = Status::Succeeded;
+        }
+        self.record.finished_at_ms = Some(record::now_ms());
+        self.save()
+    }
+
+    async fn install(
+        &mut self,
+        archive: &Path,
+        spec: &AppSpec,
+        behavior: FileExistsBehavior,
+    ) -> Result<(), DeployError> {
+        let started = Instant::now();
+        let (layout, group, archive_dir, spec) = (
+            self.request.layout.clone(),
+            self.request.group.clone(),
+            archive.to_owned(),
+            spec.clone(),
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            install::install(&layout, &group, &archive_dir, &spec, behavior)
+        })
+        .await;
+        match result {
+            Ok(Ok(report)) => {
+                let pointer = self
+                    .request
+                    .layout
+                    .last_successful_install(&self.request.group);
+                Layout::write_pointer(&pointer, &self.dir).map_err(|source| {
+                    DeployError::State {
+                        path: pointer,
+                        source,
+                    }
+                })?;
+                let note = format!(
+                    "{} files ({} bytes) and {} directories installed, {} retained, {} previous paths removed",
+                    report.files, report.bytes, report.directories, report.retained, report.removed
+                );
+                self.event(lifecycle::INSTALL, started, Vec::new(), Some(note));
+            }
+            Ok(Err(e)) => self.fail(lifecycle::INSTALL, started, Vec::new(), e.to_string()),
+            Err(e) => self.fail(lifecycle::INSTALL, started, Vec::new(), e.to_string()),
+        }
+        self.save()
+    }
+
+    async fn scripts(&mut self, event: &str, archive: &Path, scripts: &[Script]) {
+        let started = Instant::now();
+        let mut env = self.env(event);
+        env.extend(self.request.extra_env.iter().cloned());
+        let mut records = Vec::new();
+        for script in scripts {
+            let outcome = hooks::run_script(ScriptRun {
+                event,
+                script,
+                archive_dir: archive,
+                env: &env,
+                log: &self.log,
+                kill_grace: self.request.kill_grace,
+                output_grace: self.request.output_grace,
+            })
+            .await;
+            let (record, failure) = match outcome {
+                Ok(outcome) => {
+                    let duration_ms = record::millis(outcome.duration);
+                    self.record.warnings.extend(
+                        outcome
+                            .warnings
+                            .iter()
+                            .map(|w| format!("{event} {}: {w}", script.location)),
+                    );
+                    match outcome.result {
+                        ScriptResult::Succeeded => (
+                            script_record(script, "succeeded", Some(0), duration_ms),
+                            None,
+                        ),
+                        ScriptResult::Failed { exit_code, signal } => {
+                            let why = match (exit_code, signal) {
+                                (Some(code), _) => format!("failed with exit code {code}"),
+                                (None, Some(signal)) => format!("was killed by signal {signal}"),
+                                (None, None) => "failed".to_owned(),
+                            };
+                            (
+                                script_record(script, "failed", exit_code, duration_ms),
+                                Some(why),
+                            )
+                        }
+                        ScriptResult::TimedOut { after } => (
+                            script_record(script, "timed-out", None, duration_ms),
+                            Some(format!(
+                                "did not finish within its timeout of {} s and was killed",
+                                after.as_secs()
+                            )),
+                        ),
+                    }
+                }
+                Err(error) => (
+                    script_record(script, error.kind(), None, 0),
+                    Some(error.to_string()),
+                ),
+            };
+            records.push(record);
+            if let Some(why) = failure {
+                let runas = script
+                    .runas
+                    .as_deref()
+                    .map(|u| format!(" run as user {u}"))
+                    .unwrap_or_default();
+                self.fail(
+                    event,
+                    started,
+                    records,
+                    format!("script at {}{runas} {why}", script.location),
+                );
+                let _ = self.save();
+                return;
+            }
+        }
+        self.event(event, started, records, None);
+        let _ = self.save();
+    }
+
+    fn env(&self, event: &str) -> Vec<(String, String)> {
+        let r = &self.record;
+        [
+            ("LIFECYCLE_EVENT", event),
+            ("DEPLOYMENT_ID", &r.deployment_id),
+            ("APPLICATION_NAME", &r.application),
+            ("DEPLOYMENT_GROUP_NAME", &r.group),
+            ("DEPLOYMENT_GROUP_ID", &r.group),
+            ("SHOAL_REVISION", &r.revision),
+            (
+                "SHOAL_PREVIOUS_REVISION",
+                r.previous_revision.as_deref().unwrap_or(""),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn event(
+        &mut self,
+        name: &str,
+        started: Instant,
+        scripts: Vec<ScriptRecord>,
+        message: Option<String>,
+    ) {
+        self.push(name, Status::Succeeded, started, scripts, message);
+    }
+
+    fn fail(&mut self, name: &str, started: Instant, scripts: Vec<ScriptRecord>, why: String) {
+        self.record.error = Some(format!("{name}: {why}"));
+        self.record.status = Status::Failed;
+        self.push(name, Status::Failed, started, scripts, Some(why));
+    }
+
+    fn skip(&mut self, name: &str) {
+        self.push(name, Status::Skipped, Instant::now(), Vec::new(), None);
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        status: Status,
+        started: Instant,
+        scripts: Vec<ScriptRecord>,
+        message: Option<String>,
+    ) {
+        tracing::info!(deployment.id = %self.record.deployment_id, hook.event = name, status = status.as_str(), "event ended");
+        self.record.events.push(EventRecord {
+            name: name.to_owned(),
+            status,
+            duration_ms: record::millis(started.elapsed()),
+            scripts,
+            message,
+        });
+    }
+
+    fn finish_failed(
+        &mut self,
+        name: &str,
+        started: Instant,
+        why: String,
+    ) -> Result<(), DeployError> {
+        self.fail(name, started, Vec::new(), why);
+        self.record.finished_at_ms = Some(record::now_ms());
+        self.save()
+    }
+
+    fn save(&self) -> Result<(), DeployError> {
+        self.record
+            .save(&self.dir)
+            .map_err(|source| DeployError::State {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+}
+
+fn script_record(
+    script: &Script,
+    result: &str,
+    exit_code: Option<i32>,
+    duration_ms: u64,
+) -> ScriptRecord {
+    ScriptRecord {
+        location: script.location.clone(),
+        result: result.to_owned(),
+        exit_code,
+        duration_ms,
+    }
+}

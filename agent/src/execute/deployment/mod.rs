@@ -1,0 +1,216 @@
+//! One in-place deployment of a bundle on this host, event by event.
+//!
+//! The order is CodeDeploy's, with one deliberate change: the new bundle is unpacked and its
+//! AppSpec validated *before* the previous revision's ApplicationStop runs, so a broken bundle
+//! never stops a running application.
+
+mod events;
+pub mod record;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use shoal_shared::appspec::{self, AppSpec, FileExistsBehavior, lifecycle};
+
+use super::bundle;
+use super::layout::{Layout, is_safe_component};
+use super::scripts_log::ScriptsLog;
+pub use record::{DeploymentRecord, EventRecord, ScriptRecord, Status};
+
+/// The AppSpec names looked for in a bundle, in order.
+pub const APPSPEC_NAMES: [&str; 2] = ["appspec.yml", "appspec.yaml"];
+
+/// Everything a deployment needs to know.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The bundle: a directory or a tar, tar.gz or zip archive.
+    pub bundle: PathBuf,
+    /// The deployment root.
+    pub layout: Layout,
+    /// Deployment group name (also its id on disk).
+    pub group: String,
+    /// Application name.
+    pub application: String,
+    /// The revision's name (`SHOAL_REVISION`).
+    pub revision: String,
+    /// The deployment's `file_exists_behavior`; the AppSpec's own value wins.
+    pub file_exists_behavior: Option<FileExistsBehavior>,
+    /// An AppSpec file name other than `appspec.yml`/`appspec.yaml`.
+    pub appspec_name: Option<String>,
+    /// SIGTERM → SIGKILL grace for timed-out scripts.
+    pub kill_grace: Duration,
+    /// How long to keep reading a script's output after it exits.
+    pub output_grace: Duration,
+    /// Limits on the unpacked bundle.
+    pub limits: bundle::Limits,
+    /// Extra environment for every script (e.g. `BUNDLE_COMMIT`).
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// Why a deployment could not start or stopped short of running its events.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The request itself is unusable (bad group name, …).
+    #[error("{0}")]
+    Usage(String),
+    /// The bundle's AppSpec is missing or invalid.
+    #[error("{file}: {error}")]
+    AppSpec {
+        /// The AppSpec path.
+        file: PathBuf,
+        /// What is wrong.
+        error: String,
+    },
+    /// The deployment directory or its record could not be written.
+    #[error("cannot write the deployment state under {}", path.display())]
+    State {
+        /// Where.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DeployError {
+    /// Whether the error is the user's input (exit code 2) rather than a runtime failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::Usage(_) | Self::AppSpec { .. })
+    }
+}
+
+/// The outcome of a deployment that ran.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The deployment's directory.
+    pub dir: PathBuf,
+    /// What happened.
+    pub record: DeploymentRecord,
+}
+
+/// A deployment id unique to this local run: `d-` + 12 hex digits + `-local`.
+pub fn local_deployment_id(group: &str, bundle: &Path) -> String {
+    let mut hash = Sha256::new();
+    hash.update(group.as_bytes());
+    hash.update([0]);
+    hash.update(bundle.as_os_str().as_encoded_bytes());
+    hash.update(record::now_ms().to_le_bytes());
+    hash.update(std::process::id().to_le_bytes());
+    let nonce: u64 = rand_nonce();
+    hash.update(nonce.to_le_bytes());
+    let digest = hash.finalize();
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("d-{hex}-local")
+}
+
+fn rand_nonce() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::thread::current().id())
+}
+
+/// Reads and validates the AppSpec of an unpacked bundle.
+pub fn read_appspec(
+    archive: &Path,
+    name: Option<&str>,
+) -> Result<(PathBuf, appspec::Parsed), DeployError> {
+    let candidates: Vec<&str> = match name {
+        Some(name) => vec![name],
+        None => APPSPEC_NAMES.to_vec(),
+    };
+    let Some(file) = candidates
+        .iter()
+        .map(|n| archive.join(n))
+        .find(|p| p.is_file())
+    else {
+        return Err(DeployError::AppSpec {
+            file: archive.join(candidates[0]),
+            error: format!("the bundle has no {} at its root", candidates.join(" or ")),
+        });
+    };
+    let bytes = std::fs::read(&file).map_err(|e| DeployError::AppSpec {
+        file: file.clone(),
+        error: e.to_string(),
+    })?;
+    let parsed =
+        appspec::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| DeployError::AppSpec {
+            file: file.clone(),
+            error: e.to_string(),
+        })?;
+    Ok((file, parsed))
+}
+
+/// Refuses hooks for events an in-place deployment never runs, as the CodeDeploy agent does.
+fn check_events(file: &Path, spec: &AppSpec) -> Result<(), DeployError> {
+    let unknown: Vec<&str> = spec
+        .hooks
+        .iter()
+        .map(|h| h.event.as_str())
+        .filter(|e| lifecycle::find(e).is_none_or(|ev| ev.kind == lifecycle::EventKind::Agent))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(DeployError::AppSpec {
+        file: file.to_owned(),
+        error: format!(
+            "hooks for {} are not lifecycle events of an in-place deployment; rename them to one of \
+             ApplicationStop, BeforeInstall, AfterInstall, ApplicationStart, ValidateService or a traffic event",
+            unknown.join(", ")
+        ),
+    })
+}
+
+/// Runs a whole in-place deployment. Errors are returned only when no event could run; a
+/// deployment whose events fail is an `Outcome` with status `failed`.
+pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
+    if !is_safe_component(&request.group) {
+        return Err(DeployError::Usage(format!(
+            "group `{}` is not a valid name; use letters, digits, `-`, `_` and `.`",
+            request.group
+        )));
+    }
+    let layout = &request.layout;
+    let deployment_id = local_deployment_id(&request.group, &request.bundle);
+    let dir = layout.deployment_dir(&request.group, &deployment_id);
+    let state_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DeployError::State { path, source }
+    };
+    std::fs::create_dir_all(dir.join("logs")).map_err(state_error(&dir))?;
+    let log = ScriptsLog::open(&Layout::scripts_log(&dir)).map_err(state_error(&dir))?;
+    let previous_dir = Layout::read_pointer(&layout.last_successful_install(&request.group))
+        .map_err(state_error(layout.root()))?
+        .filter(|d| d.is_dir());
+    let previous_revision = previous_dir
+        .as_deref()
+        .and_then(|d| DeploymentRecord::load(d).ok().flatten())
+        .map(|r| r.revision);
+    let record = DeploymentRecord {
+        deployment_id: deployment_id.clone(),
+        group: request.group.clone(),
+        application: request.application.clone(),
+        revision: request.revision.clone(),
+        previous_revision,
+        bundle: request.bundle.display().to_string(),
+        status: Status::InProgress,
+        started_at_ms: record::now_ms(),
+        finished_at_ms: None,
+        events: Vec::new(),
+        warnings: Vec::new(),
+        error: None,
+    };
+    record.save(&dir).map_err(state_error(&dir))?;
+    let mut run = events::Run {
+        request,
+        dir: dir.clone(),
+        log,
+        previous_dir,
+        record,
+    };
+    run.all().await?;
+    Ok(Outcome {
+        dir,
+        record: run.record,
+    })
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test of shoal. On a fresh Debian/Ubuntu machine it first installs what the tests
+# need (apt packages), so this one command is all a new contributor or CI types.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the build and the tests use: a C toolchain for -sys crates, setfacl/getfacl
+# for ACL permissions, zip for zip bundles, and the tools the hook tests create users with.
+packages=(gcc pkg-config libssl-dev zlib1g-dev acl zip unzip passwd git openssh-client)
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing test dependencies: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo test --workspace --all-targets "$@"
