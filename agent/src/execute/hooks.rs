@@ -553,7 +553,7 @@ async fn stop_group(
         }
         sleep(GROUP_POLL).await;
     }
-    if group_alive(pgid) {
+    if status.is_none() || group_alive(pgid) {
         warn!(
             pid = pgid.as_raw(),
             ?grace,
@@ -563,6 +563,10 @@ async fn stop_group(
             "process group still running {grace:?} after SIGTERM; sending SIGKILL"
         ));
         signal_group(pgid, Signal::SIGKILL);
+        if status.is_none() {
+            // By pid too, in case the script moved itself out of its group.
+            let _ = child.start_kill();
+        }
     }
     match status {
         Some(status) => Ok(status),
