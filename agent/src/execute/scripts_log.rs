@@ -184,7 +184,10 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             if buf.is_empty() {
                 return Ok((!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending)));
             }
-            if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let room = MAX_LINE_BYTES - self.pending.len();
+            if let Some(end) = buf.iter().position(|&b| b == b'\n')
+                && end <= room
+            {
                 self.pending.extend_from_slice(&buf[..end]);
                 self.inner.consume(end + 1);
                 let mut line = std::mem::take(&mut self.pending);
@@ -193,7 +196,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 }
                 return Ok(Some(line));
             }
-            let take = buf.len().min(MAX_LINE_BYTES - self.pending.len());
+            let take = buf.len().min(room);
             self.pending.extend_from_slice(&buf[..take]);
             self.inner.consume(take);
             if self.pending.len() >= MAX_LINE_BYTES {
@@ -387,6 +390,24 @@ mod tests {
         );
         assert!(std::str::from_utf8(&lines[0]).is_ok());
         assert_eq!(lines[1], "ébbbbbbbbbb".as_bytes());
+    }
+
+    #[tokio::test]
+    async fn line_reader_splits_a_long_line_that_arrives_in_pieces() {
+        use tokio::io::AsyncReadExt;
+        let first = vec![b'a'; 60_000];
+        let mut second = vec![b'b'; 10_000];
+        second.push(b'\n');
+        let mut reader = LineReader::new(AsyncReadExt::chain(first.as_slice(), second.as_slice()));
+
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next_line().await.expect("read") {
+            lines.push(line);
+        }
+
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert_eq!(lines.concat(), [first, second[..10_000].to_vec()].concat());
     }
 
     #[test]
