@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -222,26 +222,22 @@ impl HookError {
 /// Runs one script to its end: exit, or timeout and the death of its process group.
 pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> {
     let location = run.script.location.as_str();
-    let mut record = Recorder {
+    let record = Recorder {
         log: run.log,
         event: run.event,
         location,
-        error: OnceLock::new(),
+        error: Mutex::new(None),
     };
-    let prepared = prepare(&run, &record);
-    let (path, launch) = match prepared {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            record.shoal(&format!("script not started: {error}"));
-            return Err(error);
-        }
-    };
+    let not_started = |error: &HookError| record.shoal(&format!("script not started: {error}"));
+    let (path, launch) = prepare(&run, &record).await.inspect_err(not_started)?;
     let mut command = build_command(&path, &launch, run.env);
     record.shoal(&format!("script started: {}{}", path.display(), launch));
     record.check()?;
 
     let started = Instant::now();
-    let mut child = spawn(&mut command, &path, &launch).await?;
+    let mut child = spawn(&mut command, &path, &launch)
+        .await
+        .inspect_err(not_started)?;
     let (Some(pgid), Some(stdout), Some(stderr)) = (
         child.id().and_then(|id| i32::try_from(id).ok()),
         child.stdout.take(),
@@ -288,7 +284,7 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
     if output_left_open {
         let warning = format!(
             "a background process still held the script's stdout or stderr {:?} after it \
-             exited; shoal stopped reading them. Start daemons with `cmd > /dev/null 2>&1 &`",
+             exited; its later output is not logged. Start daemons with `cmd > /dev/null 2>&1 &`",
             run.output_grace
         );
         warn!(hook.event = %run.event, script = %location, "script output left open");
@@ -322,7 +318,10 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
 }
 
 /// Finds the script, makes it executable and decides who runs it.
-fn prepare(run: &ScriptRun<'_>, record: &Recorder<'_>) -> Result<(PathBuf, Launch), HookError> {
+async fn prepare(
+    run: &ScriptRun<'_>,
+    record: &Recorder<'_>,
+) -> Result<(PathBuf, Launch), HookError> {
     let location = run.script.location.as_str();
     let path = script_path(run.archive_dir, location)?;
     let mode = match fs::metadata(&path) {
@@ -339,7 +338,7 @@ fn prepare(run: &ScriptRun<'_>, record: &Recorder<'_>) -> Result<(PathBuf, Launc
         info!(script = %location, "script made executable");
         record.shoal("script was not executable: added its execute bits (chmod +x)");
     }
-    let launch = Launch::plan(run.script, &path)?;
+    let launch = Launch::plan(run.script, &path).await?;
     Ok((path, launch))
 }
 
@@ -391,41 +390,64 @@ struct RunAsUser {
 }
 
 impl Launch {
-    fn plan(script: &Script, path: &Path) -> Result<Self, HookError> {
+    async fn plan(script: &Script, path: &Path) -> Result<Self, HookError> {
         let agent_is_root = Uid::effective().is_root();
-        let Some(name) = &script.runas else {
+        let Some(name) = script.runas.clone() else {
             return Ok(if script.sudo && !agent_is_root {
                 Self::Sudo
             } else {
                 Self::Agent
             });
         };
-        let refuse = |reason, source: Option<Errno>| HookError::RunAs {
+        let refuse = |reason, source| HookError::RunAs {
             user: name.clone(),
             path: path.to_path_buf(),
             reason,
-            source: source.map(io::Error::from),
+            source,
         };
-        let user = User::from_name(name)
-            .map_err(|errno| refuse("the user database could not be read", Some(errno)))?
-            .ok_or_else(|| refuse("no such user on this host", None))?;
-        let switch = user.uid != Uid::effective();
-        if switch && !agent_is_root {
+        // The user database may be remote (LDAP, SSSD): keep its lookups off the async workers.
+        let lookup = tokio::task::spawn_blocking({
+            let name = name.clone();
+            move || RunAsUser::look_up(name)
+        });
+        let user = match lookup.await {
+            Ok(Ok(user)) => user,
+            Ok(Err((reason, errno))) => return Err(refuse(reason, errno.map(io::Error::from))),
+            Err(join_error) => {
+                let source = io::Error::other(join_error);
+                return Err(refuse("the user lookup did not finish", Some(source)));
+            }
+        };
+        if user.switch && !agent_is_root {
             return Err(refuse("runas needs the agent to run as root", None));
         }
-        let c_name = CString::new(name.as_str())
-            .map_err(|_| refuse("the user name contains a NUL byte", None))?;
+        Ok(Self::User(user))
+    }
+}
+
+impl RunAsUser {
+    fn look_up(name: String) -> Result<Self, (&'static str, Option<Errno>)> {
+        let user = User::from_name(&name)
+            .map_err(|errno| ("the user database could not be read", Some(errno)))?
+            .ok_or(("no such user on this host", None))?;
+        let c_name =
+            CString::new(name.as_str()).map_err(|_| ("the user name contains a NUL byte", None))?;
         let groups = nix::unistd::getgrouplist(&c_name, user.gid)
-            .map_err(|errno| refuse("its groups could not be listed", Some(errno)))?;
-        Ok(Self::User(RunAsUser {
-            name: name.clone(),
+            .map_err(|errno| ("its groups could not be listed", Some(errno)))?;
+        let shell = if user.shell.as_os_str().is_empty() {
+            PathBuf::from("/bin/sh")
+        } else {
+            user.shell
+        };
+        Ok(Self {
+            switch: user.uid != Uid::effective(),
+            name,
             uid: user.uid,
             gid: user.gid,
             groups,
             home: user.dir,
-            shell: user.shell,
-            switch,
-        }))
+            shell,
+        })
     }
 }
 
@@ -619,13 +641,14 @@ struct Recorder<'a> {
     log: &'a ScriptsLog,
     event: &'a str,
     location: &'a str,
-    error: OnceLock<io::Error>,
+    error: Mutex<Option<io::Error>>,
 }
 
 impl Recorder<'_> {
     fn line(&self, stream: Stream, text: &str) {
         if let Err(error) = self.log.line(self.event, self.location, stream, text) {
-            let _ = self.error.set(error);
+            let mut first = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+            first.get_or_insert(error);
         }
     }
 
@@ -633,8 +656,9 @@ impl Recorder<'_> {
         self.line(Stream::Shoal, text);
     }
 
-    fn check(&mut self) -> Result<(), HookError> {
-        match self.error.take() {
+    fn check(&self) -> Result<(), HookError> {
+        let mut first = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        match first.take() {
             None => Ok(()),
             Some(source) => Err(HookError::Log {
                 path: self.log.path().to_path_buf(),
