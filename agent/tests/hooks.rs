@@ -274,6 +274,26 @@ async fn a_missing_script_is_script_missing() {
     );
     assert_eq!(error.code(), ErrorCode::ScriptMissing);
     assert!(error.to_string().contains("/scripts/absent.sh"), "{error}");
+    let shoal = deployment.texts("/scripts/absent.sh", "shoal");
+    assert_eq!(shoal, [format!("script not started: {error}")]);
+}
+
+#[tokio::test]
+async fn a_scripts_log_that_cannot_be_written_stops_the_script_from_starting() {
+    let deployment = Deployment::new();
+    let mark = deployment.file("ran");
+    let script = deployment.script(
+        "scripts/quiet.sh",
+        &format!("#!/bin/sh\ntouch {}\n", mark.display()),
+    );
+    let full = ScriptsLog::open("/dev/full").expect("/dev/full opens, but every write fails");
+    let run = ScriptRun::new(EVENT, &script, &deployment.archive, &[], &full);
+
+    let error = run_to_end(run).await.expect_err("nowhere to log");
+
+    assert!(matches!(error, HookError::Log { .. }), "{error:?}");
+    assert!(error.to_string().contains("/dev/full"), "{error}");
+    assert!(!mark.exists(), "the script ran without a log");
 }
 
 #[tokio::test]
