@@ -1,1 +1,441 @@
-//! scripts_log (to be written)
+//! A deployment's `logs/scripts.log`: every line a hook script prints, stamped and tagged,
+//! and the readers that turn a script's stdout and stderr into those lines.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc;
+
+/// The longest line kept as one log line; longer output is split into several lines.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The script's standard output.
+    Stdout,
+    /// The script's standard error.
+    Stderr,
+    /// shoal itself: script started, exited, timed out, warnings.
+    Shoal,
+}
+
+impl Stream {
+    /// The tag written between brackets in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+            Self::Shoal => "shoal",
+        }
+    }
+}
+
+/// An append-only `scripts.log`, safe to write from several threads and tasks at once.
+///
+/// Each line reaches the file in one `write` on an unbuffered `O_APPEND` file, so `tail -f`
+/// sees it at once and a crash of the agent loses nothing already logged.
+#[derive(Debug)]
+pub struct ScriptsLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl ScriptsLog {
+    /// Opens (or creates, with its parent directories) the log at `path` for appending.
+    pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(Self {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    /// The file this log appends to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `text` as `<UTC time> [<event>] [<location>] [<stream>] <text>`.
+    ///
+    /// A newline inside `text` starts a new log line with the same tags.
+    pub fn line(&self, event: &str, location: &str, stream: Stream, text: &str) -> io::Result<()> {
+        let stamp = now_utc();
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let mut record = String::with_capacity(text.len() + 64);
+        for part in text.split('\n') {
+            record.push_str(&stamp);
+            record.push_str(" [");
+            record.push_str(event);
+            record.push_str("] [");
+            record.push_str(location);
+            record.push_str("] [");
+            record.push_str(stream.as_str());
+            record.push_str("] ");
+            record.push_str(part);
+            record.push('\n');
+        }
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        file.write_all(record.as_bytes())
+    }
+}
+
+/// Reads the last `max_lines` lines of the log at `path`, oldest first, without reading the
+/// whole file.
+pub fn read_tail(path: &Path, max_lines: usize) -> io::Result<Vec<String>> {
+    const CHUNK: u64 = 8 * 1024;
+    let mut file = File::open(path)?;
+    let mut start = file.seek(SeekFrom::End(0))?;
+    let mut tail = Vec::new();
+    // One newline more than wanted proves the first kept line is whole.
+    while start > 0 && tail.iter().filter(|&&b| b == b'\n').count() <= max_lines {
+        let len = CHUNK.min(start);
+        start -= len;
+        let mut chunk = vec![0; len as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(max_lines);
+    Ok(lines[skip..].iter().map(|line| line.to_string()).collect())
+}
+
+fn now_utc() -> String {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    shoal_shared::time::format_utc(secs, since_epoch.subsec_millis())
+}
+
+/// Starts one task per stream that reads it line by line and sends `(stream, line)` on the
+/// returned channel, which closes once both streams reach end of file.
+///
+/// When the receiver is dropped the tasks keep reading and discard what they read, so a
+/// background process still writing to the pipe is neither blocked nor killed by `SIGPIPE`.
+pub(crate) fn capture<O, E>(stdout: O, stderr: E) -> mpsc::Receiver<(Stream, String)>
+where
+    O: AsyncRead + Unpin + Send + 'static,
+    E: AsyncRead + Unpin + Send + 'static,
+{
+    let (lines_tx, lines_rx) = mpsc::channel(256);
+    tokio::spawn(pump(
+        LineReader::new(stdout),
+        Stream::Stdout,
+        lines_tx.clone(),
+    ));
+    tokio::spawn(pump(LineReader::new(stderr), Stream::Stderr, lines_tx));
+    lines_rx
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    mut reader: LineReader<R>,
+    stream: Stream,
+    lines_tx: mpsc::Sender<(Stream, String)>,
+) {
+    let mut lines_tx = Some(lines_tx);
+    loop {
+        let line = match reader.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(stream = stream.as_str(), %error, "script output unreadable");
+                return;
+            }
+        };
+        if let Some(tx) = &lines_tx {
+            let text = String::from_utf8_lossy(&line).into_owned();
+            if tx.send((stream, text)).await.is_err() {
+                lines_tx = None;
+            }
+        }
+    }
+}
+
+/// Splits a byte stream into lines of at most [`MAX_LINE_BYTES`], without the line ending.
+pub(crate) struct LineReader<R> {
+    inner: BufReader<R>,
+    pending: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self {
+            inner: BufReader::with_capacity(MAX_LINE_BYTES, inner),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next line, `None` at end of input. A last line without a newline is still a line.
+    pub(crate) async fn next_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            let buf = self.inner.fill_buf().await?;
+            if buf.is_empty() {
+                return Ok((!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending)));
+            }
+            let room = MAX_LINE_BYTES - self.pending.len();
+            if let Some(end) = buf.iter().position(|&b| b == b'\n')
+                && end <= room
+            {
+                self.pending.extend_from_slice(&buf[..end]);
+                self.inner.consume(end + 1);
+                let mut line = std::mem::take(&mut self.pending);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+            let take = buf.len().min(room);
+            self.pending.extend_from_slice(&buf[..take]);
+            self.inner.consume(take);
+            if self.pending.len() >= MAX_LINE_BYTES {
+                let rest = self.pending.split_off(utf8_cut(&self.pending));
+                return Ok(Some(std::mem::replace(&mut self.pending, rest)));
+            }
+        }
+    }
+}
+
+/// Where to cut `bytes` so that a UTF-8 character split across the end moves to the next
+/// piece; `bytes.len()` when the end is not inside a character.
+fn utf8_cut(bytes: &[u8]) -> usize {
+    let is_continuation = |b: u8| b & 0b1100_0000 == 0b1000_0000;
+    let trailing = bytes
+        .iter()
+        .rev()
+        .take(3)
+        .take_while(|&&b| is_continuation(b))
+        .count();
+    let Some(lead_at) = bytes.len().checked_sub(trailing + 1) else {
+        return bytes.len();
+    };
+    let width = match bytes[lead_at] {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => return bytes.len(),
+    };
+    if trailing + 1 < width && lead_at > 0 {
+        lead_at
+    } else {
+        bytes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(path: &Path) -> Vec<String> {
+        fs::read_to_string(path)
+            .expect("log readable")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Splits a log line into its timestamp and the rest.
+    fn split_stamp(line: &str) -> (&str, &str) {
+        line.split_once(' ').expect("a space after the timestamp")
+    }
+
+    #[test]
+    fn a_line_carries_time_event_location_and_stream() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("logs/scripts.log");
+        let log = ScriptsLog::open(&path).expect("open creates parent dirs");
+        log.line("AfterInstall", "scripts/a.sh", Stream::Stdout, "hello")
+            .expect("write");
+        log.line("AfterInstall", "scripts/a.sh", Stream::Stderr, "oops")
+            .expect("write");
+
+        let lines = lines_of(&path);
+        assert_eq!(lines.len(), 2);
+        let (stamp, rest) = split_stamp(&lines[0]);
+        assert_eq!(rest, "[AfterInstall] [scripts/a.sh] [stdout] hello");
+        assert_eq!(stamp.len(), "2026-01-01T00:00:00.000Z".len(), "{stamp}");
+        assert!(stamp.starts_with("20") && stamp.ends_with('Z'), "{stamp}");
+        assert_eq!(&stamp[10..11], "T");
+        assert_eq!(
+            split_stamp(&lines[1]).1,
+            "[AfterInstall] [scripts/a.sh] [stderr] oops"
+        );
+    }
+
+    #[test]
+    fn reopening_appends_and_newlines_start_new_tagged_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scripts.log");
+        ScriptsLog::open(&path)
+            .expect("open")
+            .line("Start", "s.sh", Stream::Shoal, "first\nsecond\n")
+            .expect("write");
+        ScriptsLog::open(&path)
+            .expect("reopen")
+            .line("Start", "s.sh", Stream::Stdout, "")
+            .expect("write");
+
+        let rests: Vec<String> = lines_of(&path)
+            .iter()
+            .map(|line| split_stamp(line).1.to_string())
+            .collect();
+        assert_eq!(
+            rests,
+            [
+                "[Start] [s.sh] [shoal] first",
+                "[Start] [s.sh] [shoal] second",
+                "[Start] [s.sh] [stdout] ",
+            ]
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_never_interleave_within_a_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scripts.log");
+        let log = ScriptsLog::open(&path).expect("open");
+        let long = "x".repeat(10_000);
+        std::thread::scope(|scope| {
+            for writer in 0..8 {
+                let (log, long) = (&log, &long);
+                scope.spawn(move || {
+                    for n in 0..100 {
+                        let text = format!("w{writer} n{n} {long}");
+                        log.line("E", "s.sh", Stream::Stdout, &text).expect("write");
+                    }
+                });
+            }
+        });
+
+        let lines = lines_of(&path);
+        assert_eq!(lines.len(), 800);
+        for line in &lines {
+            assert!(line.contains("[E] [s.sh] [stdout] w"), "{line:.80}");
+            assert!(line.ends_with(&long), "torn line: {line:.80}");
+        }
+    }
+
+    #[test]
+    fn read_tail_returns_the_last_lines_oldest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scripts.log");
+        let log = ScriptsLog::open(&path).expect("open");
+        for n in 0..2000 {
+            log.line("E", "s.sh", Stream::Stdout, &format!("line {n}"))
+                .expect("write");
+        }
+
+        let tail = read_tail(&path, 3).expect("tail");
+        let texts: Vec<&str> = tail.iter().map(|line| split_stamp(line).1).collect();
+        assert_eq!(
+            texts,
+            [
+                "[E] [s.sh] [stdout] line 1997",
+                "[E] [s.sh] [stdout] line 1998",
+                "[E] [s.sh] [stdout] line 1999",
+            ]
+        );
+        assert_eq!(read_tail(&path, 5000).expect("tail").len(), 2000);
+        assert!(read_tail(&path, 0).expect("tail").is_empty());
+    }
+
+    #[test]
+    fn read_tail_of_an_empty_log_is_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scripts.log");
+        ScriptsLog::open(&path).expect("open");
+        assert!(read_tail(&path, 10).expect("tail").is_empty());
+    }
+
+    async fn all_lines(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut reader = LineReader::new(input);
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next_line().await.expect("read") {
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[tokio::test]
+    async fn line_reader_strips_endings_and_keeps_a_last_partial_line() {
+        let lines = all_lines(b"one\r\ntwo\n\nlast").await;
+        assert_eq!(lines, [&b"one"[..], b"two", b"", b"last"]);
+        assert!(all_lines(b"").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn line_reader_splits_long_lines_without_losing_bytes() {
+        let mut input = vec![b'a'; MAX_LINE_BYTES - 1];
+        input.extend_from_slice("é".as_bytes()); // straddles the 64 KiB boundary
+        input.extend_from_slice(&[b'b'; 10]);
+        input.push(b'\n');
+
+        let lines = all_lines(&input).await;
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0].len(),
+            MAX_LINE_BYTES - 1,
+            "cut before the split character"
+        );
+        assert!(std::str::from_utf8(&lines[0]).is_ok());
+        assert_eq!(lines[1], "ébbbbbbbbbb".as_bytes());
+    }
+
+    #[tokio::test]
+    async fn line_reader_splits_a_long_line_that_arrives_in_pieces() {
+        use tokio::io::AsyncReadExt;
+        let first = vec![b'a'; 60_000];
+        let mut second = vec![b'b'; 10_000];
+        second.push(b'\n');
+        let mut reader = LineReader::new(AsyncReadExt::chain(first.as_slice(), second.as_slice()));
+
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next_line().await.expect("read") {
+            lines.push(line);
+        }
+
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert_eq!(lines.concat(), [first, second[..10_000].to_vec()].concat());
+    }
+
+    #[test]
+    fn utf8_cut_moves_only_incomplete_characters() {
+        assert_eq!(utf8_cut(b"abc"), 3);
+        assert_eq!(utf8_cut("aé".as_bytes()), 3);
+        assert_eq!(utf8_cut(&"aé".as_bytes()[..2]), 1);
+        assert_eq!(utf8_cut(&"a€".as_bytes()[..3]), 1);
+        assert_eq!(utf8_cut(&"a😀".as_bytes()[..4]), 1);
+        assert_eq!(utf8_cut(b"a\xff"), 2, "invalid bytes are not held back");
+        assert_eq!(utf8_cut(b"\xe2\x82"), 2, "never cut to an empty piece");
+    }
+
+    #[tokio::test]
+    async fn capture_tags_both_streams_and_closes_at_end_of_input() {
+        let mut lines_rx = capture(&b"out 1\nout 2\n"[..], &b"err \xff\n"[..]);
+        let mut got = Vec::new();
+        while let Some(line) = lines_rx.recv().await {
+            got.push(line);
+        }
+        got.sort_by_key(|(stream, _)| stream.as_str());
+        assert_eq!(
+            got,
+            [
+                (Stream::Stderr, "err \u{fffd}".to_string()),
+                (Stream::Stdout, "out 1".to_string()),
+                (Stream::Stdout, "out 2".to_string()),
+            ]
+        );
+    }
+}
