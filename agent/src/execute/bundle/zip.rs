@@ -7,9 +7,9 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use zip::ZipArchive;
 use zip::extra_fields::ExtraField;
 use zip::read::ZipFile;
+use zip::{System, ZipArchive};
 
 use super::error::BundleError;
 use super::paths::{display, normalize};
@@ -33,7 +33,7 @@ pub(super) fn unpack(bundle: &Path, staging: &mut Staging) -> Result<(), BundleE
     // Refuse before writing anything: the central directory lists every entry and its size.
     for index in 0..archive.len() {
         let entry = archive.by_index_data(index).map_err(zip_err)?;
-        let name = entry_name(entry.name().map_err(zip_err)?.as_bytes());
+        let name = display(entry.name().map_err(zip_err)?.as_bytes());
         staging.count_entry(&name)?;
         staging.reserve(&name, entry.size())?;
     }
@@ -41,7 +41,7 @@ pub(super) fn unpack(bundle: &Path, staging: &mut Staging) -> Result<(), BundleE
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(zip_err)?;
         let raw = entry.name().map_err(zip_err)?.into_owned().into_bytes();
-        let name = entry_name(&raw);
+        let name = display(&raw);
         let kind = kind(&entry, &name)?;
         let Some(rel) = normalize(&raw)? else {
             continue;
@@ -50,7 +50,7 @@ pub(super) fn unpack(bundle: &Path, staging: &mut Staging) -> Result<(), BundleE
         let declared = entry.size();
         match kind {
             Kind::Dir => {
-                let mode = entry.unix_mode().map_or(0o755, |m| m & 0o7777);
+                let mode = unix_mode(&entry).map_or(0o755, |m| m & 0o7777);
                 staging.add_dir(rel, &name, Meta { mode, mtime })?;
             }
             Kind::Symlink => {
@@ -62,7 +62,7 @@ pub(super) fn unpack(bundle: &Path, staging: &mut Staging) -> Result<(), BundleE
                 staging.add_symlink(rel, &name, &target, mtime)?;
             }
             Kind::File => {
-                let mode = entry.unix_mode().map_or(0o644, |m| m & 0o7777);
+                let mode = unix_mode(&entry).map_or(0o644, |m| m & 0o7777);
                 staging.add_file_from(rel, &name, Meta { mode, mtime }, declared, &mut entry)?;
             }
         }
@@ -82,7 +82,7 @@ fn kind<R: Read>(entry: &ZipFile<'_, R>, name: &str) -> Result<Kind, BundleError
         entry: name.to_owned(),
         what,
     };
-    match entry.unix_mode().map(|m| m & S_IFMT) {
+    match unix_mode(entry).map(|m| m & S_IFMT) {
         Some(S_IFDIR) => Ok(Kind::Dir),
         Some(S_IFLNK) => Ok(Kind::Symlink),
         Some(0o020_000) => Err(special("character device")),
@@ -98,8 +98,16 @@ fn kind<R: Read>(entry: &ZipFile<'_, R>, name: &str) -> Result<Kind, BundleError
     }
 }
 
-fn entry_name(raw: &[u8]) -> String {
-    display(raw)
+/// The entry's Unix mode. For archives made on Unix it is read from the external attributes
+/// directly, because the zip crate clears setuid, setgid and sticky, which `tar -xp` (and so a
+/// tar bundle) keeps.
+fn unix_mode<R: Read>(entry: &ZipFile<'_, R>) -> Option<u32> {
+    let raw = entry.external_attributes() >> 16;
+    if entry.system() == System::Unix && raw != 0 {
+        Some(raw)
+    } else {
+        entry.unix_mode()
+    }
 }
 
 /// The entry's mtime: the extended timestamp field when present (UTC seconds), else the DOS
