@@ -497,6 +497,32 @@ fn an_empty_destination_directory_is_used_and_a_stale_partial_is_replaced() {
     assert!(!partial(&dest).exists());
 }
 
+#[test]
+fn an_old_style_directory_entry_marked_only_by_its_slash_is_a_directory() {
+    let tmp = TempDir::new().unwrap();
+    let bundle = tar_of(
+        tmp.path(),
+        &[("d/", EntryType::Regular, b"", None), file("d/f")],
+    );
+    let dest = tmp.path().join("out");
+    unpack(&bundle, &dest).unwrap();
+    assert!(dest.join("d/f").is_file());
+}
+
+#[test]
+fn a_destination_written_with_a_trailing_slash_is_staged_beside_it() {
+    let tmp = TempDir::new().unwrap();
+    let bundle = tar_of(tmp.path(), &[file("appspec.yml")]);
+    let dest = tmp.path().join("out/");
+    unpack(&bundle, &dest).unwrap();
+    let names: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "bundle.tar and out only: {names:?}");
+    assert!(tmp.path().join("out/appspec.yml").is_file());
+}
+
 // ---------------------------------------------------------------------------------------------
 // detect
 

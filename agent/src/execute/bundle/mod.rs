@@ -96,7 +96,7 @@ pub fn unpack(
     if kind == BundleKind::Directory {
         check_outside(bundle, dest)?;
     }
-    let partial = partial_path(dest);
+    let partial = partial_path(dest)?;
     remove_leftover(&partial)?;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(BundleError::io("create the directory", parent))?;
@@ -160,8 +160,11 @@ fn install(staged: Staged, partial: &Path, dest: &Path) -> Result<Staged, Bundle
     // A fresh directory has 0o755 less the umask; pass an impossible umask to force the chmod.
     staging::set_dir_meta(&staged.root, meta, 0o7777)?;
     fs::rename(&staged.root, dest).map_err(BundleError::io("move the unpacked bundle to", dest))?;
-    if staged.root != partial {
-        fs::remove_dir(partial).map_err(BundleError::io("remove", partial))?;
+    if staged.root != partial
+        && let Err(e) = fs::remove_dir(partial)
+    {
+        // The bundle is in place; an empty leftover is removed by the next unpack.
+        tracing::warn!(path = %partial.display(), error = %e, "cannot remove staging directory");
     }
     Ok(staged)
 }
@@ -210,10 +213,17 @@ fn check_outside(bundle: &Path, dest: &Path) -> Result<(), BundleError> {
     Ok(())
 }
 
-fn partial_path(dest: &Path) -> PathBuf {
-    let mut name = OsString::from(dest.as_os_str());
-    name.push(".partial");
-    PathBuf::from(name)
+/// The sibling `<dest>.partial` the unpack is staged in.
+fn partial_path(dest: &Path) -> Result<PathBuf, BundleError> {
+    let Some(name) = dest.file_name() else {
+        return Err(BundleError::io("unpack to", dest)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the destination must end in a directory name",
+        )));
+    };
+    let mut partial = OsString::from(name);
+    partial.push(".partial");
+    Ok(dest.with_file_name(partial))
 }
 
 /// Removes a `.partial` directory an interrupted unpack left behind.

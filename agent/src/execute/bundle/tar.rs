@@ -92,8 +92,11 @@ fn add_entry<R: Read>(
         mode,
         mtime: Some(mtime),
     };
+    // Old (v7) archives mark directories only with a trailing slash.
+    let old_style_dir = kind == EntryType::Regular && raw.ends_with(b"/") && entry.size() == 0;
     match kind {
         EntryType::Directory => staging.add_dir(rel, &name, meta),
+        _ if old_style_dir => staging.add_dir(rel, &name, meta),
         EntryType::Symlink | EntryType::Link => {
             let Some(target) = entry.link_name_bytes().map(|t| t.into_owned()) else {
                 return Err(BundleError::Archive {

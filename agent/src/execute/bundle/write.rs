@@ -104,8 +104,9 @@ impl Writer {
             return Ok(());
         };
         if job_tx.send(job).is_err() {
-            // Every worker has gone, which only a panic does; collect will report it.
-            return self.drain();
+            // Every worker has gone, which only a panic does.
+            self.drain()?;
+            return Err(stopped());
         }
         self.in_flight += 1;
         while let Ok(result) = self.done_rx.try_recv() {
@@ -140,11 +141,7 @@ impl Writer {
     pub fn drain(&mut self) -> Result<(), BundleError> {
         while self.in_flight > 0 {
             let Ok(result) = self.done_rx.recv() else {
-                return Err(BundleError::Io {
-                    op: "write files",
-                    path: PathBuf::new(),
-                    source: io::Error::other("file writer thread stopped"),
-                });
+                return Err(stopped());
             };
             self.in_flight -= 1;
             self.bytes += result?;
@@ -172,6 +169,14 @@ impl Drop for Writer {
     }
 }
 
+fn stopped() -> BundleError {
+    BundleError::Io {
+        op: "write files to",
+        path: PathBuf::from("the staging directory"),
+        source: io::Error::other("the file writer thread stopped"),
+    }
+}
+
 fn write_file(job: Job, umask: u32) -> Result<u64, BundleError> {
     let Job { path, meta, data } = job;
     let mut file = create(&path, meta.mode)?;
@@ -179,7 +184,8 @@ fn write_file(job: Job, umask: u32) -> Result<u64, BundleError> {
         Data::Bytes(bytes) => file.write_all(&bytes).map(|()| bytes.len() as u64),
         Data::Copy { src, len } => OpenOptions::new()
             .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
+            // Non-blocking, so a file swapped for a fifo meanwhile cannot hang the copy.
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
             .open(&src)
             .and_then(|src| io::copy(&mut src.take(len), &mut file)),
     }
