@@ -3,7 +3,7 @@
 //! not depend on the archive format.
 
 use std::fs::{self, DirBuilder, Permissions};
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -15,10 +15,13 @@ use nix::sys::time::TimeSpec;
 use super::Limits;
 use super::error::BundleError;
 use super::paths::{self, Node, Tree};
-use super::write::{Data, Job, Meta, SMALL_FILE, Writer};
+use super::write::{self, Data, Job, Meta, SMALL_FILE, Writer};
 
 /// Worker threads writing files while the archive is read on the calling thread.
 const WORKERS: usize = 1;
+
+/// Buffer for streaming a large file from the archive to disk.
+const STREAM_BUFFER: usize = 256 << 10;
 
 pub(super) struct Staging {
     /// The bundle being unpacked, named in errors about reading it.
@@ -28,10 +31,14 @@ pub(super) struct Staging {
     /// Explicit directory entries; their mode and mtime are set once everything is written.
     dirs: Vec<(PathBuf, Meta)>,
     limits: Limits,
+    /// The last directory [`Self::check_parents`] vouched for; entries mostly share one.
+    checked_dir: PathBuf,
     entries: u64,
     /// Bytes accounted so far: declared sizes, or real ones when an entry turned out larger.
     used: u64,
     files: u64,
+    /// Bytes of the large files written on this thread; the writer counts the rest.
+    streamed_bytes: u64,
     writer: Writer,
 }
 
@@ -54,9 +61,11 @@ impl Staging {
             tree: Tree::new(),
             dirs: Vec::new(),
             limits: limits.clone(),
+            checked_dir: PathBuf::new(),
             entries: 0,
             used: 0,
             files: 0,
+            streamed_bytes: 0,
             writer: Writer::new(WORKERS),
         }
     }
@@ -109,8 +118,8 @@ impl Staging {
     }
 
     /// Adds a regular file read from `reader`, whose declared size `declared` is already
-    /// reserved. The real size is counted too, so an entry that lies about its size cannot
-    /// get past the limit.
+    /// reserved. The real size is counted too, so an entry that lies about its size can neither
+    /// get past the limit nor make this read it all into memory.
     pub fn add_file_from(
         &mut self,
         rel: PathBuf,
@@ -123,29 +132,64 @@ impl Staging {
         let path = self.prepare(&rel, entry, false)?;
         self.tree.insert(rel, Node::File);
         self.files += 1;
-        let written = if declared <= SMALL_FILE {
-            let mut bytes = Vec::with_capacity(declared as usize);
+        // A small file is read whole and handed to a writer thread; one byte more than the
+        // bound is read to notice an entry larger than it said.
+        let mut head = Vec::new();
+        let bound = allowance.min(SMALL_FILE);
+        if declared <= SMALL_FILE {
+            head.reserve_exact(declared as usize);
             reader
-                .take(allowance.saturating_add(1))
-                .read_to_end(&mut bytes)
+                .take(bound + 1)
+                .read_to_end(&mut head)
                 .map_err(BundleError::archive(&self.bundle))?;
-            let written = bytes.len() as u64;
-            if written <= allowance {
-                self.writer.submit(Job {
-                    path,
-                    meta,
-                    data: Data::Bytes(bytes),
-                })?;
-            }
+        }
+        let written = if declared <= SMALL_FILE && head.len() as u64 <= bound {
+            let written = head.len() as u64;
+            let data = Data::Bytes(head);
+            self.writer.submit(Job { path, meta, data })?;
             written
+        } else if head.len() as u64 > allowance {
+            return Err(self.too_large(entry));
         } else {
-            self.writer.write_stream(path, meta, reader, allowance)?
+            self.stream_file(&path, meta, &head, reader, allowance)?
         };
         if written > allowance {
             return Err(self.too_large(entry));
         }
         self.used = self.used - declared + written;
         Ok(())
+    }
+
+    /// Writes a large file on this thread: `head`, then the rest of `reader`, taking at most
+    /// `allowance + 1` bytes in all so the caller can tell an entry over the budget.
+    fn stream_file(
+        &mut self,
+        path: &Path,
+        meta: Meta,
+        head: &[u8],
+        reader: &mut dyn Read,
+        allowance: u64,
+    ) -> Result<u64, BundleError> {
+        let mut file = write::create(path, meta.mode)?;
+        file.write_all(head)
+            .map_err(BundleError::io("write", path))?;
+        let mut written = head.len() as u64;
+        let mut rest = reader.take(allowance.saturating_add(1) - written);
+        let mut buf = vec![0; STREAM_BUFFER];
+        loop {
+            let n = match rest.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BundleError::archive(&self.bundle)(e)),
+            };
+            file.write_all(&buf[..n])
+                .map_err(BundleError::io("write", path))?;
+            written += n as u64;
+        }
+        write::finish(&file, path, meta, self.writer.umask())?;
+        self.streamed_bytes += written;
+        Ok(written)
     }
 
     pub fn add_symlink(
@@ -203,12 +247,33 @@ impl Staging {
     /// created (missing ones are created now), and an earlier file or symlink at `rel` itself is
     /// removed, as `tar -x` does. Returns the path on disk.
     fn prepare(&mut self, rel: &Path, entry: &str, is_dir: bool) -> Result<PathBuf, BundleError> {
-        let mut parent = PathBuf::new();
-        let mut parts = rel.components().peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                break;
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        if dir != self.checked_dir {
+            self.check_parents(dir, entry)?;
+            dir.clone_into(&mut self.checked_dir);
+        }
+        let path = self.root.join(rel);
+        match self.tree.get(rel) {
+            None => {}
+            Some(Node::Dir) if !is_dir => {
+                return Err(BundleError::ReplacesDirectory {
+                    entry: entry.to_owned(),
+                });
             }
+            Some(_) => {
+                self.writer.drain()?;
+                fs::remove_file(&path).map_err(BundleError::io("replace", &path))?;
+                self.tree.remove(rel);
+            }
+        }
+        Ok(path)
+    }
+
+    /// Makes sure `dir` and each of its parents is a directory of the tree, creating missing
+    /// ones. Directories are never removed or replaced, so a checked chain stays good.
+    fn check_parents(&mut self, dir: &Path, entry: &str) -> Result<(), BundleError> {
+        let mut parent = PathBuf::new();
+        for part in dir.components() {
             parent.push(part);
             match self.tree.get(&parent) {
                 Some(Node::Dir) => {}
@@ -229,21 +294,7 @@ impl Staging {
                 }
             }
         }
-        let path = self.root.join(rel);
-        match self.tree.get(rel) {
-            None => {}
-            Some(Node::Dir) if !is_dir => {
-                return Err(BundleError::ReplacesDirectory {
-                    entry: entry.to_owned(),
-                });
-            }
-            Some(_) => {
-                self.writer.drain()?;
-                fs::remove_file(&path).map_err(BundleError::io("replace", &path))?;
-                self.tree.remove(rel);
-            }
-        }
-        Ok(path)
+        Ok(())
     }
 
     fn too_large(&self, entry: &str) -> BundleError {
@@ -286,7 +337,7 @@ impl Staging {
             root_meta,
             stripped_prefix: top.map(|t| t.to_string_lossy().into_owned()),
             files: self.files,
-            bytes: self.writer.bytes(),
+            bytes: self.writer.bytes() + self.streamed_bytes,
         })
     }
 

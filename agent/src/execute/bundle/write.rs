@@ -1,10 +1,10 @@
 //! Writing regular files: create them without following links, fill them, set mode and time.
-//! Small files go to a couple of worker threads while the archive is read sequentially.
+//! Small files go to a worker thread while the archive is read sequentially.
 
 use std::fs::{File, FileTimes, OpenOptions, Permissions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -47,14 +47,16 @@ pub(super) struct Writer {
     bytes: u64,
 }
 
-/// Jobs queued ahead of the workers; with `Bytes` jobs of at most `SMALL_FILE` bytes this
-/// bounds the memory held in the queue.
+/// Jobs queued ahead of the workers. With `Bytes` jobs of at most [`SMALL_FILE`] bytes, the
+/// queue holds at most 16 MiB.
 const QUEUE: usize = 64;
 
-/// Largest file read into memory and handed to a worker; larger ones stream on the caller.
-pub(super) const SMALL_FILE: u64 = 1 << 20;
+/// Largest file read into memory and handed to a worker; larger ones are streamed by the caller.
+pub(super) const SMALL_FILE: u64 = 256 << 10;
 
 impl Writer {
+    /// Starts `workers` writer threads; with none (or if none can be started) files are
+    /// written on the calling thread.
     pub fn new(workers: usize) -> Self {
         let umask = current_umask();
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(QUEUE);
@@ -62,27 +64,30 @@ impl Writer {
         let job_rx = Arc::new(Mutex::new(job_rx));
         let abort = Arc::new(AtomicBool::new(false));
         let workers = (0..workers)
-            .map(|_| {
+            .filter_map(|_| {
                 let job_rx = Arc::clone(&job_rx);
                 let done_tx = done_tx.clone();
                 let abort = Arc::clone(&abort);
-                std::thread::spawn(move || {
-                    loop {
-                        let job = match job_rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        let result = if abort.load(Ordering::Relaxed) {
-                            Ok(0)
-                        } else {
-                            write_file(job, umask)
-                        };
-                        if done_tx.send(result).is_err() {
-                            return;
+                let spawned = std::thread::Builder::new()
+                    .name("bundle-writer".into())
+                    .spawn(move || {
+                        loop {
+                            let job = match job_rx.lock() {
+                                Ok(rx) => rx.recv(),
+                                Err(_) => return,
+                            };
+                            let Ok(job) = job else { return };
+                            let result = if abort.load(Ordering::Relaxed) {
+                                Ok(0)
+                            } else {
+                                write_file(job, umask)
+                            };
+                            if done_tx.send(result).is_err() {
+                                return;
+                            }
                         }
-                    }
-                })
+                    });
+                spawned.ok()
             })
             .collect::<Vec<_>>();
         let job_tx = (!workers.is_empty()).then_some(job_tx);
@@ -114,27 +119,6 @@ impl Writer {
             self.bytes += result?;
         }
         Ok(())
-    }
-
-    /// Writes a large file from a stream on this thread, taking at most `allowance + 1` bytes so
-    /// the caller can tell that an entry is larger than the budget left.
-    pub fn write_stream(
-        &mut self,
-        path: PathBuf,
-        meta: Meta,
-        reader: &mut dyn Read,
-        allowance: u64,
-    ) -> Result<u64, BundleError> {
-        let file = create(&path, meta.mode)?;
-        let mut out = BufWriter::with_capacity(256 << 10, file);
-        let written = io::copy(&mut reader.take(allowance.saturating_add(1)), &mut out)
-            .map_err(BundleError::io("write", &path))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| BundleError::io("write", &path)(e.into_error()))?;
-        finish(&file, &path, meta, self.umask)?;
-        self.bytes += written;
-        Ok(written)
     }
 
     /// Waits for every queued file to be written.
@@ -195,7 +179,7 @@ fn write_file(job: Job, umask: u32) -> Result<u64, BundleError> {
 }
 
 /// Creates a new file; fails rather than follow or replace anything already at `path`.
-fn create(path: &PathBuf, mode: u32) -> Result<File, BundleError> {
+pub(super) fn create(path: &Path, mode: u32) -> Result<File, BundleError> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -206,7 +190,7 @@ fn create(path: &PathBuf, mode: u32) -> Result<File, BundleError> {
 }
 
 /// Sets the exact mode (the umask, and writing, may have cleared bits) and the mtime.
-fn finish(file: &File, path: &PathBuf, meta: Meta, umask: u32) -> Result<(), BundleError> {
+pub(super) fn finish(file: &File, path: &Path, meta: Meta, umask: u32) -> Result<(), BundleError> {
     if meta.mode & 0o7000 != 0 || meta.mode & umask != 0 {
         file.set_permissions(Permissions::from_mode(meta.mode & 0o7777))
             .map_err(BundleError::io("set the mode of", path))?;
