@@ -1,1 +1,0 @@
-//! bundle (to be written)

@@ -1,0 +1,216 @@
+//! Writing regular files: create them without following links, fill them, set mode and time.
+//! Small files go to a worker thread while the archive is read sequentially.
+
+use std::fs::{File, FileTimes, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use super::error::BundleError;
+
+/// Mode and modification time of an entry, as the bundle declares them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Meta {
+    /// Permission bits, including setuid, setgid and sticky.
+    pub mode: u32,
+    pub mtime: Option<SystemTime>,
+}
+
+/// Where a regular file's bytes come from.
+pub(super) enum Data {
+    /// Already read from the archive.
+    Bytes(Vec<u8>),
+    /// A file of a directory bundle, at most `len` bytes of it.
+    Copy { src: PathBuf, len: u64 },
+}
+
+/// One file to write.
+pub(super) struct Job {
+    pub path: PathBuf,
+    pub meta: Meta,
+    pub data: Data,
+}
+
+/// Writes files, on worker threads when it has any, and reports the first failure.
+pub(super) struct Writer {
+    job_tx: Option<SyncSender<Job>>,
+    done_rx: Receiver<Result<u64, BundleError>>,
+    workers: Vec<JoinHandle<()>>,
+    abort: Arc<AtomicBool>,
+    in_flight: usize,
+    umask: u32,
+    bytes: u64,
+}
+
+/// Jobs queued ahead of the workers. With `Bytes` jobs of at most [`SMALL_FILE`] bytes, the
+/// queue holds at most 16 MiB.
+const QUEUE: usize = 64;
+
+/// Largest file read into memory and handed to a worker; larger ones are streamed by the caller.
+pub(super) const SMALL_FILE: u64 = 256 << 10;
+
+impl Writer {
+    /// Starts `workers` writer threads; with none (or if none can be started) files are
+    /// written on the calling thread.
+    pub fn new(workers: usize) -> Self {
+        let umask = current_umask();
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(QUEUE);
+        let (done_tx, done_rx) = mpsc::channel();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let abort = Arc::new(AtomicBool::new(false));
+        let workers = (0..workers)
+            .filter_map(|_| {
+                let job_rx = Arc::clone(&job_rx);
+                let done_tx = done_tx.clone();
+                let abort = Arc::clone(&abort);
+                let spawned = std::thread::Builder::new()
+                    .name("bundle-writer".into())
+                    .spawn(move || {
+                        loop {
+                            let job = match job_rx.lock() {
+                                Ok(rx) => rx.recv(),
+                                Err(_) => return,
+                            };
+                            let Ok(job) = job else { return };
+                            let result = if abort.load(Ordering::Relaxed) {
+                                Ok(0)
+                            } else {
+                                write_file(job, umask)
+                            };
+                            if done_tx.send(result).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                spawned.ok()
+            })
+            .collect::<Vec<_>>();
+        let job_tx = (!workers.is_empty()).then_some(job_tx);
+        Self {
+            job_tx,
+            done_rx,
+            workers,
+            abort,
+            in_flight: 0,
+            umask,
+            bytes: 0,
+        }
+    }
+
+    /// Writes the file now or queues it; a failure may surface on a later call.
+    pub fn submit(&mut self, job: Job) -> Result<(), BundleError> {
+        let Some(job_tx) = &self.job_tx else {
+            self.bytes += write_file(job, self.umask)?;
+            return Ok(());
+        };
+        if job_tx.send(job).is_err() {
+            // Every worker has gone, which only a panic does.
+            self.drain()?;
+            return Err(stopped());
+        }
+        self.in_flight += 1;
+        while let Ok(result) = self.done_rx.try_recv() {
+            self.in_flight -= 1;
+            self.bytes += result?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every queued file to be written.
+    pub fn drain(&mut self) -> Result<(), BundleError> {
+        while self.in_flight > 0 {
+            let Ok(result) = self.done_rx.recv() else {
+                return Err(stopped());
+            };
+            self.in_flight -= 1;
+            self.bytes += result?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far by finished jobs.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn umask(&self) -> u32 {
+        self.umask
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.abort.store(true, Ordering::Relaxed);
+        self.job_tx = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn stopped() -> BundleError {
+    BundleError::Io {
+        op: "write files to",
+        path: PathBuf::from("the staging directory"),
+        source: io::Error::other("the file writer thread stopped"),
+    }
+}
+
+fn write_file(job: Job, umask: u32) -> Result<u64, BundleError> {
+    let Job { path, meta, data } = job;
+    let mut file = create(&path, meta.mode)?;
+    let written = match data {
+        Data::Bytes(bytes) => file.write_all(&bytes).map(|()| bytes.len() as u64),
+        Data::Copy { src, len } => OpenOptions::new()
+            .read(true)
+            // Non-blocking, so a file swapped for a fifo meanwhile cannot hang the copy.
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(&src)
+            .and_then(|src| io::copy(&mut src.take(len), &mut file)),
+    }
+    .map_err(BundleError::io("write", &path))?;
+    finish(&file, &path, meta, umask)?;
+    Ok(written)
+}
+
+/// Creates a new file; fails rather than follow or replace anything already at `path`.
+pub(super) fn create(path: &Path, mode: u32) -> Result<File, BundleError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(BundleError::io("create", path))
+}
+
+/// Sets the exact mode (the umask, and writing, may have cleared bits) and the mtime.
+pub(super) fn finish(file: &File, path: &Path, meta: Meta, umask: u32) -> Result<(), BundleError> {
+    if meta.mode & 0o7000 != 0 || meta.mode & umask != 0 {
+        file.set_permissions(Permissions::from_mode(meta.mode & 0o7777))
+            .map_err(BundleError::io("set the mode of", path))?;
+    }
+    if let Some(mtime) = meta.mtime {
+        file.set_times(FileTimes::new().set_modified(mtime))
+            .map_err(BundleError::io("set the mtime of", path))?;
+    }
+    Ok(())
+}
+
+/// The process umask, read without changing it (other threads may be creating files).
+/// Unknown reads as "every bit masked", which only costs an extra chmod per file.
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
+}
