@@ -21,11 +21,17 @@ fn the_corpus_gets_the_reference_outcomes_through_the_command() {
             _ => matches!(code, Some(0) | Some(2)),
         };
         if !ok {
-            wrong.push(format!("{file}: expected {outcome}, exit {code:?}: {}", stderr(&out)));
+            wrong.push(format!(
+                "{file}: expected {outcome}, exit {code:?}: {}",
+                stderr(&out)
+            ));
         }
         if code == Some(2) {
             let err = stderr(&out);
-            assert!(err.starts_with(&format!("error: {}: ", path.display())), "names the file: {err}");
+            assert!(
+                err.starts_with(&format!("error: {}: ", path.display())),
+                "names the file: {err}"
+            );
         }
     }
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
@@ -34,20 +40,38 @@ fn the_corpus_gets_the_reference_outcomes_through_the_command() {
 #[test]
 fn warnings_go_to_stderr_and_the_verdict_to_stdout() {
     let dir = shoal_tests::fixture("appspec");
-    let out = shoal(&["appspec", "check", dir.join("mode-unquoted-leading-zero.yml").to_str().expect("utf-8")]);
+    let out = shoal(&[
+        "appspec",
+        "check",
+        dir.join("mode-unquoted-leading-zero.yml")
+            .to_str()
+            .expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "ok\n");
     assert!(stderr(&out).contains("warning: "), "{}", stderr(&out));
-    assert!(stderr(&out).contains("line 9: permissions[0].mode"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 9: permissions[0].mode"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn a_missing_file_and_bad_usage_exit_2() {
     let out = shoal(&["appspec", "check", "/nonexistent/appspec.yml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read /nonexistent/appspec.yml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read /nonexistent/appspec.yml"),
+        "{}",
+        stderr(&out)
+    );
     let out = shoal(&["deploy"]);
-    assert_eq!(out.status.code(), Some(2), "missing --bundle is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing --bundle is a usage error"
+    );
     let out = shoal(&["deploy", "--bundle", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -34,7 +34,9 @@ fn traced_bundle(dir: &Path, revision: &str, trace: &Path, dest: &Path) -> Bundl
                 trace.display()
             ),
         );
-        hooks.push_str(&format!("  {event}:\n    - location: scripts/{event}.sh\n      timeout: 30\n"));
+        hooks.push_str(&format!(
+            "  {event}:\n    - location: scripts/{event}.sh\n      timeout: 30\n"
+        ));
     }
     bundle.file("app/common.txt", &format!("common {revision}\n"));
     bundle.file(&format!("app/only-{revision}.txt"), revision);
@@ -57,7 +59,11 @@ fn trace_lines(trace: &Path) -> Vec<Vec<String>> {
 #[test]
 fn events_run_in_order_with_their_environment_and_the_previous_revision_stops_first() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (root, dest, trace) = (tmp.path().join("root"), tmp.path().join("srv/app"), tmp.path().join("trace"));
+    let (root, dest, trace) = (
+        tmp.path().join("root"),
+        tmp.path().join("srv/app"),
+        tmp.path().join("trace"),
+    );
     let v1 = traced_bundle(&tmp.path().join("v1"), "v1", &trace, &dest);
     let out = deploy(&v1.dir, &root, "web", "v1", &["--application", "shop"]);
     assert_exit(&out, 0);
@@ -67,7 +73,14 @@ fn events_run_in_order_with_their_environment_and_the_previous_revision_stops_fi
     let events: Vec<&str> = first.iter().map(|l| l[1].as_str()).collect();
     assert_eq!(
         events,
-        ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService", "BeforeAllowTraffic", "AfterAllowTraffic"],
+        [
+            "BeforeInstall",
+            "AfterInstall",
+            "ApplicationStart",
+            "ValidateService",
+            "BeforeAllowTraffic",
+            "AfterAllowTraffic"
+        ],
         "a first deployment has no previous revision to stop or block"
     );
     for line in &first {
@@ -75,15 +88,24 @@ fn events_run_in_order_with_their_environment_and_the_previous_revision_stops_fi
         assert!(line[2].starts_with("d-"), "DEPLOYMENT_ID {}", line[2]);
         assert_eq!(&line[3..8], ["shop", "web", "web", "v1", "prev="]);
     }
-    assert_eq!(fs::read_to_string(dest.join("common.txt")).expect("installed"), "common v1\n");
-    assert_eq!(fs::read_to_string(dest.join("sub/deep.txt")).expect("installed"), "deep");
+    assert_eq!(
+        fs::read_to_string(dest.join("common.txt")).expect("installed"),
+        "common v1\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("sub/deep.txt")).expect("installed"),
+        "deep"
+    );
 
     fs::remove_file(&trace).expect("reset trace");
     let v2 = traced_bundle(&tmp.path().join("v2"), "v2", &trace, &dest);
     let out = deploy(&v2.dir, &root, "web", "v2", &["--application", "shop"]);
     assert_exit(&out, 0);
     let second = trace_lines(&trace);
-    let seen: Vec<(&str, &str)> = second.iter().map(|l| (l[0].as_str(), l[1].as_str())).collect();
+    let seen: Vec<(&str, &str)> = second
+        .iter()
+        .map(|l| (l[0].as_str(), l[1].as_str()))
+        .collect();
     assert_eq!(
         seen,
         [
@@ -100,19 +122,50 @@ fn events_run_in_order_with_their_environment_and_the_previous_revision_stops_fi
         "the previous revision's scripts stop and block; the new one's do the rest"
     );
     let ids: std::collections::HashSet<&str> = second.iter().map(|l| l[2].as_str()).collect();
-    assert_eq!(ids.len(), 1, "one DEPLOYMENT_ID for the whole second deployment, also in v1's scripts");
-    assert!(second.iter().all(|l| l[7] == "prev=v1"), "SHOAL_PREVIOUS_REVISION is v1: {second:?}");
-    assert!(!dest.join("only-v1.txt").exists(), "the previous revision's files are cleaned up");
-    assert_eq!(fs::read_to_string(dest.join("only-v2.txt")).expect("installed"), "v2");
-    assert_eq!(fs::read_to_string(dest.join("common.txt")).expect("installed"), "common v2\n");
+    assert_eq!(
+        ids.len(),
+        1,
+        "one DEPLOYMENT_ID for the whole second deployment, also in v1's scripts"
+    );
+    assert!(
+        second.iter().all(|l| l[7] == "prev=v1"),
+        "SHOAL_PREVIOUS_REVISION is v1: {second:?}"
+    );
+    assert!(
+        !dest.join("only-v1.txt").exists(),
+        "the previous revision's files are cleaned up"
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("only-v2.txt")).expect("installed"),
+        "v2"
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("common.txt")).expect("installed"),
+        "common v2\n"
+    );
 
     let instructions = root.join("deployment-instructions");
-    let last = fs::read_to_string(instructions.join("web_last_successful_install")).expect("pointer");
-    assert!(Path::new(last.trim()).join("deployment-archive/appspec.yml").is_file(), "{last}");
+    let last =
+        fs::read_to_string(instructions.join("web_last_successful_install")).expect("pointer");
+    assert!(
+        Path::new(last.trim())
+            .join("deployment-archive/appspec.yml")
+            .is_file(),
+        "{last}"
+    );
     let cleanup = fs::read_to_string(instructions.join("web-cleanup")).expect("cleanup file");
-    assert!(cleanup.lines().any(|l| l == dest.join("only-v2.txt").to_str().expect("utf-8")), "{cleanup}");
-    let log = fs::read_to_string(Path::new(last.trim()).join("logs/scripts.log")).expect("scripts.log");
-    assert!(log.contains("[ApplicationStop]") && log.contains("ApplicationStop says hi"), "{log}");
+    assert!(
+        cleanup
+            .lines()
+            .any(|l| l == dest.join("only-v2.txt").to_str().expect("utf-8")),
+        "{cleanup}"
+    );
+    let log =
+        fs::read_to_string(Path::new(last.trim()).join("logs/scripts.log")).expect("scripts.log");
+    assert!(
+        log.contains("[ApplicationStop]") && log.contains("ApplicationStop says hi"),
+        "{log}"
+    );
     assert!(log.contains("[stdout]"), "{log}");
 }
 
@@ -121,17 +174,37 @@ fn a_failing_hook_fails_the_deployment_and_skips_the_rest() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let bundle = Bundle::new(tmp.path().join("b"));
     bundle.script("fail.sh", "echo about to fail >&2\nexit 3");
-    bundle.script("start.sh", &format!("touch {}", tmp.path().join("started").display()));
+    bundle.script(
+        "start.sh",
+        &format!("touch {}", tmp.path().join("started").display()),
+    );
     bundle.appspec(
         "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: fail.sh\n  ApplicationStart:\n    - location: start.sh\n",
     );
     let out = deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]);
     assert_exit(&out, 1);
     let table = stdout(&out);
-    assert!(table.lines().any(|l| l.starts_with("AfterInstall") && l.ends_with("failed")), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("ApplicationStart") && l.ends_with("skipped")), "{table}");
-    assert!(stderr(&out).contains("script at fail.sh failed with exit code 3"), "{}", stderr(&out));
-    assert!(!tmp.path().join("started").exists(), "ApplicationStart must not run");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("AfterInstall") && l.ends_with("failed")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ApplicationStart") && l.ends_with("skipped")),
+        "{table}"
+    );
+    assert!(
+        stderr(&out).contains("script at fail.sh failed with exit code 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !tmp.path().join("started").exists(),
+        "ApplicationStart must not run"
+    );
 }
 
 #[test]
@@ -140,9 +213,19 @@ fn a_script_past_its_timeout_fails_the_deployment() {
     let bundle = Bundle::new(tmp.path().join("b"));
     bundle.script("slow.sh", "sleep 60");
     bundle.appspec("version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: slow.sh\n      timeout: 1\n");
-    let out = deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &["--kill-grace", "1"]);
+    let out = deploy(
+        &bundle.dir,
+        &tmp.path().join("root"),
+        "g",
+        "r1",
+        &["--kill-grace", "1"],
+    );
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("did not finish within its timeout of 1 s"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within its timeout of 1 s"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -160,21 +243,33 @@ fn a_bad_appspec_is_a_usage_error_and_the_running_revision_is_not_stopped() {
     let out = deploy(&bad.dir, &root, "g", "r2", &[]);
     assert_exit(&out, 2);
     let err = stderr(&out);
-    assert!(err.contains("appspec.yml: line 5: permissions[0].mode: `12a` contains `a`"), "{err}");
-    assert!(!stopped.exists(), "ApplicationStop of the running revision must not run for a bad bundle");
+    assert!(
+        err.contains("appspec.yml: line 5: permissions[0].mode: `12a` contains `a`"),
+        "{err}"
+    );
+    assert!(
+        !stopped.exists(),
+        "ApplicationStop of the running revision must not run for a bad bundle"
+    );
 
     let unknown = Bundle::new(tmp.path().join("unknown"));
     unknown.script("x.sh", "true");
     unknown.appspec("version: 0.0\nos: linux\nhooks:\n  AfterInstal:\n    - location: x.sh\n");
     let out = deploy(&unknown.dir, &root, "g", "r3", &[]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("AfterInstal are not lifecycle events"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("AfterInstal are not lifecycle events"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn one_file_bundle(dir: &Path, dest: &Path, content: &str, behavior: Option<&str>) -> Bundle {
     let bundle = Bundle::new(dir);
     bundle.file("payload/config.txt", content);
-    let behavior = behavior.map(|b| format!("file_exists_behavior: {b}\n")).unwrap_or_default();
+    let behavior = behavior
+        .map(|b| format!("file_exists_behavior: {b}\n"))
+        .unwrap_or_default();
     bundle.appspec(&format!(
         "version: 0.0\nos: linux\n{behavior}files:\n  - source: payload/config.txt\n    destination: {}\n",
         dest.display()
@@ -193,28 +288,67 @@ fn file_exists_behavior_disallow_overwrite_retain() {
     let disallow = one_file_bundle(&tmp.path().join("d"), &dest, "from bundle", None);
     let out = deploy(&disallow.dir, &tmp.path().join("root-d"), "g", "r1", &[]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("already exists at this location"), "{}", stderr(&out));
-    assert_eq!(fs::read_to_string(&existing).expect("read"), "hand-made", "DISALLOW leaves the file alone");
+    assert!(
+        stderr(&out).contains("already exists at this location"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(&existing).expect("read"),
+        "hand-made",
+        "DISALLOW leaves the file alone"
+    );
 
     let retain = one_file_bundle(&tmp.path().join("r"), &dest, "from bundle", Some("RETAIN"));
     let root = tmp.path().join("root-r");
     assert_exit(&deploy(&retain.dir, &root, "g", "r1", &[]), 0);
-    assert_eq!(fs::read_to_string(&existing).expect("read"), "hand-made", "RETAIN keeps the host's file");
-    let cleanup = fs::read_to_string(root.join("deployment-instructions/g-cleanup")).expect("cleanup");
-    assert!(!cleanup.contains("config.txt"), "a retained file is not the deployment's to clean: {cleanup}");
+    assert_eq!(
+        fs::read_to_string(&existing).expect("read"),
+        "hand-made",
+        "RETAIN keeps the host's file"
+    );
+    let cleanup =
+        fs::read_to_string(root.join("deployment-instructions/g-cleanup")).expect("cleanup");
+    assert!(
+        !cleanup.contains("config.txt"),
+        "a retained file is not the deployment's to clean: {cleanup}"
+    );
 
     let cli_overwrite = one_file_bundle(&tmp.path().join("o"), &dest, "from bundle", None);
     let root = tmp.path().join("root-o");
-    assert_exit(&deploy(&cli_overwrite.dir, &root, "g", "r1", &["--file-exists-behavior", "OVERWRITE"]), 0);
+    assert_exit(
+        &deploy(
+            &cli_overwrite.dir,
+            &root,
+            "g",
+            "r1",
+            &["--file-exists-behavior", "OVERWRITE"],
+        ),
+        0,
+    );
     assert_eq!(fs::read_to_string(&existing).expect("read"), "from bundle");
-    let cleanup = fs::read_to_string(root.join("deployment-instructions/g-cleanup")).expect("cleanup");
-    assert!(cleanup.lines().any(|l| l.ends_with("config.txt")), "an overwritten file is recorded: {cleanup}");
+    let cleanup =
+        fs::read_to_string(root.join("deployment-instructions/g-cleanup")).expect("cleanup");
+    assert!(
+        cleanup.lines().any(|l| l.ends_with("config.txt")),
+        "an overwritten file is recorded: {cleanup}"
+    );
 
     fs::write(&existing, "hand-made again").expect("write");
     let appspec_wins = one_file_bundle(&tmp.path().join("w"), &dest, "bundle 2", Some("RETAIN"));
-    let out = deploy(&appspec_wins.dir, &tmp.path().join("root-w"), "g", "r1", &["--file-exists-behavior", "DISALLOW"]);
+    let out = deploy(
+        &appspec_wins.dir,
+        &tmp.path().join("root-w"),
+        "g",
+        "r1",
+        &["--file-exists-behavior", "DISALLOW"],
+    );
     assert_exit(&out, 0);
-    assert_eq!(fs::read_to_string(&existing).expect("read"), "hand-made again", "the AppSpec's value beats the flag");
+    assert_eq!(
+        fs::read_to_string(&existing).expect("read"),
+        "hand-made again",
+        "the AppSpec's value beats the flag"
+    );
 }
 
 #[test]
@@ -222,11 +356,16 @@ fn permissions_symlinks_and_whole_bundle_sources() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dest = tmp.path().join("srv");
     let bundle = Bundle::new(tmp.path().join("b"));
-    bundle.file("conf/a.conf", "a").file("conf/b.conf", "b").file("conf/keep.conf", "k");
-    bundle.file("conf/nested/c.conf", "c").file("conf/readme.txt", "r");
+    bundle
+        .file("conf/a.conf", "a")
+        .file("conf/b.conf", "b")
+        .file("conf/keep.conf", "k");
+    bundle
+        .file("conf/nested/c.conf", "c")
+        .file("conf/readme.txt", "r");
     std::os::unix::fs::symlink("a.conf", bundle.dir.join("conf/current.conf")).expect("symlink");
     let acl = if have("setfacl") && have("getfacl") {
-        "    acls: [u:root:rw]\n"
+        "    acls: [u:root:r]\n"
     } else {
         eprintln!("setfacl/getfacl not installed: skipping the ACL part of this test");
         ""
@@ -239,17 +378,45 @@ fn permissions_symlinks_and_whole_bundle_sources() {
     ));
     let out = deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]);
     assert_exit(&out, 0);
-    let mode = |p: &str| fs::symlink_metadata(dest.join(p)).expect("installed").permissions().mode() & 0o7777;
+    let mode = |p: &str| {
+        fs::symlink_metadata(dest.join(p))
+            .expect("installed")
+            .permissions()
+            .mode()
+            & 0o7777
+    };
     assert_eq!(mode("a.conf"), 0o640);
     assert_eq!(mode("b.conf"), 0o640);
     assert_eq!(mode("keep.conf"), 0o644, "except leaves keep.conf alone");
-    assert_eq!(mode("nested/c.conf"), 0o644, "a pattern other than ** matches immediate children only");
-    assert_eq!(mode("nested"), 0o2750, "directories below the object get the directory mode");
-    assert_ne!(fs::metadata(&dest).expect("dest").permissions().mode() & 0o7777, 0o2750, "never the object itself");
-    assert_eq!(fs::read_link(dest.join("current.conf")).expect("a symlink"), Path::new("a.conf"));
+    assert_eq!(
+        mode("nested/c.conf"),
+        0o644,
+        "a pattern other than ** matches immediate children only"
+    );
+    assert_eq!(
+        mode("nested"),
+        0o2750,
+        "directories below the object get the directory mode"
+    );
+    assert_ne!(
+        fs::metadata(&dest).expect("dest").permissions().mode() & 0o7777,
+        0o2750,
+        "never the object itself"
+    );
+    assert_eq!(
+        fs::read_link(dest.join("current.conf")).expect("a symlink"),
+        Path::new("a.conf")
+    );
     if !acl.is_empty() {
-        let out = std::process::Command::new("getfacl").arg(dest.join("a.conf")).output().expect("getfacl");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("user:root:rw-"), "{}", String::from_utf8_lossy(&out.stdout));
+        let out = std::process::Command::new("getfacl")
+            .arg(dest.join("a.conf"))
+            .output()
+            .expect("getfacl");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("user:root:r--"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -267,11 +434,21 @@ fn owner_and_group_are_set_when_running_as_root() {
         "version: 0.0\nos: linux\nfiles:\n  - source: f.txt\n    destination: {d}\npermissions:\n  - object: {d}/f.txt\n    owner: nobody\n    group: daemon\n",
         d = dest.display()
     ));
-    assert_exit(&deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]), 0);
+    assert_exit(
+        &deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]),
+        0,
+    );
     let meta = fs::metadata(dest.join("f.txt")).expect("installed");
-    let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("nobody exists");
-    let daemon = nix::unistd::Group::from_name("daemon").expect("lookup").expect("daemon exists");
-    assert_eq!((meta.uid(), meta.gid()), (nobody.uid.as_raw(), daemon.gid.as_raw()));
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("lookup")
+        .expect("nobody exists");
+    let daemon = nix::unistd::Group::from_name("daemon")
+        .expect("lookup")
+        .expect("daemon exists");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (nobody.uid.as_raw(), daemon.gid.as_raw())
+    );
 
     let unknown = Bundle::new(tmp.path().join("u"));
     unknown.file("g.txt", "x");
@@ -281,7 +458,11 @@ fn owner_and_group_are_set_when_running_as_root() {
     ));
     let out = deploy(&unknown.dir, &tmp.path().join("root2"), "g", "r1", &[]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("owner `no-such-user-here` does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("owner `no-such-user-here` does not exist"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -291,7 +472,10 @@ fn archives_with_a_single_top_directory_deploy_like_directories() {
     let src = tmp.path().join("src");
     let bundle = Bundle::new(src.join("myapp-1.0"));
     bundle.file("web/index.html", "<h1>hi</h1>");
-    bundle.script("hooks/check.sh", "test -f \"$(dirname \"$0\")/../web/index.html\"");
+    bundle.script(
+        "hooks/check.sh",
+        "test -f \"$(dirname \"$0\")/../web/index.html\"",
+    );
     bundle.appspec(&format!(
         "version: 0.0\nos: linux\nfiles:\n  - source: web\n    destination: {}\nhooks:\n  ValidateService:\n    - location: hooks/check.sh\n",
         dest.display()
@@ -308,7 +492,10 @@ fn archives_with_a_single_top_directory_deploy_like_directories() {
     assert!(status.success());
     let out = deploy(&tgz, &tmp.path().join("root"), "g", "r1", &[]);
     assert_exit(&out, 0);
-    assert_eq!(fs::read_to_string(dest.join("index.html")).expect("installed"), "<h1>hi</h1>");
+    assert_eq!(
+        fs::read_to_string(dest.join("index.html")).expect("installed"),
+        "<h1>hi</h1>"
+    );
     if have("zip") {
         let zip = tmp.path().join("myapp.zip");
         let status = std::process::Command::new("zip")
