@@ -3,10 +3,13 @@
 //! running binary is never truncated), and the work is spread over a few threads.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind};
-use std::os::unix::fs::{OpenOptionsExt, symlink};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+use nix::errno::Errno;
+use nix::fcntl::copy_file_range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::InstallError;
@@ -64,19 +67,64 @@ fn copy_one(source: &Path, destination: &Path) -> Result<u64, InstallError> {
             why: "only regular files, directories and symlinks can be installed".to_owned(),
         });
     }
-    let mut from = File::open(source).map_err(|e| InstallError::io("read", source, e))?;
-    let mut copied = 0;
+    let from = File::open(source).map_err(|e| InstallError::io("read", source, e))?;
+    let mode = meta.mode() & 0o7777;
     replace_with(destination, |path| {
-        let mut to = OpenOptions::new()
+        let to = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(path)?;
-        copied = io::copy(&mut from, &mut to)?;
-        to.set_permissions(meta.permissions())?;
+        copy_range(&from, &to, meta.len())?;
+        if mode & (umask() | 0o7000) != 0 {
+            to.set_permissions(meta.permissions())?;
+        }
         to.set_modified(meta.modified()?)
     })?;
-    Ok(copied)
+    Ok(meta.len())
+}
+
+/// Copies `len` bytes in the kernel, without the extra calls a generic copy makes to find the end.
+fn copy_range(from: &File, to: &File, len: u64) -> io::Result<()> {
+    let mut left = len;
+    let (mut off_in, mut off_out) = (0i64, 0i64);
+    while left > 0 {
+        let chunk = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+        match copy_file_range(from, Some(&mut off_in), to, Some(&mut off_out), chunk) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the file shrank while it was copied",
+                ));
+            }
+            Ok(n) => left -= n as u64,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EXDEV | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EINVAL) => {
+                let (mut from, mut to) = (from.try_clone()?, to.try_clone()?);
+                from.seek(SeekFrom::Start(u64::try_from(off_in).unwrap_or(0)))?;
+                to.seek(SeekFrom::Start(u64::try_from(off_out).unwrap_or(0)))?;
+                io::copy(&mut from.take(left), &mut to)?;
+                return Ok(());
+            }
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The process umask, read once from `/proc/self/status` (reading it with `umask(2)` would
+/// change it for a moment under other threads). Unknown means "assume everything is masked".
+fn umask() -> u32 {
+    static UMASK: OnceLock<u32> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+            })
+            .unwrap_or(0o777)
+    })
 }
 
 /// Creates `destination` with `create`; when something is already there, creates a sibling
@@ -105,4 +153,64 @@ fn staging_path(destination: &Path) -> PathBuf {
     name.push(destination.file_name().unwrap_or_default());
     name.push(".shoal-new");
     destination.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn copies_keep_content_mode_and_mtime_and_replace_by_rename() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        let dst = tmp.path().join("dst");
+        fs::create_dir_all(&src).expect("mkdir");
+        fs::create_dir_all(&dst).expect("mkdir");
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let mut pairs = Vec::new();
+        for (name, mode, size) in [
+            ("ro", 0o444, 10),
+            ("exec", 0o755, 70_000),
+            ("sgid", 0o2750, 0),
+            ("open", 0o666, 3),
+        ] {
+            let path = src.join(name);
+            fs::write(&path, vec![b'x'; size]).expect("write");
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(old))
+                .ok();
+            pairs.push((path, dst.join(name), mode, size));
+        }
+        fs::write(dst.join("exec"), "old binary").expect("write");
+        let old_inode = fs::metadata(dst.join("exec")).expect("meta").ino();
+        let copies: Vec<(&Path, &Path)> = pairs
+            .iter()
+            .map(|(s, d, ..)| (s.as_path(), d.as_path()))
+            .collect();
+        let bytes = copy_all(&copies).expect("copy");
+        assert_eq!(bytes, 70_013);
+        for (_, destination, mode, size) in &pairs {
+            let meta = fs::metadata(destination).expect("copied");
+            assert_eq!(
+                meta.permissions().mode() & 0o7777,
+                *mode,
+                "{}",
+                destination.display()
+            );
+            assert_eq!(meta.len(), *size as u64);
+            assert_eq!(meta.modified().expect("mtime"), old);
+        }
+        assert_ne!(
+            fs::metadata(dst.join("exec")).expect("meta").ino(),
+            old_inode,
+            "replaced, not rewritten in place"
+        );
+        assert!(!dst.join(".exec.shoal-new").exists());
+    }
 }
