@@ -533,3 +533,38 @@ fn hostile_archives_are_refused_with_the_entry_named() {
     assert!(stderr(&out).contains("escape.txt"), "{}", stderr(&out));
     assert!(!tmp.path().join("escape.txt").exists());
 }
+
+#[test]
+fn old_deployment_directories_are_pruned_but_the_last_good_one_is_kept() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    let good = Bundle::new(tmp.path().join("good"));
+    good.appspec("version: 0.0\nos: linux\n");
+    let bad = Bundle::new(tmp.path().join("bad"));
+    bad.script("fail.sh", "exit 1");
+    bad.appspec("version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: fail.sh\n");
+    assert_exit(
+        &deploy(&good.dir, &root, "g", "r1", &["--max-revisions", "2"]),
+        0,
+    );
+    let last_good =
+        fs::read_to_string(root.join("deployment-instructions/g_last_successful_install"))
+            .expect("pointer");
+    for revision in ["r2", "r3", "r4"] {
+        assert_exit(
+            &deploy(&bad.dir, &root, "g", revision, &["--max-revisions", "2"]),
+            1,
+        );
+    }
+    let mut left: Vec<_> = fs::read_dir(root.join("g"))
+        .expect("group dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.iter().any(|d| d == Path::new(last_good.trim())),
+        "the last good revision survives: {left:?}"
+    );
+}

@@ -36,6 +36,9 @@ pub(super) struct Args {
     /// Seconds between SIGTERM and SIGKILL for a script that ran past its timeout.
     #[arg(long, default_value_t = 10)]
     kill_grace: u64,
+    /// Deployment directories to keep per group, this one included (older ones are removed).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    max_revisions: u64,
     /// Largest unpacked bundle, in MiB.
     #[arg(long, default_value_t = 8192)]
     max_bundle_mib: u64,
@@ -75,6 +78,7 @@ pub(super) fn run(args: Args) -> u8 {
             ..Limits::default()
         },
         extra_env: Vec::new(),
+        max_revisions: usize::try_from(args.max_revisions).unwrap_or(usize::MAX),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,6 +5,7 @@
 //! never stops a running application.
 
 mod events;
+pub mod housekeeping;
 pub mod record;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ pub struct Request {
     pub limits: bundle::Limits,
     /// Extra environment for every script (e.g. `BUNDLE_COMMIT`).
     pub extra_env: Vec<(String, String)>,
+    /// How many deployment directories of the group to keep, this one included.
+    pub max_revisions: usize,
 }
 
 /// Why a deployment could not start or stopped short of running its events.
@@ -62,6 +65,9 @@ pub enum DeployError {
         /// What is wrong.
         error: String,
     },
+    /// Another deployment of the group is running.
+    #[error("{0}")]
+    Busy(String),
     /// The deployment directory or its record could not be written.
     #[error("cannot write the deployment state under {}", path.display())]
     State {
@@ -171,6 +177,8 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
         )));
     }
     let layout = &request.layout;
+    let group_dir = layout.root().join(&request.group);
+    let _lock = housekeeping::GroupLock::acquire(&group_dir).map_err(DeployError::Busy)?;
     let deployment_id = local_deployment_id(&request.group, &request.bundle);
     let dir = layout.deployment_dir(&request.group, &deployment_id);
     let state_error = |path: &Path| {
@@ -208,7 +216,18 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
         previous_dir,
         record,
     };
-    run.all().await?;
+    let result = run.all().await;
+    let last_good = Layout::read_pointer(&layout.last_successful_install(&request.group))
+        .ok()
+        .flatten();
+    let protect: Vec<&Path> = [Some(dir.as_path()), last_good.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Err(e) = housekeeping::prune(&group_dir, request.max_revisions, &protect) {
+        tracing::warn!(group = %request.group, error = %e, "could not remove old deployment directories");
+    }
+    result?;
     Ok(Outcome {
         dir,
         record: run.record,
