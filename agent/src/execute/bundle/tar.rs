@@ -75,7 +75,7 @@ fn add_entry<R: Read>(
         other => {
             return Err(BundleError::UnknownEntryType {
                 entry: name,
-                what: format!("{:?} (tar type flag {:?})", other, other.as_byte() as char),
+                what: format!("{:?} (a tar type flag)", other.as_byte() as char),
             });
         }
     }

@@ -93,7 +93,7 @@ fn kind<R: Read>(entry: &ZipFile<'_, R>, name: &str) -> Result<Kind, BundleError
         Some(S_IFREG | 0) | None => Ok(Kind::File),
         Some(other) => Err(BundleError::UnknownEntryType {
             entry: name.to_owned(),
-            what: format!("with unix file type {other:o}"),
+            what: format!("{other:#o} (a unix file type)"),
         }),
     }
 }
