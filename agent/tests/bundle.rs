@@ -771,6 +771,33 @@ fn a_bundle_over_the_entry_limit_is_refused() {
 }
 
 #[test]
+fn a_tar_cut_off_inside_a_file_is_a_corrupt_archive() {
+    let tmp = TempDir::new().unwrap();
+    let data = vec![5u8; 100_000];
+    let bundle = tar_of(
+        tmp.path(),
+        &[file("a"), ("big", EntryType::Regular, &data, None)],
+    );
+    let cut = File::options().write(true).open(&bundle).unwrap();
+    cut.set_len(3 * 512 + 50_000).unwrap();
+    for bundle in [bundle.clone(), gzip(&bundle)] {
+        let dest = tmp.path().join("out");
+        let err = unpack(&bundle, &dest).unwrap_err();
+        assert_eq!(err.kind(), "corrupt-archive", "{err}");
+        assert!(!dest.exists() && !partial(&dest).exists());
+    }
+}
+
+/// Compresses `path` with the real `gzip`, keeping the original.
+fn gzip(path: &Path) -> PathBuf {
+    let out = Command::new("gzip").arg("-c").arg(path).output().unwrap();
+    assert!(out.status.success());
+    let gz = path.with_extension("tar.gz");
+    fs::write(&gz, out.stdout).unwrap();
+    gz
+}
+
+#[test]
 fn a_refusal_leaves_a_destination_that_was_empty_untouched_or_absent() {
     let tmp = TempDir::new().unwrap();
     let bundle = tar_of(tmp.path(), &[file("ok"), file("../x")]);
