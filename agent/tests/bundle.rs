@@ -44,6 +44,16 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// Archives `member` of `dir` with the real `tar` (`flags` is `-cf` or `-czf`).
+fn tar_create(flags: &str, archive: &Path, dir: &Path, member: &str) {
+    run(Command::new("tar")
+        .arg(flags)
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .arg(member));
+}
+
 fn have(tool: &str) -> bool {
     Command::new(tool).arg("-v").output().is_ok()
 }
@@ -280,19 +290,9 @@ fn directory_tar_tgz_and_zip_bundles_unpack_to_the_same_tree() {
         .sum();
 
     let tar_path = tmp.path().join("app.tar");
-    run(Command::new("tar")
-        .arg("-cf")
-        .arg(&tar_path)
-        .arg("-C")
-        .arg(&src)
-        .arg("."));
+    tar_create("-cf", &tar_path, &src, ".");
     let tgz_path = tmp.path().join("app.tgz");
-    run(Command::new("tar")
-        .arg("-czf")
-        .arg(&tgz_path)
-        .arg("-C")
-        .arg(&src)
-        .arg("."));
+    tar_create("-czf", &tgz_path, &src, ".");
     let mut bundles = vec![
         (src.clone(), BundleKind::Directory),
         (tar_path, BundleKind::Tar),
@@ -341,12 +341,7 @@ fn a_single_top_directory_holding_the_appspec_is_stripped() {
     .unwrap();
     set_mtime(&src.join("acme-app-1a2b3c"), 1_650_000_000);
     let tgz = tmp.path().join("app.tgz");
-    run(Command::new("tar")
-        .arg("-czf")
-        .arg(&tgz)
-        .arg("-C")
-        .arg(&src)
-        .arg("acme-app-1a2b3c"));
+    tar_create("-czf", &tgz, &src, "acme-app-1a2b3c");
 
     let dest = tmp.path().join("deployment-archive");
     let unpacked = unpack(&tgz, &dest).unwrap();
@@ -364,12 +359,7 @@ fn a_single_top_directory_without_an_appspec_is_kept() {
     fs::create_dir_all(src.join("site/appspec.yml.d")).unwrap();
     fs::write(src.join("site/index.html"), "hi").unwrap();
     let tar_path = tmp.path().join("site.tar");
-    run(Command::new("tar")
-        .arg("-cf")
-        .arg(&tar_path)
-        .arg("-C")
-        .arg(&src)
-        .arg("site"));
+    tar_create("-cf", &tar_path, &src, "site");
 
     let dest = tmp.path().join("out");
     let unpacked = unpack(&tar_path, &dest).unwrap();
@@ -451,12 +441,7 @@ fn hard_links_in_a_tar_stay_hard_links() {
     fs::write(src.join("a/one"), "same").unwrap();
     fs::hard_link(src.join("a/one"), src.join("two")).unwrap();
     let tar_path = tmp.path().join("links.tar");
-    run(Command::new("tar")
-        .arg("-cf")
-        .arg(&tar_path)
-        .arg("-C")
-        .arg(&src)
-        .arg("."));
+    tar_create("-cf", &tar_path, &src, ".");
 
     let dest = tmp.path().join("out");
     unpack(&tar_path, &dest).unwrap();
@@ -534,12 +519,7 @@ fn detect_goes_by_content_not_by_extension() {
     fs::write(src.join("appspec.yml"), "version: 0.0\n").unwrap();
     let tar_cmd = |flags: &str, name: &str| {
         let path = tmp.path().join(name);
-        run(Command::new("tar")
-            .arg(flags)
-            .arg(&path)
-            .arg("-C")
-            .arg(&src)
-            .arg("."));
+        tar_create(flags, &path, &src, ".");
         path
     };
     assert_eq!(
@@ -651,6 +631,15 @@ fn hostile_tar_entries_are_refused_by_name() {
             "h",
         ),
         (
+            "hard link moving a symlink to where it climbs out",
+            vec![
+                ("a/l", EntryType::Symlink, b"", Some("../x")),
+                ("h", EntryType::Link, b"", Some("a/l")),
+            ],
+            "link-escape",
+            "h",
+        ),
+        (
             "hard link to nothing",
             vec![("h", EntryType::Link, b"", Some("missing"))],
             "hard-link-target",
@@ -727,12 +716,7 @@ fn a_gzip_bundle_over_the_byte_limit_is_refused_while_streaming() {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("zeros"), vec![0u8; 5 << 20]).unwrap();
     let tgz = tmp.path().join("bomb.tgz");
-    run(Command::new("tar")
-        .arg("-czf")
-        .arg(&tgz)
-        .arg("-C")
-        .arg(&src)
-        .arg("zeros"));
+    tar_create("-czf", &tgz, &src, "zeros");
     assert!(
         fs::metadata(&tgz).unwrap().len() < 64 << 10,
         "compresses well"
@@ -768,6 +752,33 @@ fn a_bundle_over_the_entry_limit_is_refused() {
         "too-many-entries",
         "f3",
     );
+}
+
+#[test]
+fn a_tar_cut_off_inside_a_file_is_a_corrupt_archive() {
+    let tmp = TempDir::new().unwrap();
+    let data = vec![5u8; 100_000];
+    let bundle = tar_of(
+        tmp.path(),
+        &[file("a"), ("big", EntryType::Regular, &data, None)],
+    );
+    let cut = File::options().write(true).open(&bundle).unwrap();
+    cut.set_len(3 * 512 + 50_000).unwrap();
+    for bundle in [bundle.clone(), gzip(&bundle)] {
+        let dest = tmp.path().join("out");
+        let err = unpack(&bundle, &dest).unwrap_err();
+        assert_eq!(err.kind(), "corrupt-archive", "{err}");
+        assert!(!dest.exists() && !partial(&dest).exists());
+    }
+}
+
+/// Compresses `path` with the real `gzip`, keeping the original.
+fn gzip(path: &Path) -> PathBuf {
+    let out = Command::new("gzip").arg("-c").arg(path).output().unwrap();
+    assert!(out.status.success());
+    let gz = path.with_extension("tar.gz");
+    fs::write(&gz, out.stdout).unwrap();
+    gz
 }
 
 #[test]

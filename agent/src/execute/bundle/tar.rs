@@ -1,9 +1,10 @@
 //! Tar and gzip-compressed tar bundles: read entries in order and hand each to the staging
-//! directory.
+//! directory; an uncompressed tar's file data is left for the writers to read by offset.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flate2::read::MultiGzDecoder;
@@ -12,37 +13,50 @@ use tar::{Archive, Entry, EntryType};
 use super::error::BundleError;
 use super::paths::{display, normalize};
 use super::staging::Staging;
-use super::write::Meta;
+use super::write::{ArchiveFile, Data, Meta};
 
 /// Unpacks the tar at `bundle`, gzip-compressed when `gz`, into `staging`.
+///
+/// An uncompressed tar is read for its headers only, seeking over file data; the writer
+/// threads read each file's bytes from the archive by offset, so the data is copied once into
+/// memory and once out, as `tar -x` does.
 pub(super) fn unpack(bundle: &Path, staging: &mut Staging, gz: bool) -> Result<(), BundleError> {
     let file = File::open(bundle).map_err(BundleError::io("open the bundle", bundle))?;
-    let file = BufReader::with_capacity(256 << 10, file);
     if gz {
-        let decoder = BufReader::with_capacity(256 << 10, MultiGzDecoder::new(file));
-        add_entries(Archive::new(decoder), staging, bundle)
+        let compressed = BufReader::with_capacity(256 << 10, file);
+        let decoder = BufReader::with_capacity(256 << 10, MultiGzDecoder::new(compressed));
+        let mut archive = Archive::new(decoder);
+        let entries = archive.entries().map_err(BundleError::archive(bundle))?;
+        for entry in entries {
+            let entry = entry.map_err(BundleError::archive(bundle))?;
+            add_entry(entry, staging, bundle, None)?;
+        }
     } else {
-        add_entries(Archive::new(file), staging, bundle)
-    }
-}
-
-fn add_entries<R: Read>(
-    mut archive: Archive<R>,
-    staging: &mut Staging,
-    bundle: &Path,
-) -> Result<(), BundleError> {
-    for entry in archive.entries().map_err(BundleError::archive(bundle))? {
-        let entry = entry.map_err(BundleError::archive(bundle))?;
-        add_entry(entry, staging, bundle)?;
+        let src = Arc::new(ArchiveFile {
+            file: file
+                .try_clone()
+                .map_err(BundleError::io("open the bundle", bundle))?,
+            path: bundle.to_path_buf(),
+        });
+        let mut archive = Archive::new(Headers::new(file));
+        let entries = archive
+            .entries_with_seek()
+            .map_err(BundleError::archive(bundle))?;
+        for entry in entries {
+            let entry = entry.map_err(BundleError::archive(bundle))?;
+            add_entry(entry, staging, bundle, Some(&src))?;
+        }
     }
     Ok(())
 }
 
-/// Adds one entry to the staging directory.
+/// Adds one entry to the staging directory. With `src`, the uncompressed archive itself,
+/// regular files are left for the writer to read by offset.
 fn add_entry<R: Read>(
     mut entry: Entry<'_, R>,
     staging: &mut Staging,
     bundle: &Path,
+    src: Option<&Arc<ArchiveFile>>,
 ) -> Result<(), BundleError> {
     let kind = entry.header().entry_type();
     if matches!(
@@ -75,7 +89,7 @@ fn add_entry<R: Read>(
         other => {
             return Err(BundleError::UnknownEntryType {
                 entry: name,
-                what: format!("{:?} (tar type flag {:?})", other, other.as_byte() as char),
+                what: format!("{:?} (a tar type flag)", other.as_byte() as char),
             });
         }
     }
@@ -113,7 +127,18 @@ fn add_entry<R: Read>(
         _ => {
             let size = entry.size();
             staging.reserve(&name, size)?;
-            staging.add_file_from(rel, &name, meta, size, &mut entry)
+            match src {
+                Some(src) if kind != EntryType::GNUSparse => {
+                    let offset = entry.raw_file_position();
+                    let data = Data::Range {
+                        src: Arc::clone(src),
+                        offset,
+                        len: size,
+                    };
+                    staging.add_file(rel, &name, meta, data)
+                }
+                _ => staging.add_file_from(rel, &name, meta, size, &mut entry),
+            }
         }
     }
 }
@@ -154,6 +179,45 @@ fn parse_pax_time(s: &str) -> Option<SystemTime> {
         UNIX_EPOCH.checked_sub(since)
     } else {
         UNIX_EPOCH.checked_add(since)
+    }
+}
+
+/// The archive as the header parser sees it: a small buffer, since file data is skipped, and
+/// seeks that stay inside the buffer when they can.
+struct Headers {
+    inner: BufReader<File>,
+    pos: u64,
+}
+
+impl Headers {
+    fn new(file: File) -> Self {
+        Self {
+            inner: BufReader::with_capacity(8 << 10, file),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Headers {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Headers {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match to {
+            SeekFrom::Current(delta) => {
+                self.inner.seek_relative(delta)?;
+                self.pos = self.pos.checked_add_signed(delta).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")
+                })?;
+            }
+            other => self.pos = self.inner.seek(other)?,
+        }
+        Ok(self.pos)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fs::{File, FileTimes, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -25,8 +25,20 @@ pub(super) struct Meta {
 pub(super) enum Data {
     /// Already read from the archive.
     Bytes(Vec<u8>),
+    /// `len` bytes at `offset` of an uncompressed archive, read by the writer.
+    Range {
+        src: Arc<ArchiveFile>,
+        offset: u64,
+        len: u64,
+    },
     /// A file of a directory bundle, at most `len` bytes of it.
     Copy { src: PathBuf, len: u64 },
+}
+
+/// An open archive and its path, for errors about reading it.
+pub(super) struct ArchiveFile {
+    pub file: File,
+    pub path: PathBuf,
 }
 
 /// One file to write.
@@ -45,11 +57,16 @@ pub(super) struct Writer {
     in_flight: usize,
     umask: u32,
     bytes: u64,
+    /// Copy buffer for writing on the calling thread.
+    buf: Vec<u8>,
 }
 
 /// Jobs queued ahead of the workers. With `Bytes` jobs of at most [`SMALL_FILE`] bytes, the
 /// queue holds at most 16 MiB.
 const QUEUE: usize = 64;
+
+/// Buffer for copying a byte range of the archive into a file.
+const COPY_BUFFER: usize = 256 << 10;
 
 /// Largest file read into memory and handed to a worker; larger ones are streamed by the caller.
 pub(super) const SMALL_FILE: u64 = 256 << 10;
@@ -71,6 +88,7 @@ impl Writer {
                 let spawned = std::thread::Builder::new()
                     .name("bundle-writer".into())
                     .spawn(move || {
+                        let mut buf = Vec::new();
                         loop {
                             let job = match job_rx.lock() {
                                 Ok(rx) => rx.recv(),
@@ -80,7 +98,7 @@ impl Writer {
                             let result = if abort.load(Ordering::Relaxed) {
                                 Ok(0)
                             } else {
-                                write_file(job, umask)
+                                write_file(job, umask, &mut buf)
                             };
                             if done_tx.send(result).is_err() {
                                 return;
@@ -99,13 +117,14 @@ impl Writer {
             in_flight: 0,
             umask,
             bytes: 0,
+            buf: Vec::new(),
         }
     }
 
     /// Writes the file now or queues it; a failure may surface on a later call.
     pub fn submit(&mut self, job: Job) -> Result<(), BundleError> {
         let Some(job_tx) = &self.job_tx else {
-            self.bytes += write_file(job, self.umask)?;
+            self.bytes += write_file(job, self.umask, &mut self.buf)?;
             return Ok(());
         };
         if job_tx.send(job).is_err() {
@@ -161,21 +180,71 @@ fn stopped() -> BundleError {
     }
 }
 
-fn write_file(job: Job, umask: u32) -> Result<u64, BundleError> {
+/// Writes one file; `buf` is a copy buffer kept across calls.
+fn write_file(job: Job, umask: u32, buf: &mut Vec<u8>) -> Result<u64, BundleError> {
     let Job { path, meta, data } = job;
     let mut file = create(&path, meta.mode)?;
+    let write_err = || BundleError::io("write", &path);
     let written = match data {
-        Data::Bytes(bytes) => file.write_all(&bytes).map(|()| bytes.len() as u64),
+        Data::Bytes(bytes) => {
+            file.write_all(&bytes).map_err(write_err())?;
+            bytes.len() as u64
+        }
+        Data::Range { src, offset, len } => {
+            copy_range(&src, offset, len, &mut file, buf).map_err(|e| match e {
+                CopyError::Read(e) => BundleError::archive(&src.path)(e),
+                CopyError::Write(e) => write_err()(e),
+            })?
+        }
         Data::Copy { src, len } => OpenOptions::new()
             .read(true)
             // Non-blocking, so a file swapped for a fifo meanwhile cannot hang the copy.
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
             .open(&src)
-            .and_then(|src| io::copy(&mut src.take(len), &mut file)),
-    }
-    .map_err(BundleError::io("write", &path))?;
+            .and_then(|src| io::copy(&mut src.take(len), &mut file))
+            .map_err(write_err())?,
+    };
     finish(&file, &path, meta, umask)?;
     Ok(written)
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies `len` bytes at `offset` of `src` into `dst`. A short source is an error: the
+/// archive ends inside this file.
+fn copy_range(
+    src: &ArchiveFile,
+    mut offset: u64,
+    len: u64,
+    dst: &mut File,
+    buf: &mut Vec<u8>,
+) -> Result<u64, CopyError> {
+    if buf.is_empty() {
+        buf.resize(COPY_BUFFER, 0);
+    }
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+        let n = match src.file.read_at(&mut buf[..want], offset) {
+            Ok(0) => {
+                let eof = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the archive ends inside a file",
+                );
+                return Err(CopyError::Read(eof));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        dst.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        offset += n as u64;
+        left -= n as u64;
+    }
+    Ok(len)
 }
 
 /// Creates a new file; fails rather than follow or replace anything already at `path`.

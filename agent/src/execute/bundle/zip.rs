@@ -24,11 +24,12 @@ const S_IFLNK: u32 = 0o120_000;
 /// Longest symlink target read from an entry (Linux `PATH_MAX`).
 const MAX_LINK: u64 = 4096;
 
+/// Unpacks the zip at `bundle` into `staging`.
 pub(super) fn unpack(bundle: &Path, staging: &mut Staging) -> Result<(), BundleError> {
     let zip_err = |e: zip::result::ZipError| BundleError::archive(bundle)(io::Error::from(e));
     let file = File::open(bundle).map_err(BundleError::io("open the bundle", bundle))?;
-    let mut archive =
-        ZipArchive::new(BufReader::with_capacity(256 << 10, file)).map_err(zip_err)?;
+    // A small buffer: reading each entry starts with a seek, which empties it.
+    let mut archive = ZipArchive::new(BufReader::with_capacity(16 << 10, file)).map_err(zip_err)?;
 
     // Refuse before writing anything: the central directory lists every entry and its size.
     for index in 0..archive.len() {
@@ -93,7 +94,7 @@ fn kind<R: Read>(entry: &ZipFile<'_, R>, name: &str) -> Result<Kind, BundleError
         Some(S_IFREG | 0) | None => Ok(Kind::File),
         Some(other) => Err(BundleError::UnknownEntryType {
             entry: name.to_owned(),
-            what: format!("with unix file type {other:o}"),
+            what: format!("{other:#o} (a unix file type)"),
         }),
     }
 }
