@@ -51,7 +51,10 @@ done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 tar_m=$(median "${tar_times[@]}") shoal_m=$(median "${shoal_times[@]}")
-echo "median tar -xf:       ${tar_m} s"
-echo "median shoal deploy:  ${shoal_m} s (unpack $(median "${unpack_times[@]}") s, install $(median "${install_times[@]}") s)"
-echo "ratio shoal/tar:      $(awk "BEGIN{printf \"%.2f\", $shoal_m / $tar_m}")"
+unpack_m=$(median "${unpack_times[@]}") install_m=$(median "${install_times[@]}")
+ratio() { awk "BEGIN{printf \"%.2f\", $1 / $tar_m}"; }
+echo "median tar -xf (baseline):        ${tar_m} s"
+echo "median Install event:             ${install_m} s  ($(ratio "$install_m")x tar)"
+echo "median DownloadBundle (unpack):   ${unpack_m} s  ($(ratio "$unpack_m")x tar)"
+echo "median whole shoal deploy:        ${shoal_m} s  ($(ratio "$shoal_m")x tar)"
 rm -rf "$work"

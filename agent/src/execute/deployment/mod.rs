@@ -186,7 +186,7 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
         move |source| DeployError::State { path, source }
     };
     std::fs::create_dir_all(dir.join("logs")).map_err(state_error(&dir))?;
-    let log = ScriptsLog::open(&Layout::scripts_log(&dir)).map_err(state_error(&dir))?;
+    let log = ScriptsLog::open(Layout::scripts_log(&dir)).map_err(state_error(&dir))?;
     let previous_dir = Layout::read_pointer(&layout.last_successful_install(&request.group))
         .map_err(state_error(layout.root()))?
         .filter(|d| d.is_dir());

@@ -140,9 +140,11 @@ pub fn install(
     spec: &AppSpec,
     behavior: FileExistsBehavior,
 ) -> Result<InstallReport, InstallError> {
+    let started = tokio::time::Instant::now();
     let cleanup_file = layout.cleanup_file(group_id);
     let removed = cleanup::replay(&cleanup_file)?;
     let plan = plan::plan(archive, &spec.files, behavior)?;
+    tracing::debug!(elapsed = ?started.elapsed(), removed, steps = plan.instructions.len(), "install planned");
     let json = serde_json::json!({ "instructions": &plan.instructions });
     let install_json = layout.install_json(group_id);
     write_atomically(&install_json, json.to_string().as_bytes())
@@ -181,8 +183,10 @@ pub fn install(
         record.path(destination)?;
     }
     record.flush()?;
+    tracing::debug!(elapsed = ?started.elapsed(), "install recorded");
     report.bytes = copy::copy_all(&copies)?;
     report.files = copies.len();
+    tracing::debug!(elapsed = ?started.elapsed(), files = report.files, "install copied");
 
     let installed: Vec<&Path> = plan.installed().collect();
     let copied: Vec<&Path> = copies.iter().map(|(_, d)| *d).collect();
