@@ -3,16 +3,17 @@
 //! running binary is never truncated), and the work is spread over a few threads.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use nix::errno::Errno;
-use nix::fcntl::copy_file_range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::InstallError;
+
+/// Each copying thread's buffer.
+const BUFFER: usize = 256 * 1024;
 
 /// Copies every `(source, destination)` pair; returns the bytes copied.
 pub(super) fn copy_all(copies: &[(&Path, &Path)]) -> Result<u64, InstallError> {
@@ -27,13 +28,14 @@ pub(super) fn copy_all(copies: &[(&Path, &Path)]) -> Result<u64, InstallError> {
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
+                let mut buffer = vec![0u8; BUFFER];
                 while !failed.load(Ordering::Relaxed) {
                     let Some((source, destination)) =
                         copies.get(next.fetch_add(1, Ordering::Relaxed))
                     else {
                         break;
                     };
-                    match copy_one(source, destination) {
+                    match copy_one(source, destination, &mut buffer) {
                         Ok(n) => {
                             bytes.fetch_add(n, Ordering::Relaxed);
                         }
@@ -55,7 +57,7 @@ pub(super) fn copy_all(copies: &[(&Path, &Path)]) -> Result<u64, InstallError> {
     }
 }
 
-fn copy_one(source: &Path, destination: &Path) -> Result<u64, InstallError> {
+fn copy_one(source: &Path, destination: &Path, buffer: &mut [u8]) -> Result<u64, InstallError> {
     let meta = fs::symlink_metadata(source).map_err(|e| InstallError::io("read", source, e))?;
     if meta.file_type().is_symlink() {
         let target = fs::read_link(source).map_err(|e| InstallError::io("read link", source, e))?;
@@ -69,47 +71,37 @@ fn copy_one(source: &Path, destination: &Path) -> Result<u64, InstallError> {
     }
     let from = File::open(source).map_err(|e| InstallError::io("read", source, e))?;
     let mode = meta.mode() & 0o7777;
+    let mut copied = 0;
     replace_with(destination, |path| {
         let to = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(path)?;
-        copy_range(&from, &to, meta.len())?;
+        copied = copy_bytes(&from, &to, buffer)?;
         if mode & (umask() | 0o7000) != 0 {
             to.set_permissions(meta.permissions())?;
         }
         to.set_modified(meta.modified()?)
     })?;
-    Ok(meta.len())
+    Ok(copied)
 }
 
-/// Copies `len` bytes in the kernel, without the extra calls a generic copy makes to find the end.
-fn copy_range(from: &File, to: &File, len: u64) -> io::Result<()> {
-    let mut left = len;
-    let (mut off_in, mut off_out) = (0i64, 0i64);
-    while left > 0 {
-        let chunk = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
-        match copy_file_range(from, Some(&mut off_in), to, Some(&mut off_out), chunk) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "the file shrank while it was copied",
-                ));
-            }
-            Ok(n) => left -= n as u64,
-            Err(Errno::EINTR) => {}
-            Err(Errno::EXDEV | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EINVAL) => {
-                let (mut from, mut to) = (from.try_clone()?, to.try_clone()?);
-                from.seek(SeekFrom::Start(u64::try_from(off_in).unwrap_or(0)))?;
-                to.seek(SeekFrom::Start(u64::try_from(off_out).unwrap_or(0)))?;
-                io::copy(&mut from.take(left), &mut to)?;
-                return Ok(());
-            }
-            Err(errno) => return Err(errno.into()),
-        }
+/// Copies the file's bytes through `buffer`. Measured against `copy_file_range` on freshly
+/// unpacked files, this is faster on ext4 and twice as fast on XFS, where the kernel's reflink
+/// first has to flush the source's delayed allocations.
+fn copy_bytes(mut from: &File, mut to: &File, buffer: &mut [u8]) -> io::Result<u64> {
+    let mut copied = 0;
+    loop {
+        let n = match from.read(buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buffer[..n])?;
+        copied += n as u64;
     }
-    Ok(())
 }
 
 /// The process umask, read once from `/proc/self/status` (reading it with `umask(2)` would

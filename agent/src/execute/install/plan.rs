@@ -2,7 +2,7 @@
 //! before anything is touched, with CodeDeploy's rules for sources, destinations, collisions and
 //! `file_exists_behavior`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -61,6 +61,8 @@ struct Planner<'a> {
     behavior: FileExistsBehavior,
     plan: Plan,
     targets: HashMap<PathBuf, (Target, PathBuf)>,
+    /// Directories this install creates: nothing inside them exists yet, so no need to look.
+    fresh: HashSet<PathBuf>,
 }
 
 /// Plans the copies of `files` from `archive`, after the previous install was cleaned up.
@@ -74,6 +76,7 @@ pub fn plan(
         behavior,
         plan: Plan::default(),
         targets: HashMap::new(),
+        fresh: HashSet::new(),
     };
     for mapping in files {
         planner.mapping(mapping)?;
@@ -82,6 +85,17 @@ pub fn plan(
 }
 
 impl Planner<'_> {
+    /// What is on disk at `path` now, without asking the disk inside a directory we create.
+    fn on_disk(&self, path: &Path) -> Option<fs::Metadata> {
+        if path
+            .parent()
+            .is_some_and(|parent| self.fresh.contains(parent))
+        {
+            return None;
+        }
+        fs::symlink_metadata(path).ok()
+    }
+
     fn mapping(&mut self, mapping: &FileMapping) -> Result<(), InstallError> {
         let relative = bundle_relative(&mapping.source).ok_or_else(|| InstallError::Source {
             source_path: mapping.source.clone(),
@@ -137,7 +151,7 @@ impl Planner<'_> {
         let mut missing = Vec::new();
         let mut at = Some(dir);
         while let Some(path) = at {
-            if self.targets.contains_key(path) || fs::symlink_metadata(path).is_ok() {
+            if self.targets.contains_key(path) || self.on_disk(path).is_some() {
                 break;
             }
             missing.push(path);
@@ -160,17 +174,20 @@ impl Planner<'_> {
                 }),
             };
         }
-        match fs::symlink_metadata(dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
+        match self.on_disk(dir) {
+            Some(meta) if meta.is_dir() => {}
+            Some(_) => {
                 return Err(InstallError::Destination {
                     destination: dir.display().to_string(),
                     why: "a file is in the way of a directory the bundle needs".to_owned(),
                 });
             }
-            Err(_) => self.plan.instructions.push(Instruction::Mkdir {
-                directory: dir.to_owned(),
-            }),
+            None => {
+                self.plan.instructions.push(Instruction::Mkdir {
+                    directory: dir.to_owned(),
+                });
+                self.fresh.insert(dir.to_owned());
+            }
         }
         self.targets
             .insert(dir.to_owned(), (Target::Directory, PathBuf::new()));
@@ -187,15 +204,15 @@ impl Planner<'_> {
         }
         self.targets
             .insert(destination.to_owned(), (Target::File, source.to_owned()));
-        match fs::symlink_metadata(destination) {
-            Err(_) => {}
-            Ok(meta) if meta.is_dir() => {
+        match self.on_disk(destination) {
+            None => {}
+            Some(meta) if meta.is_dir() => {
                 return Err(InstallError::Destination {
                     destination: destination.display().to_string(),
                     why: "a directory is in the way of a file of the bundle".to_owned(),
                 });
             }
-            Ok(_) => match self.behavior {
+            Some(_) => match self.behavior {
                 FileExistsBehavior::Disallow => {
                     return Err(InstallError::FileExists {
                         path: destination.to_owned(),
