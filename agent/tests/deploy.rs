@@ -568,3 +568,28 @@ fn old_deployment_directories_are_pruned_but_the_last_good_one_is_kept() {
         "the last good revision survives: {left:?}"
     );
 }
+
+#[test]
+fn an_selinux_context_that_cannot_be_applied_fails_the_install_clearly() {
+    if have("semanage") {
+        eprintln!("semanage is installed: this host may really apply contexts; skipping");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dest = tmp.path().join("srv");
+    let bundle = Bundle::new(tmp.path().join("b"));
+    bundle.file("site/index.html", "hi");
+    bundle.appspec(&format!(
+        "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: {d}\npermissions:\n  - object: {d}\n    context:\n      type: httpd_sys_content_t\n",
+        d = dest.display()
+    ));
+    let out = deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    let named = if have("chcon") {
+        "`chcon -t httpd_sys_content_t` failed"
+    } else {
+        "needs `semanage or chcon`"
+    };
+    assert!(err.contains("Install: ") && err.contains(named), "{err}");
+}

@@ -24,7 +24,7 @@ struct Settings<'a> {
 }
 
 /// Applies `permissions` to the `installed` paths (`copied` are the files among them).
-/// Returns the paths that got an SELinux context, for the cleanup file.
+/// Returns the paths that got a persistent SELinux rule, for the cleanup file.
 pub fn apply(
     permissions: &[Permission],
     installed: &[&Path],
@@ -83,8 +83,7 @@ pub fn apply(
     }
     let mut labelled = Vec::new();
     for (path, settings) in &targets {
-        apply_one(path, settings)?;
-        if settings.context.is_some() {
+        if apply_one(path, settings)? {
             labelled.push(path.to_path_buf());
         }
     }
@@ -147,7 +146,8 @@ pub fn glob(pattern: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-fn apply_one(path: &Path, settings: &Settings<'_>) -> Result<(), InstallError> {
+/// Applies one target's settings; returns whether an SELinux rule was recorded for it.
+fn apply_one(path: &Path, settings: &Settings<'_>) -> Result<bool, InstallError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| InstallError::io("inspect", path, e))?;
     let is_link = meta.file_type().is_symlink();
     if let (Some((_, mode)), false) = (settings.mode, is_link) {
@@ -157,9 +157,10 @@ fn apply_one(path: &Path, settings: &Settings<'_>) -> Result<(), InstallError> {
     if let (Some((index, acls)), false) = (settings.acls, is_link) {
         set_acl(index, path, acls, meta.is_dir())?;
     }
-    if let Some((_, context)) = settings.context {
-        set_context(path, context)?;
-    }
+    let recorded = match settings.context {
+        Some((_, context)) => set_context(path, context)?,
+        None => false,
+    };
     let uid = match settings.owner {
         Some((index, name)) => Some(lookup(index, "owner", name, |n| {
             User::from_name(n).map(|u| u.map(|u| u.uid.as_raw()))
@@ -175,7 +176,7 @@ fn apply_one(path: &Path, settings: &Settings<'_>) -> Result<(), InstallError> {
     if uid.is_some() || gid.is_some() {
         lchown(path, uid, gid).map_err(|e| InstallError::io("change the owner of", path, e))?;
     }
-    Ok(())
+    Ok(recorded)
 }
 
 fn lookup(
@@ -228,7 +229,11 @@ fn set_acl(index: usize, path: &Path, acls: &[AclEntry], is_dir: bool) -> Result
     run_tool("setfacl", "setting ACLs", path, &["--set", &spec.join(",")])
 }
 
-fn set_context(path: &Path, context: &SelinuxContext) -> Result<(), InstallError> {
+/// Sets an SELinux context: persistently with `semanage fcontext` + `restorecon` where
+/// policycoreutils is installed (recorded for cleanup), else on the file alone with `chcon`.
+/// Returns whether `semanage` recorded a rule.
+fn set_context(path: &Path, context: &SelinuxContext) -> Result<bool, InstallError> {
+    let purpose = "setting an SELinux context";
     let mut args = vec!["fcontext", "-a", "-t", context.type_.as_str()];
     if let Some(user) = &context.user {
         args.extend(["-s", user]);
@@ -236,8 +241,27 @@ fn set_context(path: &Path, context: &SelinuxContext) -> Result<(), InstallError
     if let Some(range) = &context.range {
         args.extend(["-r", range]);
     }
-    run_tool("semanage", "setting an SELinux context", path, &args)?;
-    run_tool("restorecon", "setting an SELinux context", path, &[])
+    match run_tool("semanage", purpose, path, &args) {
+        Ok(()) => return run_tool("restorecon", purpose, path, &[]).map(|()| true),
+        Err(InstallError::MissingTool { .. }) => {}
+        Err(other) => return Err(other),
+    }
+    let mut args = vec!["-t", context.type_.as_str()];
+    if let Some(user) = &context.user {
+        args.extend(["-u", user]);
+    }
+    if let Some(range) = &context.range {
+        args.extend(["-l", range]);
+    }
+    run_tool("chcon", purpose, path, &args)
+        .map_err(|e| match e {
+            InstallError::MissingTool { purpose, .. } => InstallError::MissingTool {
+                tool: "semanage or chcon",
+                purpose,
+            },
+            other => other,
+        })
+        .map(|()| false)
 }
 
 fn run_tool(

@@ -65,7 +65,7 @@ pub enum InstallError {
     /// A command-line tool that a permission needs is not installed.
     #[error("{purpose} needs `{tool}`, which is not installed on this host")]
     MissingTool {
-        /// The tool.
+        /// The tool (or tools, any of which would do).
         tool: &'static str,
         /// What it was needed for.
         purpose: String,
