@@ -1,0 +1,154 @@
+//! runas and sudo.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use nix::unistd::{Group, Uid, User};
+use shoal_agent::execute::hooks::{HookError, RUNAS_PATH};
+
+use super::helpers::*;
+
+#[tokio::test]
+async fn runas_an_unknown_user_is_refused_naming_the_user() {
+    let deployment = Deployment::new();
+    let mut script = deployment.script("scripts/who.sh", "#!/bin/sh\nid\n");
+    script.runas = Some("shoal-no-such-user".to_string());
+
+    let error = run_to_end(deployment.run(&script, &[]))
+        .await
+        .expect_err("refused");
+
+    assert!(matches!(error, HookError::RunAs { .. }), "{error:?}");
+    assert!(error.to_string().contains("shoal-no-such-user"), "{error}");
+    assert!(deployment.texts("scripts/who.sh", "stdout").is_empty());
+}
+
+/// A throwaway user with a supplementary group, deleted on drop.
+struct ThrowawayUser {
+    name: String,
+    group: String,
+}
+
+impl ThrowawayUser {
+    fn create() -> Self {
+        let suffix = std::process::id();
+        let user = Self {
+            name: format!("shoalu{suffix}"),
+            group: format!("shoalg{suffix}"),
+        };
+        run_tool("groupadd", &[&user.group]);
+        let home = format!("/home/{}", user.name);
+        run_tool(
+            "useradd",
+            &[
+                "-M",
+                "-d",
+                &home,
+                "-s",
+                "/bin/sh",
+                "-G",
+                &user.group,
+                &user.name,
+            ],
+        );
+        user
+    }
+}
+
+impl Drop for ThrowawayUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+        let _ = Command::new("groupdel").arg(&self.group).status();
+    }
+}
+
+fn run_tool(tool: &str, args: &[&str]) {
+    let status = Command::new(tool).args(args).status().expect(tool);
+    assert!(status.success(), "{tool} {args:?}: {status}");
+}
+
+#[tokio::test]
+async fn runas_runs_as_the_user_with_its_groups_and_login_environment() {
+    if !Uid::effective().is_root() {
+        eprintln!("skipped: runas needs the tests to run as root");
+        return;
+    }
+    let user = ThrowawayUser::create();
+    let entry = User::from_name(&user.name).expect("passwd").expect("user");
+    let extra_gid = Group::from_name(&user.group)
+        .expect("group")
+        .expect("group")
+        .gid;
+    let deployment = Deployment::new();
+    let mut script = deployment.script(
+        "scripts/whoami.sh",
+        "#!/bin/sh\n\
+         echo \"uid=$(id -u)\"\n\
+         echo \"groups=$(id -G)\"\n\
+         echo \"home=$HOME\"\n\
+         echo \"user=$USER\"\n\
+         echo \"logname=$LOGNAME\"\n\
+         echo \"path=$PATH\"\n\
+         echo \"event=$LIFECYCLE_EVENT\"\n",
+    );
+    script.runas = Some(user.name.clone());
+    // The user must be able to reach the script (tempdirs are 0700).
+    for dir in [deployment.dir.path(), &deployment.archive] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let extra = env(&[("LIFECYCLE_EVENT", EVENT)]);
+
+    let outcome = run_to_end(deployment.run(&script, &extra))
+        .await
+        .expect("ran");
+
+    assert_succeeded(&outcome);
+    let stdout = deployment.texts("scripts/whoami.sh", "stdout");
+    assert_eq!(stdout[0], format!("uid={}", entry.uid));
+    let groups: Vec<&str> = stdout[1]
+        .strip_prefix("groups=")
+        .expect("groups line")
+        .split(' ')
+        .collect();
+    assert!(
+        groups.contains(&entry.gid.to_string().as_str()),
+        "{groups:?}"
+    );
+    assert!(
+        groups.contains(&extra_gid.to_string().as_str()),
+        "{groups:?}"
+    );
+    assert!(!groups.contains(&"0"), "root's group leaked: {groups:?}");
+    assert_eq!(
+        stdout[2..],
+        [
+            format!("home=/home/{}", user.name),
+            format!("user={}", user.name),
+            format!("logname={}", user.name),
+            format!("path={RUNAS_PATH}"),
+            format!("event={EVENT}"),
+        ]
+    );
+    let shoal = deployment.texts("scripts/whoami.sh", "shoal");
+    assert!(
+        shoal[0].ends_with(&format!("(as user {})", user.name)),
+        "{shoal:?}"
+    );
+}
+
+#[tokio::test]
+async fn sudo_when_the_agent_is_root_just_runs_the_script() {
+    if !Uid::effective().is_root() {
+        eprintln!("skipped: needs the tests to run as root (sudo is not exercised)");
+        return;
+    }
+    let deployment = Deployment::new();
+    let mut script = deployment.script("scripts/root.sh", "#!/bin/sh\nid -u\n");
+    script.sudo = true;
+
+    let outcome = run_to_end(deployment.run(&script, &[])).await.expect("ran");
+
+    assert_succeeded(&outcome);
+    assert_eq!(deployment.texts("scripts/root.sh", "stdout"), ["0"]);
+}
