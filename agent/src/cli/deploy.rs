@@ -33,6 +33,10 @@ pub(super) struct Args {
     /// Name of the revision, given to scripts as SHOAL_REVISION (default: the bundle's file name).
     #[arg(long)]
     revision: Option<String>,
+    /// Go on when the previous revision's ApplicationStop (or block-traffic) scripts fail, as
+    /// CodeDeploy's option of the same name: the way out when an old stop script is broken.
+    #[arg(long)]
+    ignore_application_stop_failures: bool,
     /// Seconds between SIGTERM and SIGKILL for a script that ran past its timeout.
     #[arg(long, default_value_t = 10)]
     kill_grace: u64,
@@ -79,6 +83,7 @@ pub(super) fn run(args: Args) -> u8 {
         },
         extra_env: Vec::new(),
         max_revisions: usize::try_from(args.max_revisions).unwrap_or(usize::MAX),
+        ignore_application_stop_failures: args.ignore_application_stop_failures,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -260,3 +260,47 @@ fn a_bad_appspec_is_a_usage_error_and_the_running_revision_is_not_stopped() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_broken_application_stop_blocks_deploys_until_it_is_ignored() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    let broken = Bundle::new(tmp.path().join("v1"));
+    broken.script("stop.sh", "echo typo-in-stop >&2\nexit 127");
+    broken
+        .appspec("version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n");
+    assert_exit(&deploy(&broken.dir, &root, "g", "v1", &[]), 0);
+
+    let fixed = Bundle::new(tmp.path().join("v2"));
+    fixed.script("stop.sh", "exit 0");
+    fixed.appspec("version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n");
+    let out = deploy(&fixed.dir, &root, "g", "v2", &[]);
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("ApplicationStop") && l.ends_with("failed"))
+    );
+
+    let out = deploy(
+        &fixed.dir,
+        &root,
+        "g",
+        "v2",
+        &["--ignore-application-stop-failures"],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("ApplicationStop") && l.ends_with("failed-ignored")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("ApplicationStop failed and was ignored"),
+        "{}",
+        stderr(&out)
+    );
+    assert_exit(&deploy(&fixed.dir, &root, "g", "v3", &[]), 0);
+}

@@ -117,7 +117,8 @@ impl Run<'_> {
                         }
                         Some((_, Err(why))) => {
                             let why = format!(
-                                "the previous revision's AppSpec cannot be read ({why}); remove {} to skip it",
+                                "the previous revision's AppSpec cannot be read ({why}); deploy with \
+                                 --ignore-application-stop-failures, or remove {}, to go past it",
                                 self.request
                                     .layout
                                     .last_successful_install(&self.request.group)
@@ -297,7 +298,18 @@ impl Run<'_> {
         self.push(name, Status::Succeeded, started, scripts, message);
     }
 
+    /// Records a failed event and fails the deployment, unless it is one of the previous
+    /// revision's events and the request says to carry on past those.
     fn fail(&mut self, name: &str, started: Instant, scripts: Vec<ScriptRecord>, why: String) {
+        let previous =
+            lifecycle::find(name).is_some_and(|e| e.kind == lifecycle::EventKind::PreviousScripts);
+        if previous && self.request.ignore_application_stop_failures {
+            self.record
+                .warnings
+                .push(format!("{name} failed and was ignored: {why}"));
+            self.push(name, Status::Ignored, started, scripts, Some(why));
+            return;
+        }
         self.record.error = Some(format!("{name}: {why}"));
         self.record.status = Status::Failed;
         self.push(name, Status::Failed, started, scripts, Some(why));

@@ -49,6 +49,8 @@ pub struct Request {
     pub extra_env: Vec<(String, String)>,
     /// How many deployment directories of the group to keep, this one included.
     pub max_revisions: usize,
+    /// Go on when the previous revision's ApplicationStop or block-traffic scripts fail.
+    pub ignore_application_stop_failures: bool,
 }
 
 /// Why a deployment could not start or stopped short of running its events.

@@ -20,6 +20,8 @@ pub enum Status {
     Failed,
     /// Not run because an earlier event failed.
     Skipped,
+    /// Failed, but the deployment went on (`--ignore-application-stop-failures`).
+    Ignored,
 }
 
 impl Status {
@@ -30,6 +32,7 @@ impl Status {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Ignored => "failed-ignored",
         }
     }
 }
