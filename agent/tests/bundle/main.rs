@@ -6,6 +6,7 @@
 mod formats;
 mod helpers;
 mod refusals;
+mod zip_refusals;
 
 use std::path::PathBuf;
 use std::time::SystemTime;
