@@ -141,7 +141,7 @@ fn report(outcome: &Outcome) -> u8 {
         record.status.as_str(),
         Duration::from_millis(total).as_secs_f64()
     );
-    println!("log: {}", deployment_log(outcome).display());
+    println!("log: {}", Layout::scripts_log(&outcome.dir).display());
     if record.status == Status::Succeeded {
         exit::OK
     } else {
@@ -150,8 +150,4 @@ fn report(outcome: &Outcome) -> u8 {
         }
         exit::FAILURE
     }
-}
-
-fn deployment_log(outcome: &Outcome) -> PathBuf {
-    Layout::scripts_log(&outcome.dir)
 }

@@ -42,43 +42,17 @@ pub fn apply(
                 continue;
             }
             let settings = targets.entry(path).or_default();
-            let clash = |what: &str, first: usize| InstallError::Permission {
-                index,
-                why: format!(
-                    "sets the {what} of {} that permissions[{first}] already sets",
-                    path.display()
-                ),
-            };
-            if let Some(mode) = permission.mode {
-                if let Some((first, _)) = settings.mode {
-                    return Err(clash("mode", first));
-                }
-                settings.mode = Some((index, mode.0));
-            }
-            if !permission.acls.is_empty() {
-                if let Some((first, _)) = settings.acls {
-                    return Err(clash("ACL", first));
-                }
-                settings.acls = Some((index, &permission.acls));
-            }
-            if let Some(context) = &permission.context {
-                if let Some((first, _)) = settings.context {
-                    return Err(clash("SELinux context", first));
-                }
-                settings.context = Some((index, context));
-            }
-            if let Some(owner) = &permission.owner {
-                if let Some((first, _)) = settings.owner {
-                    return Err(clash("owner", first));
-                }
-                settings.owner = Some((index, owner));
-            }
-            if let Some(group) = &permission.group {
-                if let Some((first, _)) = settings.group {
-                    return Err(clash("group", first));
-                }
-                settings.group = Some((index, group));
-            }
+            let claim = Claim { index, path };
+            claim.set(&mut settings.mode, permission.mode.map(|m| m.0), "mode")?;
+            let acls = Some(permission.acls.as_slice()).filter(|a| !a.is_empty());
+            claim.set(&mut settings.acls, acls, "ACL")?;
+            claim.set(
+                &mut settings.context,
+                permission.context.as_ref(),
+                "SELinux context",
+            )?;
+            claim.set(&mut settings.owner, permission.owner.as_deref(), "owner")?;
+            claim.set(&mut settings.group, permission.group.as_deref(), "group")?;
         }
     }
     let mut labelled = Vec::new();
@@ -88,6 +62,35 @@ pub fn apply(
         }
     }
     Ok(labelled)
+}
+
+/// Entry `index` setting something on `path`.
+struct Claim<'p> {
+    index: usize,
+    path: &'p Path,
+}
+
+impl Claim<'_> {
+    /// Records `value` in `slot`, unless an earlier entry already set it there.
+    fn set<T>(
+        &self,
+        slot: &mut Option<(usize, T)>,
+        value: Option<T>,
+        what: &str,
+    ) -> Result<(), InstallError> {
+        let Some(value) = value else { return Ok(()) };
+        if let Some((first, _)) = slot {
+            return Err(InstallError::Permission {
+                index: self.index,
+                why: format!(
+                    "sets the {what} of {} that permissions[{first}] already sets",
+                    self.path.display()
+                ),
+            });
+        }
+        *slot = Some((self.index, value));
+        Ok(())
+    }
 }
 
 /// A permission whose object is a single copied file must be about that file alone.

@@ -34,18 +34,12 @@ impl Run<'_> {
                 self.request.limits.clone(),
             );
             let names = super::APPSPEC_NAMES;
-            tokio::task::spawn_blocking(move || bundle::unpack(&bundle, &archive, &names, &limits))
-                .await
+            blocking(move || bundle::unpack(&bundle, &archive, &names, &limits)).await
         };
-        match unpacked {
-            Ok(Ok(_)) => self.event(lifecycle::DOWNLOAD_BUNDLE, started, Vec::new(), None),
-            Ok(Err(e)) => {
-                return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, e.to_string());
-            }
-            Err(e) => {
-                return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, e.to_string());
-            }
+        if let Err(why) = unpacked {
+            return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, why);
         }
+        self.event(lifecycle::DOWNLOAD_BUNDLE, started, Vec::new(), None);
         let pointer = self.request.layout.most_recent_install(&self.request.group);
         Layout::write_pointer(&pointer, &self.dir).map_err(|source| DeployError::State {
             path: pointer,
@@ -165,12 +159,11 @@ impl Run<'_> {
             archive.to_owned(),
             spec.clone(),
         );
-        let result = tokio::task::spawn_blocking(move || {
-            install::install(&layout, &group, &archive_dir, &spec, behavior)
-        })
-        .await;
+        let result =
+            blocking(move || install::install(&layout, &group, &archive_dir, &spec, behavior))
+                .await;
         match result {
-            Ok(Ok(report)) => {
+            Ok(report) => {
                 let pointer = self
                     .request
                     .layout
@@ -187,8 +180,7 @@ impl Run<'_> {
                 );
                 self.event(lifecycle::INSTALL, started, Vec::new(), Some(note));
             }
-            Ok(Err(e)) => self.fail(lifecycle::INSTALL, started, Vec::new(), e.to_string()),
-            Err(e) => self.fail(lifecycle::INSTALL, started, Vec::new(), e.to_string()),
+            Err(why) => self.fail(lifecycle::INSTALL, started, Vec::new(), why),
         }
         self.save()
     }
@@ -355,6 +347,18 @@ impl Run<'_> {
                 path: self.dir.clone(),
                 source,
             })
+    }
+}
+
+/// Runs blocking file work off the async workers; its error, or a panic, becomes the message.
+async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(join) => Err(join.to_string()),
     }
 }
 

@@ -63,8 +63,8 @@ fn remove_selinux_context(path: &Path) {
 
 /// Appends to a new cleanup file as the install goes.
 pub(super) struct Recorder {
-    pub(super) writer: BufWriter<File>,
-    pub(super) path: PathBuf,
+    writer: BufWriter<File>,
+    path: PathBuf,
 }
 
 impl Recorder {
@@ -78,6 +78,12 @@ impl Recorder {
             writer: BufWriter::with_capacity(64 * 1024, file),
             path: path.to_owned(),
         })
+    }
+
+    pub(super) fn flush(&mut self) -> Result<(), InstallError> {
+        self.writer
+            .flush()
+            .map_err(|e| InstallError::io("write", &self.path, e))
     }
 
     pub(super) fn path(&mut self, path: &Path) -> Result<(), InstallError> {

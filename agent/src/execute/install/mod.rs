@@ -6,7 +6,6 @@ mod cleanup;
 mod copy;
 mod plan;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use shoal_shared::appspec::{AppSpec, FileExistsBehavior};
@@ -195,12 +194,4 @@ pub fn install(
     }
     record.flush()?;
     Ok(report)
-}
-
-impl cleanup::Recorder {
-    fn flush(&mut self) -> Result<(), InstallError> {
-        self.writer
-            .flush()
-            .map_err(|e| InstallError::io("write", &self.path, e))
-    }
 }
