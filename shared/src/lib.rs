@@ -2,7 +2,12 @@
 //!
 //! The AppSpec engine lives in [`appspec`]: the model of a CodeDeploy `appspec.yml`, a parser
 //! that reads it as the CodeDeploy agent does (YAML 1.1), and its validation rules.
+//! Releases and trust live in [`release`]: `allowed_signers`, SSH signatures, signed tags,
+//! versions and the store manifest. Rollout policies live in [`rollout`].
 #![warn(missing_docs)]
 
 pub mod appspec;
+pub mod duration;
+pub mod release;
+pub mod rollout;
 pub mod time;

@@ -1,0 +1,6 @@
+//! Rollouts: the policy that says how a group upgrades (strategy, batch sizes, health gates).
+//! The planner that carries a policy out over gossip builds on this.
+
+mod policy;
+
+pub use policy::{Amount, Linear, Policy, PolicyError, RawPolicy, Scalar, Strategy};
