@@ -2,6 +2,8 @@
 
 mod appspec;
 mod deploy;
+mod release;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -47,6 +49,11 @@ enum Command {
     /// Work with AppSpec files.
     #[command(subcommand)]
     Appspec(appspec::Command),
+    /// Package, sign and publish a release to a store channel.
+    Release(release::Args),
+    /// Check a signed tag or store release against an allowed_signers file.
+    #[command(subcommand)]
+    Verify(verify::Command),
 }
 
 impl Cli {
@@ -55,6 +62,8 @@ impl Cli {
         let code = match self.command {
             Command::Deploy(args) => deploy::run(args),
             Command::Appspec(command) => appspec::run(command),
+            Command::Release(args) => release::run(args),
+            Command::Verify(command) => verify::run(command),
         };
         ExitCode::from(code)
     }

@@ -1,0 +1,1 @@
+//! The git channel: signed annotated tags of a repository (being written).

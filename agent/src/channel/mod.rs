@@ -1,0 +1,74 @@
+//! Release channels: where releases come from. A channel lists candidates (signed git tags,
+//! or store releases), hands each to [`crate::verify`], and materialises a verified release's
+//! bundle into the content-addressed [`cache`].
+//!
+//! Gossip may hint that a release exists, but only a channel's own fetch and signature check
+//! make it a release.
+
+pub mod cache;
+pub mod git;
+pub mod store;
+pub mod watch;
+
+use std::fmt;
+
+use shoal_shared::release::{Signer, Version};
+use shoal_shared::rollout::RawPolicy;
+
+use crate::verify::Refusal;
+
+/// What identifies a release's content: the git commit, or the sha256 of the store bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Digest {
+    /// A git commit id (hex).
+    Commit(String),
+    /// The lowercase hex sha256 of a bundle archive.
+    Sha256(String),
+}
+
+impl Digest {
+    /// A name safe as one path component: `git-<commit>` or `sha256-<hex>`.
+    pub fn file_name(&self) -> String {
+        match self {
+            Self::Commit(id) => format!("git-{id}"),
+            Self::Sha256(hex) => format!("sha256-{hex}"),
+        }
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Commit(id) => write!(f, "git:{id}"),
+            Self::Sha256(hex) => write!(f, "sha256:{hex}"),
+        }
+    }
+}
+
+/// A release whose signature verified against `allowed_signers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// The tag or store version.
+    pub version: Version,
+    /// What the content is.
+    pub digest: Digest,
+    /// Who signed it.
+    pub signer: Signer,
+    /// The rollout policy the release carries (store manifests; git releases carry theirs in
+    /// the bundle's `shoal.yaml`).
+    pub rollout: Option<RawPolicy>,
+    /// Variables for every hook script: `BUNDLE_COMMIT` (git) or `BUNDLE_*` (store), as the
+    /// CodeDeploy agent sets them for GitHub and S3 revisions.
+    pub env: Vec<(String, String)>,
+}
+
+/// What one look at a channel found.
+#[derive(Debug, Default)]
+pub struct Poll {
+    /// The newest release above the floor that verified, if any.
+    pub newest: Option<Release>,
+    /// Candidates above the floor that were refused, newest first, each with its reason.
+    pub refusals: Vec<(String, Refusal)>,
+    /// Names that are not releases (not semver), with why; reported once per name.
+    pub ignored: Vec<(String, String)>,
+}

@@ -1,0 +1,1 @@
+//! The store channel: signed releases in an object store (being written).

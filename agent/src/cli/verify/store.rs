@@ -1,0 +1,12 @@
+//! `shoal verify store` (being written).
+
+use super::super::exit;
+
+/// Arguments of `shoal verify store`.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> u8 {
+    exit::FAILURE
+}

@@ -1,0 +1,199 @@
+//! Verify: turn a fetched candidate (a raw tag object, or a manifest and its signature) into a
+//! trusted release, or a typed refusal that says why not. Nothing of a release is used before
+//! it passes here.
+
+pub mod state;
+
+use shoal_shared::release::manifest::ManifestError;
+use shoal_shared::release::{
+    AllowedSigners, GIT_NAMESPACE, Manifest, RELEASE_NAMESPACE, SignatureError, Signer, TagError,
+    split_signed_tag,
+};
+
+use crate::execute::bundle::BundleError;
+
+/// Why a candidate is not a release. Each refusal is its own variant; [`Refusal::kind`] is the
+/// stable name used in status JSON and metric labels.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Not an SSH-signed annotated tag.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// The signature failed, or its key is not trusted for this.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// `release.yaml` is not a valid manifest.
+    #[error("release.yaml: {0}")]
+    Manifest(#[from] ManifestError),
+    /// A signed tag that tags something other than a commit.
+    #[error("tag `{name}` points at a {object_type}, not a commit")]
+    NotACommit {
+        /// The tag.
+        name: String,
+        /// What it points at.
+        object_type: String,
+    },
+    /// A signed tag whose object names a different tag (a signed tag copied to another name).
+    #[error("ref `{name}` holds a tag object signed for `{signed_as}`")]
+    TagNameMismatch {
+        /// The ref's name.
+        name: String,
+        /// The name inside the signed object.
+        signed_as: String,
+    },
+    /// A manifest whose version is not the directory it was found in.
+    #[error("release.yaml in `{directory}/` says version `{manifest}`")]
+    VersionMismatch {
+        /// The store directory.
+        directory: String,
+        /// The version inside the manifest.
+        manifest: String,
+    },
+    /// At or below the anti-rollback floor.
+    #[error(
+        "{version} is not above {floor}, the highest version already verified for this group; going back needs a revert or an operator rollback"
+    )]
+    BelowFloor {
+        /// The candidate.
+        version: String,
+        /// The floor.
+        floor: String,
+    },
+    /// A tag name seen before now points at another object.
+    #[error(
+        "tag `{name}` moved from {was} to {now}: a release never changes, so this is an accident or an attack; it stays refused"
+    )]
+    MovedTag {
+        /// The tag.
+        name: String,
+        /// The tag object first seen.
+        was: String,
+        /// The tag object now.
+        now: String,
+    },
+    /// A store release seen before has a different manifest now.
+    #[error(
+        "release {version} changed (release.yaml sha256 {was} is now {now}): a release never changes, so this is an accident or an attack; it stays refused"
+    )]
+    ChangedRelease {
+        /// The version.
+        version: String,
+        /// The manifest digest first seen.
+        was: String,
+        /// The manifest digest now.
+        now: String,
+    },
+    /// The bundle's bytes do not hash to the manifest's sha256.
+    #[error("bundle sha256 is {actual}, but release.yaml pins {expected}")]
+    DigestMismatch {
+        /// The pinned digest.
+        expected: String,
+        /// What was downloaded.
+        actual: String,
+    },
+    /// The bundle is not the size the manifest pins.
+    #[error("bundle is {actual} bytes, but release.yaml pins {expected}")]
+    SizeMismatch {
+        /// The pinned size.
+        expected: u64,
+        /// What was downloaded (or at least this much, when it ran over).
+        actual: u64,
+    },
+    /// The bundle's content is refused (paths escaping the root, links, limits, …).
+    #[error("bundle refused: {0}")]
+    Bundle(#[from] BundleError),
+}
+
+impl Refusal {
+    /// A stable name for status JSON and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Tag(e) => e.kind(),
+            Self::Signature(e) => e.kind(),
+            Self::Manifest(_) => "bad_manifest",
+            Self::NotACommit { .. } => "tag_not_a_commit",
+            Self::TagNameMismatch { .. } => "tag_name_mismatch",
+            Self::VersionMismatch { .. } => "version_mismatch",
+            Self::BelowFloor { .. } => "below_floor",
+            Self::MovedTag { .. } => "moved_tag",
+            Self::ChangedRelease { .. } => "changed_release",
+            Self::DigestMismatch { .. } => "digest_mismatch",
+            Self::SizeMismatch { .. } => "size_mismatch",
+            Self::Bundle(_) => "bundle_refused",
+        }
+    }
+}
+
+/// A verified signed tag: the commit it releases and who signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTag {
+    /// The tagged commit id.
+    pub commit: String,
+    /// Who signed.
+    pub signer: Signer,
+}
+
+/// Verifies the raw tag object of the tag `name` as `git verify-tag` would, with key validity
+/// judged at the tagger's time (`now` when the tag has none).
+pub fn verify_tag(
+    name: &str,
+    raw: &[u8],
+    signers: &AllowedSigners,
+    now: i64,
+) -> Result<VerifiedTag, Refusal> {
+    let tag = split_signed_tag(name, raw)?;
+    let signer = shoal_shared::release::verify(
+        tag.signature,
+        tag.payload,
+        GIT_NAMESPACE,
+        signers,
+        tag.tagger_time.unwrap_or(now),
+    )?;
+    if tag.object_type != "commit" {
+        return Err(Refusal::NotACommit {
+            name: name.to_owned(),
+            object_type: tag.object_type,
+        });
+    }
+    if tag.name != name {
+        return Err(Refusal::TagNameMismatch {
+            name: name.to_owned(),
+            signed_as: tag.name,
+        });
+    }
+    Ok(VerifiedTag {
+        commit: tag.object,
+        signer,
+    })
+}
+
+/// Verifies `release.yaml` (its exact bytes) against `release.yaml.sig`, then reads it; the
+/// manifest must name the version of the `directory` it was found in. Key validity is judged
+/// at the manifest's `created` time (at `now` for a manifest too broken to have one).
+pub fn verify_manifest(
+    directory: &str,
+    manifest: &[u8],
+    signature: &[u8],
+    signers: &AllowedSigners,
+    now: i64,
+) -> Result<(Manifest, Signer), Refusal> {
+    // The time the key must be valid at comes from the manifest, so read it first; nothing of
+    // it is trusted until the signature checks out below.
+    let text = std::str::from_utf8(manifest).map_err(|_| {
+        Refusal::Manifest(ManifestError::Syntax(
+            "release.yaml is not UTF-8".to_owned(),
+        ))
+    })?;
+    let parsed = Manifest::parse(text);
+    let at = parsed.as_ref().map_or(now, |m| m.created);
+    let signer =
+        shoal_shared::release::verify(signature, manifest, RELEASE_NAMESPACE, signers, at)?;
+    let parsed = parsed?;
+    if parsed.version.name() != directory {
+        return Err(Refusal::VersionMismatch {
+            directory: directory.to_owned(),
+            manifest: parsed.version.name().to_owned(),
+        });
+    }
+    Ok((parsed, signer))
+}
