@@ -1,0 +1,1 @@
+//! Benchmarks (ignored by default): what an idle poll costs on the wire.
