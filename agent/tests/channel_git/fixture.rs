@@ -10,7 +10,8 @@ use shoal_agent::verify::state::ChannelState;
 use shoal_shared::release::AllowedSigners;
 use tempfile::TempDir;
 
-use crate::signing::{Repo, SigningKey, allowed_signers_line};
+use shoal_tests::signing::git::Repo;
+use shoal_tests::signing::{SigningKey, allowed_signers_line};
 
 /// The principal of the trusted key.
 pub const PRINCIPAL: &str = "release@example";

@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod bench;
+mod clean_env;
 mod cli;
 mod credentials;
 mod export;
 mod fixture;
 mod poll;
-mod signing;
 mod tags;
 mod watch;
