@@ -24,6 +24,10 @@ fn a_verified_release_exports_its_tree_with_modes_and_links() {
     std::fs::write(repo.dir().join("config.yml"), "port: 80\n").unwrap();
     std::os::unix::fs::symlink("scripts/start.sh", repo.dir().join("run")).unwrap();
     repo.git(&["add", "-A"]);
+    // A submodule (a gitlink): releases carry their own files only, so it is skipped.
+    let elsewhere = repo.head();
+    let gitlink = format!("160000,{elsewhere},vendor/lib");
+    repo.git(&["update-index", "--add", "--cacheinfo", &gitlink]);
     repo.git(&["commit", "-q", "-m", "app"]);
     let commit = repo.head();
     repo.tag_signed("v1.0.0", "release", &scene.key, None);
@@ -45,8 +49,10 @@ fn a_verified_release_exports_its_tree_with_modes_and_links() {
             "config.yml",
             "run",
             "scripts",
-            "scripts/start.sh"
-        ]
+            "scripts/start.sh",
+            "vendor"
+        ],
+        "the submodule's directory is there, its content is not"
     );
     let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode("scripts/start.sh"), 0o755, "the exec bit is kept");

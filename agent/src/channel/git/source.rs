@@ -2,13 +2,15 @@
 //! repository (a path or `file://`, watched) or a remote one (https, ssh, polled), the name of
 //! its mirror, and the url as it may be shown (without a password).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-/// A git channel's configuration: `git: {url, tags, poll}` plus credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A git channel's configuration: `git: {url, tags, poll}` plus credentials. Its `Debug`
+/// shows the url without a password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct GitSource {
     /// `https://…`, `ssh://…`, scp-like `git@host:path`, `file://…`, or a local path.
     pub url: String,
@@ -104,6 +106,19 @@ impl GitSource {
     }
 }
 
+impl fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitSource")
+            .field("url", &self.display_url())
+            .field("tags", &self.tags)
+            .field("poll", &self.poll)
+            .field("token_file", &self.token_file)
+            .field("username", &self.username)
+            .field("ssh_key", &self.ssh_key)
+            .finish()
+    }
+}
+
 /// `user@host:path` or `host:path`, as git reads it: a colon before any slash, and the part
 /// before it not a single drive-like letter.
 fn is_scp_like(url: &str) -> bool {
@@ -152,6 +167,7 @@ mod tests {
             source.display_url(),
             "https://bot:***@example.com/acme/app.git"
         );
+        assert!(!format!("{source:?}").contains("t0ken"));
         let plain = GitSource::new("git@github.com:acme/app.git");
         assert_eq!(plain.url_password(), None);
         assert_eq!(plain.display_url(), "git@github.com:acme/app.git");

@@ -15,7 +15,7 @@ pub struct Args {
     /// The repository: a local path, file://, https:// or ssh (ssh://… or git@host:path).
     #[arg(long, value_name = "PATH|URL")]
     repo: String,
-    /// The tag to verify, e.g. v1.2.0.
+    /// The tag to verify, e.g. v1.2.0 (or refs/tags/v1.2.0).
     #[arg(long)]
     tag: String,
     /// The trust file, as `git config gpg.ssh.allowedSignersFile` names it.
@@ -37,7 +37,10 @@ pub struct Args {
 
 /// Runs the command: 0 when the tag verifies, 1 when it is refused or missing (or cannot be
 /// fetched), 2 on bad usage or an unreadable allowed_signers file.
-pub fn run(args: Args) -> u8 {
+pub fn run(mut args: Args) -> u8 {
+    if let Some(short) = args.tag.strip_prefix("refs/tags/") {
+        args.tag = short.to_owned();
+    }
     let signers = match load_signers(&args.allowed_signers) {
         Ok(signers) => signers,
         Err(message) => {
@@ -107,8 +110,8 @@ fn report(args: &Args, source: &GitSource, check: &TagCheck) -> u8 {
         TagCheck::Missing => (
             serde_json::json!({ "result": "missing", "tag": tag, "repo": source.display_url() }),
             format!(
-                "missing: {} has no tag {tag}; list its tags with `git ls-remote --tags`",
-                source.display_url()
+                "missing: {url} has no tag {tag}; list its tags with `git ls-remote --tags {url}`",
+                url = source.display_url()
             ),
             exit::FAILURE,
         ),
