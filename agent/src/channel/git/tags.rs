@@ -109,6 +109,7 @@ pub(super) fn judge(
     }
     let floor = state.floor();
     let mut candidates = Vec::new();
+    let mut refused = Vec::new();
     for tag in listing.releases {
         let name = tag.version.name().to_owned();
         let new = !state.has_seen(&name);
@@ -122,12 +123,12 @@ pub(super) fn judge(
             .map_err(|source| context.state_error(source))?;
         if let Err(refusal) = seen {
             tracing::error!(group = context.group, revision.id = %name, reason = %refusal, "release tag moved");
-            poll.refusals.push((name, refusal));
+            refused.push((tag.version, refusal));
         } else if above_floor(&tag.version, floor.as_ref()) {
             candidates.push(tag);
         } else if new && let Err(refusal) = state.check_floor(&tag.version) {
             context.log_refusal(memory, &name, &refusal);
-            poll.refusals.push((name, refusal));
+            refused.push((tag.version, refusal));
         }
     }
     for tag in candidates {
@@ -145,10 +146,15 @@ pub(super) fn judge(
             }
             Err(refusal) => {
                 context.log_refusal(memory, &name, &refusal);
-                poll.refusals.push((name, refusal));
+                refused.push((tag.version, refusal));
             }
         }
     }
+    refused.sort_by(|a, b| b.0.cmp(&a.0));
+    poll.refusals = refused
+        .into_iter()
+        .map(|(version, refusal)| (version.name().to_owned(), refusal))
+        .collect();
     Ok(poll)
 }
 
