@@ -133,6 +133,9 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// (name, allowed_signers, namespace checked, message, signature, expected to verify)
+type Case<'a> = (&'a str, String, &'a str, &'a [u8], &'a [u8], bool);
+
 #[test]
 fn shoal_and_openssh_agree_on_every_case() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -145,8 +148,7 @@ fn shoal_and_openssh_agree_on_every_case() {
     let for_file = sign(d, &key, "file", msg);
     let k = &key.public_line;
 
-    // (name, allowed_signers, namespace checked, message, signature, expected)
-    let cases: Vec<(&str, String, &str, &[u8], &[u8], bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "listed key",
             format!("release@example.com {k}\n"),
