@@ -1,12 +1,99 @@
-//! `shoal verify store` (being written).
+//! `shoal verify store`: check one release of a store channel from end to end (signature
+//! against allowed_signers, then the bundle's size and sha256 as it streams; nothing is kept)
+//! and say who signed what (exit 0), or why it is refused (exit 1). Bad usage exits 2.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use shoal_shared::release::{AllowedSigners, Version};
 
 use super::super::exit;
+use super::super::release::{StoreArgs, error_chain, runtime};
+use crate::channel::store::{StoreError, StoreLocation, check_release};
 
 /// Arguments of `shoal verify store`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The store channel: s3://bucket/prefix or file:///path.
+    #[arg(long)]
+    url: String,
+    /// The release version to check, e.g. v1.4.0.
+    #[arg(long)]
+    version: String,
+    /// The OpenSSH allowed_signers file to trust (namespace shoal-release).
+    #[arg(long)]
+    allowed_signers: PathBuf,
+    #[command(flatten)]
+    store_args: StoreArgs,
+}
 
-/// Runs the command.
-pub fn run(_args: Args) -> u8 {
-    exit::FAILURE
+/// Runs the command and returns the exit code.
+pub fn run(args: Args) -> u8 {
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        exit::USAGE
+    };
+    let version = match Version::parse(&args.version) {
+        Ok(version) => version,
+        Err(e) => return usage(format!("--version: {e}")),
+    };
+    let shown = args.allowed_signers.display();
+    let signers = match std::fs::read_to_string(&args.allowed_signers) {
+        Ok(text) => match AllowedSigners::parse(&text) {
+            Ok(signers) => signers,
+            Err(e) => return usage(format!("{shown}: {e}")),
+        },
+        Err(e) => return usage(format!("cannot read {shown}: {e}")),
+    };
+    let location = match StoreLocation::parse(&args.url) {
+        Ok(location) => location,
+        Err(e) => return usage(e.to_string()),
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let store = match location.open(&args.store_args.source(&args.url), &env) {
+        Ok(store) => store,
+        Err(e) => return usage(error_chain(&e)),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let checked = runtime.block_on(check_release(
+        store.as_ref(),
+        &location,
+        &version,
+        &signers,
+        now,
+    ));
+    match checked {
+        Ok(release) => {
+            println!(
+                "good: release {} (sha256:{}, {} bytes) signed by {} with key {}",
+                release.manifest.version,
+                release.manifest.bundle.sha256,
+                release.bundle.size,
+                release.signer.principal,
+                release.signer.fingerprint
+            );
+            exit::OK
+        }
+        Err(StoreError::Refused { version, refusal }) => {
+            println!("refused: release {version}: {refusal}");
+            exit::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            if e.is_usage() {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            }
+        }
+    }
 }
