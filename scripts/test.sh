@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test of shoal. On a fresh Debian/Ubuntu machine it first installs what the tests
-# need (apt packages), so this one command is all a new contributor or CI types.
+# need (apt packages, and moto_server into .venv), so this one command is all a new contributor
+# or CI types.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the build and the tests use: a C toolchain for -sys crates, setfacl/getfacl
 # for ACL permissions, zip for zip bundles, and the tools the hook tests create users with.
-packages=(gcc pkg-config libssl-dev zlib1g-dev acl zip unzip passwd git openssh-client)
+# python3 and python3-venv hold moto_server, the S3 server the release-channel tests talk to.
+packages=(gcc pkg-config libssl-dev zlib1g-dev acl zip unzip passwd git openssh-client python3 python3-venv)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -20,6 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing test dependencies: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# moto_server (an in-memory S3) goes into .venv once; shoal-tests' MotoServer starts it from there.
+if [ ! -x .venv/bin/moto_server ]; then
+  echo "installing moto_server into .venv (once)"
+  python=/usr/bin/python3
+  [ -x "$python" ] || python=python3
+  "$python" -m venv --clear .venv
+  .venv/bin/pip install -q --disable-pip-version-check "moto[server]>=5,<6" >/dev/null
 fi
 
 log=$(mktemp)

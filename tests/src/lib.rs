@@ -1,7 +1,17 @@
-//! shoal's test harness: where the shared fixtures and the AppSpec corpus live. Multi-agent and
-//! end-to-end tests of the mesh build on it.
+//! shoal's test harness: where the shared fixtures and the AppSpec corpus live, and the real
+//! services and tools release-channel tests run against (moto S3, ssh-keygen and git signing, a
+//! counting proxy). Multi-agent and end-to-end tests of the mesh build on it.
+
+mod command;
+pub mod http;
+mod poll;
+pub mod proxy;
+pub mod s3;
+pub mod signing;
 
 use std::path::PathBuf;
+
+pub use poll::poll_until;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
