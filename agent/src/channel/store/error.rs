@@ -19,10 +19,12 @@ pub enum StoreError {
         reason: String,
     },
     /// The object store client could not be set up from the url and the environment.
-    #[error("cannot open the store {url}; check --endpoint, --region and the AWS_* variables")]
+    #[error("cannot open the store {url}; check {hint}")]
     Open {
         /// The store url.
         url: String,
+        /// Where its settings come from.
+        hint: &'static str,
         /// What object_store said.
         #[source]
         source: object_store::Error,

@@ -1,13 +1,18 @@
-//! Store urls (`s3://bucket/prefix`, `file:///path`) and the object store each one opens.
-//! Credentials come from an environment the caller passes in (the daemon and the CLI pass the
-//! process environment, tests pass their server's); nothing here reads the process environment.
+//! Store urls (`s3://bucket/prefix`, `file:///path`, `gs://bucket/prefix`,
+//! `az://container/prefix`) and the object store each one opens. Settings and credentials come
+//! from an environment the caller passes in (`AWS_*`, `GOOGLE_*` or `AZURE_*`: the daemon and
+//! the CLI pass the process environment, tests pass their server's); nothing here reads the
+//! process environment.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use object_store::ClientOptions;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 
@@ -20,6 +25,11 @@ pub enum Scheme {
     S3,
     /// `file:///path`: a directory on this host.
     File,
+    /// `gs://bucket/prefix`: Google Cloud Storage (`GOOGLE_*` settings).
+    Gcs,
+    /// `az://container/prefix`: Azure Blob Storage (`AZURE_*` settings, the account from
+    /// `AZURE_STORAGE_ACCOUNT_NAME`).
+    Azure,
     /// An in-process store (tests and embedding): `memory:///prefix`.
     Memory,
 }
@@ -42,21 +52,32 @@ impl StoreLocation {
         };
         let parsed = url::Url::parse(url).map_err(|e| {
             bad(&format!(
-                "{e}; use s3://bucket/prefix or file:///absolute/path"
+                "{e}; use s3://bucket/prefix, file:///absolute/path, gs://bucket/prefix or az://container/prefix"
             ))
         })?;
+        let bucket = |example: &str| {
+            parsed
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| bad(&format!("names no bucket; write {example}")))
+        };
         let (scheme, bucket, path) = match parsed.scheme() {
-            "s3" => {
-                let bucket = parsed
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| bad("names no bucket; write s3://bucket/prefix"))?;
-                (
-                    Scheme::S3,
-                    Some(bucket.to_owned()),
-                    parsed.path().to_owned(),
-                )
-            }
+            "s3" => (
+                Scheme::S3,
+                Some(bucket("s3://bucket/prefix")?),
+                parsed.path().to_owned(),
+            ),
+            "gs" => (
+                Scheme::Gcs,
+                Some(bucket("gs://bucket/prefix")?),
+                parsed.path().to_owned(),
+            ),
+            "az" => (
+                Scheme::Azure,
+                Some(bucket("az://container/prefix")?),
+                parsed.path().to_owned(),
+            ),
             "file" => {
                 if parsed
                     .host_str()
@@ -72,14 +93,9 @@ impl StoreLocation {
                 (Scheme::File, None, path.to_string_lossy().into_owned())
             }
             "memory" => (Scheme::Memory, None, parsed.path().to_owned()),
-            "gs" | "az" | "azure" | "abfs" | "abfss" => {
-                return Err(bad(
-                    "this build of shoal does not include Google Cloud Storage or Azure stores; use s3:// or file://",
-                ));
-            }
             other => {
                 return Err(bad(&format!(
-                    "scheme `{other}` is not a store; use s3://bucket/prefix or file:///absolute/path"
+                    "scheme `{other}` is not a store; use s3://bucket/prefix, file:///absolute/path, gs://bucket/prefix or az://container/prefix"
                 )));
             }
         };
@@ -142,7 +158,7 @@ impl StoreLocation {
     pub fn key(&self, path: &ObjPath) -> String {
         match self.scheme {
             Scheme::File => format!("/{path}"),
-            Scheme::S3 | Scheme::Memory => path.to_string(),
+            Scheme::S3 | Scheme::Gcs | Scheme::Azure | Scheme::Memory => path.to_string(),
         }
     }
 
@@ -150,6 +166,8 @@ impl StoreLocation {
     pub fn describe(&self, path: &ObjPath) -> String {
         match self.scheme {
             Scheme::S3 => format!("s3://{}/{path}", self.bucket.as_deref().unwrap_or_default()),
+            Scheme::Gcs => format!("gs://{}/{path}", self.bucket.as_deref().unwrap_or_default()),
+            Scheme::Azure => format!("az://{}/{path}", self.bucket.as_deref().unwrap_or_default()),
             Scheme::File => format!("file:///{path}"),
             Scheme::Memory => format!("memory:///{path}"),
         }
@@ -169,6 +187,8 @@ impl StoreLocation {
     ) -> Result<Arc<dyn ObjectStore>, StoreError> {
         match self.scheme {
             Scheme::File => Ok(Arc::new(LocalFileSystem::new())),
+            Scheme::Gcs => self.open_gcs(source, env),
+            Scheme::Azure => self.open_azure(source, env),
             Scheme::Memory => Err(StoreError::Url {
                 url: self.url.clone(),
                 reason: "an in-memory store cannot be opened by url; pass the store to StoreChannel::with_store".to_owned(),
@@ -183,11 +203,8 @@ impl StoreLocation {
         env: &[(String, String)],
     ) -> Result<Arc<dyn ObjectStore>, StoreError> {
         let mut builder = AmazonS3Builder::new();
-        for (name, value) in env {
-            if !name.starts_with("AWS_") {
-                continue;
-            }
-            if let Ok(key) = AmazonS3ConfigKey::from_str(&name.to_ascii_lowercase()) {
+        for (key, value) in settings(env, "AWS_") {
+            if let Ok(key) = AmazonS3ConfigKey::from_str(&key) {
                 builder = builder.with_config(key, value);
             }
         }
@@ -201,12 +218,74 @@ impl StoreLocation {
         if source.allow_http {
             builder = builder.with_allow_http(true);
         }
-        let store = builder.build().map_err(|source| StoreError::Open {
-            url: self.url.clone(),
-            source,
-        })?;
+        let store = builder.build().map_err(self.open_error(S3_HINT))?;
         Ok(Arc::new(store))
     }
+
+    fn open_gcs(
+        &self,
+        source: &StoreSource,
+        env: &[(String, String)],
+    ) -> Result<Arc<dyn ObjectStore>, StoreError> {
+        let mut builder = GoogleCloudStorageBuilder::new();
+        for (key, value) in settings(env, "GOOGLE_") {
+            if let Ok(key) = GoogleConfigKey::from_str(&key) {
+                builder = builder.with_config(key, value);
+            }
+        }
+        builder = builder.with_bucket_name(self.bucket.as_deref().unwrap_or_default());
+        if let Some(endpoint) = &source.endpoint {
+            builder = builder.with_base_url(endpoint);
+        }
+        if source.allow_http {
+            builder = builder.with_client_options(ClientOptions::new().with_allow_http(true));
+        }
+        let store = builder.build().map_err(self.open_error(GCS_HINT))?;
+        Ok(Arc::new(store))
+    }
+
+    fn open_azure(
+        &self,
+        source: &StoreSource,
+        env: &[(String, String)],
+    ) -> Result<Arc<dyn ObjectStore>, StoreError> {
+        let mut builder = MicrosoftAzureBuilder::new();
+        for (key, value) in settings(env, "AZURE_") {
+            if let Ok(key) = AzureConfigKey::from_str(&key) {
+                builder = builder.with_config(key, value);
+            }
+        }
+        builder = builder.with_container_name(self.bucket.as_deref().unwrap_or_default());
+        if let Some(endpoint) = &source.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        if source.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        let store = builder.build().map_err(self.open_error(AZURE_HINT))?;
+        Ok(Arc::new(store))
+    }
+
+    fn open_error(&self, hint: &'static str) -> impl FnOnce(object_store::Error) -> StoreError {
+        let url = self.url.clone();
+        move |source| StoreError::Open { url, hint, source }
+    }
+}
+
+const S3_HINT: &str = "--endpoint, --region and the AWS_* variables";
+const GCS_HINT: &str = "--endpoint and the GOOGLE_* variables (GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_SERVICE_ACCOUNT)";
+const AZURE_HINT: &str =
+    "--endpoint and the AZURE_* variables (AZURE_STORAGE_ACCOUNT_NAME and a credential)";
+
+/// The variables of `env` that start with `prefix`, with lowercase names (object_store's
+/// configuration keys).
+fn settings<'a>(
+    env: &'a [(String, String)],
+    prefix: &'a str,
+) -> impl Iterator<Item = (String, &'a str)> + 'a {
+    env.iter()
+        .filter(move |(name, _)| name.starts_with(prefix))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.as_str()))
 }
 
 #[cfg(test)]
@@ -241,16 +320,39 @@ mod tests {
     }
 
     #[test]
+    fn cloud_urls_open_from_their_own_variables() {
+        let loc = StoreLocation::parse("az://releases/web").expect("valid");
+        assert_eq!(loc.scheme(), Scheme::Azure);
+        let path = loc.object("v1.0.0", "release.yaml");
+        assert_eq!(loc.describe(&path), "az://releases/web/v1.0.0/release.yaml");
+        let source = StoreSource::new(loc.url());
+        let err = loc.open(&source, &[]).expect_err("no account");
+        assert!(
+            err.to_string().contains("AZURE_STORAGE_ACCOUNT_NAME"),
+            "{err}"
+        );
+        let env = [
+            ("AZURE_STORAGE_ACCOUNT_NAME".to_owned(), "shoal".to_owned()),
+            (
+                "AZURE_STORAGE_ACCOUNT_KEY".to_owned(),
+                "c2VjcmV0".to_owned(),
+            ),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "ignored".to_owned()),
+        ];
+        assert!(loc.open(&source, &env).is_ok());
+        let gcs = StoreLocation::parse("gs://releases/web").expect("valid");
+        assert_eq!(gcs.scheme(), Scheme::Gcs);
+        assert_eq!(gcs.key(&gcs.object("v1.0.0", "b.zip")), "web/v1.0.0/b.zip");
+    }
+
+    #[test]
     fn bad_urls_say_what_to_write() {
         for (url, expected) in [
             ("s3:///prefix", "names no bucket"),
             ("file:///", "is the root directory"),
             ("file://host/x", "names a host"),
-            (
-                "gs://bucket/x",
-                "does not include Google Cloud Storage or Azure",
-            ),
-            ("az://container/x", "does not include"),
+            ("gs:///x", "names no bucket; write gs://bucket/prefix"),
+            ("az:///x", "names no bucket; write az://container/prefix"),
             ("http://example/x", "scheme `http` is not a store"),
             ("/srv/releases", "relative URL without a base"),
             ("s3://b/a//c", "is not a plain path"),

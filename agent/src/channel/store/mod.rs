@@ -1,4 +1,5 @@
-//! The store channel: signed releases in an object store (S3 or a local directory), laid out as
+//! The store channel: signed releases in an object store (S3, a local directory, Google Cloud
+//! Storage or Azure Blob Storage), laid out as
 //! `<prefix>/<version>/release.yaml`, `release.yaml.sig` and the bundle the manifest names.
 //! [`StoreChannel::poll`] finds and verifies new releases (an idle poll is one LIST and
 //! downloads nothing); [`StoreChannel::materialize`] brings a verified bundle into the release
@@ -44,7 +45,7 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
 /// Where a group's store channel is and how to reach it (`store:` in the agent config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSource {
-    /// `s3://bucket/prefix` or `file:///path`.
+    /// `s3://bucket/prefix`, `file:///path`, `gs://bucket/prefix` or `az://container/prefix`.
     pub url: String,
     /// Time between polls of a remote store.
     pub poll: Duration,
@@ -86,8 +87,9 @@ pub struct StoreChannel {
 }
 
 impl StoreChannel {
-    /// Opens the channel of `group` at `source`, with credentials from `env` (for S3, the
-    /// `AWS_*` variables: pass `std::env::vars()` in the daemon and CLI).
+    /// Opens the channel of `group` at `source`, with settings and credentials from `env` (the
+    /// `AWS_*`, `GOOGLE_*` or `AZURE_*` variables: pass `std::env::vars()` in the daemon and
+    /// CLI; nothing else reads the process environment).
     pub fn open(
         source: &StoreSource,
         env: &[(String, String)],

@@ -47,7 +47,7 @@ impl StoreArgs {
 /// Arguments of `shoal release`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store channel: s3://bucket/prefix or file:///path.
+    /// The store channel: s3://bucket/prefix, file:///path, gs://bucket/prefix or az://container/prefix.
     #[arg(long)]
     store: String,
     /// The release version (semver, optional leading v), e.g. v1.4.0.

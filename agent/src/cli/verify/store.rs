@@ -14,7 +14,7 @@ use crate::channel::store::{StoreError, StoreLocation, check_release};
 /// Arguments of `shoal verify store`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store channel: s3://bucket/prefix or file:///path.
+    /// The store channel: s3://bucket/prefix, file:///path, gs://bucket/prefix or az://container/prefix.
     #[arg(long)]
     url: String,
     /// The release version to check, e.g. v1.4.0.
