@@ -86,6 +86,21 @@ async fn releasing_a_version_twice_is_refused_and_changes_nothing(store: Backend
         );
     }
     assert_eq!(store.objects().await, before);
+
+    // An upload that stopped before its signature is named as such.
+    store
+        .put("v3.0.0", "bundle.tar.gz", b"partial".to_vec())
+        .await;
+    let out = store.shoal_release("v3.0.0", &other, &world.key.private, &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: version v3.0.0 exists in {} without its release.yaml.sig (an interrupted upload?)",
+            store.source.url
+        )),
+        "{stderr}"
+    );
 }
 
 fn verify(store: &Backend, world: &World, version: &str, signers: &Path) -> Output {

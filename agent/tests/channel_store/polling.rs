@@ -168,6 +168,30 @@ async fn a_key_outside_allowed_signers_is_refused(store: Backend) {
     let world = World::new();
     let kinds = refusal_kinds(&store, &world, true, RELEASE_NAMESPACE).await;
     assert_eq!(kinds, [("v1.0.0".to_owned(), "untrusted_key".to_owned())]);
+
+    // Overtaken by a trusted release, the refused one is not reported again after a restart.
+    let mut channel = store.channel(&world);
+    let mut state = world.state();
+    let poll = channel
+        .poll(&world.signers, &mut state, now())
+        .await
+        .unwrap();
+    assert_eq!(poll.refusals.len(), 1, "a restarted agent looks again");
+    store
+        .release(&world, "v1.1.0", &world.app_dir("next", "ok"))
+        .await;
+    let poll = channel
+        .poll(&world.signers, &mut state, now())
+        .await
+        .unwrap();
+    assert_eq!(poll.newest.unwrap().version.name(), "v1.1.0");
+    assert!(poll.refusals.is_empty(), "{:?}", poll.refusals);
+    let poll = store
+        .channel(&world)
+        .poll(&world.signers, &mut world.state(), now())
+        .await
+        .unwrap();
+    assert!(poll.refusals.is_empty(), "{:?}", poll.refusals);
 }
 
 async fn a_signature_for_another_namespace_is_refused(store: Backend) {

@@ -72,6 +72,16 @@ pub enum StoreError {
         /// The store url.
         url: String,
     },
+    /// `shoal release` of a version whose directory holds an upload that never finished.
+    #[error(
+        "version {version} exists in {url} without its release.yaml.sig (an interrupted upload?); delete {url}/{version}/ and publish again, or publish a new version"
+    )]
+    Incomplete {
+        /// The version.
+        version: String,
+        /// The store url.
+        url: String,
+    },
     /// The release was refused; the refusal says why.
     #[error("release {version} refused: {refusal}")]
     Refused {
@@ -111,6 +121,7 @@ impl StoreError {
             Self::List { .. } | Self::Get { .. } | Self::Put { .. } => "store_unavailable",
             Self::Missing { .. } => "missing_object",
             Self::AlreadyExists { .. } => "already_exists",
+            Self::Incomplete { .. } => "incomplete_upload",
             Self::Refused { refusal, .. } => refusal.kind(),
             Self::NotVerified { .. } => "not_verified",
             Self::State(_) => "state",

@@ -89,9 +89,17 @@ impl StoreChannel {
             self.settled.insert(name.to_owned());
         }
         self.rechecked = true;
+        // Versions settled here that the floor has now passed (refused, then overtaken) are
+        // never reported again, not even as below the floor after a restart.
+        let floor = state.floor();
+        for version in &versions {
+            if self.settled.contains(version.name()) && !above_floor(version, floor.as_ref()) {
+                changed |= self.record.mark_known(version.name());
+            }
+        }
         if changed {
-            if let Some(floor) = state.floor() {
-                self.record.prune_below(&floor);
+            if let Some(floor) = &floor {
+                self.record.prune_below(floor);
             }
             self.record.save()?;
         }

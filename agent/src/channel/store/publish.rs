@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 use shoal_shared::release::Version;
 
 use super::{MANIFEST_NAME, SIGNATURE_NAME, StoreError, StoreLocation};
@@ -32,12 +32,7 @@ pub async fn publish(
     location: &StoreLocation,
     release: &Publication,
 ) -> Result<(), StoreError> {
-    if let Some(existing) = find_version(store, location, &release.version).await? {
-        return Err(StoreError::AlreadyExists {
-            version: existing,
-            url: location.url().to_owned(),
-        });
-    }
+    refuse_existing(store, location, &release.version).await?;
     let name = release.version.name();
     let uploads = [
         (release.bundle_name.as_str(), release.bundle.clone()),
@@ -52,9 +47,38 @@ pub async fn publish(
     Ok(())
 }
 
+/// Refuses `version` when the store has it, or the same semver under another spelling:
+/// [`StoreError::AlreadyExists`], or [`StoreError::Incomplete`] when the directory holds an
+/// upload that never got its signature.
+pub async fn refuse_existing(
+    store: &dyn ObjectStore,
+    location: &StoreLocation,
+    version: &Version,
+) -> Result<(), StoreError> {
+    let Some(existing) = find_version(store, location, version).await? else {
+        return Ok(());
+    };
+    let signature = location.object(&existing, SIGNATURE_NAME);
+    let url = location.url().to_owned();
+    match store.head(&signature).await {
+        Ok(_) => Err(StoreError::AlreadyExists {
+            version: existing,
+            url,
+        }),
+        Err(object_store::Error::NotFound { .. }) => Err(StoreError::Incomplete {
+            version: existing,
+            url,
+        }),
+        Err(source) => Err(StoreError::Get {
+            url: location.describe(&signature),
+            source,
+        }),
+    }
+}
+
 /// The name of a version directory with the same semver precedence as `version`, if any
 /// (one LIST request).
-pub async fn find_version(
+async fn find_version(
     store: &dyn ObjectStore,
     location: &StoreLocation,
     version: &Version,

@@ -109,15 +109,14 @@ fn release(args: &Args) -> Result<(), Failure> {
         .map_err(|e| store_failure(&e))?;
     let runtime = runtime().map_err(|e| (exit::FAILURE, e))?;
 
-    if let Some(existing) = runtime
-        .block_on(publish::find_version(store.as_ref(), &location, &version))
-        .map_err(|e| store_failure(&e))?
-    {
-        return Err(store_failure(&StoreError::AlreadyExists {
-            version: existing,
-            url: location.url().to_owned(),
-        }));
-    }
+    // Refused before anything is packaged, signed (no passphrase prompt in vain) or uploaded.
+    runtime
+        .block_on(publish::refuse_existing(
+            store.as_ref(),
+            &location,
+            &version,
+        ))
+        .map_err(|e| store_failure(&e))?;
     if !args.bundle.exists() {
         return Err(usage(format!(
             "--bundle {}: no such file or directory",
