@@ -121,6 +121,11 @@ impl ChannelState {
         Ok(true)
     }
 
+    /// Whether release `name` was seen before, in this run or an earlier one.
+    pub fn has_seen(&self, name: &str) -> bool {
+        self.data.seen.contains_key(name)
+    }
+
     /// Records the identity of release `name` the first time it is seen and saves; a later
     /// sighting with a different identity is refused, for good.
     pub fn check_seen(

@@ -141,43 +141,42 @@ pub fn verify(
     if listed.is_empty() {
         return Err(SignatureError::UntrustedKey { fingerprint });
     }
-    let mut refusal = None;
-    for entry in listed {
-        if !entry.allows_namespace(namespace) {
-            refusal.get_or_insert(SignatureError::NamespaceNotAllowed {
-                fingerprint: fingerprint.clone(),
-                principal: entry.principals.clone(),
-                namespace: namespace.to_owned(),
-            });
-            continue;
-        }
-        let too_early = entry.valid_after.filter(|&after| at < after);
-        let too_late = entry.valid_before.filter(|&before| at > before);
-        if too_early.is_some() || too_late.is_some() {
-            let window = match (too_early, too_late) {
-                (Some(after), _) => format!("valid-after {}", crate::time::format_rfc3339(after)),
-                (_, Some(before)) => {
-                    format!("valid-before {}", crate::time::format_rfc3339(before))
-                }
-                _ => String::new(),
-            };
-            // A validity refusal says more than a namespace one: keep it.
-            refusal = Some(SignatureError::OutsideValidity {
-                fingerprint: fingerprint.clone(),
-                principal: entry.principals.clone(),
-                at: crate::time::format_rfc3339(at),
-                window,
-            });
-            continue;
-        }
-        return Ok(Signer {
-            principal: entry.principals.clone(),
+    // As git does (`ssh-keygen -Y find-principals`, then `-Y verify -I <principal>`): the
+    // first entry for the key that is valid at the check time decides, namespaces included.
+    let Some(entry) = listed.iter().find(|e| valid_at(e, at)) else {
+        let entry = listed[0];
+        let window = match (entry.valid_after, entry.valid_before) {
+            (Some(after), _) if at < after => {
+                format!("valid-after {}", crate::time::format_rfc3339(after))
+            }
+            (_, Some(before)) => format!("valid-before {}", crate::time::format_rfc3339(before)),
+            _ => String::new(),
+        };
+        return Err(SignatureError::OutsideValidity {
             fingerprint,
-            algorithm: algorithm_name(algorithm),
-            line: entry.line,
+            principal: entry.principals.clone(),
+            at: crate::time::format_rfc3339(at),
+            window,
+        });
+    };
+    if !entry.allows_namespace(namespace) {
+        return Err(SignatureError::NamespaceNotAllowed {
+            fingerprint,
+            principal: entry.principals.clone(),
+            namespace: namespace.to_owned(),
         });
     }
-    Err(refusal.unwrap_or(SignatureError::UntrustedKey { fingerprint }))
+    Ok(Signer {
+        principal: entry.principals.clone(),
+        fingerprint,
+        algorithm: algorithm_name(algorithm),
+        line: entry.line,
+    })
+}
+
+fn valid_at(entry: &crate::release::allowed_signers::Entry, at: i64) -> bool {
+    entry.valid_after.is_none_or(|after| at >= after)
+        && entry.valid_before.is_none_or(|before| at <= before)
 }
 
 /// The name OpenSSH uses for a signature algorithm; `ssh-rsa` is RSA with SHA-1.
@@ -331,17 +330,36 @@ mod tests {
     }
 
     #[test]
-    fn a_second_entry_for_the_same_key_can_allow_it() {
+    fn the_first_entry_valid_then_decides_as_in_git() {
         let k = key(4);
         let public = k.public_key().to_openssh().expect("openssh");
-        let trust = AllowedSigners::parse(&format!(
-            "old@example.com namespaces=\"file\" {public}\nnew@example.com namespaces=\"git\" {public}\n"
-        ))
-        .expect("parse");
-        let signer = verify(&sign(&k, "git", b"m"), b"m", "git", &trust, NOW).expect("second line");
+        let trust = |text: String| AllowedSigners::parse(&text).expect("parse");
+        // An expired first line is passed over...
+        let signer = verify(
+            &sign(&k, "git", b"m"),
+            b"m",
+            "git",
+            &trust(format!(
+                "old@example.com valid-before=\"20200101\" {public}\nnew@example.com {public}\n"
+            )),
+            NOW,
+        )
+        .expect("second line");
         assert_eq!(
             (signer.principal.as_str(), signer.line),
             ("new@example.com", 2)
         );
+        // ...but a valid first line that does not allow the namespace refuses, as git does.
+        let err = verify(
+            &sign(&k, "git", b"m"),
+            b"m",
+            "git",
+            &trust(format!(
+                "a@example.com namespaces=\"file\" {public}\nb@example.com {public}\n"
+            )),
+            NOW,
+        )
+        .expect_err("first line decides");
+        assert_eq!(err.kind(), "namespace_not_allowed");
     }
 }

@@ -1,1 +1,0 @@
-//! The git channel: signed annotated tags of a repository (being written).

@@ -1,0 +1,198 @@
+//! The git channel: releases are the signed annotated tags of a repository that match a glob
+//! and read as versions; a release's files are the tree of the tagged commit.
+//!
+//! Tags are fetched into a bare mirror under `<data_dir>/mirrors/`, judged ([`tags`]): moved
+//! tags refused, the newest tag above the anti-rollback floor verified like `git verify-tag`,
+//! and a verified release's tree exported into the release cache ([`export`]).
+
+mod error;
+mod export;
+mod fetch;
+mod source;
+mod tags;
+
+use std::path::{Path, PathBuf};
+
+use git2::Repository;
+use shoal_shared::release::AllowedSigners;
+
+pub use error::{Cause, GitError};
+pub use source::{GitSource, Location};
+
+use super::cache::ReleaseCache;
+use super::{Digest, Poll, Release};
+use crate::verify::state::ChannelState;
+use crate::verify::{Refusal, VerifiedTag};
+use export::ExportError;
+use fetch::{ALL_TAGS, MirrorLock};
+
+/// A git repository as a release channel for one group. Blocking: the daemon calls it from
+/// `spawn_blocking`.
+pub struct GitChannel {
+    source: GitSource,
+    group: String,
+    mirror_path: PathBuf,
+    repo: Repository,
+    memory: tags::Memory,
+}
+
+impl GitChannel {
+    /// Opens the channel of `group` for `source`, with its mirror at
+    /// `<data_dir>/mirrors/<16 hex of sha256(url)>.git` (created if missing). Nothing is
+    /// fetched until [`Self::poll`].
+    pub fn open(source: GitSource, data_dir: &Path, group: &str) -> Result<Self, GitError> {
+        let mirror_path = fetch::mirror_path(data_dir, &source);
+        let repo = {
+            let _lock = MirrorLock::take(&source, &mirror_path)?;
+            fetch::open_mirror(&source, &mirror_path)?
+        };
+        Ok(Self {
+            source,
+            group: group.to_owned(),
+            mirror_path,
+            repo,
+            memory: tags::Memory::default(),
+        })
+    }
+
+    /// The channel's configuration.
+    pub fn source(&self) -> &GitSource {
+        &self.source
+    }
+
+    /// Where the mirror is.
+    pub fn mirror_path(&self) -> &Path {
+        &self.mirror_path
+    }
+
+    /// Fetches the repository's tags (tags deleted there are deleted from the mirror) and
+    /// judges them against `signers` and `state`: see [`Poll`]. The floor rises to the newest
+    /// release that verifies; `now` is the time keys are judged at for a tag without a tagger.
+    pub fn poll(
+        &mut self,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Poll, GitError> {
+        let listing = {
+            let _lock = MirrorLock::take(&self.source, &self.mirror_path)?;
+            let received = fetch::fetch(&self.repo, &self.source, &[ALL_TAGS], true)?;
+            tracing::debug!(group = %self.group, bytes = received, "tags fetched");
+            tags::list(&self.repo, &self.source.tags).map_err(|e| self.read_error("tags", &e))?
+        };
+        let context = tags::Context {
+            group: &self.group,
+            url: self.source.display_url(),
+            mirror: &self.mirror_path,
+        };
+        tags::judge(
+            &self.repo,
+            listing,
+            signers,
+            state,
+            now,
+            &mut self.memory,
+            &context,
+        )
+    }
+
+    /// The directory holding the release's files in `cache`: exported from the mirror the
+    /// first time (the commit's tree, unpacked with the same refusals as an archive bundle),
+    /// then reused. Nothing is written outside the cache.
+    pub fn materialize(
+        &self,
+        release: &Release,
+        cache: &ReleaseCache,
+    ) -> Result<PathBuf, GitError> {
+        let Digest::Commit(commit) = &release.digest else {
+            return Err(GitError::NotGit {
+                version: release.version.name().to_owned(),
+                digest: release.digest.to_string(),
+            });
+        };
+        let dest = cache.tree_path(&release.digest);
+        if cache.has_tree(&release.digest) {
+            return Ok(dest);
+        }
+        export::to_cache(&self.repo, commit, cache, &dest).map_err(|e| match e {
+            ExportError::Refused(bundle) => GitError::Refused {
+                version: release.version.name().to_owned(),
+                url: self.source.display_url(),
+                refusal: Box::new(Refusal::Bundle(bundle)),
+            },
+            ExportError::Git(e) => self.read_error(&format!("commit {commit}"), &e),
+            ExportError::Io(source) => GitError::Export {
+                commit: commit.clone(),
+                url: self.source.display_url(),
+                path: dest.clone(),
+                source,
+            },
+        })?;
+        tracing::info!(group = %self.group, revision.id = %release.version, commit = %commit, "release exported");
+        Ok(dest)
+    }
+
+    /// What to watch for new tags: the git directory of a local repository (refs, packed-refs
+    /// and objects; watch it recursively); `None` for a remote one, which is polled.
+    pub fn watch_paths(&self) -> Option<Vec<PathBuf>> {
+        match self.source.location() {
+            Location::Local(path) => Some(vec![GitSource::local_git_dir(&path)]),
+            Location::Remote => None,
+        }
+    }
+
+    fn read_error(&self, what: &str, error: &git2::Error) -> GitError {
+        GitError::Read {
+            what: what.to_owned(),
+            url: self.source.display_url(),
+            path: self.mirror_path.clone(),
+            source: Cause::git(error, &[]),
+        }
+    }
+}
+
+/// What checking one tag found: the tag is missing, or verified, or refused.
+#[derive(Debug)]
+pub enum TagCheck {
+    /// The repository has no such tag.
+    Missing,
+    /// The tag verified.
+    Good(VerifiedTag),
+    /// The tag is refused.
+    Refused(Refusal),
+}
+
+/// Fetches the single tag `name` of `source` into a fresh mirror under `scratch` and verifies
+/// it as `git verify-tag` would (what `shoal verify git` does). No glob, floor or state.
+pub fn check_tag(
+    source: &GitSource,
+    name: &str,
+    signers: &AllowedSigners,
+    now: i64,
+    scratch: &Path,
+) -> Result<TagCheck, GitError> {
+    let mirror_path = scratch.join(source.mirror_name());
+    let repo = fetch::open_mirror(source, &mirror_path)?;
+    let refspec = format!("+refs/tags/{name}:refs/tags/{name}");
+    fetch::fetch(&repo, source, &[refspec.as_str()], false)?;
+    let read_error = |e: git2::Error| GitError::Read {
+        what: format!("tag {name}"),
+        url: source.display_url(),
+        path: mirror_path.clone(),
+        source: Cause::git(&e, &[]),
+    };
+    let target = match repo.find_reference(&format!("refs/tags/{name}")) {
+        Ok(reference) => reference.resolve().map_err(read_error)?.target(),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => return Err(read_error(e)),
+    };
+    let Some(target) = target else {
+        return Ok(TagCheck::Missing);
+    };
+    Ok(
+        match tags::verify_one(&repo, name, target, signers, now).map_err(read_error)? {
+            Ok(verified) => TagCheck::Good(verified),
+            Err(refusal) => TagCheck::Refused(refusal),
+        },
+    )
+}

@@ -1,0 +1,184 @@
+//! What a git channel is configured with ([`GitSource`]), and what its url means: a local
+//! repository (a path or `file://`, watched) or a remote one (https, ssh, polled), the name of
+//! its mirror, and the url as it may be shown (without a password).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+/// A git channel's configuration: `git: {url, tags, poll}` plus credentials. Its `Debug`
+/// shows the url without a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GitSource {
+    /// `https://…`, `ssh://…`, scp-like `git@host:path`, `file://…`, or a local path.
+    pub url: String,
+    /// Which tags are releases: a glob (`*`, `?`) over the tag name.
+    pub tags: String,
+    /// How often a remote repository is polled; the caller adds ±10% jitter.
+    pub poll: Duration,
+    /// https: a file holding the token (read at every fetch, so it may be rotated).
+    pub token_file: Option<PathBuf>,
+    /// https: the user the token is sent as (`x-access-token` if unset); ssh: the user when the
+    /// url names none (`git` if unset).
+    pub username: Option<String>,
+    /// ssh: a private key file (without a passphrase); else the ssh-agent at `SSH_AUTH_SOCK`.
+    pub ssh_key: Option<PathBuf>,
+}
+
+/// Where a repository is, as far as the channel cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// On this host: watched for new tags.
+    Local(PathBuf),
+    /// Elsewhere: polled.
+    Remote,
+}
+
+impl GitSource {
+    /// The default tag glob.
+    pub const DEFAULT_TAGS: &'static str = "v*";
+    /// The default poll interval.
+    pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
+
+    /// A source for `url` with the defaults: tags `v*`, polled every 30 s, no credentials.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            tags: Self::DEFAULT_TAGS.to_owned(),
+            poll: Self::DEFAULT_POLL,
+            token_file: None,
+            username: None,
+            ssh_key: None,
+        }
+    }
+
+    /// Whether the repository is on this host (a path or `file://`) or remote.
+    pub fn location(&self) -> Location {
+        let url = self.url.as_str();
+        if let Some(rest) = url.strip_prefix("file://") {
+            let path = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .unwrap_or_else(|| PathBuf::from(rest));
+            return Location::Local(path);
+        }
+        if url.contains("://") || is_scp_like(url) {
+            return Location::Remote;
+        }
+        Location::Local(PathBuf::from(url))
+    }
+
+    /// The url as it may be shown in logs and errors: a password in it is replaced by `***`.
+    pub fn display_url(&self) -> String {
+        match self.url_password() {
+            Some(password) => self.url.replacen(&format!(":{password}@"), ":***@", 1),
+            None => self.url.clone(),
+        }
+    }
+
+    /// The directory name of this source's mirror: 16 hex digits of sha256(url), then `.git`.
+    pub fn mirror_name(&self) -> String {
+        let hash = Sha256::digest(self.url.as_bytes());
+        let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("{hex}.git")
+    }
+
+    /// The password written into the url (`https://user:password@host/…`), if any.
+    pub(super) fn url_password(&self) -> Option<&str> {
+        let (_, rest) = self.url.split_once("://")?;
+        let authority = rest.split('/').next()?;
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        let (_, password) = userinfo.split_once(':')?;
+        Some(password).filter(|p| !p.is_empty())
+    }
+
+    /// The git directory of a local repository: `<path>/.git` for a working tree, else the
+    /// path itself (a bare repository).
+    pub fn local_git_dir(path: &Path) -> PathBuf {
+        let dot_git = path.join(".git");
+        if dot_git.is_dir() {
+            dot_git
+        } else {
+            path.to_path_buf()
+        }
+    }
+}
+
+impl fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitSource")
+            .field("url", &self.display_url())
+            .field("tags", &self.tags)
+            .field("poll", &self.poll)
+            .field("token_file", &self.token_file)
+            .field("username", &self.username)
+            .field("ssh_key", &self.ssh_key)
+            .finish()
+    }
+}
+
+/// `user@host:path` or `host:path`, as git reads it: a colon before any slash, and the part
+/// before it not a single drive-like letter.
+fn is_scp_like(url: &str) -> bool {
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), slash) => colon > 1 && slash.is_none_or(|s| colon < s),
+        (None, _) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_local_or_remote() {
+        let local = |u: &str| GitSource::new(u).location();
+        assert_eq!(
+            local("/srv/app.git"),
+            Location::Local(PathBuf::from("/srv/app.git"))
+        );
+        assert_eq!(
+            local("file:///srv/my%20app"),
+            Location::Local(PathBuf::from("/srv/my app"))
+        );
+        assert_eq!(local("./repo"), Location::Local(PathBuf::from("./repo")));
+        assert_eq!(
+            local("dir/with:colon"),
+            Location::Local(PathBuf::from("dir/with:colon"))
+        );
+        for remote in [
+            "https://github.com/acme/app.git",
+            "ssh://git@github.com/acme/app.git",
+            "git@github.com:acme/app.git",
+            "github.com:acme/app.git",
+            "git://host/app.git",
+        ] {
+            assert_eq!(local(remote), Location::Remote, "{remote}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let source = GitSource::new("https://bot:t0ken@example.com/acme/app.git");
+        assert_eq!(source.url_password(), Some("t0ken"));
+        assert_eq!(
+            source.display_url(),
+            "https://bot:***@example.com/acme/app.git"
+        );
+        assert!(!format!("{source:?}").contains("t0ken"));
+        let plain = GitSource::new("git@github.com:acme/app.git");
+        assert_eq!(plain.url_password(), None);
+        assert_eq!(plain.display_url(), "git@github.com:acme/app.git");
+    }
+
+    #[test]
+    fn mirror_names_are_stable_hashes_of_the_url() {
+        let a = GitSource::new("https://example.com/a.git").mirror_name();
+        assert_eq!(a.len(), 16 + 4);
+        assert!(a.ends_with(".git"));
+        assert_eq!(a, GitSource::new("https://example.com/a.git").mirror_name());
+        assert_ne!(a, GitSource::new("https://example.com/b.git").mirror_name());
+    }
+}

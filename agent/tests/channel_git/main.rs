@@ -1,0 +1,15 @@
+//! The git channel against real repositories: keys from `ssh-keygen`, tags from `git tag -s`
+//! (gpg.format=ssh) and `git mktag`, fetched by the channel through libgit2, verified, and
+//! exported into the release cache; `shoal verify git` checked against `git verify-tag`.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod bench;
+mod clean_env;
+mod cli;
+mod credentials;
+mod export;
+mod fixture;
+mod poll;
+mod tags;
+mod watch;

@@ -1,0 +1,165 @@
+//! What a channel remembers across polls and restarts: moved tags stay refused, versions at or
+//! below the floor are refused once when first seen, names that are not versions are ignored
+//! with a warning once, and only tags matching the glob are looked at.
+
+use shoal_agent::channel::git::GitSource;
+
+use crate::fixture::{Scene, newest, refusals};
+
+#[test]
+fn a_moved_tag_is_refused_every_poll_and_after_a_restart() {
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "release", &scene.key, None);
+    let mut channel = scene.channel();
+    assert_eq!(newest(&scene.poll(&mut channel)), Some("v1.0.0"));
+
+    let other = scene.repo.commit_file("evil.sh", "curl | sh", "swap");
+    scene.repo.move_tag("v1.0.0", &other, &scene.key);
+    for _ in 0..2 {
+        let poll = scene.poll(&mut channel);
+        assert_eq!(newest(&poll), None);
+        assert_eq!(refusals(&poll), [("v1.0.0".to_owned(), "moved_tag")]);
+    }
+    // A restarted agent: a new channel over the same mirror, the state reloaded from disk.
+    drop(channel);
+    let mut channel = scene.channel();
+    let poll = scene.poll(&mut channel);
+    assert_eq!(refusals(&poll), [("v1.0.0".to_owned(), "moved_tag")]);
+    let (_, refusal) = &poll.refusals[0];
+    assert!(refusal.to_string().contains("moved from"), "{refusal}");
+}
+
+#[test]
+fn a_moved_tag_is_caught_even_below_the_floor() {
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "one", &scene.key, None);
+    let mut channel = scene.channel();
+    scene.poll(&mut channel);
+    scene.repo.commit_file("b", "b", "two");
+    scene.repo.tag_signed("v2.0.0", "two", &scene.key, None);
+    assert_eq!(newest(&scene.poll(&mut channel)), Some("v2.0.0"));
+    let head = scene.repo.head();
+    scene.repo.move_tag("v1.0.0", &head, &scene.key);
+    let poll = scene.poll(&mut channel);
+    assert_eq!(refusals(&poll), [("v1.0.0".to_owned(), "moved_tag")]);
+}
+
+#[test]
+fn a_new_version_below_the_floor_is_refused_once_after_a_restart() {
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "one", &scene.key, None);
+    scene.repo.commit_file("b", "b", "two");
+    scene.repo.tag_signed("v2.0.0", "two", &scene.key, None);
+    let mut channel = scene.channel();
+    let first = scene.poll(&mut channel);
+    // The first look: the newest verifies; the older one is superseded, not refused.
+    assert_eq!(newest(&first), Some("v2.0.0"));
+    assert!(first.refusals.is_empty(), "{:?}", first.refusals);
+
+    drop(channel);
+    scene
+        .repo
+        .tag_signed("v1.5.0", "an old branch", &scene.key, None);
+    scene
+        .repo
+        .tag_signed("v2.0.0-rc.1", "a late rc", &scene.key, None);
+    let mut channel = scene.channel();
+    let poll = scene.poll(&mut channel);
+    assert_eq!(newest(&poll), None);
+    assert_eq!(
+        refusals(&poll),
+        [
+            ("v2.0.0-rc.1".to_owned(), "below_floor"),
+            ("v1.5.0".to_owned(), "below_floor")
+        ]
+    );
+    assert_eq!(scene.state().floor().unwrap().name(), "v2.0.0");
+    // Reported at its first sighting only; known old tags are silent.
+    let quiet = scene.poll(&mut channel);
+    assert!(quiet.refusals.is_empty(), "{:?}", quiet.refusals);
+}
+
+#[test]
+fn names_that_are_not_versions_are_ignored_once_per_channel() {
+    let scene = Scene::new();
+    scene
+        .repo
+        .tag_signed("vlatest", "not a version", &scene.key, None);
+    scene
+        .repo
+        .tag_signed("v1.2", "not semver", &scene.key, None);
+    scene
+        .repo
+        .tag_signed("v1.0.0", "a release", &scene.key, None);
+    let mut channel = scene.channel();
+    let poll = scene.poll(&mut channel);
+    assert_eq!(newest(&poll), Some("v1.0.0"));
+    let mut ignored: Vec<_> = poll.ignored.iter().map(|(n, _)| n.as_str()).collect();
+    ignored.sort_unstable();
+    assert_eq!(ignored, ["v1.2", "vlatest"]);
+    assert!(
+        poll.ignored[0].1.contains("not a semver version"),
+        "{:?}",
+        poll.ignored
+    );
+    assert!(poll.refusals.is_empty());
+    assert!(scene.poll(&mut channel).ignored.is_empty(), "reported once");
+    // A restarted channel says it again: the warning is per run, not persisted.
+    let mut restarted = scene.channel();
+    assert_eq!(scene.poll(&mut restarted).ignored.len(), 2);
+}
+
+#[test]
+fn only_tags_matching_the_glob_are_releases() {
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "one", &scene.key, None);
+    scene.repo.commit_file("b", "b", "two");
+    scene.repo.tag_signed("v2.0.0", "two", &scene.key, None);
+    scene.repo.tag_lightweight("latest");
+    scene.repo.tag_lightweight("v1.x");
+    let mut source = scene.source();
+    source.tags = "v1.*".to_owned();
+    let mut channel = scene.channel_for(source);
+    let poll = scene.poll(&mut channel);
+    assert_eq!(newest(&poll), Some("v1.0.0"), "v2.0.0 does not match v1.*");
+    assert!(poll.refusals.is_empty());
+    let ignored: Vec<_> = poll.ignored.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        ignored,
+        ["v1.x"],
+        "`latest` does not match, so it is not even mentioned"
+    );
+}
+
+#[test]
+fn tags_deleted_upstream_are_pruned_from_the_mirror() {
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "one", &scene.key, None);
+    scene.repo.tag_lightweight("v0.1.0");
+    let mut channel = scene.channel();
+    scene.poll(&mut channel);
+    let mirror = git2::Repository::open_bare(channel.mirror_path()).unwrap();
+    assert!(mirror.find_reference("refs/tags/v0.1.0").is_ok());
+    scene.repo.git(&["tag", "-d", "v0.1.0"]);
+    scene.poll(&mut channel);
+    assert!(mirror.find_reference("refs/tags/v0.1.0").is_err());
+    assert!(mirror.find_reference("refs/tags/v1.0.0").is_ok());
+}
+
+#[test]
+fn a_file_url_is_a_local_repository_too() {
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "one", &scene.key, None);
+    let url = format!("file://{}", scene.repo.dir().display());
+    let mut channel = scene.channel_for(GitSource::new(url));
+    assert_eq!(newest(&scene.poll(&mut channel)), Some("v1.0.0"));
+    assert!(
+        channel
+            .mirror_path()
+            .starts_with(scene.data_dir().join("mirrors"))
+    );
+    assert_eq!(
+        channel.watch_paths(),
+        Some(vec![scene.repo.dir().join(".git")])
+    );
+}
