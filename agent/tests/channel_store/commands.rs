@@ -104,6 +104,16 @@ async fn releasing_a_version_twice_is_refused_and_changes_nothing(store: Backend
 }
 
 fn verify(store: &Backend, world: &World, version: &str, signers: &Path) -> Output {
+    verify_with(store, world, version, signers, &[])
+}
+
+fn verify_with(
+    store: &Backend,
+    world: &World,
+    version: &str,
+    signers: &Path,
+    extra: &[&str],
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
     cmd.args([
         "verify",
@@ -115,6 +125,7 @@ fn verify(store: &Backend, world: &World, version: &str, signers: &Path) -> Outp
     ])
     .arg("--allowed-signers")
     .arg(signers)
+    .args(extra)
     .envs(store.env.iter().map(|(k, v)| (k, v)))
     .current_dir(world.path());
     if let Some(endpoint) = &store.source.endpoint {
@@ -205,13 +216,29 @@ async fn verify_store_says_who_signed_or_why_not(store: Backend) {
         "{stdout}"
     );
 
-    // A version that is not there is a failure, not a refusal.
+    // A version that is not there.
     let out = verify(&store, &world, "v9.0.0", &world.signers_file);
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stderr.contains("v9.0.0/release.yaml does not exist"),
-        "{stderr}"
+        stdout.starts_with("missing: ") && stdout.contains("v9.0.0/release.yaml does not exist"),
+        "{stdout}"
+    );
+
+    // The same verdicts as JSON.
+    let out = verify_with(&store, &world, "v1.0.0", &world.signers_file, &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let good: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(good["result"], "good");
+    assert_eq!(good["sha256"], sha256_hex(&bundle));
+    assert_eq!(good["size"], bundle.len());
+    assert_eq!(good["principal"], PRINCIPAL);
+    let out = verify_with(&store, &world, "v1.1.0", &world.signers_file, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let refused: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (refused["result"].as_str(), refused["kind"].as_str()),
+        (Some("refused"), Some("untrusted_key"))
     );
 
     // A broken allowed_signers file is a usage error naming the file and the line.

@@ -23,11 +23,15 @@ pub struct Args {
     /// The OpenSSH allowed_signers file to trust (namespace shoal-release).
     #[arg(long)]
     allowed_signers: PathBuf,
+    /// Print one JSON object instead of a sentence.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     store_args: StoreArgs,
 }
 
-/// Runs the command and returns the exit code.
+/// Runs the command: 0 when the release verifies, 1 when it is refused or missing (or cannot
+/// be fetched), 2 on bad usage or an unreadable allowed_signers file.
 pub fn run(args: Args) -> u8 {
     let usage = |message: String| {
         eprintln!("error: {message}");
@@ -43,7 +47,11 @@ pub fn run(args: Args) -> u8 {
             Ok(signers) => signers,
             Err(e) => return usage(format!("{shown}: {e}")),
         },
-        Err(e) => return usage(format!("cannot read {shown}: {e}")),
+        Err(e) => {
+            return usage(format!(
+                "{shown}: cannot read the allowed_signers file ({e}); give the trust file of shoal-release signers"
+            ));
+        }
     };
     let location = match StoreLocation::parse(&args.url) {
         Ok(location) => location,
@@ -71,29 +79,51 @@ pub fn run(args: Args) -> u8 {
         &signers,
         now,
     ));
-    match checked {
-        Ok(release) => {
-            println!(
-                "good: release {} (sha256:{}, {} bytes) signed by {} with key {}",
-                release.manifest.version,
+    let version = version.name();
+    let (json, text, code) = match checked {
+        Ok(release) => (
+            serde_json::json!({
+                "result": "good", "version": version,
+                "sha256": release.manifest.bundle.sha256, "size": release.bundle.size,
+                "principal": release.signer.principal,
+                "fingerprint": release.signer.fingerprint,
+                "algorithm": release.signer.algorithm,
+            }),
+            format!(
+                "good: release {version} (sha256:{}, {} bytes) signed by {} with key {}",
                 release.manifest.bundle.sha256,
                 release.bundle.size,
                 release.signer.principal,
                 release.signer.fingerprint
-            );
-            exit::OK
-        }
-        Err(StoreError::Refused { version, refusal }) => {
-            println!("refused: release {version}: {refusal}");
-            exit::FAILURE
-        }
+            ),
+            exit::OK,
+        ),
+        Err(StoreError::Refused { refusal, .. }) => (
+            serde_json::json!({
+                "result": "refused", "version": version, "kind": refusal.kind(),
+                "reason": refusal.to_string(),
+            }),
+            format!("refused: release {version}: {refusal}"),
+            exit::FAILURE,
+        ),
+        Err(StoreError::Missing { url }) => (
+            serde_json::json!({ "result": "missing", "version": version, "url": url }),
+            format!("missing: {url} does not exist; check --url and --version"),
+            exit::FAILURE,
+        ),
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
-            if e.is_usage() {
+            return if e.is_usage() {
                 exit::USAGE
             } else {
                 exit::FAILURE
-            }
+            };
         }
+    };
+    if args.json {
+        println!("{json}");
+    } else {
+        println!("{text}");
     }
+    code
 }
