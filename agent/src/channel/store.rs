@@ -1,1 +1,0 @@
-//! The store channel: signed releases in an object store (being written).

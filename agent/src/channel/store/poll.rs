@@ -1,0 +1,272 @@
+//! One look at a store channel. An idle poll is exactly one LIST of the version directories
+//! and downloads nothing; a new version costs its signature and manifest (and a HEAD of the
+//! bundle for `BUNDLE_ETAG` when it becomes the newest). The first poll after a restart
+//! re-checks the manifests recorded at the floor with a conditional GET, so a release replaced
+//! in the store is caught and an unchanged one costs a 304.
+
+use object_store::ObjectStoreExt as _;
+use object_store::path::Path as ObjPath;
+use sha2::{Digest as _, Sha256};
+use shoal_shared::release::manifest::ManifestError;
+use shoal_shared::release::version::above_floor;
+use shoal_shared::release::{AllowedSigners, Version};
+
+use super::fetch::{self, Fetched};
+use super::record::Recorded;
+use super::{MANIFEST_NAME, SIGNATURE_NAME, Scheme, StoreChannel, StoreError};
+use crate::channel::{Digest, Poll, Release};
+use crate::verify::state::ChannelState;
+use crate::verify::{Refusal, verify_manifest};
+
+/// What checking one version found.
+enum Checked {
+    Verified(Box<Release>),
+    Refused(Refusal),
+    /// The signature is not there yet: an upload in progress, looked at again next poll.
+    Pending,
+    /// A recorded release whose manifest is gone from the store.
+    Gone,
+}
+
+impl StoreChannel {
+    /// Looks at the store once: verifies, newest first, the versions above the floor that
+    /// this channel has not settled yet; the first that verifies becomes [`Poll::newest`] and
+    /// raises the floor. A new version at or below the floor is refused once. After a restart,
+    /// the first poll also re-checks the release at the floor and returns it as `newest`
+    /// when it is unchanged and nothing newer verified, so a daemon that stopped between
+    /// raising the floor and deploying still learns its target.
+    pub async fn poll(
+        &mut self,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Poll, StoreError> {
+        let mut poll = Poll::default();
+        let versions = self.list_versions(&mut poll).await?;
+        let floor = state.floor();
+        let recheck = !self.rechecked;
+        let mut changed = false;
+        for version in &versions {
+            let name = version.name();
+            if self.settled.contains(name) {
+                continue;
+            }
+            let recorded = self.record.manifest(name).cloned();
+            let recheck_this = recheck && recorded.is_some();
+            if !above_floor(version, floor.as_ref()) && !recheck_this {
+                if !self.record.is_known(name) {
+                    if let Err(refusal) = state.check_floor(version) {
+                        poll.refusals.push((name.to_owned(), refusal));
+                    }
+                    changed |= self.record.mark_known(name);
+                }
+                self.settled.insert(name.to_owned());
+                continue;
+            }
+            if poll.newest.is_some() && recorded.is_none() {
+                // Passed over: a newer release verified in this poll.
+                changed |= self.record.mark_known(name);
+                self.settled.insert(name.to_owned());
+                continue;
+            }
+            let checked = self.check(version, recorded, signers, state, now).await?;
+            match checked {
+                Checked::Pending => continue,
+                Checked::Gone => {}
+                Checked::Refused(refusal) => {
+                    tracing::debug!(revision.id = %name, kind = refusal.kind(), "store release refused");
+                    poll.refusals.push((name.to_owned(), refusal));
+                }
+                Checked::Verified(release) => {
+                    changed = true;
+                    if poll.newest.is_none() {
+                        state.raise_floor(version)?;
+                        tracing::info!(revision.id = %name, digest = %release.digest, "store release verified");
+                        poll.newest = Some(*release);
+                    }
+                }
+            }
+            self.settled.insert(name.to_owned());
+        }
+        self.rechecked = true;
+        // Versions settled here that the floor has now passed (refused, then overtaken) are
+        // never reported again, not even as below the floor after a restart.
+        let floor = state.floor();
+        for version in &versions {
+            if self.settled.contains(version.name()) && !above_floor(version, floor.as_ref()) {
+                changed |= self.record.mark_known(version.name());
+            }
+        }
+        if changed {
+            if let Some(floor) = &floor {
+                self.record.prune_below(floor);
+            }
+            self.record.save()?;
+        }
+        Ok(poll)
+    }
+
+    /// Lists the version directories (one LIST request), newest first; names that are not
+    /// versions go to `poll.ignored`, once per name.
+    async fn list_versions(&mut self, poll: &mut Poll) -> Result<Vec<Version>, StoreError> {
+        let prefix = self.location.prefix();
+        let listing = self
+            .store
+            .list_with_delimiter((!prefix.as_ref().is_empty()).then_some(prefix))
+            .await
+            .map_err(|source| StoreError::List {
+                url: self.location.url().to_owned(),
+                source,
+            })?;
+        let mut versions = Vec::new();
+        for dir in &listing.common_prefixes {
+            let Some(name) = dir.filename() else { continue };
+            match Version::parse(name) {
+                Ok(version) => versions.push(version),
+                Err(e) => {
+                    if self.ignored.insert(name.to_owned()) {
+                        tracing::debug!(name, "store directory is not a version");
+                        poll.ignored.push((name.to_owned(), e.to_string()));
+                    }
+                }
+            }
+        }
+        versions.sort_by(|a, b| b.cmp(a));
+        tracing::debug!(url = %self.location.url(), versions = versions.len(), "store listed");
+        Ok(versions)
+    }
+
+    /// Fetches and verifies one version; a recorded one is fetched conditionally.
+    async fn check(
+        &mut self,
+        version: &Version,
+        recorded: Option<Recorded>,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Checked, StoreError> {
+        let name = version.name();
+        let store = self.store.as_ref();
+        let manifest_path = self.location.object(name, MANIFEST_NAME);
+        let signature_path = self.location.object(name, SIGNATURE_NAME);
+        let too_large = |what: &str| {
+            Checked::Refused(Refusal::Manifest(ManifestError::Syntax(format!(
+                "{what} is larger than {} bytes",
+                fetch::SMALL_OBJECT_LIMIT
+            ))))
+        };
+        let (manifest, signature, etag, bundle_etag) = match recorded {
+            Some(rec) => {
+                let fetched =
+                    fetch::get_small(store, &self.location, &manifest_path, rec.etag.as_deref())
+                        .await?;
+                match fetched {
+                    Fetched::NotModified => (
+                        rec.manifest.into_bytes(),
+                        rec.signature.into_bytes(),
+                        rec.etag,
+                        rec.bundle_etag,
+                    ),
+                    Fetched::NotFound => return Ok(Checked::Gone),
+                    Fetched::TooLarge => return Ok(too_large(MANIFEST_NAME)),
+                    Fetched::Body { bytes, etag } => {
+                        let (was, now) = (sha256_hex(rec.manifest.as_bytes()), sha256_hex(&bytes));
+                        if was != now {
+                            return Ok(Checked::Refused(Refusal::ChangedRelease {
+                                version: name.to_owned(),
+                                was,
+                                now,
+                            }));
+                        }
+                        (bytes.to_vec(), rec.signature.into_bytes(), etag, None)
+                    }
+                }
+            }
+            None => {
+                let signature =
+                    match fetch::get_small(store, &self.location, &signature_path, None).await? {
+                        Fetched::Body { bytes, .. } => bytes,
+                        Fetched::NotFound | Fetched::NotModified => return Ok(Checked::Pending),
+                        Fetched::TooLarge => return Ok(too_large(SIGNATURE_NAME)),
+                    };
+                match fetch::get_small(store, &self.location, &manifest_path, None).await? {
+                    Fetched::Body { bytes, etag } => {
+                        (bytes.to_vec(), signature.to_vec(), etag, None)
+                    }
+                    Fetched::NotFound | Fetched::NotModified => return Ok(Checked::Pending),
+                    Fetched::TooLarge => return Ok(too_large(MANIFEST_NAME)),
+                }
+            }
+        };
+        let (parsed, signer) = match verify_manifest(name, &manifest, &signature, signers, now) {
+            Ok(verified) => verified,
+            Err(refusal) => return Ok(Checked::Refused(refusal)),
+        };
+        let identity = sha256_hex(&manifest);
+        let seen = state.check_seen(name, &identity, |was| Refusal::ChangedRelease {
+            version: name.to_owned(),
+            was,
+            now: identity.clone(),
+        })?;
+        if let Err(refusal) = seen {
+            return Ok(Checked::Refused(refusal));
+        }
+        let bundle_path = self.location.object(name, &parsed.bundle.path);
+        let bundle_etag = match bundle_etag {
+            Some(etag) => Some(etag),
+            None => self.bundle_etag(&bundle_path).await?,
+        };
+        self.record.set_manifest(
+            name,
+            Recorded {
+                etag,
+                manifest: String::from_utf8_lossy(&manifest).into_owned(),
+                signature: String::from_utf8_lossy(&signature).into_owned(),
+                bundle_etag: bundle_etag.clone(),
+            },
+        );
+        let env = self.bundle_env(&bundle_path, bundle_etag);
+        self.verified
+            .insert(name.to_owned(), (bundle_path, parsed.bundle.clone()));
+        Ok(Checked::Verified(Box::new(Release {
+            version: version.clone(),
+            digest: Digest::Sha256(parsed.bundle.sha256),
+            signer,
+            rollout: parsed.rollout,
+            env,
+        })))
+    }
+
+    /// The bundle's ETag, from a HEAD request; `None` when the bundle is missing (the
+    /// download will say so).
+    async fn bundle_etag(&self, path: &ObjPath) -> Result<Option<String>, StoreError> {
+        match self.store.head(path).await {
+            Ok(meta) => Ok(meta.e_tag),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(StoreError::Get {
+                url: self.location.describe(path),
+                source,
+            }),
+        }
+    }
+
+    /// `BUNDLE_BUCKET`, `BUNDLE_KEY` and `BUNDLE_ETAG`, as the CodeDeploy agent sets them for
+    /// S3 revisions.
+    fn bundle_env(&self, path: &ObjPath, etag: Option<String>) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if self.location.scheme() == Scheme::S3
+            && let Some(bucket) = self.location.bucket()
+        {
+            env.push(("BUNDLE_BUCKET".to_owned(), bucket.to_owned()));
+        }
+        env.push(("BUNDLE_KEY".to_owned(), self.location.key(path)));
+        if let Some(etag) = etag {
+            env.push(("BUNDLE_ETAG".to_owned(), etag));
+        }
+        env
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}

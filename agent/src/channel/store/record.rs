@@ -1,0 +1,174 @@
+//! What a store channel remembers beside the group's [`ChannelState`]: the version names it
+//! has dealt with (so a new one at or below the floor is reported once, and old ones never),
+//! and the manifests it verified at or above the floor, with their ETags, so the first poll
+//! after a restart can re-check them with a conditional GET. Kept in
+//! `<data_dir>/channels/store/<group>.json`, written durably.
+//!
+//! [`ChannelState`]: crate::verify::state::ChannelState
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use shoal_shared::release::Version;
+use shoal_shared::release::version::above_floor;
+
+use super::StoreError;
+
+/// The record file of one group's store channel.
+#[derive(Debug)]
+pub(super) struct Record {
+    path: PathBuf,
+    data: Data,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Data {
+    /// Version names settled: verified, passed over by a newer release, or reported below the floor.
+    known: BTreeSet<String>,
+    /// Verified releases at or above the floor, by version name.
+    manifests: BTreeMap<String, Recorded>,
+}
+
+/// A verified release as it was fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Recorded {
+    /// The ETag of `release.yaml` when it verified.
+    pub etag: Option<String>,
+    /// The exact text of `release.yaml`.
+    pub manifest: String,
+    /// The exact text of `release.yaml.sig`.
+    pub signature: String,
+    /// The ETag of the bundle (for `BUNDLE_ETAG`).
+    pub bundle_etag: Option<String>,
+}
+
+impl Record {
+    /// Where the record of `group` lives under `data_dir`.
+    pub fn path_for(data_dir: &Path, group: &str) -> PathBuf {
+        data_dir
+            .join("channels")
+            .join("store")
+            .join(format!("{group}.json"))
+    }
+
+    /// Loads the record; a missing file is an empty record.
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        let data = match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
+                action: "read the store channel record",
+                path: path.to_path_buf(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{e}; remove the file to forget which store versions were seen"),
+                ),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Data::default(),
+            Err(e) => return Err(StoreError::io("read", path)(e)),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            data,
+        })
+    }
+
+    /// Whether `name` was settled before.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.data.known.contains(name) || self.data.manifests.contains_key(name)
+    }
+
+    /// Marks `name` settled; true if it was not.
+    pub fn mark_known(&mut self, name: &str) -> bool {
+        self.data.known.insert(name.to_owned())
+    }
+
+    /// The verified release recorded for `name`.
+    pub fn manifest(&self, name: &str) -> Option<&Recorded> {
+        self.data.manifests.get(name)
+    }
+
+    /// Records a verified release.
+    pub fn set_manifest(&mut self, name: &str, recorded: Recorded) {
+        self.data.known.insert(name.to_owned());
+        self.data.manifests.insert(name.to_owned(), recorded);
+    }
+
+    /// Forgets the manifests below `floor`: they are never re-checked.
+    pub fn prune_below(&mut self, floor: &Version) {
+        self.data
+            .manifests
+            .retain(|name, _| Version::parse(name).is_ok_and(|v| !above_floor(floor, Some(&v))));
+    }
+
+    /// Writes the record durably: a crash leaves the old file or the new one, never half.
+    pub fn save(&self) -> Result<(), StoreError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(StoreError::io("create the directory", dir))?;
+        let tmp = self.path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(&self.data).unwrap_or_default();
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(StoreError::io("write", &tmp))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(StoreError::io("write", &tmp))?;
+        fs::rename(&tmp, &self.path).map_err(StoreError::io("replace", &self.path))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(StoreError::io("sync the directory", dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(name: &str) -> Version {
+        Version::parse(name).expect(name)
+    }
+
+    fn recorded(etag: &str) -> Recorded {
+        Recorded {
+            etag: Some(etag.to_owned()),
+            manifest: "version: v1\n".to_owned(),
+            signature: "sig".to_owned(),
+            bundle_etag: None,
+        }
+    }
+
+    #[test]
+    fn survives_a_reload_and_prunes_below_the_floor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Record::path_for(dir.path(), "web");
+        let mut record = Record::load(&path).expect("fresh");
+        assert!(record.mark_known("v0.9.0"));
+        record.set_manifest("v1.0.0", recorded("\"a\""));
+        record.set_manifest("v1.1.0", recorded("\"b\""));
+        record.prune_below(&v("v1.1.0"));
+        record.save().expect("save");
+        let record = Record::load(&path).expect("reload");
+        assert!(record.is_known("v0.9.0") && record.is_known("v1.0.0"));
+        assert_eq!(record.manifest("v1.0.0"), None);
+        assert_eq!(record.manifest("v1.1.0"), Some(&recorded("\"b\"")));
+    }
+
+    #[test]
+    fn a_corrupt_record_names_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("web.json");
+        fs::write(&path, "not json").expect("write");
+        let err = Record::load(&path).expect_err("corrupt");
+        let text = format!("{err}: {}", std::error::Error::source(&err).expect("cause"));
+        assert!(
+            text.contains("web.json") && text.contains("remove the file"),
+            "{text}"
+        );
+    }
+}

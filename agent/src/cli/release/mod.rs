@@ -1,0 +1,225 @@
+//! `shoal release`: package a bundle, write and sign its `release.yaml`, and publish all three
+//! to a store channel with create-only puts. Releases are immutable: an existing version is
+//! refused before anything is signed or uploaded.
+
+mod package;
+mod sign;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use shoal_shared::release::Manifest;
+use shoal_shared::release::manifest::BundleRef;
+use shoal_shared::release::{Version, version::VersionError};
+use shoal_shared::rollout::{Policy, RawPolicy};
+
+use super::exit;
+use crate::channel::store::{Publication, StoreError, StoreLocation, StoreSource, publish};
+
+/// Where the store is and how to reach it; shared with `shoal verify store`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// An S3-compatible endpoint instead of AWS, e.g. http://127.0.0.1:9000.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// The S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Allow a plain-http endpoint.
+    #[arg(long)]
+    pub allow_http: bool,
+}
+
+impl StoreArgs {
+    /// The store source for `url` with these settings.
+    pub fn source(&self, url: &str) -> StoreSource {
+        StoreSource {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            allow_http: self.allow_http,
+            ..StoreSource::new(url)
+        }
+    }
+}
+
+/// Arguments of `shoal release`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store channel: s3://bucket/prefix, file:///path, gs://bucket/prefix or az://container/prefix.
+    #[arg(long)]
+    store: String,
+    /// The release version (semver, optional leading v), e.g. v1.4.0.
+    #[arg(long)]
+    version: String,
+    /// The bundle: a directory (packaged as .tar.gz) or a .tar, .tar.gz/.tgz or .zip archive.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The signing key: an OpenSSH ed25519 private key, or its .pub to sign through ssh-agent.
+    #[arg(long)]
+    key: PathBuf,
+    /// A YAML file with the release's rollout policy (`rollout:` block or its keys).
+    #[arg(long)]
+    rollout: Option<PathBuf>,
+    #[command(flatten)]
+    store_args: StoreArgs,
+}
+
+/// Runs the command and returns the exit code.
+pub fn run(args: Args) -> u8 {
+    match release(&args) {
+        Ok(()) => exit::OK,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    }
+}
+
+type Failure = (u8, String);
+
+fn usage(message: impl ToString) -> Failure {
+    (exit::USAGE, message.to_string())
+}
+
+fn store_failure(error: &StoreError) -> Failure {
+    let code = if error.is_usage() {
+        exit::USAGE
+    } else {
+        exit::FAILURE
+    };
+    (code, error_chain(error))
+}
+
+fn release(args: &Args) -> Result<(), Failure> {
+    let version = Version::parse(&args.version)
+        .map_err(|e: VersionError| usage(format!("--version: {e}")))?;
+    let location = StoreLocation::parse(&args.store).map_err(usage)?;
+    let rollout = args
+        .rollout
+        .as_deref()
+        .map(read_rollout)
+        .transpose()
+        .map_err(usage)?;
+    let source = args.store_args.source(&args.store);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let store = location
+        .open(&source, &env)
+        .map_err(|e| store_failure(&e))?;
+    let runtime = runtime().map_err(|e| (exit::FAILURE, e))?;
+
+    // Refused before anything is packaged, signed (no passphrase prompt in vain) or uploaded.
+    runtime
+        .block_on(publish::refuse_existing(
+            store.as_ref(),
+            &location,
+            &version,
+        ))
+        .map_err(|e| store_failure(&e))?;
+    if !args.bundle.exists() {
+        return Err(usage(format!(
+            "--bundle {}: no such file or directory",
+            args.bundle.display()
+        )));
+    }
+    let packaged = package::package(&args.bundle).map_err(|e| usage(error_chain(&e)))?;
+    let manifest = Manifest {
+        version: version.clone(),
+        bundle: BundleRef {
+            path: packaged.name.clone(),
+            sha256: format!("{:x}", Sha256::digest(&packaged.bytes)),
+            size: packaged.bytes.len() as u64,
+        },
+        created: unix_now(),
+        rollout,
+    };
+    let text = manifest.render();
+    let signed = sign::sign(&args.key, text.as_bytes()).map_err(|e| {
+        let code = if e.is_usage() {
+            exit::USAGE
+        } else {
+            exit::FAILURE
+        };
+        (code, error_chain(&e))
+    })?;
+    let publication = Publication {
+        version,
+        bundle_name: packaged.name.clone(),
+        bundle: packaged.bytes.into(),
+        manifest: text,
+        signature: signed.armored.clone(),
+    };
+    runtime
+        .block_on(publish::publish(store.as_ref(), &location, &publication))
+        .map_err(|e| store_failure(&e))?;
+    let bundle_key = location.object(publication.version.name(), &publication.bundle_name);
+    println!(
+        "published release {} to {}",
+        manifest.version,
+        location.url()
+    );
+    println!(
+        "  bundle  {}{}",
+        location.describe(&bundle_key),
+        if packaged.packaged {
+            format!(" (packaged from {})", args.bundle.display())
+        } else {
+            String::new()
+        }
+    );
+    println!("  sha256  {}", manifest.bundle.sha256);
+    println!("  size    {} bytes", manifest.bundle.size);
+    println!("  signed  key {} (via {})", signed.fingerprint, signed.via);
+    Ok(())
+}
+
+/// The rollout file: a `rollout:` block (like a bundle's shoal.yaml) or the policy's keys
+/// alone; checked here so a bad policy never reaches a release.
+fn read_rollout(path: &Path) -> Result<RawPolicy, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped {
+        rollout: RawPolicy,
+    }
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--rollout: cannot read {shown}: {e}"))?;
+    let wrapped = text.lines().any(|l| l.starts_with("rollout:"));
+    let policy = if wrapped {
+        serde_saphyr::from_str::<Wrapped>(&text).map(|w| w.rollout)
+    } else {
+        serde_saphyr::from_str::<RawPolicy>(&text)
+    }
+    .map_err(|e| format!("{shown}: {e}"))?;
+    policy
+        .check(&Policy::default())
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(policy)
+}
+
+/// A runtime for the store client.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// An error and its causes, one per line.
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
