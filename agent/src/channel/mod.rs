@@ -67,7 +67,8 @@ pub struct Release {
 pub struct Poll {
     /// The newest release above the floor that verified, if any.
     pub newest: Option<Release>,
-    /// Candidates above the floor that were refused, newest first, each with its reason.
+    /// Candidates that were refused, newest first, each with its reason: bad signatures, moved
+    /// names, and new versions at or below the floor (reported at their first sighting).
     pub refusals: Vec<(String, Refusal)>,
     /// Names that are not releases (not semver), with why; reported once per name.
     pub ignored: Vec<(String, String)>,

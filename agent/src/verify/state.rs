@@ -4,15 +4,15 @@
 //! durably (temp file, fsync, rename, fsync of the directory).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use shoal_shared::release::Version;
 
 use super::Refusal;
+use crate::execute::layout::write_durably;
 
 /// The persisted state of one group's channel.
 #[derive(Debug)]
@@ -147,31 +147,12 @@ impl ChannelState {
 
     /// Writes the state durably: a crash leaves the old file or the new one, never half.
     pub fn save(&self) -> Result<(), StateError> {
-        let io = |action| {
-            let path = self.path.clone();
-            move |source| StateError::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io("create the directory of"))?;
-        let tmp = self.path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(&self.data).unwrap_or_default();
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("write"))?;
-        file.write_all(&json).map_err(io("write"))?;
-        file.sync_all().map_err(io("sync"))?;
-        fs::rename(&tmp, &self.path).map_err(io("replace"))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("sync the directory of"))
+        write_durably(&self.path, &json).map_err(|source| StateError::Io {
+            action: "write",
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 

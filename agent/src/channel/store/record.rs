@@ -7,9 +7,8 @@
 //! [`ChannelState`]: crate::verify::state::ChannelState
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,7 @@ use shoal_shared::release::Version;
 use shoal_shared::release::version::above_floor;
 
 use super::StoreError;
+use crate::execute::layout::write_durably;
 
 /// The record file of one group's store channel.
 #[derive(Debug)]
@@ -105,24 +105,8 @@ impl Record {
 
     /// Writes the record durably: a crash leaves the old file or the new one, never half.
     pub fn save(&self) -> Result<(), StoreError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(StoreError::io("create the directory", dir))?;
-        let tmp = self.path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(&self.data).unwrap_or_default();
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(StoreError::io("write", &tmp))?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .map_err(StoreError::io("write", &tmp))?;
-        fs::rename(&tmp, &self.path).map_err(StoreError::io("replace", &self.path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(StoreError::io("sync the directory", dir))
+        write_durably(&self.path, &json).map_err(StoreError::io("write", &self.path))
     }
 }
 
