@@ -285,3 +285,34 @@ fn an_ecdsa_signature_is_refused_by_name() {
     assert_eq!(err.kind(), "unsupported_algorithm");
     assert!(err.to_string().contains("ecdsa-sha2-nistp256"), "{err}");
 }
+
+#[test]
+fn an_rsa_signature_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let private = dir.path().join("rsa");
+    let out = ssh_keygen(
+        &[
+            "-q",
+            "-t",
+            "rsa",
+            "-b",
+            "2048",
+            "-N",
+            "",
+            "-f",
+            &private.to_string_lossy(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success());
+    let key = Key {
+        public_line: std::fs::read_to_string(private.with_extension("pub")).expect("pub"),
+        private,
+    };
+    let sig = sign(dir.path(), &key, "git", b"m");
+    let signers =
+        AllowedSigners::parse(&format!("r@example.com {}", key.public_line)).expect("parse");
+    let err = verify(&sig, b"m", "git", &signers, now()).expect_err("rsa");
+    assert_eq!(err.kind(), "unsupported_algorithm");
+    assert!(err.to_string().contains("rsa-sha2-512"), "{err}");
+}

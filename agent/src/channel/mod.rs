@@ -11,6 +11,7 @@ pub mod store;
 pub mod watch;
 
 use std::fmt;
+use std::time::Duration;
 
 use shoal_shared::release::{Signer, Version};
 use shoal_shared::rollout::RawPolicy;
@@ -72,4 +73,32 @@ pub struct Poll {
     pub refusals: Vec<(String, Refusal)>,
     /// Names that are not releases (not semver), with why; reported once per name.
     pub ignored: Vec<(String, String)>,
+}
+
+/// The wait before the next poll of a remote channel: `poll` ±10 %, so hosts that started
+/// together do not poll in step. `unit` is a random number in [0, 1) from the caller's
+/// (seedable) source.
+pub fn jittered(poll: Duration, unit: f64) -> Duration {
+    let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
+    poll.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let poll = Duration::from_secs(30);
+        assert_eq!(jittered(poll, 0.0), Duration::from_secs(27));
+        assert_eq!(jittered(poll, 0.5), Duration::from_secs(30));
+        assert_eq!(jittered(poll, 1.0), Duration::from_secs(33));
+        assert_eq!(jittered(poll, 7.0), Duration::from_secs(33));
+    }
+
+    #[test]
+    fn digests_name_their_kind() {
+        assert_eq!(Digest::Commit("ab".into()).to_string(), "git:ab");
+        assert_eq!(Digest::Sha256("cd".into()).file_name(), "sha256-cd");
+    }
 }
