@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 /// `program` with an emptied environment: `PATH` kept, `HOME` set to `home`, no global or system
 /// git configuration, C locale and UTC, so output and dates read the same on every machine.
-pub(crate) fn clean(program: &str, home: &Path) -> Command {
+pub fn clean(program: &str, home: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -19,7 +19,7 @@ pub(crate) fn clean(program: &str, home: &Path) -> Command {
 }
 
 /// Runs `cmd` to the end: whether it succeeded, and its stdout followed by its stderr.
-pub(crate) fn outcome(cmd: &mut Command) -> (bool, String) {
+pub fn outcome(cmd: &mut Command) -> (bool, String) {
     let out = output(cmd);
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -27,7 +27,7 @@ pub(crate) fn outcome(cmd: &mut Command) -> (bool, String) {
 }
 
 /// Runs `cmd`, which must succeed, and returns its stdout; panics with its stderr otherwise.
-pub(crate) fn stdout(cmd: &mut Command) -> String {
+pub fn stdout(cmd: &mut Command) -> String {
     let out = output(cmd);
     if !out.status.success() {
         panic!(

@@ -13,8 +13,8 @@ use shoal_agent::channel::git::GitSource;
 use shoal_tests::poll_until;
 use shoal_tests::proxy::CountingProxy;
 
-use crate::clean_env::{clean, stdout};
 use crate::fixture::Scene;
+use shoal_tests::command::{clean, stdout};
 
 /// `git daemon` serving a directory on a free port of 127.0.0.1; killed on drop.
 struct GitDaemon {

@@ -7,7 +7,7 @@ use std::process::Output;
 use crate::fixture::{PRINCIPAL, Scene};
 use shoal_tests::signing::allowed_signers_line;
 
-use crate::clean_env::clean;
+use shoal_tests::command::clean;
 
 /// Runs `shoal verify git` with a clean environment.
 fn verify(home: &Path, repo: &str, tag: &str, signers: &Path, extra: &[&str]) -> Output {

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod bench;
-mod clean_env;
 mod cli;
 mod credentials;
 mod export;

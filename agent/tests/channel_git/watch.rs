@@ -53,8 +53,8 @@ fn remote_repositories_are_polled_not_watched() {
 fn a_bare_repository_is_watched_at_its_own_directory() {
     let scene = Scene::new();
     let bare = scene.path("bare.git");
-    crate::clean_env::stdout(
-        crate::clean_env::clean("git", scene.dir.path())
+    shoal_tests::command::stdout(
+        shoal_tests::command::clean("git", scene.dir.path())
             .args(["clone", "-q", "--bare"])
             .arg(scene.repo.dir())
             .arg(&bare),
