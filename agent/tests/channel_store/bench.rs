@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::backend::Backend;
 use crate::fixture::{GROUP, World};
-use crate::now;
+use crate::poll_now;
 
 const SIZE: usize = 100 << 20;
 
@@ -107,10 +107,7 @@ async fn bench_idle_poll_and_a_100_mb_release() {
 
         proxy.reset();
         let started = Instant::now();
-        let poll = channel
-            .poll(&world.signers, &mut state, now())
-            .await
-            .unwrap();
+        let poll = poll_now(&world, &mut channel, &mut state).await;
         let release = poll.newest.unwrap();
         let verified = started.elapsed();
         let tree = channel.materialize(&release, &cache).await.unwrap();
@@ -119,10 +116,7 @@ async fn bench_idle_poll_and_a_100_mb_release() {
 
         proxy.reset();
         let idle_started = Instant::now();
-        let idle = channel
-            .poll(&world.signers, &mut state, now())
-            .await
-            .unwrap();
+        let idle = poll_now(&world, &mut channel, &mut state).await;
         let idle_took = idle_started.elapsed();
         assert!(idle.newest.is_none());
         let idle_stats = proxy.stats();

@@ -8,7 +8,7 @@ use shoal_shared::release::RELEASE_NAMESPACE;
 
 use crate::backend::{Backend, Kind, manifest_text, pinned_manifest};
 use crate::fixture::{RawTar, World, sha256_hex};
-use crate::now;
+use crate::poll_now;
 
 over_stores!(
     a_bundle_with_another_digest_is_refused,
@@ -37,10 +37,7 @@ async fn publish_pinned(
         .await;
     let mut channel = store.channel(world);
     let mut state = world.state();
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(world, &mut channel, &mut state).await;
     let Some(release) = poll.newest else {
         panic!("{version} did not verify: {:?}", poll.refusals);
     };
@@ -195,10 +192,7 @@ async fn hostile_bundles_are_refused_and_write_nothing_outside_the_cache(store: 
             .await;
         let mut channel = store.channel(&world);
         let mut state = world.state();
-        let poll = channel
-            .poll(&world.signers, &mut state, now())
-            .await
-            .unwrap();
+        let poll = poll_now(&world, &mut channel, &mut state).await;
         let Some(release) = poll.newest else {
             panic!("{version}: {:?}", poll.refusals);
         };

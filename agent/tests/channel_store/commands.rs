@@ -11,7 +11,7 @@ use shoal_tests::signing::SigningKey;
 
 use crate::backend::{Backend, Kind, pinned_manifest};
 use crate::fixture::{PRINCIPAL, World, sha256_hex};
-use crate::now;
+use crate::poll_now;
 
 over_stores!(cli:
     releasing_a_version_twice_is_refused_and_changes_nothing,
@@ -351,10 +351,7 @@ async fn a_rollout_file_and_an_archive_go_into_the_release_as_given() {
     assert_eq!(uploaded.as_ref(), fs::read(&zip).unwrap().as_slice());
 
     let mut channel = store.channel(&world);
-    let poll = channel
-        .poll(&world.signers, &mut world.state(), now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut world.state()).await;
     let release = poll.newest.unwrap();
     let policy = release.rollout.clone().unwrap();
     assert_eq!(policy.strategy.as_deref(), Some("canary"));
@@ -460,10 +457,7 @@ async fn keys_that_need_ssh_keygen_sign_through_it() {
 
     // Both verify: the agent key through the channel, the encrypted one with its own trust.
     let mut channel = store.channel(&world);
-    let poll = channel
-        .poll(&world.signers, &mut world.state(), now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut world.state()).await;
     assert_eq!(poll.newest.unwrap().version.name(), "v1.1.0");
     let public = fs::read_to_string(encrypted.with_extension("pub")).unwrap();
     let trust = world.path().join("enc_signers");

@@ -55,6 +55,18 @@ mod wire;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// One poll of `channel` now, trusting the world's allowed_signers; the poll must not fail.
+pub async fn poll_now(
+    world: &fixture::World,
+    channel: &mut shoal_agent::channel::store::StoreChannel,
+    state: &mut shoal_agent::verify::state::ChannelState,
+) -> shoal_agent::channel::Poll {
+    channel
+        .poll(&world.signers, state, now())
+        .await
+        .expect("the poll itself succeeds")
+}
+
 /// Now, in seconds since the Unix epoch (what the daemon passes to `poll`).
 pub fn now() -> i64 {
     let secs = SystemTime::now()

@@ -11,7 +11,7 @@ use shoal_shared::release::{GIT_NAMESPACE, RELEASE_NAMESPACE, Version};
 
 use crate::backend::{Backend, Kind, manifest_text};
 use crate::fixture::{PRINCIPAL, World, sha256_hex};
-use crate::now;
+use crate::poll_now;
 
 over_stores!(
     a_release_verifies_and_unpacks_into_the_cache,
@@ -29,10 +29,7 @@ async fn a_release_verifies_and_unpacks_into_the_cache(store: Backend) {
 
     let mut channel = store.channel(&world);
     let mut state = world.state();
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert!(
         poll.refusals.is_empty() && poll.ignored.is_empty(),
         "{poll:?}"
@@ -100,10 +97,7 @@ async fn a_release_verifies_and_unpacks_into_the_cache(store: Backend) {
     // Cached: the same tree again, nothing downloaded.
     assert_eq!(channel.materialize(&release, &cache).await.unwrap(), tree);
 
-    let again = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let again = poll_now(&world, &mut channel, &mut state).await;
     assert!(
         again.newest.is_none() && again.refusals.is_empty(),
         "{again:?}"
@@ -140,17 +134,11 @@ async fn refusal_kinds(
 async fn poll_refusals(store: &Backend, world: &World) -> Vec<(String, String)> {
     let mut channel = store.channel(world);
     let mut state = world.state();
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(world, &mut channel, &mut state).await;
     assert!(poll.newest.is_none(), "{poll:?}");
     assert_eq!(world.state().floor(), None);
     // Refused once: the next poll says nothing more.
-    let again = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let again = poll_now(world, &mut channel, &mut state).await;
     assert!(
         again.refusals.is_empty() && again.newest.is_none(),
         "{again:?}"
@@ -172,25 +160,15 @@ async fn a_key_outside_allowed_signers_is_refused(store: Backend) {
     // Overtaken by a trusted release, the refused one is not reported again after a restart.
     let mut channel = store.channel(&world);
     let mut state = world.state();
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert_eq!(poll.refusals.len(), 1, "a restarted agent looks again");
     store
         .release(&world, "v1.1.0", &world.app_dir("next", "ok"))
         .await;
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert_eq!(poll.newest.unwrap().version.name(), "v1.1.0");
     assert!(poll.refusals.is_empty(), "{:?}", poll.refusals);
-    let poll = store
-        .channel(&world)
-        .poll(&world.signers, &mut world.state(), now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut store.channel(&world), &mut world.state()).await;
     assert!(poll.refusals.is_empty(), "{:?}", poll.refusals);
 }
 
@@ -237,10 +215,7 @@ async fn the_newest_release_wins_and_non_versions_are_ignored_once(store: Backen
 
     let mut channel = store.channel(&world);
     let mut state = world.state();
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert_eq!(
         poll.newest.map(|r| r.version.name().to_owned()).as_deref(),
         Some("v1.10.0")
@@ -254,10 +229,7 @@ async fn the_newest_release_wins_and_non_versions_are_ignored_once(store: Backen
         poll.ignored
     );
 
-    let again = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let again = poll_now(&world, &mut channel, &mut state).await;
     assert!(
         again.newest.is_none() && again.refusals.is_empty() && again.ignored.is_empty(),
         "{again:?}"
@@ -273,10 +245,7 @@ async fn an_upload_without_its_signature_is_skipped_until_it_lands(store: Backen
 
     let mut channel = store.channel(&world);
     let mut state = world.state();
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert!(
         poll.newest.is_none() && poll.refusals.is_empty(),
         "{poll:?}"
@@ -284,10 +253,7 @@ async fn an_upload_without_its_signature_is_skipped_until_it_lands(store: Backen
 
     let signature = world.sign(&world.key, RELEASE_NAMESPACE, &manifest);
     store.put("v2.0.0", "release.yaml.sig", signature).await;
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert_eq!(
         poll.newest.map(|r| r.version.name().to_owned()).as_deref(),
         Some("v2.0.0")

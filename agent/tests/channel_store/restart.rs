@@ -5,7 +5,7 @@ use shoal_shared::release::{RELEASE_NAMESPACE, Version};
 
 use crate::backend::{Backend, manifest_text};
 use crate::fixture::World;
-use crate::now;
+use crate::poll_now;
 
 over_stores!(
     a_version_below_the_persisted_floor_is_refused_once,
@@ -26,10 +26,7 @@ async fn a_version_below_the_persisted_floor_is_refused_once(store: Backend) {
         .await;
     {
         let mut channel = store.channel(&world);
-        let poll = channel
-            .poll(&world.signers, &mut world.state(), now())
-            .await
-            .unwrap();
+        let poll = poll_now(&world, &mut channel, &mut world.state()).await;
         assert_eq!(poll.newest.unwrap().version.name(), "v1.2.0");
     }
     // The agent restarts; meanwhile someone publishes an older version.
@@ -39,10 +36,7 @@ async fn a_version_below_the_persisted_floor_is_refused_once(store: Backend) {
     let mut state = world.state();
     assert_eq!(state.floor(), Some(Version::parse("v1.2.0").unwrap()));
     let mut channel = store.channel(&world);
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert_eq!(
         names(&poll.refusals),
         [("v1.1.0".to_owned(), "below_floor")]
@@ -54,10 +48,7 @@ async fn a_version_below_the_persisted_floor_is_refused_once(store: Backend) {
     );
     // The release at the floor is re-confirmed (unchanged), so a restarted daemon knows it.
     assert_eq!(poll.newest.unwrap().version.name(), "v1.2.0");
-    let again = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let again = poll_now(&world, &mut channel, &mut state).await;
     assert!(
         again.refusals.is_empty() && again.newest.is_none(),
         "{again:?}"
@@ -65,10 +56,7 @@ async fn a_version_below_the_persisted_floor_is_refused_once(store: Backend) {
 
     // Reported once for good: another restart does not repeat it.
     let mut channel = store.channel(&world);
-    let poll = channel
-        .poll(&world.signers, &mut world.state(), now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut world.state()).await;
     assert!(poll.refusals.is_empty(), "{:?}", poll.refusals);
     assert_eq!(
         world.state().floor(),
@@ -83,10 +71,7 @@ async fn a_release_replaced_in_the_store_is_refused_after_a_restart(store: Backe
         .await;
     {
         let mut channel = store.channel(&world);
-        let poll = channel
-            .poll(&world.signers, &mut world.state(), now())
-            .await
-            .unwrap();
+        let poll = poll_now(&world, &mut channel, &mut world.state()).await;
         assert_eq!(poll.newest.unwrap().version.name(), "v1.0.0");
     }
     // Replaced by a properly signed release with other content, under the same version.
@@ -104,10 +89,7 @@ async fn a_release_replaced_in_the_store_is_refused_after_a_restart(store: Backe
 
     let mut channel = store.channel(&world);
     let mut state = world.state();
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     assert!(poll.newest.is_none(), "{poll:?}");
     assert_eq!(
         names(&poll.refusals),
@@ -118,10 +100,7 @@ async fn a_release_replaced_in_the_store_is_refused_after_a_restart(store: Backe
         message.starts_with("release v1.0.0 changed (release.yaml sha256 "),
         "{message}"
     );
-    let again = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let again = poll_now(&world, &mut channel, &mut state).await;
     assert!(
         again.refusals.is_empty() && again.newest.is_none(),
         "{again:?}"

@@ -9,7 +9,7 @@ use shoal_shared::release::{RELEASE_NAMESPACE, Version};
 
 use crate::backend::{Backend, manifest_text};
 use crate::fixture::World;
-use crate::now;
+use crate::poll_now;
 
 #[tokio::test]
 async fn a_watched_file_store_sees_a_new_release_within_a_second() {
@@ -21,10 +21,8 @@ async fn a_watched_file_store_sees_a_new_release_within_a_second() {
     let mut channel = store.channel(&world);
     let mut state = world.state();
     assert!(
-        channel
-            .poll(&world.signers, &mut state, now())
+        poll_now(&world, &mut channel, &mut state)
             .await
-            .unwrap()
             .newest
             .is_some()
     );
@@ -57,10 +55,7 @@ async fn a_watched_file_store_sees_a_new_release_within_a_second() {
             "no change seen within a second of the upload"
         );
         wakes += 1;
-        let poll = channel
-            .poll(&world.signers, &mut state, now())
-            .await
-            .unwrap();
+        let poll = poll_now(&world, &mut channel, &mut state).await;
         if let Some(release) = poll.newest {
             break release;
         }

@@ -8,7 +8,7 @@ use shoal_tests::proxy::CountingProxy;
 
 use crate::backend::{Backend, manifest_text};
 use crate::fixture::{GROUP, World};
-use crate::now;
+use crate::poll_now;
 
 /// The channel, reaching moto through `proxy`.
 fn channel_through(store: &Backend, proxy: &CountingProxy, world: &World) -> StoreChannel {
@@ -66,10 +66,7 @@ async fn an_idle_poll_is_one_list_request_and_downloads_no_object() {
     let mut channel = channel_through(&store, &proxy, &world);
     let mut state = world.state();
 
-    let first = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let first = poll_now(&world, &mut channel, &mut state).await;
     assert!(first.newest.is_some());
     // LIST, the signature, the manifest, and a HEAD of the bundle for BUNDLE_ETAG.
     assert_eq!(proxy.stats().requests, 4, "{:?}", proxy.stats());
@@ -87,20 +84,14 @@ async fn an_idle_poll_is_one_list_request_and_downloads_no_object() {
         )
         .await;
     proxy.reset();
-    let refused = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let refused = poll_now(&world, &mut channel, &mut state).await;
     assert_eq!(refused.refusals.len(), 1);
     assert_eq!(proxy.stats().requests, 3, "{:?}", proxy.stats());
 
     for _ in 0..3 {
         proxy.reset();
         let mark = log_len(&store);
-        let idle = channel
-            .poll(&world.signers, &mut state, now())
-            .await
-            .unwrap();
+        let idle = poll_now(&world, &mut channel, &mut state).await;
         assert!(
             idle.newest.is_none() && idle.refusals.is_empty(),
             "{idle:?}"
@@ -130,20 +121,14 @@ async fn the_recheck_after_a_restart_is_a_conditional_get_answered_304() {
     let proxy = CountingProxy::start(store.moto.as_ref().unwrap().addr());
     {
         let mut channel = channel_through(&store, &proxy, &world);
-        let poll = channel
-            .poll(&world.signers, &mut world.state(), now())
-            .await
-            .unwrap();
+        let poll = poll_now(&world, &mut channel, &mut world.state()).await;
         assert!(poll.newest.is_some());
     }
     let mut channel = channel_through(&store, &proxy, &world);
     let mut state = world.state();
     proxy.reset();
     let mark = log_len(&store);
-    let poll = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let poll = poll_now(&world, &mut channel, &mut state).await;
     let release = poll.newest.expect("the floor release, re-confirmed");
     assert_eq!(release.version.name(), "v1.0.0");
     assert!(
@@ -163,10 +148,7 @@ async fn the_recheck_after_a_restart_is_a_conditional_get_answered_304() {
     eprintln!("restart re-check: {stats:?} {logged:?}");
 
     proxy.reset();
-    let idle = channel
-        .poll(&world.signers, &mut state, now())
-        .await
-        .unwrap();
+    let idle = poll_now(&world, &mut channel, &mut state).await;
     assert!(idle.newest.is_none());
     assert_eq!(proxy.stats().requests, 1);
 }
