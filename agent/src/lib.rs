@@ -5,5 +5,7 @@
 
 pub mod channel;
 pub mod cli;
+pub mod config;
 pub mod execute;
+pub mod report;
 pub mod verify;

@@ -10,4 +10,5 @@ pub mod appspec;
 pub mod duration;
 pub mod release;
 pub mod rollout;
+pub mod status;
 pub mod time;

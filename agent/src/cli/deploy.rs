@@ -84,6 +84,11 @@ pub(super) fn run(args: Args) -> u8 {
         extra_env: Vec::new(),
         max_revisions: usize::try_from(args.max_revisions).unwrap_or(usize::MAX),
         ignore_application_stop_failures: args.ignore_application_stop_failures,
+        deployment_id: None,
+        reverts: None,
+        observer: None,
+        stop: None,
+        protect: Vec::new(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

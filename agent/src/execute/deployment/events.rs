@@ -10,6 +10,7 @@ use super::{DeployError, DeploymentRecord, Request, check_events, read_appspec};
 use crate::execute::hooks::{self, ScriptResult, ScriptRun};
 use crate::execute::layout::Layout;
 use crate::execute::scripts_log::ScriptsLog;
+use crate::execute::stop::Stop;
 use crate::execute::{bundle, install};
 
 pub(super) struct Run<'a> {
@@ -26,6 +27,9 @@ type Previous = Option<(PathBuf, Result<AppSpec, String>)>;
 impl Run<'_> {
     pub(super) async fn all(&mut self) -> Result<(), DeployError> {
         let archive = Layout::archive_dir(&self.dir);
+        if !self.begin(lifecycle::DOWNLOAD_BUNDLE)? {
+            return self.interrupt(lifecycle::DOWNLOAD_BUNDLE);
+        }
         let started = Instant::now();
         let unpacked = {
             let (bundle, archive, limits) = (
@@ -80,12 +84,18 @@ impl Run<'_> {
         });
 
         for event in &lifecycle::IN_PLACE {
+            if self.stopping() {
+                return self.interrupt(event.name);
+            }
             let ok = self.record.status != Status::Failed;
             match event.kind {
                 lifecycle::EventKind::Agent if event.name == lifecycle::INSTALL => {
                     if !ok {
                         self.skip(event.name);
                         continue;
+                    }
+                    if !self.begin(event.name)? {
+                        return self.interrupt(event.name);
                     }
                     self.install(&archive, &spec, behavior).await?;
                 }
@@ -101,6 +111,9 @@ impl Run<'_> {
                     if !ok {
                         self.skip(event.name);
                         continue;
+                    }
+                    if !self.begin(event.name)? {
+                        return self.interrupt(event.name);
                     }
                     match &previous {
                         None => {
@@ -134,6 +147,9 @@ impl Run<'_> {
                     if !ok {
                         self.skip(event.name);
                         continue;
+                    }
+                    if !self.begin(event.name)? {
+                        return self.interrupt(event.name);
                     }
                     self.scripts(event.name, &archive, &scripts).await;
                 }
@@ -199,6 +215,7 @@ impl Run<'_> {
                 log: &self.log,
                 kill_grace: self.request.kill_grace,
                 output_grace: self.request.output_grace,
+                stop: self.request.stop.as_ref(),
             })
             .await;
             let (record, failure) = match outcome {
@@ -226,6 +243,13 @@ impl Run<'_> {
                                 Some(why),
                             )
                         }
+                        ScriptResult::Stopped { grace } => (
+                            script_record(script, "stopped", None, duration_ms),
+                            Some(format!(
+                                "was still running {} s after the agent was told to stop, and was killed",
+                                grace.as_secs()
+                            )),
+                        ),
                         ScriptResult::TimedOut { after } => (
                             script_record(script, "timed-out", None, duration_ms),
                             Some(format!(
@@ -259,6 +283,41 @@ impl Run<'_> {
         }
         self.event(event, started, records, None);
         let _ = self.save();
+    }
+
+    /// Whether the agent is shutting down.
+    fn stopping(&self) -> bool {
+        self.request.stop.as_ref().is_some_and(Stop::is_requested)
+    }
+
+    /// Before an event: false when the agent is shutting down; otherwise the observer (the
+    /// journal) learns of the event before it runs.
+    fn begin(&self, event: &str) -> Result<bool, DeployError> {
+        if self.stopping() {
+            return Ok(false);
+        }
+        if let Some(observer) = &self.request.observer {
+            observer
+                .before(&self.dir, &self.record, Some(event))
+                .map_err(|source| DeployError::State {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+        }
+        Ok(true)
+    }
+
+    /// Ends the deployment at a shutdown, before `next` (or during the event that failed).
+    fn interrupt(&mut self, next: &str) -> Result<(), DeployError> {
+        let why = match (self.record.status, self.record.error.take()) {
+            (Status::Failed, Some(error)) => format!("stopped by agent shutdown: {error}"),
+            _ => format!("stopped by agent shutdown before {next}"),
+        };
+        tracing::warn!(deployment.id = %self.record.deployment_id, next, "deployment stopped by shutdown");
+        self.record.status = Status::Interrupted;
+        self.record.error = Some(why);
+        self.record.finished_at_ms = Some(record::now_ms());
+        self.save()
     }
 
     fn env(&self, event: &str) -> Vec<(String, String)> {
@@ -327,6 +386,9 @@ impl Run<'_> {
             scripts,
             message,
         });
+        if let Some(observer) = &self.request.observer {
+            observer.after(&self.dir, &self.record);
+        }
     }
 
     fn finish_failed(

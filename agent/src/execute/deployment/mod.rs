@@ -9,6 +9,7 @@ pub mod housekeeping;
 pub mod record;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -17,6 +18,7 @@ use shoal_shared::appspec::{self, AppSpec, FileExistsBehavior, lifecycle};
 use super::bundle;
 use super::layout::{Layout, is_safe_component};
 use super::scripts_log::ScriptsLog;
+use super::stop::Stop;
 pub use record::{DeploymentRecord, EventRecord, ScriptRecord, Status};
 
 /// The AppSpec names looked for in a bundle, in order.
@@ -51,6 +53,31 @@ pub struct Request {
     pub max_revisions: usize,
     /// Go on when the previous revision's ApplicationStop or block-traffic scripts fail.
     pub ignore_application_stop_failures: bool,
+    /// The deployment's id, the same on every host; `None` makes a local one (`d-…-local`).
+    pub deployment_id: Option<String>,
+    /// The deployment this one reverts.
+    pub reverts: Option<String>,
+    /// Told before each step starts and after each event ends (the agent's journal and status).
+    pub observer: Option<Arc<dyn Observer>>,
+    /// The agent's shutdown: no event starts after it, and a running script gets its grace.
+    pub stop: Option<Stop>,
+    /// Deployment directories pruning must keep (the last known good one).
+    pub protect: Vec<PathBuf>,
+}
+
+/// Follows a deployment step by step.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// Called once the deployment's directory and record exist (`event` is `None`), and again
+    /// before each event starts. An error stops the deployment: a step that could not be
+    /// journaled must not run.
+    fn before(
+        &self,
+        dir: &Path,
+        record: &DeploymentRecord,
+        event: Option<&str>,
+    ) -> std::io::Result<()>;
+    /// Called after each event ended; the record holds it.
+    fn after(&self, dir: &Path, record: &DeploymentRecord);
 }
 
 /// Why a deployment could not start or stopped short of running its events.
@@ -117,6 +144,18 @@ fn rand_nonce() -> u64 {
     RandomState::new().hash_one(std::thread::current().id())
 }
 
+/// The directory for a deployment: `<group>/<id>`, or `<id>.2`, `<id>.3`, … when an earlier
+/// attempt of the same deployment (one interrupted, say) is still there.
+fn free_dir(layout: &Layout, group: &str, id: &str) -> PathBuf {
+    let mut dir = layout.deployment_dir(group, id);
+    let mut attempt = 1;
+    while dir.exists() {
+        attempt += 1;
+        dir = layout.deployment_dir(group, &format!("{id}.{attempt}"));
+    }
+    dir
+}
+
 /// Reads and validates the AppSpec of an unpacked bundle.
 pub fn read_appspec(
     archive: &Path,
@@ -181,8 +220,11 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
     let layout = &request.layout;
     let group_dir = layout.root().join(&request.group);
     let _lock = housekeeping::GroupLock::acquire(&group_dir).map_err(DeployError::Busy)?;
-    let deployment_id = local_deployment_id(&request.group, &request.bundle);
-    let dir = layout.deployment_dir(&request.group, &deployment_id);
+    let deployment_id = request
+        .deployment_id
+        .clone()
+        .unwrap_or_else(|| local_deployment_id(&request.group, &request.bundle));
+    let dir = free_dir(layout, &request.group, &deployment_id);
     let state_error = |path: &Path| {
         let path = path.to_owned();
         move |source| DeployError::State { path, source }
@@ -202,6 +244,7 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
         application: request.application.clone(),
         revision: request.revision.clone(),
         previous_revision,
+        reverts: request.reverts.clone(),
         bundle: request.bundle.display().to_string(),
         status: Status::InProgress,
         started_at_ms: record::now_ms(),
@@ -211,6 +254,11 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
         error: None,
     };
     record.save(&dir).map_err(state_error(&dir))?;
+    if let Some(observer) = &request.observer {
+        observer
+            .before(&dir, &record, None)
+            .map_err(state_error(&dir))?;
+    }
     let mut run = events::Run {
         request,
         dir: dir.clone(),
@@ -225,6 +273,7 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
     let protect: Vec<&Path> = [Some(dir.as_path()), last_good.as_deref()]
         .into_iter()
         .flatten()
+        .chain(request.protect.iter().map(PathBuf::as_path))
         .collect();
     if let Err(e) = housekeeping::prune(&group_dir, request.max_revisions, &protect) {
         tracing::warn!(group = %request.group, error = %e, "could not remove old deployment directories");

@@ -22,6 +22,8 @@ pub enum Status {
     Skipped,
     /// Failed, but the deployment went on (`--ignore-application-stop-failures`).
     Ignored,
+    /// Cut short: the agent died or was stopped while it ran.
+    Interrupted,
 }
 
 impl Status {
@@ -33,6 +35,7 @@ impl Status {
             Self::Failed => "failed",
             Self::Skipped => "skipped",
             Self::Ignored => "failed-ignored",
+            Self::Interrupted => "interrupted",
         }
     }
 }
@@ -78,6 +81,9 @@ pub struct DeploymentRecord {
     pub revision: String,
     /// The revision this one replaces, if any.
     pub previous_revision: Option<String>,
+    /// The deployment this one reverts (it reinstalls the last known good revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverts: Option<String>,
     /// Where the bundle came from.
     pub bundle: String,
     /// How it ended (so far).

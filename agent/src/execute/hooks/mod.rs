@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use nix::unistd::Pid;
 use shoal_shared::appspec::Script;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::scripts_log::{self, ScriptsLog};
+use super::stop::Stop;
 
 mod launch;
 mod process;
@@ -30,6 +31,8 @@ pub const DEFAULT_OUTPUT_GRACE: Duration = Duration::from_secs(2);
 pub const RUNAS_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How often a dying process group is checked.
 const GROUP_POLL: Duration = Duration::from_millis(20);
+/// SIGTERM → SIGKILL grace for a script stopped at shutdown, at most.
+const STOP_KILL_GRACE: Duration = Duration::from_secs(5);
 /// How often a spawn is retried while the script file is briefly busy (`ETXTBSY`).
 const BUSY_RETRIES: u32 = 10;
 
@@ -50,6 +53,8 @@ pub struct ScriptRun<'a> {
     pub kill_grace: Duration,
     /// How long to keep reading output after the script exits.
     pub output_grace: Duration,
+    /// The agent's shutdown: the script gets the stop's grace, then its group is killed.
+    pub stop: Option<&'a Stop>,
 }
 
 impl<'a> ScriptRun<'a> {
@@ -69,6 +74,7 @@ impl<'a> ScriptRun<'a> {
             log,
             kill_grace: DEFAULT_KILL_GRACE,
             output_grace: DEFAULT_OUTPUT_GRACE,
+            stop: None,
         }
     }
 }
@@ -103,6 +109,11 @@ pub enum ScriptResult {
         /// The timeout it overran.
         after: Duration,
     },
+    /// The agent was shutting down and the script outlived the grace; its group was killed.
+    Stopped {
+        /// The grace it was given.
+        grace: Duration,
+    },
 }
 
 impl ScriptResult {
@@ -112,6 +123,7 @@ impl ScriptResult {
             Self::Succeeded => ErrorCode::Succeeded,
             Self::Failed { .. } => ErrorCode::ScriptFailed,
             Self::TimedOut { .. } => ErrorCode::ScriptTimedOut,
+            Self::Stopped { .. } => ErrorCode::UnknownError,
         }
     }
 }
@@ -253,22 +265,35 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
         lines_rx: scripts_log::capture(stdout, stderr),
         open: true,
     };
+    let deadline = started + run.script.timeout;
     let waited = output
-        .log_while(
-            &record,
-            timeout_at(started + run.script.timeout, child.wait()),
-        )
+        .log_while(&record, wait(&mut child, deadline, run.stop))
         .await;
-    let (status, timed_out) = match waited {
-        Ok(status) => (status, false),
-        Err(_elapsed) => {
+    let (status, ended) = match waited {
+        Waited::Exited(status) => (status, None),
+        Waited::TimedOut => {
             let after = run.script.timeout;
             warn!(hook.event = %run.event, script = %location, ?after, "script timed out");
             record.shoal(&format!(
                 "script timed out after {after:?}; sending SIGTERM to its process group"
             ));
             let stopping = stop_group(&mut child, pgid, run.kill_grace, &record);
-            (output.log_while(&record, stopping).await, true)
+            let status = output.log_while(&record, stopping).await;
+            (status, Some(ScriptResult::TimedOut { after }))
+        }
+        Waited::Stopped(grace) => {
+            warn!(hook.event = %run.event, script = %location, ?grace, "script outlived the shutdown grace");
+            record.shoal(&format!(
+                "the agent is shutting down and the script was still running {grace:?} later; sending SIGTERM to its process group"
+            ));
+            let stopping = stop_group(
+                &mut child,
+                pgid,
+                run.kill_grace.min(STOP_KILL_GRACE),
+                &record,
+            );
+            let status = output.log_while(&record, stopping).await;
+            (status, Some(ScriptResult::Stopped { grace }))
         }
     };
     let status = status.map_err(|source| HookError::Wait {
@@ -290,12 +315,10 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
         record.shoal(&warning);
         warnings.push(warning);
     }
-    let result = match (timed_out, status.code()) {
-        (true, _) => ScriptResult::TimedOut {
-            after: run.script.timeout,
-        },
-        (false, Some(0)) => ScriptResult::Succeeded,
-        (false, exit_code) => ScriptResult::Failed {
+    let result = match (ended, status.code()) {
+        (Some(ended), _) => ended,
+        (None, Some(0)) => ScriptResult::Succeeded,
+        (None, exit_code) => ScriptResult::Failed {
             exit_code,
             signal: status.signal(),
         },

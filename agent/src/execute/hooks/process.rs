@@ -18,6 +18,42 @@ use tracing::warn;
 
 use super::*;
 use crate::execute::scripts_log::{ScriptsLog, Stream};
+use crate::execute::stop::Stop;
+
+/// How waiting for a script ended.
+pub(super) enum Waited {
+    /// It exited (or waiting failed).
+    Exited(io::Result<ExitStatus>),
+    /// Its timeout passed first.
+    TimedOut,
+    /// A stop was asked for and the script outlived the grace (which is given).
+    Stopped(Duration),
+}
+
+/// Waits for the script until `deadline`, or until a stop's grace runs out.
+pub(super) async fn wait(child: &mut Child, deadline: Instant, stop: Option<&Stop>) -> Waited {
+    let mut stop = stop.cloned();
+    let stop_requested = async {
+        match stop.as_mut() {
+            Some(stop) => {
+                stop.requested().await;
+                stop.grace()
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let grace = tokio::select! {
+        status = child.wait() => return Waited::Exited(status),
+        () = tokio::time::sleep_until(deadline) => return Waited::TimedOut,
+        grace = stop_requested => grace,
+    };
+    let until = (Instant::now() + grace).min(deadline);
+    match tokio::time::timeout_at(until, child.wait()).await {
+        Ok(status) => Waited::Exited(status),
+        Err(_) if until == deadline => Waited::TimedOut,
+        Err(_) => Waited::Stopped(grace),
+    }
+}
 
 /// `SIGTERM` to the group, up to `grace` for it to go, then `SIGKILL`; reaps the script.
 pub(super) async fn stop_group(

@@ -1,0 +1,516 @@
+//! The agent's configuration: `/etc/shoal/agent.yaml` read ([`file`]) and checked into
+//! [`Settings`]. Every error names the file, the line when known, the key, and what would be
+//! accepted. Relative paths in the file are taken from the file's own directory.
+
+mod file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+use shoal_shared::release::AllowedSigners;
+use shoal_shared::rollout::Policy;
+
+use crate::channel::git::GitSource;
+use crate::channel::store::{StoreLocation, StoreSource};
+use crate::execute::layout::is_safe_component;
+pub use file::LogFormat;
+use file::{ConfigFile, GroupFile, HealthFile, MeshFile};
+
+/// Where the agent looks for its config unless told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/shoal/agent.yaml";
+/// `node.data_dir` unless configured.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/shoal";
+/// `status.listen` unless configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7701";
+/// How long a running hook may go on after SIGTERM, unless configured.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// This host.
+    pub node: Node,
+    /// The status endpoint.
+    pub status: Status,
+    /// Logging.
+    pub log: Log,
+    /// The gossip mesh, if any (a group with no mesh is a group of one).
+    pub mesh: Option<Mesh>,
+    /// The groups this host belongs to, in file order.
+    pub groups: Vec<Group>,
+}
+
+/// `node:`.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// This host's name in the fleet.
+    pub id: String,
+    /// Journal, release cache, deployment root.
+    pub data_dir: PathBuf,
+    /// Free-form labels shown in status.
+    pub labels: BTreeMap<String, String>,
+    /// How long a running hook may go on after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// `status:`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Where the status endpoint listens.
+    pub listen: SocketAddr,
+    /// The admin token (created 0600 if missing).
+    pub token_file: PathBuf,
+}
+
+/// `log:`.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// pretty or json.
+    pub format: LogFormat,
+    /// A level or `tracing` filter directive, e.g. `info` or `shoal_agent=debug`.
+    pub level: String,
+}
+
+/// `mesh:`.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    /// The cluster id.
+    pub name: String,
+    /// Gossip listen address.
+    pub listen: SocketAddr,
+    /// The address peers reach this host at.
+    pub advertise: Option<SocketAddr>,
+    /// Peers to join through (`host:port`).
+    pub seeds: Vec<String>,
+    /// Gossip interval.
+    pub interval: Duration,
+}
+
+/// One entry of `groups:`.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Group name (its directory under the deployment root).
+    pub name: String,
+    /// Application name (`APPLICATION_NAME`).
+    pub application: String,
+    /// Where releases come from.
+    pub channel: Channel,
+    /// Who may sign releases.
+    pub allowed_signers: PathBuf,
+    /// The policy for releases that carry none.
+    pub rollout: Policy,
+    /// The continuous health check, if any.
+    pub health: Option<HealthCheck>,
+    /// Deployment directories kept on disk.
+    pub max_revisions: usize,
+    /// SIGTERM → SIGKILL grace for a timed-out script.
+    pub kill_grace: Duration,
+}
+
+/// A group's release channel.
+#[derive(Debug, Clone)]
+pub enum Channel {
+    /// Signed tags of a git repository.
+    Git(GitSource),
+    /// Signed releases in an object store.
+    Store(StoreSource),
+}
+
+impl Channel {
+    /// The channel as shown in status (no credentials).
+    pub fn display(&self) -> String {
+        match self {
+            Self::Git(source) => format!("git {} ({})", source.display_url(), source.tags),
+            Self::Store(source) => format!("store {}", source.url),
+        }
+    }
+}
+
+/// `health:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// What is checked.
+    pub probe: Probe,
+    /// Time between checks.
+    pub interval: Duration,
+    /// How long one check may take before it counts as failed.
+    pub timeout: Duration,
+}
+
+/// How health is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// A command run through `/bin/sh -c`: exit code 0 is healthy.
+    Command(String),
+    /// An `http://` URL: a 2xx answer is healthy.
+    Http(String),
+}
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file says something that cannot be used.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The line, when known.
+        line: Option<u64>,
+        /// The key and what is wrong with it.
+        message: String,
+    },
+}
+
+/// Reads and checks the config at `path`.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Checks `text` as the config file `path` (which relative paths are taken from).
+pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let invalid = |line: Option<u64>, message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        message,
+    };
+    let raw: ConfigFile = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, message) = split_location(&e.to_string());
+        invalid(line, message)
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &Path| -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            base.join(p)
+        }
+    };
+
+    let id = match &raw.node.id {
+        Some(id) => {
+            check_name(&id.value).map_err(|m| invalid(line_of(id), format!("node.id: {m}")))?;
+            id.value.clone()
+        }
+        None => hostname().map_err(|m| invalid(None, format!("node.id: {m}")))?,
+    };
+    let data_dir = resolve(
+        raw.node
+            .data_dir
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_DATA_DIR)),
+    );
+    let node = Node {
+        id,
+        data_dir: data_dir.clone(),
+        labels: raw.node.labels,
+        shutdown_grace: raw
+            .node
+            .shutdown_grace
+            .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0),
+    };
+    let status = Status {
+        listen: raw.status.listen.map_or_else(
+            || DEFAULT_LISTEN.parse().expect("the default address parses"),
+            |a| a.0,
+        ),
+        token_file: raw
+            .status
+            .token_file
+            .as_deref()
+            .map_or_else(|| data_dir.join("admin.token"), resolve),
+    };
+    let level = raw
+        .log
+        .level
+        .as_ref()
+        .map_or("info".to_owned(), |l| l.value.clone());
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+        let line = raw.log.level.as_ref().and_then(line_of);
+        return Err(invalid(
+            line,
+            format!(
+                "log.level: `{level}` is not a level or filter ({e}); use error, warn, info, debug or trace"
+            ),
+        ));
+    }
+    let log = Log {
+        format: raw.log.format.unwrap_or(LogFormat::Pretty),
+        level,
+    };
+    let mesh = raw
+        .mesh
+        .as_ref()
+        .map(|m| mesh(&m.value).map_err(|msg| invalid(line_of(m), msg)))
+        .transpose()?;
+
+    if raw.groups.is_empty() {
+        return Err(invalid(
+            None,
+            "groups: no groups are configured, so the agent would have nothing to deploy; add at least one under `groups:`".to_owned(),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut groups = Vec::new();
+    for (index, entry) in raw.groups.iter().enumerate() {
+        let group = group(index, &entry.value, &resolve)
+            .map_err(|(line, msg)| invalid(line.or_else(|| line_of(entry)), msg))?;
+        if !names.insert(group.name.clone()) {
+            return Err(invalid(
+                line_of(entry),
+                format!(
+                    "groups[{index}].name: `{}` is used by an earlier group; give each group its own name",
+                    group.name
+                ),
+            ));
+        }
+        groups.push(group);
+    }
+    Ok(Settings {
+        path: path.to_owned(),
+        node,
+        status,
+        log,
+        mesh,
+        groups,
+    })
+}
+
+fn line_of<T>(spanned: &Spanned<T>) -> Option<u64> {
+    Some(spanned.referenced.line()).filter(|l| *l > 0)
+}
+
+/// serde-saphyr puts the position at the end (`… at line 3 column 5`); the file name and line
+/// go first in shoal's errors.
+fn split_location(message: &str) -> (Option<u64>, String) {
+    let Some(at) = message.rfind(" at line ") else {
+        return (None, message.to_owned());
+    };
+    let line = message[at + " at line ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok());
+    (line, message[..at].trim_end_matches(',').to_owned())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if is_safe_component(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid name; use letters, digits, `-`, `_` and `.`"
+        ))
+    }
+}
+
+fn hostname() -> Result<String, String> {
+    let name = nix::unistd::gethostname()
+        .map_err(|e| format!("not set, and the hostname cannot be read ({e}); set node.id"))?;
+    let name = name.to_string_lossy().into_owned();
+    check_name(&name).map_err(|m| format!("not set, and the hostname {m}; set node.id"))?;
+    Ok(name)
+}
+
+fn mesh(raw: &MeshFile) -> Result<Mesh, String> {
+    if raw.name.trim().is_empty() {
+        return Err("mesh.name: must not be empty; name the mesh, e.g. `prod`".to_owned());
+    }
+    let addr = |key: &str, text: &str| -> Result<SocketAddr, String> {
+        text.parse()
+            .map_err(|_| format!("mesh.{key}: `{text}` is not IP:port, e.g. 10.0.0.5:7946"))
+    };
+    let listen = addr("listen", raw.listen.as_deref().unwrap_or("0.0.0.0:7946"))?;
+    let advertise = raw
+        .advertise
+        .as_deref()
+        .map(|a| addr("advertise", a))
+        .transpose()?;
+    for seed in &raw.seeds {
+        let port = seed.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+        if !matches!(port, Some(Ok(_))) {
+            return Err(format!(
+                "mesh.seeds: `{seed}` is not host:port, e.g. 10.0.0.6:7946"
+            ));
+        }
+    }
+    Ok(Mesh {
+        name: raw.name.clone(),
+        listen,
+        advertise,
+        seeds: raw.seeds.clone(),
+        interval: raw.interval.map_or(Duration::from_secs(1), |d| d.0),
+    })
+}
+
+type GroupError = (Option<u64>, String);
+
+fn group(
+    index: usize,
+    raw: &GroupFile,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Group, GroupError> {
+    let key = |k: &str| format!("groups[{index}].{k}");
+    check_name(&raw.name).map_err(|m| (None, format!("{}: {m}", key("name"))))?;
+    let channel_line = line_of(&raw.channel);
+    let channel = match (&raw.channel.value.git, &raw.channel.value.store) {
+        (Some(git), None) => {
+            if git.url.trim().is_empty() {
+                return Err((
+                    channel_line,
+                    format!("{}: must not be empty", key("channel.git.url")),
+                ));
+            }
+            let mut source = GitSource::new(git.url.clone());
+            if let Some(tags) = &git.tags {
+                if tags.trim().is_empty() {
+                    return Err((
+                        channel_line,
+                        format!(
+                            "{}: must not be empty; the default is `v*`",
+                            key("channel.git.tags")
+                        ),
+                    ));
+                }
+                source.tags = tags.clone();
+            }
+            if let Some(poll) = git.poll {
+                source.poll = poll.0;
+            }
+            source.token_file = git.token_file.as_deref().map(resolve);
+            source.username = git.username.clone();
+            source.ssh_key = git.ssh_key.as_deref().map(resolve);
+            Channel::Git(source)
+        }
+        (None, Some(store)) => {
+            let mut source = StoreSource::new(store.url.clone());
+            if let Err(e) = StoreLocation::parse(&store.url) {
+                return Err((channel_line, format!("{}: {e}", key("channel.store.url"))));
+            }
+            if let Some(poll) = store.poll {
+                source.poll = poll.0;
+            }
+            source.endpoint = store.endpoint.clone();
+            source.region = store.region.clone();
+            source.allow_http = store.allow_http;
+            Channel::Store(source)
+        }
+        _ => {
+            return Err((
+                channel_line,
+                format!("{}: set exactly one of `git:` or `store:`", key("channel")),
+            ));
+        }
+    };
+    let poll = match &channel {
+        Channel::Git(source) => source.poll,
+        Channel::Store(source) => source.poll,
+    };
+    if poll.is_zero() {
+        return Err((
+            channel_line,
+            format!("{}: must be more than 0, e.g. 30s", key("channel.poll")),
+        ));
+    }
+    let signers_path = resolve(&raw.allowed_signers.value);
+    let signers_line = line_of(&raw.allowed_signers);
+    let text = std::fs::read_to_string(&signers_path).map_err(|e| {
+        (
+            signers_line,
+            format!(
+                "{}: cannot read {}: {e}",
+                key("allowed_signers"),
+                signers_path.display()
+            ),
+        )
+    })?;
+    AllowedSigners::parse(&text).map_err(|e| {
+        (
+            signers_line,
+            format!(
+                "{}: {}: {e}",
+                key("allowed_signers"),
+                signers_path.display()
+            ),
+        )
+    })?;
+    let rollout = match &raw.rollout {
+        Some(policy) => policy
+            .value
+            .check(&Policy::default())
+            .map_err(|e| (line_of(policy), format!("groups[{index}].{e}")))?,
+        None => Policy::default(),
+    };
+    let health = raw
+        .health
+        .as_ref()
+        .map(|h| health(&h.value).map_err(|m| (line_of(h), format!("{}{m}", key("health")))))
+        .transpose()?;
+    let max_revisions = raw.max_revisions.unwrap_or(5);
+    if max_revisions < 2 {
+        return Err((
+            None,
+            format!(
+                "{}: {max_revisions} is too few: the running revision and the last known good one must both stay on disk; use 2 or more",
+                key("max_revisions")
+            ),
+        ));
+    }
+    Ok(Group {
+        name: raw.name.clone(),
+        application: raw.application.clone().unwrap_or_else(|| raw.name.clone()),
+        channel,
+        allowed_signers: signers_path,
+        rollout,
+        health,
+        max_revisions,
+        kill_grace: raw.kill_grace.map_or(Duration::from_secs(10), |d| d.0),
+    })
+}
+
+fn health(raw: &HealthFile) -> Result<HealthCheck, String> {
+    let probe = match (&raw.command, &raw.http) {
+        (Some(command), None) if !command.trim().is_empty() => Probe::Command(command.clone()),
+        (None, Some(url)) => {
+            let parsed =
+                url::Url::parse(url).map_err(|e| format!(".http: `{url}` is not a URL ({e})"))?;
+            if parsed.scheme() != "http" || parsed.host_str().is_none() {
+                return Err(format!(
+                    ".http: `{url}` is not an http:// URL; health checks talk plain HTTP to a local service, e.g. http://127.0.0.1:8080/health"
+                ));
+            }
+            Probe::Http(url.clone())
+        }
+        _ => {
+            return Err(": set exactly one of `command:` or `http:`".to_owned());
+        }
+    };
+    let interval = raw.interval.map_or(Duration::from_secs(5), |d| d.0);
+    if interval.is_zero() {
+        return Err(".interval: must be more than 0, e.g. 5s".to_owned());
+    }
+    let timeout = raw
+        .timeout
+        .map_or(interval.min(Duration::from_secs(10)), |d| d.0);
+    Ok(HealthCheck {
+        probe,
+        interval,
+        timeout,
+    })
+}

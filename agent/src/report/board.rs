@@ -1,0 +1,83 @@
+//! The status board: the runtime writes each group's state here as it changes, and the status
+//! endpoint reads a snapshot. Deployment records on disk become the summaries it serves.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use shoal_shared::status::{DeploymentSummary, EventSummary, GroupStatus, NodeInfo, NodeStatus};
+use shoal_shared::time::format_rfc3339;
+
+use crate::execute::deployment::DeploymentRecord;
+
+/// Shared, cheap to clone.
+#[derive(Clone)]
+pub struct Board {
+    inner: Arc<Mutex<NodeStatus>>,
+}
+
+impl Board {
+    /// A board for `node` with `groups` in their starting state.
+    pub fn new(node: NodeInfo, groups: Vec<GroupStatus>) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(NodeStatus { node, groups })),
+        }
+    }
+
+    /// Changes the state of `group` (nothing if there is no such group).
+    pub fn update(&self, group: &str, change: impl FnOnce(&mut GroupStatus)) {
+        let mut status = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = status.groups.iter_mut().find(|g| g.name == group) {
+            change(entry);
+        }
+    }
+
+    /// The node's status now; `ready` once every group has checked its channel.
+    pub fn snapshot(&self) -> NodeStatus {
+        let mut status = self
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        status.node.ready = status
+            .groups
+            .iter()
+            .all(|g| g.last_check.is_some() || g.last_channel_error.is_some());
+        status
+    }
+
+    /// The names of the groups.
+    pub fn group_names(&self) -> Vec<String> {
+        let status = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        status.groups.iter().map(|g| g.name.clone()).collect()
+    }
+}
+
+/// A time in milliseconds since the epoch as RFC 3339.
+pub fn rfc3339_ms(ms: u64) -> String {
+    format_rfc3339(i64::try_from(ms / 1000).unwrap_or(i64::MAX))
+}
+
+/// The summary of a deployment record kept in the directory named `id`.
+pub fn summarize(id: &str, record: &DeploymentRecord) -> DeploymentSummary {
+    DeploymentSummary {
+        id: id.to_owned(),
+        group: record.group.clone(),
+        revision: record.revision.clone(),
+        previous_revision: record.previous_revision.clone(),
+        reverts: record.reverts.clone(),
+        result: record.status.as_str().to_owned(),
+        started: rfc3339_ms(record.started_at_ms),
+        finished: record.finished_at_ms.map(rfc3339_ms),
+        error: record.error.clone(),
+        events: record
+            .events
+            .iter()
+            .map(|event| EventSummary {
+                name: event.name.clone(),
+                status: event.status.as_str().to_owned(),
+                duration_ms: event.duration_ms,
+                exit_code: event.scripts.last().and_then(|s| s.exit_code),
+                message: event.message.clone(),
+            })
+            .collect(),
+    }
+}

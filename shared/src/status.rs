@@ -1,0 +1,221 @@
+//! What the status endpoint serves and `shoal status` reads: this host's groups, their
+//! revisions and phases, and its deployments. The JSON shape is the stable `--json` contract,
+//! so fields are only ever added.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// This host.
+    pub node: NodeInfo,
+    /// Its groups, in config order.
+    pub groups: Vec<GroupStatus>,
+}
+
+/// Who this host is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// `node.id` (default: the hostname).
+    pub id: String,
+    /// The agent's version.
+    pub version: String,
+    /// `node.labels`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// When the agent started (RFC 3339, UTC).
+    pub started: String,
+    /// Whether every group has made its first channel check.
+    pub ready: bool,
+}
+
+/// Where a group is in its life on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Not yet checked its channel.
+    Starting,
+    /// Waiting for a new release.
+    Idle,
+    /// Running the lifecycle of a new revision.
+    Deploying,
+    /// Hooks done; the health check must hold for `min_healthy_time`.
+    CheckingHealth,
+    /// Going back to the last known good revision.
+    Reverting,
+    /// The last deployment failed and nothing was (or could be) reverted.
+    Failed,
+    /// The agent is shutting down.
+    Stopping,
+}
+
+impl Phase {
+    /// The name shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Idle => "idle",
+            Self::Deploying => "deploying",
+            Self::CheckingHealth => "checking-health",
+            Self::Reverting => "reverting",
+            Self::Failed => "failed",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
+/// The result of the group's health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// The group has no health check.
+    None,
+    /// Not checked yet.
+    Unknown,
+    /// The last check passed.
+    Healthy,
+    /// The last check failed.
+    Unhealthy,
+}
+
+/// One group on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// Group name.
+    pub name: String,
+    /// Application name.
+    pub application: String,
+    /// Where releases come from (credentials never shown).
+    pub channel: String,
+    /// The revision installed and running, if any.
+    pub current_revision: Option<String>,
+    /// The newest revision that completed here and passed its health checks.
+    pub last_known_good: Option<String>,
+    /// The revision being deployed (or reverted to), if any.
+    pub target_revision: Option<String>,
+    /// What the group is doing.
+    pub phase: Phase,
+    /// The lifecycle event running now.
+    pub current_event: Option<String>,
+    /// The anti-rollback floor: the highest version verified.
+    pub floor: Option<String>,
+    /// The health check's last result.
+    pub health: Health,
+    /// When the channel was last checked (RFC 3339).
+    pub last_check: Option<String>,
+    /// The last time a channel check failed, and why (cleared by a good check).
+    pub last_channel_error: Option<Notice>,
+    /// The newest deployment on this host.
+    pub last_deployment: Option<DeploymentSummary>,
+    /// The newest release refused.
+    pub last_refusal: Option<Refusal>,
+}
+
+/// Something that happened, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// What.
+    pub message: String,
+    /// When (RFC 3339).
+    pub when: String,
+}
+
+/// A refused release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The tag or version refused.
+    pub name: String,
+    /// A stable name for the reason (also the metric label), e.g. `unsigned_tag`.
+    pub kind: String,
+    /// The reason, in a sentence.
+    pub reason: String,
+    /// When it was refused (RFC 3339).
+    pub when: String,
+}
+
+/// One deployment on this host (`GET /v1/deployments`, and `last_deployment`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentSummary {
+    /// `d-` + 12 hex digits, the same on every host of the group; a local retry adds `.N`.
+    pub id: String,
+    /// Deployment group.
+    pub group: String,
+    /// The revision deployed.
+    pub revision: String,
+    /// The revision it replaced, if any.
+    pub previous_revision: Option<String>,
+    /// The deployment this one reverts, when it is a revert.
+    pub reverts: Option<String>,
+    /// `in-progress`, `succeeded`, `failed` or `interrupted`.
+    pub result: String,
+    /// Start (RFC 3339).
+    pub started: String,
+    /// End (RFC 3339), once ended.
+    pub finished: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Events in the order they ran.
+    pub events: Vec<EventSummary>,
+}
+
+/// One lifecycle event of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSummary {
+    /// Event name, e.g. `ValidateService`.
+    pub name: String,
+    /// `succeeded`, `failed`, `skipped`, `failed-ignored`, `in-progress`, `interrupted`.
+    pub status: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// The exit code of its last script, when that script exited.
+    pub exit_code: Option<i32>,
+    /// Why it failed, or what to know about it.
+    pub message: Option<String>,
+}
+
+/// `GET /v1/deployments/{id}`: the summary, the warnings and the end of the hook output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    /// The deployment.
+    #[serde(flatten)]
+    pub summary: DeploymentSummary,
+    /// Warnings (AppSpec, scripts).
+    pub warnings: Vec<String>,
+    /// The last lines of `logs/scripts.log`.
+    pub log_tail: String,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, in a sentence.
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_serialize_as_their_names() {
+        for phase in [
+            Phase::Starting,
+            Phase::Idle,
+            Phase::Deploying,
+            Phase::CheckingHealth,
+            Phase::Reverting,
+            Phase::Failed,
+            Phase::Stopping,
+        ] {
+            let json = serde_json_like(phase.as_str());
+            let back: Phase = serde_saphyr::from_str(&json).expect("phase");
+            assert_eq!(back, phase);
+        }
+    }
+
+    fn serde_json_like(name: &str) -> String {
+        format!("\"{name}\"")
+    }
+}
