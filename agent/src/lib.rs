@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod execute;
 pub mod report;
+pub mod runtime;
 pub mod verify;

@@ -2,6 +2,7 @@
 //! services and tools release-channel tests run against (moto S3, ssh-keygen and git signing, a
 //! counting proxy). Multi-agent and end-to-end tests of the mesh build on it.
 
+pub mod agent;
 pub mod command;
 pub mod http;
 mod poll;

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand; each returns the process exit code.
 
+mod agent;
 mod appspec;
 mod deploy;
 mod release;
@@ -44,6 +45,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the agent: watch each group's channel and deploy new signed releases.
+    Agent(agent::Args),
     /// Deploy a bundle on this host now (like codedeploy-local): no channel, no gossip.
     Deploy(deploy::Args),
     /// Work with AppSpec files.
@@ -57,14 +60,35 @@ enum Command {
 }
 
 impl Cli {
+    /// Whether the command sets up logging itself (the agent, from its config file).
+    pub fn logs_from_config(&self) -> bool {
+        matches!(self.command, Command::Agent(_))
+    }
+
     /// Runs the chosen command.
     pub fn run(self) -> ExitCode {
         let code = match self.command {
+            Command::Agent(args) => agent::run(args),
             Command::Deploy(args) => deploy::run(args),
             Command::Appspec(command) => appspec::run(command),
             Command::Release(args) => release::run(args),
             Command::Verify(command) => verify::run(command),
         };
         ExitCode::from(code)
+    }
+}
+
+/// Sends log lines to stderr in `format`; `RUST_LOG`, when set, overrides `filter`.
+pub fn init_logging(format: LogFormat, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
     }
 }

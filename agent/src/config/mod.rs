@@ -192,7 +192,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         message,
     };
     let raw: ConfigFile = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, message) = split_location(&e.to_string());
+        let (line, message) = split_location(&e.to_string(), text);
         invalid(line, message)
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -297,17 +297,46 @@ fn line_of<T>(spanned: &Spanned<T>) -> Option<u64> {
     Some(spanned.referenced.line()).filter(|l| *l > 0)
 }
 
-/// serde-saphyr puts the position at the end (`… at line 3 column 5`); the file name and line
-/// go first in shoal's errors.
-fn split_location(message: &str) -> (Option<u64>, String) {
-    let Some(at) = message.rfind(" at line ") else {
-        return (None, message.to_owned());
+/// serde-saphyr's message reads `error: line 4 column 40: <what>`; shoal's puts the file and
+/// line first and names the key the column sits under when the message does not.
+fn split_location(message: &str, source: &str) -> (Option<u64>, String) {
+    let first = message.lines().next().unwrap_or_default();
+    let rest = first.strip_prefix("error: ").unwrap_or(first);
+    let Some(position) = rest.strip_prefix("line ") else {
+        return (None, rest.to_owned());
     };
-    let line = message[at + " at line ".len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok());
-    (line, message[..at].trim_end_matches(',').to_owned())
+    let Some((place, what)) = position.split_once(": ") else {
+        return (None, rest.to_owned());
+    };
+    let mut numbers = place
+        .split(" column ")
+        .map(|n| n.trim().parse::<usize>().ok());
+    let (Some(Some(line)), column) = (numbers.next(), numbers.next().flatten()) else {
+        return (None, rest.to_owned());
+    };
+    let key = column.and_then(|column| key_before(source, line, column));
+    let message = match key {
+        Some(key) if !what.contains(&format!("`{key}`")) => format!("{key}: {what}"),
+        _ => what.to_owned(),
+    };
+    (u64::try_from(line).ok(), message)
+}
+
+/// The last `key:` on `line` before `column` (both 1-based).
+fn key_before(source: &str, line: usize, column: usize) -> Option<String> {
+    let text = source.lines().nth(line.checked_sub(1)?)?;
+    let before: String = text.chars().take(column.saturating_sub(1)).collect();
+    let colon = before
+        .trim_end()
+        .strip_suffix(':')
+        .map(str::len)
+        .or_else(|| before.rfind(": "))?;
+    let key: String = before[..colon]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!key.is_empty()).then(|| key.chars().rev().collect())
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -513,4 +542,140 @@ fn health(raw: &HealthFile) -> Result<HealthCheck, String> {
         interval,
         timeout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Settings, ConfigError> {
+        parse(&dir.join("agent.yaml"), text)
+    }
+
+    fn with_signers() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("allowed_signers"),
+            "dev@example.com namespaces=\"git\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMXnfR0q1u3uOTyn6fCkCGeTLlzNQqFxrBiL6BQTDf2a\n",
+        )
+        .expect("write");
+        dir
+    }
+
+    const MINIMAL: &str = "groups:\n  - name: web\n    channel:\n      git: { url: /srv/shop.git }\n    allowed_signers: allowed_signers\n";
+
+    #[test]
+    fn a_minimal_file_gets_the_defaults() {
+        let dir = with_signers();
+        let settings = parse_in(dir.path(), MINIMAL).expect("valid");
+        assert_eq!(settings.status.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(settings.node.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(
+            settings.status.token_file,
+            PathBuf::from("/var/lib/shoal/admin.token")
+        );
+        assert_eq!(settings.node.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        let group = &settings.groups[0];
+        assert_eq!(group.application, "web");
+        assert_eq!(group.allowed_signers, dir.path().join("allowed_signers"));
+        assert_eq!(group.rollout, Policy::default());
+        let Channel::Git(source) = &group.channel else {
+            panic!("git channel expected");
+        };
+        assert_eq!(
+            (source.tags.as_str(), source.poll),
+            ("v*", Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn the_documented_example_is_accepted() {
+        let dir = with_signers();
+        let text = format!(
+            "node:\n  id: web-1\n  data_dir: /var/lib/shoal\n  labels: {{ zone: eu-1a }}\n  shutdown_grace: 45s\n\
+             status:\n  listen: 127.0.0.1:0\nlog: {{ format: json, level: debug }}\n\
+             mesh:\n  name: prod\n  listen: 0.0.0.0:7946\n  advertise: 10.0.0.5:7946\n  seeds: [10.0.0.6:7946]\n  interval: 1s\n\
+             groups:\n  - name: web\n    application: shop\n    channel:\n      store: {{ url: s3://bucket/shop, poll: 500ms, endpoint: http://127.0.0.1:9000, region: eu-west-1, allow_http: true }}\n\
+             \x20   allowed_signers: {}\n    rollout: {{ strategy: rolling, max_parallel: 25% }}\n    health: {{ http: http://127.0.0.1:8080/health, interval: 5s }}\n",
+            dir.path().join("allowed_signers").display()
+        );
+        let settings = parse_in(dir.path(), &text).expect("valid");
+        assert_eq!(settings.node.id, "web-1");
+        assert_eq!(settings.node.shutdown_grace, Duration::from_secs(45));
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(settings.mesh.as_ref().map(|m| m.seeds.len()), Some(1));
+        let group = &settings.groups[0];
+        assert_eq!(group.application, "shop");
+        let Channel::Store(source) = &group.channel else {
+            panic!("store channel expected");
+        };
+        assert_eq!(source.poll, Duration::from_millis(500));
+        assert!(source.allow_http);
+        let health = group.health.as_ref().expect("health");
+        assert_eq!(
+            health.probe,
+            Probe::Http("http://127.0.0.1:8080/health".into())
+        );
+        assert_eq!(health.timeout, Duration::from_secs(5));
+    }
+
+    /// Each bad file gets one sentence naming the file, the line and the key.
+    #[test]
+    fn errors_name_the_file_line_and_key() {
+        let dir = with_signers();
+        let cases = [
+            ("nodes:\n  id: x\n", ":1:", "nodes"),
+            (&format!("{MINIMAL}    colour: blue\n"), ":6:", "colour"),
+            (
+                &MINIMAL.replace("/srv/shop.git }", "/srv/shop.git, poll: 30 }"),
+                ":4: poll: `30` has no unit",
+                "30s",
+            ),
+            (
+                &MINIMAL.replace("git: { url: /srv/shop.git }", "{}"),
+                ":4:",
+                "exactly one of `git:` or `store:`",
+            ),
+            (
+                &format!("status:\n  listen: localhost\n{MINIMAL}"),
+                ":2:",
+                "IP:port",
+            ),
+            (
+                &format!("log: {{ format: xml }}\n{MINIMAL}"),
+                ":1:",
+                "format: unknown variant `xml`, expected one of pretty, json",
+            ),
+            (
+                &format!("{MINIMAL}    rollout: {{ strategy: sideways }}\n"),
+                ":6:",
+                "groups[0].rollout.strategy",
+            ),
+            (
+                &format!("{MINIMAL}    health: {{ interval: 5s }}\n"),
+                ":6:",
+                "groups[0].health: set exactly one of",
+            ),
+            (
+                &MINIMAL.replace("allowed_signers\n", "missing_signers\n"),
+                ":5:",
+                "cannot read",
+            ),
+            (
+                &format!("{MINIMAL}{}", &MINIMAL[8..]),
+                ":6:",
+                "used by an earlier group",
+            ),
+            ("groups: []\n", "", "no groups are configured"),
+        ];
+        for (text, line, words) in cases {
+            let err = parse_in(dir.path(), text).expect_err(text).to_string();
+            assert!(
+                err.starts_with(&dir.path().join("agent.yaml").display().to_string()),
+                "{err}"
+            );
+            assert!(err.contains(line), "{text}\nwanted line {line} in: {err}");
+            assert!(err.contains(words), "{text}\nwanted `{words}` in: {err}");
+        }
+    }
 }

@@ -155,6 +155,9 @@ impl Run<'_> {
                 }
             }
         }
+        if self.record.status == Status::Interrupted {
+            return self.interrupt("the end of the deployment");
+        }
         if self.record.status != Status::Failed {
             self.record.status = Status::Succeeded;
         }
@@ -271,12 +274,14 @@ impl Run<'_> {
                     .as_deref()
                     .map(|u| format!(" run as user {u}"))
                     .unwrap_or_default();
-                self.fail(
-                    event,
-                    started,
-                    records,
-                    format!("script at {}{runas} {why}", script.location),
-                );
+                let why = format!("script at {}{runas} {why}", script.location);
+                let stopped = records.last().is_some_and(|r| r.result == "stopped");
+                if stopped {
+                    self.record.status = Status::Interrupted;
+                    self.push(event, Status::Interrupted, started, records, Some(why));
+                } else {
+                    self.fail(event, started, records, why);
+                }
                 let _ = self.save();
                 return;
             }
@@ -309,8 +314,12 @@ impl Run<'_> {
 
     /// Ends the deployment at a shutdown, before `next` (or during the event that failed).
     fn interrupt(&mut self, next: &str) -> Result<(), DeployError> {
-        let why = match (self.record.status, self.record.error.take()) {
-            (Status::Failed, Some(error)) => format!("stopped by agent shutdown: {error}"),
+        let why = match self.record.events.last() {
+            Some(last) if last.status == Status::Interrupted => format!(
+                "stopped by agent shutdown during {}: {}",
+                last.name,
+                last.message.as_deref().unwrap_or("cut short")
+            ),
             _ => format!("stopped by agent shutdown before {next}"),
         };
         tracing::warn!(deployment.id = %self.record.deployment_id, next, "deployment stopped by shutdown");

@@ -1,0 +1,189 @@
+//! `shoal agent`: bind the status endpoint, start one task per group, tell systemd, and on
+//! SIGTERM/SIGINT stop every group (a running hook gets the grace), then exit.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+use shoal_shared::status::NodeInfo;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::group::{GroupTask, now_rfc3339};
+use super::journal::JournalFile;
+use super::signals::Signals;
+use crate::channel::cache::ReleaseCache;
+use crate::config::Settings;
+use crate::execute::layout::Layout;
+use crate::execute::stop::Stop;
+use crate::report::http::{ServerState, serve};
+use crate::report::notify::Notifier;
+use crate::report::token::ensure_token;
+use crate::report::{Board, Metrics};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be made.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A group's journal cannot be read.
+    #[error(transparent)]
+    Journal(#[from] super::journal::JournalError),
+    /// The admin token cannot be made or read.
+    #[error("admin token {}: {source}", path.display())]
+    Token {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The status address cannot be bound.
+    #[error("cannot listen on {addr} (status.listen): {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers cannot be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the agent until SIGTERM or SIGINT; returns once every group has stopped.
+pub async fn run(settings: Settings) -> Result<(), StartError> {
+    let data_dir = settings.node.data_dir.clone();
+    create_private_dir(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    ensure_token(&settings.status.token_file).map_err(|source| StartError::Token {
+        path: settings.status.token_file.clone(),
+        source,
+    })?;
+    let layout = Layout::new(data_dir.join("deployment-root"));
+    let cache = ReleaseCache::new(&data_dir);
+    let metrics = Metrics::new();
+    let mut journals = Vec::new();
+    for group in &settings.groups {
+        let file = JournalFile::load(&JournalFile::path_for(&data_dir, &group.name))?;
+        metrics.register_group(&group.name);
+        metrics.set_revision(
+            &group.name,
+            file.journal.current.as_ref().map(|c| c.revision.as_str()),
+        );
+        journals.push(file);
+    }
+    let node = NodeInfo {
+        id: settings.node.id.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        labels: settings.node.labels.clone(),
+        started: now_rfc3339(),
+        ready: false,
+    };
+    let statuses = settings
+        .groups
+        .iter()
+        .zip(&journals)
+        .map(|(group, file)| GroupTask::initial_status(group, &file.journal))
+        .collect();
+    let board = Board::new(node, statuses);
+
+    let listener = TcpListener::bind(settings.status.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.status.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(settings.status.listen);
+    let mut signals = Signals::install().map_err(StartError::Signals)?;
+
+    let (server_stop, server_stop_handle) = Stop::new(Duration::ZERO);
+    let state = Arc::new(ServerState {
+        board: board.clone(),
+        metrics: metrics.clone(),
+        deployment_root: layout.root().to_owned(),
+    });
+    let server = tokio::spawn(serve(listener, state, async move {
+        let mut stop = server_stop;
+        stop.requested().await;
+    }));
+    info!(addr = %bound, node = %settings.node.id, groups = settings.groups.len(), "status endpoint listening");
+
+    let (stop, stop_handle) = Stop::new(settings.node.shutdown_grace);
+    let mut tasks = JoinSet::new();
+    for (group, journal) in settings.groups.iter().zip(journals) {
+        let task = GroupTask {
+            group: group.clone(),
+            data_dir: data_dir.clone(),
+            layout: layout.clone(),
+            cache: cache.clone(),
+            journal: Arc::new(Mutex::new(journal)),
+            board: board.clone(),
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+            channel: None,
+            state: None,
+            pending: None,
+            rng: seed(&settings.node.id, &group.name),
+        };
+        tasks.spawn(task.run());
+    }
+    let notifier = Notifier::from_env();
+    notifier.ready();
+    notifier.status(&format!("watching {} group(s)", settings.groups.len()));
+
+    tokio::select! {
+        name = signals.recv() => {
+            info!(signal = name, grace = ?settings.node.shutdown_grace, "shutting down");
+        }
+        Some(ended) = tasks.join_next() => {
+            error!(?ended, "a group task ended on its own; shutting down");
+        }
+    }
+    notifier.stopping();
+    notifier.status("stopping: letting running hooks finish");
+    stop_handle.request();
+    while let Some(ended) = tasks.join_next().await {
+        if let Err(e) = ended {
+            warn!(error = %e, "a group task panicked");
+        }
+    }
+    server_stop_handle.request();
+    if let Err(e) = server.await {
+        warn!(error = %e, "the status endpoint panicked");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+fn seed(node: &str, group: &str) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(node)
+        .chain_update([0])
+        .chain_update(group)
+        .chain_update(now_rfc3339())
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes) | 1
+}

@@ -1,0 +1,506 @@
+//! A group task deploying: a verified release (with its health window), the revert to the
+//! last known good revision after a failure, and the recovery of a deployment a previous run
+//! of the agent did not see end.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use shoal_shared::appspec::lifecycle;
+use shoal_shared::rollout::{Policy, RawPolicy, deployment_id, revert_id};
+use shoal_shared::status::{Health, Phase};
+use tokio::time::{Instant, sleep};
+use tracing::{error, info, warn};
+
+use super::group::GroupTask;
+use super::health::{self, Verdict, Window};
+use super::journal::{InFlight, Installed};
+use super::observer::{HEALTH_CHECK, PREPARE, StepObserver};
+use super::{Next, after_failure, changed_host, mark_interrupted};
+use crate::channel::Release;
+use crate::execute::bundle::Limits;
+use crate::execute::deployment::{
+    self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
+};
+use crate::execute::layout::Layout;
+use crate::report::board::summarize;
+
+/// How a deployment run by the group task ended.
+enum Ended {
+    /// Hooks and health window passed.
+    Succeeded { dir: PathBuf },
+    /// It failed; the record says why.
+    Failed { record: Option<DeploymentRecord> },
+    /// The agent is shutting down; the journal keeps it in flight.
+    Stopped,
+}
+
+impl GroupTask {
+    /// Deploys a release that verified: materialize, read its policy, run, then settle.
+    pub(super) async fn deploy(&mut self, release: Release) {
+        let name = release.version.name().to_owned();
+        self.show(|g| {
+            g.target_revision = Some(name.clone());
+            g.phase = Phase::Deploying;
+            g.current_event = Some(PREPARE.to_owned());
+        });
+        let settle_phase = |task: &GroupTask| {
+            task.show(|g| {
+                g.target_revision = None;
+                g.current_event = None;
+                g.phase = Phase::Idle;
+            });
+        };
+        let Some(channel) = self.channel.as_ref() else {
+            return;
+        };
+        let tree = match channel.materialize(&release, &self.cache).await {
+            Ok(tree) => tree,
+            Err(failure) => {
+                if let Some(refusal) = &failure.refusal {
+                    self.refused(&name, refusal.kind(), &failure.message);
+                    self.set_last_target(&name);
+                } else {
+                    warn!(revision.id = %name, error = %failure.message, "cannot fetch release; retrying at the next check");
+                    self.pending = Some(release);
+                }
+                settle_phase(self);
+                return;
+            }
+        };
+        let policy = match release_policy(release.rollout.as_ref(), &tree, &self.group.rollout) {
+            Ok(policy) => policy,
+            Err(why) => {
+                self.refused(&name, "bad_policy", &why);
+                self.set_last_target(&name);
+                settle_phase(self);
+                return;
+            }
+        };
+        let digest = release.digest.to_string();
+        let in_flight = InFlight {
+            deployment_id: deployment_id(&self.group.name, &digest),
+            revision: name.clone(),
+            digest,
+            bundle: tree,
+            reverts: None,
+            auto_revert: policy.auto_revert,
+            dir: None,
+            step: PREPARE.to_owned(),
+            started_ms: now_ms(),
+            attempt: 0,
+        };
+        if !self.begin(&in_flight, Some(&name)) {
+            settle_phase(self);
+            return;
+        }
+        info!(deployment.id = %in_flight.deployment_id, revision.id = %name, "deployment started");
+        let ended = self
+            .run_deployment(&in_flight, release.env.clone(), Some(&policy))
+            .await;
+        self.settle(in_flight, ended).await;
+    }
+
+    /// Journals a deployment as in flight; false (and status says why) if the journal cannot
+    /// be written, in which case nothing runs.
+    fn begin(&mut self, in_flight: &InFlight, target: Option<&str>) -> bool {
+        let written = self.journal().change(|j| {
+            if let Some(target) = target {
+                j.last_target = Some(target.to_owned());
+            }
+            j.in_flight = Some(in_flight.clone());
+        });
+        if let Err(e) = written {
+            error!(error = %e, "cannot write the journal; not deploying");
+            self.show(|g| g.phase = Phase::Failed);
+            return false;
+        }
+        true
+    }
+
+    fn set_last_target(&mut self, name: &str) {
+        if let Err(e) = self
+            .journal()
+            .change(|j| j.last_target = Some(name.to_owned()))
+        {
+            error!(error = %e, "cannot write the journal");
+        }
+    }
+
+    /// Runs one deployment (or revert) and its health window.
+    async fn run_deployment(
+        &mut self,
+        in_flight: &InFlight,
+        extra_env: Vec<(String, String)>,
+        policy: Option<&Policy>,
+    ) -> Ended {
+        let protect: Vec<PathBuf> = self
+            .journal()
+            .journal
+            .last_known_good
+            .iter()
+            .map(|lkg| lkg.dir.clone())
+            .collect();
+        let observer = StepObserver {
+            group: self.group.name.clone(),
+            journal: Arc::clone(&self.journal),
+            board: self.board.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let request = Request {
+            bundle: in_flight.bundle.clone(),
+            layout: self.layout.clone(),
+            group: self.group.name.clone(),
+            application: self.group.application.clone(),
+            revision: in_flight.revision.clone(),
+            file_exists_behavior: None,
+            appspec_name: None,
+            kill_grace: self.group.kill_grace,
+            output_grace: Duration::from_secs(2),
+            limits: Limits::default(),
+            extra_env,
+            max_revisions: self.group.max_revisions,
+            ignore_application_stop_failures: false,
+            deployment_id: Some(in_flight.deployment_id.clone()),
+            reverts: in_flight.reverts.clone(),
+            observer: Some(Arc::new(observer)),
+            stop: Some(self.stop.clone()),
+            protect,
+        };
+        let outcome = match deployment::deploy(&request).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                warn!(deployment.id = %in_flight.deployment_id, error = %e, "deployment could not run");
+                let dir = self
+                    .journal()
+                    .journal
+                    .in_flight
+                    .as_ref()
+                    .and_then(|f| f.dir.clone());
+                let record = dir
+                    .as_deref()
+                    .and_then(|d| DeploymentRecord::load(d).ok().flatten());
+                return Ended::Failed { record };
+            }
+        };
+        match outcome.record.status {
+            Status::Interrupted => return Ended::Stopped,
+            Status::Succeeded => {}
+            _ => {
+                return Ended::Failed {
+                    record: Some(outcome.record),
+                };
+            }
+        }
+        let (Some(check), Some(policy)) = (self.group.health.clone(), policy) else {
+            return Ended::Succeeded { dir: outcome.dir };
+        };
+        let mut record = outcome.record;
+        self.step(HEALTH_CHECK);
+        self.show(|g| {
+            g.phase = Phase::CheckingHealth;
+            g.current_event = Some(HEALTH_CHECK.to_owned());
+        });
+        let env = self.health_env(&in_flight.revision);
+        let mut window = Window::new(policy.min_healthy_time, policy.healthy_deadline);
+        let opened = Instant::now();
+        loop {
+            let result = health::probe(&check, &env).await;
+            let health = if result.is_ok() {
+                Health::Healthy
+            } else {
+                Health::Unhealthy
+            };
+            self.show(|g| g.health = health);
+            let verdict = window.observe(opened.elapsed(), &result);
+            let failed = match verdict {
+                Verdict::Continue => None,
+                Verdict::Healthy => {
+                    push_event(&mut record, HEALTH_CHECK, Status::Succeeded, opened, None);
+                    save(&outcome.dir, &record);
+                    return Ended::Succeeded { dir: outcome.dir };
+                }
+                Verdict::Failed(why) => Some(why),
+            };
+            if let Some(why) = failed {
+                push_event(
+                    &mut record,
+                    HEALTH_CHECK,
+                    Status::Failed,
+                    opened,
+                    Some(why.clone()),
+                );
+                record.status = Status::Failed;
+                record.error = Some(format!("{HEALTH_CHECK}: {why}"));
+                save(&outcome.dir, &record);
+                return Ended::Failed {
+                    record: Some(record),
+                };
+            }
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                () = stop.requested() => return Ended::Stopped,
+                () = sleep(check.interval) => {}
+            }
+        }
+    }
+
+    fn step(&self, step: &str) {
+        if let Err(e) = self.journal().change(|j| {
+            if let Some(f) = j.in_flight.as_mut() {
+                step.clone_into(&mut f.step);
+            }
+        }) {
+            error!(error = %e, "cannot write the journal");
+        }
+    }
+
+    /// After a deployment ended: record success, or decide and start the revert.
+    async fn settle(&mut self, mut in_flight: InFlight, mut ended: Ended) {
+        loop {
+            let next = match ended {
+                Ended::Stopped => {
+                    info!(deployment.id = %in_flight.deployment_id, "deployment left in flight by shutdown");
+                    self.metrics
+                        .deployment_ended(&self.group.name, "interrupted");
+                    return;
+                }
+                Ended::Succeeded { dir } => {
+                    self.succeeded(&in_flight, dir);
+                    return;
+                }
+                Ended::Failed { record } => self.failed(&in_flight, record.as_ref(), false),
+            };
+            let Some(revert) = self.start_next(&in_flight, next) else {
+                return;
+            };
+            in_flight = revert;
+            ended = self.run_deployment(&in_flight, Vec::new(), None).await;
+        }
+    }
+
+    fn succeeded(&mut self, in_flight: &InFlight, dir: PathBuf) {
+        let installed = Installed {
+            revision: in_flight.revision.clone(),
+            digest: in_flight.digest.clone(),
+            dir,
+        };
+        let written = self.journal().change(|j| {
+            j.current = Some(installed.clone());
+            j.last_known_good = Some(installed.clone());
+            j.in_flight = None;
+        });
+        if let Err(e) = written {
+            error!(error = %e, "cannot write the journal");
+        }
+        info!(deployment.id = %in_flight.deployment_id, revision.id = %in_flight.revision, "deployment succeeded");
+        self.metrics.deployment_ended(&self.group.name, "succeeded");
+        self.metrics
+            .set_revision(&self.group.name, Some(&in_flight.revision));
+        self.show(|g| {
+            g.current_revision = Some(installed.revision.clone());
+            g.last_known_good = Some(installed.revision.clone());
+            g.target_revision = None;
+            g.current_event = None;
+            g.phase = Phase::Idle;
+        });
+    }
+
+    /// Counts the failure, notes what is installed now, and decides what comes next.
+    fn failed(
+        &mut self,
+        in_flight: &InFlight,
+        record: Option<&DeploymentRecord>,
+        cut_short: bool,
+    ) -> Next {
+        let result = if cut_short { "interrupted" } else { "failed" };
+        self.metrics.deployment_ended(&self.group.name, result);
+        let changed = record.is_some_and(changed_host);
+        let installed = record.is_some_and(|r| {
+            r.events
+                .iter()
+                .any(|e| e.name == lifecycle::INSTALL && e.status == Status::Succeeded)
+        });
+        warn!(deployment.id = %in_flight.deployment_id, revision.id = %in_flight.revision,
+              error = record.and_then(|r| r.error.as_deref()).unwrap_or(""), "deployment {result}");
+        if installed {
+            let dir = in_flight.dir.clone().or_else(|| {
+                self.journal()
+                    .journal
+                    .in_flight
+                    .as_ref()
+                    .and_then(|f| f.dir.clone())
+            });
+            let current = dir.map(|dir| Installed {
+                revision: in_flight.revision.clone(),
+                digest: in_flight.digest.clone(),
+                dir,
+            });
+            let _ = self.journal().change(|j| j.current = current.clone());
+            let revision = in_flight.revision.clone();
+            self.metrics.set_revision(&self.group.name, Some(&revision));
+            self.show(|g| g.current_revision = Some(revision));
+        }
+        let journal = self.journal().journal.clone();
+        after_failure(&journal, in_flight, changed, cut_short)
+    }
+
+    /// Journals the revert (or the end of the deployment) in one write and returns the revert
+    /// to run, if any.
+    fn start_next(&mut self, failed: &InFlight, next: Next) -> Option<InFlight> {
+        match next {
+            Next::Stay | Next::Failed { .. } => {
+                let phase = if matches!(next, Next::Stay) {
+                    Phase::Idle
+                } else {
+                    Phase::Failed
+                };
+                if let Next::Failed { why } = &next {
+                    error!(deployment.id = %failed.deployment_id, reason = %why, "not reverted");
+                    self.note_on_record(failed, why);
+                }
+                if let Err(e) = self.journal().change(|j| j.in_flight = None) {
+                    error!(error = %e, "cannot write the journal");
+                }
+                self.show(|g| {
+                    g.phase = phase;
+                    g.target_revision = None;
+                    g.current_event = None;
+                });
+                None
+            }
+            Next::Revert {
+                to,
+                failed: failed_id,
+                attempt,
+            } => {
+                let revert = InFlight {
+                    deployment_id: revert_id(&self.group.name, &to.digest, &failed_id),
+                    revision: to.revision.clone(),
+                    digest: to.digest.clone(),
+                    bundle: Layout::archive_dir(&to.dir),
+                    reverts: Some(failed_id),
+                    auto_revert: false,
+                    dir: None,
+                    step: PREPARE.to_owned(),
+                    started_ms: now_ms(),
+                    attempt,
+                };
+                info!(deployment.id = %revert.deployment_id, revision.id = %to.revision, attempt, "reverting to the last known good revision");
+                if !self.begin(&revert, None) {
+                    return None;
+                }
+                self.show(|g| {
+                    g.phase = Phase::Reverting;
+                    g.target_revision = Some(to.revision.clone());
+                    g.current_event = Some(PREPARE.to_owned());
+                });
+                Some(revert)
+            }
+        }
+    }
+
+    /// Adds why nothing was reverted to the failed deployment's record.
+    fn note_on_record(&self, failed: &InFlight, why: &str) {
+        let dir = failed.dir.clone().or_else(|| {
+            self.journal()
+                .journal
+                .in_flight
+                .as_ref()
+                .and_then(|f| f.dir.clone())
+        });
+        let Some(dir) = dir else { return };
+        if let Ok(Some(mut record)) = DeploymentRecord::load(&dir) {
+            record.warnings.push(format!("not reverted: {why}"));
+            save(&dir, &record);
+            self.show_record(&dir, &record);
+        }
+    }
+
+    fn show_record(&self, dir: &Path, record: &DeploymentRecord) {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let summary = summarize(&name, record);
+        self.show(|g| g.last_deployment = Some(summary));
+    }
+
+    /// At start: a deployment the journal has in flight was cut short by a crash or a
+    /// shutdown. Its record says so, and it is reverted (or retried, for a revert) per policy.
+    pub(super) async fn recover(&mut self) {
+        let Some(mut in_flight) = self.journal().journal.in_flight.clone() else {
+            return;
+        };
+        warn!(deployment.id = %in_flight.deployment_id, step = %in_flight.step, "deployment interrupted by agent restart");
+        let record = in_flight.dir.clone().and_then(|dir| {
+            let mut record = DeploymentRecord::load(&dir).ok().flatten()?;
+            mark_interrupted(&mut record, &in_flight.step, now_ms());
+            save(&dir, &record);
+            self.show_record(&dir, &record);
+            Some(record)
+        });
+        let next = self.failed(&in_flight, record.as_ref(), true);
+        let Some(revert) = self.start_next(&in_flight, next) else {
+            return;
+        };
+        in_flight = revert;
+        let ended = self.run_deployment(&in_flight, Vec::new(), None).await;
+        self.settle(in_flight, ended).await;
+    }
+}
+
+fn push_event(
+    record: &mut DeploymentRecord,
+    name: &str,
+    status: Status,
+    started: Instant,
+    message: Option<String>,
+) {
+    record.events.push(EventRecord {
+        name: name.to_owned(),
+        status,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        scripts: Vec::new(),
+        message,
+    });
+    record.finished_at_ms = Some(now_ms());
+}
+
+fn save(dir: &Path, record: &DeploymentRecord) {
+    if let Err(e) = record.save(dir) {
+        error!(path = %dir.display(), error = %e, "cannot write the deployment record");
+    }
+}
+
+/// The policy of a release: the store manifest's, else the bundle's `shoal.yaml`, else the
+/// group's default; each checked against the default.
+fn release_policy(
+    manifest: Option<&RawPolicy>,
+    tree: &Path,
+    default: &Policy,
+) -> Result<Policy, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ShoalYaml {
+        rollout: Option<RawPolicy>,
+    }
+    if let Some(raw) = manifest {
+        return raw.check(default).map_err(|e| format!("release.yaml: {e}"));
+    }
+    let path = tree.join("shoal.yaml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(default.clone()),
+        Err(e) => return Err(format!("cannot read shoal.yaml in the bundle: {e}")),
+    };
+    let parsed: ShoalYaml =
+        serde_saphyr::from_str(&text).map_err(|e| format!("the bundle's shoal.yaml: {e}"))?;
+    match parsed.rollout {
+        Some(raw) => raw
+            .check(default)
+            .map_err(|e| format!("the bundle's shoal.yaml: {e}")),
+        None => Ok(default.clone()),
+    }
+}

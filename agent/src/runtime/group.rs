@@ -1,0 +1,299 @@
+//! One group's task: wait for a poll tick, a change on a watched channel, or shutdown; check
+//! the channel; deploy what verified (see [`super::deploying`]); keep the health check going.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use shoal_shared::release::AllowedSigners;
+use shoal_shared::status::{GroupStatus, Health, Notice, Phase, Refusal as RefusalDto};
+use shoal_shared::time::format_rfc3339;
+use tokio::time::{Instant, sleep_until};
+use tracing::{info, warn};
+
+use super::channel::{ChannelFailure, GroupChannel};
+use super::health;
+use super::journal::{Journal, JournalFile};
+use crate::channel::cache::ReleaseCache;
+use crate::channel::watch::Watch;
+use crate::channel::{Release, jittered};
+use crate::config::{self, Group};
+use crate::execute::layout::Layout;
+use crate::execute::stop::Stop;
+use crate::report::{Board, Metrics};
+use crate::verify::state::ChannelState;
+
+/// Everything a group task needs.
+pub(super) struct GroupTask {
+    pub(super) group: Group,
+    pub(super) data_dir: PathBuf,
+    pub(super) layout: Layout,
+    pub(super) cache: ReleaseCache,
+    pub(super) journal: Arc<Mutex<JournalFile>>,
+    pub(super) board: Board,
+    pub(super) metrics: Metrics,
+    pub(super) stop: Stop,
+    pub(super) channel: Option<GroupChannel>,
+    pub(super) state: Option<ChannelState>,
+    /// A verified release not deployed yet (its download failed and is retried).
+    pub(super) pending: Option<Release>,
+    /// Jitter source (xorshift), seeded per host and group.
+    pub(super) rng: u64,
+}
+
+impl GroupTask {
+    /// The status of a group before its first check.
+    pub(super) fn initial_status(group: &Group, journal: &Journal) -> GroupStatus {
+        GroupStatus {
+            name: group.name.clone(),
+            application: group.application.clone(),
+            channel: group.channel.display(),
+            current_revision: journal.current.as_ref().map(|c| c.revision.clone()),
+            last_known_good: journal.last_known_good.as_ref().map(|c| c.revision.clone()),
+            target_revision: None,
+            phase: Phase::Starting,
+            current_event: None,
+            floor: None,
+            health: if group.health.is_some() {
+                Health::Unknown
+            } else {
+                Health::None
+            },
+            last_check: None,
+            last_channel_error: None,
+            last_deployment: None,
+            last_refusal: None,
+        }
+    }
+
+    /// Runs until shutdown.
+    pub(super) async fn run(mut self) {
+        let span = tracing::info_span!("group", group = %self.group.name);
+        let _entered = span.enter();
+        self.recover().await;
+        let mut watch = self.start_watch();
+        let mut next_poll = Instant::now();
+        let mut next_health = self.health_interval().map(|i| Instant::now() + i);
+        while !self.stop.is_requested() {
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                () = stop.requested() => break,
+                () = sleep_until(next_poll) => {}
+                changed = changed(&mut watch) => {
+                    if !changed {
+                        warn!("channel watch stopped; polling only");
+                        watch = None;
+                    }
+                }
+                () = sleep_until_opt(next_health) => {
+                    self.monitor_health().await;
+                    next_health = self.health_interval().map(|i| Instant::now() + i);
+                    continue;
+                }
+            }
+            self.check().await;
+            next_poll = Instant::now() + jittered(self.poll_interval(), self.unit_random());
+        }
+        self.board
+            .update(&self.group.name, |g| g.phase = Phase::Stopping);
+    }
+
+    fn poll_interval(&self) -> Duration {
+        match &self.group.channel {
+            config::Channel::Git(source) => source.poll,
+            config::Channel::Store(source) => source.poll,
+        }
+    }
+
+    fn health_interval(&self) -> Option<Duration> {
+        self.group.health.as_ref().map(|h| h.interval)
+    }
+
+    fn unit_random(&mut self) -> f64 {
+        // xorshift64*: enough to spread polls, seeded per host and group.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn start_watch(&self) -> Option<Watch> {
+        let paths = self.channel.as_ref()?.watch_paths()?;
+        match Watch::start(&paths) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                warn!(error = %e, "cannot watch the local channel; polling only");
+                None
+            }
+        }
+    }
+
+    pub(super) fn journal(&self) -> MutexGuard<'_, JournalFile> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn show(&self, change: impl FnOnce(&mut GroupStatus)) {
+        self.board.update(&self.group.name, change);
+    }
+
+    /// Looks at the channel once and deploys a new release it verified.
+    async fn check(&mut self) {
+        match self.poll().await {
+            Ok(()) => {}
+            Err(failure) => {
+                warn!(error.kind = failure.kind, error = %failure.message, "channel check failed");
+                self.metrics.polled(&self.group.name, false);
+                let notice = Notice {
+                    message: failure.message,
+                    when: now_rfc3339(),
+                };
+                self.show(|g| {
+                    g.last_channel_error = Some(notice);
+                    if g.phase == Phase::Starting {
+                        g.phase = Phase::Idle;
+                    }
+                });
+                return;
+            }
+        }
+        if let Some(release) = self.pending.take() {
+            self.deploy(release).await;
+        }
+    }
+
+    async fn poll(&mut self) -> Result<(), ChannelFailure> {
+        let failure = |kind: &'static str, message: String| ChannelFailure {
+            kind,
+            message,
+            refusal: None,
+        };
+        let signers_path = &self.group.allowed_signers;
+        let text = std::fs::read_to_string(signers_path).map_err(|e| {
+            failure(
+                "allowed_signers",
+                format!("cannot read {}: {e}", signers_path.display()),
+            )
+        })?;
+        let signers = AllowedSigners::parse(&text).map_err(|e| {
+            failure(
+                "allowed_signers",
+                format!("{}: {e}", signers_path.display()),
+            )
+        })?;
+        if self.state.is_none() {
+            let path = ChannelState::path_for(&self.data_dir, &self.group.name);
+            let state = ChannelState::load(&path)
+                .map_err(|e| failure("channel_state", super::channel::one_line(&e)))?;
+            self.state = Some(state);
+        }
+        if self.channel.is_none() {
+            self.channel = Some(GroupChannel::open(&self.group, &self.data_dir)?);
+        }
+        let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
+            return Ok(());
+        };
+        let poll = channel.poll(&signers, state, unix_now()).await?;
+        let floor = state.floor().map(|f| f.name().to_owned());
+        self.metrics.polled(&self.group.name, true);
+        for (name, reason) in &poll.ignored {
+            warn!(tag = %name, reason = %reason, "not a release");
+        }
+        if let Some((name, refusal)) = poll.refusals.first() {
+            self.refused(name, refusal.kind(), &refusal.to_string());
+        }
+        for (name, refusal) in poll.refusals.iter().skip(1) {
+            self.metrics.refused(&self.group.name, refusal.kind());
+            warn!(revision.id = %name, reason = %refusal, "release refused");
+        }
+        let when = now_rfc3339();
+        self.show(|g| {
+            g.last_check = Some(when);
+            g.last_channel_error = None;
+            g.floor = floor;
+            if g.phase == Phase::Starting {
+                g.phase = Phase::Idle;
+            }
+        });
+        if let Some(release) = poll.newest {
+            let attempted = self.journal().journal.last_target.clone();
+            if attempted.as_deref() == Some(release.version.name()) {
+                tracing::debug!(revision.id = %release.version, "release already deployed here");
+            } else {
+                info!(revision.id = %release.version, digest = %release.digest, signer = %release.signer.principal, "new release verified");
+                self.pending = Some(release);
+            }
+        }
+        Ok(())
+    }
+
+    /// Shows and counts a refused release.
+    pub(super) fn refused(&self, name: &str, kind: &str, reason: &str) {
+        warn!(revision.id = %name, reason = %reason, "release refused");
+        self.metrics.refused(&self.group.name, kind);
+        let refusal = RefusalDto {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            reason: reason.to_owned(),
+            when: now_rfc3339(),
+        };
+        self.show(|g| g.last_refusal = Some(refusal));
+    }
+
+    /// One probe of the running revision, between deployments.
+    async fn monitor_health(&mut self) {
+        let Some(check) = &self.group.health else {
+            return;
+        };
+        let current = self.journal().journal.current.clone();
+        let Some(current) = current else {
+            return;
+        };
+        let env = self.health_env(&current.revision);
+        let result = health::probe(check, &env).await;
+        let health = if result.is_ok() {
+            Health::Healthy
+        } else {
+            Health::Unhealthy
+        };
+        if let Err(why) = &result {
+            warn!(revision.id = %current.revision, reason = %why, "health check failed");
+        }
+        self.show(|g| g.health = health);
+    }
+
+    pub(super) fn health_env(&self, revision: &str) -> Vec<(String, String)> {
+        vec![
+            ("DEPLOYMENT_GROUP_NAME".to_owned(), self.group.name.clone()),
+            (
+                "APPLICATION_NAME".to_owned(),
+                self.group.application.clone(),
+            ),
+            ("SHOAL_REVISION".to_owned(), revision.to_owned()),
+        ]
+    }
+}
+
+async fn changed(watch: &mut Option<Watch>) -> bool {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Seconds since the epoch.
+pub(super) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn now_rfc3339() -> String {
+    format_rfc3339(unix_now())
+}

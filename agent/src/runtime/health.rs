@@ -1,0 +1,262 @@
+//! Health checks: a probe (a command's exit code, or an HTTP answer's status) and the window
+//! after ValidateService in which it must pass continuously for `min_healthy_time`.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Stdio;
+use std::time::Duration;
+
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt as _;
+
+use crate::config::{HealthCheck, Probe};
+
+/// What the window says after one more probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep probing.
+    Continue,
+    /// Healthy for `min_healthy_time`: the host counts as done.
+    Healthy,
+    /// The deployment fails, for this reason.
+    Failed(String),
+}
+
+/// The health window of one deployment: every probe must pass, and the passes must span
+/// `min_healthy_time` before `healthy_deadline`.
+#[derive(Debug, Clone)]
+pub struct Window {
+    min_healthy: Duration,
+    deadline: Duration,
+    passing_since: Option<Duration>,
+}
+
+impl Window {
+    /// A window needing `min_healthy` of passes within `deadline`.
+    pub fn new(min_healthy: Duration, deadline: Duration) -> Self {
+        Self {
+            min_healthy,
+            deadline,
+            passing_since: None,
+        }
+    }
+
+    /// Takes the probe result seen `elapsed` after the window opened.
+    pub fn observe(&mut self, elapsed: Duration, result: &Result<(), String>) -> Verdict {
+        if let Err(why) = result {
+            return Verdict::Failed(format!(
+                "health check failed {} s into the {} s min_healthy_time: {why}",
+                elapsed.as_secs(),
+                self.min_healthy.as_secs()
+            ));
+        }
+        let since = *self.passing_since.get_or_insert(elapsed);
+        if elapsed.saturating_sub(since) >= self.min_healthy {
+            Verdict::Healthy
+        } else if elapsed >= self.deadline {
+            Verdict::Failed(format!(
+                "not healthy for min_healthy_time ({} s) within healthy_deadline ({} s)",
+                self.min_healthy.as_secs(),
+                self.deadline.as_secs()
+            ))
+        } else {
+            Verdict::Continue
+        }
+    }
+}
+
+/// Runs the probe once, within its timeout.
+pub async fn probe(check: &HealthCheck, env: &[(String, String)]) -> Result<(), String> {
+    match &check.probe {
+        Probe::Command(command) => run_command(command, env, check.timeout).await,
+        Probe::Http(url) => http_status(url, check.timeout).await,
+    }
+}
+
+async fn run_command(
+    command: &str,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run `{command}`: {e}"))?;
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let mut stderr = child.stderr.take();
+    let waited = tokio::time::timeout(timeout, async {
+        let mut text = Vec::new();
+        if let Some(stderr) = stderr.as_mut() {
+            let _ = stderr.take(64 * 1024).read_to_end(&mut text).await;
+        }
+        (child.wait().await, text)
+    })
+    .await;
+    let Ok((status, text)) = waited else {
+        if let Some(pgid) = pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        return Err(format!(
+            "`{command}` did not finish within {} s",
+            timeout.as_secs_f64()
+        ));
+    };
+    let status = status.map_err(|e| format!("lost track of `{command}`: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&text);
+    let said = said.trim();
+    let tail: String = said
+        .chars()
+        .rev()
+        .take(200)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let how = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "failed".to_owned(),
+    };
+    Err(if tail.is_empty() {
+        format!("`{command}` {how}")
+    } else {
+        format!("`{command}` {how}: {tail}")
+    })
+}
+
+async fn http_status(url: &str, timeout: Duration) -> Result<(), String> {
+    let answer = tokio::time::timeout(timeout, get_status(url)).await;
+    match answer {
+        Err(_) => Err(format!(
+            "{url} did not answer within {} s",
+            timeout.as_secs_f64()
+        )),
+        Ok(Err(why)) => Err(format!("{url}: {why}")),
+        Ok(Ok(status)) if (200..300).contains(&status) => Ok(()),
+        Ok(Ok(status)) => Err(format!("{url} answered {status}")),
+    }
+}
+
+async fn get_status(url: &str) -> Result<u16, String> {
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = parsed.host_str().ok_or("no host")?.to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot connect ({e})"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let path = match parsed.query() {
+        Some(query) => format!("{}?{query}", parsed.path()),
+        None => parsed.path().to_owned(),
+    };
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, "shoal-health")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response.status().as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn passes_spanning_min_healthy_time_make_the_host_healthy() {
+        let mut window = Window::new(secs(10), secs(300));
+        assert_eq!(window.observe(secs(0), &Ok(())), Verdict::Continue);
+        assert_eq!(window.observe(secs(5), &Ok(())), Verdict::Continue);
+        assert_eq!(window.observe(secs(10), &Ok(())), Verdict::Healthy);
+    }
+
+    #[test]
+    fn one_failure_in_the_window_fails_the_deployment() {
+        let mut window = Window::new(secs(10), secs(300));
+        assert_eq!(window.observe(secs(0), &Ok(())), Verdict::Continue);
+        let verdict = window.observe(secs(5), &Err("`check` exited with code 1".into()));
+        assert!(
+            matches!(&verdict, Verdict::Failed(why) if why.contains("exited with code 1")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_deadline_shorter_than_the_window_fails() {
+        let mut window = Window::new(secs(10), secs(6));
+        assert_eq!(window.observe(secs(0), &Ok(())), Verdict::Continue);
+        let verdict = window.observe(secs(6), &Ok(()));
+        assert!(matches!(verdict, Verdict::Failed(why) if why.contains("healthy_deadline")));
+    }
+
+    #[test]
+    fn zero_min_healthy_time_needs_one_pass() {
+        let mut window = Window::new(Duration::ZERO, secs(6));
+        assert_eq!(window.observe(secs(0), &Ok(())), Verdict::Healthy);
+    }
+
+    fn command(text: &str, timeout: Duration) -> HealthCheck {
+        HealthCheck {
+            probe: Probe::Command(text.into()),
+            interval: secs(1),
+            timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_probe_reports_exit_codes_output_and_hangs() {
+        assert_eq!(probe(&command("exit 0", secs(5)), &[]).await, Ok(()));
+        let failed = probe(&command("echo db down >&2; exit 3", secs(5)), &[])
+            .await
+            .expect_err("exit 3");
+        assert!(failed.contains("exited with code 3: db down"), "{failed}");
+        let env = [("SHOAL_REVISION".to_owned(), "v2".to_owned())];
+        let seen = probe(&command("test \"$SHOAL_REVISION\" = v2", secs(5)), &env).await;
+        assert_eq!(seen, Ok(()));
+        let hung = probe(&command("sleep 30", Duration::from_millis(200)), &[])
+            .await
+            .expect_err("hangs");
+        assert!(hung.contains("did not finish within 0.2 s"), "{hung}");
+    }
+
+    #[tokio::test]
+    async fn an_http_probe_needs_a_2xx() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr")
+        };
+        let check = HealthCheck {
+            probe: Probe::Http(format!("http://{closed}/health")),
+            interval: secs(1),
+            timeout: secs(2),
+        };
+        let refused = probe(&check, &[]).await.expect_err("closed port");
+        assert!(refused.contains("cannot connect"), "{refused}");
+    }
+}

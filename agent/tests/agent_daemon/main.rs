@@ -1,0 +1,37 @@
+//! The real `shoal agent` binary on one host: a temp data dir, the status endpoint on port 0,
+//! and a real channel (a local git repository with tags signed by `ssh-keygen` keys, or
+//! moto_server S3 with releases made by `shoal release`). Each story runs over both channels:
+//! a release deployed, a failing one reverted, a refused one shown, `kill -9` mid-hook
+//! recovered, SIGTERM mid-hook handled within the grace.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod git;
+mod store;
+mod story;
+mod world;
+
+/// Declares each story (a `fn(&dyn Channel)` in `story`) once per channel.
+macro_rules! over_channels {
+    ($($story:ident),* $(,)?) => {
+        $(
+            mod $story {
+                #[test]
+                fn git() {
+                    crate::story::$story(crate::git::GitChannel::new);
+                }
+                #[test]
+                fn store() {
+                    crate::story::$story(crate::store::StoreChannel::new);
+                }
+            }
+        )*
+    };
+}
+
+over_channels!(
+    deploys_reverts_and_refuses,
+    kill_9_mid_hook_is_reverted_on_restart,
+    sigterm_lets_the_hook_finish_then_exits,
+    sigterm_kills_a_hook_that_outlives_the_grace,
+);

@@ -1,0 +1,272 @@
+//! The stories every channel must tell the same way; each starts a real agent on a fresh world.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use shoal_tests::agent::AgentProcess;
+use shoal_tests::poll_until;
+
+use crate::world::{Hooks, World, group, settled_on};
+
+/// How long a deployment (or a revert) may take in these tests.
+const DEPLOY: Duration = Duration::from_secs(90);
+
+/// A release channel the stories can publish to.
+pub trait Channel {
+    /// The YAML of the group's `channel:` (one line).
+    fn config(&self) -> String;
+    /// Environment the agent needs to reach the channel.
+    fn env(&self) -> Vec<(String, String)>;
+    /// Publishes `revision` with hooks behaving as `hooks`, signed by the trusted key.
+    fn publish(&self, world: &World, revision: &str, hooks: Hooks);
+    /// Publishes `revision` in a way the agent must refuse; returns the refusal kind expected.
+    fn publish_refused(&self, world: &World, revision: &str) -> &'static str;
+}
+
+type Make = fn(&World) -> Box<dyn Channel>;
+
+fn start(make: Make, grace: &str) -> (World, Box<dyn Channel>, AgentProcess) {
+    let world = World::new();
+    let channel = make(&world);
+    world.write_config(&channel.config(), grace);
+    let agent = world.start_agent(&channel.env());
+    (world, channel, agent)
+}
+
+/// v1 and its health check pass: v1 runs.
+fn deploy_v1(world: &World, channel: &dyn Channel, agent: &AgentProcess) -> Value {
+    channel.publish(world, "v1.0.0", Hooks::Good);
+    let status = agent.wait_status(DEPLOY, "v1.0.0 deployed", |s| settled_on(s, "v1.0.0"));
+    assert_eq!(world.installed(), "v1.0.0");
+    status
+}
+
+fn deployments(agent: &AgentProcess) -> Vec<Value> {
+    let reply = agent.get("/v1/deployments").unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    serde_json::from_str(&reply.body).unwrap()
+}
+
+fn deployment_of(agent: &AgentProcess, revision: &str, reverts: bool) -> Value {
+    deployments(agent)
+        .into_iter()
+        .find(|d| d["revision"] == revision && d["reverts"].is_null() != reverts)
+        .unwrap_or_else(|| {
+            panic!("no deployment of {revision} (revert: {reverts}) in /v1/deployments")
+        })
+}
+
+fn event<'a>(deployment: &'a Value, name: &str) -> &'a Value {
+    deployment["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} event in {deployment}"))
+}
+
+/// A release deploys and shows in status; a failing one is reverted and both show; a refused
+/// one shows as the last refusal and changes nothing.
+pub fn deploys_reverts_and_refuses(make: Make) {
+    let (world, channel, agent) = start(make, "30s");
+    assert_eq!(agent.get("/live").unwrap().status, 200);
+    poll_until(DEPLOY, || {
+        (agent.get("/ready").ok()?.status == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never ready:\n{}", agent.log_text()));
+
+    let status = deploy_v1(&world, channel.as_ref(), &agent);
+    let v1 = &group(&status)["last_deployment"];
+    let id = v1["id"].as_str().unwrap();
+    assert!(id.len() == 14 && id.starts_with("d-"), "deployment id {id}");
+    let names: Vec<&str> = v1["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "DownloadBundle",
+            "BeforeInstall",
+            "Install",
+            "ApplicationStart",
+            "ValidateService",
+            "HealthCheck"
+        ],
+        "first deployment: no ApplicationStop"
+    );
+    assert_eq!(group(&status)["floor"], "v1.0.0");
+    assert_eq!(group(&status)["last_known_good"], "v1.0.0");
+    agent.wait_status(DEPLOY, "health reported", |s| {
+        group(s)["health"] == "healthy"
+    });
+
+    channel.publish(&world, "v2.0.0", Hooks::FailValidate);
+    let status = agent.wait_status(DEPLOY, "v2.0.0 failed and reverted to v1.0.0", |s| {
+        settled_on(s, "v1.0.0")
+            && group(s)["last_deployment"]["revision"] == "v1.0.0"
+            && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    assert_eq!(world.installed(), "v1.0.0", "the files of v1 are back");
+    assert_eq!(group(&status)["floor"], "v2.0.0");
+    let failed = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(failed["result"], "failed");
+    let validate = event(&failed, "ValidateService");
+    assert_eq!(
+        (validate["status"].as_str(), validate["exit_code"].as_i64()),
+        (Some("failed"), Some(1))
+    );
+    assert_eq!(group(&status)["last_deployment"]["reverts"], failed["id"]);
+    let hooks = world.hooks_log();
+    let stop_of_v2 = hooks.find("v2.0.0 ApplicationStop as v1.0.0");
+    let validate_of_v2 = hooks.find("v2.0.0 ValidateService");
+    assert!(
+        validate_of_v2 < stop_of_v2 && stop_of_v2.is_some(),
+        "the revert runs the failed revision's ApplicationStop:\n{hooks}"
+    );
+    assert!(
+        hooks.ends_with("v1.0.0 ValidateService as v1.0.0\n"),
+        "{hooks}"
+    );
+    let log = agent
+        .get(&format!(
+            "/v1/deployments/{}/log",
+            failed["id"].as_str().unwrap()
+        ))
+        .unwrap();
+    assert!(log.body.contains("service answers 500"), "{}", log.body);
+
+    let kind = channel.publish_refused(&world, "v3.0.0");
+    let status = agent.wait_status(DEPLOY, "v3.0.0 refused", |s| {
+        group(s)["last_refusal"]["name"] == "v3.0.0"
+    });
+    assert_eq!(group(&status)["last_refusal"]["kind"], kind);
+    assert!(
+        settled_on(&status, "v1.0.0"),
+        "a refusal changes nothing: {status}"
+    );
+    assert_eq!(world.installed(), "v1.0.0");
+
+    let metrics = agent.get("/metrics").unwrap().body;
+    for line in [
+        "shoal_deployments_total{group=\"web\",result=\"failed\"} 1",
+        "shoal_deployments_total{group=\"web\",result=\"succeeded\"} 2",
+        "shoal_revision_info{group=\"web\",revision=\"v1.0.0\"} 1",
+        &format!("shoal_release_refusals_total{{group=\"web\",reason=\"{kind}\"}} 1"),
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+}
+
+/// `kill -9` while a hook runs; the restarted agent marks the deployment interrupted and
+/// reverts to the last known good revision.
+pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
+    let (world, channel, mut agent) = start(make, "30s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(&world, "v2.0.0", Hooks::BlockBeforeInstall);
+    world.wait_started("v2.0.0", &agent);
+    let status = agent.status();
+    assert_eq!(group(&status)["phase"], "deploying");
+    assert_eq!(group(&status)["current_event"], "BeforeInstall");
+    assert_eq!(group(&status)["target_revision"], "v2.0.0");
+    agent.kill9();
+    world.release_blocked();
+
+    let agent = world.start_agent(&channel.env());
+    let status = agent.wait_status(DEPLOY, "reverted after the restart", |s| {
+        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    let cut = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(cut["result"], "interrupted");
+    assert_eq!(
+        cut["error"], "interrupted by agent restart during BeforeInstall",
+        "{cut}"
+    );
+    assert_eq!(event(&cut, "BeforeInstall")["status"], "interrupted");
+    assert_eq!(group(&status)["last_deployment"]["reverts"], cut["id"]);
+    assert_eq!(world.installed(), "v1.0.0");
+    let metrics = agent.get("/metrics").unwrap().body;
+    assert!(
+        metrics.contains("shoal_deployments_total{group=\"web\",result=\"interrupted\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// SIGTERM while a hook runs: the hook finishes within the grace, nothing new starts, the
+/// agent exits 0; the restarted agent reverts the deployment it had stopped.
+pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
+    let (world, channel, mut agent) = start(make, "20s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(
+        &world,
+        "v2.0.0",
+        Hooks::SlowStart(Duration::from_millis(1500)),
+    );
+    world.wait_started("v2.0.0", &agent);
+    agent.signal("TERM");
+    let exit = agent
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no exit within the 20 s grace:\n{}", agent.log_text()));
+    assert!(exit.success(), "{exit}:\n{}", agent.log_text());
+    let hooks = world.hooks_log();
+    assert!(
+        hooks.contains("v2.0.0 start finished"),
+        "the hook ran to its end:\n{hooks}"
+    );
+    assert!(
+        !hooks.contains("v2.0.0 ValidateService"),
+        "nothing new started:\n{hooks}"
+    );
+
+    let agent = world.start_agent(&channel.env());
+    agent.wait_status(DEPLOY, "reverted after the restart", |s| {
+        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    let stopped = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(stopped["result"], "interrupted");
+    assert_eq!(
+        stopped["error"],
+        "stopped by agent shutdown before ValidateService"
+    );
+    assert_eq!(world.installed(), "v1.0.0");
+}
+
+/// SIGTERM while a hook runs longer than the grace: its process group is killed when the
+/// grace runs out and the agent exits 0.
+pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
+    let (world, channel, mut agent) = start(make, "1s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    let long = Duration::from_millis(60_250);
+    channel.publish(&world, "v2.0.0", Hooks::SlowStart(long));
+    world.wait_started("v2.0.0", &agent);
+    let sent = SystemTime::now();
+    agent.signal("TERM");
+    let exit = agent
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no exit:\n{}", agent.log_text()));
+    let took = sent.elapsed().unwrap();
+    assert!(exit.success(), "{exit}:\n{}", agent.log_text());
+    // 1 s of grace, then SIGTERM to the group (the shell dies at once).
+    assert!(took < Duration::from_secs(8), "exit took {took:?}");
+    let sleeper = format!("sleep {}", long.as_secs_f64());
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &sleeper])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the hook's process group was not killed: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+
+    let agent = world.start_agent(&channel.env());
+    agent.wait_status(DEPLOY, "reverted after the restart", |s| {
+        settled_on(s, "v1.0.0")
+    });
+    let stopped = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(stopped["result"], "interrupted");
+    let start = event(&stopped, "ApplicationStart");
+    assert_eq!(start["status"], "interrupted", "{stopped}");
+}

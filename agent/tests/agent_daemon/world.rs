@@ -1,0 +1,183 @@
+//! One test's world: a scratch folder with a signing key and allowed_signers, the agent's data
+//! dir, the directory the app installs into, a log of the hooks that ran, and bundles whose
+//! hooks behave as the test needs (succeed, fail ValidateService, block, run long).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_tests::agent::AgentProcess;
+use shoal_tests::poll_until;
+use shoal_tests::signing::{SigningKey, allowed_signers_line};
+use tempfile::TempDir;
+
+pub const GROUP: &str = "web";
+pub const PRINCIPAL: &str = "release@example";
+
+/// How a revision's hooks behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    /// Every hook succeeds.
+    Good,
+    /// ValidateService exits 1.
+    FailValidate,
+    /// BeforeInstall waits until the test creates `marks/go`.
+    BlockBeforeInstall,
+    /// ApplicationStart runs this long.
+    SlowStart(Duration),
+}
+
+pub struct World {
+    pub dir: TempDir,
+    pub data_dir: PathBuf,
+    pub app_dir: PathBuf,
+    pub marks: PathBuf,
+    pub key: SigningKey,
+    pub stranger: SigningKey,
+    pub signers_file: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        fs::create_dir_all(&keys).unwrap();
+        let key = SigningKey::generate(&keys, PRINCIPAL);
+        let stranger = SigningKey::generate(&keys, "mallory@example");
+        let signers_file = dir.path().join("allowed_signers");
+        let line = allowed_signers_line(PRINCIPAL, &key, "namespaces=\"git,shoal-release\"");
+        fs::write(&signers_file, format!("{line}\n")).unwrap();
+        let marks = dir.path().join("marks");
+        fs::create_dir_all(&marks).unwrap();
+        World {
+            data_dir: dir.path().join("data"),
+            app_dir: dir.path().join("app"),
+            config: dir.path().join("agent.yaml"),
+            log: dir.path().join("agent.log"),
+            marks,
+            key,
+            stranger,
+            signers_file,
+            dir,
+        }
+    }
+
+    /// Writes the agent config with `channel` (the YAML of `channel:`, one line).
+    pub fn write_config(&self, channel: &str, shutdown_grace: &str) {
+        let text = format!(
+            "node: {{ id: test-node, data_dir: {data}, shutdown_grace: {shutdown_grace} }}\n\
+             status: {{ listen: 127.0.0.1:0 }}\n\
+             log: {{ format: json, level: info }}\n\
+             groups:\n\
+             \x20 - name: {GROUP}\n\
+             \x20   application: shop\n\
+             \x20   channel: {channel}\n\
+             \x20   allowed_signers: {signers}\n\
+             \x20   rollout: {{ min_healthy_time: 500ms, healthy_deadline: 30s }}\n\
+             \x20   health: {{ command: \"test -f {app}/version.txt\", interval: 100ms }}\n\
+             \x20   kill_grace: 1s\n",
+            data = self.data_dir.display(),
+            signers = self.signers_file.display(),
+            app = self.app_dir.display(),
+        );
+        fs::write(&self.config, text).unwrap();
+    }
+
+    pub fn start_agent(&self, env: &[(String, String)]) -> AgentProcess {
+        AgentProcess::start(env!("CARGO_BIN_EXE_shoal"), &self.config, &self.log, env)
+    }
+
+    /// Writes the bundle of `revision` into `dir` (which may be a git working tree).
+    pub fn write_bundle(&self, dir: &Path, revision: &str, hooks: Hooks) {
+        let marks = self.marks.display();
+        let record = format!(
+            "#!/bin/sh\necho \"{revision} $LIFECYCLE_EVENT as $SHOAL_REVISION\" >> {marks}/hooks.log\n"
+        );
+        let validate = match hooks {
+            Hooks::FailValidate => format!("{record}echo 'service answers 500' >&2\nexit 1\n"),
+            _ => record.clone(),
+        };
+        let before_install = match hooks {
+            Hooks::BlockBeforeInstall => format!(
+                "{record}touch {marks}/started-{revision}\nwhile [ ! -e {marks}/go ]; do sleep 0.05; done\n"
+            ),
+            _ => record.clone(),
+        };
+        let start = match hooks {
+            Hooks::SlowStart(long) => format!(
+                "{record}touch {marks}/started-{revision}\nsleep {}\necho \"{revision} start finished\" >> {marks}/hooks.log\n",
+                long.as_secs_f64()
+            ),
+            _ => record.clone(),
+        };
+        let appspec = format!(
+            "version: 0.0\nos: linux\nfiles:\n  - source: app\n    destination: {}\nhooks:\n\
+             \x20 ApplicationStop:\n    - location: scripts/stop.sh\n\
+             \x20 BeforeInstall:\n    - location: scripts/before_install.sh\n\
+             \x20 ApplicationStart:\n    - location: scripts/start.sh\n      timeout: 300\n\
+             \x20 ValidateService:\n    - location: scripts/validate.sh\n",
+            self.app_dir.display()
+        );
+        let files = [
+            ("appspec.yml", appspec, 0o644),
+            ("app/version.txt", format!("{revision}\n"), 0o644),
+            ("scripts/stop.sh", record.clone(), 0o755),
+            ("scripts/before_install.sh", before_install, 0o755),
+            ("scripts/start.sh", start, 0o755),
+            ("scripts/validate.sh", validate, 0o755),
+        ];
+        for (path, content, mode) in files {
+            let file = dir.join(path);
+            fs::create_dir_all(file.parent().unwrap()).unwrap();
+            fs::write(&file, content).unwrap();
+            fs::set_permissions(&file, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    /// The hook log: one `<bundle revision> <event> as <SHOAL_REVISION>` line per hook run.
+    pub fn hooks_log(&self) -> String {
+        fs::read_to_string(self.marks.join("hooks.log")).unwrap_or_default()
+    }
+
+    /// The revision installed in the app directory.
+    pub fn installed(&self) -> String {
+        fs::read_to_string(self.app_dir.join("version.txt"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    /// Waits for the marker a blocking or slow hook of `revision` creates when it starts.
+    pub fn wait_started(&self, revision: &str, agent: &AgentProcess) {
+        let mark = self.marks.join(format!("started-{revision}"));
+        poll_until(Duration::from_secs(60), || mark.exists().then_some(())).unwrap_or_else(|| {
+            panic!(
+                "the hook of {revision} did not start\nstatus: {}\nlog:\n{}",
+                agent.status(),
+                agent.log_text()
+            )
+        });
+    }
+
+    /// Lets blocked hooks go on.
+    pub fn release_blocked(&self) {
+        fs::write(self.marks.join("go"), "").unwrap();
+    }
+}
+
+/// The group's entry in a `/v1/status` body.
+pub fn group(status: &Value) -> &Value {
+    &status["groups"][0]
+}
+
+/// The group runs `revision`, is idle, and its last deployment succeeded.
+pub fn settled_on(status: &Value, revision: &str) -> bool {
+    let g = group(status);
+    g["current_revision"] == revision
+        && g["phase"] == "idle"
+        && g["last_deployment"]["result"] == "succeeded"
+}
