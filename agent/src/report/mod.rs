@@ -1,7 +1,9 @@
 //! Showing what the agent does: the status board the runtime writes and the HTTP endpoint
-//! reads, Prometheus metrics, and lifecycle notes to systemd.
+//! reads, the deployments on disk, Prometheus metrics, the admin token, and lifecycle notes to
+//! systemd.
 
 pub mod board;
+pub mod deployments;
 pub mod metrics;
 
 pub use board::Board;
