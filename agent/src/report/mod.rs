@@ -4,7 +4,9 @@
 
 pub mod board;
 pub mod deployments;
+pub mod http;
 pub mod metrics;
 
 pub use board::Board;
+pub use http::{ServerState, serve};
 pub use metrics::Metrics;
