@@ -6,7 +6,9 @@ pub mod board;
 pub mod deployments;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 
 pub use board::Board;
 pub use http::{ServerState, serve};
 pub use metrics::Metrics;
+pub use notify::Notifier;
