@@ -7,8 +7,10 @@ pub mod deployments;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod token;
 
 pub use board::Board;
 pub use http::{ServerState, serve};
 pub use metrics::Metrics;
 pub use notify::Notifier;
+pub use token::ensure_token;
