@@ -183,8 +183,24 @@ pub struct DeploymentDetail {
     pub summary: DeploymentSummary,
     /// Warnings (AppSpec, scripts).
     pub warnings: Vec<String>,
-    /// The last lines of `logs/scripts.log`.
+    /// The last lines of `logs/scripts.log` (at most about 64 KiB, starting at a line); empty
+    /// when no hook has written anything yet.
     pub log_tail: String,
+    /// The size of `logs/scripts.log` in bytes: more than `log_tail` holds when the tail was cut.
+    #[serde(default)]
+    pub log_size: u64,
+}
+
+/// `GET /ready` (200 when ready, 503 when not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Whether every group has made its first channel check.
+    pub ready: bool,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// The groups that have not checked their channel yet.
+    #[serde(default)]
+    pub waiting: Vec<String>,
 }
 
 /// The body of every error response.

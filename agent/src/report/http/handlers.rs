@@ -1,0 +1,225 @@
+//! What each route answers: JSON for status and deployments, text for `/live`, the log and the
+//! metrics, and `{ "error": … }` with `application/json` for every error. Files are read on the
+//! blocking pool; a log is streamed, never held whole in memory.
+
+use std::io;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Empty, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use shoal_shared::status::{ErrorBody, Readiness};
+use tokio::io::AsyncReadExt as _;
+
+use super::server::ServerState;
+use super::{ALLOW, LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route};
+use crate::report::deployments::{self, DeploymentsError, LogSlice};
+
+/// The body of every response.
+pub(super) type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How much of a log is read at a time while it is sent.
+const LOG_CHUNK: u64 = 64 * 1024;
+
+/// The answer to `route`; `path` names the endpoint in a 404.
+pub(super) async fn respond(state: &ServerState, route: Route, path: &str) -> Response<Body> {
+    match route {
+        Route::Live => text(StatusCode::OK, TEXT, "ok\n".to_owned()),
+        Route::Ready => ready(state),
+        Route::Status => json(StatusCode::OK, &state.board.snapshot()),
+        Route::Metrics => text(StatusCode::OK, OPENMETRICS, state.metrics.encode()),
+        Route::Deployments => {
+            let root = state.deployment_root.clone();
+            match blocking(move || deployments::list(&root)).await {
+                Ok(list) => json(StatusCode::OK, &list),
+                Err(e) => deployments_error(&e),
+            }
+        }
+        Route::Deployment { id } => {
+            let root = state.deployment_root.clone();
+            match blocking(move || deployments::detail(&root, &id)).await {
+                Ok(detail) => json(StatusCode::OK, &detail),
+                Err(e) => deployments_error(&e),
+            }
+        }
+        Route::DeploymentLog { id, offset } => {
+            let root = state.deployment_root.clone();
+            match blocking(move || deployments::open_log(&root, &id, offset)).await {
+                Ok(slice) => log(slice),
+                Err(e) => deployments_error(&e),
+            }
+        }
+        Route::MethodNotAllowed => {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{path} answers {ALLOW} only"),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+            response
+        }
+        Route::NotFound => error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no endpoint {path}: try /v1/status, /v1/deployments, /metrics, /live or /ready"
+            ),
+        ),
+        Route::BadRequest(message) => error(StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+/// `{ "error": message }` with `status`.
+pub(super) fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(
+        status,
+        &ErrorBody {
+            error: message.to_owned(),
+        },
+    )
+}
+
+fn ready(state: &ServerState) -> Response<Body> {
+    let status = state.board.snapshot();
+    let waiting: Vec<String> = status
+        .groups
+        .iter()
+        .filter(|g| g.last_check.is_none() && g.last_channel_error.is_none())
+        .map(|g| g.name.clone())
+        .collect();
+    let (code, reason) = if status.node.ready {
+        (
+            StatusCode::OK,
+            "every group has checked its channel".to_owned(),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "waiting for the first channel check of {}",
+                waiting.join(", ")
+            ),
+        )
+    };
+    let readiness = Readiness {
+        ready: status.node.ready,
+        reason,
+        waiting,
+    };
+    json(code, &readiness)
+}
+
+fn deployments_error(failure: &BlockingError) -> Response<Body> {
+    let status = match failure {
+        BlockingError::Deployments(DeploymentsError::BadId { .. }) => StatusCode::BAD_REQUEST,
+        BlockingError::Deployments(DeploymentsError::NotFound { .. }) => StatusCode::NOT_FOUND,
+        BlockingError::Deployments(DeploymentsError::OffsetPastEnd { .. }) => {
+            StatusCode::RANGE_NOT_SATISFIABLE
+        }
+        BlockingError::Deployments(DeploymentsError::Read { .. }) | BlockingError::Panicked => {
+            tracing::warn!(error = %failure, "cannot serve a deployment");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error(status, &failure.to_string())
+}
+
+/// The log from its offset, streamed, with its size and the deployment's result as headers.
+fn log(slice: LogSlice) -> Response<Body> {
+    let length = slice.size - slice.offset;
+    let body = match slice.file {
+        Some(file) if length > 0 => file_body(tokio::fs::File::from_std(file), length),
+        _ => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(LOG_SIZE_HEADER, HeaderValue::from(slice.size));
+    if let Ok(result) = HeaderValue::from_str(&slice.result) {
+        headers.insert(LOG_RESULT_HEADER, result);
+    }
+    response
+}
+
+/// `length` bytes of `file`, read a chunk at a time as the client takes them.
+fn file_body(file: tokio::fs::File, length: u64) -> Body {
+    let chunks = futures::stream::unfold((file, length), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0; usize::try_from(left.min(LOG_CHUNK)).unwrap_or(0)];
+        match file.read(&mut buf).await {
+            Ok(0) => Some((
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the log got shorter while it was sent",
+                )),
+                (file, 0),
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                let left = left.saturating_sub(n as u64);
+                Some((Ok(Frame::data(Bytes::from(buf))), (file, left)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    StreamBody::new(chunks).boxed_unsync()
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(mut body) => {
+            body.push('\n');
+            text(status, JSON, body)
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            JSON,
+            format!("{{\"error\":\"cannot encode the response as JSON: {e}\"}}\n"),
+        ),
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A failure of work done on the blocking pool.
+#[derive(Debug, thiserror::Error)]
+enum BlockingError {
+    #[error(transparent)]
+    Deployments(#[from] DeploymentsError),
+    #[error("reading the deployment root failed unexpectedly (a bug: see the agent's log)")]
+    Panicked,
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DeploymentsError> + Send + 'static,
+) -> Result<T, BlockingError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => {
+            tracing::error!(error = %e, "deployment reader panicked");
+            Err(BlockingError::Panicked)
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The status endpoint's accept loop (hyper, HTTP/1): one task per connection, a cap on how
+//! many run at once, bounded request heads and bodies, timeouts for slow or idle clients, and a
+//! shutdown that stops accepting and gives requests in flight a short grace.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::handlers::{self, Body};
+use super::route;
+use crate::report::{Board, Metrics};
+
+/// What the endpoint serves from.
+pub struct ServerState {
+    /// The groups' state, written by the runtime.
+    pub board: Board,
+    /// The agent's metrics.
+    pub metrics: Metrics,
+    /// Where deployment directories are (`<data_dir>/deployment-root`).
+    pub deployment_root: PathBuf,
+}
+
+/// The endpoint's bounds.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers); a larger one gets 431.
+    pub max_header_bytes: usize,
+    /// The largest request body; a larger one gets 413 (no endpoint takes a body).
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request head. It also closes a kept-alive
+    /// connection that sends no next request within this time.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request body.
+    pub body_read_timeout: Duration,
+    /// How long one connection may stay open in all.
+    pub max_connection_age: Duration,
+    /// How long requests in flight may go on once shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// hyper refuses a buffer smaller than this.
+const MIN_BUF_SIZE: usize = 8192;
+
+/// The pause after a failed accept (out of file descriptors, say) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves the status endpoint on `listener` with the default [`Limits`] until `shutdown`
+/// completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, state, Limits::default(), shutdown).await;
+}
+
+/// Serves the status endpoint on `listener` until `shutdown` completes; then stops accepting,
+/// lets requests in flight finish within `limits.shutdown_grace`, and cuts the rest.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = Arc::new(limits);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(());
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        tracing::debug!(peer = %peer, "too many status connections: closing a new one");
+                        continue;
+                    };
+                    let connection = connection(
+                        stream,
+                        peer,
+                        Arc::clone(&state),
+                        Arc::clone(&limits),
+                        stop_rx.clone(),
+                        permit,
+                    );
+                    connections.spawn(connection);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a status connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    drop(stop_tx);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::debug!(
+            left = connections.len(),
+            "status connections cut at shutdown"
+        );
+    }
+    connections.shutdown().await;
+}
+
+/// Serves one connection until the client closes it, it gets too old, or shutdown starts.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<ServerState>,
+    limits: Arc<Limits>,
+    mut stop_rx: watch::Receiver<()>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let service = {
+        let limits = Arc::clone(&limits);
+        service_fn(move |request| {
+            let state = Arc::clone(&state);
+            let limits = Arc::clone(&limits);
+            async move { Ok::<_, Infallible>(handle(&state, &limits, request).await) }
+        })
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(MIN_BUF_SIZE));
+    let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(stream), service));
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(peer = %peer, error = %e, "status connection ended");
+            }
+            return;
+        }
+        _ = stop_rx.changed() => {}
+        () = tokio::time::sleep(limits.max_connection_age) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    match tokio::time::timeout(limits.shutdown_grace, conn).await {
+        Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "status connection ended"),
+        Err(_) => tracing::debug!(peer = %peer, "status connection cut"),
+        Ok(Ok(())) => {}
+    }
+}
+
+/// Answers one request: reads (and bounds) its body, routes it, logs it at debug.
+async fn handle(
+    state: &ServerState,
+    limits: &Limits,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let response = match read_body(request, limits).await {
+        Ok(()) => handlers::respond(state, route(&method, &path, query.as_deref()), &path).await,
+        Err(mut response) => {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    };
+    tracing::debug!(
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        "status request"
+    );
+    response
+}
+
+/// Reads and drops the request body, or the error response when it is too large, too slow or
+/// broken.
+async fn read_body(request: Request<Incoming>, limits: &Limits) -> Result<(), Response<Body>> {
+    let too_large = || {
+        handlers::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is over {} KiB; no endpoint here takes a body",
+                limits.max_body_bytes / 1024
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(request.into_body(), limits.max_body_bytes).collect();
+    match tokio::time::timeout(limits.body_read_timeout, body).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => Err(handlers::error(
+            StatusCode::BAD_REQUEST,
+            &format!("cannot read the request body: {e}"),
+        )),
+        Err(_) => Err(handlers::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )),
+    }
+}
