@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 use shoal_shared::status::NodeInfo;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, info, warn};
 
 use super::group::{GroupTask, now_rfc3339};
 use super::journal::JournalFile;
@@ -138,7 +138,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             pending: None,
             rng: seed(&settings.node.id, &group.name),
         };
-        tasks.spawn(task.run());
+        let span = tracing::info_span!("group", group = %group.name);
+        tasks.spawn(task.run().instrument(span));
     }
     let notifier = Notifier::from_env();
     notifier.ready();

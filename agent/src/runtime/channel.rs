@@ -99,7 +99,7 @@ impl GroupChannel {
 
     /// The directory of the release's files in the cache.
     pub(super) async fn materialize(
-        &self,
+        &mut self,
         release: &Release,
         cache: &ReleaseCache,
     ) -> Result<PathBuf, ChannelFailure> {

@@ -52,7 +52,7 @@ impl GroupTask {
                 g.phase = Phase::Idle;
             });
         };
-        let Some(channel) = self.channel.as_ref() else {
+        let Some(channel) = self.channel.as_mut() else {
             return;
         };
         let tree = match channel.materialize(&release, &self.cache).await {
@@ -281,6 +281,9 @@ impl GroupTask {
     }
 
     fn succeeded(&mut self, in_flight: &InFlight, dir: PathBuf) {
+        if let Ok(Some(record)) = DeploymentRecord::load(&dir) {
+            self.show_record(&dir, &record);
+        }
         let installed = Installed {
             revision: in_flight.revision.clone(),
             digest: in_flight.digest.clone(),

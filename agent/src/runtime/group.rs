@@ -68,8 +68,6 @@ impl GroupTask {
 
     /// Runs until shutdown.
     pub(super) async fn run(mut self) {
-        let span = tracing::info_span!("group", group = %self.group.name);
-        let _entered = span.enter();
         self.recover().await;
         let mut watch = self.start_watch();
         let mut next_poll = Instant::now();

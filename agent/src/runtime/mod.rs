@@ -4,7 +4,7 @@
 //! The decisions live here as pure functions of the journal and the deployment record; the
 //! group task ([`group`]) carries them out.
 
-// pub mod agent; (after the report merge)
+pub mod agent;
 mod channel;
 mod deploying;
 mod group;

@@ -1,7 +1,7 @@
 //! The git channel of the stories: a local repository (watched by the agent), releases tagged
 //! with `git tag -s` and an ssh key; a refused release is an unsigned annotated tag.
 
-use shoal_tests::signing::Repo;
+use shoal_tests::signing::git::Repo;
 
 use crate::story::Channel;
 use crate::world::{Hooks, World};

@@ -89,13 +89,18 @@ pub fn deploys_reverts_and_refuses(make: Make) {
         names,
         [
             "DownloadBundle",
+            "ApplicationStop",
             "BeforeInstall",
             "Install",
+            "AfterInstall",
             "ApplicationStart",
             "ValidateService",
             "HealthCheck"
         ],
-        "first deployment: no ApplicationStop"
+    );
+    assert_eq!(
+        v1["events"][1]["message"],
+        "first deployment of this group: no previous revision to run"
     );
     assert_eq!(group(&status)["floor"], "v1.0.0");
     assert_eq!(group(&status)["last_known_good"], "v1.0.0");
@@ -250,15 +255,28 @@ pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
     assert!(exit.success(), "{exit}:\n{}", agent.log_text());
     // 1 s of grace, then SIGTERM to the group (the shell dies at once).
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
-    let sleeper = format!("sleep {}", long.as_secs_f64());
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", &sleeper])
+    let group_id = world.hook_group("v2.0.0");
+    // Zombies are dead: this machine's init reaps orphans lazily, so skip state Z.
+    let ps = std::process::Command::new("ps")
+        .args(["-e", "-o", "pgid=,pid=,stat=,args="])
         .output()
         .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let alive: Vec<&str> = ps
+        .lines()
+        .filter(|l| {
+            let mut fields = l.split_whitespace();
+            fields.next() == Some(group_id.as_str())
+                && fields.nth(1).is_some_and(|stat| !stat.starts_with('Z'))
+        })
+        .collect();
     assert!(
-        left.stdout.is_empty(),
-        "the hook's process group was not killed: {}",
-        String::from_utf8_lossy(&left.stdout)
+        alive.is_empty(),
+        "the hook's process group {group_id} was not killed: {alive:?}"
+    );
+    assert!(
+        !world.hooks_log().contains("v2.0.0 start finished"),
+        "the hook was cut short"
     );
 
     let agent = world.start_agent(&channel.env());
@@ -269,4 +287,11 @@ pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
     assert_eq!(stopped["result"], "interrupted");
     let start = event(&stopped, "ApplicationStart");
     assert_eq!(start["status"], "interrupted", "{stopped}");
+    assert!(
+        stopped["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped by agent shutdown during ApplicationStart: script at scripts/start.sh was still running 1 s after the agent was told to stop"),
+        "{stopped}"
+    );
 }

@@ -88,7 +88,12 @@ impl World {
     }
 
     pub fn start_agent(&self, env: &[(String, String)]) -> AgentProcess {
-        AgentProcess::start(env!("CARGO_BIN_EXE_shoal"), &self.config, &self.log, env)
+        AgentProcess::start(
+            Path::new(env!("CARGO_BIN_EXE_shoal")),
+            &self.config,
+            &self.log,
+            env,
+        )
     }
 
     /// Writes the bundle of `revision` into `dir` (which may be a git working tree).
@@ -109,7 +114,7 @@ impl World {
         };
         let start = match hooks {
             Hooks::SlowStart(long) => format!(
-                "{record}touch {marks}/started-{revision}\nsleep {}\necho \"{revision} start finished\" >> {marks}/hooks.log\n",
+                "{record}echo $$ > {marks}/started-{revision}\nsleep {}\necho \"{revision} start finished\" >> {marks}/hooks.log\n",
                 long.as_secs_f64()
             ),
             _ => record.clone(),
@@ -161,6 +166,14 @@ impl World {
                 agent.log_text()
             )
         });
+    }
+
+    /// The process group of the slow hook of `revision` (its shell is the group leader).
+    pub fn hook_group(&self, revision: &str) -> String {
+        fs::read_to_string(self.marks.join(format!("started-{revision}")))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// Lets blocked hooks go on.
