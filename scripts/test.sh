@@ -32,6 +32,11 @@ if [ ! -x .venv/bin/moto_server ]; then
   "$python" -m venv --clear .venv
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]>=5,<6" >/dev/null
 fi
+# The status endpoint's tests parse /metrics with Prometheus's own OpenMetrics parser.
+if ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
+  echo "installing prometheus_client into .venv (once)"
+  .venv/bin/pip install -q --disable-pip-version-check "prometheus_client>=0.20" >/dev/null
+fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -2,8 +2,11 @@
 
 mod agent;
 mod appspec;
+mod client;
 mod deploy;
+mod logs;
 mod release;
+mod status;
 mod verify;
 
 use std::process::ExitCode;
@@ -57,6 +60,10 @@ enum Command {
     /// Check a signed tag or store release against an allowed_signers file.
     #[command(subcommand)]
     Verify(verify::Command),
+    /// This host's groups: revisions, phase, last deployment and its events (from the agent).
+    Status(status::Args),
+    /// The hook output of a deployment on this host (from the agent).
+    Logs(logs::Args),
 }
 
 impl Cli {
@@ -73,6 +80,8 @@ impl Cli {
             Command::Appspec(command) => appspec::run(command),
             Command::Release(args) => release::run(args),
             Command::Verify(command) => verify::run(command),
+            Command::Status(args) => status::run(args),
+            Command::Logs(args) => logs::run(args),
         };
         ExitCode::from(code)
     }

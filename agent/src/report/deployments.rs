@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(full.log_size, 100_000);
         assert!(full.log_tail.len() <= TAIL_BYTES as usize);
         assert!(full.log_tail.len() > TAIL_BYTES as usize - 100);
-        assert!(full.log_tail.starts_with('x') && full.log_tail.len() % 100 == 0);
+        assert!(full.log_tail.starts_with('x') && full.log_tail.len().is_multiple_of(100));
     }
 
     #[test]

@@ -1,0 +1,281 @@
+//! How `shoal status` and `shoal logs` reach this host's agent: the status address from
+//! `--addr` or the config's `status.listen`, and a small HTTP/1 GET client (hyper's connection
+//! API over a tokio `TcpStream`) with timeouts and errors that say what to check.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use shoal_shared::status::ErrorBody;
+use tokio::net::TcpStream;
+
+use crate::config::{self, ConfigError};
+
+/// How long connecting and getting the response head may take, and then each piece of body.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to find the agent (shared by the commands that read it).
+#[derive(Debug, clap::Args)]
+pub(super) struct AgentArgs {
+    /// The agent's status address (default: status.listen from the config).
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<SocketAddr>,
+    /// The agent's config file, read for status.listen when --addr is not given.
+    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+/// The agent's status endpoint, and where its address came from (for error messages).
+#[derive(Debug, Clone)]
+pub(super) struct Agent {
+    addr: SocketAddr,
+    hint: String,
+}
+
+/// Why the agent could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ClientError {
+    /// Nothing listens at the address.
+    #[error(
+        "no shoal agent answers at {addr} (connection refused): is `shoal agent` running, and is {hint} this address?"
+    )]
+    Refused {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Where the address came from.
+        hint: String,
+    },
+    /// Something listens but did not answer in time.
+    #[error(
+        "the shoal agent at {addr} did not answer within {} s: is it stuck? (`journalctl -u shoal`)",
+        TIMEOUT.as_secs()
+    )]
+    Timeout {
+        /// The address tried.
+        addr: SocketAddr,
+    },
+    /// The connection failed otherwise.
+    #[error("cannot connect to the shoal agent at {addr}")]
+    Connect {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("the exchange with the shoal agent at {addr} failed")]
+    Http {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The agent answered with an error.
+    #[error("{message}")]
+    Agent {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The agent's `error`, or the status when it sent none.
+        message: String,
+    },
+    /// The answer is not what this command expects.
+    #[error("unexpected answer from the shoal agent at {addr}: {what}")]
+    Unexpected {
+        /// The address tried.
+        addr: SocketAddr,
+        /// What was wrong.
+        what: String,
+    },
+    /// Writing the output failed.
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
+}
+
+impl ClientError {
+    /// Whether the request itself was wrong (exit 2) rather than the agent or the host (exit 1).
+    pub(super) fn is_usage(&self) -> bool {
+        matches!(self, Self::Agent { status, .. } if *status == StatusCode::BAD_REQUEST)
+    }
+}
+
+impl AgentArgs {
+    /// The agent to ask: `--addr`, or `status.listen` of the config (loopback when it listens
+    /// on every address).
+    pub(super) fn agent(&self) -> Result<Agent, ConfigError> {
+        if let Some(addr) = self.addr {
+            return Ok(Agent {
+                addr,
+                hint: "its status.listen".to_owned(),
+            });
+        }
+        let settings = config::load(&self.config)?;
+        let mut addr = settings.status.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        Ok(Agent {
+            addr,
+            hint: format!("status.listen in {}", self.config.display()),
+        })
+    }
+}
+
+impl Agent {
+    /// The status address.
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `GET path`, the whole body; an error status is [`ClientError::Agent`].
+    pub(super) async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
+        let response = self.send(path).await?;
+        let body = self.body(response.into_body()).await?;
+        Ok(body)
+    }
+
+    /// `GET path`, the body written to `out` as it arrives; returns the response headers.
+    pub(super) async fn get_into(
+        &self,
+        path: &str,
+        out: &mut impl Write,
+    ) -> Result<(HeaderMap, u64), ClientError> {
+        let response = self.send(path).await?;
+        let (parts, mut body) = response.into_parts();
+        let mut written = 0;
+        while let Some(frame) = self.next_frame(&mut body).await? {
+            if let Ok(data) = frame.into_data() {
+                out.write_all(&data).map_err(ClientError::Output)?;
+                written += data.len() as u64;
+            }
+        }
+        out.flush().map_err(ClientError::Output)?;
+        Ok((parts.headers, written))
+    }
+
+    /// Sends `GET path`; the response once its head arrived with a success status.
+    async fn send(&self, path: &str) -> Result<Response<Incoming>, ClientError> {
+        let addr = self.addr;
+        let exchange = async {
+            let stream = TcpStream::connect(addr).await.map_err(|source| {
+                if source.kind() == io::ErrorKind::ConnectionRefused {
+                    ClientError::Refused {
+                        addr,
+                        hint: self.hint.clone(),
+                    }
+                } else {
+                    ClientError::Connect { addr, source }
+                }
+            })?;
+            let http = |source| ClientError::Http { addr, source };
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(http)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "status connection ended");
+                }
+            });
+            let request = Request::get(path)
+                .header(header::HOST, addr.to_string())
+                .header(
+                    header::USER_AGENT,
+                    concat!("shoal/", env!("CARGO_PKG_VERSION")),
+                )
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| ClientError::Unexpected {
+                    addr,
+                    what: format!("cannot build a request for {path}: {e}"),
+                })?;
+            sender.send_request(request).await.map_err(http)
+        };
+        let response = tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout { addr })??;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = self.body(response.into_body()).await?;
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| format!("the agent answered {status} for {path}"));
+        Err(ClientError::Agent { status, message })
+    }
+
+    async fn body(&self, mut body: Incoming) -> Result<Bytes, ClientError> {
+        let mut bytes = Vec::new();
+        while let Some(frame) = self.next_frame(&mut body).await? {
+            if let Ok(data) = frame.into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(bytes))
+    }
+
+    async fn next_frame(
+        &self,
+        body: &mut Incoming,
+    ) -> Result<Option<hyper::body::Frame<Bytes>>, ClientError> {
+        let addr = self.addr;
+        match tokio::time::timeout(TIMEOUT, body.frame()).await {
+            Err(_) => Err(ClientError::Timeout { addr }),
+            Ok(None) => Ok(None),
+            Ok(Some(frame)) => frame
+                .map(Some)
+                .map_err(|source| ClientError::Http { addr, source }),
+        }
+    }
+
+    /// Decodes a JSON body as `T`.
+    pub(super) fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        body: &[u8],
+    ) -> Result<T, ClientError> {
+        serde_json::from_slice(body).map_err(|e| ClientError::Unexpected {
+            addr: self.addr,
+            what: format!("the JSON does not fit this version of shoal: {e}"),
+        })
+    }
+}
+
+/// Prints why the agent's address is unknown; a config that cannot be read at all gets the
+/// other ways to say where the agent is.
+pub(super) fn print_config_error(error: &ConfigError) {
+    eprintln!("error: {error}");
+    if let ConfigError::Read { .. } = error {
+        eprintln!(
+            "  give --config FILE (the agent's config) or --addr HOST:PORT (its status.listen)"
+        );
+    }
+}
+
+/// A current-thread runtime for a command, or the exit message when none can start.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Prints `error` and its causes, one a line, on stderr.
+pub(super) fn print_error(error: &dyn std::error::Error) {
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}

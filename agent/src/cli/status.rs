@@ -1,0 +1,304 @@
+//! `shoal status`: this host's groups as the agent sees them (from its status endpoint): a
+//! compact table, or with `--json` the JSON exactly as the agent serves it.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
+
+use shoal_shared::status::{GroupStatus, Health, NodeStatus};
+
+use super::client::{self, AgentArgs, ClientError};
+use super::exit;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    #[command(flatten)]
+    agent: AgentArgs,
+    /// Print the agent's JSON (`GET /v1/status`) as served: a stable, documented shape.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run(args: Args) -> u8 {
+    let agent = match args.agent.agent() {
+        Ok(agent) => agent,
+        Err(e) => {
+            client::print_config_error(&e);
+            return exit::USAGE;
+        }
+    };
+    let runtime = match client::runtime() {
+        Ok(runtime) => runtime,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::FAILURE;
+        }
+    };
+    let result: Result<Vec<u8>, ClientError> = runtime.block_on(async {
+        let body = agent.get("/v1/status").await?;
+        if args.json {
+            return Ok(body.to_vec());
+        }
+        let status: NodeStatus = agent.decode(&body)?;
+        Ok(render(&status).into_bytes())
+    });
+    match result {
+        Ok(text) => {
+            // A closed stdout (`| head`) is not worth an error.
+            let _ = std::io::stdout().write_all(&text);
+            exit::OK
+        }
+        Err(e) => {
+            client::print_error(&e);
+            if e.is_usage() {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            }
+        }
+    }
+}
+
+/// The human view: a node line, then a row per group with its last deployment's events and
+/// its last refusal or channel error beneath.
+pub(super) fn render(status: &NodeStatus) -> String {
+    let node = &status.node;
+    let mut out = format!(
+        "node {}  shoal {}  up since {}  {}\n",
+        node.id,
+        node.version,
+        node.started,
+        if node.ready { "ready" } else { "not ready" }
+    );
+    if !node.labels.is_empty() {
+        let labels: Vec<String> = node
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(out, "labels {}", labels.join(", "));
+    }
+    if status.groups.is_empty() {
+        out.push_str("no groups: add one under `groups:` in the agent's config\n");
+        return out;
+    }
+    let header = [
+        "GROUP",
+        "CURRENT",
+        "TARGET",
+        "PHASE",
+        "FLOOR",
+        "HEALTH",
+        "LAST DEPLOYMENT",
+    ];
+    let rows: Vec<[String; 7]> = status.groups.iter().map(row).collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    out.push('\n');
+    push_row(&mut out, &header.map(str::to_owned), &widths);
+    for (group, row) in status.groups.iter().zip(&rows) {
+        push_row(&mut out, row, &widths);
+        push_details(&mut out, group);
+    }
+    out
+}
+
+fn row(group: &GroupStatus) -> [String; 7] {
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    let phase = match &group.current_event {
+        Some(event) => format!("{} ({event})", group.phase.as_str()),
+        None => group.phase.as_str().to_owned(),
+    };
+    let health = match group.health {
+        Health::None => "-",
+        Health::Unknown => "unknown",
+        Health::Healthy => "healthy",
+        Health::Unhealthy => "unhealthy",
+    };
+    let last = group.last_deployment.as_ref().map_or_else(
+        || "-".to_owned(),
+        |d| format!("{} {} ({})", d.id, d.result, d.revision),
+    );
+    [
+        group.name.clone(),
+        or_dash(&group.current_revision),
+        or_dash(&group.target_revision),
+        phase,
+        or_dash(&group.floor),
+        health.to_owned(),
+        last,
+    ]
+}
+
+fn push_row(out: &mut String, cells: &[String; 7], widths: &[usize; 7]) {
+    let mut line = String::new();
+    for (cell, width) in cells.iter().zip(widths) {
+        let _ = write!(line, "{cell:<width$}  ");
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+fn push_details(out: &mut String, group: &GroupStatus) {
+    if let Some(deployment) = &group.last_deployment {
+        let width = deployment
+            .events
+            .iter()
+            .map(|e| e.name.len())
+            .max()
+            .unwrap_or(0);
+        for event in &deployment.events {
+            let seconds = Duration::from_millis(event.duration_ms).as_secs_f64();
+            let exit_code = event
+                .exit_code
+                .map_or_else(|| "-".to_owned(), |c| format!("exit {c}"));
+            let _ = write!(
+                out,
+                "    {:<width$}  {:<14}  {seconds:>8.2}s  {exit_code}",
+                event.name, event.status
+            );
+            if let Some(message) = &event.message {
+                let _ = write!(out, "  {message}");
+            }
+            out.push('\n');
+        }
+        if let Some(error) = &deployment.error {
+            let _ = writeln!(out, "    error: {error}");
+        }
+    }
+    if let Some(refusal) = &group.last_refusal {
+        let _ = writeln!(
+            out,
+            "    refused {}: {} ({})",
+            refusal.name, refusal.reason, refusal.when
+        );
+    }
+    if let Some(notice) = &group.last_channel_error {
+        let _ = writeln!(
+            out,
+            "    channel error: {} ({})",
+            notice.message, notice.when
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_shared::status::{DeploymentSummary, EventSummary, NodeInfo, Notice, Phase, Refusal};
+
+    use super::*;
+
+    fn group(name: &str) -> GroupStatus {
+        GroupStatus {
+            name: name.into(),
+            application: "app".into(),
+            channel: "git https://example.invalid/app.git (v*)".into(),
+            current_revision: None,
+            last_known_good: None,
+            target_revision: None,
+            phase: Phase::Starting,
+            current_event: None,
+            floor: None,
+            health: Health::None,
+            last_check: None,
+            last_channel_error: None,
+            last_deployment: None,
+            last_refusal: None,
+        }
+    }
+
+    fn node(groups: Vec<GroupStatus>) -> NodeStatus {
+        NodeStatus {
+            node: NodeInfo {
+                id: "web-1".into(),
+                version: "0.1.0".into(),
+                labels: [("az".to_owned(), "eu-1".to_owned())].into(),
+                started: "2026-05-01T10:00:00Z".into(),
+                ready: false,
+            },
+            groups,
+        }
+    }
+
+    #[test]
+    fn a_group_row_then_its_events_refusal_and_channel_error() {
+        let mut web = group("web");
+        web.current_revision = Some("v1.2.0".into());
+        web.phase = Phase::Deploying;
+        web.current_event = Some("AfterInstall".into());
+        web.health = Health::Healthy;
+        web.floor = Some("v1.2.0".into());
+        web.last_deployment = Some(DeploymentSummary {
+            id: "d-0123456789ab".into(),
+            group: "web".into(),
+            revision: "v1.3.0".into(),
+            previous_revision: Some("v1.2.0".into()),
+            reverts: None,
+            result: "in-progress".into(),
+            started: "2026-05-01T10:01:00Z".into(),
+            finished: None,
+            error: None,
+            events: vec![EventSummary {
+                name: "BeforeInstall".into(),
+                status: "succeeded".into(),
+                duration_ms: 1_250,
+                exit_code: Some(0),
+                message: None,
+            }],
+        });
+        web.last_refusal = Some(Refusal {
+            name: "v0.9.0".into(),
+            kind: "below_floor".into(),
+            reason: "v0.9.0 is below the floor v1.2.0".into(),
+            when: "2026-05-01T10:02:00Z".into(),
+        });
+        web.last_channel_error = Some(Notice {
+            message: "connection reset".into(),
+            when: "2026-05-01T10:03:00Z".into(),
+        });
+        let text = render(&node(vec![web, group("db")]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "node web-1  shoal 0.1.0  up since 2026-05-01T10:00:00Z  not ready"
+        );
+        assert_eq!(lines[1], "labels az=eu-1");
+        assert!(
+            lines[3].starts_with("GROUP  CURRENT  TARGET  PHASE"),
+            "{text}"
+        );
+        assert!(
+            lines[4].starts_with("web    v1.2.0   -       deploying (AfterInstall)"),
+            "{text}"
+        );
+        assert!(
+            lines[4].ends_with("d-0123456789ab in-progress (v1.3.0)"),
+            "{text}"
+        );
+        assert_eq!(
+            lines[5],
+            "    BeforeInstall  succeeded           1.25s  exit 0"
+        );
+        assert_eq!(
+            lines[6],
+            "    refused v0.9.0: v0.9.0 is below the floor v1.2.0 (2026-05-01T10:02:00Z)"
+        );
+        assert_eq!(
+            lines[7],
+            "    channel error: connection reset (2026-05-01T10:03:00Z)"
+        );
+        assert!(
+            lines[8].starts_with("db     -        -       starting"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_groups_says_where_to_add_one() {
+        assert!(render(&node(Vec::new())).contains("no groups: add one under `groups:`"));
+    }
+}

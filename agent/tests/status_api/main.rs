@@ -1,0 +1,200 @@
+//! The status endpoint served in-process on `127.0.0.1:0` from a real board, real metrics and a
+//! temporary deployment root, asked over plain TCP; and `shoal status` / `shoal logs` run as the
+//! real binary against it.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod cli;
+mod endpoints;
+mod limits;
+mod logs;
+mod metrics;
+mod wire;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_agent::execute::deployment::{DeploymentRecord, EventRecord, ScriptRecord, Status};
+use shoal_agent::execute::layout::Layout;
+use shoal_agent::report::http::{Limits, serve_with};
+use shoal_agent::report::{Board, Metrics, ServerState};
+use shoal_shared::status::{GroupStatus, Health, NodeInfo, Phase};
+use tokio::sync::oneshot;
+
+/// How long anything in these tests may take before it counts as hung.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A status endpoint served on its own runtime, stopped when dropped.
+pub struct Agent {
+    pub addr: SocketAddr,
+    pub board: Board,
+    pub metrics: Metrics,
+    pub root: PathBuf,
+    _tmp: tempfile::TempDir,
+    stop_tx: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Agent {
+    /// Groups `web` and `db`, neither checked yet, and an empty deployment root.
+    pub fn start() -> Self {
+        Self::start_with(Limits::default())
+    }
+
+    pub fn start_with(limits: Limits) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("deployment-root");
+        std::fs::create_dir_all(&root).unwrap();
+        let board = Board::new(
+            NodeInfo {
+                id: "web-1".into(),
+                version: "0.1.0".into(),
+                labels: [("az".to_owned(), "eu-1".to_owned())].into(),
+                started: "2026-05-01T10:00:00Z".into(),
+                ready: false,
+            },
+            vec![group("web"), group("db")],
+        );
+        let metrics = Metrics::new();
+        metrics.register_group("web");
+        metrics.register_group("db");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ServerState {
+            board: board.clone(),
+            metrics: metrics.clone(),
+            deployment_root: root.clone(),
+        });
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let served = runtime.spawn(serve_with(listener, state, limits, async {
+            let _ = stop_rx.await;
+        }));
+        Self {
+            addr,
+            board,
+            metrics,
+            root,
+            _tmp: tmp,
+            stop_tx: Some(stop_tx),
+            served: Some(served),
+            runtime,
+        }
+    }
+
+    /// `GET path` on a new connection.
+    pub fn get(&self, path: &str) -> wire::Reply {
+        wire::get(self.addr, path)
+    }
+
+    /// Starts the shutdown; true when `serve` returned within the deadline.
+    pub fn stop(&mut self) -> bool {
+        if let Some(stop_tx) = self.stop_tx.take() {
+            let _ = stop_tx.send(());
+        }
+        let Some(served) = self.served.take() else {
+            return true;
+        };
+        self.runtime
+            .block_on(async { tokio::time::timeout(DEADLINE, served).await })
+            .is_ok()
+    }
+
+    /// Writes a deployment directory `<root>/<group>/<name>` with `record` and, when given, a
+    /// scripts.log; returns the directory.
+    pub fn deployment(&self, name: &str, record: &DeploymentRecord, log: Option<&str>) -> PathBuf {
+        let dir = self.root.join(&record.group).join(name);
+        record.save(&dir).unwrap();
+        if let Some(log) = log {
+            write_log(&dir, log);
+        }
+        dir
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn write_log(dir: &Path, text: &str) {
+    let log = Layout::scripts_log(dir);
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(log, text).unwrap();
+}
+
+pub fn append_log(dir: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(Layout::scripts_log(dir))
+        .unwrap();
+    log.write_all(text.as_bytes()).unwrap();
+}
+
+pub fn group(name: &str) -> GroupStatus {
+    GroupStatus {
+        name: name.into(),
+        application: "app".into(),
+        channel: format!("store file:///srv/releases/{name}"),
+        current_revision: None,
+        last_known_good: None,
+        target_revision: None,
+        phase: Phase::Starting,
+        current_event: None,
+        floor: None,
+        health: Health::None,
+        last_check: None,
+        last_channel_error: None,
+        last_deployment: None,
+        last_refusal: None,
+    }
+}
+
+/// A deployment of `group` started at `started_at_ms`, with two events.
+pub fn record(group: &str, id: &str, status: Status, started_at_ms: u64) -> DeploymentRecord {
+    let event = |name: &str, status: Status, exit_code: Option<i32>| EventRecord {
+        name: name.into(),
+        status,
+        duration_ms: 1_250,
+        scripts: vec![ScriptRecord {
+            location: format!("scripts/{name}.sh"),
+            result: status.as_str().into(),
+            exit_code,
+            duration_ms: 1_250,
+        }],
+        message: None,
+    };
+    DeploymentRecord {
+        deployment_id: id.into(),
+        group: group.into(),
+        application: "app".into(),
+        revision: "v1.3.0".into(),
+        previous_revision: Some("v1.2.0".into()),
+        reverts: None,
+        bundle: "/srv/releases/v1.3.0.tar.gz".into(),
+        status,
+        started_at_ms,
+        finished_at_ms: (status != Status::InProgress).then_some(started_at_ms + 2_500),
+        events: vec![
+            event("BeforeInstall", Status::Succeeded, Some(0)),
+            event(
+                "AfterInstall",
+                status,
+                Some(i32::from(status == Status::Failed)),
+            ),
+        ],
+        warnings: vec!["permissions: mode 0644 was read as 420; used 0644".into()],
+        error: (status == Status::Failed).then(|| "AfterInstall failed: exit code 1".into()),
+    }
+}
