@@ -109,6 +109,10 @@ pub struct GroupStatus {
     pub last_channel_error: Option<Notice>,
     /// The newest deployment on this host.
     pub last_deployment: Option<DeploymentSummary>,
+    /// The newest deployment that failed or was cut short (when a revert followed, the
+    /// revert is `last_deployment`).
+    #[serde(default)]
+    pub last_failure: Option<DeploymentSummary>,
     /// The newest release refused.
     pub last_refusal: Option<Refusal>,
 }

@@ -121,7 +121,10 @@ fn row(group: &GroupStatus) -> [String; 7] {
     };
     let last = group.last_deployment.as_ref().map_or_else(
         || "-".to_owned(),
-        |d| format!("{} {} ({})", d.id, d.result, d.revision),
+        |d| match &d.reverts {
+            Some(failed) => format!("{} {} ({}, revert of {failed})", d.id, d.result, d.revision),
+            None => format!("{} {} ({})", d.id, d.result, d.revision),
+        },
     );
     [
         group.name.clone(),
@@ -170,6 +173,20 @@ fn push_details(out: &mut String, group: &GroupStatus) {
             let _ = writeln!(out, "    error: {error}");
         }
     }
+    if let Some(failure) = &group.last_failure {
+        let _ = writeln!(
+            out,
+            "    last failure: {} {} ({}){}",
+            failure.id,
+            failure.result,
+            failure.revision,
+            failure
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(refusal) = &group.last_refusal {
         let _ = writeln!(
             out,
@@ -207,6 +224,7 @@ mod tests {
             last_check: None,
             last_channel_error: None,
             last_deployment: None,
+            last_failure: None,
             last_refusal: None,
         }
     }

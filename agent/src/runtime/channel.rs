@@ -27,7 +27,7 @@ pub(super) struct ChannelFailure {
     /// The error and its causes on one line.
     pub(super) message: String,
     /// Set when the release itself was refused (its bundle, say), not the channel unreachable.
-    pub(super) refusal: Option<Refusal>,
+    pub(super) refusal: Option<Box<Refusal>>,
 }
 
 impl From<GitError> for ChannelFailure {
@@ -35,7 +35,7 @@ impl From<GitError> for ChannelFailure {
         let kind = error.kind();
         let message = one_line(&error);
         let refusal = match error {
-            GitError::Refused { refusal, .. } => Some(*refusal),
+            GitError::Refused { refusal, .. } => Some(refusal),
             _ => None,
         };
         Self {
@@ -51,7 +51,7 @@ impl From<StoreError> for ChannelFailure {
         let kind = error.kind();
         let message = one_line(&error);
         let refusal = match error {
-            StoreError::Refused { refusal, .. } => Some(refusal),
+            StoreError::Refused { refusal, .. } => Some(Box::new(refusal)),
             _ => None,
         };
         Self {

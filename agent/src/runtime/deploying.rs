@@ -31,7 +31,9 @@ enum Ended {
     /// Hooks and health window passed.
     Succeeded { dir: PathBuf },
     /// It failed; the record says why.
-    Failed { record: Option<DeploymentRecord> },
+    Failed {
+        record: Option<Box<DeploymentRecord>>,
+    },
     /// The agent is shutting down; the journal keeps it in flight.
     Stopped,
 }
@@ -181,7 +183,9 @@ impl GroupTask {
                 let record = dir
                     .as_deref()
                     .and_then(|d| DeploymentRecord::load(d).ok().flatten());
-                return Ended::Failed { record };
+                return Ended::Failed {
+                    record: record.map(Box::new),
+                };
             }
         };
         match outcome.record.status {
@@ -189,7 +193,7 @@ impl GroupTask {
             Status::Succeeded => {}
             _ => {
                 return Ended::Failed {
-                    record: Some(outcome.record),
+                    record: Some(Box::new(outcome.record)),
                 };
             }
         }
@@ -235,7 +239,7 @@ impl GroupTask {
                 record.error = Some(format!("{HEALTH_CHECK}: {why}"));
                 save(&outcome.dir, &record);
                 return Ended::Failed {
-                    record: Some(record),
+                    record: Some(Box::new(record)),
                 };
             }
             let mut stop = self.stop.clone();
@@ -270,7 +274,7 @@ impl GroupTask {
                     self.succeeded(&in_flight, dir);
                     return;
                 }
-                Ended::Failed { record } => self.failed(&in_flight, record.as_ref(), false),
+                Ended::Failed { record } => self.failed(&in_flight, record.as_deref(), false),
             };
             let Some(revert) = self.start_next(&in_flight, next) else {
                 return;
@@ -327,14 +331,20 @@ impl GroupTask {
         });
         warn!(deployment.id = %in_flight.deployment_id, revision.id = %in_flight.revision,
               error = record.and_then(|r| r.error.as_deref()).unwrap_or(""), "deployment {result}");
+        let dir = in_flight.dir.clone().or_else(|| {
+            let journal = self.journal();
+            journal
+                .journal
+                .in_flight
+                .as_ref()
+                .and_then(|f| f.dir.clone())
+        });
+        if let (Some(dir), Some(record)) = (&dir, record) {
+            self.show_record(dir, record);
+            let summary = summarize(&dir_name(dir), record);
+            self.show(|g| g.last_failure = Some(summary));
+        }
         if installed {
-            let dir = in_flight.dir.clone().or_else(|| {
-                self.journal()
-                    .journal
-                    .in_flight
-                    .as_ref()
-                    .and_then(|f| f.dir.clone())
-            });
             let current = dir.map(|dir| Installed {
                 revision: in_flight.revision.clone(),
                 digest: in_flight.digest.clone(),
@@ -422,11 +432,7 @@ impl GroupTask {
     }
 
     fn show_record(&self, dir: &Path, record: &DeploymentRecord) {
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let summary = summarize(&name, record);
+        let summary = summarize(&dir_name(dir), record);
         self.show(|g| g.last_deployment = Some(summary));
     }
 
@@ -452,6 +458,12 @@ impl GroupTask {
         let ended = self.run_deployment(&in_flight, Vec::new(), None).await;
         self.settle(in_flight, ended).await;
     }
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn push_event(

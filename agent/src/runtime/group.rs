@@ -62,6 +62,7 @@ impl GroupTask {
             last_check: None,
             last_channel_error: None,
             last_deployment: None,
+            last_failure: None,
             last_refusal: None,
         }
     }

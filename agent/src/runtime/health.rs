@@ -84,6 +84,7 @@ async fn run_command(
         .arg("-c")
         .arg(command)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

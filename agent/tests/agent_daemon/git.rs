@@ -11,7 +11,7 @@ pub struct GitChannel {
 }
 
 impl GitChannel {
-    pub fn new(world: &World) -> Box<dyn Channel> {
+    pub fn boxed(world: &World) -> Box<dyn Channel> {
         let repo = Repo::init(&world.dir.path().join("repo"));
         repo.commit_file("README", "shop\n", "initial");
         Box::new(GitChannel { repo })

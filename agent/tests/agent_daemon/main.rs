@@ -18,11 +18,11 @@ macro_rules! over_channels {
             mod $story {
                 #[test]
                 fn git() {
-                    crate::story::$story(crate::git::GitChannel::new);
+                    crate::story::$story(crate::git::GitChannel::boxed);
                 }
                 #[test]
                 fn store() {
-                    crate::story::$story(crate::store::StoreChannel::new);
+                    crate::story::$story(crate::store::StoreChannel::boxed);
                 }
             }
         )*

@@ -16,7 +16,7 @@ pub struct StoreChannel {
 }
 
 impl StoreChannel {
-    pub fn new(_world: &World) -> Box<dyn Channel> {
+    pub fn boxed(_world: &World) -> Box<dyn Channel> {
         let moto = MotoServer::start();
         moto.create_bucket(BUCKET);
         Box::new(StoreChannel { moto })

@@ -1,5 +1,6 @@
 //! The stories every channel must tell the same way; each starts a real agent on a fresh world.
 
+use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -56,6 +57,21 @@ fn deployment_of(agent: &AgentProcess, revision: &str, reverts: bool) -> Value {
         })
 }
 
+/// `shoal status --addr` as a user runs it.
+fn shoal_status(agent: &AgentProcess) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["status", "--addr", &agent.addr().to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "shoal status: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 fn event<'a>(deployment: &'a Value, name: &str) -> &'a Value {
     deployment["events"]
         .as_array()
@@ -107,6 +123,20 @@ pub fn deploys_reverts_and_refuses(make: Make) {
     agent.wait_status(DEPLOY, "health reported", |s| {
         group(s)["health"] == "healthy"
     });
+    let table = shoal_status(&agent);
+    for words in [
+        "web",
+        "v1.0.0",
+        "idle",
+        "healthy",
+        "succeeded",
+        "HealthCheck",
+    ] {
+        assert!(
+            table.contains(words),
+            "`shoal status` lacks {words}:\n{table}"
+        );
+    }
 
     channel.publish(&world, "v2.0.0", Hooks::FailValidate);
     let status = agent.wait_status(DEPLOY, "v2.0.0 failed and reverted to v1.0.0", |s| {
@@ -118,6 +148,7 @@ pub fn deploys_reverts_and_refuses(make: Make) {
     assert_eq!(group(&status)["floor"], "v2.0.0");
     let failed = deployment_of(&agent, "v2.0.0", false);
     assert_eq!(failed["result"], "failed");
+    assert_eq!(group(&status)["last_failure"]["id"], failed["id"]);
     let validate = event(&failed, "ValidateService");
     assert_eq!(
         (validate["status"].as_str(), validate["exit_code"].as_i64()),
@@ -134,6 +165,14 @@ pub fn deploys_reverts_and_refuses(make: Make) {
     assert!(
         hooks.ends_with("v1.0.0 ValidateService as v1.0.0\n"),
         "{hooks}"
+    );
+    let table = shoal_status(&agent);
+    assert!(
+        table.contains("revert of d-")
+            && table.contains("last failure: d-")
+            && table
+                .contains("ValidateService: script at scripts/validate.sh failed with exit code 1"),
+        "`shoal status` shows the revert and the floor:\n{table}"
     );
     let log = agent
         .get(&format!(
@@ -202,7 +241,27 @@ pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
 /// SIGTERM while a hook runs: the hook finishes within the grace, nothing new starts, the
 /// agent exits 0; the restarted agent reverts the deployment it had stopped.
 pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
-    let (world, channel, mut agent) = start(make, "20s");
+    let world = World::new();
+    let channel = make(&world);
+    world.write_config(&channel.config(), "20s");
+    let notify_path = world.dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&notify_path).unwrap();
+    systemd.set_read_timeout(Some(DEPLOY)).unwrap();
+    let mut env = channel.env();
+    env.push(("NOTIFY_SOCKET".into(), notify_path.display().to_string()));
+    let mut agent = world.start_agent(&env);
+    let mut said = String::new();
+    let mut read_until = |what: &str| {
+        let mut buf = [0u8; 4096];
+        while !said.lines().any(|l| l == what) {
+            let n = systemd
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {what} ({e}); got {said:?}"));
+            said.push_str(&String::from_utf8_lossy(&buf[..n]));
+            said.push('\n');
+        }
+    };
+    read_until("READY=1");
     deploy_v1(&world, channel.as_ref(), &agent);
     channel.publish(
         &world,
@@ -211,10 +270,16 @@ pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
     );
     world.wait_started("v2.0.0", &agent);
     agent.signal("TERM");
+    read_until("STOPPING=1");
     let exit = agent
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no exit within the 20 s grace:\n{}", agent.log_text()));
     assert!(exit.success(), "{exit}:\n{}", agent.log_text());
+    let env_seen = world.hooks_env();
+    assert!(
+        !env_seen.is_empty() && env_seen.lines().all(|l| l.ends_with("notify=none")),
+        "hooks must not inherit NOTIFY_SOCKET:\n{env_seen}"
+    );
     let hooks = world.hooks_log();
     assert!(
         hooks.contains("v2.0.0 start finished"),

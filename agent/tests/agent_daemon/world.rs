@@ -100,7 +100,8 @@ impl World {
     pub fn write_bundle(&self, dir: &Path, revision: &str, hooks: Hooks) {
         let marks = self.marks.display();
         let record = format!(
-            "#!/bin/sh\necho \"{revision} $LIFECYCLE_EVENT as $SHOAL_REVISION\" >> {marks}/hooks.log\n"
+            "#!/bin/sh\necho \"{revision} $LIFECYCLE_EVENT as $SHOAL_REVISION\" >> {marks}/hooks.log\n\
+             echo \"$LIFECYCLE_EVENT notify=${{NOTIFY_SOCKET:-none}}\" >> {marks}/env.log\n"
         );
         let validate = match hooks {
             Hooks::FailValidate => format!("{record}echo 'service answers 500' >&2\nexit 1\n"),
@@ -146,6 +147,11 @@ impl World {
     /// The hook log: one `<bundle revision> <event> as <SHOAL_REVISION>` line per hook run.
     pub fn hooks_log(&self) -> String {
         fs::read_to_string(self.marks.join("hooks.log")).unwrap_or_default()
+    }
+
+    /// What the hooks saw of `NOTIFY_SOCKET`: one `<event> notify=<value or none>` line each.
+    pub fn hooks_env(&self) -> String {
+        fs::read_to_string(self.marks.join("env.log")).unwrap_or_default()
     }
 
     /// The revision installed in the app directory.

@@ -157,6 +157,7 @@ pub fn group(name: &str) -> GroupStatus {
         last_check: None,
         last_channel_error: None,
         last_deployment: None,
+        last_failure: None,
         last_refusal: None,
     }
 }

@@ -126,7 +126,9 @@ pub(super) fn build_command(path: &Path, launch: &Launch, env: &[(String, String
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0);
+        .process_group(0)
+        // Only the agent speaks to systemd; a script that did would be taken for it.
+        .env_remove("NOTIFY_SOCKET");
     if let Launch::User(user) = launch {
         command
             .env("HOME", &user.home)
