@@ -443,9 +443,18 @@ impl GroupTask {
             return;
         };
         warn!(deployment.id = %in_flight.deployment_id, step = %in_flight.step, "deployment interrupted by agent restart");
+        let stopped = super::orphans::stop_leftovers(&in_flight.deployment_id).await;
+        if !stopped.is_empty() {
+            warn!(deployment.id = %in_flight.deployment_id, groups = ?stopped, "stopped scripts the previous agent left running");
+        }
         let record = in_flight.dir.clone().and_then(|dir| {
             let mut record = DeploymentRecord::load(&dir).ok().flatten()?;
             mark_interrupted(&mut record, &in_flight.step, now_ms());
+            if !stopped.is_empty() {
+                record.warnings.push(format!(
+                    "scripts the previous agent left running were stopped (process groups {stopped:?})"
+                ));
+            }
             save(&dir, &record);
             self.show_record(&dir, &record);
             Some(record)

@@ -11,6 +11,7 @@ mod group;
 pub mod health;
 pub mod journal;
 mod observer;
+pub mod orphans;
 pub mod signals;
 
 use shoal_shared::appspec::lifecycle;

@@ -216,7 +216,11 @@ pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
     assert_eq!(group(&status)["current_event"], "BeforeInstall");
     assert_eq!(group(&status)["target_revision"], "v2.0.0");
     agent.kill9();
-    world.release_blocked();
+    let group_id = world.hook_group("v2.0.0");
+    assert!(
+        !World::group_alive(&group_id).is_empty(),
+        "the blocked hook outlives kill -9 of the agent"
+    );
 
     let agent = world.start_agent(&channel.env());
     let status = agent.wait_status(DEPLOY, "reverted after the restart", |s| {
@@ -231,6 +235,29 @@ pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
     assert_eq!(event(&cut, "BeforeInstall")["status"], "interrupted");
     assert_eq!(group(&status)["last_deployment"]["reverts"], cut["id"]);
     assert_eq!(world.installed(), "v1.0.0");
+    let alive = World::group_alive(&group_id);
+    assert!(
+        alive.is_empty(),
+        "the restarted agent stops the left hook: {alive:?}"
+    );
+    let hooks = world.hooks_log();
+    assert!(!hooks.contains("BeforeInstall went on"), "{hooks}");
+    let detail: Value = serde_json::from_str(
+        &agent
+            .get(&format!("/v1/deployments/{}", cut["id"].as_str().unwrap()))
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert!(
+        detail["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!(
+                "scripts the previous agent left running were stopped (process groups [{group_id}])"
+            )),
+        "{detail}"
+    );
     let metrics = agent.get("/metrics").unwrap().body;
     assert!(
         metrics.contains("shoal_deployments_total{group=\"web\",result=\"interrupted\"} 1"),
@@ -321,20 +348,7 @@ pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
     // 1 s of grace, then SIGTERM to the group (the shell dies at once).
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
     let group_id = world.hook_group("v2.0.0");
-    // Zombies are dead: this machine's init reaps orphans lazily, so skip state Z.
-    let ps = std::process::Command::new("ps")
-        .args(["-e", "-o", "pgid=,pid=,stat=,args="])
-        .output()
-        .unwrap();
-    let ps = String::from_utf8_lossy(&ps.stdout);
-    let alive: Vec<&str> = ps
-        .lines()
-        .filter(|l| {
-            let mut fields = l.split_whitespace();
-            fields.next() == Some(group_id.as_str())
-                && fields.nth(1).is_some_and(|stat| !stat.starts_with('Z'))
-        })
-        .collect();
+    let alive = World::group_alive(&group_id);
     assert!(
         alive.is_empty(),
         "the hook's process group {group_id} was not killed: {alive:?}"

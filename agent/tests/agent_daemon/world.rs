@@ -109,7 +109,7 @@ impl World {
         };
         let before_install = match hooks {
             Hooks::BlockBeforeInstall => format!(
-                "{record}touch {marks}/started-{revision}\nwhile [ ! -e {marks}/go ]; do sleep 0.05; done\n"
+                "{record}echo $$ > {marks}/started-{revision}\nwhile [ ! -e {marks}/go ]; do sleep 0.05; done\necho \"{revision} BeforeInstall went on\" >> {marks}/hooks.log\n"
             ),
             _ => record.clone(),
         };
@@ -174,7 +174,7 @@ impl World {
         });
     }
 
-    /// The process group of the slow hook of `revision` (its shell is the group leader).
+    /// The process group of the slow or blocked hook of `revision` (its shell leads the group).
     pub fn hook_group(&self, revision: &str) -> String {
         fs::read_to_string(self.marks.join(format!("started-{revision}")))
             .unwrap()
@@ -182,9 +182,22 @@ impl World {
             .to_owned()
     }
 
-    /// Lets blocked hooks go on.
-    pub fn release_blocked(&self) {
-        fs::write(self.marks.join("go"), "").unwrap();
+    /// Whether any process of `group_id` is alive (zombies are dead: this machine's init
+    /// reaps orphans lazily).
+    pub fn group_alive(group_id: &str) -> Vec<String> {
+        let ps = std::process::Command::new("ps")
+            .args(["-e", "-o", "pgid=,pid=,stat=,args="])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| {
+                let mut fields = l.split_whitespace();
+                fields.next() == Some(group_id)
+                    && fields.nth(1).is_some_and(|stat| !stat.starts_with('Z'))
+            })
+            .map(str::to_owned)
+            .collect()
     }
 }
 

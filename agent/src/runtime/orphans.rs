@@ -1,0 +1,102 @@
+//! Scripts a killed agent left running. A hook runs in its own process group and outlives a
+//! `kill -9` of the agent; before the restarted agent reverts, it stops them, so an old
+//! BeforeInstall is not still writing while the revert installs. They are found by the
+//! `DEPLOYMENT_ID` the hook runner put in their environment, which a reused pid cannot fake.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::time::{Instant, sleep};
+
+/// How long the groups get between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Stops every process group holding a hook of `deployment_id`; returns their ids.
+pub async fn stop_leftovers(deployment_id: &str) -> Vec<i32> {
+    let groups = find(deployment_id);
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    for pgid in &groups {
+        let _ = killpg(Pid::from_raw(*pgid), Signal::SIGTERM);
+    }
+    let give_up = Instant::now() + GRACE;
+    while Instant::now() < give_up && !find(deployment_id).is_empty() {
+        sleep(Duration::from_millis(50)).await;
+    }
+    for pgid in find(deployment_id) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+    groups.into_iter().collect()
+}
+
+/// The process groups of live processes whose environment has `DEPLOYMENT_ID=<id>` and a
+/// `LIFECYCLE_EVENT` (this agent excluded).
+fn find(deployment_id: &str) -> BTreeSet<i32> {
+    let wanted = format!("DEPLOYMENT_ID={deployment_id}");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return BTreeSet::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                let mut vars = env.split(|b| *b == 0);
+                let mut id = false;
+                let mut event = false;
+                for var in vars.by_ref() {
+                    id |= var == wanted.as_bytes();
+                    event |= var.starts_with(b"LIFECYCLE_EVENT=");
+                }
+                id && event
+            })
+        })
+        .filter_map(|pid| live_group(pid))
+        .collect()
+}
+
+/// The process group of `pid`, unless it is a zombie (dead, waiting to be reaped).
+fn live_group(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    (state != "Z" && state != "X").then_some(pgrp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_left_hook_is_found_by_its_deployment_and_stopped() {
+        let mut child = tokio::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & wait"])
+            .env("DEPLOYMENT_ID", "d-0123456789ab")
+            .env("LIFECYCLE_EVENT", "BeforeInstall")
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let pgid = i32::try_from(child.id().expect("pid")).expect("pid fits");
+        let found = shoal_tests::poll_until(Duration::from_secs(5), || {
+            find("d-0123456789ab").contains(&pgid).then_some(())
+        });
+        assert!(found.is_some(), "the hook's group is found");
+        assert!(
+            find("d-ffffffffffff").is_empty(),
+            "no other deployment matches"
+        );
+        let stopped = stop_leftovers("d-0123456789ab").await;
+        assert_eq!(stopped, vec![pgid]);
+        let status = child.wait().await.expect("reaped");
+        assert!(!status.success());
+        assert!(find("d-0123456789ab").is_empty(), "nothing of it is left");
+    }
+}
