@@ -115,6 +115,23 @@ impl GroupChannel {
         }
     }
 
+    /// The release at `floor`, verified again, for a restarted agent that verified it but did
+    /// not deploy it. A store channel's first poll already offers it; a git channel is asked.
+    pub(super) async fn floor_release(
+        &mut self,
+        floor: &str,
+        signers: &AllowedSigners,
+        now: i64,
+    ) -> Result<Option<Release>, ChannelFailure> {
+        match self {
+            Self::Git(channel) => {
+                tokio::task::block_in_place(|| channel.verified_release(floor, signers, now))
+                    .map_err(Into::into)
+            }
+            Self::Store(_) => Ok(None),
+        }
+    }
+
     /// Paths to watch for changes (local channels), or `None` (remote: polled).
     pub(super) fn watch_paths(&self) -> Option<Vec<PathBuf>> {
         match self {

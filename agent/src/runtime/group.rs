@@ -39,6 +39,8 @@ pub(super) struct GroupTask {
     pub(super) pending: Option<Release>,
     /// Jitter source (xorshift), seeded per host and group.
     pub(super) rng: u64,
+    /// Whether the release at the floor was checked for having been deployed (first poll).
+    pub(super) floor_checked: bool,
 }
 
 impl GroupTask {
@@ -205,15 +207,31 @@ impl GroupTask {
             warn!(revision.id = %name, reason = %refusal, "release refused");
         }
         let when = now_rfc3339();
+        let shown_floor = floor.clone();
         self.show(|g| {
             g.last_check = Some(when);
             g.last_channel_error = None;
-            g.floor = floor;
+            g.floor = shown_floor;
             if g.phase == Phase::Starting {
                 g.phase = Phase::Idle;
             }
         });
-        if let Some(release) = poll.newest {
+        let mut newest = poll.newest;
+        if !self.floor_checked {
+            self.floor_checked = true;
+            let attempted = self.journal().journal.last_target.clone();
+            if newest.is_none() && floor.is_some() && floor != attempted {
+                let name = floor.clone().unwrap_or_default();
+                let Some(channel) = self.channel.as_mut() else {
+                    return Ok(());
+                };
+                newest = channel.floor_release(&name, &signers, unix_now()).await?;
+                if newest.is_some() {
+                    info!(revision.id = %name, "release verified before a restart was never deployed; deploying it now");
+                }
+            }
+        }
+        if let Some(release) = newest {
             let attempted = self.journal().journal.last_target.clone();
             if attempted.as_deref() == Some(release.version.name()) {
                 tracing::debug!(revision.id = %release.version, "release already deployed here");

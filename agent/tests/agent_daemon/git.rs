@@ -1,10 +1,11 @@
 //! The git channel of the stories: a local repository (watched by the agent), releases tagged
 //! with `git tag -s` and an ssh key; a refused release is an unsigned annotated tag.
 
+use shoal_agent::channel::git::GitSource;
 use shoal_tests::signing::git::Repo;
 
 use crate::story::Channel;
-use crate::world::{Hooks, World};
+use crate::world::{GROUP, Hooks, World};
 
 pub struct GitChannel {
     repo: Repo,
@@ -47,5 +48,16 @@ impl Channel for GitChannel {
         self.repo
             .tag_annotated_unsigned(revision, &format!("release {revision}"));
         "unsigned_tag"
+    }
+
+    fn poll_as_agent(&self, world: &World) -> Option<String> {
+        let source = GitSource::new(self.repo.dir().display().to_string());
+        let mut channel =
+            shoal_agent::channel::git::GitChannel::open(source, &world.data_dir, GROUP).unwrap();
+        let mut state = world.channel_state();
+        let poll = channel
+            .poll(&world.signers(), &mut state, world.now())
+            .unwrap();
+        poll.newest.map(|r| r.version.name().to_owned())
     }
 }

@@ -34,4 +34,5 @@ over_channels!(
     kill_9_mid_hook_is_reverted_on_restart,
     sigterm_lets_the_hook_finish_then_exits,
     sigterm_kills_a_hook_that_outlives_the_grace,
+    a_release_verified_before_a_crash_is_deployed_after_it,
 );

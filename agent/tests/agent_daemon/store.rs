@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::process::Command;
 
+use shoal_agent::channel::store::StoreSource;
 use shoal_tests::s3::MotoServer;
 
 use crate::story::Channel;
-use crate::world::{Hooks, World};
+use crate::world::{GROUP, Hooks, World};
 
 const BUCKET: &str = "releases";
 
@@ -62,5 +63,28 @@ impl Channel for StoreChannel {
     fn publish_refused(&self, world: &World, revision: &str) -> &'static str {
         self.release(world, revision, Hooks::Good, &world.stranger.private);
         "untrusted_key"
+    }
+
+    fn poll_as_agent(&self, world: &World) -> Option<String> {
+        let mut source = StoreSource::new(format!("s3://{BUCKET}/shop"));
+        source.endpoint = Some(self.moto.endpoint());
+        source.allow_http = true;
+        source.region = Some("us-east-1".into());
+        let mut channel = shoal_agent::channel::store::StoreChannel::open(
+            &source,
+            &self.moto.env(),
+            &world.data_dir,
+            GROUP,
+        )
+        .unwrap();
+        let mut state = world.channel_state();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let poll = runtime
+            .block_on(channel.poll(&world.signers(), &mut state, world.now()))
+            .unwrap();
+        poll.newest.map(|r| r.version.name().to_owned())
     }
 }

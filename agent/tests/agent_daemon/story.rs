@@ -22,6 +22,9 @@ pub trait Channel {
     fn publish(&self, world: &World, revision: &str, hooks: Hooks);
     /// Publishes `revision` in a way the agent must refuse; returns the refusal kind expected.
     fn publish_refused(&self, world: &World, revision: &str) -> &'static str;
+    /// Polls the channel once through the library, on the agent's data dir, as an agent that
+    /// then died would have; returns the release it verified.
+    fn poll_as_agent(&self, world: &World) -> Option<String>;
 }
 
 type Make = fn(&World) -> Box<dyn Channel>;
@@ -373,4 +376,22 @@ pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
             .starts_with("stopped by agent shutdown during ApplicationStart: script at scripts/start.sh was still running 1 s after the agent was told to stop"),
         "{stopped}"
     );
+}
+
+/// The agent died after its channel verified v1.0.0 (the floor rose) and before the deployment
+/// was journaled: the restarted agent still deploys it, although a poll offers a release only
+/// when it raises the floor. The dead agent's poll is the library's, on the same data dir.
+pub fn a_release_verified_before_a_crash_is_deployed_after_it(make: Make) {
+    let world = World::new();
+    let channel = make(&world);
+    world.write_config(&channel.config(), "30s");
+    channel.publish(&world, "v1.0.0", Hooks::Good);
+    assert_eq!(channel.poll_as_agent(&world).as_deref(), Some("v1.0.0"));
+    let agent = world.start_agent(&channel.env());
+    let status = agent.wait_status(DEPLOY, "v1.0.0 deployed after the restart", |s| {
+        settled_on(s, "v1.0.0")
+    });
+    assert_eq!(group(&status)["floor"], "v1.0.0");
+    assert!(group(&status)["last_refusal"].is_null(), "{status}");
+    assert_eq!(world.installed(), "v1.0.0");
 }

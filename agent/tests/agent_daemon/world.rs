@@ -144,6 +144,28 @@ impl World {
         }
     }
 
+    /// The group's channel state, as the agent keeps it.
+    pub fn channel_state(&self) -> shoal_agent::verify::state::ChannelState {
+        let path = shoal_agent::verify::state::ChannelState::path_for(&self.data_dir, GROUP);
+        shoal_agent::verify::state::ChannelState::load(&path).unwrap()
+    }
+
+    /// The trusted signers.
+    pub fn signers(&self) -> shoal_shared::release::AllowedSigners {
+        shoal_shared::release::AllowedSigners::parse(
+            &fs::read_to_string(&self.signers_file).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Seconds since the epoch.
+    pub fn now(&self) -> i64 {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        i64::try_from(since.as_secs()).unwrap()
+    }
+
     /// The hook log: one `<bundle revision> <event> as <SHOAL_REVISION>` line per hook run.
     pub fn hooks_log(&self) -> String {
         fs::read_to_string(self.marks.join("hooks.log")).unwrap_or_default()

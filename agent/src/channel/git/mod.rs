@@ -132,6 +132,35 @@ impl GitChannel {
         Ok(dest)
     }
 
+    /// The release tag `name` in the mirror, verified again as a poll would: how a restarted
+    /// agent gets back the release at its floor that it verified but had not yet deployed (a
+    /// poll offers a release only when it raises the floor). `None` when the mirror has no
+    /// such tag, it is not a version, or it no longer verifies.
+    pub fn verified_release(
+        &self,
+        name: &str,
+        signers: &AllowedSigners,
+        now: i64,
+    ) -> Result<Option<Release>, GitError> {
+        let Ok(version) = shoal_shared::release::Version::parse(name) else {
+            return Ok(None);
+        };
+        let target = match self.repo.find_reference(&format!("refs/tags/{name}")) {
+            Ok(reference) => reference
+                .resolve()
+                .map_err(|e| self.read_error(&format!("tag {name}"), &e))?
+                .target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(self.read_error(&format!("tag {name}"), &e)),
+        };
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        let verified = tags::verify_one(&self.repo, name, target, signers, now)
+            .map_err(|e| self.read_error(&format!("tag {name}"), &e))?;
+        Ok(verified.ok().map(|tag| tags::release(version, tag)))
+    }
+
     /// What to watch for new tags: the git directory of a local repository (refs, packed-refs
     /// and objects; watch it recursively); `None` for a remote one, which is polled.
     pub fn watch_paths(&self) -> Option<Vec<PathBuf>> {
