@@ -246,18 +246,52 @@ mod tests {
         assert!(hung.contains("did not finish within 0.2 s"), "{hung}");
     }
 
+    /// A one-connection-at-a-time server answering every request with `status`.
+    fn answering(status: &'static str) -> std::net::SocketAddr {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        addr
+    }
+
+    fn http(url: String) -> HealthCheck {
+        HealthCheck {
+            probe: Probe::Http(url),
+            interval: secs(1),
+            timeout: secs(5),
+        }
+    }
+
     #[tokio::test]
     async fn an_http_probe_needs_a_2xx() {
+        let ok = answering("204 No Content");
+        assert_eq!(
+            probe(&http(format!("http://{ok}/health?deep=1")), &[]).await,
+            Ok(())
+        );
+        let failing = answering("503 Service Unavailable");
+        let said = probe(&http(format!("http://{failing}/health")), &[])
+            .await
+            .expect_err("503");
+        assert!(said.ends_with("answered 503"), "{said}");
         let closed = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("addr")
         };
-        let check = HealthCheck {
-            probe: Probe::Http(format!("http://{closed}/health")),
-            interval: secs(1),
-            timeout: secs(2),
-        };
-        let refused = probe(&check, &[]).await.expect_err("closed port");
+        let refused = probe(&http(format!("http://{closed}/health")), &[])
+            .await
+            .expect_err("closed port");
         assert!(refused.contains("cannot connect"), "{refused}");
     }
 }

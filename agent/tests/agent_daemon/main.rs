@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod config;
 mod git;
 mod store;
 mod story;
@@ -35,4 +36,5 @@ over_channels!(
     sigterm_lets_the_hook_finish_then_exits,
     sigterm_kills_a_hook_that_outlives_the_grace,
     a_release_verified_before_a_crash_is_deployed_after_it,
+    a_failing_health_check_reverts,
 );

@@ -395,3 +395,27 @@ pub fn a_release_verified_before_a_crash_is_deployed_after_it(make: Make) {
     assert!(group(&status)["last_refusal"].is_null(), "{status}");
     assert_eq!(world.installed(), "v1.0.0");
 }
+
+/// Every hook of v2 passes but its health check fails inside `min_healthy_time`: the
+/// deployment fails at HealthCheck and the host goes back to v1.
+pub fn a_failing_health_check_reverts(make: Make) {
+    let (world, channel, agent) = start(make, "30s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(&world, "v2.0.0", Hooks::Unhealthy);
+    let status = agent.wait_status(DEPLOY, "v2.0.0 unhealthy and reverted", |s| {
+        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    let failed = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(failed["result"], "failed");
+    assert_eq!(event(&failed, "ValidateService")["status"], "succeeded");
+    let check = event(&failed, "HealthCheck");
+    assert_eq!(check["status"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("HealthCheck: health check failed")
+            && error.contains("exited with code 1"),
+        "{error}"
+    );
+    assert_eq!(group(&status)["last_failure"]["id"], failed["id"]);
+    assert_eq!(world.installed(), "v1.0.0");
+}

@@ -27,6 +27,8 @@ pub enum Hooks {
     BlockBeforeInstall,
     /// ApplicationStart runs this long.
     SlowStart(Duration),
+    /// Every hook succeeds, but the installed app fails the health check.
+    Unhealthy,
 }
 
 pub struct World {
@@ -78,7 +80,7 @@ impl World {
              \x20   channel: {channel}\n\
              \x20   allowed_signers: {signers}\n\
              \x20   rollout: {{ min_healthy_time: 500ms, healthy_deadline: 30s }}\n\
-             \x20   health: {{ command: \"test -f {app}/version.txt\", interval: 100ms }}\n\
+             \x20   health: {{ command: \"test -f {app}/version.txt && ! grep -q unhealthy {app}/version.txt\", interval: 100ms }}\n\
              \x20   kill_grace: 1s\n",
             data = self.data_dir.display(),
             signers = self.signers_file.display(),
@@ -130,7 +132,14 @@ impl World {
         );
         let files = [
             ("appspec.yml", appspec, 0o644),
-            ("app/version.txt", format!("{revision}\n"), 0o644),
+            (
+                "app/version.txt",
+                match hooks {
+                    Hooks::Unhealthy => format!("{revision} unhealthy\n"),
+                    _ => format!("{revision}\n"),
+                },
+                0o644,
+            ),
             ("scripts/stop.sh", record.clone(), 0o755),
             ("scripts/before_install.sh", before_install, 0o755),
             ("scripts/start.sh", start, 0o755),
