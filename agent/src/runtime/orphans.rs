@@ -56,7 +56,7 @@ fn find(deployment_id: &str) -> BTreeSet<i32> {
                 id && event
             })
         })
-        .filter_map(|pid| live_group(pid))
+        .filter_map(live_group)
         .collect()
 }
 
