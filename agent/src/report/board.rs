@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use shoal_shared::status::{DeploymentSummary, EventSummary, GroupStatus, NodeInfo, NodeStatus};
 use shoal_shared::time::format_rfc3339;
+use tokio::sync::watch;
 
 use crate::execute::deployment::DeploymentRecord;
 
@@ -12,6 +13,7 @@ use crate::execute::deployment::DeploymentRecord;
 #[derive(Clone)]
 pub struct Board {
     inner: Arc<Mutex<NodeStatus>>,
+    changed_tx: Arc<watch::Sender<()>>,
 }
 
 impl Board {
@@ -19,6 +21,7 @@ impl Board {
     pub fn new(node: NodeInfo, groups: Vec<GroupStatus>) -> Self {
         Self {
             inner: Arc::new(Mutex::new(NodeStatus { node, groups })),
+            changed_tx: Arc::new(watch::Sender::new(())),
         }
     }
 
@@ -28,6 +31,34 @@ impl Board {
         if let Some(entry) = status.groups.iter_mut().find(|g| g.name == group) {
             change(entry);
         }
+        drop(status);
+        self.changed_tx.send_replace(());
+    }
+
+    /// Wakes on every update (for a one-line summary to systemd, say).
+    pub fn subscribe(&self) -> watch::Receiver<()> {
+        self.changed_tx.subscribe()
+    }
+
+    /// One line for `STATUS=`: each group's phase and revision, e.g.
+    /// `web: deploying v2.0.0 (BeforeInstall); api: idle on v1.0.0`.
+    pub fn summary_line(&self) -> String {
+        let status = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let parts: Vec<String> = status
+            .groups
+            .iter()
+            .map(|g| {
+                let running = g.current_revision.as_deref().unwrap_or("nothing");
+                match (&g.target_revision, &g.current_event) {
+                    (Some(target), Some(event)) => {
+                        format!("{}: {} {target} ({event})", g.name, g.phase.as_str())
+                    }
+                    (Some(target), None) => format!("{}: {} {target}", g.name, g.phase.as_str()),
+                    _ => format!("{}: {} on {running}", g.name, g.phase.as_str()),
+                }
+            })
+            .collect();
+        parts.join("; ")
     }
 
     /// The node's status now; `ready` once every group has checked its channel.

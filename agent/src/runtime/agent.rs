@@ -144,7 +144,20 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     }
     let notifier = Notifier::from_env();
     notifier.ready();
-    notifier.status(&format!("watching {} group(s)", settings.groups.len()));
+    let status_line = notifier.is_enabled().then(|| {
+        let (board, notifier) = (board.clone(), notifier.clone());
+        tokio::spawn(async move {
+            let mut changed_rx = board.subscribe();
+            let mut last = String::new();
+            while changed_rx.changed().await.is_ok() {
+                let line = board.summary_line();
+                if line != last {
+                    notifier.status(&line);
+                    last = line;
+                }
+            }
+        })
+    });
 
     tokio::select! {
         name = signals.recv() => {
@@ -153,6 +166,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         Some(ended) = tasks.join_next() => {
             error!(?ended, "a group task ended on its own; shutting down");
         }
+    }
+    if let Some(task) = status_line {
+        task.abort();
     }
     notifier.stopping();
     notifier.status("stopping: letting running hooks finish");

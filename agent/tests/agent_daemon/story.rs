@@ -293,6 +293,7 @@ pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
     };
     read_until("READY=1");
     deploy_v1(&world, channel.as_ref(), &agent);
+    read_until("STATUS=web: idle on v1.0.0");
     channel.publish(
         &world,
         "v2.0.0",
