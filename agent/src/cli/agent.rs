@@ -52,15 +52,10 @@ pub(super) fn run(args: Args) -> u8 {
         config::LogFormat::Json => LogFormat::Json,
     };
     init_logging(format, &settings.log.level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(16)
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(2) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+        Err(message) => {
+            eprintln!("error: {message}");
             return exit::FAILURE;
         }
     };
@@ -68,7 +63,7 @@ pub(super) fn run(args: Args) -> u8 {
         Ok(()) => exit::OK,
         Err(e) => {
             tracing::error!(error = %e, "agent stopped");
-            eprintln!("error: {}", super::release::error_chain(&e));
+            eprintln!("error: {}", super::error_chain(&e));
             exit::FAILURE
         }
     }

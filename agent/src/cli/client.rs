@@ -262,20 +262,7 @@ pub(super) fn print_config_error(error: &ConfigError) {
     }
 }
 
-/// A current-thread runtime for a command, or the exit message when none can start.
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
-}
-
 /// Prints `error` and its causes, one a line, on stderr.
 pub(super) fn print_error(error: &dyn std::error::Error) {
-    eprintln!("error: {error}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
-        source = cause.source();
-    }
+    eprintln!("error: {}", super::error_chain(error));
 }

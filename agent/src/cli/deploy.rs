@@ -90,13 +90,10 @@ pub(super) fn run(args: Args) -> u8 {
         stop: None,
         protect: Vec::new(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(2) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+        Err(message) => {
+            eprintln!("error: {message}");
             return exit::FAILURE;
         }
     };

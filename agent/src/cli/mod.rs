@@ -101,3 +101,29 @@ pub fn init_logging(format: LogFormat, filter: &str) {
         LogFormat::Pretty => builder.init(),
     }
 }
+
+/// The async runtime a command runs on: `workers` threads, or the calling thread alone for 0.
+pub(crate) fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// An error and its causes, one per line (`  caused by: …`).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}

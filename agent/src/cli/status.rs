@@ -27,7 +27,7 @@ pub(super) fn run(args: Args) -> u8 {
             return exit::USAGE;
         }
     };
-    let runtime = match client::runtime() {
+    let runtime = match super::runtime(0) {
         Ok(runtime) => runtime,
         Err(message) => {
             eprintln!("error: {message}");

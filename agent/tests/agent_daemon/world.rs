@@ -10,11 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 use shoal_tests::agent::AgentProcess;
 use shoal_tests::poll_until;
-use shoal_tests::signing::{SigningKey, allowed_signers_line};
+use shoal_tests::signing::{SigningKey, Trust};
 use tempfile::TempDir;
 
 pub const GROUP: &str = "web";
-pub const PRINCIPAL: &str = "release@example";
 
 /// How a revision's hooks behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +45,11 @@ pub struct World {
 impl World {
     pub fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("keys");
-        fs::create_dir_all(&keys).unwrap();
-        let key = SigningKey::generate(&keys, PRINCIPAL);
-        let stranger = SigningKey::generate(&keys, "mallory@example");
-        let signers_file = dir.path().join("allowed_signers");
-        let line = allowed_signers_line(PRINCIPAL, &key, "namespaces=\"git,shoal-release\"");
-        fs::write(&signers_file, format!("{line}\n")).unwrap();
+        let Trust {
+            key,
+            stranger,
+            signers_file,
+        } = Trust::new(dir.path());
         let marks = dir.path().join("marks");
         fs::create_dir_all(&marks).unwrap();
         World {

@@ -10,11 +10,11 @@ use sha2::{Digest, Sha256};
 use shoal_agent::channel::cache::ReleaseCache;
 use shoal_agent::verify::state::ChannelState;
 use shoal_shared::release::AllowedSigners;
-use shoal_tests::signing::{SigningKey, allowed_signers_line, ssh_sign};
+use shoal_tests::signing::{SigningKey, Trust, ssh_sign};
 use tempfile::TempDir;
 
 pub const GROUP: &str = "web";
-pub const PRINCIPAL: &str = "release@example";
+pub const PRINCIPAL: &str = Trust::PRINCIPAL;
 
 pub struct World {
     pub dir: TempDir,
@@ -28,13 +28,11 @@ pub struct World {
 impl World {
     pub fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("keys");
-        fs::create_dir_all(&keys).unwrap();
-        let key = SigningKey::generate(&keys, PRINCIPAL);
-        let stranger = SigningKey::generate(&keys, "mallory@example");
-        let signers_file = dir.path().join("allowed_signers");
-        let line = allowed_signers_line(PRINCIPAL, &key, "namespaces=\"git,shoal-release\"");
-        fs::write(&signers_file, format!("{line}\n")).unwrap();
+        let Trust {
+            key,
+            stranger,
+            signers_file,
+        } = Trust::new(dir.path());
         let signers = AllowedSigners::parse(&fs::read_to_string(&signers_file).unwrap()).unwrap();
         let data_dir = dir.path().join("data");
         World {

@@ -61,6 +61,41 @@ impl SigningKey {
     }
 }
 
+/// A release signer trusted for both namespaces, a stranger nobody trusts, and the
+/// `allowed_signers` file that says so, as a channel test needs them.
+#[derive(Debug)]
+pub struct Trust {
+    /// The trusted key (principal `release@example`).
+    pub key: SigningKey,
+    /// A key no one trusts (`mallory@example`).
+    pub stranger: SigningKey,
+    /// `<dir>/allowed_signers`, trusting `key` for `git` and `shoal-release`.
+    pub signers_file: PathBuf,
+}
+
+impl Trust {
+    /// The principal of the trusted key.
+    pub const PRINCIPAL: &'static str = "release@example";
+
+    /// Generates both keys under `<dir>/keys` and writes `<dir>/allowed_signers`.
+    pub fn new(dir: &Path) -> Trust {
+        let keys = dir.join("keys");
+        std::fs::create_dir_all(&keys)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", keys.display()));
+        let key = SigningKey::generate(&keys, Self::PRINCIPAL);
+        let stranger = SigningKey::generate(&keys, "mallory@example");
+        let signers_file = dir.join("allowed_signers");
+        let line = allowed_signers_line(Self::PRINCIPAL, &key, "namespaces=\"git,shoal-release\"");
+        std::fs::write(&signers_file, format!("{line}\n"))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", signers_file.display()));
+        Trust {
+            key,
+            stranger,
+            signers_file,
+        }
+    }
+}
+
 /// One allowed_signers line: `principal [options] ssh-ed25519 AAAA...`. `options` is written as
 /// given (for example `namespaces="git",valid-before="20200101"`); empty means none.
 pub fn allowed_signers_line(principal: &str, key: &SigningKey, options: &str) -> String {

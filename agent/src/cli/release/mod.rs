@@ -15,7 +15,7 @@ use shoal_shared::release::manifest::BundleRef;
 use shoal_shared::release::{Version, version::VersionError};
 use shoal_shared::rollout::{Policy, RawPolicy};
 
-use super::exit;
+use super::{error_chain, exit};
 use crate::channel::store::{Publication, StoreError, StoreLocation, StoreSource, publish};
 
 /// Where the store is and how to reach it; shared with `shoal verify store`.
@@ -107,7 +107,7 @@ fn release(args: &Args) -> Result<(), Failure> {
     let store = location
         .open(&source, &env)
         .map_err(|e| store_failure(&e))?;
-    let runtime = runtime().map_err(|e| (exit::FAILURE, e))?;
+    let runtime = super::runtime(2).map_err(|e| (exit::FAILURE, e))?;
 
     // Refused before anything is packaged, signed (no passphrase prompt in vain) or uploaded.
     runtime
@@ -196,26 +196,6 @@ fn read_rollout(path: &Path) -> Result<RawPolicy, String> {
         .check(&Policy::default())
         .map_err(|e| format!("{shown}: {e}"))?;
     Ok(policy)
-}
-
-/// A runtime for the store client.
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
-}
-
-/// An error and its causes, one per line.
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!("\n  caused by: {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 fn unix_now() -> i64 {

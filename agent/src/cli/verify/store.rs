@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use shoal_shared::release::{AllowedSigners, Version};
 
 use super::super::exit;
-use super::super::release::{StoreArgs, error_chain, runtime};
+use super::super::release::StoreArgs;
+use super::super::{error_chain, runtime};
 use crate::channel::store::{StoreError, StoreLocation, check_release};
 
 /// Arguments of `shoal verify store`.
@@ -62,7 +63,7 @@ pub fn run(args: Args) -> u8 {
         Ok(store) => store,
         Err(e) => return usage(error_chain(&e)),
     };
-    let runtime = match runtime() {
+    let runtime = match runtime(2) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: {e}");
