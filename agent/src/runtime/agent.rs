@@ -137,6 +137,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             state: None,
             pending: None,
             rng: seed(&settings.node.id, &group.name),
+            reported: Default::default(),
             floor_checked: false,
         };
         let span = tracing::info_span!("group", group = %group.name);

@@ -1,6 +1,7 @@
 //! One group's task: wait for a poll tick, a change on a watched channel, or shutdown; check
 //! the channel; deploy what verified (see [`super::deploying`]); keep the health check going.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,6 +40,8 @@ pub(super) struct GroupTask {
     pub(super) pending: Option<Release>,
     /// Jitter source (xorshift), seeded per host and group.
     pub(super) rng: u64,
+    /// Refusals already reported (release, kind): a channel may refuse one at every poll.
+    pub(super) reported: BTreeSet<(String, String)>,
     /// Whether the release at the floor was checked for having been deployed (first poll).
     pub(super) floor_checked: bool,
 }
@@ -72,6 +75,11 @@ impl GroupTask {
     /// Runs until shutdown.
     pub(super) async fn run(mut self) {
         self.recover().await;
+        // Watch a local channel before the first look, so nothing published in between is
+        // missed; a channel that cannot open yet is opened (and watched) at a later check.
+        if let Ok(channel) = GroupChannel::open(&self.group, &self.data_dir) {
+            self.channel = Some(channel);
+        }
         let mut watch = self.start_watch();
         let mut next_poll = Instant::now();
         let mut next_health = self.health_interval().map(|i| Instant::now() + i);
@@ -82,7 +90,7 @@ impl GroupTask {
                 () = sleep_until(next_poll) => {}
                 changed = changed(&mut watch) => {
                     if !changed {
-                        warn!("channel watch stopped; polling only");
+                        warn!("channel watch stopped; polling until it can be started again");
                         watch = None;
                     }
                 }
@@ -93,6 +101,9 @@ impl GroupTask {
                 }
             }
             self.check().await;
+            if watch.is_none() {
+                watch = self.start_watch();
+            }
             next_poll = Instant::now() + jittered(self.poll_interval(), self.unit_random());
         }
         self.board
@@ -199,12 +210,10 @@ impl GroupTask {
         for (name, reason) in &poll.ignored {
             warn!(tag = %name, reason = %reason, "not a release");
         }
-        if let Some((name, refusal)) = poll.refusals.first() {
+        // Newest first: the newest refusal not reported before becomes `last_refusal`. A channel
+        // may refuse the same tag at every poll; it is counted and logged once.
+        for (name, refusal) in poll.refusals.iter().rev() {
             self.refused(name, refusal.kind(), &refusal.to_string());
-        }
-        for (name, refusal) in poll.refusals.iter().skip(1) {
-            self.metrics.refused(&self.group.name, refusal.kind());
-            warn!(revision.id = %name, reason = %refusal, "release refused");
         }
         let when = now_rfc3339();
         let shown_floor = floor.clone();
@@ -243,8 +252,11 @@ impl GroupTask {
         Ok(())
     }
 
-    /// Shows and counts a refused release.
-    pub(super) fn refused(&self, name: &str, kind: &str, reason: &str) {
+    /// Shows and counts a refused release, once per release and reason.
+    pub(super) fn refused(&mut self, name: &str, kind: &str, reason: &str) {
+        if !self.reported.insert((name.to_owned(), kind.to_owned())) {
+            return;
+        }
         warn!(revision.id = %name, reason = %reason, "release refused");
         self.metrics.refused(&self.group.name, kind);
         let refusal = RefusalDto {

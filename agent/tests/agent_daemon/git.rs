@@ -28,7 +28,8 @@ impl GitChannel {
 impl Channel for GitChannel {
     fn config(&self) -> String {
         format!(
-            "{{ git: {{ url: {}, tags: \"v*\", poll: 1s }} }}",
+            // Polled every 30 s: the agent must see tags through its watch on the repository.
+            "{{ git: {{ url: {}, tags: \"v*\", poll: 30s }} }}",
             self.repo.dir().display()
         )
     }

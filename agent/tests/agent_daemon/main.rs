@@ -8,6 +8,7 @@
 
 mod config;
 mod git;
+mod groups;
 mod store;
 mod story;
 mod world;

@@ -97,6 +97,11 @@ impl World {
 
     /// Writes the bundle of `revision` into `dir` (which may be a git working tree).
     pub fn write_bundle(&self, dir: &Path, revision: &str, hooks: Hooks) {
+        self.write_bundle_to(dir, revision, hooks, &self.app_dir);
+    }
+
+    /// The same, with the app installing into `app_dir`.
+    pub fn write_bundle_to(&self, dir: &Path, revision: &str, hooks: Hooks, app_dir: &Path) {
         let marks = self.marks.display();
         let record = format!(
             "#!/bin/sh\necho \"{revision} $LIFECYCLE_EVENT as $SHOAL_REVISION\" >> {marks}/hooks.log\n\
@@ -125,7 +130,7 @@ impl World {
              \x20 BeforeInstall:\n    - location: scripts/before_install.sh\n\
              \x20 ApplicationStart:\n    - location: scripts/start.sh\n      timeout: 300\n\
              \x20 ValidateService:\n    - location: scripts/validate.sh\n",
-            self.app_dir.display()
+            app_dir.display()
         );
         let files = [
             ("appspec.yml", appspec, 0o644),
