@@ -184,6 +184,16 @@ pub fn deploys_reverts_and_refuses(make: Make) {
         ))
         .unwrap();
     assert!(log.body.contains("service answers 500"), "{}", log.body);
+    let logs = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["logs", failed["id"].as_str().unwrap(), "--addr", &agent.addr().to_string()])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.status.success(), "shoal logs: {printed}");
+    assert!(
+        printed.contains("service answers 500") && printed.contains("ValidateService"),
+        "`shoal logs` prints the hook output:\n{printed}"
+    );
 
     let kind = channel.publish_refused(&world, "v3.0.0");
     let status = agent.wait_status(DEPLOY, "v3.0.0 refused", |s| {
