@@ -185,7 +185,12 @@ pub fn deploys_reverts_and_refuses(make: Make) {
         .unwrap();
     assert!(log.body.contains("service answers 500"), "{}", log.body);
     let logs = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["logs", failed["id"].as_str().unwrap(), "--addr", &agent.addr().to_string()])
+        .args([
+            "logs",
+            failed["id"].as_str().unwrap(),
+            "--addr",
+            &agent.addr().to_string(),
+        ])
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&logs.stdout);

@@ -2,7 +2,9 @@
 //! deployments newest first, one deployment's detail, and the JSON errors (404, 405, 400).
 
 use shoal_agent::execute::deployment::Status;
-use shoal_shared::status::{DeploymentDetail, DeploymentSummary, NodeStatus, Notice, Readiness};
+use shoal_shared::status::{
+    DeploymentDetail, DeploymentSummary, NodeStatus, Notice, Phase, Readiness,
+};
 
 use crate::{Agent, record, wire};
 
@@ -46,6 +48,14 @@ fn ready_waits_for_every_group_to_check_its_channel() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     let readiness: Readiness = reply.json();
     assert!(readiness.ready && readiness.waiting.is_empty());
+
+    // Shutting down: no longer ready, while /live still answers.
+    agent.board.update("web", |g| g.phase = Phase::Stopping);
+    let reply = agent.get("/ready");
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    let readiness: Readiness = reply.json();
+    assert_eq!(readiness.reason, "the agent is shutting down");
+    assert_eq!(agent.get("/live").status, 200);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
-use shoal_shared::status::{ErrorBody, Readiness};
+use shoal_shared::status::{ErrorBody, Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
 use super::server::ServerState;
@@ -94,7 +94,13 @@ fn ready(state: &ServerState) -> Response<Body> {
         .filter(|g| g.last_check.is_none() && g.last_channel_error.is_none())
         .map(|g| g.name.clone())
         .collect();
-    let (code, reason) = if status.node.ready {
+    let stopping = status.groups.iter().any(|g| g.phase == Phase::Stopping);
+    let (code, reason) = if stopping {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is shutting down".to_owned(),
+        )
+    } else if status.node.ready {
         (
             StatusCode::OK,
             "every group has checked its channel".to_owned(),
@@ -109,7 +115,7 @@ fn ready(state: &ServerState) -> Response<Body> {
         )
     };
     let readiness = Readiness {
-        ready: status.node.ready,
+        ready: status.node.ready && !stopping,
         reason,
         waiting,
     };
