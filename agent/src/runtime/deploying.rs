@@ -460,6 +460,14 @@ impl GroupTask {
             Some(record)
         });
         let next = self.failed(&in_flight, record.as_ref(), true);
+        if next == Next::Stay && in_flight.reverts.is_none() {
+            // Cut short before it changed anything: the release is deployed again, as the
+            // first check after this finds it at the floor with nothing deployed for it.
+            info!(revision.id = %in_flight.revision, "deployment cut short before it changed the host; it will run again");
+            if let Err(e) = self.journal().change(|j| j.last_target = None) {
+                error!(error = %e, "cannot write the journal");
+            }
+        }
         let Some(revert) = self.start_next(&in_flight, next) else {
             return;
         };

@@ -18,6 +18,7 @@ use shoal_shared::appspec::lifecycle;
 
 use crate::execute::deployment::{DeploymentRecord, Status};
 use journal::{InFlight, Installed, Journal};
+use observer::HEALTH_CHECK;
 
 /// A revert cut short is tried again this many times in all, then left to the operator.
 pub const MAX_REVERT_ATTEMPTS: u32 = 3;
@@ -111,7 +112,9 @@ pub fn after_failure(
 /// Marks the record of a deployment the agent did not see end: the step it was at becomes
 /// an interrupted event and the deployment is `interrupted`.
 pub fn mark_interrupted(record: &mut DeploymentRecord, step: &str, now_ms: u64) {
-    if record.status == Status::InProgress {
+    // Hooks that all passed leave the record `succeeded` while the health window runs.
+    let in_health_window = step == HEALTH_CHECK && record.status == Status::Succeeded;
+    if record.status == Status::InProgress || in_health_window {
         record.status = Status::Interrupted;
         record.error = Some(format!("interrupted by agent restart during {step}"));
         if !record.events.iter().any(|e| e.name == step) {
@@ -258,5 +261,25 @@ mod tests {
             ("BeforeInstall", Status::Interrupted)
         );
         assert_eq!(cut.finished_at_ms, Some(4_000));
+    }
+
+    #[test]
+    fn a_deployment_cut_short_in_its_health_window_is_interrupted_not_succeeded() {
+        let mut cut = record(&[("ValidateService", Status::Succeeded)]);
+        cut.status = Status::Succeeded;
+        mark_interrupted(&mut cut, "HealthCheck", 4_000);
+        assert_eq!(cut.status, Status::Interrupted);
+        assert_eq!(
+            cut.error.as_deref(),
+            Some("interrupted by agent restart during HealthCheck")
+        );
+        let mut done = record(&[("ValidateService", Status::Succeeded)]);
+        done.status = Status::Succeeded;
+        mark_interrupted(&mut done, "ValidateService", 4_000);
+        assert_eq!(
+            done.status,
+            Status::Succeeded,
+            "only the health window reopens a result"
+        );
     }
 }

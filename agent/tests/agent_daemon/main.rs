@@ -38,4 +38,5 @@ over_channels!(
     sigterm_kills_a_hook_that_outlives_the_grace,
     a_release_verified_before_a_crash_is_deployed_after_it,
     a_failing_health_check_reverts,
+    a_deployment_cut_short_before_it_changed_anything_runs_again,
 );
