@@ -1,35 +1,34 @@
-//! A group task deploying: a verified release (with its health window), the revert to the
-//! last known good revision after a failure, and the recovery of a deployment a previous run
-//! of the agent did not see end.
+//! A group task deploying a verified release: fetch it into the cache, read its policy,
+//! journal it, run its lifecycle and then its health window. What happens after
+//! (success, revert, recovery at start) is in [`super::settle`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use shoal_shared::appspec::lifecycle;
-use shoal_shared::rollout::{Policy, RawPolicy, deployment_id, revert_id};
+use shoal_shared::rollout::{Policy, RawPolicy, deployment_id};
 use shoal_shared::status::{Health, Phase};
 use tokio::time::{Instant, sleep};
 use tracing::{error, info, warn};
 
 use super::group::GroupTask;
 use super::health::{self, Verdict, Window};
-use super::journal::{InFlight, Installed};
+use super::journal::InFlight;
 use super::observer::{HEALTH_CHECK, PREPARE, StepObserver};
-use super::{Next, after_failure, changed_host, mark_interrupted};
 use crate::channel::Release;
 use crate::execute::bundle::Limits;
 use crate::execute::deployment::{
     self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
 };
-use crate::execute::layout::Layout;
-use crate::report::board::summarize;
 
 /// How a deployment run by the group task ended.
-enum Ended {
+pub(super) enum Ended {
     /// Hooks and health window passed.
-    Succeeded { dir: PathBuf },
+    Succeeded {
+        /// The deployment directory.
+        dir: PathBuf,
+    },
     /// It failed; the record says why.
     Failed {
         record: Option<Box<DeploymentRecord>>,
@@ -106,7 +105,7 @@ impl GroupTask {
 
     /// Journals a deployment as in flight; false (and status says why) if the journal cannot
     /// be written, in which case nothing runs.
-    fn begin(&mut self, in_flight: &InFlight, target: Option<&str>) -> bool {
+    pub(super) fn begin(&mut self, in_flight: &InFlight, target: Option<&str>) -> bool {
         let written = self.journal().change(|j| {
             if let Some(target) = target {
                 j.last_target = Some(target.to_owned());
@@ -131,7 +130,7 @@ impl GroupTask {
     }
 
     /// Runs one deployment (or revert) and its health window.
-    async fn run_deployment(
+    pub(super) async fn run_deployment(
         &mut self,
         in_flight: &InFlight,
         extra_env: Vec<(String, String)>,
@@ -259,225 +258,9 @@ impl GroupTask {
             error!(error = %e, "cannot write the journal");
         }
     }
-
-    /// After a deployment ended: record success, or decide and start the revert.
-    async fn settle(&mut self, mut in_flight: InFlight, mut ended: Ended) {
-        loop {
-            let next = match ended {
-                Ended::Stopped => {
-                    info!(deployment.id = %in_flight.deployment_id, "deployment left in flight by shutdown");
-                    self.metrics
-                        .deployment_ended(&self.group.name, "interrupted");
-                    return;
-                }
-                Ended::Succeeded { dir } => {
-                    self.succeeded(&in_flight, dir);
-                    return;
-                }
-                Ended::Failed { record } => self.failed(&in_flight, record.as_deref(), false),
-            };
-            let Some(revert) = self.start_next(&in_flight, next) else {
-                return;
-            };
-            in_flight = revert;
-            ended = self.run_deployment(&in_flight, Vec::new(), None).await;
-        }
-    }
-
-    fn succeeded(&mut self, in_flight: &InFlight, dir: PathBuf) {
-        if let Ok(Some(record)) = DeploymentRecord::load(&dir) {
-            self.show_record(&dir, &record);
-        }
-        let installed = Installed {
-            revision: in_flight.revision.clone(),
-            digest: in_flight.digest.clone(),
-            dir,
-        };
-        let written = self.journal().change(|j| {
-            j.current = Some(installed.clone());
-            j.last_known_good = Some(installed.clone());
-            j.in_flight = None;
-        });
-        if let Err(e) = written {
-            error!(error = %e, "cannot write the journal");
-        }
-        info!(deployment.id = %in_flight.deployment_id, revision.id = %in_flight.revision, "deployment succeeded");
-        self.metrics.deployment_ended(&self.group.name, "succeeded");
-        self.metrics
-            .set_revision(&self.group.name, Some(&in_flight.revision));
-        self.show(|g| {
-            g.current_revision = Some(installed.revision.clone());
-            g.last_known_good = Some(installed.revision.clone());
-            g.target_revision = None;
-            g.current_event = None;
-            g.phase = Phase::Idle;
-        });
-    }
-
-    /// Counts the failure, notes what is installed now, and decides what comes next.
-    fn failed(
-        &mut self,
-        in_flight: &InFlight,
-        record: Option<&DeploymentRecord>,
-        cut_short: bool,
-    ) -> Next {
-        let result = if cut_short { "interrupted" } else { "failed" };
-        self.metrics.deployment_ended(&self.group.name, result);
-        let changed = record.is_some_and(changed_host);
-        let installed = record.is_some_and(|r| {
-            r.events
-                .iter()
-                .any(|e| e.name == lifecycle::INSTALL && e.status == Status::Succeeded)
-        });
-        warn!(deployment.id = %in_flight.deployment_id, revision.id = %in_flight.revision,
-              error = record.and_then(|r| r.error.as_deref()).unwrap_or(""), "deployment {result}");
-        let dir = in_flight.dir.clone().or_else(|| {
-            let journal = self.journal();
-            journal
-                .journal
-                .in_flight
-                .as_ref()
-                .and_then(|f| f.dir.clone())
-        });
-        if let (Some(dir), Some(record)) = (&dir, record) {
-            self.show_record(dir, record);
-            let summary = summarize(&dir_name(dir), record);
-            self.show(|g| g.last_failure = Some(summary));
-        }
-        if installed {
-            let current = dir.map(|dir| Installed {
-                revision: in_flight.revision.clone(),
-                digest: in_flight.digest.clone(),
-                dir,
-            });
-            let _ = self.journal().change(|j| j.current = current.clone());
-            let revision = in_flight.revision.clone();
-            self.metrics.set_revision(&self.group.name, Some(&revision));
-            self.show(|g| g.current_revision = Some(revision));
-        }
-        let journal = self.journal().journal.clone();
-        after_failure(&journal, in_flight, changed, cut_short)
-    }
-
-    /// Journals the revert (or the end of the deployment) in one write and returns the revert
-    /// to run, if any.
-    fn start_next(&mut self, failed: &InFlight, next: Next) -> Option<InFlight> {
-        match next {
-            Next::Stay | Next::Failed { .. } => {
-                let phase = if matches!(next, Next::Stay) {
-                    Phase::Idle
-                } else {
-                    Phase::Failed
-                };
-                if let Next::Failed { why } = &next {
-                    error!(deployment.id = %failed.deployment_id, reason = %why, "not reverted");
-                    self.note_on_record(failed, why);
-                }
-                if let Err(e) = self.journal().change(|j| j.in_flight = None) {
-                    error!(error = %e, "cannot write the journal");
-                }
-                self.show(|g| {
-                    g.phase = phase;
-                    g.target_revision = None;
-                    g.current_event = None;
-                });
-                None
-            }
-            Next::Revert {
-                to,
-                failed: failed_id,
-                attempt,
-            } => {
-                let revert = InFlight {
-                    deployment_id: revert_id(&self.group.name, &to.digest, &failed_id),
-                    revision: to.revision.clone(),
-                    digest: to.digest.clone(),
-                    bundle: Layout::archive_dir(&to.dir),
-                    reverts: Some(failed_id),
-                    auto_revert: false,
-                    dir: None,
-                    step: PREPARE.to_owned(),
-                    started_ms: now_ms(),
-                    attempt,
-                };
-                info!(deployment.id = %revert.deployment_id, revision.id = %to.revision, attempt, "reverting to the last known good revision");
-                if !self.begin(&revert, None) {
-                    return None;
-                }
-                self.show(|g| {
-                    g.phase = Phase::Reverting;
-                    g.target_revision = Some(to.revision.clone());
-                    g.current_event = Some(PREPARE.to_owned());
-                });
-                Some(revert)
-            }
-        }
-    }
-
-    /// Adds why nothing was reverted to the failed deployment's record.
-    fn note_on_record(&self, failed: &InFlight, why: &str) {
-        let dir = failed.dir.clone().or_else(|| {
-            self.journal()
-                .journal
-                .in_flight
-                .as_ref()
-                .and_then(|f| f.dir.clone())
-        });
-        let Some(dir) = dir else { return };
-        if let Ok(Some(mut record)) = DeploymentRecord::load(&dir) {
-            record.warnings.push(format!("not reverted: {why}"));
-            save(&dir, &record);
-            self.show_record(&dir, &record);
-        }
-    }
-
-    fn show_record(&self, dir: &Path, record: &DeploymentRecord) {
-        let summary = summarize(&dir_name(dir), record);
-        self.show(|g| g.last_deployment = Some(summary));
-    }
-
-    /// At start: a deployment the journal has in flight was cut short by a crash or a
-    /// shutdown. Its record says so, and it is reverted (or retried, for a revert) per policy.
-    pub(super) async fn recover(&mut self) {
-        let Some(mut in_flight) = self.journal().journal.in_flight.clone() else {
-            return;
-        };
-        warn!(deployment.id = %in_flight.deployment_id, step = %in_flight.step, "deployment interrupted by agent restart");
-        let stopped = super::orphans::stop_leftovers(&in_flight.deployment_id).await;
-        if !stopped.is_empty() {
-            warn!(deployment.id = %in_flight.deployment_id, groups = ?stopped, "stopped scripts the previous agent left running");
-        }
-        let record = in_flight.dir.clone().and_then(|dir| {
-            let mut record = DeploymentRecord::load(&dir).ok().flatten()?;
-            mark_interrupted(&mut record, &in_flight.step, now_ms());
-            if !stopped.is_empty() {
-                record.warnings.push(format!(
-                    "scripts the previous agent left running were stopped (process groups {stopped:?})"
-                ));
-            }
-            save(&dir, &record);
-            self.show_record(&dir, &record);
-            Some(record)
-        });
-        let next = self.failed(&in_flight, record.as_ref(), true);
-        if next == Next::Stay && in_flight.reverts.is_none() {
-            // Cut short before it changed anything: the release is deployed again, as the
-            // first check after this finds it at the floor with nothing deployed for it.
-            info!(revision.id = %in_flight.revision, "deployment cut short before it changed the host; it will run again");
-            if let Err(e) = self.journal().change(|j| j.last_target = None) {
-                error!(error = %e, "cannot write the journal");
-            }
-        }
-        let Some(revert) = self.start_next(&in_flight, next) else {
-            return;
-        };
-        in_flight = revert;
-        let ended = self.run_deployment(&in_flight, Vec::new(), None).await;
-        self.settle(in_flight, ended).await;
-    }
 }
 
-fn dir_name(dir: &Path) -> String {
+pub(super) fn dir_name(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -500,7 +283,7 @@ fn push_event(
     record.finished_at_ms = Some(now_ms());
 }
 
-fn save(dir: &Path, record: &DeploymentRecord) {
+pub(super) fn save(dir: &Path, record: &DeploymentRecord) {
     if let Err(e) = record.save(dir) {
         error!(path = %dir.display(), error = %e, "cannot write the deployment record");
     }

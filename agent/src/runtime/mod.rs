@@ -12,6 +12,7 @@ pub mod health;
 pub mod journal;
 mod observer;
 pub mod orphans;
+mod settle;
 pub mod signals;
 
 use shoal_shared::appspec::lifecycle;

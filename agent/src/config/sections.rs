@@ -1,0 +1,201 @@
+//! Checking the sections of the config file that carry most rules: `mesh:` and each entry of
+//! `groups:` (its channel, allowed_signers, rollout policy and health check).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shoal_shared::release::AllowedSigners;
+use shoal_shared::rollout::Policy;
+
+use super::file::{GroupFile, HealthFile, MeshFile};
+use super::{Channel, Group, HealthCheck, Mesh, Probe, check_name, line_of};
+use crate::channel::git::GitSource;
+use crate::channel::store::{StoreLocation, StoreSource};
+
+pub(super) fn mesh(raw: &MeshFile) -> Result<Mesh, String> {
+    if raw.name.trim().is_empty() {
+        return Err("mesh.name: must not be empty; name the mesh, e.g. `prod`".to_owned());
+    }
+    let addr = |key: &str, text: &str| -> Result<SocketAddr, String> {
+        text.parse()
+            .map_err(|_| format!("mesh.{key}: `{text}` is not IP:port, e.g. 10.0.0.5:7946"))
+    };
+    let listen = addr("listen", raw.listen.as_deref().unwrap_or("0.0.0.0:7946"))?;
+    let advertise = raw
+        .advertise
+        .as_deref()
+        .map(|a| addr("advertise", a))
+        .transpose()?;
+    for seed in &raw.seeds {
+        let port = seed.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+        if !matches!(port, Some(Ok(_))) {
+            return Err(format!(
+                "mesh.seeds: `{seed}` is not host:port, e.g. 10.0.0.6:7946"
+            ));
+        }
+    }
+    Ok(Mesh {
+        name: raw.name.clone(),
+        listen,
+        advertise,
+        seeds: raw.seeds.clone(),
+        interval: raw.interval.map_or(Duration::from_secs(1), |d| d.0),
+    })
+}
+
+pub(super) type GroupError = (Option<u64>, String);
+
+pub(super) fn group(
+    index: usize,
+    raw: &GroupFile,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Group, GroupError> {
+    let key = |k: &str| format!("groups[{index}].{k}");
+    check_name(&raw.name).map_err(|m| (None, format!("{}: {m}", key("name"))))?;
+    let channel_line = line_of(&raw.channel);
+    let channel = match (&raw.channel.value.git, &raw.channel.value.store) {
+        (Some(git), None) => {
+            if git.url.trim().is_empty() {
+                return Err((
+                    channel_line,
+                    format!("{}: must not be empty", key("channel.git.url")),
+                ));
+            }
+            let mut source = GitSource::new(git.url.clone());
+            if let Some(tags) = &git.tags {
+                if tags.trim().is_empty() {
+                    return Err((
+                        channel_line,
+                        format!(
+                            "{}: must not be empty; the default is `v*`",
+                            key("channel.git.tags")
+                        ),
+                    ));
+                }
+                source.tags = tags.clone();
+            }
+            if let Some(poll) = git.poll {
+                source.poll = poll.0;
+            }
+            source.token_file = git.token_file.as_deref().map(resolve);
+            source.username = git.username.clone();
+            source.ssh_key = git.ssh_key.as_deref().map(resolve);
+            Channel::Git(source)
+        }
+        (None, Some(store)) => {
+            let mut source = StoreSource::new(store.url.clone());
+            if let Err(e) = StoreLocation::parse(&store.url) {
+                return Err((channel_line, format!("{}: {e}", key("channel.store.url"))));
+            }
+            if let Some(poll) = store.poll {
+                source.poll = poll.0;
+            }
+            source.endpoint = store.endpoint.clone();
+            source.region = store.region.clone();
+            source.allow_http = store.allow_http;
+            Channel::Store(source)
+        }
+        _ => {
+            return Err((
+                channel_line,
+                format!("{}: set exactly one of `git:` or `store:`", key("channel")),
+            ));
+        }
+    };
+    let poll = match &channel {
+        Channel::Git(source) => source.poll,
+        Channel::Store(source) => source.poll,
+    };
+    if poll.is_zero() {
+        return Err((
+            channel_line,
+            format!("{}: must be more than 0, e.g. 30s", key("channel.poll")),
+        ));
+    }
+    let signers_path = resolve(&raw.allowed_signers.value);
+    let signers_line = line_of(&raw.allowed_signers);
+    let text = std::fs::read_to_string(&signers_path).map_err(|e| {
+        (
+            signers_line,
+            format!(
+                "{}: cannot read {}: {e}",
+                key("allowed_signers"),
+                signers_path.display()
+            ),
+        )
+    })?;
+    AllowedSigners::parse(&text).map_err(|e| {
+        (
+            signers_line,
+            format!(
+                "{}: {}: {e}",
+                key("allowed_signers"),
+                signers_path.display()
+            ),
+        )
+    })?;
+    let rollout = match &raw.rollout {
+        Some(policy) => policy
+            .value
+            .check(&Policy::default())
+            .map_err(|e| (line_of(policy), format!("groups[{index}].{e}")))?,
+        None => Policy::default(),
+    };
+    let health = raw
+        .health
+        .as_ref()
+        .map(|h| health(&h.value).map_err(|m| (line_of(h), format!("{}{m}", key("health")))))
+        .transpose()?;
+    let max_revisions = raw.max_revisions.unwrap_or(5);
+    if max_revisions < 2 {
+        return Err((
+            None,
+            format!(
+                "{}: {max_revisions} is too few: the running revision and the last known good one must both stay on disk; use 2 or more",
+                key("max_revisions")
+            ),
+        ));
+    }
+    Ok(Group {
+        name: raw.name.clone(),
+        application: raw.application.clone().unwrap_or_else(|| raw.name.clone()),
+        channel,
+        allowed_signers: signers_path,
+        rollout,
+        health,
+        max_revisions,
+        kill_grace: raw.kill_grace.map_or(Duration::from_secs(10), |d| d.0),
+    })
+}
+
+fn health(raw: &HealthFile) -> Result<HealthCheck, String> {
+    let probe = match (&raw.command, &raw.http) {
+        (Some(command), None) if !command.trim().is_empty() => Probe::Command(command.clone()),
+        (None, Some(url)) => {
+            let parsed =
+                url::Url::parse(url).map_err(|e| format!(".http: `{url}` is not a URL ({e})"))?;
+            if parsed.scheme() != "http" || parsed.host_str().is_none() {
+                return Err(format!(
+                    ".http: `{url}` is not an http:// URL; health checks talk plain HTTP to a local service, e.g. http://127.0.0.1:8080/health"
+                ));
+            }
+            Probe::Http(url.clone())
+        }
+        _ => {
+            return Err(": set exactly one of `command:` or `http:`".to_owned());
+        }
+    };
+    let interval = raw.interval.map_or(Duration::from_secs(5), |d| d.0);
+    if interval.is_zero() {
+        return Err(".interval: must be more than 0, e.g. 5s".to_owned());
+    }
+    let timeout = raw
+        .timeout
+        .map_or(interval.min(Duration::from_secs(10)), |d| d.0);
+    Ok(HealthCheck {
+        probe,
+        interval,
+        timeout,
+    })
+}
