@@ -117,6 +117,29 @@ pub struct GroupStatus {
     pub last_refusal: Option<Refusal>,
 }
 
+impl GroupStatus {
+    /// A group that has not checked its channel yet: nothing known beyond its names.
+    pub fn starting(name: &str, application: &str, channel: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            application: application.to_owned(),
+            channel: channel.to_owned(),
+            current_revision: None,
+            last_known_good: None,
+            target_revision: None,
+            phase: Phase::Starting,
+            current_event: None,
+            floor: None,
+            health: Health::None,
+            last_check: None,
+            last_channel_error: None,
+            last_deployment: None,
+            last_failure: None,
+            last_refusal: None,
+        }
+    }
+}
+
 /// Something that happened, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use shoal_shared::status::ErrorBody;
 use tokio::net::TcpStream;
 
+use super::exit;
 use crate::config::{self, ConfigError};
 
 /// How long connecting and getting the response head may take, and then each piece of body.
@@ -108,6 +109,20 @@ impl ClientError {
 }
 
 impl AgentArgs {
+    /// The agent and a runtime to ask it on; on failure, the error is printed and the exit
+    /// code returned (2 for a config that cannot be read, 1 otherwise).
+    pub(super) fn connect(&self) -> Result<(Agent, tokio::runtime::Runtime), u8> {
+        let agent = self.agent().map_err(|e| {
+            print_config_error(&e);
+            exit::USAGE
+        })?;
+        let runtime = super::runtime(0).map_err(|message| {
+            eprintln!("error: {message}");
+            exit::FAILURE
+        })?;
+        Ok((agent, runtime))
+    }
+
     /// The agent to ask: `--addr`, or `status.listen` of the config (loopback when it listens
     /// on every address).
     pub(super) fn agent(&self) -> Result<Agent, ConfigError> {
@@ -265,4 +280,14 @@ pub(super) fn print_config_error(error: &ConfigError) {
 /// Prints `error` and its causes, one a line, on stderr.
 pub(super) fn print_error(error: &dyn std::error::Error) {
     eprintln!("error: {}", super::error_chain(error));
+}
+
+/// Prints `error` and returns its exit code: 2 for a usage mistake, 1 otherwise.
+pub(super) fn fail(error: &ClientError) -> u8 {
+    print_error(error);
+    if error.is_usage() {
+        exit::USAGE
+    } else {
+        exit::FAILURE
+    }
 }

@@ -36,19 +36,9 @@ pub(super) fn run(args: Args) -> u8 {
         eprintln!("error: {error}");
         return exit::USAGE;
     }
-    let agent = match args.agent.agent() {
-        Ok(agent) => agent,
-        Err(e) => {
-            client::print_config_error(&e);
-            return exit::USAGE;
-        }
-    };
-    let runtime = match super::runtime(0) {
-        Ok(runtime) => runtime,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::FAILURE;
-        }
+    let (agent, runtime) = match args.agent.connect() {
+        Ok(connected) => connected,
+        Err(code) => return code,
     };
     let mut stdout = std::io::stdout().lock();
     let result = runtime.block_on(print(&agent, &args.deployment, args.follow, &mut stdout));
@@ -56,14 +46,7 @@ pub(super) fn run(args: Args) -> u8 {
         Ok(()) => exit::OK,
         // A closed stdout (`| head`) ends the command, quietly.
         Err(ClientError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => {
-            client::print_error(&e);
-            if e.is_usage() {
-                exit::USAGE
-            } else {
-                exit::FAILURE
-            }
-        }
+        Err(e) => client::fail(&e),
     }
 }
 

@@ -20,19 +20,9 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    let agent = match args.agent.agent() {
-        Ok(agent) => agent,
-        Err(e) => {
-            client::print_config_error(&e);
-            return exit::USAGE;
-        }
-    };
-    let runtime = match super::runtime(0) {
-        Ok(runtime) => runtime,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::FAILURE;
-        }
+    let (agent, runtime) = match args.agent.connect() {
+        Ok(connected) => connected,
+        Err(code) => return code,
     };
     let result: Result<Vec<u8>, ClientError> = runtime.block_on(async {
         let body = agent.get("/v1/status").await?;
@@ -48,14 +38,7 @@ pub(super) fn run(args: Args) -> u8 {
             let _ = std::io::stdout().write_all(&text);
             exit::OK
         }
-        Err(e) => {
-            client::print_error(&e);
-            if e.is_usage() {
-                exit::USAGE
-            } else {
-                exit::FAILURE
-            }
-        }
+        Err(e) => client::fail(&e),
     }
 }
 
@@ -210,23 +193,7 @@ mod tests {
     use super::*;
 
     fn group(name: &str) -> GroupStatus {
-        GroupStatus {
-            name: name.into(),
-            application: "app".into(),
-            channel: "git https://example.invalid/app.git (v*)".into(),
-            current_revision: None,
-            last_known_good: None,
-            target_revision: None,
-            phase: Phase::Starting,
-            current_event: None,
-            floor: None,
-            health: Health::None,
-            last_check: None,
-            last_channel_error: None,
-            last_deployment: None,
-            last_failure: None,
-            last_refusal: None,
-        }
+        GroupStatus::starting(name, "app", "git https://example.invalid/app.git (v*)")
     }
 
     fn node(groups: Vec<GroupStatus>) -> NodeStatus {

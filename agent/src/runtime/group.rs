@@ -49,27 +49,14 @@ pub(super) struct GroupTask {
 impl GroupTask {
     /// The status of a group before its first check.
     pub(super) fn initial_status(group: &Group, journal: &Journal) -> GroupStatus {
-        GroupStatus {
-            name: group.name.clone(),
-            application: group.application.clone(),
-            channel: group.channel.display(),
-            current_revision: journal.current.as_ref().map(|c| c.revision.clone()),
-            last_known_good: journal.last_known_good.as_ref().map(|c| c.revision.clone()),
-            target_revision: None,
-            phase: Phase::Starting,
-            current_event: None,
-            floor: None,
-            health: if group.health.is_some() {
-                Health::Unknown
-            } else {
-                Health::None
-            },
-            last_check: None,
-            last_channel_error: None,
-            last_deployment: None,
-            last_failure: None,
-            last_refusal: None,
+        let mut status =
+            GroupStatus::starting(&group.name, &group.application, &group.channel.display());
+        status.current_revision = journal.current.as_ref().map(|c| c.revision.clone());
+        status.last_known_good = journal.last_known_good.as_ref().map(|c| c.revision.clone());
+        if group.health.is_some() {
+            status.health = Health::Unknown;
         }
+        status
     }
 
     /// Runs until shutdown.

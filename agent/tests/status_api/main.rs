@@ -20,7 +20,7 @@ use shoal_agent::execute::deployment::{DeploymentRecord, EventRecord, ScriptReco
 use shoal_agent::execute::layout::Layout;
 use shoal_agent::report::http::{Limits, serve_with};
 use shoal_agent::report::{Board, Metrics, ServerState};
-use shoal_shared::status::{GroupStatus, Health, NodeInfo, Phase};
+use shoal_shared::status::{GroupStatus, NodeInfo};
 use tokio::sync::oneshot;
 
 /// How long anything in these tests may take before it counts as hung.
@@ -143,23 +143,7 @@ pub fn append_log(dir: &Path, text: &str) {
 }
 
 pub fn group(name: &str) -> GroupStatus {
-    GroupStatus {
-        name: name.into(),
-        application: "app".into(),
-        channel: format!("store file:///srv/releases/{name}"),
-        current_revision: None,
-        last_known_good: None,
-        target_revision: None,
-        phase: Phase::Starting,
-        current_event: None,
-        floor: None,
-        health: Health::None,
-        last_check: None,
-        last_channel_error: None,
-        last_deployment: None,
-        last_failure: None,
-        last_refusal: None,
-    }
+    GroupStatus::starting(name, "app", &format!("store file:///srv/releases/{name}"))
 }
 
 /// A deployment of `group` started at `started_at_ms`, with two events.
