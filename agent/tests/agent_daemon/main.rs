@@ -9,34 +9,34 @@
 mod config;
 mod git;
 mod groups;
+mod restarts;
 mod store;
 mod story;
 mod world;
 
-/// Declares each story (a `fn(&dyn Channel)` in `story`) once per channel.
+/// Declares each story (a `fn(Make)` in module `$module`) once per channel.
 macro_rules! over_channels {
-    ($($story:ident),* $(,)?) => {
+    ($module:ident: $($story:ident),* $(,)?) => {
         $(
             mod $story {
                 #[test]
                 fn git() {
-                    crate::story::$story(crate::git::GitChannel::boxed);
+                    crate::$module::$story(crate::git::GitChannel::boxed);
                 }
                 #[test]
                 fn store() {
-                    crate::story::$story(crate::store::StoreChannel::boxed);
+                    crate::$module::$story(crate::store::StoreChannel::boxed);
                 }
             }
         )*
     };
 }
 
+over_channels!(story: deploys_reverts_and_refuses, a_failing_health_check_reverts);
 over_channels!(
-    deploys_reverts_and_refuses,
-    kill_9_mid_hook_is_reverted_on_restart,
+    restarts: kill_9_mid_hook_is_reverted_on_restart,
     sigterm_lets_the_hook_finish_then_exits,
     sigterm_kills_a_hook_that_outlives_the_grace,
     a_release_verified_before_a_crash_is_deployed_after_it,
-    a_failing_health_check_reverts,
     a_deployment_cut_short_before_it_changed_anything_runs_again,
 );

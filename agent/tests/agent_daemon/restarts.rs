@@ -1,0 +1,236 @@
+//! Stories across a stop or a crash of the agent: `kill -9` mid-hook, SIGTERM within and past
+//! the grace, and the crash windows around a release the channel has verified.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::story::{DEPLOY, Make, deploy_v1, deployment_of, event, start};
+use crate::world::{Hooks, World, group, settled_on};
+
+/// `kill -9` while a hook runs; the restarted agent marks the deployment interrupted and
+/// reverts to the last known good revision.
+pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
+    let (world, channel, mut agent) = start(make, "30s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(&world, "v2.0.0", Hooks::BlockBeforeInstall);
+    world.wait_started("v2.0.0", &agent);
+    let status = agent.status();
+    assert_eq!(group(&status)["phase"], "deploying");
+    assert_eq!(group(&status)["current_event"], "BeforeInstall");
+    assert_eq!(group(&status)["target_revision"], "v2.0.0");
+    agent.kill9();
+    let group_id = world.hook_group("v2.0.0");
+    assert!(
+        !World::group_alive(&group_id).is_empty(),
+        "the blocked hook outlives kill -9 of the agent"
+    );
+
+    let agent = world.start_agent(&channel.env());
+    let status = agent.wait_status(DEPLOY, "reverted after the restart", |s| {
+        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    let cut = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(cut["result"], "interrupted");
+    assert_eq!(
+        cut["error"], "interrupted by agent restart during BeforeInstall",
+        "{cut}"
+    );
+    assert_eq!(event(&cut, "BeforeInstall")["status"], "interrupted");
+    assert_eq!(group(&status)["last_deployment"]["reverts"], cut["id"]);
+    assert_eq!(world.installed(), "v1.0.0");
+    let alive = World::group_alive(&group_id);
+    assert!(
+        alive.is_empty(),
+        "the restarted agent stops the left hook: {alive:?}"
+    );
+    let hooks = world.hooks_log();
+    assert!(!hooks.contains("BeforeInstall went on"), "{hooks}");
+    let detail: Value = serde_json::from_str(
+        &agent
+            .get(&format!("/v1/deployments/{}", cut["id"].as_str().unwrap()))
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert!(
+        detail["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!(
+                "scripts the previous agent left running were stopped (process groups [{group_id}])"
+            )),
+        "{detail}"
+    );
+    let metrics = agent.get("/metrics").unwrap().body;
+    assert!(
+        metrics.contains("shoal_deployments_total{group=\"web\",result=\"interrupted\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// SIGTERM while a hook runs: the hook finishes within the grace, nothing new starts, the
+/// agent exits 0; the restarted agent reverts the deployment it had stopped.
+pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
+    let world = World::new();
+    let channel = make(&world);
+    world.write_config(&channel.config(), "20s");
+    let notify_path = world.dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&notify_path).unwrap();
+    systemd.set_read_timeout(Some(DEPLOY)).unwrap();
+    let mut env = channel.env();
+    env.push(("NOTIFY_SOCKET".into(), notify_path.display().to_string()));
+    let mut agent = world.start_agent(&env);
+    let mut said = String::new();
+    let mut read_until = |what: &str| {
+        let mut buf = [0u8; 4096];
+        while !said.lines().any(|l| l == what) {
+            let n = systemd
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {what} ({e}); got {said:?}"));
+            said.push_str(&String::from_utf8_lossy(&buf[..n]));
+            said.push('\n');
+        }
+    };
+    read_until("READY=1");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    read_until("STATUS=web: idle on v1.0.0");
+    channel.publish(
+        &world,
+        "v2.0.0",
+        Hooks::SlowStart(Duration::from_millis(1500)),
+    );
+    world.wait_started("v2.0.0", &agent);
+    agent.signal("TERM");
+    read_until("STOPPING=1");
+    let exit = agent
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no exit within the 20 s grace:\n{}", agent.log_text()));
+    assert!(exit.success(), "{exit}:\n{}", agent.log_text());
+    let env_seen = world.hooks_env();
+    assert!(
+        !env_seen.is_empty() && env_seen.lines().all(|l| l.ends_with("notify=none")),
+        "hooks must not inherit NOTIFY_SOCKET:\n{env_seen}"
+    );
+    let hooks = world.hooks_log();
+    assert!(
+        hooks.contains("v2.0.0 start finished"),
+        "the hook ran to its end:\n{hooks}"
+    );
+    assert!(
+        !hooks.contains("v2.0.0 ValidateService"),
+        "nothing new started:\n{hooks}"
+    );
+
+    let agent = world.start_agent(&channel.env());
+    agent.wait_status(DEPLOY, "reverted after the restart", |s| {
+        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    let stopped = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(stopped["result"], "interrupted");
+    assert_eq!(
+        stopped["error"],
+        "stopped by agent shutdown before ValidateService"
+    );
+    assert_eq!(world.installed(), "v1.0.0");
+}
+
+/// SIGTERM while a hook runs longer than the grace: its process group is killed when the
+/// grace runs out and the agent exits 0.
+pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
+    let (world, channel, mut agent) = start(make, "1s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    let long = Duration::from_millis(60_250);
+    channel.publish(&world, "v2.0.0", Hooks::SlowStart(long));
+    world.wait_started("v2.0.0", &agent);
+    let sent = SystemTime::now();
+    agent.signal("TERM");
+    let exit = agent
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no exit:\n{}", agent.log_text()));
+    let took = sent.elapsed().unwrap();
+    assert!(exit.success(), "{exit}:\n{}", agent.log_text());
+    // 1 s of grace, then SIGTERM to the group (the shell dies at once).
+    assert!(took < Duration::from_secs(8), "exit took {took:?}");
+    let group_id = world.hook_group("v2.0.0");
+    let alive = World::group_alive(&group_id);
+    assert!(
+        alive.is_empty(),
+        "the hook's process group {group_id} was not killed: {alive:?}"
+    );
+    assert!(
+        !world.hooks_log().contains("v2.0.0 start finished"),
+        "the hook was cut short"
+    );
+
+    let agent = world.start_agent(&channel.env());
+    agent.wait_status(DEPLOY, "reverted after the restart", |s| {
+        settled_on(s, "v1.0.0")
+    });
+    let stopped = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(stopped["result"], "interrupted");
+    let start = event(&stopped, "ApplicationStart");
+    assert_eq!(start["status"], "interrupted", "{stopped}");
+    assert!(
+        stopped["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped by agent shutdown during ApplicationStart: script at scripts/start.sh was still running 1 s after the agent was told to stop"),
+        "{stopped}"
+    );
+}
+
+/// The agent died after its channel verified v1.0.0 (the floor rose) and before the deployment
+/// was journaled: the restarted agent still deploys it, although a poll offers a release only
+/// when it raises the floor. The dead agent's poll is the library's, on the same data dir.
+pub fn a_release_verified_before_a_crash_is_deployed_after_it(make: Make) {
+    let world = World::new();
+    let channel = make(&world);
+    world.write_config(&channel.config(), "30s");
+    channel.publish(&world, "v1.0.0", Hooks::Good);
+    assert_eq!(channel.poll_as_agent(&world).as_deref(), Some("v1.0.0"));
+    let agent = world.start_agent(&channel.env());
+    let status = agent.wait_status(DEPLOY, "v1.0.0 deployed after the restart", |s| {
+        settled_on(s, "v1.0.0")
+    });
+    assert_eq!(group(&status)["floor"], "v1.0.0");
+    assert!(group(&status)["last_refusal"].is_null(), "{status}");
+    assert_eq!(world.installed(), "v1.0.0");
+}
+
+/// The agent died while it unpacked v1.0.0 (journaled, nothing run, nothing on disk): the
+/// restarted agent deploys v1.0.0 again rather than dropping it.
+pub fn a_deployment_cut_short_before_it_changed_anything_runs_again(make: Make) {
+    use shoal_agent::runtime::journal::{InFlight, JournalFile};
+
+    let world = World::new();
+    let channel = make(&world);
+    world.write_config(&channel.config(), "30s");
+    channel.publish(&world, "v1.0.0", Hooks::Good);
+    assert_eq!(channel.poll_as_agent(&world).as_deref(), Some("v1.0.0"));
+    let mut journal =
+        JournalFile::load(&JournalFile::path_for(&world.data_dir, crate::world::GROUP)).unwrap();
+    journal
+        .change(|j| {
+            j.last_target = Some("v1.0.0".into());
+            j.in_flight = Some(InFlight {
+                deployment_id: "d-000000000001".into(),
+                revision: "v1.0.0".into(),
+                digest: "git:0".into(),
+                bundle: world.dir.path().join("gone"),
+                reverts: None,
+                auto_revert: true,
+                dir: None,
+                step: "Prepare".into(),
+                started_ms: 0,
+                attempt: 0,
+            });
+        })
+        .unwrap();
+    let agent = world.start_agent(&channel.env());
+    agent.wait_status(DEPLOY, "v1.0.0 deployed after the restart", |s| {
+        settled_on(s, "v1.0.0")
+    });
+    assert_eq!(world.installed(), "v1.0.0");
+}
