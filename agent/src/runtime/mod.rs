@@ -29,6 +29,8 @@ pub const MAX_REVERT_ATTEMPTS: u32 = 3;
 pub enum Next {
     /// Nothing on the host changed: stay as is.
     Stay,
+    /// Cut short before it changed anything: deploy the same release again.
+    Again,
     /// Reinstall the last known good revision.
     Revert {
         /// The revision to go back to.
@@ -62,13 +64,18 @@ pub fn after_failure(
     changed_host: bool,
     cut_short: bool,
 ) -> Next {
+    let unchanged = if cut_short && in_flight.reverts.is_none() {
+        Next::Again
+    } else {
+        Next::Stay
+    };
     let Some(lkg) = &journal.last_known_good else {
         return if changed_host {
             Next::Failed {
                 why: "there is no last known good revision on this host to go back to".into(),
             }
         } else {
-            Next::Stay
+            unchanged
         };
     };
     if let Some(failed) = &in_flight.reverts {
@@ -93,7 +100,7 @@ pub fn after_failure(
         };
     }
     if !changed_host {
-        return Next::Stay;
+        return unchanged;
     }
     if !in_flight.auto_revert {
         return Next::Failed {
@@ -193,6 +200,14 @@ mod tests {
     fn a_deployment_that_changed_nothing_is_not_reverted() {
         let next = after_failure(&journal(Some("v1")), &in_flight(None, true), false, false);
         assert_eq!(next, Next::Stay);
+    }
+
+    #[test]
+    fn a_deployment_cut_short_before_it_changed_anything_runs_again() {
+        for lkg in [None, Some("v1")] {
+            let next = after_failure(&journal(lkg), &in_flight(None, true), false, true);
+            assert_eq!(next, Next::Again, "last known good: {lkg:?}");
+        }
     }
 
     #[test]

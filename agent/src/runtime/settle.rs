@@ -122,17 +122,29 @@ impl GroupTask {
     /// to run, if any.
     fn start_next(&mut self, failed: &InFlight, next: Next) -> Option<InFlight> {
         match next {
-            Next::Stay | Next::Failed { .. } => {
-                let phase = if matches!(next, Next::Stay) {
-                    Phase::Idle
-                } else {
+            Next::Stay | Next::Again | Next::Failed { .. } => {
+                let phase = if matches!(next, Next::Failed { .. }) {
                     Phase::Failed
+                } else {
+                    Phase::Idle
                 };
                 if let Next::Failed { why } = &next {
                     error!(deployment.id = %failed.deployment_id, reason = %why, "not reverted");
                     self.note_on_record(failed, why);
                 }
-                if let Err(e) = self.journal().change(|j| j.in_flight = None) {
+                let again = next == Next::Again;
+                if again {
+                    // The first check after this finds the release at the floor with nothing
+                    // deployed for it, and deploys it.
+                    info!(revision.id = %failed.revision, "deployment cut short before it changed the host; it will run again");
+                }
+                let written = self.journal().change(|j| {
+                    j.in_flight = None;
+                    if again {
+                        j.last_target = None;
+                    }
+                });
+                if let Err(e) = written {
                     error!(error = %e, "cannot write the journal");
                 }
                 self.show(|g| {
@@ -219,14 +231,6 @@ impl GroupTask {
             Some(record)
         });
         let next = self.failed(&in_flight, record.as_ref(), true);
-        if next == Next::Stay && in_flight.reverts.is_none() {
-            // Cut short before it changed anything: the release is deployed again, as the
-            // first check after this finds it at the floor with nothing deployed for it.
-            info!(revision.id = %in_flight.revision, "deployment cut short before it changed the host; it will run again");
-            if let Err(e) = self.journal().change(|j| j.last_target = None) {
-                error!(error = %e, "cannot write the journal");
-            }
-        }
         let Some(revert) = self.start_next(&in_flight, next) else {
             return;
         };
