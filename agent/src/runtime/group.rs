@@ -271,10 +271,18 @@ impl GroupTask {
         } else {
             Health::Unhealthy
         };
-        if let Err(why) = &result {
-            warn!(revision.id = %current.revision, reason = %why, "health check failed");
+        // Logged when it changes, not at every probe.
+        let mut was = Health::Unknown;
+        self.show(|g| was = std::mem::replace(&mut g.health, health));
+        match &result {
+            Err(why) if was != Health::Unhealthy => {
+                warn!(revision.id = %current.revision, reason = %why, "health check failing");
+            }
+            Ok(()) if was == Health::Unhealthy => {
+                info!(revision.id = %current.revision, "health check passing again");
+            }
+            _ => {}
         }
-        self.show(|g| g.health = health);
     }
 
     pub(super) fn health_env(&self, revision: &str) -> Vec<(String, String)> {
