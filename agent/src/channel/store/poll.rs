@@ -80,6 +80,9 @@ impl StoreChannel {
                 Checked::Verified(release) => {
                     changed = true;
                     if poll.newest.is_none() {
+                        // The manifest is on disk before the floor rises: after a crash in
+                        // between, the restarted channel re-checks it and offers it again.
+                        self.record.save()?;
                         state.raise_floor(version)?;
                         tracing::info!(revision.id = %name, digest = %release.digest, "store release verified");
                         poll.newest = Some(*release);
