@@ -7,6 +7,7 @@ pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod execute;
+pub mod net;
 pub mod report;
 pub mod runtime;
 pub mod verify;

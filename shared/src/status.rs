@@ -138,6 +138,11 @@ impl GroupStatus {
             last_refusal: None,
         }
     }
+
+    /// Whether the group has looked at its channel once (a failed look counts).
+    pub fn has_checked(&self) -> bool {
+        self.last_check.is_some() || self.last_channel_error.is_some()
+    }
 }
 
 /// Something that happened, and when.

@@ -8,16 +8,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::header::HeaderMap;
+use hyper::{Response, StatusCode};
 use shoal_shared::status::ErrorBody;
-use tokio::net::TcpStream;
 
 use super::exit;
 use crate::config::{self, ConfigError};
+use crate::net::GetError;
 
 /// How long connecting and getting the response head may take, and then each piece of body.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,38 +182,24 @@ impl Agent {
     async fn send(&self, path: &str) -> Result<Response<Incoming>, ClientError> {
         let addr = self.addr;
         let exchange = async {
-            let stream = TcpStream::connect(addr).await.map_err(|source| {
-                if source.kind() == io::ErrorKind::ConnectionRefused {
-                    ClientError::Refused {
-                        addr,
-                        hint: self.hint.clone(),
+            crate::net::get(addr, &addr.to_string(), path)
+                .await
+                .map_err(|e| match e {
+                    GetError::Connect(source)
+                        if source.kind() == io::ErrorKind::ConnectionRefused =>
+                    {
+                        ClientError::Refused {
+                            addr,
+                            hint: self.hint.clone(),
+                        }
                     }
-                } else {
-                    ClientError::Connect { addr, source }
-                }
-            })?;
-            let http = |source| ClientError::Http { addr, source };
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(http)?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "status connection ended");
-                }
-            });
-            let request = Request::get(path)
-                .header(header::HOST, addr.to_string())
-                .header(
-                    header::USER_AGENT,
-                    concat!("shoal/", env!("CARGO_PKG_VERSION")),
-                )
-                .body(Empty::<Bytes>::new())
-                .map_err(|e| ClientError::Unexpected {
-                    addr,
-                    what: format!("cannot build a request for {path}: {e}"),
-                })?;
-            sender.send_request(request).await.map_err(http)
+                    GetError::Connect(source) => ClientError::Connect { addr, source },
+                    GetError::Http(source) => ClientError::Http { addr, source },
+                    GetError::Request(e) => ClientError::Unexpected {
+                        addr,
+                        what: format!("cannot build a request for {path}: {e}"),
+                    },
+                })
         };
         let response = tokio::time::timeout(TIMEOUT, exchange)
             .await

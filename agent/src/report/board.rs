@@ -68,17 +68,8 @@ impl Board {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        status.node.ready = status
-            .groups
-            .iter()
-            .all(|g| g.last_check.is_some() || g.last_channel_error.is_some());
+        status.node.ready = status.groups.iter().all(GroupStatus::has_checked);
         status
-    }
-
-    /// The names of the groups.
-    pub fn group_names(&self) -> Vec<String> {
-        let status = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        status.groups.iter().map(|g| g.name.clone()).collect()
     }
 }
 

@@ -5,8 +5,6 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::Stdio;
 use std::time::Duration;
 
-use http_body_util::Empty;
-use hyper::body::Bytes;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt as _;
@@ -155,27 +153,13 @@ async fn http_status(url: &str, timeout: Duration) -> Result<(), String> {
 
 async fn get_status(url: &str) -> Result<u16, String> {
     let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
-    let host = parsed.host_str().ok_or("no host")?.to_owned();
+    let host = parsed.host_str().ok_or("no host")?;
     let port = parsed.port_or_known_default().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot connect ({e})"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
     let path = match parsed.query() {
         Some(query) => format!("{}?{query}", parsed.path()),
         None => parsed.path().to_owned(),
     };
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, host)
-        .header(hyper::header::USER_AGENT, "shoal-health")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
+    let response = crate::net::get((host, port), host, &path)
         .await
         .map_err(|e| e.to_string())?;
     Ok(response.status().as_u16())

@@ -148,11 +148,6 @@ impl JournalFile {
         change(&mut self.journal);
         self.save()
     }
-
-    /// Where the journal lives.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ fn ready(state: &ServerState) -> Response<Body> {
     let waiting: Vec<String> = status
         .groups
         .iter()
-        .filter(|g| g.last_check.is_none() && g.last_channel_error.is_none())
+        .filter(|g| !g.has_checked())
         .map(|g| g.name.clone())
         .collect();
     let stopping = status.groups.iter().any(|g| g.phase == Phase::Stopping);
