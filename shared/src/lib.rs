@@ -8,6 +8,7 @@
 
 pub mod appspec;
 pub mod duration;
+pub mod gossip;
 pub mod release;
 pub mod rollout;
 pub mod status;

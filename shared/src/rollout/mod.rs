@@ -1,9 +1,11 @@
-//! Rollouts: the policy that says how a group upgrades (strategy, batch sizes, health gates).
-//! The planner that carries a policy out over gossip builds on this.
+//! Rollouts: the policy that says how a group upgrades (strategy, batch sizes, health gates),
+//! and the planner that carries it out over gossip, one host at a time.
 
 mod ids;
+pub mod plan;
 mod policy;
 
 pub use ids::{deployment_id, revert_id};
 
+pub use plan::{Action, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View};
 pub use policy::{Amount, Linear, Policy, PolicyError, RawPolicy, Scalar, Strategy};

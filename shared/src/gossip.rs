@@ -1,0 +1,308 @@
+//! Every key a node publishes over gossip, and how its value is written.
+//!
+//! A node owns its own key space and only writes there; peers read it. Values are small compact
+//! JSON objects (ids, digests, steps, counters — never manifests: chitchat sends a value whole in
+//! one datagram). Every value carries `"v"`, the encoding version. A reader accepts any `v` it
+//! knows how to read and ignores fields it does not know, so agents of the next shoal version
+//! can add fields while older agents still read the rest during an upgrade of shoal itself.
+//!
+//! | key | value |
+//! |---|---|
+//! | `groups` | [`Groups`]: the groups this node belongs to |
+//! | `g:<group>:state` | [`GroupState`]: current revision, target, step, health |
+//! | `g:<group>:halt` | [`Halt`]: the newest halt this node knows for the group |
+//! | `g:<group>:resume` | [`Resume`]: the newest `shoal resume` this node knows |
+//! | `g:<group>:promote` | [`Promote`]: the newest `shoal promote` this node knows |
+//!
+//! Group and node names are letters, digits, `-`, `_` and `.`, so `:` separates safely.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use crate::status::Health;
+
+/// The encoding version written into every value.
+pub const VERSION: u32 = 1;
+
+/// The oldest encoding version this build reads.
+pub const OLDEST_READABLE: u32 = 1;
+
+/// Longest reason text published; longer ones are cut at a character boundary.
+pub const MAX_REASON: usize = 200;
+
+/// Longest value this build accepts from a peer (bytes); gossip values are small by design.
+pub const MAX_VALUE: usize = 4096;
+
+/// The key listing the node's groups.
+pub const GROUPS_KEY: &str = "groups";
+
+/// Key prefix of everything about one group (`g:<group>:`).
+pub fn group_prefix(group: &str) -> String {
+    format!("g:{group}:")
+}
+
+/// The key of a group's [`GroupState`].
+pub fn state_key(group: &str) -> String {
+    format!("g:{group}:state")
+}
+
+/// The key of a group's [`Halt`].
+pub fn halt_key(group: &str) -> String {
+    format!("g:{group}:halt")
+}
+
+/// The key of a group's [`Resume`].
+pub fn resume_key(group: &str) -> String {
+    format!("g:{group}:resume")
+}
+
+/// The key of a group's [`Promote`].
+pub fn promote_key(group: &str) -> String {
+    format!("g:{group}:promote")
+}
+
+/// Which group and which kind a key is about: `("web", "state")` for `g:web:state`.
+pub fn split_group_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("g:")?;
+    let (group, kind) = rest.rsplit_once(':')?;
+    (!group.is_empty() && !kind.is_empty()).then_some((group, kind))
+}
+
+/// A value that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Longer than [`MAX_VALUE`].
+    #[error("value of {0} bytes is longer than the {MAX_VALUE} accepted")]
+    TooLong(usize),
+    /// Written by an encoding this build does not read.
+    #[error(
+        "encoding version {0} is not readable here (this build reads {OLDEST_READABLE} to {VERSION} and newer with the same fields)"
+    )]
+    Version(u32),
+    /// Not the JSON expected.
+    #[error("malformed value: {0}")]
+    Malformed(String),
+}
+
+/// Reads a value: bounded size, a known version, the expected fields.
+pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        v: u32,
+    }
+    if text.len() > MAX_VALUE {
+        return Err(DecodeError::TooLong(text.len()));
+    }
+    let Versioned { v } =
+        serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if v < OLDEST_READABLE {
+        return Err(DecodeError::Version(v));
+    }
+    serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+/// Writes a value with the current version.
+pub fn encode<T: Serialize>(value: &T) -> String {
+    #[derive(Serialize)]
+    struct Versioned<'a, T> {
+        v: u32,
+        #[serde(flatten)]
+        value: &'a T,
+    }
+    // Serializing these plain structs cannot fail.
+    serde_json::to_string(&Versioned { v: VERSION, value }).unwrap_or_default()
+}
+
+/// `groups`: the groups a node belongs to. A node with none is a plain mesh member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Groups {
+    /// Group names.
+    pub groups: Vec<String>,
+}
+
+/// A release as gossip names it: the deployment id every host derives from the group and the
+/// digest, the release's name and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Target {
+    /// Deployment id (`d-…`).
+    pub id: String,
+    /// Release name (tag or store version).
+    pub revision: String,
+    /// `git:<commit>` or `sha256:<hex>`.
+    pub digest: String,
+}
+
+/// Where a host is in a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Knows the release and waits for its turn.
+    Waiting,
+    /// Running the lifecycle (from ApplicationStop/BeforeInstall until healthy for
+    /// `min_healthy_time`): it occupies a slot.
+    Running,
+    /// Healthy for `min_healthy_time` on the release.
+    Done,
+    /// Its deployment failed (hooks, health, deadline, interrupted); it counts against
+    /// `max_failures`.
+    Failed,
+    /// Going back to its last known good revision after a halt or its own failure.
+    Reverting,
+    /// Back on its last known good revision.
+    Reverted,
+}
+
+impl Step {
+    /// The name shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Reverting => "reverting",
+            Self::Reverted => "reverted",
+        }
+    }
+}
+
+/// `g:<group>:state`: one host's state for one group, written as one value so peers always
+/// read a consistent step and revision together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// Revision it runs (name), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Digest of that revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The newest release it verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Its step in the deployment of `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Step>,
+    /// The halt epoch its step belongs to (see [`Halt::epoch`]).
+    #[serde(default)]
+    pub epoch: u32,
+    /// Failures of `target` on this host in this epoch (a run interrupted by a restart counts).
+    #[serde(default)]
+    pub failures: u32,
+    /// Why it failed, cut to [`MAX_REASON`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its health.
+    #[serde(default = "no_check")]
+    pub health: Health,
+}
+
+fn no_check() -> Health {
+    Health::None
+}
+
+/// `g:<group>:halt`: a deployment halted, by which host and why. Sticky: every host that
+/// learns it keeps it (persisted) until a newer release or a resume of a later epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Halt {
+    /// Deployment id.
+    pub id: String,
+    /// Halts of one deployment are numbered from 1; `shoal resume` voids every halt up to its
+    /// epoch, and failures counted after it start a new epoch.
+    pub epoch: u32,
+    /// The host whose failure (or operator) halted it.
+    pub host: String,
+    /// Why, cut to [`MAX_REASON`].
+    pub reason: String,
+}
+
+/// `g:<group>:resume`: `shoal resume` of a deployment up to `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// Deployment id.
+    pub id: String,
+    /// The halt epoch resumed.
+    pub epoch: u32,
+}
+
+/// `g:<group>:promote`: `shoal promote` of a canary deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promote {
+    /// Deployment id.
+    pub id: String,
+}
+
+/// Cuts a reason to [`MAX_REASON`] bytes at a character boundary.
+pub fn short_reason(reason: &str) -> String {
+    if reason.len() <= MAX_REASON {
+        return reason.to_owned();
+    }
+    let mut end = MAX_REASON;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &reason[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_with_a_version_marker() {
+        let state = GroupState {
+            revision: Some("v1".into()),
+            digest: Some("git:abc".into()),
+            target: Some(Target {
+                id: "d-0123456789ab".into(),
+                revision: "v2".into(),
+                digest: "git:def".into(),
+            }),
+            step: Some(Step::Running),
+            epoch: 0,
+            failures: 0,
+            reason: None,
+            health: Health::Healthy,
+        };
+        let text = encode(&state);
+        assert!(text.starts_with(r#"{"v":1,"#), "{text}");
+        assert_eq!(decode::<GroupState>(&text), Ok(state));
+    }
+
+    #[test]
+    fn newer_fields_are_ignored_and_unknown_versions_refused() {
+        let newer = r#"{"v":2,"id":"d-1","epoch":3,"host":"a","reason":"x","signed_by":"k"}"#;
+        let halt: Halt = decode(newer).expect("a newer writer's halt still reads");
+        assert_eq!(halt.epoch, 3);
+        assert_eq!(
+            decode::<Halt>(r#"{"v":0,"id":"d-1","epoch":1,"host":"a","reason":"x"}"#),
+            Err(DecodeError::Version(0))
+        );
+        assert!(matches!(
+            decode::<Halt>(r#"{"id":"d-1"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<Halt>(&"x".repeat(MAX_VALUE + 1)),
+            Err(DecodeError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn group_keys_split_back() {
+        assert_eq!(
+            split_group_key(&state_key("web.eu")),
+            Some(("web.eu", "state"))
+        );
+        assert_eq!(split_group_key("groups"), None);
+        assert_eq!(split_group_key("g::state"), None);
+    }
+
+    #[test]
+    fn reasons_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(150);
+        let short = short_reason(&long);
+        assert!(short.len() <= MAX_REASON + '…'.len_utf8());
+        assert!(short.ends_with('…'));
+        assert_eq!(short_reason("ok"), "ok");
+    }
+}

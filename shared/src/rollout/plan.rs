@@ -1,0 +1,978 @@
+//! The rollout planner: one host's part in a group's rollout, decided from its own memory and
+//! what its peers publish over gossip. Pure and deterministic — `(memory, event, view, now) ->
+//! (memory', actions)` with no clock and no I/O — so the agent and the simulator run the very
+//! same code.
+//!
+//! How hosts take turns without a leader or a lock:
+//! - Every host orders the group's known members (alive, or dead but remembered) by
+//!   sha256(deployment id ‖ 0x00 ‖ node id). Every host computes the same order.
+//! - A host in the order may start once the hosts *before* it that are not settled (done,
+//!   failed or reverted), plus the hosts *after* it that are running, are fewer than the batch.
+//!   Settling is final within an epoch, so a stale view only ever over-counts, and two hosts
+//!   never both take the last slot. A dead host that never started is skipped; one that was
+//!   running keeps its slot until it comes back and settles or is forgotten.
+//! - Canaries are the first hosts of the order; the others wait until every canary is done
+//!   (healthy for `min_healthy_time`) and the deployment is promoted.
+//! - A host starts nothing while it sees no majority of the members it knows alive, nor right
+//!   after a (re)start, before it has heard from a majority.
+//! - Failures beyond `max_failures` halt the deployment; the halt spreads through gossip, is kept
+//!   by every host that learns it, and (with `auto_revert`) sends every host that moved back to
+//!   its last known good revision. `shoal resume` starts a new epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::policy::{Policy, RawPolicy, Strategy};
+use crate::gossip::{GroupState, Halt, Health, Promote, Resume, Step, Target, short_reason};
+
+/// Milliseconds on the host's clock. Only differences of one host's own readings are used, so
+/// clocks of different hosts need not agree.
+pub type Millis = u64;
+
+/// A revision a host runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// Release name.
+    pub name: String,
+    /// `git:<commit>` or `sha256:<hex>`.
+    pub digest: String,
+}
+
+/// Fixed settings of a planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This host's node id.
+    pub node: String,
+    /// After a (re)start, how long to listen to gossip before starting anything.
+    pub warmup: Millis,
+    /// How long a member not seen alive is remembered (the dead-node grace).
+    pub forget_after: Millis,
+}
+
+/// One other member of the group as gossip shows it to this host.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    /// Its node id.
+    pub node: &'a str,
+    /// Whether the failure detector deems it alive.
+    pub alive: bool,
+    /// Its `g:<group>:state`, if published and readable.
+    pub state: Option<&'a GroupState>,
+    /// The halt it publishes.
+    pub halt: Option<&'a Halt>,
+    /// The resume it publishes.
+    pub resume: Option<&'a Resume>,
+    /// The promote it publishes.
+    pub promote: Option<&'a Promote>,
+}
+
+impl<'a> Peer<'a> {
+    /// A peer that publishes only a state.
+    pub fn new(node: &'a str, alive: bool, state: Option<&'a GroupState>) -> Self {
+        Self {
+            node,
+            alive,
+            state,
+            halt: None,
+            resume: None,
+            promote: None,
+        }
+    }
+}
+
+/// What gossip shows of the group's other members. An entry for this host itself is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct View<'a> {
+    /// Every other member gossip knows, alive or dead.
+    pub peers: Vec<Peer<'a>>,
+}
+
+/// How this host's lifecycle of the target ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Hooks passed and the host was healthy for `min_healthy_time`.
+    Done,
+    /// A hook, the health check or the healthy deadline failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The agent restarted in the middle of it.
+    Interrupted {
+        /// Why (which step was cut short).
+        reason: String,
+        /// Whether the host had been changed (files installed or hooks run) before it stopped.
+        changed_host: bool,
+    },
+}
+
+/// Something that happens to the planner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Time passed or the view changed.
+    Tick,
+    /// The channel verified a release newer than anything this host deployed.
+    Release {
+        /// The release.
+        target: Target,
+        /// Its rollout policy.
+        policy: Policy,
+    },
+    /// The lifecycle started by [`Action::Deploy`] ended.
+    Ran(Outcome),
+    /// The revert started by [`Action::Revert`] ended.
+    Reverted {
+        /// Whether the last known good revision runs again.
+        ok: bool,
+    },
+    /// The health of the running revision, between deployments.
+    Health(Health),
+    /// `shoal halt` on this host.
+    Halt {
+        /// The operator's reason.
+        reason: String,
+    },
+    /// `shoal resume` on this host.
+    Resume,
+    /// `shoal promote` on this host.
+    Promote,
+}
+
+/// What the planner asks the agent to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the lifecycle of this release, then report [`Event::Ran`].
+    Deploy(Target),
+    /// Go back to this revision, then report [`Event::Reverted`].
+    Revert(Revision),
+    /// A peer verified a release this host has not: check the channel now. Gossip is a hint,
+    /// never a source of trust.
+    CheckChannel(Target),
+}
+
+/// An operator command that cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Nothing to steer.
+    #[error("the group has no release to {0}")]
+    NoRelease(&'static str),
+    /// Resume of a deployment that is not halted.
+    #[error("deployment {0} is not halted")]
+    NotHalted(String),
+    /// Promote outside a canary deployment.
+    #[error("deployment {0} is not a canary deployment")]
+    NotCanary(String),
+}
+
+/// What a host keeps across restarts (the agent persists it before acting on any change).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// What this host publishes as `g:<group>:state`.
+    pub state: Option<GroupState>,
+    /// The revision it goes back to (its last known good before the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lkg: Option<Revision>,
+    /// The target's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RawPolicy>,
+    /// A release that arrived while the lifecycle ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<(Target, RawPolicy)>,
+    /// The newest halt it knows for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt: Option<Halt>,
+    /// The newest resume it knows for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+    /// The promote it knows for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<Promote>,
+    /// Members of the group and when each was last seen alive (this host's clock).
+    #[serde(default)]
+    pub members: BTreeMap<String, Millis>,
+}
+
+/// Why a host is not starting the target (shown in status and traces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// No release to deploy, or already past `Waiting`.
+    Nothing,
+    /// Halted.
+    Halted,
+    /// Sees `alive` of `members` alive: not a majority.
+    NoMajority {
+        /// Members seen alive, itself included.
+        alive: usize,
+        /// Members known.
+        members: usize,
+    },
+    /// Just (re)started; listening to gossip first.
+    WarmingUp,
+    /// Some alive members have not learned of the last resume yet.
+    Resuming,
+    /// Canaries not all done yet.
+    Canaries,
+    /// Canaries done; waiting for `shoal promote`.
+    Promotion,
+    /// Linear: the previous step is not done, or `every` has not passed since.
+    Step,
+    /// Its turn has not come: this many hosts occupy the batch.
+    Turn {
+        /// Hosts ahead of it not settled, plus hosts after it running.
+        busy: usize,
+        /// The batch size.
+        batch: usize,
+    },
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Nothing => f.write_str("nothing to do"),
+            Self::Halted => f.write_str("halted"),
+            Self::NoMajority { alive, members } => {
+                write!(f, "sees {alive} of {members} members alive, not a majority")
+            }
+            Self::WarmingUp => f.write_str("listening to gossip after a start"),
+            Self::Resuming => f.write_str("waiting for every member to learn of the resume"),
+            Self::Canaries => f.write_str("waiting for the canaries to be healthy"),
+            Self::Promotion => f.write_str("canaries healthy; waiting for `shoal promote`"),
+            Self::Step => f.write_str("waiting for the next linear step"),
+            Self::Turn { busy, batch } => {
+                write!(f, "waiting for its turn ({busy} of {batch} slots taken)")
+            }
+        }
+    }
+}
+
+/// One host's planner for one group.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    settings: Settings,
+    memory: Memory,
+    policy: Option<Policy>,
+    /// When this planner started (this run of the agent).
+    up_since: Millis,
+    /// Members seen alive since the start.
+    heard: BTreeSet<String>,
+    /// Releases announced by peers that were already passed on as [`Action::CheckChannel`].
+    hinted: BTreeSet<Target>,
+    /// Done hosts counted and when that count last rose (progress deadline).
+    progress: (usize, Millis),
+    /// Linear: the step found open and when it opened.
+    linear_open: Option<(usize, Millis)>,
+    /// The order of the members for the target: (deployment id, members, order).
+    order: Option<(String, Vec<String>, Vec<String>)>,
+    /// Why it is not starting, as of the last step.
+    wait: Wait,
+    /// Health between deployments.
+    health: Health,
+}
+
+impl Planner {
+    /// A planner starting at `now` from what was persisted (default for a first start).
+    /// `default_policy` applies when the memory holds no readable policy.
+    pub fn new(settings: Settings, memory: Memory, default_policy: &Policy, now: Millis) -> Self {
+        let policy = memory
+            .state
+            .as_ref()
+            .and_then(|s| s.target.as_ref())
+            .map(|_| {
+                memory
+                    .policy
+                    .as_ref()
+                    .and_then(|raw| raw.check(default_policy).ok())
+                    .unwrap_or_else(|| default_policy.clone())
+            });
+        let health = memory.state.as_ref().map_or(Health::None, |s| s.health);
+        Self {
+            settings,
+            memory,
+            policy,
+            up_since: now,
+            heard: BTreeSet::new(),
+            hinted: BTreeSet::new(),
+            progress: (0, now),
+            linear_open: None,
+            order: None,
+            wait: Wait::Nothing,
+            health,
+        }
+    }
+
+    /// What must be persisted.
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// This host's node id.
+    pub fn node(&self) -> &str {
+        &self.settings.node
+    }
+
+    /// What this host publishes as `g:<group>:state`.
+    pub fn published(&self) -> Option<&GroupState> {
+        self.memory.state.as_ref()
+    }
+
+    /// The target release, if any.
+    pub fn target(&self) -> Option<&Target> {
+        self.state()?.target.as_ref()
+    }
+
+    /// This host's step in the target's deployment.
+    pub fn step_now(&self) -> Option<Step> {
+        self.state()?.step
+    }
+
+    /// The target's policy.
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+
+    /// Why it is not starting the target, as of the last step.
+    pub fn wait(&self) -> &Wait {
+        &self.wait
+    }
+
+    /// The halt in force for the target, if any.
+    pub fn halted(&self) -> Option<&Halt> {
+        let state = self.state()?;
+        let target = state.target.as_ref()?;
+        self.memory
+            .halt
+            .as_ref()
+            .filter(|h| h.id == target.id && h.epoch >= state.epoch)
+    }
+
+    /// The members of the group this host knows (itself included), in the target's order.
+    pub fn order(&self) -> &[String] {
+        self.order.as_ref().map_or(&[], |(_, _, order)| order)
+    }
+
+    /// Records an operator command and what it publishes; the next [`Planner::step`] acts on it.
+    pub fn command(&mut self, event: Event, now: Millis) -> Result<Vec<Action>, CommandError> {
+        let what = match &event {
+            Event::Halt { .. } => "halt",
+            Event::Resume => "resume",
+            _ => "promote",
+        };
+        let target = self
+            .target()
+            .cloned()
+            .ok_or(CommandError::NoRelease(what))?;
+        match &event {
+            Event::Resume if self.halted().is_none() => {
+                return Err(CommandError::NotHalted(target.id));
+            }
+            Event::Promote
+                if self.policy.as_ref().map(|p| p.strategy) != Some(Strategy::Canary) =>
+            {
+                return Err(CommandError::NotCanary(target.id));
+            }
+            _ => {}
+        }
+        Ok(self.step(event, &View::default(), now))
+    }
+
+    /// Takes one event with the current view of the group at `now`; returns what to do.
+    pub fn step(&mut self, event: Event, view: &View<'_>, now: Millis) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.learn_members(view, now);
+        match event {
+            Event::Tick => {}
+            Event::Release { target, policy } => self.release(target, policy, now, &mut actions),
+            Event::Ran(outcome) => self.ran(outcome, now, &mut actions),
+            Event::Reverted { ok } => self.reverted(ok, now, &mut actions),
+            Event::Health(health) => {
+                self.health = health;
+                if let Some(state) = self.memory.state.as_mut() {
+                    state.health = health;
+                }
+            }
+            Event::Halt { reason } => {
+                let reason = format!("halted by the operator on {}: {reason}", self.node());
+                let node = self.node().to_owned();
+                self.halt(node, &reason);
+            }
+            Event::Resume => self.resume(),
+            Event::Promote => {
+                if let Some(target) = self.target() {
+                    self.memory.promote = Some(Promote {
+                        id: target.id.clone(),
+                    });
+                }
+            }
+        }
+        self.learn(view, &mut actions);
+        self.count_failures(view);
+        self.check_progress(view, now);
+        if self.halted().is_some() {
+            self.revert_if_moved(&mut actions);
+        }
+        self.wait = Wait::Nothing;
+        if self.step_now() == Some(Step::Waiting) {
+            match self.blocked(view, now) {
+                Some(wait) => self.wait = wait,
+                None => {
+                    self.set_step(Step::Running);
+                    if let Some(target) = self.target().cloned() {
+                        actions.push(Action::Deploy(target));
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    fn state(&self) -> Option<&GroupState> {
+        self.memory.state.as_ref()
+    }
+
+    fn state_mut(&mut self) -> &mut GroupState {
+        let health = self.health;
+        self.memory.state.get_or_insert(GroupState {
+            revision: None,
+            digest: None,
+            target: None,
+            step: None,
+            epoch: 0,
+            failures: 0,
+            reason: None,
+            health,
+        })
+    }
+
+    fn set_step(&mut self, step: Step) {
+        self.state_mut().step = Some(step);
+    }
+
+    fn current(&self) -> Option<Revision> {
+        let state = self.state()?;
+        Some(Revision {
+            name: state.revision.clone()?,
+            digest: state.digest.clone()?,
+        })
+    }
+
+    fn release(&mut self, target: Target, policy: Policy, now: Millis, actions: &mut Vec<Action>) {
+        if self.target() == Some(&target) {
+            return;
+        }
+        if self.step_now() == Some(Step::Running) || self.step_now() == Some(Step::Reverting) {
+            // Finish what runs first; the new release follows.
+            self.memory.next = Some((target, policy.to_raw()));
+            return;
+        }
+        self.adopt(target, policy, now);
+        let _ = actions;
+    }
+
+    fn adopt(&mut self, target: Target, policy: Policy, now: Millis) {
+        self.memory.lkg = self.current();
+        self.memory.policy = Some(policy.to_raw());
+        self.memory.halt = None;
+        self.memory.resume = None;
+        self.memory.promote = None;
+        self.policy = Some(policy);
+        self.progress = (0, now);
+        self.linear_open = None;
+        let state = self.state_mut();
+        state.target = Some(target);
+        state.step = Some(Step::Waiting);
+        state.epoch = 0;
+        state.failures = 0;
+        state.reason = None;
+    }
+
+    fn ran(&mut self, outcome: Outcome, now: Millis, actions: &mut Vec<Action>) {
+        let Some(target) = self.target().cloned() else {
+            return;
+        };
+        match outcome {
+            Outcome::Done => {
+                let state = self.state_mut();
+                state.revision = Some(target.revision.clone());
+                state.digest = Some(target.digest.clone());
+                state.step = Some(Step::Done);
+                state.reason = None;
+            }
+            Outcome::Failed { reason } => {
+                let state = self.state_mut();
+                state.failures += 1;
+                state.reason = Some(short_reason(&reason));
+                state.step = Some(Step::Failed);
+                // It may have installed part of the release: it has moved.
+                self.revert_if_moved_from(&target, actions, true);
+            }
+            Outcome::Interrupted {
+                reason,
+                changed_host,
+            } => {
+                if changed_host {
+                    let state = self.state_mut();
+                    state.failures += 1;
+                    state.reason = Some(short_reason(&reason));
+                }
+                // It keeps its slot (still `Running`) and runs again unless that halts the
+                // deployment, or it was cut short too often.
+                let failures = self.state().map_or(0, |s| s.failures);
+                if failures >= MAX_INTERRUPTIONS {
+                    self.set_step(Step::Failed);
+                    self.revert_if_moved_from(&target, actions, true);
+                } else {
+                    self.set_step(Step::Waiting);
+                }
+            }
+        }
+        self.take_next(now);
+    }
+
+    fn reverted(&mut self, ok: bool, now: Millis, actions: &mut Vec<Action>) {
+        let lkg = self.memory.lkg.clone();
+        let state = self.state_mut();
+        if ok {
+            if let Some(lkg) = lkg {
+                state.revision = Some(lkg.name);
+                state.digest = Some(lkg.digest);
+            }
+            state.step = Some(Step::Reverted);
+        } else {
+            state.step = Some(Step::Failed);
+            state.reason = Some("the revert to the last known good revision failed".to_owned());
+        }
+        let _ = actions;
+        self.take_next(now);
+    }
+
+    /// A release that arrived while the lifecycle ran becomes the target once it is over.
+    fn take_next(&mut self, now: Millis) {
+        if matches!(self.step_now(), Some(Step::Running | Step::Reverting)) {
+            return;
+        }
+        if let Some((target, raw)) = self.memory.next.take() {
+            let base = self.policy.clone().unwrap_or_default();
+            let policy = raw.check(&base).unwrap_or(base);
+            self.adopt(target, policy, now);
+        }
+    }
+
+    /// Sends the host back to its last known good revision if it runs (part of) `target`.
+    fn revert_if_moved_from(&mut self, target: &Target, actions: &mut Vec<Action>, own: bool) {
+        let auto_revert = self.policy.as_ref().is_some_and(|p| p.auto_revert);
+        let Some(lkg) = self.memory.lkg.clone() else {
+            return;
+        };
+        if !auto_revert || lkg.digest == target.digest {
+            return;
+        }
+        let on_target = self.state().and_then(|s| s.digest.as_deref()) == Some(&target.digest);
+        if own || on_target {
+            self.set_step(Step::Reverting);
+            actions.push(Action::Revert(lkg));
+        }
+    }
+
+    /// Halted: a host done on the target goes back (one still running goes back once it ends).
+    fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
+        if self.step_now() != Some(Step::Done) {
+            return;
+        }
+        if let Some(target) = self.target().cloned() {
+            self.revert_if_moved_from(&target, actions, false);
+        }
+    }
+
+    fn halt(&mut self, host: String, reason: &str) {
+        let Some(state) = self.state() else {
+            return;
+        };
+        let Some(target) = &state.target else {
+            return;
+        };
+        if self.halted().is_some() {
+            return;
+        }
+        self.memory.halt = Some(Halt {
+            id: target.id.clone(),
+            epoch: state.epoch,
+            host,
+            reason: short_reason(reason),
+        });
+    }
+
+    fn resume(&mut self) {
+        let Some(halt) = self.halted().cloned() else {
+            return;
+        };
+        let resume = Resume {
+            id: halt.id,
+            epoch: halt.epoch,
+        };
+        self.apply_resume(resume);
+    }
+
+    /// A resume of `epoch` voids the halts up to it and starts the next epoch: failures are
+    /// counted afresh, and hosts that failed or went back wait for their turn again.
+    fn apply_resume(&mut self, resume: Resume) {
+        let state = self.state_mut();
+        state.epoch = resume.epoch + 1;
+        state.failures = 0;
+        state.reason = None;
+        if matches!(state.step, Some(Step::Failed | Step::Reverted)) {
+            state.step = Some(Step::Waiting);
+        }
+        self.memory.resume = Some(resume);
+    }
+
+    /// Takes what peers publish: resumes, halts and promotes of the target; releases this host
+    /// has not verified.
+    fn learn(&mut self, view: &View<'_>, actions: &mut Vec<Action>) {
+        let Some(target) = self.target().cloned() else {
+            for peer in &view.peers {
+                self.hint(peer, None, actions);
+            }
+            return;
+        };
+        for peer in &view.peers {
+            if peer.node == self.settings.node {
+                continue;
+            }
+            let epoch = self.state().map_or(0, |s| s.epoch);
+            if let Some(resume) = peer
+                .resume
+                .filter(|r| r.id == target.id && r.epoch >= epoch)
+            {
+                self.apply_resume(resume.clone());
+            }
+            let epoch = self.state().map_or(0, |s| s.epoch);
+            if let Some(halt) = peer.halt.filter(|h| h.id == target.id && h.epoch >= epoch) {
+                let newer = self
+                    .memory
+                    .halt
+                    .as_ref()
+                    .is_none_or(|known| known.id != halt.id || known.epoch < halt.epoch);
+                if newer {
+                    self.memory.halt = Some(halt.clone());
+                }
+            }
+            if let Some(promote) = peer.promote.filter(|p| p.id == target.id) {
+                self.memory.promote = Some(promote.clone());
+            }
+            self.hint(peer, Some(&target), actions);
+        }
+    }
+
+    fn hint(&mut self, peer: &Peer<'_>, mine: Option<&Target>, actions: &mut Vec<Action>) {
+        let Some(theirs) = peer.state.and_then(|s| s.target.as_ref()) else {
+            return;
+        };
+        if peer.alive && Some(theirs) != mine && self.hinted.insert(theirs.clone()) {
+            actions.push(Action::CheckChannel(theirs.clone()));
+        }
+    }
+
+    /// Halts the target once its failures in this epoch exceed `max_failures`.
+    fn count_failures(&mut self, view: &View<'_>) {
+        let (Some(state), Some(policy)) = (self.state(), self.policy.as_ref()) else {
+            return;
+        };
+        let Some(target) = &state.target else {
+            return;
+        };
+        if self.halted().is_some() {
+            return;
+        }
+        let mut total = state.failures;
+        let mut first: Option<(&str, Option<&str>)> =
+            (state.failures > 0).then_some((self.settings.node.as_str(), state.reason.as_deref()));
+        for peer in &view.peers {
+            let Some(theirs) = peer.state else { continue };
+            if peer.node == self.settings.node
+                || theirs.target.as_ref().map(|t| &t.id) != Some(&target.id)
+                || theirs.epoch != state.epoch
+                || theirs.failures == 0
+            {
+                continue;
+            }
+            total += theirs.failures;
+            if first.is_none_or(|(node, _)| peer.node < node)
+                && first.map(|(n, _)| n) != Some(self.settings.node.as_str())
+            {
+                first = Some((peer.node, theirs.reason.as_deref()));
+            }
+        }
+        if total <= policy.max_failures {
+            return;
+        }
+        let (host, reason) = first.unwrap_or((self.settings.node.as_str(), None));
+        let reason = format!("{host} failed: {}", reason.unwrap_or("deployment failed"));
+        let host = host.to_owned();
+        self.halt(host, &reason);
+    }
+
+    /// Halts the target when no host completed it within `progress_deadline`.
+    fn check_progress(&mut self, view: &View<'_>, now: Millis) {
+        let (Some(state), Some(policy)) = (self.state(), self.policy.as_ref()) else {
+            return;
+        };
+        let Some(target) = &state.target else {
+            return;
+        };
+        if self.halted().is_some() || matches!(self.wait, Wait::Promotion) {
+            self.progress.1 = now;
+            return;
+        }
+        let on_target = |s: &GroupState| s.target.as_ref().map(|t| &t.id) == Some(&target.id);
+        let mut done = usize::from(state.step == Some(Step::Done));
+        let mut open = !settled(state.step);
+        for peer in &view.peers {
+            let Some(theirs) = peer.state.filter(|s| on_target(s)) else {
+                open |= peer.alive;
+                continue;
+            };
+            done += usize::from(theirs.step == Some(Step::Done));
+            open |= !settled(theirs.step) && (peer.alive || theirs.step == Some(Step::Running));
+        }
+        if done > self.progress.0 || !open {
+            self.progress = (done.max(self.progress.0), now);
+            return;
+        }
+        let deadline = policy.progress_deadline;
+        if u128::from(now.saturating_sub(self.progress.1)) > deadline.as_millis() {
+            let reason = format!(
+                "progress deadline: no host completed {} within {}",
+                target.revision,
+                crate::duration::format_duration(deadline)
+            );
+            let node = self.settings.node.clone();
+            self.halt(node, &reason);
+        }
+    }
+
+    /// Remembers the members gossip shows; forgets those not seen alive for `forget_after`.
+    fn learn_members(&mut self, view: &View<'_>, now: Millis) {
+        for peer in &view.peers {
+            if peer.node == self.settings.node {
+                continue;
+            }
+            if peer.alive {
+                self.memory.members.insert(peer.node.to_owned(), now);
+                if !self.heard.contains(peer.node) {
+                    self.heard.insert(peer.node.to_owned());
+                }
+            } else if !self.memory.members.contains_key(peer.node) {
+                self.memory.members.insert(peer.node.to_owned(), now);
+            }
+        }
+        let forget_after = self.settings.forget_after;
+        self.memory
+            .members
+            .retain(|_, seen| now.saturating_sub(*seen) <= forget_after);
+    }
+
+    /// Why this host may not start the target now; `None` when it may.
+    fn blocked(&mut self, view: &View<'_>, now: Millis) -> Option<Wait> {
+        if self.halted().is_some() {
+            return Some(Wait::Halted);
+        }
+        let state = self.state()?;
+        let target = state.target.clone()?;
+        let epoch = state.epoch;
+        let policy = self.policy.clone().unwrap_or_default();
+        let peers: BTreeMap<&str, &Peer<'_>> = view
+            .peers
+            .iter()
+            .filter(|p| p.node != self.settings.node)
+            .map(|p| (p.node, p))
+            .collect();
+        let members = self.memory.members.len() + 1;
+        let alive = 1 + self
+            .memory
+            .members
+            .keys()
+            .filter(|m| peers.get(m.as_str()).is_some_and(|p| p.alive))
+            .count();
+        if alive * 2 <= members {
+            return Some(Wait::NoMajority { alive, members });
+        }
+        let heard = 1 + self
+            .memory
+            .members
+            .keys()
+            .filter(|m| self.heard.contains(*m))
+            .count();
+        if now.saturating_sub(self.up_since) < self.settings.warmup || heard * 2 <= members {
+            return Some(Wait::WarmingUp);
+        }
+        let behind = |p: &&&Peer<'_>| {
+            p.alive
+                && p.state.is_some_and(|s| {
+                    s.target.as_ref().map(|t| &t.id) == Some(&target.id) && s.epoch < epoch
+                })
+        };
+        if epoch > 0 && peers.values().any(|p| behind(&p)) {
+            return Some(Wait::Resuming);
+        }
+        self.refresh_order(&target.id);
+        let order = self.order().to_vec();
+        let me = order.iter().position(|n| *n == self.settings.node)?;
+        let slot = |node: &str| -> Slot {
+            let Some(peer) = peers.get(node) else {
+                // Remembered but not in gossip (yet): it may be running.
+                return Slot::Unknown;
+            };
+            let on_target = peer
+                .state
+                .filter(|s| s.target.as_ref().map(|t| &t.id) == Some(&target.id));
+            match on_target.and_then(|s| s.step) {
+                Some(Step::Running) => Slot::Running,
+                Some(Step::Done) => Slot::Done,
+                Some(step) if settled(Some(step)) => Slot::Settled,
+                _ if peer.alive => Slot::NotStarted,
+                _ => Slot::Skipped,
+            }
+        };
+        let slots: Vec<Slot> = order
+            .iter()
+            .map(|n| {
+                if *n == self.settings.node {
+                    Slot::Me
+                } else {
+                    slot(n)
+                }
+            })
+            .collect();
+        let n = order.len();
+        let (batch, first) = match policy.strategy {
+            Strategy::AllAtOnce => (n, 0),
+            Strategy::OneAtATime => (1, 0),
+            Strategy::HalfAtATime => (n.div_ceil(2), 0),
+            Strategy::Rolling => (policy.max_parallel.of(n), 0),
+            Strategy::Canary => {
+                let canaries = policy.canary.of(n);
+                if me < canaries {
+                    (canaries, 0)
+                } else {
+                    if !slots[..canaries].iter().all(|s| *s == Slot::Done) {
+                        return Some(Wait::Canaries);
+                    }
+                    let promoted = policy.auto_promote
+                        || self
+                            .memory
+                            .promote
+                            .as_ref()
+                            .is_some_and(|p| p.id == target.id);
+                    if !promoted {
+                        return Some(Wait::Promotion);
+                    }
+                    (policy.max_parallel.of(n), canaries)
+                }
+            }
+            Strategy::Linear => {
+                let (step, every) = policy.linear.map_or((policy.max_parallel.of(n), 0), |l| {
+                    (
+                        l.step.of(n),
+                        u64::try_from(l.every.as_millis()).unwrap_or(u64::MAX),
+                    )
+                });
+                let stage = me / step;
+                let first = stage * step;
+                if stage > 0 {
+                    if slots[..first].iter().any(|s| s.unsettled()) {
+                        self.linear_open = None;
+                        return Some(Wait::Step);
+                    }
+                    let opened = match self.linear_open {
+                        Some((open, at)) if open == stage => at,
+                        _ => {
+                            self.linear_open = Some((stage, now));
+                            now
+                        }
+                    };
+                    if now.saturating_sub(opened) < every {
+                        return Some(Wait::Step);
+                    }
+                }
+                (step, first)
+            }
+        };
+        let before = slots[first..me].iter().filter(|s| s.unsettled()).count();
+        let after = slots[me + 1..].iter().filter(|s| s.may_run()).count();
+        let busy = before + after;
+        (busy >= batch).then_some(Wait::Turn { busy, batch })
+    }
+
+    fn refresh_order(&mut self, id: &str) {
+        let mut members: Vec<String> = self.memory.members.keys().cloned().collect();
+        members.push(self.settings.node.clone());
+        members.sort();
+        members.dedup();
+        if let Some((cached, known, _)) = &self.order
+            && cached == id
+            && *known == members
+        {
+            return;
+        }
+        let order = rollout_order(id, &members);
+        self.order = Some((id.to_owned(), members, order));
+    }
+}
+
+/// A run interrupted this many times on one host fails for good.
+pub const MAX_INTERRUPTIONS: u32 = 3;
+
+/// Where another member stands, as this host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Me,
+    /// Running the target's lifecycle (alive or not: a dead runner keeps its slot).
+    Running,
+    /// Done with the target.
+    Done,
+    /// Failed or went back.
+    Settled,
+    /// Alive and not started.
+    NotStarted,
+    /// Dead and not running: skipped.
+    Skipped,
+    /// Remembered but not seen in gossip since this host started.
+    Unknown,
+}
+
+impl Slot {
+    /// Counts against the batch when it is ahead of this host in the order.
+    fn unsettled(self) -> bool {
+        matches!(self, Self::Running | Self::NotStarted | Self::Unknown)
+    }
+
+    /// Counts against the batch when it is after this host in the order.
+    fn may_run(self) -> bool {
+        matches!(self, Self::Running | Self::Unknown)
+    }
+}
+
+fn settled(step: Option<Step>) -> bool {
+    matches!(
+        step,
+        Some(Step::Done | Step::Failed | Step::Reverting | Step::Reverted)
+    )
+}
+
+/// The members in the order a deployment takes them: by sha256(deployment id ‖ 0x00 ‖ node id).
+pub fn rollout_order(id: &str, members: &[String]) -> Vec<String> {
+    let mut keyed: Vec<([u8; 32], &String)> = members
+        .iter()
+        .map(|m| {
+            let mut hash = Sha256::new();
+            hash.update(id.as_bytes());
+            hash.update([0]);
+            hash.update(m.as_bytes());
+            (hash.finalize().into(), m)
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, m)| m.clone()).collect()
+}
