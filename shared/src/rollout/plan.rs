@@ -94,12 +94,18 @@ pub struct View<'a> {
 pub enum Outcome {
     /// Hooks passed and the host was healthy for `min_healthy_time`.
     Done,
-    /// A hook, the health check or the healthy deadline failed.
+    /// A hook, the health check or the healthy deadline failed. The host has already handled
+    /// its own failure (gone back to its last known good revision, if the policy says so and it
+    /// could): that is part of its lifecycle, like CodeDeploy's rollback.
     Failed {
         /// Why.
         reason: String,
+        /// Whether it went back to its last known good revision.
+        reverted: bool,
     },
-    /// The agent restarted in the middle of it.
+    /// The agent restarted in the middle of it. If the host had changed, it has gone back to
+    /// its last known good revision already; the run counts as a failure, and unless that
+    /// halts the deployment the host takes its turn again.
     Interrupted {
         /// Why (which step was cut short).
         reason: String,
@@ -352,8 +358,9 @@ impl Planner {
         self.order.as_ref().map_or(&[], |(_, _, order)| order)
     }
 
-    /// Records an operator command and what it publishes; the next [`Planner::step`] acts on it.
-    pub fn command(&mut self, event: Event, now: Millis) -> Result<Vec<Action>, CommandError> {
+    /// Records an operator command (`Halt`, `Resume` or `Promote`) and what it publishes; the
+    /// next [`Planner::step`] acts on it.
+    pub fn command(&mut self, event: Event) -> Result<(), CommandError> {
         let what = match &event {
             Event::Halt { .. } => "halt",
             Event::Resume => "resume",
@@ -374,7 +381,19 @@ impl Planner {
             }
             _ => {}
         }
-        Ok(self.step(event, &View::default(), now))
+        match event {
+            Event::Halt { reason } => {
+                let reason = format!("halted by the operator on {}: {reason}", self.node());
+                let node = self.node().to_owned();
+                self.halt(node, &reason);
+            }
+            Event::Resume => self.resume(),
+            Event::Promote => {
+                self.memory.promote = Some(Promote { id: target.id });
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Takes one event with the current view of the group at `now`; returns what to do.
@@ -383,27 +402,18 @@ impl Planner {
         self.learn_members(view, now);
         match event {
             Event::Tick => {}
-            Event::Release { target, policy } => self.release(target, policy, now, &mut actions),
-            Event::Ran(outcome) => self.ran(outcome, now, &mut actions),
-            Event::Reverted { ok } => self.reverted(ok, now, &mut actions),
+            Event::Release { target, policy } => self.release(target, policy, now),
+            Event::Ran(outcome) => self.ran(outcome, now),
+            Event::Reverted { ok } => self.reverted(ok, now),
             Event::Health(health) => {
                 self.health = health;
                 if let Some(state) = self.memory.state.as_mut() {
                     state.health = health;
                 }
             }
-            Event::Halt { reason } => {
-                let reason = format!("halted by the operator on {}: {reason}", self.node());
-                let node = self.node().to_owned();
-                self.halt(node, &reason);
-            }
-            Event::Resume => self.resume(),
-            Event::Promote => {
-                if let Some(target) = self.target() {
-                    self.memory.promote = Some(Promote {
-                        id: target.id.clone(),
-                    });
-                }
+            Event::Halt { .. } | Event::Resume | Event::Promote => {
+                // Commands that cannot apply are refused with a reason by `command`.
+                let _ = self.command(event);
             }
         }
         self.learn(view, &mut actions);
@@ -457,7 +467,7 @@ impl Planner {
         })
     }
 
-    fn release(&mut self, target: Target, policy: Policy, now: Millis, actions: &mut Vec<Action>) {
+    fn release(&mut self, target: Target, policy: Policy, now: Millis) {
         if self.target() == Some(&target) {
             return;
         }
@@ -467,7 +477,6 @@ impl Planner {
             return;
         }
         self.adopt(target, policy, now);
-        let _ = actions;
     }
 
     fn adopt(&mut self, target: Target, policy: Policy, now: Millis) {
@@ -487,7 +496,7 @@ impl Planner {
         state.reason = None;
     }
 
-    fn ran(&mut self, outcome: Outcome, now: Millis, actions: &mut Vec<Action>) {
+    fn ran(&mut self, outcome: Outcome, now: Millis) {
         let Some(target) = self.target().cloned() else {
             return;
         };
@@ -499,13 +508,20 @@ impl Planner {
                 state.step = Some(Step::Done);
                 state.reason = None;
             }
-            Outcome::Failed { reason } => {
+            Outcome::Failed { reason, reverted } => {
+                let lkg = self.memory.lkg.clone();
                 let state = self.state_mut();
                 state.failures += 1;
                 state.reason = Some(short_reason(&reason));
-                state.step = Some(Step::Failed);
-                // It may have installed part of the release: it has moved.
-                self.revert_if_moved_from(&target, actions, true);
+                state.step = Some(if reverted {
+                    Step::Reverted
+                } else {
+                    Step::Failed
+                });
+                if let (true, Some(lkg)) = (reverted, lkg) {
+                    state.revision = Some(lkg.name);
+                    state.digest = Some(lkg.digest);
+                }
             }
             Outcome::Interrupted {
                 reason,
@@ -521,7 +537,6 @@ impl Planner {
                 let failures = self.state().map_or(0, |s| s.failures);
                 if failures >= MAX_INTERRUPTIONS {
                     self.set_step(Step::Failed);
-                    self.revert_if_moved_from(&target, actions, true);
                 } else {
                     self.set_step(Step::Waiting);
                 }
@@ -530,7 +545,7 @@ impl Planner {
         self.take_next(now);
     }
 
-    fn reverted(&mut self, ok: bool, now: Millis, actions: &mut Vec<Action>) {
+    fn reverted(&mut self, ok: bool, now: Millis) {
         let lkg = self.memory.lkg.clone();
         let state = self.state_mut();
         if ok {
@@ -543,7 +558,6 @@ impl Planner {
             state.step = Some(Step::Failed);
             state.reason = Some("the revert to the last known good revision failed".to_owned());
         }
-        let _ = actions;
         self.take_next(now);
     }
 
@@ -559,8 +573,15 @@ impl Planner {
         }
     }
 
-    /// Sends the host back to its last known good revision if it runs (part of) `target`.
-    fn revert_if_moved_from(&mut self, target: &Target, actions: &mut Vec<Action>, own: bool) {
+    /// Halted: a host done on the target goes back to its last known good revision (one still
+    /// running goes back once it is done).
+    fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
+        if self.step_now() != Some(Step::Done) {
+            return;
+        }
+        let Some(target) = self.target().cloned() else {
+            return;
+        };
         let auto_revert = self.policy.as_ref().is_some_and(|p| p.auto_revert);
         let Some(lkg) = self.memory.lkg.clone() else {
             return;
@@ -568,21 +589,8 @@ impl Planner {
         if !auto_revert || lkg.digest == target.digest {
             return;
         }
-        let on_target = self.state().and_then(|s| s.digest.as_deref()) == Some(&target.digest);
-        if own || on_target {
-            self.set_step(Step::Reverting);
-            actions.push(Action::Revert(lkg));
-        }
-    }
-
-    /// Halted: a host done on the target goes back (one still running goes back once it ends).
-    fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
-        if self.step_now() != Some(Step::Done) {
-            return;
-        }
-        if let Some(target) = self.target().cloned() {
-            self.revert_if_moved_from(&target, actions, false);
-        }
+        self.set_step(Step::Reverting);
+        actions.push(Action::Revert(lkg));
     }
 
     fn halt(&mut self, host: String, reason: &str) {
@@ -759,7 +767,12 @@ impl Planner {
                 continue;
             }
             if peer.alive {
-                self.memory.members.insert(peer.node.to_owned(), now);
+                // Coarse, so the memory (persisted when it changes) changes rarely.
+                let coarse = self.settings.forget_after / 16;
+                let seen = self.memory.members.get(peer.node).copied();
+                if seen.is_none_or(|seen| now.saturating_sub(seen) >= coarse) {
+                    self.memory.members.insert(peer.node.to_owned(), now);
+                }
                 if !self.heard.contains(peer.node) {
                     self.heard.insert(peer.node.to_owned());
                 }
