@@ -39,6 +39,10 @@ pub enum Phase {
     Starting,
     /// Waiting for a new release.
     Idle,
+    /// A release verified; waiting for its turn in the group's rollout.
+    Waiting,
+    /// The group's rollout of the target is halted.
+    Halted,
     /// Running the lifecycle of a new revision.
     Deploying,
     /// Hooks done; the health check must hold for `min_healthy_time`.
@@ -57,6 +61,8 @@ impl Phase {
         match self {
             Self::Starting => "starting",
             Self::Idle => "idle",
+            Self::Waiting => "waiting",
+            Self::Halted => "halted",
             Self::Deploying => "deploying",
             Self::CheckingHealth => "checking-health",
             Self::Reverting => "reverting",
@@ -115,6 +121,90 @@ pub struct GroupStatus {
     pub last_failure: Option<DeploymentSummary>,
     /// The newest release refused.
     pub last_refusal: Option<Refusal>,
+    /// This host's part in the group's rollout of its target, if it has one.
+    #[serde(default)]
+    pub rollout: Option<Rollout>,
+}
+
+/// This host's part in a group's rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The deployment id (the same on every host of the group).
+    pub deployment: String,
+    /// The release.
+    pub revision: String,
+    /// `waiting`, `running`, `done`, `failed`, `reverting` or `reverted`.
+    pub step: String,
+    /// Why it is not starting yet, while waiting.
+    pub waiting_for: Option<String>,
+    /// Its place in the rollout order (0 first) among `members` known members.
+    pub position: Option<usize>,
+    /// Members of the group it knows, itself included.
+    pub members: usize,
+    /// The halt in force, if any.
+    pub halted: Option<HaltInfo>,
+}
+
+/// A halted rollout: which host's failure (or which operator) halted it, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaltInfo {
+    /// The host that failed, or the host the operator halted from.
+    pub host: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `GET /v1/fleet`: every node the mesh knows, and each group's rollout, from gossip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fleet {
+    /// The node that answered.
+    pub node: String,
+    /// Every node, alive or dead, by id.
+    pub nodes: Vec<FleetNode>,
+    /// Every group any node belongs to, by name.
+    pub groups: Vec<FleetGroup>,
+}
+
+/// One node of the mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetNode {
+    /// Node id.
+    pub id: String,
+    /// Whether the failure detector of the answering node deems it alive.
+    pub alive: bool,
+    /// Its groups.
+    pub groups: Vec<FleetNodeGroup>,
+}
+
+/// One group on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetNodeGroup {
+    /// Group name.
+    pub name: String,
+    /// The revision it runs.
+    pub revision: Option<String>,
+    /// Its step in the group's newest deployment (`waiting`, `running`, `done`, `failed`,
+    /// `reverting`, `reverted`), or `idle`.
+    pub phase: String,
+    /// Its health.
+    pub health: Health,
+}
+
+/// One group's rollout across the mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetGroup {
+    /// Group name.
+    pub name: String,
+    /// The newest deployment any member works on.
+    pub deployment: Option<String>,
+    /// Its release.
+    pub target: Option<String>,
+    /// Members done with it.
+    pub done: usize,
+    /// Members of the group (alive or dead).
+    pub total: usize,
+    /// The halt in force, if any member knows one for it.
+    pub halted: Option<HaltInfo>,
 }
 
 impl GroupStatus {
@@ -136,6 +226,7 @@ impl GroupStatus {
             last_deployment: None,
             last_failure: None,
             last_refusal: None,
+            rollout: None,
         }
     }
 

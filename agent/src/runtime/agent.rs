@@ -13,15 +13,21 @@ use tracing::{Instrument as _, error, info, warn};
 
 use super::group::{GroupTask, now_rfc3339};
 use super::journal::JournalFile;
+use super::rollout::GroupControl;
 use super::signals::Signals;
 use crate::channel::cache::ReleaseCache;
 use crate::config::Settings;
+use crate::coordinate::{Mesh, MeshSettings, Published};
+use crate::execute::deployment::record::now_ms;
 use crate::execute::layout::Layout;
 use crate::execute::stop::Stop;
 use crate::report::http::{ServerState, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
+use shoal_shared::gossip::{GroupState, Health};
+use shoal_shared::rollout::{Memory, Planner, Settings as PlannerSettings};
+use tokio::sync::Notify;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The gossip mesh cannot start.
+    #[error(transparent)]
+    Mesh(#[from] crate::coordinate::MeshError),
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -109,6 +118,48 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let bound = listener.local_addr().unwrap_or(settings.status.listen);
     let mut signals = Signals::install().map_err(StartError::Signals)?;
 
+    let mesh_settings = settings
+        .mesh
+        .as_ref()
+        .map(|config| MeshSettings::from_config(config, &settings.node.id));
+    let planner_settings = |node: &str| PlannerSettings {
+        node: node.to_owned(),
+        warmup: mesh_settings
+            .as_ref()
+            .map_or(0, |m| millis(m.interval.saturating_mul(WARMUP_ROUNDS))),
+        forget_after: mesh_settings.as_ref().map_or(0, |m| millis(m.dead_grace)),
+    };
+    let mesh = match mesh_settings.clone() {
+        Some(mesh_settings) => {
+            let names: Vec<String> = settings.groups.iter().map(|g| g.name.clone()).collect();
+            Some(Arc::new(Mesh::start(mesh_settings, &names).await?))
+        }
+        None => None,
+    };
+    let controls: Vec<GroupControl> = settings
+        .groups
+        .iter()
+        .zip(journals)
+        .map(|(group, mut journal)| {
+            let memory = journal
+                .journal
+                .plan
+                .take()
+                .unwrap_or_else(|| first_memory(&journal.journal));
+            let planner = Planner::new(
+                planner_settings(&settings.node.id),
+                memory,
+                &group.rollout,
+                now_ms(),
+            );
+            GroupControl {
+                planner: Arc::new(Mutex::new(planner)),
+                journal: Arc::new(Mutex::new(journal)),
+                wake: Arc::new(Notify::new()),
+            }
+        })
+        .collect();
+
     let (server_stop, server_stop_handle) = Stop::new(Duration::ZERO);
     let state = Arc::new(ServerState {
         board: board.clone(),
@@ -123,13 +174,13 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
 
     let (stop, stop_handle) = Stop::new(settings.node.shutdown_grace);
     let mut tasks = JoinSet::new();
-    for (group, journal) in settings.groups.iter().zip(journals) {
+    for (group, control) in settings.groups.iter().zip(controls.clone()) {
         let task = GroupTask {
             group: group.clone(),
             data_dir: data_dir.clone(),
             layout: layout.clone(),
             cache: cache.clone(),
-            journal: Arc::new(Mutex::new(journal)),
+            journal: Arc::clone(&control.journal),
             board: board.clone(),
             metrics: metrics.clone(),
             stop: stop.clone(),
@@ -139,6 +190,11 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             rng: seed(&settings.node.id, &group.name),
             reported: Default::default(),
             floor_checked: false,
+            control,
+            mesh: mesh.clone(),
+            prepared: None,
+            published: Published::default(),
+            check_soon: false,
         };
         let span = tracing::info_span!("group", group = %group.name);
         tasks.spawn(task.run().instrument(span));
@@ -185,6 +241,31 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Gossip rounds a (re)started agent listens before it starts a deployment.
+const WARMUP_ROUNDS: u32 = 3;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The planner's memory on a host whose journal predates the mesh: what it runs.
+fn first_memory(journal: &super::journal::Journal) -> Memory {
+    let state = journal.current.as_ref().map(|c| GroupState {
+        revision: Some(c.revision.clone()),
+        digest: Some(c.digest.clone()),
+        target: None,
+        step: None,
+        epoch: 0,
+        failures: 0,
+        reason: None,
+        health: Health::None,
+    });
+    Memory {
+        state,
+        ..Memory::default()
+    }
 }
 
 fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use shoal_shared::gossip::Target;
 use shoal_shared::rollout::{Policy, RawPolicy, deployment_id};
 use shoal_shared::status::{Health, Phase};
 use tokio::time::{Instant, sleep};
@@ -16,6 +17,7 @@ use super::group::GroupTask;
 use super::health::{self, Verdict, Window};
 use super::journal::InFlight;
 use super::observer::{HEALTH_CHECK, PREPARE, StepObserver};
+use super::settle::Settled;
 use crate::channel::Release;
 use crate::execute::bundle::Limits;
 use crate::execute::deployment::{
@@ -37,25 +39,33 @@ pub(super) enum Ended {
     Stopped,
 }
 
+/// A verified release, fetched and with its policy read: ready for its turn.
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
+    pub(super) release: Release,
+    /// Its files in the release cache.
+    pub(super) tree: PathBuf,
+    pub(super) policy: Policy,
+}
+
+impl Prepared {
+    /// The release as gossip names it.
+    pub(super) fn target(&self, group: &str) -> Target {
+        let digest = self.release.digest.to_string();
+        Target {
+            id: deployment_id(group, &digest),
+            revision: self.release.version.name().to_owned(),
+            digest,
+        }
+    }
+}
+
 impl GroupTask {
-    /// Deploys a release that verified: materialize, read its policy, run, then settle.
-    pub(super) async fn deploy(&mut self, release: Release) {
+    /// Fetches a release that verified and reads its policy; `None` (and status says why)
+    /// when it cannot be used now — a fetch that failed is retried at the next check.
+    pub(super) async fn prepare(&mut self, release: Release) -> Option<Prepared> {
         let name = release.version.name().to_owned();
-        self.show(|g| {
-            g.target_revision = Some(name.clone());
-            g.phase = Phase::Deploying;
-            g.current_event = Some(PREPARE.to_owned());
-        });
-        let settle_phase = |task: &GroupTask| {
-            task.show(|g| {
-                g.target_revision = None;
-                g.current_event = None;
-                g.phase = Phase::Idle;
-            });
-        };
-        let Some(channel) = self.channel.as_mut() else {
-            return;
-        };
+        let channel = self.channel.as_mut()?;
         let tree = match channel.materialize(&release, &self.cache).await {
             Ok(tree) => tree,
             Err(failure) => {
@@ -66,41 +76,59 @@ impl GroupTask {
                     warn!(revision.id = %name, error = %failure.message, "cannot fetch release; retrying at the next check");
                     self.pending = Some(release);
                 }
-                settle_phase(self);
-                return;
+                return None;
             }
         };
-        let policy = match release_policy(release.rollout.as_ref(), &tree, &self.group.rollout) {
-            Ok(policy) => policy,
+        match release_policy(release.rollout.as_ref(), &tree, &self.group.rollout) {
+            Ok(policy) => Some(Prepared {
+                release,
+                tree,
+                policy,
+            }),
             Err(why) => {
                 self.refused(&name, "bad_policy", &why);
                 self.set_last_target(&name);
-                settle_phase(self);
-                return;
+                None
             }
-        };
-        let digest = release.digest.to_string();
+        }
+    }
+
+    /// Runs the lifecycle of a prepared release (its turn has come), then settles it.
+    pub(super) async fn run_target(&mut self, prepared: &Prepared) -> Settled {
+        let name = prepared.release.version.name().to_owned();
+        self.show(|g| {
+            g.target_revision = Some(name.clone());
+            g.phase = Phase::Deploying;
+            g.current_event = Some(PREPARE.to_owned());
+        });
+        let digest = prepared.release.digest.to_string();
         let in_flight = InFlight {
             deployment_id: deployment_id(&self.group.name, &digest),
             revision: name.clone(),
             digest,
-            bundle: tree,
+            bundle: prepared.tree.clone(),
             reverts: None,
-            auto_revert: policy.auto_revert,
+            auto_revert: prepared.policy.auto_revert,
             dir: None,
             step: PREPARE.to_owned(),
             started_ms: now_ms(),
             attempt: 0,
         };
         if !self.begin(&in_flight, Some(&name)) {
-            settle_phase(self);
-            return;
+            return Settled::Failed {
+                reason: "cannot write the journal".to_owned(),
+                reverted: false,
+            };
         }
         info!(deployment.id = %in_flight.deployment_id, revision.id = %name, "deployment started");
         let ended = self
-            .run_deployment(&in_flight, release.env.clone(), Some(&policy))
+            .run_deployment(
+                &in_flight,
+                prepared.release.env.clone(),
+                Some(&prepared.policy),
+            )
             .await;
-        self.settle(in_flight, ended).await;
+        self.settle(in_flight, ended).await
     }
 
     /// Journals a deployment as in flight; false (and status says why) if the journal cannot
@@ -120,7 +148,7 @@ impl GroupTask {
         true
     }
 
-    fn set_last_target(&mut self, name: &str) {
+    pub(super) fn set_last_target(&mut self, name: &str) {
         if let Err(e) = self
             .journal()
             .change(|j| j.last_target = Some(name.to_owned()))

@@ -13,16 +13,21 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
 use super::channel::{ChannelFailure, GroupChannel};
+use super::deploying::Prepared;
 use super::health;
 use super::journal::{Journal, JournalFile};
+use super::rollout::{GroupControl, MeshRef, TICK};
 use crate::channel::cache::ReleaseCache;
 use crate::channel::watch::Watch;
 use crate::channel::{Release, jittered};
 use crate::config::{self, Group};
+use crate::coordinate::Published;
 use crate::execute::layout::Layout;
 use crate::execute::stop::Stop;
 use crate::report::{Board, Metrics};
 use crate::verify::state::ChannelState;
+use shoal_shared::gossip::Step;
+use shoal_shared::rollout::Event;
 
 /// Everything a group task needs.
 pub(super) struct GroupTask {
@@ -44,6 +49,24 @@ pub(super) struct GroupTask {
     pub(super) reported: BTreeSet<(String, String)>,
     /// Whether the release at the floor was checked for having been deployed (first poll).
     pub(super) floor_checked: bool,
+    /// The planner and what the status endpoint's controls share with it.
+    pub(super) control: GroupControl,
+    /// The mesh, if the agent has one.
+    pub(super) mesh: MeshRef,
+    /// The release fetched and waiting for its turn.
+    pub(super) prepared: Option<Prepared>,
+    /// What was last published to the mesh.
+    pub(super) published: Published,
+    /// Check the channel at once (a peer announced a release, or the target must be fetched).
+    pub(super) check_soon: bool,
+}
+
+/// What woke a group task.
+enum Wake {
+    Stop,
+    Check,
+    Health,
+    News,
 }
 
 impl GroupTask {
@@ -61,37 +84,58 @@ impl GroupTask {
 
     /// Runs until shutdown.
     pub(super) async fn run(mut self) {
-        self.recover().await;
+        if let Some((in_flight, settled)) = self.recover().await
+            && let Some(event) = self.recovered_event(&in_flight, settled)
+        {
+            self.drive(event).await;
+        }
         // Watch a local channel before the first look, so nothing published in between is
         // missed; a channel that cannot open yet is opened (and watched) at a later check.
         if let Ok(channel) = GroupChannel::open(&self.group, &self.data_dir) {
             self.channel = Some(channel);
         }
         let mut watch = self.start_watch();
+        let mut news = self.mesh.as_ref().map(|m| m.changes());
+        let wake = Arc::clone(&self.control.wake);
         let mut next_poll = Instant::now();
         let mut next_health = self.health_interval().map(|i| Instant::now() + i);
+        self.drive(Event::Tick).await;
         while !self.stop.is_requested() {
             let mut stop = self.stop.clone();
-            tokio::select! {
-                () = stop.requested() => break,
-                () = sleep_until(next_poll) => {}
+            let tick = self.wants_tick().then(|| Instant::now() + TICK);
+            let woke = tokio::select! {
+                () = stop.requested() => Wake::Stop,
+                () = sleep_until(next_poll) => Wake::Check,
                 changed = changed(&mut watch) => {
                     if !changed {
                         warn!("channel watch stopped; polling until it can be started again");
                         watch = None;
                     }
+                    Wake::Check
                 }
-                () = sleep_until_opt(next_health) => {
+                () = sleep_until_opt(next_health) => Wake::Health,
+                () = mesh_changed(&mut news) => Wake::News,
+                () = wake.notified() => Wake::News,
+                () = sleep_until_opt(tick) => Wake::News,
+            };
+            match woke {
+                Wake::Stop => break,
+                Wake::Health => {
                     self.monitor_health().await;
                     next_health = self.health_interval().map(|i| Instant::now() + i);
-                    continue;
+                }
+                Wake::News => self.drive(Event::Tick).await,
+                Wake::Check => {
+                    self.check().await;
+                    if watch.is_none() {
+                        watch = self.start_watch();
+                    }
+                    next_poll = Instant::now() + jittered(self.poll_interval(), self.unit_random());
                 }
             }
-            self.check().await;
-            if watch.is_none() {
-                watch = self.start_watch();
+            if std::mem::take(&mut self.check_soon) {
+                next_poll = Instant::now();
             }
-            next_poll = Instant::now() + jittered(self.poll_interval(), self.unit_random());
         }
         self.board
             .update(&self.group.name, |g| g.phase = Phase::Stopping);
@@ -156,8 +200,21 @@ impl GroupTask {
             }
         }
         if let Some(release) = self.pending.take() {
-            self.deploy(release).await;
+            let known = self.prepared.as_ref().is_some_and(|p| {
+                p.release.digest == release.digest && p.release.version == release.version
+            });
+            if !known {
+                self.prepared = self.prepare(release).await;
+            }
         }
+        let event = match &self.prepared {
+            Some(prepared) => Event::Release {
+                target: prepared.target(&self.group.name),
+                policy: prepared.policy.clone(),
+            },
+            None => Event::Tick,
+        };
+        self.drive(event).await;
     }
 
     async fn poll(&mut self) -> Result<(), ChannelFailure> {
@@ -229,7 +286,16 @@ impl GroupTask {
         }
         if let Some(release) = newest {
             let attempted = self.journal().journal.last_target.clone();
-            if attempted.as_deref() == Some(release.version.name()) {
+            // The planner's target waiting for its turn is wanted even if it ran before (it
+            // runs again after an interruption).
+            let wanted = {
+                let planner = self.planner();
+                planner.step_now() == Some(Step::Waiting)
+                    && planner
+                        .target()
+                        .is_some_and(|t| t.revision == release.version.name())
+            };
+            if attempted.as_deref() == Some(release.version.name()) && !wanted {
                 tracing::debug!(revision.id = %release.version, "release already deployed here");
             } else {
                 info!(revision.id = %release.version, digest = %release.digest, signer = %release.signer.principal, "new release verified");
@@ -274,6 +340,9 @@ impl GroupTask {
         // Logged when it changes, not at every probe.
         let mut was = Health::Unknown;
         self.show(|g| was = std::mem::replace(&mut g.health, health));
+        if was != health {
+            self.drive(Event::Health(health)).await;
+        }
         match &result {
             Err(why) if was != Health::Unhealthy => {
                 warn!(revision.id = %current.revision, reason = %why, "health check failing");
@@ -300,6 +369,17 @@ impl GroupTask {
 async fn changed(watch: &mut Option<Watch>) -> bool {
     match watch {
         Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn mesh_changed(news: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match news {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                *news = None;
+            }
+        }
         None => std::future::pending().await,
     }
 }

@@ -51,7 +51,7 @@ pub struct InFlight {
 }
 
 /// One group's journal.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
     /// [`FORMAT`].
     pub format: u32,
@@ -64,6 +64,13 @@ pub struct Journal {
     /// The newest revision a deployment was started for (so a release verified just before a
     /// crash is still deployed after it).
     pub last_target: Option<String>,
+    /// The last known good revision before `last_known_good`: where a host goes back when the
+    /// group halts a rollout this host had completed.
+    #[serde(default)]
+    pub previous: Option<Installed>,
+    /// The rollout planner's memory (its step, the halts it knows, the members it remembers).
+    #[serde(default)]
+    pub plan: Option<shoal_shared::rollout::Memory>,
 }
 
 /// The journal file cannot be used.

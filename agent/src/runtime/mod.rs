@@ -12,6 +12,7 @@ pub mod health;
 pub mod journal;
 mod observer;
 pub mod orphans;
+mod rollout;
 mod settle;
 pub mod signals;
 

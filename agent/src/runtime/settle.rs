@@ -18,25 +18,67 @@ use crate::execute::deployment::{DeploymentRecord, Status, record::now_ms};
 use crate::execute::layout::Layout;
 use crate::report::board::summarize;
 
+/// How a deployment and whatever followed it on this host (a revert) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Settled {
+    /// It succeeded (for a revert: the host runs its last known good revision again).
+    Succeeded,
+    /// It failed; `reverted` when the host then went back to its last known good revision.
+    Failed {
+        /// Why it failed.
+        reason: String,
+        /// Whether a revert followed and succeeded.
+        reverted: bool,
+    },
+    /// Cut short before it changed the host: it can run again.
+    Again,
+    /// The agent is shutting down; the journal keeps it in flight.
+    Stopped,
+}
+
 impl GroupTask {
-    /// After a deployment ended: record success, or decide and start the revert.
-    pub(super) async fn settle(&mut self, mut in_flight: InFlight, mut ended: Ended) {
+    /// After a deployment ended: record success, or decide and run the revert.
+    pub(super) async fn settle(&mut self, in_flight: InFlight, ended: Ended) -> Settled {
+        self.settle_from(in_flight, ended, None).await
+    }
+
+    /// [`GroupTask::settle`], where `failure` is why an earlier deployment failed when
+    /// `in_flight` is the revert that followed it.
+    async fn settle_from(
+        &mut self,
+        mut in_flight: InFlight,
+        mut ended: Ended,
+        mut failure: Option<String>,
+    ) -> Settled {
         loop {
             let next = match ended {
                 Ended::Stopped => {
                     info!(deployment.id = %in_flight.deployment_id, "deployment left in flight by shutdown");
                     self.metrics
                         .deployment_ended(&self.group.name, "interrupted");
-                    return;
+                    return Settled::Stopped;
                 }
                 Ended::Succeeded { dir } => {
                     self.succeeded(&in_flight, dir);
-                    return;
+                    return match failure {
+                        Some(reason) => Settled::Failed {
+                            reason,
+                            reverted: true,
+                        },
+                        None => Settled::Succeeded,
+                    };
                 }
-                Ended::Failed { record } => self.failed(&in_flight, record.as_deref(), false),
+                Ended::Failed { record } => {
+                    let reason = failure_reason(record.as_deref());
+                    failure.get_or_insert(reason);
+                    self.failed(&in_flight, record.as_deref(), false)
+                }
             };
             let Some(revert) = self.start_next(&in_flight, next) else {
-                return;
+                return Settled::Failed {
+                    reason: failure.unwrap_or_default(),
+                    reverted: false,
+                };
             };
             in_flight = revert;
             ended = self.run_deployment(&in_flight, Vec::new(), None).await;
@@ -52,9 +94,12 @@ impl GroupTask {
             digest: in_flight.digest.clone(),
             dir,
         };
+        let is_revert = in_flight.reverts.is_some();
         let written = self.journal().change(|j| {
             j.current = Some(installed.clone());
-            j.last_known_good = Some(installed.clone());
+            let before = j.last_known_good.replace(installed.clone());
+            // A revert lands on the revision before: nothing older to go back to from it.
+            j.previous = if is_revert { None } else { before };
             j.in_flight = None;
         });
         if let Err(e) = written {
@@ -158,31 +203,39 @@ impl GroupTask {
                 to,
                 failed: failed_id,
                 attempt,
-            } => {
-                let revert = InFlight {
-                    deployment_id: revert_id(&self.group.name, &to.digest, &failed_id),
-                    revision: to.revision.clone(),
-                    digest: to.digest.clone(),
-                    bundle: Layout::archive_dir(&to.dir),
-                    reverts: Some(failed_id),
-                    auto_revert: false,
-                    dir: None,
-                    step: PREPARE.to_owned(),
-                    started_ms: now_ms(),
-                    attempt,
-                };
-                info!(deployment.id = %revert.deployment_id, revision.id = %to.revision, attempt, "reverting to the last known good revision");
-                if !self.begin(&revert, None) {
-                    return None;
-                }
-                self.show(|g| {
-                    g.phase = Phase::Reverting;
-                    g.target_revision = Some(to.revision.clone());
-                    g.current_event = Some(PREPARE.to_owned());
-                });
-                Some(revert)
-            }
+            } => self.start_revert(to, failed_id, attempt),
         }
+    }
+
+    /// Journals a revert to `to` of the deployment `failed_id` and returns it to run.
+    pub(super) fn start_revert(
+        &mut self,
+        to: Installed,
+        failed_id: String,
+        attempt: u32,
+    ) -> Option<InFlight> {
+        let revert = InFlight {
+            deployment_id: revert_id(&self.group.name, &to.digest, &failed_id),
+            revision: to.revision.clone(),
+            digest: to.digest.clone(),
+            bundle: Layout::archive_dir(&to.dir),
+            reverts: Some(failed_id),
+            auto_revert: false,
+            dir: None,
+            step: PREPARE.to_owned(),
+            started_ms: now_ms(),
+            attempt,
+        };
+        info!(deployment.id = %revert.deployment_id, revision.id = %to.revision, attempt, "reverting to the last known good revision");
+        if !self.begin(&revert, None) {
+            return None;
+        }
+        self.show(|g| {
+            g.phase = Phase::Reverting;
+            g.target_revision = Some(to.revision.clone());
+            g.current_event = Some(PREPARE.to_owned());
+        });
+        Some(revert)
     }
 
     /// Adds why nothing was reverted to the failed deployment's record.
@@ -209,10 +262,9 @@ impl GroupTask {
 
     /// At start: a deployment the journal has in flight was cut short by a crash or a
     /// shutdown. Its record says so, and it is reverted (or retried, for a revert) per policy.
-    pub(super) async fn recover(&mut self) {
-        let Some(mut in_flight) = self.journal().journal.in_flight.clone() else {
-            return;
-        };
+    /// Returns the cut-short deployment and how it settled, for the planner.
+    pub(super) async fn recover(&mut self) -> Option<(InFlight, Settled)> {
+        let in_flight = self.journal().journal.in_flight.clone()?;
         warn!(deployment.id = %in_flight.deployment_id, step = %in_flight.step, "deployment interrupted by agent restart");
         let stopped = super::orphans::stop_leftovers(&in_flight.deployment_id).await;
         if !stopped.is_empty() {
@@ -230,12 +282,29 @@ impl GroupTask {
             self.show_record(&dir, &record);
             Some(record)
         });
+        let reason = failure_reason(record.as_ref());
         let next = self.failed(&in_flight, record.as_ref(), true);
+        let again = next == Next::Again;
         let Some(revert) = self.start_next(&in_flight, next) else {
-            return;
+            let settled = if again {
+                Settled::Again
+            } else {
+                Settled::Failed {
+                    reason,
+                    reverted: false,
+                }
+            };
+            return Some((in_flight, settled));
         };
-        in_flight = revert;
-        let ended = self.run_deployment(&in_flight, Vec::new(), None).await;
-        self.settle(in_flight, ended).await;
+        let ended = self.run_deployment(&revert, Vec::new(), None).await;
+        let settled = self.settle_from(revert, ended, Some(reason)).await;
+        Some((in_flight, settled))
     }
+}
+
+/// Why a deployment failed, from its record.
+fn failure_reason(record: Option<&DeploymentRecord>) -> String {
+    record
+        .and_then(|r| r.error.clone())
+        .unwrap_or_else(|| "the deployment failed".to_owned())
 }

@@ -243,6 +243,6 @@ pub fn group(status: &Value) -> &Value {
 pub fn settled_on(status: &Value, revision: &str) -> bool {
     let g = group(status);
     g["current_revision"] == revision
-        && g["phase"] == "idle"
+        && (g["phase"] == "idle" || g["phase"] == "halted")
         && g["last_deployment"]["result"] == "succeeded"
 }
