@@ -22,6 +22,8 @@ pub struct AgentProcess {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// Where this run's lines start in the log.
+    log_offset: u64,
 }
 
 impl AgentProcess {
@@ -54,6 +56,7 @@ impl AgentProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log: log.to_owned(),
+            log_offset: offset,
         };
         let found = poll_until(START_TIMEOUT, || {
             if let Ok(Some(status)) = agent.child.try_wait() {
@@ -76,6 +79,26 @@ impl AgentProcess {
     /// Where the status endpoint listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where this run of the agent gossips, from its "gossip listening" log line.
+    pub fn gossip_addr(&self) -> SocketAddr {
+        let found = poll_until(START_TIMEOUT, || {
+            logged_field(
+                &self.log,
+                self.log_offset,
+                "gossip listening",
+                "gossip.addr",
+            )?
+            .parse()
+            .ok()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "the agent did not log its gossip address:\n{}",
+                self.log_text()
+            )
+        })
     }
 
     /// The process id.
@@ -158,6 +181,13 @@ impl Drop for AgentProcess {
 
 /// The address in the first "status endpoint listening" JSON log line after `offset`.
 fn listening_addr(log: &Path, offset: u64) -> Option<SocketAddr> {
+    logged_field(log, offset, "status endpoint listening", "addr")?
+        .parse()
+        .ok()
+}
+
+/// `field` of the first JSON log line after `offset` whose message is `message`.
+fn logged_field(log: &Path, offset: u64, message: &str, field: &str) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = File::open(log).ok()?;
     file.seek(SeekFrom::Start(offset)).ok()?;
@@ -166,9 +196,9 @@ fn listening_addr(log: &Path, offset: u64) -> Option<SocketAddr> {
     text.lines().find_map(|line| {
         let entry: Value = serde_json::from_str(line).ok()?;
         let fields = entry.get("fields")?;
-        if fields.get("message")?.as_str()? != "status endpoint listening" {
+        if fields.get("message")?.as_str()? != message {
             return None;
         }
-        fields.get("addr")?.as_str()?.parse().ok()
+        fields.get(field)?.as_str().map(str::to_owned)
     })
 }

@@ -143,22 +143,20 @@ impl GroupTask {
         match (step, in_flight.reverts.is_some()) {
             // A revert after a halt.
             (Some(Step::Reverting), _) => self.settled_event(settled, true),
-            // The target's own run, or the revert after its own failure.
-            (Some(Step::Running), false) => Some(Event::Ran(match settled {
-                Settled::Stopped => return None,
-                Settled::Again | Settled::Succeeded => Outcome::Interrupted {
+            // The target's own run: whatever the revert after it did, the host takes its
+            // turn again (or the failure halts the group).
+            (Some(Step::Running), false) => match settled {
+                Settled::Stopped => None,
+                Settled::Again | Settled::Succeeded => Some(Event::Ran(Outcome::Interrupted {
                     reason: format!("interrupted by agent restart during {}", in_flight.step),
                     changed_host: false,
-                },
-                Settled::Failed { reason, reverted } if reverted => Outcome::Interrupted {
+                })),
+                Settled::Failed { reason, .. } => Some(Event::Ran(Outcome::Interrupted {
                     reason,
                     changed_host: true,
-                },
-                Settled::Failed { reason, .. } => Outcome::Failed {
-                    reason,
-                    reverted: false,
-                },
-            })),
+                })),
+            },
+            // The revert after its own failure.
             (Some(Step::Running), true) => self.settled_event(settled, false),
             _ => None,
         }
@@ -235,8 +233,10 @@ impl GroupTask {
                 reason: h.reason.clone(),
             });
             let waiting = step == Some(Step::Waiting);
+            let busy = matches!(step, Some(Step::Running | Step::Reverting));
             let phase = match (step, &halted) {
-                (Some(Step::Waiting), Some(_)) => Some(Phase::Halted),
+                _ if busy => None,
+                (_, Some(_)) => Some(Phase::Halted),
                 (Some(Step::Waiting), None) => Some(Phase::Waiting),
                 _ => None,
             };
@@ -257,6 +257,7 @@ impl GroupTask {
             if let Some(phase) = phase {
                 g.phase = phase;
                 g.target_revision = g.rollout.as_ref().map(|r| r.revision.clone());
+                g.current_event = None;
             } else if matches!(g.phase, Phase::Waiting | Phase::Halted) {
                 g.phase = Phase::Idle;
                 g.target_revision = None;

@@ -216,6 +216,8 @@ pub enum Wait {
     },
     /// Just (re)started; listening to gossip first.
     WarmingUp,
+    /// The release's files are not at hand yet (after a restart, until the channel is read).
+    Fetching,
     /// Some alive members have not learned of the last resume yet.
     Resuming,
     /// Canaries not all done yet.
@@ -242,6 +244,7 @@ impl std::fmt::Display for Wait {
                 write!(f, "sees {alive} of {members} members alive, not a majority")
             }
             Self::WarmingUp => f.write_str("listening to gossip after a start"),
+            Self::Fetching => f.write_str("fetching the release"),
             Self::Resuming => f.write_str("waiting for every member to learn of the resume"),
             Self::Canaries => f.write_str("waiting for the canaries to be healthy"),
             Self::Promotion => f.write_str("canaries healthy; waiting for `shoal promote`"),
@@ -275,6 +278,9 @@ pub struct Planner {
     wait: Wait,
     /// Health between deployments.
     health: Health,
+    /// The target whose files this run of the agent has at hand ([`Event::Release`] says so;
+    /// after a restart the channel is read again first).
+    fetched: Option<String>,
 }
 
 impl Planner {
@@ -305,6 +311,7 @@ impl Planner {
             order: None,
             wait: Wait::Nothing,
             health,
+            fetched: None,
         }
     }
 
@@ -469,6 +476,7 @@ impl Planner {
 
     fn release(&mut self, target: Target, policy: Policy, now: Millis) {
         if self.target() == Some(&target) {
+            self.fetched = Some(target.id);
             return;
         }
         if self.step_now() == Some(Step::Running) || self.step_now() == Some(Step::Reverting) {
@@ -486,6 +494,7 @@ impl Planner {
         self.memory.resume = None;
         self.memory.promote = None;
         self.policy = Some(policy);
+        self.fetched = Some(target.id.clone());
         self.progress = (0, now);
         self.linear_open = None;
         let state = self.state_mut();
@@ -532,8 +541,9 @@ impl Planner {
                     state.failures += 1;
                     state.reason = Some(short_reason(&reason));
                 }
-                // It keeps its slot (still `Running`) and runs again unless that halts the
-                // deployment, or it was cut short too often.
+                // It runs again unless that halts the deployment, or it was cut short too
+                // often; once the channel gave it the release's files again.
+                self.fetched = None;
                 let failures = self.state().map_or(0, |s| s.failures);
                 if failures >= MAX_INTERRUPTIONS {
                     self.set_step(Step::Failed);
@@ -794,6 +804,9 @@ impl Planner {
         let state = self.state()?;
         let target = state.target.clone()?;
         let epoch = state.epoch;
+        if self.fetched.as_deref() != Some(target.id.as_str()) {
+            return Some(Wait::Fetching);
+        }
         let policy = self.policy.clone().unwrap_or_default();
         let peers: BTreeMap<&str, &Peer<'_>> = view
             .peers

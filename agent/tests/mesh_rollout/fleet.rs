@@ -1,0 +1,313 @@
+//! A fleet of real agents for the mesh stories: one scratch folder with a signing key, a git
+//! repository every agent watches, and per host a config, a data dir and a log. Hook scripts
+//! append `<ns> <host> <revision> start|end` to one file under `flock`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_tests::agent::AgentProcess;
+use shoal_tests::poll_until;
+use shoal_tests::signing::git::Repo;
+use shoal_tests::signing::{SigningKey, Trust};
+use tempfile::TempDir;
+
+const GROUP: &str = "web";
+const WAIT: Duration = Duration::from_secs(120);
+
+/// How a revision's hooks behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    /// Both hooks succeed at once.
+    Good,
+    /// BeforeInstall takes this long.
+    Slow(Duration),
+    /// ValidateService exits 1.
+    FailValidate,
+}
+
+struct Host {
+    id: String,
+    config: PathBuf,
+    data_dir: PathBuf,
+    log: PathBuf,
+    agent: Option<AgentProcess>,
+}
+
+pub struct Fleet {
+    dir: TempDir,
+    repo: Repo,
+    key: SigningKey,
+    signers_file: PathBuf,
+    marks: PathBuf,
+    policy: String,
+    hosts: Vec<Host>,
+}
+
+impl Fleet {
+    /// Starts `n` agents as one mesh (each joins through the ones started before it) with
+    /// the group's default rollout `policy` (a YAML flow mapping).
+    pub fn start(n: usize, policy: &str) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let Trust {
+            key, signers_file, ..
+        } = Trust::new(dir.path());
+        let marks = dir.path().join("marks");
+        fs::create_dir_all(&marks).unwrap();
+        fs::write(marks.join("hooks.log"), "").unwrap();
+        let repo = Repo::init(&dir.path().join("repo"));
+        repo.commit_file("README", "shop\n", "initial");
+        let hosts = (1..=n)
+            .map(|i| {
+                let id = format!("host-{i}");
+                let home = dir.path().join(&id);
+                fs::create_dir_all(&home).unwrap();
+                Host {
+                    config: home.join("agent.yaml"),
+                    data_dir: home.join("data"),
+                    log: home.join("agent.log"),
+                    id,
+                    agent: None,
+                }
+            })
+            .collect();
+        let mut fleet = Fleet {
+            dir,
+            repo,
+            key,
+            signers_file,
+            marks,
+            policy: policy.to_owned(),
+            hosts,
+        };
+        for i in 0..n {
+            fleet.restart(i);
+        }
+        fleet
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Starts host `i` again, joining through every host running now.
+    pub fn restart(&mut self, i: usize) {
+        let seeds: Vec<String> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(_, h)| h.agent.as_ref())
+            .map(|a| a.gossip_addr().to_string())
+            .collect();
+        let host = &self.hosts[i];
+        let text = format!(
+            "node: {{ id: {id}, data_dir: {data}, shutdown_grace: 5s }}\n\
+             status: {{ listen: 127.0.0.1:0 }}\n\
+             log: {{ format: json, level: info }}\n\
+             mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms }}\n\
+             groups:\n\
+             \x20 - name: {GROUP}\n\
+             \x20   application: shop\n\
+             \x20   channel: {{ git: {{ url: {repo}, tags: \"v*\", poll: 2s }} }}\n\
+             \x20   allowed_signers: {signers}\n\
+             \x20   rollout: {policy}\n\
+             \x20   kill_grace: 1s\n",
+            id = host.id,
+            data = host.data_dir.display(),
+            seeds = seeds.join(", "),
+            repo = self.repo.dir().display(),
+            signers = self.signers_file.display(),
+            policy = self.policy,
+        );
+        fs::write(&host.config, text).unwrap();
+        let env = [("E2E_NODE".to_owned(), host.id.clone())];
+        let agent = AgentProcess::start(
+            Path::new(env!("CARGO_BIN_EXE_shoal")),
+            &host.config,
+            &host.log,
+            &env,
+        );
+        self.hosts[i].agent = Some(agent);
+    }
+
+    /// `kill -9` of host `i`.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut agent) = self.hosts[i].agent.take() {
+            agent.kill9();
+        }
+    }
+
+    /// Tags `revision` (signed), its hooks behaving as `hooks`, under the group's policy.
+    pub fn publish(&self, revision: &str, hooks: Hooks) {
+        self.commit(revision, hooks, None);
+    }
+
+    /// Tags `revision` with a `shoal.yaml` carrying `policy`.
+    pub fn publish_with_policy(&self, revision: &str, hooks: Hooks, policy: &str) {
+        self.commit(revision, hooks, Some(policy));
+    }
+
+    fn commit(&self, revision: &str, hooks: Hooks, policy: Option<&str>) {
+        let dir = self.repo.dir();
+        let scripts = dir.join("scripts");
+        fs::create_dir_all(&scripts).unwrap();
+        fs::write(
+            dir.join("appspec.yml"),
+            "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: scripts/before.sh\n      timeout: 60\n  ValidateService:\n    - location: scripts/validate.sh\n      timeout: 60\n",
+        )
+        .unwrap();
+        let marks = self.marks.display();
+        let record = |what: &str| {
+            format!(
+                "flock {marks}/lock sh -c 'echo \"$(date +%s%N) $E2E_NODE {revision} {what}\" >> {marks}/hooks.log'\n"
+            )
+        };
+        let wait = match hooks {
+            Hooks::Slow(d) => format!("sleep {}\n", d.as_secs_f64()),
+            _ => String::new(),
+        };
+        let before = format!("#!/bin/sh\n{}{wait}", record("start"));
+        let validate = match hooks {
+            Hooks::FailValidate => "#!/bin/sh\necho 'service answers 500' >&2\nexit 1\n".to_owned(),
+            _ => format!("#!/bin/sh\n{}", record("end")),
+        };
+        for (name, text) in [("before.sh", before), ("validate.sh", validate)] {
+            let path = scripts.join(name);
+            fs::write(&path, text).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        match policy {
+            Some(policy) => {
+                fs::write(dir.join("shoal.yaml"), format!("rollout: {policy}\n")).unwrap()
+            }
+            None => {
+                let _ = fs::remove_file(dir.join("shoal.yaml"));
+            }
+        }
+        self.repo.git(&["add", "-A"]);
+        self.repo.git(&["commit", "-q", "-m", revision]);
+        self.repo
+            .tag_signed(revision, &format!("release {revision}"), &self.key, None);
+    }
+
+    /// This group's status on host `i`.
+    pub fn group(&self, i: usize) -> Value {
+        let agent = self.agent(i);
+        agent.status()["groups"][0].clone()
+    }
+
+    fn agent(&self, i: usize) -> &AgentProcess {
+        self.hosts[i]
+            .agent
+            .as_ref()
+            .unwrap_or_else(|| panic!("host {i} is not running"))
+    }
+
+    /// Polls host `i`'s group status until `done` holds; returns the group status.
+    pub fn wait_status(&self, i: usize, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let status = self
+            .agent(i)
+            .wait_status(WAIT, &format!("host-{}: {what}", i + 1), |s| {
+                done(&s["groups"][0])
+            });
+        status["groups"][0].clone()
+    }
+
+    /// Waits until every host runs `revision` and is idle.
+    pub fn wait_all_on(&self, revision: &str) {
+        for i in 0..self.len() {
+            self.wait_status(i, &format!("idle on {revision}"), |g| {
+                g["current_revision"] == revision && g["phase"] == "idle"
+            });
+        }
+    }
+
+    /// Which host (by index) has node id `id`.
+    pub fn index_of(&self, id: &str) -> usize {
+        self.hosts
+            .iter()
+            .position(|h| h.id == id)
+            .unwrap_or_else(|| panic!("no host {id}"))
+    }
+
+    pub fn hooks_log(&self) -> String {
+        fs::read_to_string(self.marks.join("hooks.log")).unwrap_or_default()
+    }
+
+    fn records(&self, revision: &str) -> Vec<(u128, String, String)> {
+        self.hooks_log()
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split_whitespace();
+                let at: u128 = parts.next()?.parse().ok()?;
+                let host = parts.next()?.to_owned();
+                let rev = parts.next()?;
+                let what = parts.next()?.to_owned();
+                (rev == revision).then_some((at, host, what))
+            })
+            .collect()
+    }
+
+    /// The hosts that started `revision`, in the order they started (a host again each time).
+    pub fn starts(&self, revision: &str) -> Vec<String> {
+        self.records(revision)
+            .into_iter()
+            .filter(|(_, _, what)| what == "start")
+            .map(|(_, host, _)| host)
+            .collect()
+    }
+
+    /// Waits until `n` starts of `revision` were recorded; returns the host of the `n`th.
+    pub fn wait_nth_start(&self, revision: &str, n: usize) -> String {
+        poll_until(WAIT, || self.starts(revision).get(n - 1).cloned())
+            .unwrap_or_else(|| panic!("no {n} starts of {revision}:\n{}", self.hooks_log()))
+    }
+
+    /// Each run of `revision`: host, start and end (ns). A run cut short ends where the same
+    /// host starts again; one still going ends at the newest record.
+    pub fn runs(&self, revision: &str) -> Vec<(String, u128, u128)> {
+        let records = self.records(revision);
+        let last = records.iter().map(|r| r.0).max().unwrap_or(0);
+        let mut open: Vec<(String, u128)> = Vec::new();
+        let mut runs = Vec::new();
+        for (at, host, what) in records {
+            if let Some(i) = open.iter().position(|(h, _)| *h == host) {
+                let (_, started) = open.remove(i);
+                runs.push((host.clone(), started, at));
+            }
+            if what == "start" {
+                open.push((host, at));
+            }
+        }
+        runs.extend(
+            open.into_iter()
+                .map(|(host, started)| (host, started, last)),
+        );
+        runs
+    }
+
+    #[allow(dead_code)]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The most runs going on at once.
+pub fn overlap(runs: &[(String, u128, u128)]) -> usize {
+    let mut edges: Vec<(u128, i32)> = runs
+        .iter()
+        .flat_map(|(_, start, end)| [(*start, 1), (*end, -1)])
+        .collect();
+    // At the same instant an end comes before a start.
+    edges.sort();
+    let mut now = 0i32;
+    let mut most = 0i32;
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or(0)
+}

@@ -1,0 +1,118 @@
+//! Six real `shoal agent` processes on 127.0.0.1 gossiping as one mesh, one group, a local git
+//! channel with ssh-signed tags, and hook scripts that write when each host starts
+//! (BeforeInstall) and ends (ValidateService) a revision, under a lock. The stories check what
+//! the DESIGN promises: the batch bound, the canary gate with a fleet-wide halt and revert, and
+//! a `kill -9` in the middle of a rollout.
+
+mod fleet;
+
+use std::time::Duration;
+
+use fleet::{Fleet, Hooks, overlap};
+
+/// Six hosts rolling two at a time never have more than two between BeforeInstall and done,
+/// and do use both slots.
+#[test]
+fn rolling_two_at_a_time_never_runs_more_than_two() {
+    let fleet = Fleet::start(
+        6,
+        "{ strategy: rolling, max_parallel: 2, min_healthy_time: 0s }",
+    );
+    fleet.publish("v1.0.0", Hooks::Slow(Duration::from_millis(1500)));
+    fleet.wait_all_on("v1.0.0");
+    let runs = fleet.runs("v1.0.0");
+    assert_eq!(
+        runs.len(),
+        6,
+        "every host ran v1.0.0 once:\n{}",
+        fleet.hooks_log()
+    );
+    let most = overlap(&runs);
+    assert_eq!(
+        most,
+        2,
+        "at most two at once, and two were used:\n{}",
+        fleet.hooks_log()
+    );
+}
+
+/// A canary whose ValidateService fails halts the group: every host learns the halt, no
+/// other host starts the release, and the canary goes back to the revision before.
+#[test]
+fn a_failing_canary_halts_every_host_and_goes_back() {
+    let fleet = Fleet::start(
+        6,
+        "{ strategy: rolling, max_parallel: 3, min_healthy_time: 0s }",
+    );
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    fleet.publish_with_policy(
+        "v2.0.0",
+        Hooks::FailValidate,
+        "{ strategy: canary, canary: 1, max_parallel: 2, min_healthy_time: 0s }",
+    );
+    for host in 0..fleet.len() {
+        fleet.wait_status(host, "knows the halt of v2.0.0", |g| {
+            g["rollout"]["revision"] == "v2.0.0" && !g["rollout"]["halted"].is_null()
+        });
+    }
+    let runs = fleet.starts("v2.0.0");
+    assert_eq!(
+        runs.len(),
+        1,
+        "only the canary started v2.0.0:\n{}",
+        fleet.hooks_log()
+    );
+    let canary = fleet.index_of(&runs[0]);
+    let status = fleet.wait_status(canary, "the canary went back to v1.0.0", |g| {
+        g["current_revision"] == "v1.0.0" && !g["last_deployment"]["reverts"].is_null()
+    });
+    let halt = &status["rollout"]["halted"];
+    assert_eq!(halt["host"], runs[0].as_str(), "{status}");
+    assert!(
+        halt["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ValidateService")),
+        "the halt says why: {halt}"
+    );
+    for host in 0..fleet.len() {
+        let g = fleet.group(host);
+        assert_eq!(g["current_revision"], "v1.0.0", "host {host}: {g}");
+    }
+}
+
+/// `kill -9` of a host in the middle of its BeforeInstall: the others finish, and the
+/// restarted host goes back, takes its turn again and arrives.
+#[test]
+fn a_host_killed_mid_rollout_converges_after_restart() {
+    let mut fleet = Fleet::start(
+        6,
+        "{ strategy: rolling, max_parallel: 2, min_healthy_time: 0s, max_failures: 1 }",
+    );
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    fleet.publish("v2.0.0", Hooks::Slow(Duration::from_millis(1500)));
+    // The third host to start v2.0.0 is not one of the first batch: kill it mid-hook.
+    let victim = fleet.wait_nth_start("v2.0.0", 3);
+    let host = fleet.index_of(&victim);
+    fleet.kill9(host);
+    fleet.restart(host);
+    fleet.wait_all_on("v2.0.0");
+    let runs = fleet.runs("v2.0.0");
+    assert!(
+        overlap(&runs) <= 2,
+        "never more than two:\n{}",
+        fleet.hooks_log()
+    );
+    let again = fleet
+        .starts("v2.0.0")
+        .iter()
+        .filter(|h| **h == victim)
+        .count();
+    assert_eq!(
+        again,
+        2,
+        "{victim} ran v2.0.0 again:\n{}",
+        fleet.hooks_log()
+    );
+}
