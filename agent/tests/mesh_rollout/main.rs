@@ -3,6 +3,7 @@
 //! (BeforeInstall) and ends (ValidateService) a revision, under a lock. The stories check what
 //! the DESIGN promises: the batch bound, the canary gate with a fleet-wide halt and revert, and
 //! a `kill -9` in the middle of a rollout.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod fleet;
 

@@ -1,0 +1,520 @@
+//! The rollout planner as stories: a handful of hosts whose gossip is perfect (each sees what
+//! the others publish at once), driven step by step, so each rule shows on its own. The
+//! simulator (`tests/tests/simulator.rs`) checks the same rules under loss, partitions and
+//! crashes.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use shoal_shared::gossip::{GroupState, Halt, Promote, Resume, Step, Target};
+use shoal_shared::rollout::plan::{Peer, Wait};
+use shoal_shared::rollout::{
+    Action, Amount, Event, Memory, Outcome, Planner, Policy, Revision, Settings, Strategy, View,
+};
+
+const SECOND: u64 = 1000;
+
+/// Hosts `h0…` of one group, all knowing each other, with a clock in milliseconds.
+struct Group {
+    hosts: Vec<Planner>,
+    alive: Vec<bool>,
+    now: u64,
+}
+
+fn target(name: &str) -> Target {
+    Target {
+        id: shoal_shared::rollout::deployment_id("web", &format!("git:{name}")),
+        revision: name.to_owned(),
+        digest: format!("git:{name}"),
+    }
+}
+
+fn settings(node: &str) -> Settings {
+    Settings {
+        node: node.to_owned(),
+        warmup: 0,
+        forget_after: 600 * SECOND,
+    }
+}
+
+fn installed(name: &str) -> Memory {
+    Memory {
+        state: Some(GroupState {
+            revision: Some(name.to_owned()),
+            digest: Some(format!("git:{name}")),
+            target: None,
+            step: None,
+            epoch: 0,
+            failures: 0,
+            reason: None,
+            health: shoal_shared::gossip::Health::None,
+        }),
+        ..Memory::default()
+    }
+}
+
+impl Group {
+    fn new(n: usize) -> Group {
+        let hosts = (0..n)
+            .map(|i| {
+                Planner::new(
+                    settings(&format!("h{i}")),
+                    installed("v1"),
+                    &Policy::default(),
+                    0,
+                )
+            })
+            .collect();
+        Group {
+            hosts,
+            alive: vec![true; n],
+            now: 0,
+        }
+    }
+
+    /// What host `i` sees: every other host as it publishes now.
+    fn view_of(&self, i: usize) -> View<'_> {
+        View {
+            peers: self
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, h)| {
+                    let memory = h.memory();
+                    Peer {
+                        node: h.node(),
+                        alive: self.alive[j],
+                        state: h.published(),
+                        halt: memory.halt.as_ref(),
+                        resume: memory.resume.as_ref(),
+                        promote: memory.promote.as_ref(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn step(&mut self, i: usize, event: Event) -> Vec<Action> {
+        let mut planner = self.hosts[i].clone();
+        let actions = planner.step(event, &self.view_of(i), self.now);
+        self.hosts[i] = planner;
+        actions
+    }
+
+    /// Every alive host verifies `name` with `policy`; returns who started.
+    fn release(&mut self, name: &str, policy: &Policy) -> Vec<usize> {
+        let mut started = Vec::new();
+        for i in 0..self.hosts.len() {
+            if !self.alive[i] {
+                continue;
+            }
+            let event = Event::Release {
+                target: target(name),
+                policy: policy.clone(),
+            };
+            if self
+                .step(i, event)
+                .iter()
+                .any(|a| matches!(a, Action::Deploy(_)))
+            {
+                started.push(i);
+            }
+        }
+        started.extend(self.settle());
+        started.sort();
+        started.dedup();
+        started
+    }
+
+    /// Steps every alive host until nobody starts anything more; returns who started.
+    fn settle(&mut self) -> Vec<usize> {
+        let mut started = Vec::new();
+        loop {
+            let before: Vec<_> = self.hosts.iter().map(|h| h.memory().clone()).collect();
+            let mut any = false;
+            for i in 0..self.hosts.len() {
+                if !self.alive[i] {
+                    continue;
+                }
+                let actions = self.step(i, Event::Tick);
+                if actions.iter().any(|a| matches!(a, Action::Deploy(_))) {
+                    started.push(i);
+                    any = true;
+                }
+            }
+            let after: Vec<_> = self.hosts.iter().map(|h| h.memory().clone()).collect();
+            if !any && before == after {
+                return started;
+            }
+        }
+    }
+
+    fn running(&self) -> Vec<usize> {
+        (0..self.hosts.len())
+            .filter(|i| self.hosts[*i].step_now() == Some(Step::Running))
+            .collect()
+    }
+
+    fn finish(&mut self, i: usize, outcome: Outcome) -> Vec<Action> {
+        self.step(i, Event::Ran(outcome))
+    }
+}
+
+fn policy(strategy: Strategy) -> Policy {
+    Policy {
+        strategy,
+        min_healthy_time: Duration::ZERO,
+        ..Policy::default()
+    }
+}
+
+#[test]
+fn rolling_takes_hosts_a_batch_at_a_time_in_the_same_order_everywhere() {
+    let mut group = Group::new(8);
+    let rolling = Policy {
+        max_parallel: Amount::Percent(25),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &rolling);
+    assert_eq!(first.len(), 2, "25% of 8 is 2: {first:?}");
+    let order = group.hosts[0].order().to_vec();
+    for host in &group.hosts {
+        assert_eq!(host.order(), order, "every host orders the group the same");
+    }
+    let position = |g: &Group, i: usize| order.iter().position(|n| n == g.hosts[i].node());
+    let mut starts: Vec<usize> = first
+        .iter()
+        .map(|i| position(&group, *i).unwrap())
+        .collect();
+    starts.sort();
+    assert_eq!(starts, [0, 1], "the first two in the order go first");
+    // The third in the order waits for one of the two ahead of it.
+    let third = (0..8).find(|i| position(&group, *i) == Some(2)).unwrap();
+    assert_eq!(group.hosts[third].wait(), &Wait::Turn { busy: 2, batch: 2 });
+    // One done frees one slot, taken by the next host in the order.
+    group.finish(first[0], Outcome::Done);
+    let next = group.settle();
+    assert_eq!(next.len(), 1);
+    assert_eq!(position(&group, next[0]), Some(2));
+    assert_eq!(group.running().len(), 2);
+    // Then everyone arrives, never more than two at once.
+    while group.hosts.iter().any(|h| h.step_now() != Some(Step::Done)) {
+        let running = group.running();
+        assert!(running.len() <= 2, "{running:?}");
+        group.finish(running[0], Outcome::Done);
+        group.settle();
+    }
+}
+
+#[test]
+fn non_canaries_wait_for_healthy_canaries_and_for_promotion_when_asked() {
+    let mut group = Group::new(5);
+    let canary = Policy {
+        canary: Amount::Count(1),
+        max_parallel: Amount::Count(2),
+        auto_promote: false,
+        ..policy(Strategy::Canary)
+    };
+    let first = group.release("v2", &canary);
+    assert_eq!(first.len(), 1, "one canary: {first:?}");
+    let other = (0..5).find(|i| *i != first[0]).unwrap();
+    assert_eq!(group.hosts[other].wait(), &Wait::Canaries);
+    group.finish(first[0], Outcome::Done);
+    assert!(group.settle().is_empty(), "no start before promotion");
+    assert_eq!(group.hosts[other].wait(), &Wait::Promotion);
+    group.hosts[other].command(Event::Promote).unwrap();
+    let next = group.settle();
+    assert_eq!(next.len(), 2, "promoted: max_parallel 2 follow: {next:?}");
+}
+
+#[test]
+fn one_failure_halts_everyone_and_sends_the_hosts_that_moved_back() {
+    let mut group = Group::new(4);
+    let rolling = Policy {
+        max_parallel: Amount::Count(2),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &rolling);
+    assert_eq!(first.len(), 2);
+    group.finish(first[0], Outcome::Done);
+    group.finish(
+        first[1],
+        Outcome::Failed {
+            reason: "ValidateService: exit 1".into(),
+            reverted: true,
+        },
+    );
+    // The host that failed halts the release for the group; every host learns it at its next
+    // step, nobody starts, and the host that was done goes back.
+    let mut reverts = Vec::new();
+    for i in 0..4 {
+        for action in group.step(i, Event::Tick) {
+            match action {
+                Action::Revert(to) => reverts.push((i, to)),
+                Action::Deploy(_) => panic!("host {i} started after the halt"),
+                Action::CheckChannel(_) => {}
+            }
+        }
+        let halt = group.hosts[i].halted().expect("halted");
+        assert_eq!(halt.host, group.hosts[first[1]].node());
+        assert!(halt.reason.contains("ValidateService"), "{}", halt.reason);
+    }
+    assert_eq!(
+        reverts,
+        [(
+            first[0],
+            Revision {
+                name: "v1".into(),
+                digest: "git:v1".into()
+            }
+        )]
+    );
+    group.step(first[0], Event::Reverted { ok: true });
+    assert_eq!(group.hosts[first[0]].step_now(), Some(Step::Reverted));
+    assert_eq!(
+        group.hosts[first[0]]
+            .published()
+            .unwrap()
+            .revision
+            .as_deref(),
+        Some("v1")
+    );
+    // A newer release lifts the halt.
+    let again = group.release("v3", &rolling);
+    assert_eq!(again.len(), 2);
+    assert!(group.hosts.iter().all(|h| h.halted().is_none()));
+}
+
+#[test]
+fn failures_up_to_max_failures_do_not_halt() {
+    let mut group = Group::new(4);
+    let tolerant = Policy {
+        max_parallel: Amount::Count(1),
+        max_failures: 1,
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &tolerant);
+    group.finish(
+        first[0],
+        Outcome::Failed {
+            reason: "boom".into(),
+            reverted: true,
+        },
+    );
+    let next = group.settle();
+    assert_eq!(next.len(), 1, "one failure is tolerated");
+    group.finish(
+        next[0],
+        Outcome::Failed {
+            reason: "boom".into(),
+            reverted: true,
+        },
+    );
+    assert!(group.settle().is_empty(), "the second failure halts");
+    assert!(group.hosts.iter().all(|h| h.halted().is_some()));
+}
+
+#[test]
+fn a_minority_starts_nothing() {
+    let mut group = Group::new(5);
+    // h0 remembers five members; three of them are now dead.
+    group.release("v0", &policy(Strategy::AllAtOnce));
+    for i in 0..5 {
+        group.finish(i, Outcome::Done);
+    }
+    group.alive = vec![true, true, false, false, false];
+    let started = group.release("v2", &policy(Strategy::AllAtOnce));
+    assert!(started.is_empty(), "{started:?}");
+    assert_eq!(
+        group.hosts[0].wait(),
+        &Wait::NoMajority {
+            alive: 2,
+            members: 5
+        }
+    );
+    // The majority comes back: it starts.
+    group.alive[2] = true;
+    assert_eq!(group.settle().len(), 2);
+}
+
+#[test]
+fn a_dead_host_that_never_started_is_skipped_and_a_dead_runner_keeps_its_slot() {
+    let mut group = Group::new(5);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one);
+    assert_eq!(first.len(), 1);
+    // The runner dies mid-hook: its slot stays taken.
+    group.alive[first[0]] = false;
+    assert!(group.settle().is_empty(), "a dead runner keeps its slot");
+    // A waiting host dies: the others go past it.
+    group.alive[first[0]] = true;
+    group.finish(first[0], Outcome::Done);
+    let order = group.hosts[0].order().to_vec();
+    let nodes: Vec<String> = group.hosts.iter().map(|h| h.node().to_owned()).collect();
+    let index = |node: &str| nodes.iter().position(|n| n == node).unwrap();
+    let second = index(&order[1]);
+    group.alive[second] = false;
+    let next = group.settle();
+    assert_eq!(next, [index(&order[2])], "the dead waiting host is skipped");
+}
+
+#[test]
+fn a_restarted_host_waits_for_the_files_then_takes_its_turn_again() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        max_failures: 1,
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    // Crash: a new planner from the persisted memory.
+    let memory: Memory =
+        serde_json::from_str(&serde_json::to_string(group.hosts[first].memory()).unwrap()).unwrap();
+    let node = group.hosts[first].node().to_owned();
+    group.hosts[first] = Planner::new(settings(&node), memory, &Policy::default(), group.now);
+    assert_eq!(group.hosts[first].step_now(), Some(Step::Running));
+    group.finish(
+        first,
+        Outcome::Interrupted {
+            reason: "interrupted by agent restart during BeforeInstall".into(),
+            changed_host: true,
+        },
+    );
+    assert!(group.settle().is_empty(), "files first");
+    assert_eq!(group.hosts[first].wait(), &Wait::Fetching);
+    let again = group.step(
+        first,
+        Event::Release {
+            target: target("v2"),
+            policy: one.clone(),
+        },
+    );
+    assert_eq!(again, [Action::Deploy(target("v2"))], "its turn again");
+    assert_eq!(group.hosts[first].published().unwrap().failures, 1);
+}
+
+#[test]
+fn resume_starts_a_new_epoch_once_everyone_knows() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    group.finish(
+        first,
+        Outcome::Failed {
+            reason: "boom".into(),
+            reverted: true,
+        },
+    );
+    group.settle();
+    assert!(group.hosts.iter().all(|h| h.halted().is_some()));
+    let other = (first + 1) % 3;
+    group.hosts[other].command(Event::Resume).unwrap();
+    // The host that resumed waits until every alive member is in the new epoch.
+    let actions = group.step(other, Event::Tick);
+    assert!(actions.is_empty());
+    assert_eq!(group.hosts[other].wait(), &Wait::Resuming);
+    let started = group.settle();
+    assert_eq!(started.len(), 1, "the rollout goes on: {started:?}");
+    assert!(group.hosts.iter().all(|h| h.halted().is_none()));
+    assert!(
+        group
+            .hosts
+            .iter()
+            .all(|h| h.published().unwrap().epoch == 1)
+    );
+}
+
+#[test]
+fn no_progress_within_the_deadline_halts() {
+    let mut group = Group::new(2);
+    let slow = Policy {
+        max_parallel: Amount::Count(1),
+        progress_deadline: Duration::from_secs(60),
+        ..policy(Strategy::Rolling)
+    };
+    group.release("v2", &slow);
+    group.now += 59 * SECOND;
+    group.settle();
+    assert!(group.hosts.iter().all(|h| h.halted().is_none()));
+    group.now += 2 * SECOND;
+    group.settle();
+    let halt = group.hosts[0].halted().expect("halted by the deadline");
+    assert!(halt.reason.contains("progress deadline"), "{}", halt.reason);
+}
+
+#[test]
+fn linear_adds_a_step_every_period_after_the_previous_one_is_done() {
+    let mut group = Group::new(4);
+    let linear = Policy {
+        strategy: Strategy::Linear,
+        linear: Some(shoal_shared::rollout::Linear {
+            step: Amount::Count(2),
+            every: Duration::from_secs(30),
+        }),
+        ..policy(Strategy::Linear)
+    };
+    let first = group.release("v2", &linear);
+    assert_eq!(first.len(), 2);
+    for i in &first {
+        group.finish(*i, Outcome::Done);
+    }
+    assert!(group.settle().is_empty(), "every 30 s");
+    group.now += 30 * SECOND;
+    assert_eq!(group.settle().len(), 2);
+}
+
+#[test]
+fn gossip_announces_a_release_a_host_has_not_verified_yet() {
+    let mut group = Group::new(2);
+    group.step(
+        0,
+        Event::Release {
+            target: target("v2"),
+            policy: policy(Strategy::Rolling),
+        },
+    );
+    let actions = group.step(1, Event::Tick);
+    assert_eq!(actions, [Action::CheckChannel(target("v2"))]);
+    assert!(group.step(1, Event::Tick).is_empty(), "announced once");
+}
+
+#[test]
+fn halts_and_resumes_from_peers_are_only_taken_for_the_same_deployment() {
+    let mut group = Group::new(2);
+    group.release("v2", &policy(Strategy::Rolling));
+    let stale = Halt {
+        id: target("v1").id,
+        epoch: 5,
+        host: "h9".into(),
+        reason: "old".into(),
+    };
+    let resume = Resume {
+        id: target("v1").id,
+        epoch: 5,
+    };
+    let promote = Promote {
+        id: target("v1").id,
+    };
+    let view = View {
+        peers: vec![Peer {
+            node: "h9",
+            alive: true,
+            state: None,
+            halt: Some(&stale),
+            resume: Some(&resume),
+            promote: Some(&promote),
+        }],
+    };
+    let mut host = group.hosts[0].clone();
+    host.step(Event::Tick, &view, 0);
+    assert!(host.halted().is_none());
+    assert_eq!(host.published().unwrap().epoch, 0);
+    assert!(host.memory().promote.is_none());
+}
