@@ -4,6 +4,7 @@ mod agent;
 mod appspec;
 mod client;
 mod deploy;
+mod fleet;
 mod logs;
 mod release;
 mod status;
@@ -62,6 +63,8 @@ enum Command {
     Verify(verify::Command),
     /// This host's groups: revisions, phase, last deployment and its events (from the agent).
     Status(status::Args),
+    /// Every node of the mesh and each group's rollout, as this host's agent sees it.
+    Fleet(fleet::Args),
     /// The hook output of a deployment on this host (from the agent).
     Logs(logs::Args),
 }
@@ -81,6 +84,7 @@ impl Cli {
             Command::Release(args) => release::run(args),
             Command::Verify(command) => verify::run(command),
             Command::Status(args) => status::run(args),
+            Command::Fleet(args) => fleet::run(args),
             Command::Logs(args) => logs::run(args),
         };
         ExitCode::from(code)

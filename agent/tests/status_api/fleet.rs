@@ -1,5 +1,7 @@
-//! `GET /v1/fleet` on the in-process endpoint of an agent without a mesh: the host alone, from
-//! its groups' planners.
+//! `GET /v1/fleet` and `shoal fleet` on the in-process endpoint of an agent without a mesh: the
+//! host alone, from its groups' planners, and the CLI's table and JSON.
+
+use std::process::Command;
 
 use shoal_shared::rollout::Policy;
 use shoal_shared::status::{Fleet, Health};
@@ -63,4 +65,40 @@ fn a_release_shows_as_the_groups_deployment_and_the_hosts_step() {
         phase, "running",
         "alone in its group, it takes its turn at once"
     );
+}
+
+#[test]
+fn shoal_fleet_prints_a_table_and_json_as_served() {
+    let agent = Agent::start();
+    agent.release("web", "v2.0.0", Policy::default());
+    let addr = agent.addr.to_string();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(args)
+            .args(["--addr", &addr])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["fleet"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "fleet seen from web-1: 1 node, 0 dead, 2 groups",
+        "{text}"
+    );
+    assert_eq!(lines[2], "NODE   STATE  db      web", "{text}");
+    assert_eq!(lines[3], "web-1  alive  - idle  - running", "{text}");
+    assert_eq!(lines[5], "db   -       no release yet (1 member)", "{text}");
+    assert_eq!(lines[6], "web  v2.0.0  0/1 done", "{text}");
+
+    let served = agent.get("/v1/fleet").text();
+    let out = run(&["fleet", "--json"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), served);
 }
