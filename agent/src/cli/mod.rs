@@ -3,6 +3,7 @@
 mod agent;
 mod appspec;
 mod client;
+mod control;
 mod deploy;
 mod fleet;
 mod logs;
@@ -67,6 +68,12 @@ enum Command {
     Fleet(fleet::Args),
     /// The hook output of a deployment on this host (from the agent).
     Logs(logs::Args),
+    /// Halt a group's rollout: no host starts it any more, and hosts that moved go back.
+    Halt(control::HaltArgs),
+    /// Lift the halt of a group's rollout: it goes on where it stopped.
+    Resume(control::Args),
+    /// Let a canary rollout go on past its canaries (when the policy does not auto-promote).
+    Promote(control::Args),
 }
 
 impl Cli {
@@ -86,6 +93,9 @@ impl Cli {
             Command::Status(args) => status::run(args),
             Command::Fleet(args) => fleet::run(args),
             Command::Logs(args) => logs::run(args),
+            Command::Halt(args) => control::halt(args),
+            Command::Resume(args) => control::resume(args),
+            Command::Promote(args) => control::promote(args),
         };
         ExitCode::from(code)
     }
