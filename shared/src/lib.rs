@@ -3,11 +3,13 @@
 //! The AppSpec engine lives in [`appspec`]: the model of a CodeDeploy `appspec.yml`, a parser
 //! that reads it as the CodeDeploy agent does (YAML 1.1), and its validation rules.
 //! Releases and trust live in [`release`]: `allowed_signers`, SSH signatures, signed tags,
-//! versions and the store manifest. Rollout policies live in [`rollout`].
+//! versions and the store manifest. Rollout policies live in [`rollout`];
+//! the fleet view assembled from gossip in [`fleet`].
 #![warn(missing_docs)]
 
 pub mod appspec;
 pub mod duration;
+pub mod fleet;
 pub mod gossip;
 pub mod release;
 pub mod rollout;

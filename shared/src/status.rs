@@ -207,6 +207,31 @@ pub struct FleetGroup {
     pub halted: Option<HaltInfo>,
 }
 
+/// The optional body of `POST /v1/groups/{group}/halt` (resume and promote take none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaltRequest {
+    /// Why the operator halts the rollout.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The `202 Accepted` answer of `POST /v1/groups/{group}/{halt|resume|promote}`: the command
+/// is recorded on this host, which publishes it to the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandAccepted {
+    /// Group name.
+    pub group: String,
+    /// `halt`, `resume` or `promote`.
+    pub action: String,
+    /// The deployment it applies to.
+    pub deployment: String,
+    /// Whether the agent gossips with a mesh, so the command spreads to the group's other
+    /// members (an agent without a mesh is a group of one).
+    #[serde(default)]
+    pub gossip: bool,
+}
+
 impl GroupStatus {
     /// A group that has not checked its channel yet: nothing known beyond its names.
     pub fn starting(name: &str, application: &str, channel: &str) -> Self {

@@ -1,21 +1,25 @@
-//! How `shoal status` and `shoal logs` reach this host's agent: the status address from
-//! `--addr` or the config's `status.listen`, and a small HTTP/1 GET client (hyper's connection
-//! API over a tokio `TcpStream`) with timeouts and errors that say what to check.
+//! How the commands that ask this host's agent (`status`, `fleet`, `logs`, `halt`, `resume`,
+//! `promote`) reach it: the status address from `--addr` or the config's `status.listen`, the
+//! admin token file from `--token-file` or `status.token_file`, and a small HTTP/1 client (GET
+//! through [`crate::net`], POST with the token here) with timeouts and errors that say what to
+//! check.
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::header::HeaderMap;
-use hyper::{Response, StatusCode};
+use hyper::header::{self, HeaderMap};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use shoal_shared::status::ErrorBody;
+use tokio::net::TcpStream;
 
 use super::exit;
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, Settings};
 use crate::net::GetError;
 
 /// How long connecting and getting the response head may take, and then each piece of body.
@@ -27,7 +31,8 @@ pub(super) struct AgentArgs {
     /// The agent's status address (default: status.listen from the config).
     #[arg(long, value_name = "HOST:PORT")]
     addr: Option<SocketAddr>,
-    /// The agent's config file, read for status.listen when --addr is not given.
+    /// The agent's config file, read for status.listen (and status.token_file) when they are
+    /// not given.
     #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
 }
@@ -125,14 +130,43 @@ impl AgentArgs {
     /// The agent to ask: `--addr`, or `status.listen` of the config (loopback when it listens
     /// on every address).
     pub(super) fn agent(&self) -> Result<Agent, ConfigError> {
+        let settings = self.settings(self.addr.is_none())?;
+        self.agent_from(settings.as_ref())
+    }
+
+    /// The agent to ask and its admin token file: `token_file` when given, else
+    /// `status.token_file` of the config.
+    pub(super) fn agent_and_token_file(
+        &self,
+        token_file: Option<&Path>,
+    ) -> Result<(Agent, PathBuf), ConfigError> {
+        let (settings, token_file) = match token_file {
+            Some(file) => (self.settings(self.addr.is_none())?, file.to_owned()),
+            None => {
+                let settings = config::load(&self.config)?;
+                let file = settings.status.token_file.clone();
+                (Some(settings), file)
+            }
+        };
+        Ok((self.agent_from(settings.as_ref())?, token_file))
+    }
+
+    /// The config, when `needed`.
+    fn settings(&self, needed: bool) -> Result<Option<Settings>, ConfigError> {
+        needed.then(|| config::load(&self.config)).transpose()
+    }
+
+    fn agent_from(&self, settings: Option<&Settings>) -> Result<Agent, ConfigError> {
         if let Some(addr) = self.addr {
             return Ok(Agent {
                 addr,
                 hint: "its status.listen".to_owned(),
             });
         }
-        let settings = config::load(&self.config)?;
-        let mut addr = settings.status.listen;
+        let mut addr = match settings {
+            Some(settings) => settings.status.listen,
+            None => config::load(&self.config)?.status.listen,
+        };
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -178,28 +212,50 @@ impl Agent {
         Ok((parts.headers, written))
     }
 
+    /// `POST path` with the admin `token` and a JSON `body` (or none), the whole answer; an
+    /// error status is [`ClientError::Agent`].
+    pub(super) async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
+        let response = self
+            .exchange(path, post(self.addr, path, token, body))
+            .await?;
+        self.body(response.into_body()).await
+    }
+
     /// Sends `GET path`; the response once its head arrived with a success status.
     async fn send(&self, path: &str) -> Result<Response<Incoming>, ClientError> {
         let addr = self.addr;
+        self.exchange(path, crate::net::get(addr, &addr.to_string(), path))
+            .await
+    }
+
+    /// Waits (bounded) for the response head of `request` to `path`; the response when its
+    /// status is a success.
+    async fn exchange(
+        &self,
+        path: &str,
+        request: impl Future<Output = Result<Response<Incoming>, GetError>>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let addr = self.addr;
         let exchange = async {
-            crate::net::get(addr, &addr.to_string(), path)
-                .await
-                .map_err(|e| match e {
-                    GetError::Connect(source)
-                        if source.kind() == io::ErrorKind::ConnectionRefused =>
-                    {
-                        ClientError::Refused {
-                            addr,
-                            hint: self.hint.clone(),
-                        }
-                    }
-                    GetError::Connect(source) => ClientError::Connect { addr, source },
-                    GetError::Http(source) => ClientError::Http { addr, source },
-                    GetError::Request(e) => ClientError::Unexpected {
+            request.await.map_err(|e| match e {
+                GetError::Connect(source) if source.kind() == io::ErrorKind::ConnectionRefused => {
+                    ClientError::Refused {
                         addr,
-                        what: format!("cannot build a request for {path}: {e}"),
-                    },
-                })
+                        hint: self.hint.clone(),
+                    }
+                }
+                GetError::Connect(source) => ClientError::Connect { addr, source },
+                GetError::Http(source) => ClientError::Http { addr, source },
+                GetError::Request(e) => ClientError::Unexpected {
+                    addr,
+                    what: format!("cannot build a request for {path}: {e}"),
+                },
+            })
         };
         let response = tokio::time::timeout(TIMEOUT, exchange)
             .await
@@ -249,6 +305,39 @@ impl Agent {
             what: format!("the JSON does not fit this version of shoal: {e}"),
         })
     }
+}
+
+/// `POST path` to `addr` with `Authorization: Bearer token` and a JSON `body` (or none), on a
+/// new connection; the response once its head arrived. The caller bounds the time it may take.
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    body: Option<Vec<u8>>,
+) -> Result<Response<Incoming>, GetError> {
+    let stream = TcpStream::connect(addr).await.map_err(GetError::Connect)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(GetError::Http)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "http connection ended");
+        }
+    });
+    let mut request = Request::post(path)
+        .header(header::HOST, addr.to_string())
+        .header(
+            header::USER_AGENT,
+            concat!("shoal/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(GetError::Request)?;
+    sender.send_request(request).await.map_err(GetError::Http)
 }
 
 /// Prints why the agent's address is unknown; a config that cannot be read at all gets the

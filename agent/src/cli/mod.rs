@@ -3,7 +3,9 @@
 mod agent;
 mod appspec;
 mod client;
+mod control;
 mod deploy;
+mod fleet;
 mod logs;
 mod release;
 mod status;
@@ -62,8 +64,16 @@ enum Command {
     Verify(verify::Command),
     /// This host's groups: revisions, phase, last deployment and its events (from the agent).
     Status(status::Args),
+    /// Every node of the mesh and each group's rollout, as this host's agent sees it.
+    Fleet(fleet::Args),
     /// The hook output of a deployment on this host (from the agent).
     Logs(logs::Args),
+    /// Halt a group's rollout: no host starts it any more, and hosts that moved go back.
+    Halt(control::HaltArgs),
+    /// Lift the halt of a group's rollout: it goes on where it stopped.
+    Resume(control::Args),
+    /// Let a canary rollout go on past its canaries (when the policy does not auto-promote).
+    Promote(control::Args),
 }
 
 impl Cli {
@@ -81,7 +91,11 @@ impl Cli {
             Command::Release(args) => release::run(args),
             Command::Verify(command) => verify::run(command),
             Command::Status(args) => status::run(args),
+            Command::Fleet(args) => fleet::run(args),
             Command::Logs(args) => logs::run(args),
+            Command::Halt(args) => control::halt(args),
+            Command::Resume(args) => control::resume(args),
+            Command::Promote(args) => control::promote(args),
         };
         ExitCode::from(code)
     }

@@ -1,6 +1,6 @@
 //! The admin token that guards the status endpoint's steering calls (halt, resume, promote):
 //! made on first start as 32 random bytes in hex, in a file only its owner may read; refused
-//! when anyone else could read it.
+//! when anyone else could read it. `shoal halt`/`resume`/`promote` read it with [`read_token`].
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -22,6 +22,12 @@ pub fn ensure_token(path: &Path) -> io::Result<String> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read(path),
         other => other,
     }
+}
+
+/// The token kept in `path`, read (and trimmed) with the checks of [`ensure_token`]; never made.
+/// An error from the system (not found, permission denied) keeps its `raw_os_error`.
+pub fn read_token(path: &Path) -> io::Result<String> {
+    read(path)
 }
 
 fn read(path: &Path) -> io::Result<String> {

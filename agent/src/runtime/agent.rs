@@ -21,7 +21,7 @@ use crate::coordinate::{Mesh, MeshSettings, Published};
 use crate::execute::deployment::record::now_ms;
 use crate::execute::layout::Layout;
 use crate::execute::stop::Stop;
-use crate::report::http::{ServerState, serve};
+use crate::report::http::{AdminToken, ServerState, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
@@ -77,7 +77,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         path: data_dir.clone(),
         source,
     })?;
-    ensure_token(&settings.status.token_file).map_err(|source| StartError::Token {
+    let token = ensure_token(&settings.status.token_file).map_err(|source| StartError::Token {
         path: settings.status.token_file.clone(),
         source,
     })?;
@@ -165,6 +165,15 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         board: board.clone(),
         metrics: metrics.clone(),
         deployment_root: layout.root().to_owned(),
+        node: settings.node.id.clone(),
+        admin: AdminToken::new(&token),
+        groups: settings
+            .groups
+            .iter()
+            .map(|g| g.name.clone())
+            .zip(controls.iter().cloned())
+            .collect(),
+        mesh: mesh.clone(),
     });
     let server = tokio::spawn(serve(listener, state, async move {
         let mut stop = server_stop;

@@ -16,6 +16,8 @@ mod rollout;
 mod settle;
 pub mod signals;
 
+pub use rollout::GroupControl;
+
 use shoal_shared::appspec::lifecycle;
 
 use crate::execute::deployment::{DeploymentRecord, Status};

@@ -1,30 +1,42 @@
-//! The status endpoint served in-process on `127.0.0.1:0` from a real board, real metrics and a
-//! temporary deployment root, asked over plain TCP; and `shoal status` / `shoal logs` run as the
-//! real binary against it.
+//! The status endpoint served in-process on `127.0.0.1:0` from a real board, real metrics, real
+//! rollout planners and a temporary deployment root, asked over plain TCP; `shoal status` /
+//! `shoal logs` run as the real binary against it; and the fleet view and the steering calls
+//! on real `shoal agent` processes with a signed git channel ([`daemon`]).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod cli;
+mod controls;
+mod daemon;
 mod endpoints;
+mod fleet;
 mod limits;
 mod logs;
 mod metrics;
+mod steering;
 mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_agent::execute::deployment::{DeploymentRecord, EventRecord, ScriptRecord, Status};
 use shoal_agent::execute::layout::Layout;
-use shoal_agent::report::http::{Limits, serve_with};
+use shoal_agent::report::http::{AdminToken, Limits, serve_with};
 use shoal_agent::report::{Board, Metrics, ServerState};
+use shoal_agent::runtime::GroupControl;
+use shoal_agent::runtime::journal::JournalFile;
+use shoal_shared::gossip::Target;
+use shoal_shared::rollout::{Event, Memory, Planner, Policy, Settings, View, deployment_id};
 use shoal_shared::status::{GroupStatus, NodeInfo};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// How long anything in these tests may take before it counts as hung.
 pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The admin token of the in-process endpoint.
+pub const TOKEN: &str = "0123456789abcdef";
 
 /// A status endpoint served on its own runtime, stopped when dropped.
 pub struct Agent {
@@ -32,6 +44,8 @@ pub struct Agent {
     pub board: Board,
     pub metrics: Metrics,
     pub root: PathBuf,
+    /// The groups' planners and journals, as the runtime shares them with the endpoint.
+    pub controls: Vec<(String, GroupControl)>,
     _tmp: tempfile::TempDir,
     stop_tx: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
@@ -45,6 +59,11 @@ impl Agent {
     }
 
     pub fn start_with(limits: Limits) -> Self {
+        Self::serve("127.0.0.1:0", limits)
+    }
+
+    /// The endpoint listening on `listen` (an address with port 0).
+    pub fn serve(listen: &str, limits: Limits) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("deployment-root");
         std::fs::create_dir_all(&root).unwrap();
@@ -67,13 +86,21 @@ impl Agent {
             .build()
             .unwrap();
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(listen))
             .unwrap();
         let addr = listener.local_addr().unwrap();
+        let controls: Vec<(String, GroupControl)> = ["web", "db"]
+            .iter()
+            .map(|name| (name.to_string(), control(tmp.path(), name)))
+            .collect();
         let state = Arc::new(ServerState {
             board: board.clone(),
             metrics: metrics.clone(),
             deployment_root: root.clone(),
+            node: "web-1".into(),
+            admin: AdminToken::new(TOKEN),
+            groups: controls.clone(),
+            mesh: None,
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let served = runtime.spawn(serve_with(listener, state, limits, async {
@@ -84,6 +111,7 @@ impl Agent {
             board,
             metrics,
             root,
+            controls,
             _tmp: tmp,
             stop_tx: Some(stop_tx),
             served: Some(served),
@@ -94,6 +122,42 @@ impl Agent {
     /// `GET path` on a new connection.
     pub fn get(&self, path: &str) -> wire::Reply {
         wire::get(self.addr, path)
+    }
+
+    /// `POST /v1/groups/{group}/{action}` with the admin token and `body`.
+    pub fn steer(&self, group: &str, action: &str, body: &[u8]) -> wire::Reply {
+        let path = format!("/v1/groups/{group}/{action}");
+        wire::post(self.addr, &path, Some(&format!("Bearer {TOKEN}")), body)
+    }
+
+    /// The scratch folder (journals under `journal/`, deployments under `deployment-root/`).
+    pub fn dir(&self) -> &Path {
+        self._tmp.path()
+    }
+
+    /// The control of `group`.
+    pub fn control(&self, group: &str) -> &GroupControl {
+        &self
+            .controls
+            .iter()
+            .find(|(name, _)| name == group)
+            .unwrap()
+            .1
+    }
+
+    /// `group` learns of release `revision` with `policy`, as the runtime tells its planner
+    /// (alone in its group, it starts at once); returns the deployment id.
+    pub fn release(&self, group: &str, revision: &str, policy: Policy) -> String {
+        let digest = format!("git:{revision}");
+        let target = Target {
+            id: deployment_id(group, &digest),
+            revision: revision.into(),
+            digest,
+        };
+        let id = target.id.clone();
+        let mut planner = self.control(group).planner.lock().unwrap();
+        planner.step(Event::Release { target, policy }, &View::default(), 1);
+        id
     }
 
     /// Starts the shutdown; true when `serve` returned within the deadline.
@@ -118,6 +182,23 @@ impl Agent {
             write_log(&dir, log);
         }
         dir
+    }
+}
+
+/// A fresh planner for `group` of node `web-1` (no mesh: no warmup), journaled under `dir`.
+fn control(dir: &Path, group: &str) -> GroupControl {
+    let settings = Settings {
+        node: "web-1".into(),
+        warmup: 0,
+        forget_after: 0,
+    };
+    let planner = Planner::new(settings, Memory::default(), &Policy::default(), 0);
+    let path = JournalFile::path_for(dir, group);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    GroupControl {
+        planner: Arc::new(Mutex::new(planner)),
+        journal: Arc::new(Mutex::new(JournalFile::load(&path).unwrap())),
+        wake: Arc::new(Notify::new()),
     }
 }
 

@@ -129,3 +129,18 @@ fn invalid(received: &[u8]) -> io::Error {
         ),
     )
 }
+
+/// `POST path` with `Authorization: <authorization>` when given, and `body`.
+pub fn post(addr: SocketAddr, path: &str, authorization: Option<&str>, body: &[u8]) -> Reply {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(value) = authorization {
+        raw.push_str(&format!("Authorization: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let mut raw = raw.into_bytes();
+    raw.extend_from_slice(body);
+    send(addr, &raw).unwrap()
+}

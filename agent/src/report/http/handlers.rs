@@ -1,8 +1,9 @@
-//! What each route answers: JSON for status and deployments, text for `/live`, the log and the
-//! metrics, and `{ "error": … }` with `application/json` for every error. Files are read on the
-//! blocking pool; a log is streamed, never held whole in memory.
+//! What each route answers: JSON for status, the fleet and deployments, text for `/live`, the
+//! log and the metrics, and `{ "error": … }` with `application/json` for every error. Files are
+//! read on the blocking pool; a log is streamed, never held whole in memory.
 
 use std::io;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -15,7 +16,7 @@ use shoal_shared::status::{ErrorBody, Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
 use super::server::ServerState;
-use super::{ALLOW, LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route};
+use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet};
 use crate::report::deployments::{self, DeploymentsError, LogSlice};
 
 /// The body of every response.
@@ -28,12 +29,29 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// How much of a log is read at a time while it is sent.
 const LOG_CHUNK: u64 = 64 * 1024;
 
-/// The answer to `route`; `path` names the endpoint in a 404.
-pub(super) async fn respond(state: &ServerState, route: Route, path: &str) -> Response<Body> {
-    match route {
+/// A request, read and routed.
+pub(super) struct Asked<'a> {
+    /// Where it goes.
+    pub route: Route,
+    /// Its path (named in a 404 or 405).
+    pub path: &'a str,
+    /// Who sent it.
+    pub peer: SocketAddr,
+    /// Its `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// Its body (bounded by the server).
+    pub body: Bytes,
+}
+
+/// The answer to a request.
+pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<Body> {
+    let path = asked.path;
+    match asked.route {
         Route::Live => text(StatusCode::OK, TEXT, "ok\n".to_owned()),
         Route::Ready => ready(state),
         Route::Status => json(StatusCode::OK, &state.board.snapshot()),
+        Route::Fleet => json(StatusCode::OK, &fleet::fleet(state).await),
+        Route::Control { ref group, action } => control::answer(state, group, action, &asked).await,
         Route::Metrics => text(StatusCode::OK, OPENMETRICS, state.metrics.encode()),
         Route::Deployments => {
             let root = state.deployment_root.clone();
@@ -56,20 +74,21 @@ pub(super) async fn respond(state: &ServerState, route: Route, path: &str) -> Re
                 Err(e) => deployments_error(&e),
             }
         }
-        Route::MethodNotAllowed => {
+        Route::MethodNotAllowed { allow } => {
             let mut response = error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                &format!("{path} answers {ALLOW} only"),
+                &format!("{path} answers {allow} only"),
             );
             response
                 .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             response
         }
         Route::NotFound => error(
             StatusCode::NOT_FOUND,
             &format!(
-                "no endpoint {path}: try /v1/status, /v1/deployments, /metrics, /live or /ready"
+                "no endpoint {path}: try /v1/status, /v1/fleet, /v1/deployments, /metrics, \
+                 /live or /ready"
             ),
         ),
         Route::BadRequest(message) => error(StatusCode::BAD_REQUEST, &message),
@@ -182,7 +201,7 @@ fn file_body(file: tokio::fs::File, length: u64) -> Body {
     StreamBody::new(chunks).boxed_unsync()
 }
 
-fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+pub(super) fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     match serde_json::to_string(value) {
         Ok(mut body) => {
             body.push('\n');

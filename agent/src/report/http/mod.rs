@@ -1,16 +1,24 @@
 //! The status endpoint: which request goes where ([`route`], pure), what each answers
-//! ([`handlers`]) and the hyper server with its limits ([`server`]).
+//! ([`handlers`]; the fleet view in [`fleet`], the steering calls in [`control`], guarded as
+//! [`auth`] says) and the hyper server with its limits ([`server`]).
 
+mod auth;
+mod control;
+mod fleet;
 mod handlers;
 mod server;
 
 use hyper::Method;
 
 use super::deployments::{DeploymentsError, is_deployment_id};
+pub use auth::AdminToken;
 pub use server::{Limits, ServerState, serve, serve_with};
 
-/// The methods every endpoint answers (HEAD as GET without the body).
+/// The methods every reading endpoint answers (HEAD as GET without the body).
 pub const ALLOW: &str = "GET, HEAD";
+
+/// The method the steering calls (`/v1/groups/{group}/{halt|resume|promote}`) answer.
+pub const ALLOW_CONTROL: &str = "POST";
 
 /// The response header that carries the size of a deployment's log when it was read.
 pub const LOG_SIZE_HEADER: &str = "x-log-size";
@@ -18,6 +26,34 @@ pub const LOG_SIZE_HEADER: &str = "x-log-size";
 /// The response header that carries a deployment's result when its log was read; anything
 /// but `in-progress` means the log will not grow any more.
 pub const LOG_RESULT_HEADER: &str = "x-deployment-result";
+
+/// An operator's command to a group's rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// `shoal halt`: no host starts the deployment any more; hosts that moved go back.
+    Halt,
+    /// `shoal resume`: lifts the halt in force.
+    Resume,
+    /// `shoal promote`: lets a canary deployment go on past its canaries.
+    Promote,
+}
+
+impl Control {
+    /// The name in the path and in answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Halt => "halt",
+            Self::Resume => "resume",
+            Self::Promote => "promote",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Halt, Self::Resume, Self::Promote]
+            .into_iter()
+            .find(|c| c.as_str() == name)
+    }
+}
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +64,8 @@ pub enum Route {
     Ready,
     /// `/v1/status`.
     Status,
+    /// `/v1/fleet`.
+    Fleet,
     /// `/v1/deployments`.
     Deployments,
     /// `/v1/deployments/{id}`.
@@ -44,8 +82,18 @@ pub enum Route {
     },
     /// `/metrics`.
     Metrics,
-    /// A known path with a method other than GET or HEAD.
-    MethodNotAllowed,
+    /// `POST /v1/groups/{group}/{halt|resume|promote}`.
+    Control {
+        /// The group named in the path (not checked against the config here).
+        group: String,
+        /// What to do.
+        action: Control,
+    },
+    /// A known path with a method it does not answer.
+    MethodNotAllowed {
+        /// The methods it answers (the `Allow` header).
+        allow: &'static str,
+    },
     /// No such path.
     NotFound,
     /// A known path with a bad id or query; the message says what is wrong.
@@ -59,23 +107,38 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
         _ => path,
     };
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let target = match segments.as_slice() {
-        ["live"] => Route::Live,
-        ["ready"] => Route::Ready,
-        ["metrics"] => Route::Metrics,
-        ["v1", "status"] => Route::Status,
-        ["v1", "deployments"] => Route::Deployments,
-        ["v1", "deployments", id] => with_id(id, |id| Route::Deployment { id }),
+    let (target, allow) = match segments.as_slice() {
+        ["live"] => (Route::Live, ALLOW),
+        ["ready"] => (Route::Ready, ALLOW),
+        ["metrics"] => (Route::Metrics, ALLOW),
+        ["v1", "status"] => (Route::Status, ALLOW),
+        ["v1", "fleet"] => (Route::Fleet, ALLOW),
+        ["v1", "deployments"] => (Route::Deployments, ALLOW),
+        ["v1", "deployments", id] => (with_id(id, |id| Route::Deployment { id }), ALLOW),
         ["v1", "deployments", id, "log"] => match offset(query) {
-            Ok(offset) => with_id(id, |id| Route::DeploymentLog { id, offset }),
-            Err(message) => Route::BadRequest(message),
+            Ok(offset) => (with_id(id, |id| Route::DeploymentLog { id, offset }), ALLOW),
+            Err(message) => (Route::BadRequest(message), ALLOW),
+        },
+        ["v1", "groups", group, action] if !group.is_empty() => match Control::parse(action) {
+            Some(action) => {
+                let group = (*group).to_owned();
+                (Route::Control { group, action }, ALLOW_CONTROL)
+            }
+            None => return Route::NotFound,
         },
         _ => return Route::NotFound,
     };
-    if method == Method::GET || method == Method::HEAD {
+    if allow.split(", ").any(|allowed| allowed == method.as_str()) {
         target
     } else {
-        Route::MethodNotAllowed
+        Route::MethodNotAllowed { allow }
+    }
+}
+
+impl Route {
+    /// Whether the request may carry a body (the steering calls: a halt's reason).
+    pub fn takes_body(&self) -> bool {
+        matches!(self, Self::Control { .. })
     }
 }
 
@@ -190,9 +253,66 @@ mod tests {
     #[test]
     fn other_methods_are_not_allowed_on_known_paths_only() {
         for method in [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS] {
-            assert_eq!(route(&method, "/v1/status", None), Route::MethodNotAllowed);
+            for path in ["/v1/status", "/v1/fleet", "/live"] {
+                assert_eq!(
+                    route(&method, path, None),
+                    Route::MethodNotAllowed { allow: ALLOW },
+                    "{method} {path}"
+                );
+            }
             assert_eq!(route(&method, "/nope", None), Route::NotFound);
         }
         assert_eq!(route(&Method::HEAD, "/live", None), Route::Live);
+        assert_eq!(route(&Method::HEAD, "/v1/fleet", None), Route::Fleet);
+    }
+
+    #[test]
+    fn the_fleet_has_its_route() {
+        assert_eq!(get("/v1/fleet"), Route::Fleet);
+        assert_eq!(get("/v1/fleet/"), Route::Fleet);
+        assert_eq!(get("/v1/fleet/x"), Route::NotFound);
+    }
+
+    #[test]
+    fn steering_calls_are_posts_to_a_group() {
+        for (name, action) in [
+            ("halt", Control::Halt),
+            ("resume", Control::Resume),
+            ("promote", Control::Promote),
+        ] {
+            let path = format!("/v1/groups/web.eu-1/{name}");
+            assert_eq!(
+                route(&Method::POST, &path, None),
+                Route::Control {
+                    group: "web.eu-1".into(),
+                    action
+                }
+            );
+            assert!(route(&Method::POST, &path, None).takes_body());
+            for method in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE] {
+                assert_eq!(
+                    route(&method, &path, None),
+                    Route::MethodNotAllowed {
+                        allow: ALLOW_CONTROL
+                    },
+                    "{method} {path}"
+                );
+            }
+        }
+        assert!(!get("/v1/status").takes_body());
+    }
+
+    #[test]
+    fn other_group_paths_are_not_found() {
+        for path in [
+            "/v1/groups",
+            "/v1/groups/web",
+            "/v1/groups/web/stop",
+            "/v1/groups/web/HALT",
+            "/v1/groups//halt",
+            "/v1/groups/web/halt/now",
+        ] {
+            assert_eq!(route(&Method::POST, path, None), Route::NotFound, "{path}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The status endpoint's accept loop (hyper, HTTP/1): one task per connection, a cap on how
 //! many run at once, bounded request heads and bodies, timeouts for slow or idle clients, and a
-//! shutdown that stops accepting and gives requests in flight a short grace.
+//! shutdown that stops accepting and gives requests in flight a short grace. Each request is
+//! answered knowing its peer's address (the steering calls are for this host only).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -20,9 +22,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::handlers::{self, Body};
+use super::auth::AdminToken;
+use super::handlers::{self, Asked, Body};
 use super::route;
+use crate::coordinate::Mesh;
 use crate::report::{Board, Metrics};
+use crate::runtime::GroupControl;
 
 /// What the endpoint serves from.
 pub struct ServerState {
@@ -32,6 +37,14 @@ pub struct ServerState {
     pub metrics: Metrics,
     /// Where deployment directories are (`<data_dir>/deployment-root`).
     pub deployment_root: PathBuf,
+    /// This host's node id.
+    pub node: String,
+    /// The token the steering calls must carry (from `status.token_file`).
+    pub admin: AdminToken,
+    /// Each group's rollout planner and its commands, by group name, in config order.
+    pub groups: Vec<(String, GroupControl)>,
+    /// The gossip mesh, when the agent has one (else each group is a group of one).
+    pub mesh: Option<Arc<Mesh>>,
 }
 
 /// The endpoint's bounds.
@@ -41,7 +54,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// The largest request head (request line and headers); a larger one gets 431.
     pub max_header_bytes: usize,
-    /// The largest request body; a larger one gets 413 (no endpoint takes a body).
+    /// The largest request body; a larger one gets 413 (only the steering calls take a body,
+    /// and a smaller one: [`MAX_CONTROL_BODY`]).
     pub max_body_bytes: usize,
     /// How long a client may take to send a request head. It also closes a kept-alive
     /// connection that sends no next request within this time.
@@ -67,6 +81,9 @@ impl Default for Limits {
         }
     }
 }
+
+/// The largest body a steering call takes (a halt's `{"reason": …}`).
+pub const MAX_CONTROL_BODY: usize = 4 * 1024;
 
 /// hyper refuses a buffer smaller than this.
 const MIN_BUF_SIZE: usize = 8192;
@@ -153,7 +170,7 @@ async fn connection(
         service_fn(move |request| {
             let state = Arc::clone(&state);
             let limits = Arc::clone(&limits);
-            async move { Ok::<_, Infallible>(handle(&state, &limits, request).await) }
+            async move { Ok::<_, Infallible>(handle(&state, &limits, peer, request).await) }
         })
     };
     let mut builder = http1::Builder::new();
@@ -181,17 +198,37 @@ async fn connection(
     }
 }
 
-/// Answers one request: reads (and bounds) its body, routes it, logs it at debug.
+/// Answers one request: routes it, reads (and bounds) its body, answers, logs it at debug.
 async fn handle(
     state: &ServerState,
     limits: &Limits,
+    peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let query = request.uri().query().map(str::to_owned);
-    let response = match read_body(request, limits).await {
-        Ok(()) => handlers::respond(state, route(&method, &path, query.as_deref()), &path).await,
+    let route = route(&method, &path, request.uri().query());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limit = if route.takes_body() {
+        limits.max_body_bytes.min(MAX_CONTROL_BODY)
+    } else {
+        limits.max_body_bytes
+    };
+    let response = match read_body(request, limit, limits.body_read_timeout).await {
+        Ok(body) => {
+            let asked = Asked {
+                route,
+                path: &path,
+                peer,
+                authorization: authorization.as_deref(),
+                body,
+            };
+            handlers::respond(state, asked).await
+        }
         Err(mut response) => {
             response
                 .headers_mut()
@@ -202,21 +239,32 @@ async fn handle(
     tracing::debug!(
         method = %method,
         path = %path,
+        client.addr = %peer,
         status = response.status().as_u16(),
         "status request"
     );
     response
 }
 
-/// Reads and drops the request body, or the error response when it is too large, too slow or
-/// broken.
-async fn read_body(request: Request<Incoming>, limits: &Limits) -> Result<(), Response<Body>> {
+/// Reads the request body (at most `limit` bytes), or the error response when it is too large,
+/// too slow or broken.
+async fn read_body(
+    request: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response<Body>> {
     let too_large = || {
+        let what = if limit < 1024 {
+            format!("{limit} bytes")
+        } else {
+            format!("{} KiB", limit / 1024)
+        };
         handlers::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
-                "the request body is over {} KiB; no endpoint here takes a body",
-                limits.max_body_bytes / 1024
+                "the request body is over {what}; only a halt takes a body, \
+                 {{\"reason\": \"…\"}} of at most {} KiB",
+                MAX_CONTROL_BODY / 1024
             ),
         )
     };
@@ -225,12 +273,12 @@ async fn read_body(request: Request<Incoming>, limits: &Limits) -> Result<(), Re
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
+    if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    let body = Limited::new(request.into_body(), limits.max_body_bytes).collect();
-    match tokio::time::timeout(limits.body_read_timeout, body).await {
-        Ok(Ok(_)) => Ok(()),
+    let body = Limited::new(request.into_body(), limit).collect();
+    match tokio::time::timeout(timeout, body).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(e)) => Err(handlers::error(
             StatusCode::BAD_REQUEST,

@@ -1,0 +1,220 @@
+//! `POST /v1/groups/{group}/{halt|resume|promote}`: an operator steers a group's rollout from
+//! this host. Only a loopback peer with the admin token gets through (403, 401); an unknown
+//! group is a 404, a command the planner refuses a 409 with its reason, and an accepted one a
+//! 202 once it is recorded in the group's journal (the group task then publishes it).
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use shoal_shared::rollout::Event;
+use shoal_shared::rollout::plan::CommandError;
+use shoal_shared::status::{CommandAccepted, HaltRequest};
+use tracing::{info, warn};
+
+use super::Control;
+use super::auth::{Credential, is_local};
+use super::fleet::lock;
+use super::handlers::{Asked, Body, error, json};
+use super::server::ServerState;
+use crate::runtime::GroupControl;
+
+/// The reason of a halt sent without one.
+const NO_REASON: &str = "no reason given";
+
+/// The answer to `action` on `group`.
+pub(super) async fn answer(
+    state: &ServerState,
+    group: &str,
+    action: Control,
+    asked: &Asked<'_>,
+) -> Response<Body> {
+    if let Some(refused) = refusal(state, action, asked) {
+        return refused;
+    }
+    let Some(control) = state
+        .groups
+        .iter()
+        .find(|(name, _)| name == group)
+        .map(|(_, control)| control.clone())
+    else {
+        return error(StatusCode::NOT_FOUND, &unknown_group(state, group));
+    };
+    let event = match event(action, &asked.body) {
+        Ok(event) => event,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let deployment = match apply(&control, event).await {
+        Ok(deployment) => deployment,
+        Err(refused) => return refused,
+    };
+    info!(
+        group,
+        action = action.as_str(),
+        deployment.id = %deployment,
+        client.addr = %asked.peer,
+        "operator command recorded"
+    );
+    json(
+        StatusCode::ACCEPTED,
+        &CommandAccepted {
+            group: group.to_owned(),
+            action: action.as_str().to_owned(),
+            deployment,
+            gossip: state.mesh.is_some(),
+        },
+    )
+}
+
+/// Lets through a loopback peer with the admin token (`None`); the refusal otherwise.
+fn refusal(state: &ServerState, action: Control, asked: &Asked<'_>) -> Option<Response<Body>> {
+    if !is_local(asked.peer) {
+        warn!(
+            client.addr = %asked.peer,
+            action = action.as_str(),
+            "steering call from another host refused"
+        );
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "steering calls are taken from this host only, and {} is not a loopback \
+                 address: run `shoal {}` on the host itself",
+                asked.peer.ip(),
+                action.as_str()
+            ),
+        ));
+    }
+    let message = match state.admin.check(asked.authorization) {
+        Credential::Admin => return None,
+        Credential::Missing => format!(
+            "this call needs the admin token: send `Authorization: Bearer <token>` with the \
+             token in the agent's status.token_file (`shoal {}` does)",
+            action.as_str()
+        ),
+        Credential::Wrong => "the admin token is wrong: send the token in the agent's \
+                              status.token_file"
+            .to_owned(),
+    };
+    let mut response = error(StatusCode::UNAUTHORIZED, &message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"shoal\""),
+    );
+    Some(response)
+}
+
+fn unknown_group(state: &ServerState, group: &str) -> String {
+    if state.groups.is_empty() {
+        return format!("no group `{group}` on this host: it has no groups");
+    }
+    let names: Vec<&str> = state.groups.iter().map(|(name, _)| name.as_str()).collect();
+    format!(
+        "no group `{group}` on this host: its groups are {}",
+        names.join(", ")
+    )
+}
+
+/// The planner's event for `action`; a halt reads its reason from the optional JSON body.
+fn event(action: Control, body: &[u8]) -> Result<Event, String> {
+    Ok(match action {
+        Control::Resume => Event::Resume,
+        Control::Promote => Event::Promote,
+        Control::Halt => Event::Halt {
+            reason: halt_reason(body)?,
+        },
+    })
+}
+
+fn halt_reason(body: &[u8]) -> Result<String, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(NO_REASON.to_owned());
+    }
+    let request: HaltRequest = serde_json::from_slice(body).map_err(|e| {
+        format!("the body of a halt is JSON like {{\"reason\": \"bad build\"}} or nothing: {e}")
+    })?;
+    let reason = one_line(request.reason.as_deref().unwrap_or_default());
+    Ok(if reason.is_empty() {
+        NO_REASON.to_owned()
+    } else {
+        reason
+    })
+}
+
+/// `text` on one line: runs of whitespace and control characters become one space.
+fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Records `event` on this host; the deployment it applies to, or the error response.
+async fn apply(control: &GroupControl, event: Event) -> Result<String, Response<Body>> {
+    let deployment = check(control, &event).map_err(|e| conflict(&e))?;
+    let recorded = {
+        let (control, event) = (control.clone(), event.clone());
+        // It writes and syncs the journal.
+        tokio::task::spawn_blocking(move || control.command(event)).await
+    };
+    let message = match recorded {
+        Ok(Ok(())) => return Ok(deployment),
+        Ok(Err(message)) => message,
+        Err(e) => e.to_string(),
+    };
+    // The group task may have stepped between the check and the command.
+    check(control, &event).map_err(|e| conflict(&e))?;
+    warn!(error = %message, "cannot record an operator command");
+    Err(error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("cannot record the command on this host: {message}"),
+    ))
+}
+
+/// Whether the planner takes `event` now (tried on a copy); the deployment it would apply to.
+fn check(control: &GroupControl, event: &Event) -> Result<String, CommandError> {
+    let mut planner = lock(&control.planner).clone();
+    planner.command(event.clone())?;
+    Ok(planner.target().map(|t| t.id.clone()).unwrap_or_default())
+}
+
+fn conflict(refusal: &CommandError) -> Response<Body> {
+    error(StatusCode::CONFLICT, &refusal.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_halt_reason_is_optional_and_kept_on_one_line() {
+        assert_eq!(halt_reason(b"").as_deref(), Ok(NO_REASON));
+        assert_eq!(halt_reason(b" \n").as_deref(), Ok(NO_REASON));
+        assert_eq!(halt_reason(b"{}").as_deref(), Ok(NO_REASON));
+        assert_eq!(
+            halt_reason(br#"{"reason": "  "}"#).as_deref(),
+            Ok(NO_REASON)
+        );
+        assert_eq!(
+            halt_reason(b"{\"reason\": \"bad\\nbuild\\u0007 v2\"}").as_deref(),
+            Ok("bad build v2")
+        );
+    }
+
+    #[test]
+    fn a_halt_body_that_is_not_the_json_expected_is_refused() {
+        for body in [&b"bad build"[..], br#"{"reson": "x"}"#, br#"{"reason": 3}"#] {
+            let message = halt_reason(body).expect_err("refused");
+            assert!(message.contains("JSON like"), "{message}");
+        }
+    }
+
+    #[test]
+    fn resume_and_promote_take_no_reason() {
+        assert_eq!(event(Control::Resume, b"ignored"), Ok(Event::Resume));
+        assert_eq!(event(Control::Promote, b""), Ok(Event::Promote));
+        assert_eq!(
+            event(Control::Halt, br#"{"reason":"canary slow"}"#),
+            Ok(Event::Halt {
+                reason: "canary slow".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,579 @@
+//! The fleet view (`GET /v1/fleet`, `shoal fleet`): every node and each group's rollout,
+//! assembled from what each node publishes over gossip. Pure, so the rules below are tested
+//! here once and every agent answers the same for the same gossip.
+//!
+//! The rules:
+//! - Nodes, alive or dead, are listed by id; a node listed twice counts once (the first entry).
+//! - A node is a member of the groups it lists; values it publishes for other groups are ignored.
+//! - A node's phase in a group is its step on its target; `idle` when it has no target, or when
+//!   it is done on the group's deployment (nothing newer to do).
+//! - A group's deployment is the answering node's own target when it is a member with one (it
+//!   acts on that one); otherwise the target the most alive members have, then the most
+//!   members, then the newest release version, then the smallest deployment id.
+//! - `done` counts members done on the deployment; `total` counts every member, alive or dead.
+//! - A halt is in force when a member publishes it for the deployment and no member has
+//!   resumed its epoch (a published resume, or a state in a later epoch). The newest epoch
+//!   wins; among equals, the halt of the first node by id.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::gossip::{GroupState, Halt, Health, Promote, Resume, Step, Target};
+use crate::release::Version;
+use crate::status::{Fleet, FleetGroup, FleetNode, FleetNodeGroup, HaltInfo};
+
+/// What one node publishes about one group (decoded gossip values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupValues {
+    /// `g:<group>:state`.
+    pub state: Option<GroupState>,
+    /// `g:<group>:halt`.
+    pub halt: Option<Halt>,
+    /// `g:<group>:resume`.
+    pub resume: Option<Resume>,
+    /// `g:<group>:promote`.
+    pub promote: Option<Promote>,
+}
+
+/// One node as the answering node sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeView {
+    /// Node id.
+    pub id: String,
+    /// Whether the failure detector deems it alive.
+    pub alive: bool,
+    /// The groups it belongs to.
+    pub groups: Vec<String>,
+    /// What it publishes, by group.
+    pub values: BTreeMap<String, GroupValues>,
+}
+
+/// The phase of a node with nothing to do in a group.
+pub const IDLE: &str = "idle";
+
+/// The fleet as `node` sees it from `views` (which should include `node` itself).
+pub fn assemble(node: &str, views: Vec<NodeView>) -> Fleet {
+    let nodes = distinct(views);
+    let names: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.groups.iter().map(String::as_str))
+        .collect();
+    let groups: Vec<(FleetGroup, Option<Target>)> = names
+        .into_iter()
+        .map(|name| {
+            let members = members(&nodes, name);
+            let deployment = deployment(node, &members);
+            (group(name, &members, deployment.as_ref()), deployment)
+        })
+        .collect();
+    let deployments: BTreeMap<&str, Option<&Target>> = groups
+        .iter()
+        .map(|(g, target)| (g.name.as_str(), target.as_ref()))
+        .collect();
+    let fleet_nodes = nodes
+        .iter()
+        .map(|n| fleet_node(n, |group| deployments.get(group).copied().flatten()))
+        .collect();
+    Fleet {
+        node: node.to_owned(),
+        nodes: fleet_nodes,
+        groups: groups.into_iter().map(|(g, _)| g).collect(),
+    }
+}
+
+/// Nodes by id, each once (the first entry wins), each with its groups sorted and once.
+fn distinct(views: Vec<NodeView>) -> Vec<NodeView> {
+    let mut nodes: Vec<NodeView> = Vec::with_capacity(views.len());
+    for mut view in views {
+        if nodes.iter().any(|n| n.id == view.id) {
+            continue;
+        }
+        view.groups.sort();
+        view.groups.dedup();
+        nodes.push(view);
+    }
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    nodes
+}
+
+/// A member of a group and what it publishes there.
+struct Member<'a> {
+    id: &'a str,
+    alive: bool,
+    values: Option<&'a GroupValues>,
+}
+
+impl Member<'_> {
+    fn state(&self) -> Option<&GroupState> {
+        self.values?.state.as_ref()
+    }
+
+    fn target(&self) -> Option<&Target> {
+        self.state()?.target.as_ref()
+    }
+
+    /// Its step on `target`, if that is its target.
+    fn step_on(&self, target: &Target) -> Option<Step> {
+        let state = self.state()?;
+        (state.target.as_ref()?.id == target.id)
+            .then_some(state.step)
+            .flatten()
+    }
+}
+
+/// The members of `group`, by id.
+fn members<'a>(nodes: &'a [NodeView], group: &str) -> Vec<Member<'a>> {
+    nodes
+        .iter()
+        .filter(|n| n.groups.iter().any(|g| g == group))
+        .map(|n| Member {
+            id: &n.id,
+            alive: n.alive,
+            values: n.values.get(group),
+        })
+        .collect()
+}
+
+/// The deployment of the group: see the module's rules.
+fn deployment(node: &str, members: &[Member<'_>]) -> Option<Target> {
+    if let Some(own) = members
+        .iter()
+        .find(|m| m.id == node)
+        .and_then(Member::target)
+    {
+        return Some(own.clone());
+    }
+    let mut counts: BTreeMap<&Target, (usize, usize)> = BTreeMap::new();
+    for member in members {
+        if let Some(target) = member.target() {
+            let (alive, all) = counts.entry(target).or_default();
+            *alive += usize::from(member.alive);
+            *all += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(target, (alive, all))| {
+            (
+                *alive,
+                *all,
+                Version::parse(&target.revision).ok(),
+                Reverse(target.id.as_str()),
+            )
+        })
+        .map(|(target, _)| target.clone())
+}
+
+/// One group's line: its deployment, how many members are done with it, its halt.
+fn group(name: &str, members: &[Member<'_>], deployment: Option<&Target>) -> FleetGroup {
+    let done = deployment.map_or(0, |target| {
+        members
+            .iter()
+            .filter(|m| m.step_on(target) == Some(Step::Done))
+            .count()
+    });
+    FleetGroup {
+        name: name.to_owned(),
+        deployment: deployment.map(|t| t.id.clone()),
+        target: deployment.map(|t| t.revision.clone()),
+        done,
+        total: members.len(),
+        halted: deployment.and_then(|target| halt_in_force(members, target)),
+    }
+}
+
+/// The halt in force for `target`, if any member publishes one.
+fn halt_in_force(members: &[Member<'_>], target: &Target) -> Option<HaltInfo> {
+    let resumed = members
+        .iter()
+        .filter_map(|m| {
+            let resume = m.values?.resume.as_ref().filter(|r| r.id == target.id);
+            let from_resume = resume.map(|r| r.epoch.saturating_add(1));
+            let from_state = m
+                .state()
+                .filter(|_| m.target() == Some(target))
+                .map(|s| s.epoch);
+            from_resume.max(from_state)
+        })
+        .max()
+        .unwrap_or(0);
+    members
+        .iter()
+        .filter_map(|m| m.values?.halt.as_ref())
+        .filter(|h| h.id == target.id && h.epoch >= resumed)
+        // Members are in id order, so among halts of one epoch the first member's wins.
+        .fold(None::<&Halt>, |best, h| match best {
+            Some(best) if best.epoch >= h.epoch => Some(best),
+            _ => Some(h),
+        })
+        .map(|h| HaltInfo {
+            host: h.host.clone(),
+            reason: h.reason.clone(),
+        })
+}
+
+/// One node's row: each of its groups with its revision, phase and health.
+fn fleet_node<'a>(node: &NodeView, deployment: impl Fn(&str) -> Option<&'a Target>) -> FleetNode {
+    let groups = node
+        .groups
+        .iter()
+        .map(|name| {
+            let state = node.values.get(name).and_then(|v| v.state.as_ref());
+            FleetNodeGroup {
+                name: name.clone(),
+                revision: state.and_then(|s| s.revision.clone()),
+                phase: phase(state, deployment(name)),
+                health: state.map_or(Health::Unknown, |s| s.health),
+            }
+        })
+        .collect();
+    FleetNode {
+        id: node.id.clone(),
+        alive: node.alive,
+        groups,
+    }
+}
+
+/// A node's step on its target; `idle` with none, or done on the group's deployment.
+fn phase(state: Option<&GroupState>, deployment: Option<&Target>) -> String {
+    let Some((target, step)) = state.and_then(|s| Some((s.target.as_ref()?, s.step?))) else {
+        return IDLE.to_owned();
+    };
+    let current = deployment.is_none_or(|d| d.id == target.id);
+    if step == Step::Done && current {
+        return IDLE.to_owned();
+    }
+    step.as_str().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(revision: &str) -> Target {
+        Target {
+            id: format!("d-{revision}"),
+            revision: revision.to_owned(),
+            digest: format!("git:{revision}"),
+        }
+    }
+
+    fn state(revision: Option<&str>, on: Option<(&str, Step)>) -> GroupState {
+        GroupState {
+            revision: revision.map(str::to_owned),
+            digest: revision.map(|r| format!("git:{r}")),
+            target: on.map(|(t, _)| target(t)),
+            step: on.map(|(_, s)| s),
+            epoch: 0,
+            failures: 0,
+            reason: None,
+            health: Health::Healthy,
+        }
+    }
+
+    fn node(id: &str, alive: bool, web: Option<GroupState>) -> NodeView {
+        NodeView {
+            id: id.to_owned(),
+            alive,
+            groups: vec!["web".to_owned()],
+            values: [(
+                "web".to_owned(),
+                GroupValues {
+                    state: web,
+                    ..GroupValues::default()
+                },
+            )]
+            .into(),
+        }
+    }
+
+    fn halt(id: &str, epoch: u32, host: &str) -> Halt {
+        Halt {
+            id: id.to_owned(),
+            epoch,
+            host: host.to_owned(),
+            reason: format!("{host} failed: ValidateService exit 1"),
+        }
+    }
+
+    fn web(fleet: &Fleet) -> &FleetGroup {
+        fleet.groups.iter().find(|g| g.name == "web").expect("web")
+    }
+
+    fn phases(fleet: &Fleet) -> Vec<(&str, &str)> {
+        fleet
+            .nodes
+            .iter()
+            .map(|n| (n.id.as_str(), n.groups[0].phase.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn every_node_dead_or_alive_is_listed_once_by_id() {
+        let fleet = assemble(
+            "b",
+            vec![
+                node("c", false, None),
+                node("b", true, Some(state(Some("v1"), None))),
+                node("a", true, None),
+                node("c", true, None),
+            ],
+        );
+        let ids: Vec<(&str, bool)> = fleet
+            .nodes
+            .iter()
+            .map(|n| (n.id.as_str(), n.alive))
+            .collect();
+        assert_eq!(ids, [("a", true), ("b", true), ("c", false)]);
+        assert_eq!(fleet.node, "b");
+        assert_eq!(fleet.nodes[1].groups[0].revision.as_deref(), Some("v1"));
+        assert_eq!(fleet.nodes[1].groups[0].health, Health::Healthy);
+        assert_eq!(fleet.nodes[0].groups[0].health, Health::Unknown);
+        assert_eq!(web(&fleet).total, 3);
+    }
+
+    #[test]
+    fn groups_are_the_union_of_every_nodes_groups_by_name() {
+        let mut api = node("b", true, None);
+        api.groups = vec!["api".into(), "web".into(), "api".into()];
+        let fleet = assemble("a", vec![node("a", true, None), api]);
+        let names: Vec<&str> = fleet.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["api", "web"]);
+        assert_eq!(fleet.nodes[1].groups.len(), 2);
+        assert_eq!((fleet.groups[0].total, fleet.groups[1].total), (1, 2));
+        assert_eq!(fleet.groups[0].deployment, None);
+    }
+
+    #[test]
+    fn values_for_a_group_a_node_does_not_list_are_ignored() {
+        let mut stray = node("b", true, Some(state(None, Some(("v9", Step::Running)))));
+        stray.groups.clear();
+        let fleet = assemble("a", vec![node("a", true, None), stray]);
+        assert_eq!(web(&fleet).total, 1);
+        assert_eq!(web(&fleet).target, None);
+        assert!(fleet.nodes[1].groups.is_empty());
+    }
+
+    #[test]
+    fn a_phase_is_the_step_on_the_target_or_idle() {
+        let fleet = assemble(
+            "a",
+            vec![
+                node("a", true, Some(state(Some("v2"), Some(("v2", Step::Done))))),
+                node(
+                    "b",
+                    true,
+                    Some(state(Some("v1"), Some(("v2", Step::Running)))),
+                ),
+                node(
+                    "c",
+                    true,
+                    Some(state(Some("v1"), Some(("v2", Step::Waiting)))),
+                ),
+                node("d", true, Some(state(Some("v1"), None))),
+                node("e", true, None),
+                node("f", true, Some(state(Some("v1"), Some(("v1", Step::Done))))),
+                node(
+                    "g",
+                    true,
+                    Some(state(Some("v1"), Some(("v2", Step::Reverted)))),
+                ),
+            ],
+        );
+        assert_eq!(
+            phases(&fleet),
+            [
+                ("a", "idle"),
+                ("b", "running"),
+                ("c", "waiting"),
+                ("d", "idle"),
+                ("e", "idle"),
+                // Done on an older release than the group's: it has not taken the new one yet.
+                ("f", "done"),
+                ("g", "reverted"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_deployment_is_the_answering_nodes_own_target_when_it_is_a_member() {
+        let views = vec![
+            node("a", true, Some(state(None, Some(("v1.0.0", Step::Done))))),
+            node(
+                "b",
+                true,
+                Some(state(None, Some(("v2.0.0", Step::Waiting)))),
+            ),
+            node(
+                "c",
+                true,
+                Some(state(None, Some(("v2.0.0", Step::Waiting)))),
+            ),
+        ];
+        let fleet = assemble("a", views.clone());
+        assert_eq!(web(&fleet).target.as_deref(), Some("v1.0.0"));
+        assert_eq!(web(&fleet).deployment.as_deref(), Some("d-v1.0.0"));
+        // Seen from a node outside the group: the target most alive members have.
+        let fleet = assemble("z", views);
+        assert_eq!(web(&fleet).target.as_deref(), Some("v2.0.0"));
+    }
+
+    #[test]
+    fn otherwise_the_most_alive_members_then_members_then_the_newest_version_win() {
+        let on = |id: &str, alive: bool, revision: &str| {
+            node(
+                id,
+                alive,
+                Some(state(None, Some((revision, Step::Waiting)))),
+            )
+        };
+        let pick = |views: Vec<NodeView>| {
+            assemble("me", views)
+                .groups
+                .into_iter()
+                .next()
+                .and_then(|g| g.target)
+        };
+        // Alive members count before dead ones.
+        let views = vec![
+            on("a", true, "v1.0.0"),
+            on("b", false, "v2.0.0"),
+            on("c", false, "v2.0.0"),
+        ];
+        assert_eq!(pick(views).as_deref(), Some("v1.0.0"));
+        // With none alive, the most members.
+        let views = vec![
+            on("a", false, "v1.0.0"),
+            on("b", false, "v2.0.0"),
+            on("c", false, "v2.0.0"),
+        ];
+        assert_eq!(pick(views).as_deref(), Some("v2.0.0"));
+        // A tie goes to the newest version (semver, not text: v10 after v9).
+        let views = vec![on("a", true, "v10.0.0"), on("b", true, "v9.0.0")];
+        assert_eq!(pick(views).as_deref(), Some("v10.0.0"));
+        // Then to the smallest deployment id.
+        let views = vec![on("a", true, "zeta"), on("b", true, "alpha")];
+        assert_eq!(pick(views).as_deref(), Some("alpha"));
+        // No member has a release.
+        assert_eq!(pick(vec![node("a", true, None)]), None);
+    }
+
+    #[test]
+    fn the_answering_node_without_a_release_looks_at_the_others() {
+        let fleet = assemble(
+            "a",
+            vec![
+                node("a", true, Some(state(Some("v1"), None))),
+                node("b", true, Some(state(None, Some(("v2", Step::Running))))),
+            ],
+        );
+        assert_eq!(web(&fleet).target.as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn done_counts_members_done_on_the_deployment_and_total_every_member() {
+        let fleet = assemble(
+            "a",
+            vec![
+                node("a", true, Some(state(Some("v2"), Some(("v2", Step::Done))))),
+                node(
+                    "b",
+                    false,
+                    Some(state(Some("v2"), Some(("v2", Step::Done)))),
+                ),
+                node("c", true, Some(state(Some("v1"), Some(("v1", Step::Done))))),
+                node(
+                    "d",
+                    true,
+                    Some(state(Some("v1"), Some(("v2", Step::Running)))),
+                ),
+                node("e", false, None),
+            ],
+        );
+        let web = web(&fleet);
+        assert_eq!((web.done, web.total), (2, 5));
+        assert_eq!(web.halted, None);
+    }
+
+    fn halted_fleet(values: Vec<(&str, GroupValues)>) -> Option<HaltInfo> {
+        let views = values
+            .into_iter()
+            .map(|(id, values)| NodeView {
+                id: id.to_owned(),
+                alive: true,
+                groups: vec!["web".to_owned()],
+                values: [("web".to_owned(), values)].into(),
+            })
+            .collect();
+        web(&assemble("a", views)).halted.clone()
+    }
+
+    fn on_v2(epoch: u32, halt: Option<Halt>, resume: Option<Resume>) -> GroupValues {
+        let mut state = state(Some("v1"), Some(("v2", Step::Waiting)));
+        state.epoch = epoch;
+        GroupValues {
+            state: Some(state),
+            halt,
+            resume,
+            promote: None,
+        }
+    }
+
+    #[test]
+    fn a_halt_published_by_any_member_for_the_deployment_is_in_force() {
+        let halted = halted_fleet(vec![
+            ("a", on_v2(0, None, None)),
+            ("b", on_v2(0, Some(halt("d-v2", 0, "c")), None)),
+        ]);
+        assert_eq!(
+            halted,
+            Some(HaltInfo {
+                host: "c".into(),
+                reason: "c failed: ValidateService exit 1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_halt_of_another_deployment_is_not() {
+        let halted = halted_fleet(vec![
+            ("a", on_v2(0, None, None)),
+            ("b", on_v2(0, Some(halt("d-v1", 0, "b")), None)),
+        ]);
+        assert_eq!(halted, None);
+    }
+
+    #[test]
+    fn a_resume_of_its_epoch_voids_a_halt() {
+        let resume = Resume {
+            id: "d-v2".into(),
+            epoch: 0,
+        };
+        let halted = halted_fleet(vec![
+            ("a", on_v2(0, Some(halt("d-v2", 0, "a")), None)),
+            ("b", on_v2(0, None, Some(resume))),
+        ]);
+        assert_eq!(halted, None);
+        // A member already in the next epoch has learned a resume.
+        let halted = halted_fleet(vec![
+            ("a", on_v2(0, Some(halt("d-v2", 0, "a")), None)),
+            ("b", on_v2(1, None, None)),
+        ]);
+        assert_eq!(halted, None);
+        // A halt of the new epoch is in force again.
+        let halted = halted_fleet(vec![
+            ("a", on_v2(1, Some(halt("d-v2", 1, "a")), None)),
+            ("b", on_v2(1, Some(halt("d-v2", 0, "b")), None)),
+        ]);
+        assert_eq!(halted.map(|h| h.host).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn among_halts_of_one_epoch_the_first_node_by_id_wins() {
+        let halted = halted_fleet(vec![
+            ("b", on_v2(0, Some(halt("d-v2", 0, "x")), None)),
+            ("a", on_v2(0, Some(halt("d-v2", 0, "y")), None)),
+        ]);
+        assert_eq!(halted.map(|h| h.host).as_deref(), Some("y"));
+    }
+}
