@@ -16,7 +16,7 @@ mod rollout;
 mod settle;
 pub mod signals;
 
-pub use rollout::GroupControl;
+pub use rollout::{CommandFailed, GroupControl};
 
 use shoal_shared::appspec::lifecycle;
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use shoal_shared::gossip::Step;
+use shoal_shared::rollout::plan::CommandError;
 use shoal_shared::rollout::{Action, Event, Outcome, Planner, Revision};
 use shoal_shared::status::{HaltInfo, Phase, Rollout};
 use tokio::sync::Notify;
@@ -31,19 +32,34 @@ pub struct GroupControl {
     pub wake: Arc<Notify>,
 }
 
+/// Why an operator command was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandFailed {
+    /// The planner does not take it now (no release, not halted, not a canary deployment).
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    /// It could not be persisted.
+    #[error("cannot record the command on this host: {0}")]
+    Journal(#[source] super::journal::JournalError),
+}
+
 impl GroupControl {
     /// Applies `halt`, `resume` or `promote` on this host, persists it, and wakes the group
-    /// task, which publishes it to the mesh.
-    pub fn command(&self, event: Event) -> Result<(), String> {
+    /// task, which publishes it to the mesh. Returns the deployment it applies to.
+    pub fn command(&self, event: Event) -> Result<String, CommandFailed> {
         let mut planner = lock(&self.planner);
-        planner.command(event).map_err(|e| e.to_string())?;
+        let before = planner.clone();
+        planner.command(event)?;
         let memory = planner.memory().clone();
+        let deployment = planner.target().map(|t| t.id.clone()).unwrap_or_default();
+        if let Err(e) = lock(&self.journal).change(|j| j.plan = Some(memory)) {
+            // Not recorded: not applied either.
+            *planner = before;
+            return Err(CommandFailed::Journal(e));
+        }
         drop(planner);
-        lock(&self.journal)
-            .change(|j| j.plan = Some(memory))
-            .map_err(|e| e.to_string())?;
         self.wake.notify_one();
-        Ok(())
+        Ok(deployment)
     }
 }
 

@@ -6,16 +6,14 @@
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use shoal_shared::rollout::Event;
-use shoal_shared::rollout::plan::CommandError;
 use shoal_shared::status::{CommandAccepted, HaltRequest};
 use tracing::{info, warn};
 
 use super::Control;
 use super::auth::{Credential, is_local};
-use super::fleet::lock;
 use super::handlers::{Asked, Body, error, json};
 use super::server::ServerState;
-use crate::runtime::GroupControl;
+use crate::runtime::{CommandFailed, GroupControl};
 
 /// The reason of a halt sent without one.
 const NO_REASON: &str = "no reason given";
@@ -148,35 +146,26 @@ fn one_line(text: &str) -> String {
 
 /// Records `event` on this host; the deployment it applies to, or the error response.
 async fn apply(control: &GroupControl, event: Event) -> Result<String, Response<Body>> {
-    let deployment = check(control, &event).map_err(|e| conflict(&e))?;
-    let recorded = {
-        let (control, event) = (control.clone(), event.clone());
-        // It writes and syncs the journal.
-        tokio::task::spawn_blocking(move || control.command(event)).await
-    };
-    let message = match recorded {
-        Ok(Ok(())) => return Ok(deployment),
-        Ok(Err(message)) => message,
-        Err(e) => e.to_string(),
-    };
-    // The group task may have stepped between the check and the command.
-    check(control, &event).map_err(|e| conflict(&e))?;
-    warn!(error = %message, "cannot record an operator command");
-    Err(error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &format!("cannot record the command on this host: {message}"),
-    ))
-}
-
-/// Whether the planner takes `event` now (tried on a copy); the deployment it would apply to.
-fn check(control: &GroupControl, event: &Event) -> Result<String, CommandError> {
-    let mut planner = lock(&control.planner).clone();
-    planner.command(event.clone())?;
-    Ok(planner.target().map(|t| t.id.clone()).unwrap_or_default())
-}
-
-fn conflict(refusal: &CommandError) -> Response<Body> {
-    error(StatusCode::CONFLICT, &refusal.to_string())
+    let control = control.clone();
+    // It writes and syncs the journal.
+    let recorded = tokio::task::spawn_blocking(move || control.command(event)).await;
+    match recorded {
+        Ok(Ok(deployment)) => Ok(deployment),
+        Ok(Err(CommandFailed::Refused(refusal))) => {
+            Err(error(StatusCode::CONFLICT, &refusal.to_string()))
+        }
+        Ok(Err(failed)) => {
+            warn!(error = %failed, "cannot record an operator command");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &failed.to_string(),
+            ))
+        }
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot record the command on this host: {e}"),
+        )),
+    }
 }
 
 #[cfg(test)]
