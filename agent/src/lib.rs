@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod coordinate;
 pub mod execute;
 pub mod net;
 pub mod report;
