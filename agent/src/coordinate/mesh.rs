@@ -142,8 +142,9 @@ impl Mesh {
     }
 
     /// A counter that rises whenever a peer's values or liveness change (not on heartbeats,
-    /// not on this host's own publishes): `changed().await` on it, then take a snapshot.
-    /// Changes of live peers are seen at once, others within a gossip interval.
+    /// not on this host's own publishes): `changed().await` on it, then take a snapshot. A
+    /// peer's new value is signalled the moment it arrives; liveness changes, deletions and dead
+    /// peers' values within one gossip interval. One change may count more than once.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes_rx.clone()
     }

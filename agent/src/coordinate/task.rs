@@ -1,15 +1,18 @@
 //! The change notifier: a task that bumps a counter whenever a peer's values or liveness
 //! change, so the agent re-plans then and not on every heartbeat.
 //!
-//! chitchat's live-nodes watcher fires at once when a live node's values change or the live set
-//! changes, but says nothing about dead nodes (whose last values still arrive for a while) nor
-//! about nodes it forgets; so the task also compares a fingerprint once per gossip interval.
+//! Three sources, because each of chitchat's misses something: a key listener fires the moment a
+//! peer's value lands (but not for deletions); the live-nodes watcher fires when the live set or
+//! a live node's version changes (once per gossip round, when liveness is computed); and a
+//! fingerprint of every peer generation (alive, version), compared once per gossip interval,
+//! catches the rest (dead nodes' values, nodes forgotten). One change may bump the counter more
+//! than once; receivers see the newest count.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chitchat::{Chitchat, ChitchatId, Version};
+use chitchat::{Chitchat, ChitchatId, ListenerHandle, Version};
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -60,7 +63,10 @@ struct Changes {
 
 impl Changes {
     async fn run(mut self, mut stop_rx: oneshot::Receiver<()>) {
-        let mut live_rx = self.chitchat.lock().await.live_nodes_watcher();
+        let (mut live_rx, _listener) = {
+            let chitchat = self.chitchat.lock().await;
+            (chitchat.live_nodes_watcher(), self.listen(&chitchat))
+        };
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -74,14 +80,29 @@ impl Changes {
         }
     }
 
+    /// Bumps the counter from inside chitchat (under its lock: it only touches the counter)
+    /// whenever a peer's key is set. Unsubscribed when the handle drops.
+    fn listen(&self, chitchat: &Chitchat) -> ListenerHandle {
+        let me = chitchat.self_chitchat_id().clone();
+        let changes_tx = self.changes_tx.clone();
+        chitchat.subscribe_event("", move |event| {
+            if *event.node != me {
+                bump(&changes_tx);
+            }
+        })
+    }
+
     async fn check(&mut self) {
         let now = fingerprint(&*self.chitchat.lock().await);
         if now != self.last {
             self.last = now;
-            self.changes_tx
-                .send_modify(|count| *count = count.wrapping_add(1));
+            bump(&self.changes_tx);
         }
     }
+}
+
+fn bump(changes_tx: &watch::Sender<u64>) {
+    changes_tx.send_modify(|count| *count = count.wrapping_add(1));
 }
 
 /// Every peer generation (this node's own values are not a change to react to).
