@@ -73,6 +73,8 @@ pub struct MeshFile {
     #[serde(default)]
     pub seeds: Vec<String>,
     pub interval: Option<DurationValue>,
+    /// How long a dead member is remembered before it is forgotten.
+    pub dead_grace: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,6 +28,13 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/shoal";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7701";
 /// How long a running hook may go on after SIGTERM, unless configured.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// `mesh.interval` unless configured.
+pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_secs(1);
+/// `mesh.dead_grace` unless configured.
+pub const DEFAULT_DEAD_GRACE: Duration = Duration::from_secs(10 * 60);
+/// `mesh.dead_grace` must be at least this many gossip intervals, or dead members would be
+/// forgotten about as soon as they are noticed.
+pub const MIN_DEAD_GRACE_INTERVALS: u32 = 20;
 
 /// A checked configuration.
 #[derive(Debug, Clone)]
@@ -90,6 +97,8 @@ pub struct Mesh {
     pub seeds: Vec<String>,
     /// Gossip interval.
     pub interval: Duration,
+    /// How long a dead member is still shown (and its last values kept) before it is forgotten.
+    pub dead_grace: Duration,
 }
 
 /// One entry of `groups:`.
@@ -431,6 +440,36 @@ mod tests {
             Probe::Http("http://127.0.0.1:8080/health".into())
         );
         assert_eq!(health.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_mesh_gets_a_dead_grace_in_minutes() {
+        let dir = with_signers();
+        let mesh = |extra: &str| {
+            let text = format!("mesh:\n  name: prod\n{extra}{MINIMAL}");
+            parse_in(dir.path(), &text).map(|s| s.mesh.expect("mesh"))
+        };
+        let plain = mesh("").expect("valid");
+        assert_eq!(plain.interval, DEFAULT_GOSSIP_INTERVAL);
+        assert_eq!(plain.dead_grace, DEFAULT_DEAD_GRACE);
+        let set = mesh("  interval: 100ms\n  dead_grace: 2m\n").expect("valid");
+        assert_eq!(set.dead_grace, Duration::from_secs(120));
+        let err = mesh("  interval: 0s\n").expect_err("zero").to_string();
+        assert!(
+            err.contains(":2: mesh.interval: must be more than 0"),
+            "{err}"
+        );
+        let err = mesh("  interval: 1s\n  dead_grace: 5s\n")
+            .expect_err("short")
+            .to_string();
+        assert!(
+            err.contains(":2: mesh.dead_grace: 5s is shorter than 20 gossip intervals (20s)"),
+            "{err}"
+        );
+        let err = mesh("  dead_grace: 10\n")
+            .expect_err("unitless")
+            .to_string();
+        assert!(err.contains("has no unit"), "{err}");
     }
 
     /// Each bad file gets one sentence naming the file, the line and the key.

@@ -5,11 +5,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use shoal_shared::duration::format_duration;
 use shoal_shared::release::AllowedSigners;
 use shoal_shared::rollout::Policy;
 
 use super::file::{GroupFile, HealthFile, MeshFile};
-use super::{Channel, Group, HealthCheck, Mesh, Probe, check_name, line_of};
+use super::{
+    Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, Group, HealthCheck,
+    MIN_DEAD_GRACE_INTERVALS, Mesh, Probe, check_name, line_of,
+};
 use crate::channel::git::GitSource;
 use crate::channel::store::{StoreLocation, StoreSource};
 
@@ -35,12 +39,26 @@ pub(super) fn mesh(raw: &MeshFile) -> Result<Mesh, String> {
             ));
         }
     }
+    let interval = raw.interval.map_or(DEFAULT_GOSSIP_INTERVAL, |d| d.0);
+    if interval.is_zero() {
+        return Err("mesh.interval: must be more than 0, e.g. 1s".to_owned());
+    }
+    let dead_grace = raw.dead_grace.map_or(DEFAULT_DEAD_GRACE, |d| d.0);
+    let shortest = interval.saturating_mul(MIN_DEAD_GRACE_INTERVALS);
+    if dead_grace < shortest {
+        return Err(format!(
+            "mesh.dead_grace: {} is shorter than {MIN_DEAD_GRACE_INTERVALS} gossip intervals ({}), so dead hosts would be forgotten as soon as they are noticed; use e.g. 10m",
+            format_duration(dead_grace),
+            format_duration(shortest)
+        ));
+    }
     Ok(Mesh {
         name: raw.name.clone(),
         listen,
         advertise,
         seeds: raw.seeds.clone(),
-        interval: raw.interval.map_or(Duration::from_secs(1), |d| d.0),
+        interval,
+        dead_grace,
     })
 }
 

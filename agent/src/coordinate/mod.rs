@@ -1,112 +1,154 @@
-//! STUB (replaced by the mesh branch).
-#![allow(missing_docs, dead_code, unused_variables)]
+//! The gossip mesh: this host's values published to its peers, and the peers' values read back
+//! as owned snapshots that lend the pure planner its [`View`].
+//!
+//! One chitchat cluster per mesh (`mesh.name` is the cluster id). A node writes only its own
+//! keys (the schema is [`shoal_shared::gossip`]); every peer value is decoded here, and one that
+//! does not decode is treated as absent and counted, never trusted. Each start of the agent is a
+//! new chitchat *generation* of its node id; snapshots show one entry per node id, its newest
+//! generation. [`Mesh`] is the handle (`mesh.rs`), [`MeshSettings`] the knobs (`settings.rs`);
+//! reading and decoding peers is `snapshot.rs`, the change notifier `task.rs`, the socket `udp.rs`.
+
+mod mesh;
+mod settings;
+mod snapshot;
+mod task;
+mod udp;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use shoal_shared::gossip::{GroupState, Halt, Promote, Resume};
 use shoal_shared::rollout::View;
 use shoal_shared::rollout::plan::Peer;
 
-#[derive(Debug, Clone)]
-pub struct MeshSettings {
-    pub cluster: String,
-    pub node: String,
-    pub listen: SocketAddr,
-    pub advertise: Option<SocketAddr>,
-    pub seeds: Vec<String>,
-    pub interval: Duration,
-    pub dead_grace: Duration,
-}
-impl MeshSettings {
-    pub fn from_config(mesh: &crate::config::Mesh, node: &str) -> Self {
-        Self {
-            cluster: mesh.name.clone(),
-            node: node.to_owned(),
-            listen: mesh.listen,
-            advertise: mesh.advertise,
-            seeds: mesh.seeds.clone(),
-            interval: mesh.interval,
-            dead_grace: Duration::from_secs(600),
-        }
-    }
-}
-pub struct Mesh {
-    node: String,
-    tx: tokio::sync::watch::Sender<u64>,
-}
-#[derive(Debug, thiserror::Error)]
-pub enum MeshError {
-    #[error("stub")]
-    Stub,
-}
-impl Mesh {
-    pub async fn start(settings: MeshSettings, groups: &[String]) -> Result<Mesh, MeshError> {
-        Err(MeshError::Stub)
-    }
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-    pub fn gossip_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 0))
-    }
-    pub async fn publish(&self, group: &str, values: &Published) {}
-    pub async fn group(&self, group: &str) -> GroupSnapshot {
-        GroupSnapshot::default()
-    }
-    pub async fn fleet(&self) -> Vec<NodeSnapshot> {
-        Vec::new()
-    }
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.tx.subscribe()
-    }
-    pub fn decode_failures(&self) -> u64 {
-        0
-    }
-    pub async fn shutdown(self) {}
-}
-#[derive(Clone, Default, PartialEq, Debug)]
+pub use mesh::Mesh;
+pub use settings::MeshSettings;
+
+/// What this host publishes for one group; `None` leaves (or makes) the key absent.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Published {
+    /// `g:<group>:state`.
     pub state: Option<GroupState>,
+    /// `g:<group>:halt`.
     pub halt: Option<Halt>,
+    /// `g:<group>:resume`.
     pub resume: Option<Resume>,
+    /// `g:<group>:promote`.
     pub promote: Option<Promote>,
 }
-#[derive(Debug, Clone)]
+
+impl Published {
+    /// Whether nothing is published.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// One other member of a group as gossip shows it to this host.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeerState {
+    /// Its node id.
     pub node: String,
+    /// Whether the failure detector deems its newest generation alive.
     pub alive: bool,
+    /// Its `g:<group>:state`, if published and readable.
     pub state: Option<GroupState>,
+    /// Its `g:<group>:halt`, if published and readable.
     pub halt: Option<Halt>,
+    /// Its `g:<group>:resume`, if published and readable.
     pub resume: Option<Resume>,
+    /// Its `g:<group>:promote`, if published and readable.
     pub promote: Option<Promote>,
 }
-#[derive(Debug, Clone, Default)]
+
+/// The other members of one group, sorted by node id, alive or dead (until the dead grace ends).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupSnapshot {
+    /// The members, this host excluded.
     pub peers: Vec<PeerState>,
 }
+
 impl GroupSnapshot {
+    /// The snapshot as the planner reads it (borrowed).
     pub fn view(&self) -> View<'_> {
         View {
-            peers: self
-                .peers
-                .iter()
-                .map(|p| Peer {
-                    node: &p.node,
-                    alive: p.alive,
-                    state: p.state.as_ref(),
-                    halt: p.halt.as_ref(),
-                    resume: p.resume.as_ref(),
-                    promote: p.promote.as_ref(),
-                })
-                .collect(),
+            peers: self.peers.iter().map(PeerState::peer).collect(),
+        }
+    }
+
+    /// The member with this node id, if any.
+    pub fn peer(&self, node: &str) -> Option<&PeerState> {
+        self.peers.iter().find(|p| p.node == node)
+    }
+}
+
+impl PeerState {
+    fn peer(&self) -> Peer<'_> {
+        Peer {
+            node: &self.node,
+            alive: self.alive,
+            state: self.state.as_ref(),
+            halt: self.halt.as_ref(),
+            resume: self.resume.as_ref(),
+            promote: self.promote.as_ref(),
         }
     }
 }
-#[derive(Debug, Clone)]
+
+/// One node of the mesh, for the fleet view.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeSnapshot {
+    /// Its node id.
     pub node: String,
+    /// Whether its newest generation is alive (this host always is).
     pub alive: bool,
+    /// The groups it says it belongs to (empty if unreadable).
     pub groups: Vec<String>,
+    /// Its readable values, per group that has any.
     pub values: BTreeMap<String, Published>,
+}
+
+/// The mesh cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// The UDP socket cannot be bound.
+    #[error("cannot bind the gossip socket to {addr} (udp)")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The transport refused to open (tests' in-memory transports).
+    #[error("cannot open the gossip transport at {addr}")]
+    Open {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// chitchat did not start.
+    #[error("cannot start gossip")]
+    Spawn {
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The settings cannot work.
+    #[error("invalid mesh settings: {0}")]
+    Settings(String),
+}
+
+impl MeshError {
+    /// A stable name for status JSON and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Bind { .. } => "bind",
+            Self::Open { .. } => "open",
+            Self::Spawn { .. } => "spawn",
+            Self::Settings(_) => "settings",
+        }
+    }
 }
