@@ -18,22 +18,10 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::gossip::{GroupState, Halt, Health, Promote, Resume, Step, Target};
+pub use crate::gossip::GroupValues;
+use crate::gossip::{GroupState, Halt, Health, Step, Target};
 use crate::release::Version;
 use crate::status::{Fleet, FleetGroup, FleetNode, FleetNodeGroup, HaltInfo};
-
-/// What one node publishes about one group (decoded gossip values).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupValues {
-    /// `g:<group>:state`.
-    pub state: Option<GroupState>,
-    /// `g:<group>:halt`.
-    pub halt: Option<Halt>,
-    /// `g:<group>:resume`.
-    pub resume: Option<Resume>,
-    /// `g:<group>:promote`.
-    pub promote: Option<Promote>,
-}
 
 /// One node as the answering node sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -249,6 +237,7 @@ fn phase(state: Option<&GroupState>, deployment: Option<&Target>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gossip::Resume;
 
     fn target(revision: &str) -> Target {
         Target {
@@ -268,6 +257,7 @@ mod tests {
             failures: 0,
             reason: None,
             health: Health::Healthy,
+            members: None,
         }
     }
 

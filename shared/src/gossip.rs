@@ -194,10 +194,31 @@ pub struct GroupState {
     /// Its health.
     #[serde(default = "no_check")]
     pub health: Health,
+    /// A short hash of the group's members as this host knows them (itself included). Hosts
+    /// start nothing until every member they see alive knows the same members, so they all
+    /// take turns in the same order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<String>,
 }
 
 fn no_check() -> Health {
     Health::None
+}
+
+impl Default for GroupState {
+    fn default() -> Self {
+        Self {
+            revision: None,
+            digest: None,
+            target: None,
+            step: None,
+            epoch: 0,
+            failures: 0,
+            reason: None,
+            health: Health::None,
+            members: None,
+        }
+    }
 }
 
 /// `g:<group>:halt`: a deployment halted, by which host and why. Sticky: every host that
@@ -231,6 +252,26 @@ pub struct Promote {
     pub id: String,
 }
 
+/// Everything one node publishes about one group (decoded); `None` is an absent key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupValues {
+    /// `g:<group>:state`.
+    pub state: Option<GroupState>,
+    /// `g:<group>:halt`.
+    pub halt: Option<Halt>,
+    /// `g:<group>:resume`.
+    pub resume: Option<Resume>,
+    /// `g:<group>:promote`.
+    pub promote: Option<Promote>,
+}
+
+impl GroupValues {
+    /// Whether nothing is published.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
 /// Cuts a reason to [`MAX_REASON`] bytes at a character boundary.
 pub fn short_reason(reason: &str) -> String {
     if reason.len() <= MAX_REASON {
@@ -262,6 +303,7 @@ mod tests {
             failures: 0,
             reason: None,
             health: Health::Healthy,
+            members: Some("0a1b2c3d".into()),
         };
         let text = encode(&state);
         assert!(text.starts_with(r#"{"v":1,"#), "{text}");

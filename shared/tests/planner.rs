@@ -42,12 +42,7 @@ fn installed(name: &str) -> Memory {
         state: Some(GroupState {
             revision: Some(name.to_owned()),
             digest: Some(format!("git:{name}")),
-            target: None,
-            step: None,
-            epoch: 0,
-            failures: 0,
-            reason: None,
-            health: shoal_shared::gossip::Health::None,
+            ..GroupState::default()
         }),
         ..Memory::default()
     }

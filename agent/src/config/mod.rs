@@ -271,10 +271,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         .map(|m| mesh(&m.value).map_err(|msg| invalid(line_of(m), msg)))
         .transpose()?;
 
-    if raw.groups.is_empty() {
+    // With a mesh, an agent with no groups is a plain member (a seed, a fleet view).
+    if raw.groups.is_empty() && mesh.is_none() {
         return Err(invalid(
             None,
-            "groups: no groups are configured, so the agent would have nothing to deploy; add at least one under `groups:`".to_owned(),
+            "groups: no groups are configured and there is no mesh, so the agent would have nothing to do; add a group under `groups:` (or a `mesh:` to run as a plain mesh member)".to_owned(),
         ));
     }
     let mut names = BTreeSet::new();
@@ -474,6 +475,18 @@ mod tests {
 
     /// Each bad file gets one sentence naming the file, the line and the key.
     #[test]
+    fn a_mesh_member_may_have_no_groups() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = parse_in(
+            dir.path(),
+            "mesh: { name: prod, listen: 127.0.0.1:0, seeds: [10.0.0.6:7946] }\ngroups: []\n",
+        )
+        .expect("a mesh member without groups");
+        assert!(settings.groups.is_empty());
+        assert_eq!(settings.mesh.map(|m| m.name), Some("prod".to_owned()));
+    }
+
+    #[test]
     fn errors_name_the_file_line_and_key() {
         let dir = with_signers();
         let cases = [
@@ -519,7 +532,11 @@ mod tests {
                 ":6:",
                 "used by an earlier group",
             ),
-            ("groups: []\n", "", "no groups are configured"),
+            (
+                "groups: []\n",
+                "",
+                "no groups are configured and there is no mesh",
+            ),
         ];
         for (text, line, words) in cases {
             let err = parse_in(dir.path(), text).expect_err(text).to_string();

@@ -17,7 +17,7 @@ use super::settings::next_generation;
 use super::snapshot::{Reader, Source};
 use super::task::{ChangesHandle, spawn_changes};
 use super::udp::{self, Handover};
-use super::{GroupSnapshot, MeshError, MeshSettings, NodeSnapshot, Published};
+use super::{GroupSnapshot, GroupValues, MeshError, MeshSettings, NodeView};
 
 /// A running member of the mesh. Dropping it stops gossip too; [`Mesh::shutdown`] waits for it.
 pub struct Mesh {
@@ -51,7 +51,7 @@ impl Mesh {
     pub async fn start_with_values(
         settings: MeshSettings,
         groups: &[String],
-        values: &BTreeMap<String, Published>,
+        values: &BTreeMap<String, GroupValues>,
         transport: Option<&dyn Transport>,
     ) -> Result<Mesh, MeshError> {
         settings.check()?;
@@ -110,7 +110,7 @@ impl Mesh {
 
     /// Sets this host's values for `group`: keys whose encoded value changed are written, `None`
     /// deletes (a tombstone peers learn of).
-    pub async fn publish(&self, group: &str, values: &Published) {
+    pub async fn publish(&self, group: &str, values: &GroupValues) {
         let writes = encoded(group, values);
         let mut chitchat = self.chitchat.lock().await;
         let own = chitchat.self_node_state();
@@ -136,7 +136,7 @@ impl Mesh {
     }
 
     /// Every node the mesh knows, this one included, alive or dead, with all its groups' values.
-    pub async fn fleet(&self) -> Vec<NodeSnapshot> {
+    pub async fn fleet(&self) -> Vec<NodeView> {
         let chitchat = self.chitchat.lock().await;
         self.reader().fleet(&Source::of(&chitchat))
     }
@@ -185,7 +185,7 @@ impl Mesh {
 /// The keys a start publishes at once: `groups`, and the given values of each group.
 fn initial_values(
     groups: &[String],
-    values: &BTreeMap<String, Published>,
+    values: &BTreeMap<String, GroupValues>,
 ) -> Vec<(String, String)> {
     let list = Groups {
         groups: groups.to_vec(),
@@ -199,7 +199,7 @@ fn initial_values(
 }
 
 /// Each key of a group's values, with its encoded value or `None` for absent.
-fn encoded(group: &str, values: &Published) -> [(String, Option<String>); 4] {
+fn encoded(group: &str, values: &GroupValues) -> [(String, Option<String>); 4] {
     [
         (state_key(group), values.state.as_ref().map(gossip::encode)),
         (halt_key(group), values.halt.as_ref().map(gossip::encode)),
@@ -239,9 +239,9 @@ mod tests {
         };
         let values = BTreeMap::from([(
             "web".to_owned(),
-            Published {
+            GroupValues {
                 halt: Some(halt.clone()),
-                ..Published::default()
+                ..GroupValues::default()
             },
         )]);
         let initial = initial_values(&["web".into()], &values);

@@ -14,7 +14,6 @@ mod snapshot;
 mod task;
 mod udp;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use shoal_shared::gossip::{GroupState, Halt, Promote, Resume};
@@ -23,26 +22,8 @@ use shoal_shared::rollout::plan::Peer;
 
 pub use mesh::Mesh;
 pub use settings::MeshSettings;
-
-/// What this host publishes for one group; `None` leaves (or makes) the key absent.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Published {
-    /// `g:<group>:state`.
-    pub state: Option<GroupState>,
-    /// `g:<group>:halt`.
-    pub halt: Option<Halt>,
-    /// `g:<group>:resume`.
-    pub resume: Option<Resume>,
-    /// `g:<group>:promote`.
-    pub promote: Option<Promote>,
-}
-
-impl Published {
-    /// Whether nothing is published.
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-}
+pub use shoal_shared::fleet::NodeView;
+pub use shoal_shared::gossip::GroupValues;
 
 /// One other member of a group as gossip shows it to this host.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,19 +74,6 @@ impl PeerState {
             promote: self.promote.as_ref(),
         }
     }
-}
-
-/// One node of the mesh, for the fleet view.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeSnapshot {
-    /// Its node id.
-    pub node: String,
-    /// Whether its newest generation is alive (this host always is).
-    pub alive: bool,
-    /// The groups it says it belongs to (empty if unreadable).
-    pub groups: Vec<String>,
-    /// Its readable values, per group that has any.
-    pub values: BTreeMap<String, Published>,
 }
 
 /// The mesh cannot start.

@@ -14,7 +14,7 @@ use shoal_shared::gossip::{
 };
 use tracing::debug;
 
-use super::{GroupSnapshot, NodeSnapshot, PeerState, Published};
+use super::{GroupSnapshot, GroupValues, NodeView, PeerState};
 
 /// The part of chitchat's state a snapshot is read from (borrowed under its lock).
 pub(super) struct Source<'a> {
@@ -154,11 +154,11 @@ impl Reader {
     }
 
     /// Every node, this one included.
-    pub(super) fn fleet(&mut self, source: &Source<'_>) -> Vec<NodeSnapshot> {
+    pub(super) fn fleet(&mut self, source: &Source<'_>) -> Vec<NodeView> {
         let mut nodes = Vec::new();
         for (id, state) in source.visible() {
             let groups = self.groups(id, state);
-            let mut values: BTreeMap<String, Published> = BTreeMap::new();
+            let mut values: BTreeMap<String, GroupValues> = BTreeMap::new();
             for (key, versioned) in state.iter_prefix("g:") {
                 let Some((group, _)) = gossip::split_group_key(key) else {
                     continue;
@@ -167,8 +167,8 @@ impl Reader {
                     fill(values.entry(group.to_owned()).or_default(), value);
                 }
             }
-            nodes.push(NodeSnapshot {
-                node: id.node_id.to_string(),
+            nodes.push(NodeView {
+                id: id.node_id.to_string(),
                 alive: source.alive(id),
                 groups,
                 values,
@@ -198,8 +198,8 @@ impl Reader {
         }
     }
 
-    fn published(&mut self, id: &ChitchatId, state: &NodeState, group: &str) -> Published {
-        let mut published = Published::default();
+    fn published(&mut self, id: &ChitchatId, state: &NodeState, group: &str) -> GroupValues {
+        let mut published = GroupValues::default();
         for (key, versioned) in state.iter_prefix(&gossip::group_prefix(group)) {
             if gossip::split_group_key(key).map(|(g, _)| g) != Some(group) {
                 continue;
@@ -254,7 +254,7 @@ impl Reader {
     }
 }
 
-fn fill(published: &mut Published, value: Value) {
+fn fill(published: &mut GroupValues, value: Value) {
     match value {
         Value::State(state) => published.state = Some(state),
         Value::Halt(halt) => published.halt = Some(halt),
@@ -303,6 +303,7 @@ mod tests {
             failures: 0,
             reason: None,
             health: shoal_shared::gossip::Health::None,
+            members: None,
         }
     }
 
@@ -508,10 +509,10 @@ mod tests {
         let mut reader = Reader::default();
         let fleet = reader.fleet(&source(&chitchat, &[]));
         assert_eq!(fleet.len(), 2);
-        assert_eq!((fleet[0].node.as_str(), fleet[0].alive), ("a", true));
+        assert_eq!((fleet[0].id.as_str(), fleet[0].alive), ("a", true));
         assert_eq!(fleet[0].groups, ["web"]);
         assert_eq!(fleet[0].values["web"].state, Some(state(Step::Waiting)));
-        assert_eq!((fleet[1].node.as_str(), fleet[1].alive), ("b", false));
+        assert_eq!((fleet[1].id.as_str(), fleet[1].alive), ("b", false));
         assert_eq!(fleet[1].values["api"].halt, Some(halt()));
         assert!(
             reader

@@ -1,6 +1,7 @@
 //! `shoal agent`: bind the status endpoint, start one task per group, tell systemd, and on
 //! SIGTERM/SIGINT stop every group (a running hook gets the grace), then exit.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,11 +14,11 @@ use tracing::{Instrument as _, error, info, warn};
 
 use super::group::{GroupTask, now_rfc3339};
 use super::journal::JournalFile;
-use super::rollout::GroupControl;
+use super::rollout::{GroupControl, lock};
 use super::signals::Signals;
 use crate::channel::cache::ReleaseCache;
 use crate::config::Settings;
-use crate::coordinate::{Mesh, MeshSettings, Published};
+use crate::coordinate::{GroupValues, Mesh, MeshSettings};
 use crate::execute::deployment::record::now_ms;
 use crate::execute::layout::Layout;
 use crate::execute::stop::Stop;
@@ -25,7 +26,7 @@ use crate::report::http::{AdminToken, ServerState, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
-use shoal_shared::gossip::{GroupState, Health};
+use shoal_shared::gossip::GroupState;
 use shoal_shared::rollout::{Memory, Planner, Settings as PlannerSettings};
 use tokio::sync::Notify;
 
@@ -129,13 +130,6 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .map_or(0, |m| millis(m.interval.saturating_mul(WARMUP_ROUNDS))),
         forget_after: mesh_settings.as_ref().map_or(0, |m| millis(m.dead_grace)),
     };
-    let mesh = match mesh_settings.clone() {
-        Some(mesh_settings) => {
-            let names: Vec<String> = settings.groups.iter().map(|g| g.name.clone()).collect();
-            Some(Arc::new(Mesh::start(mesh_settings, &names).await?))
-        }
-        None => None,
-    };
     let controls: Vec<GroupControl> = settings
         .groups
         .iter()
@@ -160,6 +154,22 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         })
         .collect();
 
+    // A restarted agent publishes its journaled state from its first gossip round, so peers
+    // never see this start without it (and never give its running slot away).
+    let values: BTreeMap<String, GroupValues> = settings
+        .groups
+        .iter()
+        .zip(&controls)
+        .map(|(group, control)| (group.name.clone(), lock(&control.planner).values()))
+        .collect();
+    let mesh = match mesh_settings.clone() {
+        Some(mesh_settings) => {
+            let names: Vec<String> = values.keys().cloned().collect();
+            let mesh = Mesh::start_with_values(mesh_settings, &names, &values, None).await?;
+            Some(Arc::new(mesh))
+        }
+        None => None,
+    };
     let (server_stop, server_stop_handle) = Stop::new(Duration::ZERO);
     let state = Arc::new(ServerState {
         board: board.clone(),
@@ -202,7 +212,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             control,
             mesh: mesh.clone(),
             prepared: None,
-            published: Published::default(),
+            published: values.get(&group.name).cloned().unwrap_or_default(),
             check_soon: false,
         };
         let span = tracing::info_span!("group", group = %group.name);
@@ -264,12 +274,7 @@ fn first_memory(journal: &super::journal::Journal) -> Memory {
     let state = journal.current.as_ref().map(|c| GroupState {
         revision: Some(c.revision.clone()),
         digest: Some(c.digest.clone()),
-        target: None,
-        step: None,
-        epoch: 0,
-        failures: 0,
-        reason: None,
-        health: Health::None,
+        ..GroupState::default()
     });
     Memory {
         state,

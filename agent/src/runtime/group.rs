@@ -21,7 +21,7 @@ use crate::channel::cache::ReleaseCache;
 use crate::channel::watch::Watch;
 use crate::channel::{Release, jittered};
 use crate::config::{self, Group};
-use crate::coordinate::Published;
+use crate::coordinate::GroupValues;
 use crate::execute::layout::Layout;
 use crate::execute::stop::Stop;
 use crate::report::{Board, Metrics};
@@ -56,7 +56,7 @@ pub(super) struct GroupTask {
     /// The release fetched and waiting for its turn.
     pub(super) prepared: Option<Prepared>,
     /// What was last published to the mesh.
-    pub(super) published: Published,
+    pub(super) published: GroupValues,
     /// Check the channel at once (a peer announced a release, or the target must be fetched).
     pub(super) check_soon: bool,
 }
@@ -270,32 +270,24 @@ impl GroupTask {
             }
         });
         let mut newest = poll.newest;
-        if !self.floor_checked {
-            self.floor_checked = true;
-            let attempted = self.journal().journal.last_target.clone();
-            if newest.is_none() && floor.is_some() && floor != attempted {
-                let name = floor.clone().unwrap_or_default();
-                let Some(channel) = self.channel.as_mut() else {
-                    return Ok(());
-                };
-                newest = channel.floor_release(&name, &signers, unix_now()).await?;
-                if newest.is_some() {
-                    info!(revision.id = %name, "release verified before a restart was never deployed; deploying it now");
-                }
+        let attempted = self.journal().journal.last_target.clone();
+        let wanted = self.wanted();
+        // At the first check: a release verified just before a crash and never started.
+        let first = !std::mem::replace(&mut self.floor_checked, true);
+        let unstarted = first && floor != attempted;
+        if newest.is_none() && floor.is_some() && (unstarted || wanted == floor) {
+            let name = floor.clone().unwrap_or_default();
+            let Some(channel) = self.channel.as_mut() else {
+                return Ok(());
+            };
+            newest = channel.floor_release(&name, &signers, unix_now()).await?;
+            if newest.is_some() && unstarted {
+                info!(revision.id = %name, "release verified before a restart was never deployed; deploying it now");
             }
         }
         if let Some(release) = newest {
-            let attempted = self.journal().journal.last_target.clone();
-            // The planner's target waiting for its turn is wanted even if it ran before (it
-            // runs again after an interruption).
-            let wanted = {
-                let planner = self.planner();
-                planner.step_now() == Some(Step::Waiting)
-                    && planner
-                        .target()
-                        .is_some_and(|t| t.revision == release.version.name())
-            };
-            if attempted.as_deref() == Some(release.version.name()) && !wanted {
+            let name = release.version.name();
+            if attempted.as_deref() == Some(name) && wanted.as_deref() != Some(name) {
                 tracing::debug!(revision.id = %release.version, "release already deployed here");
             } else {
                 info!(revision.id = %release.version, digest = %release.digest, signer = %release.signer.principal, "new release verified");
@@ -303,6 +295,19 @@ impl GroupTask {
             }
         }
         Ok(())
+    }
+
+    /// The planner's target when it waits for its turn without its files at hand (after a
+    /// restart, or to run again after an interruption): the channel must give it again, though
+    /// it was started before.
+    fn wanted(&self) -> Option<String> {
+        let planner = self.planner();
+        let target = planner.target()?;
+        let prepared = self
+            .prepared
+            .as_ref()
+            .is_some_and(|p| p.release.digest.to_string() == target.digest);
+        (planner.step_now() == Some(Step::Waiting) && !prepared).then(|| target.revision.clone())
     }
 
     /// Shows and counts a refused release, once per release and reason.

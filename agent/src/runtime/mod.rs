@@ -16,6 +16,7 @@ mod rollout;
 mod settle;
 pub mod signals;
 
+pub(crate) use rollout::lock;
 pub use rollout::{CommandFailed, GroupControl};
 
 use shoal_shared::appspec::lifecycle;

@@ -18,7 +18,7 @@ use super::group::GroupTask;
 use super::journal::{InFlight, JournalFile};
 use super::settle::Settled;
 
-use crate::coordinate::{GroupSnapshot, Mesh, Published};
+use crate::coordinate::{GroupSnapshot, Mesh};
 use crate::execute::deployment::record::now_ms;
 
 /// What a group task shares with the status endpoint's controls.
@@ -63,7 +63,7 @@ impl GroupControl {
     }
 }
 
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -97,7 +97,16 @@ impl GroupTask {
         let mut event = Some(event);
         while let Some(next) = event.take() {
             let snapshot = self.snapshot().await;
-            let actions = self.planner().step(next, &snapshot.view(), now_ms());
+            let (actions, halt) = {
+                let mut planner = self.planner();
+                let before = planner.halted().cloned();
+                let actions = planner.step(next, &snapshot.view(), now_ms());
+                let after = planner.halted().cloned();
+                (actions, after.filter(|h| Some(h) != before.as_ref()))
+            };
+            if let Some(halt) = halt {
+                warn!(deployment.id = %halt.id, halt.host = %halt.host, reason = %halt.reason, "rollout halted");
+            }
             self.remember();
             self.publish().await;
             self.show_rollout();
@@ -216,16 +225,7 @@ impl GroupTask {
 
     /// Publishes what the planner publishes, when it changed.
     async fn publish(&mut self) {
-        let published = {
-            let planner = self.planner();
-            let memory = planner.memory();
-            Published {
-                state: planner.published().cloned(),
-                halt: memory.halt.clone(),
-                resume: memory.resume.clone(),
-                promote: memory.promote.clone(),
-            }
-        };
+        let published = self.planner().values();
         if published == self.published {
             return;
         }
@@ -263,7 +263,7 @@ impl GroupTask {
                 step: step.map_or("waiting", Step::as_str).to_owned(),
                 waiting_for: waiting.then(|| planner.wait().to_string()),
                 position: order.iter().position(|n| n == planner.node()),
-                members: order.len().max(1),
+                members: planner.memory().members.len() + 1,
                 halted,
             };
             (rollout, phase)

@@ -266,7 +266,11 @@ impl GroupTask {
     pub(super) async fn recover(&mut self) -> Option<(InFlight, Settled)> {
         let in_flight = self.journal().journal.in_flight.clone()?;
         warn!(deployment.id = %in_flight.deployment_id, step = %in_flight.step, "deployment interrupted by agent restart");
-        let stopped = super::orphans::stop_leftovers(&in_flight.deployment_id).await;
+        let stopped = match &in_flight.dir {
+            Some(dir) => super::orphans::stop_leftovers(&in_flight.deployment_id, dir).await,
+            // No directory yet: no hook ran.
+            None => Vec::new(),
+        };
         if !stopped.is_empty() {
             warn!(deployment.id = %in_flight.deployment_id, groups = ?stopped, "stopped scripts the previous agent left running");
         }

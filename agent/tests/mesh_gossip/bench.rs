@@ -105,7 +105,7 @@ async fn halt_rounds(n: usize, interval: Duration, repeats: usize) {
         );
         // The next halt comes from a fresh origin, in a fresh deployment.
         cluster.nodes[origin]
-            .publish("web", &shoal_agent::coordinate::Published::default())
+            .publish("web", &shoal_agent::coordinate::GroupValues::default())
             .await;
     }
     cluster.shutdown().await;

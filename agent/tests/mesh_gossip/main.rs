@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chitchat::transport::{ChannelTransport, Transport};
-use shoal_agent::coordinate::{Mesh, MeshSettings, Published};
+use shoal_agent::coordinate::{GroupValues, Mesh, MeshSettings};
 use shoal_shared::gossip::{GroupState, Halt, Health, Step};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
@@ -182,25 +182,22 @@ pub fn state(revision: &str, step: Step) -> GroupState {
     GroupState {
         revision: Some(revision.to_owned()),
         digest: Some(format!("git:{revision}")),
-        target: None,
         step: Some(step),
-        epoch: 0,
-        failures: 0,
-        reason: None,
         health: Health::Healthy,
+        ..GroupState::default()
     }
 }
 
 /// A halt of deployment `d-1` by `host`.
-pub fn halt(host: &str) -> Published {
-    Published {
+pub fn halt(host: &str) -> GroupValues {
+    GroupValues {
         halt: Some(Halt {
             id: "d-1".to_owned(),
             epoch: 1,
             host: host.to_owned(),
             reason: "ValidateService failed".to_owned(),
         }),
-        ..Published::default()
+        ..GroupValues::default()
     }
 }
 

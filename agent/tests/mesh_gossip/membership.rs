@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shoal_agent::coordinate::{Mesh, Published};
+use shoal_agent::coordinate::{GroupValues, Mesh};
 use shoal_shared::gossip::Step;
 use tokio::time::Instant;
 
@@ -25,9 +25,9 @@ async fn membership_converges_and_a_state_reaches_every_node() {
         cluster.rounds(took)
     );
 
-    let running = Published {
+    let running = GroupValues {
         state: Some(state("v2", Step::Running)),
-        ..Published::default()
+        ..GroupValues::default()
     };
     cluster.nodes[3].publish("web", &running).await;
     for mesh in cluster.nodes.iter().filter(|m| m.node() != name(3)) {
@@ -46,7 +46,9 @@ async fn membership_converges_and_a_state_reaches_every_node() {
         chitchat.lock().await.self_node_state().max_version(),
         version
     );
-    cluster.nodes[3].publish("web", &Published::default()).await;
+    cluster.nodes[3]
+        .publish("web", &GroupValues::default())
+        .await;
     eventually(DEADLINE, "the deletion to reach node 0", || async {
         let web = cluster.nodes[0].group("web").await;
         web.peer(&name(3))?.state.is_none().then_some(())
@@ -104,7 +106,7 @@ async fn group_snapshots_filter_by_group_and_show_the_dead_as_dead() {
     assert_eq!(web, [(name(2), false), (name(4), true)]);
     let fleet = nodes[0].fleet().await;
     assert_eq!(fleet.len(), 6, "the dead node stays listed");
-    assert!(fleet.iter().any(|n| n.node == name(2) && !n.alive));
+    assert!(fleet.iter().any(|n| n.id == name(2) && !n.alive));
     Cluster {
         nodes,
         interval: INTERVAL,
@@ -118,9 +120,9 @@ async fn a_restarted_node_replaces_its_old_generation() {
     let _one = exclusive().await;
     let transport = channel();
     let mut cluster = Cluster::web(5, INTERVAL, &transport).await;
-    let before = Published {
+    let before = GroupValues {
         state: Some(state("v1", Step::Running)),
-        ..Published::default()
+        ..GroupValues::default()
     };
     cluster.nodes[4].publish("web", &before).await;
     cluster.converge(DEADLINE).await;
@@ -132,9 +134,9 @@ async fn a_restarted_node_replaces_its_old_generation() {
 
     let seed = cluster.nodes[0].gossip_addr();
     cluster.nodes.pop().unwrap().shutdown().await;
-    let after = Published {
+    let after = GroupValues {
         state: Some(state("v2", Step::Waiting)),
-        ..Published::default()
+        ..GroupValues::default()
     };
     let values = BTreeMap::from([("web".to_owned(), after.clone())]);
     let restarted = Mesh::start_with_values(

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_agent::coordinate::{Mesh, MeshError, Published};
+use shoal_agent::coordinate::{GroupValues, Mesh, MeshError};
 use shoal_shared::gossip::Step;
 
 use crate::{eventually, exclusive, settings, state};
@@ -63,9 +63,9 @@ async fn three_agents_over_udp_on_port_zero() {
             .unwrap();
         nodes.push(mesh);
     }
-    let running = Published {
+    let running = GroupValues {
         state: Some(state("v1", Step::Running)),
-        ..Published::default()
+        ..GroupValues::default()
     };
     nodes[2].publish("web", &running).await;
     eventually(

@@ -44,13 +44,28 @@ pub struct Fleet {
     marks: PathBuf,
     policy: String,
     hosts: Vec<Host>,
+    /// A plain mesh member (no groups) every host joins through, if started with one.
+    seed: Option<AgentProcess>,
 }
 
 impl Fleet {
     /// Starts `n` agents as one mesh (each joins through the ones started before it) with
     /// the group's default rollout `policy` (a YAML flow mapping).
     pub fn start(n: usize, policy: &str) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(n, policy, false)
+    }
+
+    /// The same, joining through a plain mesh member with `groups: []` started first.
+    pub fn start_with_seed(n: usize, policy: &str) -> Fleet {
+        Self::start_with(n, policy, true)
+    }
+
+    fn start_with(n: usize, policy: &str, seed: bool) -> Fleet {
+        let mut dir = tempfile::tempdir().unwrap();
+        if std::env::var_os("SHOAL_KEEP_FLEET").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("fleet kept in {}", dir.path().display());
+        }
         let Trust {
             key, signers_file, ..
         } = Trust::new(dir.path());
@@ -81,7 +96,11 @@ impl Fleet {
             marks,
             policy: policy.to_owned(),
             hosts,
+            seed: None,
         };
+        if seed {
+            fleet.seed = Some(fleet.start_seed());
+        }
         for i in 0..n {
             fleet.restart(i);
         }
@@ -92,14 +111,44 @@ impl Fleet {
         self.hosts.len()
     }
 
-    /// Starts host `i` again, joining through every host running now.
+    fn start_seed(&self) -> AgentProcess {
+        let home = self.dir.path().join("seed");
+        fs::create_dir_all(&home).unwrap();
+        let config = home.join("agent.yaml");
+        let text = format!(
+            "node: {{ id: seed, data_dir: {data} }}\n\
+             status: {{ listen: 127.0.0.1:0 }}\n\
+             log: {{ format: json, level: info }}\n\
+             mesh: {{ name: e2e, listen: 127.0.0.1:0, interval: 100ms }}\n\
+             groups: []\n",
+            data = home.join("data").display(),
+        );
+        fs::write(&config, text).unwrap();
+        AgentProcess::start(
+            Path::new(env!("CARGO_BIN_EXE_shoal")),
+            &config,
+            &home.join("agent.log"),
+            &[],
+        )
+    }
+
+    /// The plain mesh member, if any.
+    pub fn seed(&self) -> Option<&AgentProcess> {
+        self.seed.as_ref()
+    }
+
+    /// Starts host `i` again, joining through every agent running now.
     pub fn restart(&mut self, i: usize) {
         let seeds: Vec<String> = self
-            .hosts
+            .seed
             .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .filter_map(|(_, h)| h.agent.as_ref())
+            .chain(
+                self.hosts
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .filter_map(|(_, h)| h.agent.as_ref()),
+            )
             .map(|a| a.gossip_addr().to_string())
             .collect();
         let host = &self.hosts[i];

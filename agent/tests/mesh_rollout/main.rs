@@ -2,7 +2,8 @@
 //! channel with ssh-signed tags, and hook scripts that write when each host starts
 //! (BeforeInstall) and ends (ValidateService) a revision, under a lock. The stories check what
 //! the DESIGN promises: the batch bound, the canary gate with a fleet-wide halt and revert, and
-//! a `kill -9` in the middle of a rollout.
+//! a `kill -9` in the middle of a rollout. `SHOAL_KEEP_FLEET=1` keeps each fleet's folder
+//! (configs, data dirs, agent logs, the hooks log) for a look after a failure.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod fleet;
@@ -116,4 +117,38 @@ fn a_host_killed_mid_rollout_converges_after_restart() {
         "{victim} ran v2.0.0 again:\n{}",
         fleet.hooks_log()
     );
+}
+
+/// A plain mesh member (`groups: []`) is a seed every host joins through, and serves the
+/// fleet view from gossip: every node, each one's revision, and the group's progress.
+#[test]
+fn a_plain_member_seeds_the_mesh_and_shows_the_fleet() {
+    let fleet = Fleet::start_with_seed(3, "{ strategy: all-at-once, min_healthy_time: 0s }");
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    let seed = fleet.seed().unwrap();
+    let mut last = String::new();
+    let shown = shoal_tests::poll_until(Duration::from_secs(60), || {
+        last = seed.get("/v1/fleet").ok()?.body;
+        let fleet: serde_json::Value = serde_json::from_str(&last).ok()?;
+        let web = fleet["groups"]
+            .as_array()?
+            .iter()
+            .find(|g| g["name"] == "web")?;
+        let on_v1 = fleet["nodes"]
+            .as_array()?
+            .iter()
+            .filter(|n| n["alive"] == true && n["groups"][0]["revision"] == "v1.0.0")
+            .count();
+        (web["done"] == 3 && web["total"] == 3 && web["target"] == "v1.0.0" && on_v1 == 3)
+            .then_some(fleet)
+    });
+    let fleet_json = shown.unwrap_or_else(|| panic!("the seed's fleet view:\n{last}"));
+    let ids: Vec<&str> = fleet_json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["host-1", "host-2", "host-3", "seed"], "{fleet_json}");
 }

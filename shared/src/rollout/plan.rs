@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::policy::{Policy, RawPolicy, Strategy};
-use crate::gossip::{GroupState, Halt, Health, Promote, Resume, Step, Target, short_reason};
+use crate::gossip::{
+    GroupState, GroupValues, Halt, Health, Promote, Resume, Step, Target, short_reason,
+};
 
 /// Milliseconds on the host's clock. Only differences of one host's own readings are used, so
 /// clocks of different hosts need not agree.
@@ -216,6 +218,9 @@ pub enum Wait {
     },
     /// Just (re)started; listening to gossip first.
     WarmingUp,
+    /// Some alive members know other members than this host does (one just joined, or was
+    /// just forgotten): the order is not agreed yet.
+    Membership,
     /// The release's files are not at hand yet (after a restart, until the channel is read).
     Fetching,
     /// Some alive members have not learned of the last resume yet.
@@ -244,6 +249,7 @@ impl std::fmt::Display for Wait {
                 write!(f, "sees {alive} of {members} members alive, not a majority")
             }
             Self::WarmingUp => f.write_str("listening to gossip after a start"),
+            Self::Membership => f.write_str("waiting for every member to know the same members"),
             Self::Fetching => f.write_str("fetching the release"),
             Self::Resuming => f.write_str("waiting for every member to learn of the resume"),
             Self::Canaries => f.write_str("waiting for the canaries to be healthy"),
@@ -281,6 +287,8 @@ pub struct Planner {
     /// The target whose files this run of the agent has at hand ([`Event::Release`] says so;
     /// after a restart the channel is read again first).
     fetched: Option<String>,
+    /// [`Planner::members_hash`] of the members now.
+    members_hash: Option<String>,
 }
 
 impl Planner {
@@ -312,6 +320,7 @@ impl Planner {
             wait: Wait::Nothing,
             health,
             fetched: None,
+            members_hash: None,
         }
     }
 
@@ -328,6 +337,16 @@ impl Planner {
     /// What this host publishes as `g:<group>:state`.
     pub fn published(&self) -> Option<&GroupState> {
         self.memory.state.as_ref()
+    }
+
+    /// Everything this host publishes about the group.
+    pub fn values(&self) -> GroupValues {
+        GroupValues {
+            state: self.memory.state.clone(),
+            halt: self.memory.halt.clone(),
+            resume: self.memory.resume.clone(),
+            promote: self.memory.promote.clone(),
+        }
     }
 
     /// The target release, if any.
@@ -406,7 +425,11 @@ impl Planner {
     /// Takes one event with the current view of the group at `now`; returns what to do.
     pub fn step(&mut self, event: Event, view: &View<'_>, now: Millis) -> Vec<Action> {
         let mut actions = Vec::new();
-        self.learn_members(view, now);
+        if self.learn_members(view, now) || self.members_hash.is_none() {
+            self.members_hash = Some(self.members_hash());
+        }
+        let members = self.members_hash.clone();
+        self.state_mut().members = members;
         match event {
             Event::Tick => {}
             Event::Release { target, policy } => self.release(target, policy, now),
@@ -451,14 +474,8 @@ impl Planner {
     fn state_mut(&mut self) -> &mut GroupState {
         let health = self.health;
         self.memory.state.get_or_insert(GroupState {
-            revision: None,
-            digest: None,
-            target: None,
-            step: None,
-            epoch: 0,
-            failures: 0,
-            reason: None,
             health,
+            ..GroupState::default()
         })
     }
 
@@ -771,7 +788,9 @@ impl Planner {
     }
 
     /// Remembers the members gossip shows; forgets those not seen alive for `forget_after`.
-    fn learn_members(&mut self, view: &View<'_>, now: Millis) {
+    /// Returns whether the set of members changed.
+    fn learn_members(&mut self, view: &View<'_>, now: Millis) -> bool {
+        let mut changed = false;
         for peer in &view.peers {
             if peer.node == self.settings.node {
                 continue;
@@ -781,19 +800,23 @@ impl Planner {
                 let coarse = self.settings.forget_after / 16;
                 let seen = self.memory.members.get(peer.node).copied();
                 if seen.is_none_or(|seen| now.saturating_sub(seen) >= coarse) {
+                    changed |= seen.is_none();
                     self.memory.members.insert(peer.node.to_owned(), now);
                 }
                 if !self.heard.contains(peer.node) {
                     self.heard.insert(peer.node.to_owned());
                 }
             } else if !self.memory.members.contains_key(peer.node) {
+                changed = true;
                 self.memory.members.insert(peer.node.to_owned(), now);
             }
         }
         let forget_after = self.settings.forget_after;
+        let before = self.memory.members.len();
         self.memory
             .members
             .retain(|_, seen| now.saturating_sub(*seen) <= forget_after);
+        changed || self.memory.members.len() != before
     }
 
     /// Why this host may not start the target now; `None` when it may.
@@ -832,6 +855,11 @@ impl Planner {
             .count();
         if now.saturating_sub(self.up_since) < self.settings.warmup || heard * 2 <= members {
             return Some(Wait::WarmingUp);
+        }
+        let mine = self.state().and_then(|s| s.members.clone());
+        let disagree = |p: &&&Peer<'_>| p.alive && p.state.and_then(|s| s.members.clone()) != mine;
+        if peers.values().any(|p| disagree(&p)) {
+            return Some(Wait::Membership);
         }
         let behind = |p: &&&Peer<'_>| {
             p.alive
@@ -929,6 +957,24 @@ impl Planner {
         let after = slots[me + 1..].iter().filter(|s| s.may_run()).count();
         let busy = before + after;
         (busy >= batch).then_some(Wait::Turn { busy, batch })
+    }
+
+    /// 8 hex digits of sha256 over the sorted members (this host included), 0-separated.
+    fn members_hash(&self) -> String {
+        let mut members: Vec<&str> = self.memory.members.keys().map(String::as_str).collect();
+        members.push(&self.settings.node);
+        members.sort_unstable();
+        members.dedup();
+        let mut hash = Sha256::new();
+        for member in members {
+            hash.update(member.as_bytes());
+            hash.update([0]);
+        }
+        hash.finalize()
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     fn refresh_order(&mut self, id: &str) {

@@ -331,8 +331,12 @@ impl Run<'_> {
 
     fn env(&self, event: &str) -> Vec<(String, String)> {
         let r = &self.record;
+        let dir = self.dir.display().to_string();
         [
             ("LIFECYCLE_EVENT", event),
+            // This host's directory of the deployment: with DEPLOYMENT_ID (the same on every
+            // host of the group) it tells this agent's hooks from another agent's on one machine.
+            ("SHOAL_DEPLOYMENT_DIR", dir.as_str()),
             ("DEPLOYMENT_ID", &r.deployment_id),
             ("APPLICATION_NAME", &r.application),
             ("DEPLOYMENT_GROUP_NAME", &r.group),
