@@ -9,8 +9,12 @@
 //! - A host in the order may start once the hosts *before* it that are not settled (done,
 //!   failed or reverted), plus the hosts *after* it that are running, are fewer than the batch.
 //!   Settling is final within an epoch, so a stale view only ever over-counts, and two hosts
-//!   never both take the last slot. A dead host that never started is skipped; one that was
-//!   running keeps its slot until it comes back and settles or is forgotten.
+//!   never both take the last slot. A host ahead that gossip deems dead still counts unless
+//!   it is known to have settled: it may be alive on the other side of a partition that just
+//!   healed, or only suspected, and start at the same moment. It keeps its slot until it comes
+//!   back and settles or is forgotten (`forget_after`, the mesh's dead-node grace).
+//! - Hosts take turns only once every member they see alive knows the same members (a hash
+//!   of them is in every state), so they all compute the same order.
 //! - Canaries are the first hosts of the order; the others wait until every canary is done
 //!   (healthy for `min_healthy_time`) and the deployment is promoted.
 //! - A host starts nothing while it sees no majority of the members it knows alive, nor right
@@ -289,6 +293,8 @@ pub struct Planner {
     fetched: Option<String>,
     /// [`Planner::members_hash`] of the members now.
     members_hash: Option<String>,
+    /// Members forgotten while dead (not taken back until seen alive).
+    forgotten: BTreeSet<String>,
 }
 
 impl Planner {
@@ -321,6 +327,7 @@ impl Planner {
             health,
             fetched: None,
             members_hash: None,
+            forgotten: BTreeSet::new(),
         }
     }
 
@@ -585,6 +592,13 @@ impl Planner {
             state.step = Some(Step::Failed);
             state.reason = Some("the revert to the last known good revision failed".to_owned());
         }
+        // A resume that came while it went back applies now that it is back.
+        let epoch = self.state().map_or(0, |s| s.epoch);
+        if let Some(resume) = self.memory.resume.clone().filter(|r| r.epoch >= epoch)
+            && self.target().is_some_and(|t| t.id == resume.id)
+        {
+            self.apply_resume(resume);
+        }
         self.take_next(now);
     }
 
@@ -652,6 +666,13 @@ impl Planner {
     /// A resume of `epoch` voids the halts up to it and starts the next epoch: failures are
     /// counted afresh, and hosts that failed or went back wait for their turn again.
     fn apply_resume(&mut self, resume: Resume) {
+        if self.step_now() == Some(Step::Reverting) {
+            // It takes the new epoch once it is back: moving to it now would show a settled step
+            // in the new epoch that becomes `waiting` later, and hosts behind it would count a
+            // slot free that it takes again. Meanwhile it stays behind, so the others wait.
+            self.memory.resume = Some(resume);
+            return;
+        }
         let state = self.state_mut();
         state.epoch = resume.epoch + 1;
         state.failures = 0;
@@ -756,7 +777,12 @@ impl Planner {
         let Some(target) = &state.target else {
             return;
         };
-        if self.halted().is_some() || matches!(self.wait, Wait::Promotion) {
+        if self.halted().is_some()
+            || matches!(self.wait, Wait::Promotion)
+            || !self.sees_majority(view)
+        {
+            // Cut off from most of the group it cannot tell whether the others progress: a
+            // minority side must not halt a rollout the majority carries on.
             self.progress.1 = now;
             return;
         }
@@ -769,7 +795,9 @@ impl Planner {
                 continue;
             };
             done += usize::from(theirs.step == Some(Step::Done));
-            open |= !settled(theirs.step) && (peer.alive || theirs.step == Some(Step::Running));
+            // A dead runner matters only to the live hosts waiting behind it: once every live
+            // host has settled, nothing is stalled and a halt would only revert done hosts.
+            open |= !settled(theirs.step) && peer.alive;
         }
         if done > self.progress.0 || !open {
             self.progress = (done.max(self.progress.0), now);
@@ -785,6 +813,18 @@ impl Planner {
             let node = self.settings.node.clone();
             self.halt(node, &reason);
         }
+    }
+
+    /// Whether it sees a majority of the members it knows alive (itself included).
+    fn sees_majority(&self, view: &View<'_>) -> bool {
+        let alive = view
+            .peers
+            .iter()
+            .filter(|p| {
+                p.alive && p.node != self.settings.node && self.memory.members.contains_key(p.node)
+            })
+            .count();
+        (alive + 1) * 2 > self.memory.members.len() + 1
     }
 
     /// Remembers the members gossip shows; forgets those not seen alive for `forget_after`.
@@ -806,16 +846,26 @@ impl Planner {
                 if !self.heard.contains(peer.node) {
                     self.heard.insert(peer.node.to_owned());
                 }
-            } else if !self.memory.members.contains_key(peer.node) {
+                self.forgotten.remove(peer.node);
+            } else if !self.memory.members.contains_key(peer.node)
+                && !self.forgotten.contains(peer.node)
+            {
+                // A dead member it did not know of (learned after a restart): remembered, so
+                // it counts until forgotten. One it forgot stays forgotten while it is dead.
                 changed = true;
                 self.memory.members.insert(peer.node.to_owned(), now);
             }
         }
         let forget_after = self.settings.forget_after;
+        let forgotten = &mut self.forgotten;
         let before = self.memory.members.len();
-        self.memory
-            .members
-            .retain(|_, seen| now.saturating_sub(*seen) <= forget_after);
+        self.memory.members.retain(|node, seen| {
+            let keep = now.saturating_sub(*seen) <= forget_after;
+            if !keep {
+                forgotten.insert(node.clone());
+            }
+            keep
+        });
         changed || self.memory.members.len() != before
     }
 
@@ -881,10 +931,13 @@ impl Planner {
             let on_target = peer
                 .state
                 .filter(|s| s.target.as_ref().map(|t| &t.id) == Some(&target.id));
+            // Failed or gone back in an epoch a resume has voided, it will wait for its turn
+            // again once it learns of the resume: it is not settled in this epoch.
+            let voided = on_target.is_some_and(|s| s.epoch < epoch);
             match on_target.and_then(|s| s.step) {
                 Some(Step::Running) => Slot::Running,
                 Some(Step::Done) => Slot::Done,
-                Some(step) if settled(Some(step)) => Slot::Settled,
+                Some(step) if settled(Some(step)) && !voided => Slot::Settled,
                 _ if peer.alive => Slot::NotStarted,
                 _ => Slot::Skipped,
             }
@@ -1008,7 +1061,7 @@ enum Slot {
     Settled,
     /// Alive and not started.
     NotStarted,
-    /// Dead and not running: skipped.
+    /// Dead and not running: it may still start unseen, so it counts like one not started.
     Skipped,
     /// Remembered but not seen in gossip since this host started.
     Unknown,
@@ -1017,7 +1070,10 @@ enum Slot {
 impl Slot {
     /// Counts against the batch when it is ahead of this host in the order.
     fn unsettled(self) -> bool {
-        matches!(self, Self::Running | Self::NotStarted | Self::Unknown)
+        matches!(
+            self,
+            Self::Running | Self::NotStarted | Self::Skipped | Self::Unknown
+        )
     }
 
     /// Counts against the batch when it is after this host in the order.
