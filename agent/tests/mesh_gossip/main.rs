@@ -11,6 +11,7 @@ mod bench;
 mod halt;
 mod membership;
 mod partition;
+mod rollout;
 mod udp;
 
 use std::cell::RefCell;
