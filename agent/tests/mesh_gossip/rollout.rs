@@ -78,8 +78,9 @@ async fn roll_out(cluster: Cluster, policy: Policy, hook: Duration) -> (Rollout,
     }
     drop(done_tx);
     let mut done = Vec::new();
-    while let Some(at) =
-        tokio::time::timeout(Duration::from_secs(600), done_rx.recv()).await.unwrap()
+    while let Some(at) = tokio::time::timeout(Duration::from_secs(600), done_rx.recv())
+        .await
+        .unwrap()
     {
         done.push(at);
     }

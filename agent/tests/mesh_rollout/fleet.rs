@@ -274,6 +274,11 @@ impl Fleet {
         }
     }
 
+    /// Everything host `i` logged.
+    pub fn log(&self, i: usize) -> String {
+        fs::read_to_string(&self.hosts[i].log).unwrap_or_default()
+    }
+
     /// Which host (by index) has node id `id`.
     pub fn index_of(&self, id: &str) -> usize {
         self.hosts
@@ -359,4 +364,20 @@ pub fn overlap(runs: &[(String, u128, u128)]) -> usize {
         most = most.max(now);
     }
     usize::try_from(most).unwrap_or(0)
+}
+
+/// When (seconds into the hour, from the JSON log's RFC 3339 timestamp) `message` was first
+/// logged.
+pub fn logged_at(log: &str, message: &str) -> Option<f64> {
+    log.lines().find_map(|line| {
+        let entry: Value = serde_json::from_str(line).ok()?;
+        if entry["fields"]["message"] != message {
+            return None;
+        }
+        // 2026-11-22T02:57:57.095123Z: minutes and seconds are enough within a run.
+        let stamp = entry["timestamp"].as_str()?;
+        let minutes: f64 = stamp.get(14..16)?.parse().ok()?;
+        let seconds: f64 = stamp.get(17..stamp.len() - 1)?.parse().ok()?;
+        Some(minutes * 60.0 + seconds)
+    })
 }

@@ -152,3 +152,49 @@ fn a_plain_member_seeds_the_mesh_and_shows_the_fleet() {
         .collect();
     assert_eq!(ids, ["host-1", "host-2", "host-3", "seed"], "{fleet_json}");
 }
+
+/// Coordination overhead with twenty agents (a benchmark, not a timed test): hooks that do
+/// nothing, rolling 25 %, `min_healthy_time: 0s`, gossip every 100 ms. From the first host
+/// verifying the release to the last host done, minus the ideal (four batches of one median
+/// deployment each), per batch, in gossip rounds. Times are the agents' own log timestamps.
+///
+/// `cargo test -p shoal-agent --test mesh_rollout -- --ignored --nocapture bench_`
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_coordination_overhead_20_agents() {
+    const ROUND: f64 = 0.1;
+    const BATCHES: f64 = 4.0;
+    let fleet = Fleet::start(
+        20,
+        "{ strategy: rolling, max_parallel: 25%, min_healthy_time: 0s }",
+    );
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    let times: Vec<[f64; 3]> = (0..fleet.len())
+        .map(|i| {
+            let log = fleet.log(i);
+            let at = |message: &str| fleet::logged_at(&log, message).unwrap();
+            [
+                at("new release verified"),
+                at("deployment started"),
+                at("deployment succeeded"),
+            ]
+        })
+        .collect();
+    let visible = times.iter().map(|t| t[0]).fold(f64::MAX, f64::min);
+    let done = times.iter().map(|t| t[2]).fold(0.0, f64::max);
+    let mut durations: Vec<f64> = times.iter().map(|t| t[2] - t[1]).collect();
+    durations.sort_by(f64::total_cmp);
+    let deployment = durations[durations.len() / 2];
+    let total = done - visible;
+    let overhead = (total - BATCHES * deployment) / BATCHES;
+    let runs = fleet.runs("v1.0.0");
+    eprintln!(
+        "20 agents, rolling 25% (4 batches), gossip 100 ms: release verified to all done {total:.2} s; \
+         median deployment {deployment:.3} s; overhead {overhead:.2} s = {:.1} rounds per batch; \
+         at most {} at once",
+        overhead / ROUND,
+        overlap(&runs)
+    );
+    assert!(overlap(&runs) <= 5);
+}
