@@ -1,0 +1,377 @@
+//! Driving each host's planner the way the agent does: a step on every event of its own
+//! (a lifecycle or revert ending, a release verified, an operator command), on a change of
+//! its gossip view (debounced and throttled), and on a periodic tick; after each step the
+//! memory is persisted (see `host.rs`), what it publishes goes to gossip, and its actions run.
+//! Crashes cut the work short; a restart builds a fresh planner from the persisted memory and
+//! reports the cut lifecycle as `Outcome::Interrupted` (or runs a cut revert again).
+
+use shoal_shared::gossip::{Step, Target};
+use shoal_shared::rollout::{Action, Event, Memory, Outcome, Revision, View};
+
+use super::check::{Ended, Start, Violation, property};
+use super::gossip::Record;
+use super::host::{Disk, Lifecycle, Work};
+use super::scenario::millis;
+use super::trace::{Stepped, What};
+use super::world::{Ev, World};
+
+impl World {
+    /// Makes sure `h`'s planner steps no later than `at`.
+    pub(super) fn schedule_step(&mut self, h: usize, at: u64) {
+        let host = &mut self.hosts[h];
+        if host.step_at.is_some_and(|due| due <= at) {
+            return;
+        }
+        host.step_token += 1;
+        host.step_at = Some(at);
+        let token = host.step_token;
+        self.at(at, Ev::Step { host: h, token });
+    }
+
+    /// `h`'s view changed: it steps after the debounce, at most once per throttle interval.
+    pub(super) fn view_changed(&mut self, h: usize) {
+        let a = self.sc.agent;
+        let at = (self.t + a.debounce_ms).max(self.hosts[h].last_step + a.throttle_ms);
+        self.schedule_step(h, at);
+    }
+
+    /// A scheduled step (tick or view change), unless a later one replaced it.
+    pub(super) fn timed_step(&mut self, h: usize, token: u64) -> Result<(), Violation> {
+        let host = &self.hosts[h];
+        if !host.up || host.step_token != token {
+            return Ok(());
+        }
+        self.step(h, Event::Tick)
+    }
+
+    /// Steps `h`'s planner with `event` and the view its gossip shows now.
+    pub(super) fn step(&mut self, h: usize, event: Event) -> Result<(), Violation> {
+        let host = &mut self.hosts[h];
+        let now = host.now(self.t);
+        let view = self.gossip.view(h, self.t);
+        let actions = host.planner.step(event.clone(), &view, now);
+        let seen = seen(&view, host.planner.memory());
+        drop(view);
+        self.after(h, event, actions, seen)
+    }
+
+    /// What follows any step of `h` (or operator command on it): the next tick, publishing,
+    /// the trace, the actions, and the checks.
+    pub(super) fn after(
+        &mut self,
+        h: usize,
+        event: Event,
+        actions: Vec<Action>,
+        seen: (usize, usize),
+    ) -> Result<(), Violation> {
+        self.stats.steps += 1;
+        let tick = self.sc.agent.tick_ms;
+        let next = self.t + self.rng.range(tick * 9 / 10, tick * 11 / 10);
+        let host = &mut self.hosts[h];
+        host.last_step = self.t;
+        host.step_at = None;
+        host.step_token += 1;
+        self.schedule_step(h, next);
+        let planner = &self.hosts[h].planner;
+        self.gossip.publish(h, Record::of(planner));
+        self.trace_step(h, event, &actions, seen);
+        for action in actions {
+            self.act(h, action, seen)?;
+        }
+        self.observe(h, seen)
+    }
+
+    /// The checks after any step of `h`.
+    pub(super) fn observe(&mut self, h: usize, seen: (usize, usize)) -> Result<(), Violation> {
+        let excused = seen.0 * 2 > seen.1 && self.halted_by_a_dead_runner(h);
+        self.checker.observe(h, &self.hosts[h], self.t, excused)
+    }
+
+    /// Whether `h` halted its target by the progress deadline while its view showed a dead
+    /// host still running the target (a dead runner keeps its slot).
+    fn halted_by_a_dead_runner(&self, h: usize) -> bool {
+        let planner = &self.hosts[h].planner;
+        let (Some(halt), Some(target)) = (planner.halted(), planner.target()) else {
+            return false;
+        };
+        if halt.host != planner.node() || !halt.reason.starts_with("progress deadline") {
+            return false;
+        }
+        (0..self.hosts.len()).any(|k| {
+            k != h
+                && self.gossip.knows(h, k)
+                && !self.gossip.alive(h, k, self.t)
+                && self
+                    .gossip
+                    .record(h, k)
+                    .and_then(|r| r.state.as_ref())
+                    .is_some_and(|s| {
+                        s.target.as_ref() == Some(target) && s.step == Some(Step::Running)
+                    })
+        })
+    }
+
+    /// Traces a step, unless it is a tick that asked for nothing and changed nothing shown.
+    fn trace_step(&mut self, h: usize, event: Event, actions: &[Action], seen: (usize, usize)) {
+        let host = &mut self.hosts[h];
+        let planner = &host.planner;
+        let shown = (
+            planner.published().cloned(),
+            planner.wait().clone(),
+            planner.halted().is_some(),
+        );
+        if event == Event::Tick && actions.is_empty() && host.shown.as_ref() == Some(&shown) {
+            return;
+        }
+        let (published, wait, halted) = shown.clone();
+        host.shown = Some(shown);
+        let what = What::Step(Box::new(Stepped {
+            event,
+            actions: actions.to_vec(),
+            published,
+            halted,
+            wait,
+            seen,
+        }));
+        self.trace.push(self.t, Some(h), what);
+    }
+
+    fn act(&mut self, h: usize, action: Action, seen: (usize, usize)) -> Result<(), Violation> {
+        match action {
+            Action::Deploy(target) => self.deploy(h, target, seen),
+            Action::Revert(revision) => self.revert(h, revision),
+            Action::CheckChannel(_) => {
+                let (lo, hi) = self.sc.agent.check_ms;
+                let delay = self.rng.range(lo, hi);
+                let incarnation = self.hosts[h].incarnation;
+                self.at(
+                    self.t + delay,
+                    Ev::Check {
+                        host: h,
+                        incarnation,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn deploy(&mut self, h: usize, target: Target, seen: (usize, usize)) -> Result<(), Violation> {
+        let planner = &self.hosts[h].planner;
+        let start = Start {
+            t: self.t,
+            halted: planner.halted().is_some(),
+            epoch: planner.published().map_or(0, |s| s.epoch),
+            seen,
+        };
+        self.checker.deploy(h, &target, start)?;
+        self.idle(h, "deploy")?;
+        let Some((_, policy, fail_permille)) =
+            self.releases.iter().find(|(t, _, _)| *t == target).cloned()
+        else {
+            return Ok(());
+        };
+        let t = self.t;
+        let (lo, hi) = self.sc.hook_ms;
+        let hooks = self.rng.range(lo, hi);
+        let healthy = self.hosts[h]
+            .clock
+            .true_span(millis(policy.min_healthy_time));
+        let fails = self.rng.chance(fail_permille);
+        let changes_at = t + hooks * self.rng.range(50, 500) / 1000;
+        let ends_at = if fails {
+            t + self.rng.range(1, hooks + healthy)
+        } else {
+            t + hooks + healthy
+        };
+        let nonce = self.hosts[h].nonce();
+        self.hosts[h].work = Work::Deploying(Lifecycle {
+            target,
+            nonce,
+            changes_at,
+            ends_at,
+            fails,
+        });
+        self.at(ends_at, Ev::LifecycleEnd { host: h, nonce });
+        Ok(())
+    }
+
+    fn revert(&mut self, h: usize, to: Revision) -> Result<(), Violation> {
+        self.idle(h, "revert")?;
+        let nonce = self.hosts[h].nonce();
+        self.hosts[h].work = Work::Reverting { to, nonce };
+        let (lo, hi) = self.sc.revert_ms;
+        let delay = self.rng.range(lo, hi);
+        self.at(self.t + delay, Ev::RevertEnd { host: h, nonce });
+        Ok(())
+    }
+
+    /// The planner may only ask for work while the host runs none.
+    fn idle(&self, h: usize, what: &str) -> Result<(), Violation> {
+        match &self.hosts[h].work {
+            Work::Idle => Ok(()),
+            busy => Err(Violation::new(
+                property::CONTRACT,
+                Some(h),
+                format!("asked to {what} while it still works: {busy:?}"),
+            )),
+        }
+    }
+
+    /// A lifecycle ends: done, or failed somewhere in its hooks or health window.
+    pub(super) fn lifecycle_end(&mut self, h: usize, nonce: u64) -> Result<(), Violation> {
+        let host = &mut self.hosts[h];
+        let run = match &host.work {
+            Work::Deploying(run) if host.up && run.nonce == nonce => run.clone(),
+            _ => return Ok(()),
+        };
+        host.work = Work::Idle;
+        let outcome = if run.fails {
+            if self.t >= run.changes_at {
+                host.disk.touch(&run.target.digest);
+            }
+            Outcome::Failed {
+                reason: "ValidateService failed (simulated)".to_owned(),
+            }
+        } else {
+            host.disk = Disk::Clean(run.target.digest.clone());
+            Outcome::Done
+        };
+        let how = if run.fails {
+            Ended::Failed
+        } else {
+            Ended::Done
+        };
+        self.checker.ended(h, &run.target.id, how);
+        self.step(h, Event::Ran(outcome))
+    }
+
+    /// A revert ends (reverts always succeed here).
+    pub(super) fn revert_end(&mut self, h: usize, nonce: u64) -> Result<(), Violation> {
+        let host = &mut self.hosts[h];
+        let to = match &host.work {
+            Work::Reverting { to, nonce: n } if host.up && *n == nonce => to.clone(),
+            _ => return Ok(()),
+        };
+        host.work = Work::Idle;
+        host.disk = Disk::Clean(to.digest);
+        self.step(h, Event::Reverted { ok: true })
+    }
+
+    /// A periodic poll of the channel (with ±20 % jitter).
+    pub(super) fn poll(&mut self, h: usize, incarnation: u32) -> Result<(), Violation> {
+        if !self.valid(h, incarnation) {
+            return Ok(());
+        }
+        let poll = self.sc.agent.poll_ms;
+        let next = self.t + self.rng.range(poll * 4 / 5, poll * 6 / 5);
+        self.at(
+            next,
+            Ev::Poll {
+                host: h,
+                incarnation,
+            },
+        );
+        self.check_channel(h)
+    }
+
+    /// The host looks at the channel: the newest release, if above its floor, is verified
+    /// and handed to the planner. The channel is the only source of releases.
+    pub(super) fn check_channel(&mut self, h: usize) -> Result<(), Violation> {
+        if self.published <= self.hosts[h].floor {
+            return Ok(());
+        }
+        self.hosts[h].floor = self.published;
+        let (target, policy, _) = self.releases[self.published - 1].clone();
+        self.step(h, Event::Release { target, policy })
+    }
+
+    /// Crash `i` of the scenario.
+    pub(super) fn crash(&mut self, i: usize) -> Result<(), Violation> {
+        let plan = self.sc.crashes[i].clone();
+        let h = plan.host;
+        if !self.hosts[h].up {
+            return Ok(());
+        }
+        let cut = self.hosts[h]
+            .crash(self.t)
+            .map_err(|e| Violation::new(property::CRASH, Some(h), e))?;
+        if let Some(target) = cut {
+            self.checker.ended(h, &target.id, Ended::Cut);
+        }
+        let text = match plan.down_for {
+            Some(d) => {
+                self.at(self.t + d, Ev::Restart(h));
+                format!("crashes (down for {})", super::scenario::secs(d))
+            }
+            None => "crashes for good".to_owned(),
+        };
+        self.trace.note(self.t, Some(h), text);
+        self.topology_changed(false);
+        Ok(())
+    }
+
+    /// `h` starts again: a fresh planner from its journal, gossip from scratch, then recovery.
+    pub(super) fn restart(&mut self, h: usize) -> Result<(), Violation> {
+        let policy = self.default_policy.clone();
+        self.hosts[h].restart(&policy, self.t);
+        self.gossip.reset(h);
+        let round = u32::try_from(self.t / super::scenario::ROUND + 1).unwrap_or(u32::MAX);
+        self.gossip.beat(h, round, self.t);
+        self.gossip.publish(h, Record::of(&self.hosts[h].planner));
+        self.trace
+            .note(self.t, Some(h), "restarts from its journal".to_owned());
+        self.start_host_timers(h);
+        self.topology_changed(false);
+        self.checker.quiet(self.t);
+        self.recover(h)
+    }
+
+    /// What the agent does at start with work its journal says was cut short.
+    fn recover(&mut self, h: usize) -> Result<(), Violation> {
+        let planner = &self.hosts[h].planner;
+        match planner.step_now() {
+            Some(Step::Running) => {
+                let target = planner.target().cloned();
+                let changed_host = target.as_ref().is_some_and(
+                    |t| matches!(&self.hosts[h].disk, Disk::Partial { to, .. } if *to == t.digest),
+                );
+                if let Some(t) = &target {
+                    self.checker.interrupted(&t.id, changed_host);
+                }
+                let outcome = Outcome::Interrupted {
+                    reason: "the agent restarted during the lifecycle".to_owned(),
+                    changed_host,
+                };
+                self.step(h, Event::Ran(outcome))
+            }
+            Some(Step::Reverting) => {
+                let Some(lkg) = planner.memory().lkg.clone() else {
+                    return Err(Violation::new(
+                        property::CRASH,
+                        Some(h),
+                        "restarts reverting with no last known good revision".to_owned(),
+                    ));
+                };
+                self.trace.note(
+                    self.t,
+                    Some(h),
+                    format!("runs its cut revert to {} again", lkg.name),
+                );
+                self.revert(h, lkg)?;
+                self.observe(h, (0, 0))
+            }
+            _ => self.observe(h, (0, 0)),
+        }
+    }
+}
+
+/// Alive members the planner saw (itself included) and members it knows, after a step.
+pub fn seen(view: &View<'_>, memory: &Memory) -> (usize, usize) {
+    let alive = view
+        .peers
+        .iter()
+        .filter(|p| p.alive && memory.members.contains_key(p.node))
+        .count();
+    (alive + 1, memory.members.len() + 1)
+}

@@ -1,0 +1,127 @@
+//! The deterministic simulator of shoal's rollouts: N hosts, each driving the very planner the
+//! agent runs (`shoal_shared::rollout::Planner`), over a simulated chitchat-like gossip layer
+//! with message loss and delays, partitions that heal, crashes and restarts from the persisted
+//! memory, skewed clocks, simulated hooks and reverts, a channel that is the only source of
+//! releases, and an operator who halts, resumes and promotes.
+//!
+//! Everything follows from one seed: one PRNG, one queue of timed events, no real time and no
+//! hash-order dependence. After every planner step the checker ([`check`]) holds the run to
+//! the properties of DESIGN.md against ground truth; on a violation the [`Failure`] prints the
+//! seed, the scenario, the last few hundred steps and the command that replays exactly that run.
+//!
+//! Layout: `scenario` (what a run is made of), `world` (the event loop), `drive` (stepping the
+//! planners, work, crashes), `operator`, `gossip` and `net` (the simulated mesh), `host`,
+//! `check` (properties and bounds), `trace`, `rng`.
+
+pub mod check;
+mod drive;
+pub mod gossip;
+pub mod host;
+pub mod net;
+mod operator;
+pub mod rng;
+pub mod scenario;
+pub mod trace;
+pub mod world;
+
+use std::fmt;
+
+pub use check::{Bound, Figures, Violation};
+pub use scenario::{
+    AgentPlan, Clocks, Command, CommandPlan, CrashPlan, Net, PartitionPlan, PlannedRelease,
+    Promoting, ROUND, Scenario, describe_policy, secs,
+};
+pub use world::{End, Stats, World};
+
+/// What a run that held every property measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Its seed.
+    pub seed: u64,
+    /// Hosts in the group.
+    pub hosts: usize,
+    /// Steps, messages and rounds.
+    pub stats: Stats,
+    /// Simulated time at the end.
+    pub sim_ms: u64,
+    /// Figures the checker measured.
+    pub figures: Figures,
+    /// The run's progress bound.
+    pub bound: Bound,
+}
+
+/// A run that broke a property, with everything needed to understand and replay it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Its seed.
+    pub seed: u64,
+    /// What broke.
+    pub violation: Violation,
+    /// The whole report: scenario, trace, re-run command.
+    pub text: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Runs `sc` to its end; the world is returned for tests that look at the final hosts.
+pub fn simulate(sc: Scenario) -> (World, End) {
+    let mut world = World::new(sc);
+    let end = world.run();
+    (world, end)
+}
+
+/// Runs `sc`: a report if every property held, else the failure.
+pub fn run(sc: Scenario) -> Result<Report, Failure> {
+    let (world, end) = simulate(sc);
+    match end {
+        End::Settled => Ok(report(&world)),
+        End::Violated(violation) => Err(failure(&world, violation)),
+    }
+}
+
+/// Runs the mixed scenario of `seed` (groups of up to `max_hosts`).
+pub fn run_seed(seed: u64, max_hosts: usize) -> Result<Report, Failure> {
+    run(Scenario::mixed(seed, max_hosts))
+}
+
+/// The report of a run that settled.
+pub fn report(world: &World) -> Report {
+    let sc = world.scenario();
+    Report {
+        seed: sc.seed,
+        hosts: sc.hosts,
+        stats: world.stats(),
+        sim_ms: world.now(),
+        figures: world.checker().figures.clone(),
+        bound: *world.checker().bound(),
+    }
+}
+
+/// The failure report of a run that broke `violation`.
+pub fn failure(world: &World, violation: Violation) -> Failure {
+    let sc = world.scenario();
+    let seen_by = violation
+        .host
+        .map(|h| world.render_view(h))
+        .unwrap_or_default();
+    let text = format!(
+        "\nsimulator: {violation}\n  at {} (true time) in seed {}\n\nscenario: {}\n\nthe last \
+         steps (true time; each planner sees only its own skewed clock; `sees a/m`: alive \
+         members it saw, itself included, of the members it knows):\n{}{seen_by}\nre-run \
+         exactly this run:\n  {}\n",
+        secs(world.now()),
+        sc.seed,
+        sc.describe(),
+        world.trace().render(),
+        sc.rerun
+    );
+    Failure {
+        seed: sc.seed,
+        violation,
+        text,
+    }
+}

@@ -1,0 +1,622 @@
+//! The simulated world: hosts, gossip, network, channel, and one queue of timed events that
+//! drives them all in true (simulated) time. Events at the same time run in the order they
+//! were scheduled, so a run depends on nothing but its seed.
+//!
+//! Planner stepping, work and restarts live in `drive.rs`; the operator in `operator.rs`.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use shoal_shared::gossip::{GroupState, Health, Target};
+use shoal_shared::rollout::{Memory, Policy, Revision, Settings, deployment_id};
+
+use super::check::{Checker, Violation, property};
+use super::gossip::{Gossip, Record, Snapshot};
+use super::host::{Clock, Disk, Host};
+use super::net::Network;
+use super::rng::Rng;
+use super::scenario::{ROUND, Scenario};
+use super::trace::Trace;
+
+/// The group's name (deployment ids derive from it).
+pub const GROUP: &str = "web";
+
+/// Hosts every agent is configured with as gossip seeds (the first ones).
+const SEEDS: usize = 3;
+
+/// Something that happens at a given time.
+#[derive(Debug, Clone)]
+pub enum Ev {
+    /// Once a round: the operator looks, properties with deadlines are checked, the run may end.
+    Round,
+    /// `host` gossips with a few peers.
+    Gossip { host: usize, incarnation: u32 },
+    /// A gossip message arrives.
+    Deliver {
+        from: usize,
+        to: usize,
+        snapshot: Snapshot,
+        reply: bool,
+    },
+    /// `host`'s planner steps (its tick, or a change of its view).
+    Step { host: usize, token: u64 },
+    /// A lifecycle ends.
+    LifecycleEnd { host: usize, nonce: u64 },
+    /// A revert ends.
+    RevertEnd { host: usize, nonce: u64 },
+    /// `host` polls the channel.
+    Poll { host: usize, incarnation: u32 },
+    /// `host` checks the channel after a gossip hint.
+    Check { host: usize, incarnation: u32 },
+    /// Release `index` appears on the channel.
+    Publish(usize),
+    /// Partition `index` starts.
+    Partition(usize),
+    /// Partition `index` heals.
+    Heal(usize),
+    /// Crash `index` happens.
+    Crash(usize),
+    /// `host` starts again.
+    Restart(usize),
+    /// Operator command `index`, attempt `attempt`.
+    Command { index: usize, attempt: u32 },
+    /// The operator promotes the newest release (attempt `attempt`).
+    Promote { attempt: u32, early: bool },
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    /// Planner steps (and operator commands).
+    pub steps: u64,
+    /// Gossip messages sent (not lost).
+    pub messages: u64,
+    /// Rounds simulated.
+    pub rounds: u64,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum End {
+    /// In a consistent final state.
+    Settled,
+    /// A property failed.
+    Violated(Violation),
+}
+
+/// The whole simulated world.
+#[derive(Debug)]
+pub struct World {
+    pub(super) sc: Scenario,
+    pub(super) rng: Rng,
+    pub(super) t: u64,
+    pub(super) hosts: Vec<Host>,
+    pub(super) gossip: Gossip,
+    pub(super) net: Network,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    /// The channel: every release (oldest first) and how many are published.
+    pub(super) releases: Vec<(Target, Policy, u32)>,
+    pub(super) published: usize,
+    pub(super) default_policy: Policy,
+    pub(super) checker: Checker,
+    pub(super) trace: Trace,
+    pub(super) stats: Stats,
+    /// When every planned disturbance is over.
+    plan_end: u64,
+    /// When the run gives up waiting for a final state.
+    limit: u64,
+    /// The operator has asked for the promote of the newest release.
+    pub(super) promote_asked: bool,
+    /// The partition in force.
+    partition: Option<usize>,
+}
+
+/// The revision every host runs before the first release.
+pub fn base_revision() -> Revision {
+    Revision {
+        name: "v0".to_owned(),
+        digest: digest(0),
+    }
+}
+
+fn digest(k: usize) -> String {
+    format!("git:{k:040x}")
+}
+
+impl World {
+    /// The world of `sc` at time 0, before anything happened.
+    pub fn new(sc: Scenario) -> Self {
+        let mut rng = Rng::new(sc.seed);
+        let releases: Vec<(Target, Policy, u32)> = sc
+            .releases
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let digest = digest(i + 1);
+                let target = Target {
+                    id: deployment_id(GROUP, &digest),
+                    revision: format!("v{}", i + 1),
+                    digest,
+                };
+                (target, r.policy.clone(), r.fail_permille)
+            })
+            .collect();
+        let names: Vec<String> = (0..sc.hosts).map(|h| format!("h{h}")).collect();
+        let default_policy = Policy::default();
+        let hosts = boot_hosts(&sc, &names, &default_policy, &mut rng);
+        let pairs: Vec<(Target, Policy)> = releases
+            .iter()
+            .map(|(t, p, _)| (t.clone(), p.clone()))
+            .collect();
+        let mut checker = Checker::new(&sc, &pairs);
+        let dead_after = sc.net.detect_rounds * ROUND;
+        let plan_end = plan_end(&sc);
+        checker.plan_ends(plan_end);
+        let limit = plan_end + checker.bound().total() + 2 * max_progress_deadline(&sc) + 300_000;
+        Self {
+            net: Network::new(&sc.net),
+            gossip: Gossip::new(names, dead_after),
+            sc,
+            rng,
+            t: 0,
+            hosts,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            releases,
+            published: 0,
+            default_policy,
+            checker,
+            trace: Trace::default(),
+            stats: Stats::default(),
+            plan_end,
+            limit,
+            promote_asked: false,
+            partition: None,
+        }
+    }
+
+    /// Schedules `ev` at `at`.
+    pub(super) fn at(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    /// Runs until the run settles or a property fails.
+    pub fn run(&mut self) -> End {
+        self.start();
+        while let Some(Reverse(next)) = self.queue.pop() {
+            self.t = next.at;
+            match self.handle(next.ev) {
+                Ok(None) => {}
+                Ok(Some(end)) => return end,
+                Err(violation) => return End::Violated(violation),
+            }
+        }
+        End::Violated(Violation::new(
+            property::FINAL,
+            None,
+            "nothing left to happen".to_owned(),
+        ))
+    }
+
+    fn start(&mut self) {
+        for h in 0..self.hosts.len() {
+            self.gossip.beat(h, 1, 0);
+            self.gossip.publish(h, Record::of(&self.hosts[h].planner));
+            self.start_host_timers(h);
+        }
+        self.at(ROUND, Ev::Round);
+        for (i, r) in self.sc.releases.clone().iter().enumerate() {
+            self.at(r.at, Ev::Publish(i));
+        }
+        for (i, p) in self.sc.partitions.clone().iter().enumerate() {
+            self.at(p.at, Ev::Partition(i));
+            self.at(p.at + p.lasts, Ev::Heal(i));
+        }
+        for (i, c) in self.sc.crashes.clone().iter().enumerate() {
+            self.at(c.at, Ev::Crash(i));
+        }
+        for (i, c) in self.sc.commands.clone().iter().enumerate() {
+            self.at(
+                c.at,
+                Ev::Command {
+                    index: i,
+                    attempt: 0,
+                },
+            );
+        }
+        if let super::scenario::Promoting::WhenAsked {
+            early_at: Some(at), ..
+        } = self.sc.promote
+        {
+            self.at(
+                at,
+                Ev::Promote {
+                    attempt: 0,
+                    early: true,
+                },
+            );
+        }
+    }
+
+    /// Gossip, polls and ticks of a host that just (re)started.
+    pub(super) fn start_host_timers(&mut self, h: usize) {
+        let incarnation = self.hosts[h].incarnation;
+        let t = self.t;
+        let phase = self.rng.below(ROUND);
+        self.at(
+            t + phase,
+            Ev::Gossip {
+                host: h,
+                incarnation,
+            },
+        );
+        let poll = self.rng.below(self.sc.agent.poll_ms);
+        self.at(
+            t + poll,
+            Ev::Poll {
+                host: h,
+                incarnation,
+            },
+        );
+        let tick = self.rng.below(self.sc.agent.tick_ms);
+        self.schedule_step(h, t + tick);
+    }
+
+    fn handle(&mut self, ev: Ev) -> Result<Option<End>, Violation> {
+        match ev {
+            Ev::Round => return self.round(),
+            Ev::Gossip { host, incarnation } => self.gossip_round(host, incarnation),
+            Ev::Deliver {
+                from,
+                to,
+                snapshot,
+                reply,
+            } => self.deliver(from, to, &snapshot, reply),
+            Ev::Step { host, token } => self.timed_step(host, token)?,
+            Ev::LifecycleEnd { host, nonce } => self.lifecycle_end(host, nonce)?,
+            Ev::RevertEnd { host, nonce } => self.revert_end(host, nonce)?,
+            Ev::Poll { host, incarnation } => self.poll(host, incarnation)?,
+            Ev::Check { host, incarnation } => {
+                if self.valid(host, incarnation) {
+                    self.check_channel(host)?;
+                }
+            }
+            Ev::Publish(i) => self.publish(i),
+            Ev::Partition(i) => self.partition(i),
+            Ev::Heal(i) => self.heal(i),
+            Ev::Crash(i) => self.crash(i)?,
+            Ev::Restart(h) => self.restart(h)?,
+            Ev::Command { index, attempt } => self.command(index, attempt)?,
+            Ev::Promote { attempt, early } => self.promote(attempt, early)?,
+        }
+        Ok(None)
+    }
+
+    /// Whether an event of `incarnation` still concerns `host`.
+    pub(super) fn valid(&self, host: usize, incarnation: u32) -> bool {
+        self.hosts[host].up && self.hosts[host].incarnation == incarnation
+    }
+
+    fn round(&mut self) -> Result<Option<End>, Violation> {
+        self.stats.rounds += 1;
+        self.watch_for_promotion();
+        self.checker.round(self.t, &self.hosts)?;
+        if self.t >= self.plan_end {
+            match self.checker.final_state(&self.hosts) {
+                Ok(()) => return Ok(Some(End::Settled)),
+                Err(why) if self.t >= self.limit => {
+                    return Err(Violation::new(
+                        property::FINAL,
+                        None,
+                        format!(
+                            "no consistent final state {} after the last disturbance: {why}",
+                            super::scenario::secs(self.t - self.plan_end)
+                        ),
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        self.at(self.t + ROUND, Ev::Round);
+        Ok(None)
+    }
+
+    fn gossip_round(&mut self, h: usize, incarnation: u32) {
+        if !self.valid(h, incarnation) {
+            return;
+        }
+        let round = u32::try_from(self.t / ROUND + 1).unwrap_or(u32::MAX);
+        self.gossip.beat(h, round, self.t);
+        let snapshot = self.gossip.snapshot(h);
+        for peer in self.gossip_peers(h) {
+            self.send(h, peer, snapshot.clone(), false);
+        }
+        self.at(
+            self.t + ROUND,
+            Ev::Gossip {
+                host: h,
+                incarnation,
+            },
+        );
+    }
+
+    /// Whom `h` gossips with this round, chosen as chitchat does: `fanout` random peers it
+    /// deems alive (any it knows, if none), a dead one with probability dead / (live + 1),
+    /// and a seed (the first three hosts) when it knows few live nodes or by chance.
+    fn gossip_peers(&mut self, h: usize) -> Vec<usize> {
+        let n = self.hosts.len();
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
+        for k in (0..n).filter(|k| *k != h && self.gossip.knows(h, *k)) {
+            if self.gossip.alive(h, k, self.t) {
+                live.push(k);
+            } else {
+                dead.push(k);
+            }
+        }
+        let pool = if live.is_empty() {
+            dead.clone()
+        } else {
+            live.clone()
+        };
+        let mut peers = sample(&mut self.rng, pool, self.sc.net.fanout);
+        let roll = self.rng.below(live.len() as u64 + 1);
+        if (roll as usize) < dead.len() {
+            peers.push(dead[self.rng.index(dead.len())]);
+        }
+        let seeds: Vec<usize> = (0..n.min(SEEDS)).filter(|k| *k != h).collect();
+        let with_seed = peers.iter().any(|p| seeds.contains(p));
+        if !seeds.is_empty() && (!with_seed || live.len() < seeds.len()) {
+            let known = (live.len() + dead.len()).max(1) as u64;
+            if live.is_empty() || self.rng.below(known) < seeds.len() as u64 {
+                peers.push(seeds[self.rng.index(seeds.len())]);
+            }
+        }
+        peers
+    }
+
+    fn send(&mut self, from: usize, to: usize, snapshot: Snapshot, reply: bool) {
+        if let Some(delay) = self.net.send(&mut self.rng, from, to) {
+            self.stats.messages += 1;
+            let ev = Ev::Deliver {
+                from,
+                to,
+                snapshot,
+                reply,
+            };
+            self.at(self.t + delay, ev);
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, snapshot: &Snapshot, reply: bool) {
+        if !self.hosts[to].up || !self.net.connected(from, to) {
+            return;
+        }
+        if self.gossip.merge(to, snapshot, self.t) {
+            self.view_changed(to);
+        }
+        if !reply {
+            let back = self.gossip.snapshot(to);
+            self.send(to, from, back, true);
+        }
+    }
+
+    fn publish(&mut self, i: usize) {
+        self.published = self.published.max(i + 1);
+        let revision = self.releases[i].0.revision.clone();
+        self.trace
+            .note(self.t, None, format!("the channel publishes {revision}"));
+        if i + 1 == self.releases.len() {
+            self.checker.newest_published(self.t);
+        }
+    }
+
+    fn partition(&mut self, i: usize) {
+        let sides = self.sc.partitions[i].sides.clone();
+        let text = format!("partition: sides {sides:?}");
+        self.net.partition(sides);
+        self.partition = Some(i);
+        self.trace.note(self.t, None, text);
+        self.topology_changed(true);
+    }
+
+    fn heal(&mut self, i: usize) {
+        if self.partition != Some(i) {
+            return;
+        }
+        self.partition = None;
+        self.net.heal();
+        self.trace
+            .note(self.t, None, "the partition heals".to_owned());
+        self.topology_changed(true);
+        self.checker.quiet(self.t);
+    }
+
+    /// Tells the checker who can reach whom now (`links`: a partition started or healed).
+    pub(super) fn topology_changed(&mut self, links: bool) {
+        let n = self.hosts.len();
+        let reachable: Vec<usize> = (0..n)
+            .map(|h| {
+                if !self.hosts[h].up {
+                    return 0;
+                }
+                (0..n)
+                    .filter(|k| self.hosts[*k].up && self.net.connected(h, *k))
+                    .count()
+            })
+            .collect();
+        self.checker.topology(self.t, &reachable, links);
+    }
+
+    /// What the run counted.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The checker (and its figures).
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The trace of the run.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        &self.sc
+    }
+
+    /// The current true time.
+    pub fn now(&self) -> u64 {
+        self.t
+    }
+
+    /// The hosts.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// What `h`'s gossip shows it now, in its rollout order, beside the truth.
+    pub fn render_view(&self, h: usize) -> String {
+        let planner = &self.hosts[h].planner;
+        let mut text = format!(
+            "\nh{h}'s view now, in its rollout order (its memory knows {} members; truth in \
+             brackets):\n",
+            planner.memory().members.len() + 1
+        );
+        let names = self.gossip.names();
+        for node in planner.order() {
+            let Some(k) = names.iter().position(|n| n == node) else {
+                continue;
+            };
+            let seen = if k == h {
+                "itself".to_owned()
+            } else if !self.gossip.knows(h, k) {
+                "not in gossip".to_owned()
+            } else {
+                let alive = if self.gossip.alive(h, k, self.t) {
+                    "alive"
+                } else {
+                    "dead"
+                };
+                let state = self.gossip.record(h, k).and_then(|r| r.state.as_ref());
+                format!("{alive}, {}", super::trace::state_text(state))
+            };
+            let truth = &self.hosts[k];
+            let real = super::trace::state_text(truth.planner.published());
+            let up = if truth.up { "up" } else { "down" };
+            text.push_str(&format!("  {node:<4} {seen}   [{up}, {real}]\n"));
+        }
+        text
+    }
+}
+
+fn boot_hosts(sc: &Scenario, names: &[String], policy: &Policy, rng: &mut Rng) -> Vec<Host> {
+    let base = base_revision();
+    names
+        .iter()
+        .map(|name| {
+            let clock = Clock::draw(rng, &sc.clocks);
+            let settings = Settings {
+                node: name.clone(),
+                warmup: sc.agent.warmup_ms,
+                forget_after: sc.agent.forget_after_ms,
+            };
+            let mut memory = Memory {
+                state: Some(GroupState {
+                    revision: Some(base.name.clone()),
+                    digest: Some(base.digest.clone()),
+                    target: None,
+                    step: None,
+                    epoch: 0,
+                    failures: 0,
+                    reason: None,
+                    health: Health::None,
+                }),
+                ..Memory::default()
+            };
+            if sc.warm_start {
+                let now = clock.now(0);
+                memory.members = names
+                    .iter()
+                    .filter(|m| *m != name)
+                    .map(|m| (m.clone(), now))
+                    .collect();
+            }
+            Host::boot(
+                settings,
+                memory,
+                policy,
+                clock,
+                Disk::Clean(base.digest.clone()),
+                0,
+            )
+        })
+        .collect()
+}
+
+/// Up to `k` distinct items of `pool`, at random.
+fn sample(rng: &mut Rng, mut pool: Vec<usize>, k: usize) -> Vec<usize> {
+    let k = k.min(pool.len());
+    for i in 0..k {
+        let j = i + rng.index(pool.len() - i);
+        pool.swap(i, j);
+    }
+    pool.truncate(k);
+    pool
+}
+
+fn plan_end(sc: &Scenario) -> u64 {
+    let releases = sc.releases.iter().map(|r| r.at);
+    let partitions = sc.partitions.iter().map(|p| p.at + p.lasts);
+    let crashes = sc.crashes.iter().map(|c| c.at + c.down_for.unwrap_or(0));
+    let commands = sc.commands.iter().map(|c| c.at);
+    releases
+        .chain(partitions)
+        .chain(crashes)
+        .chain(commands)
+        .max()
+        .unwrap_or(0)
+}
+
+fn max_progress_deadline(sc: &Scenario) -> u64 {
+    sc.releases
+        .iter()
+        .map(|r| super::scenario::millis(r.policy.progress_deadline))
+        .max()
+        .unwrap_or(0)
+}
