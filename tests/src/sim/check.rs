@@ -346,9 +346,9 @@ impl Checker {
 
     /// After every step of `host` (index `h`): what it publishes matches what it really does
     /// (property 6), and the halts it knows are remembered (property 3).
-    /// `excused`: the host raised a progress-deadline halt while it saw a majority and a dead
-    /// host holding a slot (a runner cut off for longer than the deadline stalls the rollout,
-    /// and halting it then is what the deadline is for).
+    /// `excused`: the host raised a progress-deadline halt while it saw a majority, a dead
+    /// host holding a slot, and a live host waiting for one (a runner cut off for longer than
+    /// the deadline stalls the rollout, and halting it then is what the deadline is for).
     pub fn observe(
         &mut self,
         h: usize,
@@ -360,9 +360,10 @@ impl Checker {
         if let (Some(halt), Some(target)) = (planner.halted(), planner.target()) {
             let truth = &mut self.hosts[h];
             let epoch = truth.halts.entry(target.id.clone()).or_insert(halt.epoch);
+            let new = *epoch < halt.epoch || !truth.halted_at.contains_key(&target.id);
             *epoch = (*epoch).max(halt.epoch);
             truth.halted_at.entry(target.id.clone()).or_insert(t);
-            if halt.host == planner.node() && !excused {
+            if new && halt.host == planner.node() && !excused {
                 self.check_halt_expected(h, planner, &halt.reason)?;
             }
         }

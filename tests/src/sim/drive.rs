@@ -88,7 +88,8 @@ impl World {
     }
 
     /// Whether `h` halted its target by the progress deadline while its view showed a dead
-    /// host still running the target (a dead runner keeps its slot).
+    /// host still running the target (a dead runner keeps its slot) and a live host (or
+    /// itself) still to go.
     fn halted_by_a_dead_runner(&self, h: usize) -> bool {
         let planner = &self.hosts[h].planner;
         let (Some(halt), Some(target)) = (planner.halted(), planner.target()) else {
@@ -97,18 +98,25 @@ impl World {
         if halt.host != planner.node() || !halt.reason.starts_with("progress deadline") {
             return false;
         }
-        (0..self.hosts.len()).any(|k| {
-            k != h
-                && self.gossip.knows(h, k)
-                && !self.gossip.alive(h, k, self.t)
-                && self
-                    .gossip
-                    .record(h, k)
-                    .and_then(|r| r.state.as_ref())
-                    .is_some_and(|s| {
-                        s.target.as_ref() == Some(target) && s.step == Some(Step::Running)
-                    })
-        })
+        let state_of = |k: usize| {
+            self.gossip
+                .record(h, k)
+                .and_then(|r| r.state.as_ref())
+                .filter(|s| s.target.as_ref() == Some(target))
+        };
+        let to_go = |step: Option<Step>| matches!(step, None | Some(Step::Waiting | Step::Running));
+        let peers = (0..self.hosts.len()).filter(|k| *k != h && self.gossip.knows(h, *k));
+        let mut dead_runner = false;
+        let mut waiting = to_go(planner.step_now());
+        for k in peers {
+            let step = state_of(k).and_then(|s| s.step);
+            if self.gossip.alive(h, k, self.t) {
+                waiting |= to_go(step);
+            } else {
+                dead_runner |= step == Some(Step::Running);
+            }
+        }
+        dead_runner && waiting
     }
 
     /// Traces a step, unless it is a tick that asked for nothing and changed nothing shown.
