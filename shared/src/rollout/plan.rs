@@ -721,7 +721,12 @@ impl Planner {
         let Some(target) = &state.target else {
             return;
         };
-        if self.halted().is_some() || matches!(self.wait, Wait::Promotion) {
+        if self.halted().is_some()
+            || matches!(self.wait, Wait::Promotion)
+            || !self.sees_majority(view)
+        {
+            // Cut off from most of the group it cannot tell whether the others progress: a
+            // minority side must not halt a rollout the majority carries on.
             self.progress.1 = now;
             return;
         }
@@ -750,6 +755,18 @@ impl Planner {
             let node = self.settings.node.clone();
             self.halt(node, &reason);
         }
+    }
+
+    /// Whether it sees a majority of the members it knows alive (itself included).
+    fn sees_majority(&self, view: &View<'_>) -> bool {
+        let alive = view
+            .peers
+            .iter()
+            .filter(|p| {
+                p.alive && p.node != self.settings.node && self.memory.members.contains_key(p.node)
+            })
+            .count();
+        (alive + 1) * 2 > self.memory.members.len() + 1
     }
 
     /// Remembers the members gossip shows; forgets those not seen alive for `forget_after`.
