@@ -739,7 +739,9 @@ impl Planner {
                 continue;
             };
             done += usize::from(theirs.step == Some(Step::Done));
-            open |= !settled(theirs.step) && (peer.alive || theirs.step == Some(Step::Running));
+            // A dead runner matters only to the live hosts waiting behind it: once every live
+            // host has settled, nothing is stalled and a halt would only revert done hosts.
+            open |= !settled(theirs.step) && peer.alive;
         }
         if done > self.progress.0 || !open {
             self.progress = (done.max(self.progress.0), now);
