@@ -9,8 +9,10 @@
 //! - A host in the order may start once the hosts *before* it that are not settled (done,
 //!   failed or reverted), plus the hosts *after* it that are running, are fewer than the batch.
 //!   Settling is final within an epoch, so a stale view only ever over-counts, and two hosts
-//!   never both take the last slot. A dead host that never started is skipped; one that was
-//!   running keeps its slot until it comes back and settles or is forgotten.
+//!   never both take the last slot. A host ahead that gossip deems dead still counts unless
+//!   it is known to have settled: it may be alive on the other side of a partition that just
+//!   healed, or only suspected, and start at the same moment. It keeps its slot until it comes
+//!   back and settles or is forgotten (`forget_after`).
 //! - Canaries are the first hosts of the order; the others wait until every canary is done
 //!   (healthy for `min_healthy_time`) and the deployment is promoted.
 //! - A host starts nothing while it sees no majority of the members it knows alive, nor right
@@ -955,7 +957,7 @@ enum Slot {
     Settled,
     /// Alive and not started.
     NotStarted,
-    /// Dead and not running: skipped.
+    /// Dead and not running: it may still start unseen, so it counts like one not started.
     Skipped,
     /// Remembered but not seen in gossip since this host started.
     Unknown,
@@ -964,7 +966,10 @@ enum Slot {
 impl Slot {
     /// Counts against the batch when it is ahead of this host in the order.
     fn unsettled(self) -> bool {
-        matches!(self, Self::Running | Self::NotStarted | Self::Unknown)
+        matches!(
+            self,
+            Self::Running | Self::NotStarted | Self::Skipped | Self::Unknown
+        )
     }
 
     /// Counts against the batch when it is after this host in the order.
