@@ -347,7 +347,7 @@ impl Checker {
     /// After every step of `host` (index `h`): what it publishes matches what it really does
     /// (property 6), and the halts it knows are remembered (property 3).
     /// `excused`: the host raised a progress-deadline halt while it saw a majority, a dead
-    /// host holding a slot, and a live host waiting for one (a runner cut off for longer than
+    /// host holding a slot, and a live host waiting behind it (a host cut off for longer than
     /// the deadline stalls the rollout, and halting it then is what the deadline is for).
     pub fn observe(
         &mut self,

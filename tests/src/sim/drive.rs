@@ -83,14 +83,14 @@ impl World {
 
     /// The checks after any step of `h`.
     pub(super) fn observe(&mut self, h: usize, seen: (usize, usize)) -> Result<(), Violation> {
-        let excused = seen.0 * 2 > seen.1 && self.halted_by_a_dead_runner(h);
+        let excused = seen.0 * 2 > seen.1 && self.halted_behind_a_dead_host(h);
         self.checker.observe(h, &self.hosts[h], self.t, excused)
     }
 
     /// Whether `h` halted its target by the progress deadline while its view showed a dead
-    /// host still running the target (a dead runner keeps its slot) and a live host (or
-    /// itself) still to go.
-    fn halted_by_a_dead_runner(&self, h: usize) -> bool {
+    /// host holding a slot (running, or not started: it may start unseen) and a live host (or
+    /// itself) still to go behind it.
+    fn halted_behind_a_dead_host(&self, h: usize) -> bool {
         let planner = &self.hosts[h].planner;
         let (Some(halt), Some(target)) = (planner.halted(), planner.target()) else {
             return false;
@@ -98,25 +98,26 @@ impl World {
         if halt.host != planner.node() || !halt.reason.starts_with("progress deadline") {
             return false;
         }
-        let state_of = |k: usize| {
-            self.gossip
+        let to_go = |k: usize| {
+            let step = self
+                .gossip
                 .record(h, k)
                 .and_then(|r| r.state.as_ref())
                 .filter(|s| s.target.as_ref() == Some(target))
+                .and_then(|s| s.step);
+            matches!(step, None | Some(Step::Waiting | Step::Running))
         };
-        let to_go = |step: Option<Step>| matches!(step, None | Some(Step::Waiting | Step::Running));
         let peers = (0..self.hosts.len()).filter(|k| *k != h && self.gossip.knows(h, *k));
-        let mut dead_runner = false;
-        let mut waiting = to_go(planner.step_now());
+        let mut dead_in_the_way = false;
+        let mut waiting = matches!(planner.step_now(), Some(Step::Waiting | Step::Running));
         for k in peers {
-            let step = state_of(k).and_then(|s| s.step);
             if self.gossip.alive(h, k, self.t) {
-                waiting |= to_go(step);
+                waiting |= to_go(k);
             } else {
-                dead_runner |= step == Some(Step::Running);
+                dead_in_the_way |= to_go(k);
             }
         }
-        dead_runner && waiting
+        dead_in_the_way && waiting
     }
 
     /// Traces a step, unless it is a tick that asked for nothing and changed nothing shown.
