@@ -578,12 +578,20 @@ impl Planner {
     }
 
     /// Halted: a host done on the target goes back (one still running goes back once it ends).
+    /// One waiting to run again after a restart cut its run short once it had changed the host
+    /// (the failure it counted) will not run again: it is half-installed, so it has failed, and
+    /// goes back like a host whose own run failed.
     fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
-        if self.step_now() != Some(Step::Done) {
+        let Some(target) = self.target().cloned() else {
             return;
-        }
-        if let Some(target) = self.target().cloned() {
-            self.revert_if_moved_from(&target, actions, false);
+        };
+        match self.step_now() {
+            Some(Step::Done) => self.revert_if_moved_from(&target, actions, false),
+            Some(Step::Waiting) if self.state().is_some_and(|s| s.failures > 0) => {
+                self.set_step(Step::Failed);
+                self.revert_if_moved_from(&target, actions, true);
+            }
+            _ => {}
         }
     }
 
