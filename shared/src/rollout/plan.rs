@@ -578,16 +578,17 @@ impl Planner {
     }
 
     /// Halted: a host done on the target goes back (one still running goes back once it ends).
-    /// One waiting to run again after a restart cut its run short once it had changed the host
-    /// (the failure it counted) will not run again: it is half-installed, so it has failed, and
-    /// goes back like a host whose own run failed.
+    /// One waiting to run again with its last run's failure on record (a run a restart cut
+    /// short after it changed the host, or a failed run before a resume) will not run again: it
+    /// is half-installed, so it has failed, and goes back like a host whose own run failed.
     fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
         let Some(target) = self.target().cloned() else {
             return;
         };
+        let failed_before = |s: &GroupState| s.failures > 0 || s.reason.is_some();
         match self.step_now() {
             Some(Step::Done) => self.revert_if_moved_from(&target, actions, false),
-            Some(Step::Waiting) if self.state().is_some_and(|s| s.failures > 0) => {
+            Some(Step::Waiting) if self.state().is_some_and(failed_before) => {
                 self.set_step(Step::Failed);
                 self.revert_if_moved_from(&target, actions, true);
             }
@@ -630,7 +631,11 @@ impl Planner {
         let state = self.state_mut();
         state.epoch = resume.epoch + 1;
         state.failures = 0;
-        state.reason = None;
+        // A host that failed and did not go back is still half-installed: it keeps its reason
+        // while it waits to run again, so that a new halt before its turn fails it again.
+        if state.step != Some(Step::Failed) {
+            state.reason = None;
+        }
         if matches!(state.step, Some(Step::Failed | Step::Reverted)) {
             state.step = Some(Step::Waiting);
         }
