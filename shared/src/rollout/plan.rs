@@ -482,11 +482,21 @@ impl Planner {
         self.progress = (0, now);
         self.linear_open = None;
         let state = self.state_mut();
+        // A host its last run left half-installed (failed and not reverted, or cut short after
+        // it changed the host) keeps that on record, so that a halt of the new release before
+        // its turn fails it (and sends it back) instead of leaving it waiting half-installed.
+        let half_installed = match state.step {
+            Some(Step::Failed) => true,
+            Some(Step::Waiting) => state.reason.is_some(),
+            _ => false,
+        };
         state.target = Some(target);
         state.step = Some(Step::Waiting);
         state.epoch = 0;
         state.failures = 0;
-        state.reason = None;
+        if !half_installed {
+            state.reason = None;
+        }
     }
 
     fn ran(&mut self, outcome: Outcome, now: Millis, actions: &mut Vec<Action>) {
