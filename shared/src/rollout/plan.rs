@@ -544,13 +544,21 @@ impl Planner {
 
     fn reverted(&mut self, ok: bool, now: Millis, actions: &mut Vec<Action>) {
         let lkg = self.memory.lkg.clone();
+        // Every revert answers a halt or a failure of this host; if neither holds in the epoch
+        // now, a resume came while it went back, and it waits for its turn again like the hosts
+        // the resume found already back.
+        let resumed = self.halted().is_none() && self.state().is_some_and(|s| s.failures == 0);
         let state = self.state_mut();
         if ok {
             if let Some(lkg) = lkg {
                 state.revision = Some(lkg.name);
                 state.digest = Some(lkg.digest);
             }
-            state.step = Some(Step::Reverted);
+            state.step = Some(if resumed {
+                Step::Waiting
+            } else {
+                Step::Reverted
+            });
         } else {
             state.step = Some(Step::Failed);
             state.reason = Some("the revert to the last known good revision failed".to_owned());
