@@ -1,44 +1,433 @@
-//! The deterministic simulator's tests (see `shoal_tests::sim`).
+//! The deterministic simulator's tests (see `shoal_tests::sim`): a thousand mixed seeds on
+//! every run, larger groups, user stories, and in release builds a 2,000-host group and the
+//! hundred-thousand-seed sweep. A failing seed prints its trace and the command that replays it:
+//! `SHOAL_SIM_SEED=123 cargo test -p shoal-tests --test simulator -- one_seed --exact --nocapture`.
 
-use shoal_tests::sim;
+use std::ops::Range;
+use std::time::{Duration, SystemTime};
+
+use shoal_shared::rollout::{Amount, Policy, Strategy};
+use shoal_tests::sim::host::Disk;
+use shoal_tests::sim::world::base_revision;
+use shoal_tests::sim::{
+    self, Command, CommandPlan, CrashPlan, End, PartitionPlan, PlannedRelease, Report, Scenario,
+    World,
+};
+
+/// Groups of the mixed seeds run on every test run have up to this many hosts.
+const CI_MAX_HOSTS: usize = 50;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// Re-runs one seed: `SHOAL_SIM_SEED=123 cargo test -p shoal-tests --test simulator -- one_seed`.
+/// Runs `sc` to its end; panics with the failure report if a property broke.
+fn settle(sc: Scenario) -> (World, Report) {
+    let (world, end) = sim::simulate(sc);
+    match end {
+        End::Settled => {
+            let report = sim::report(&world);
+            (world, report)
+        }
+        End::Violated(violation) => panic!("{}", sim::failure(&world, violation)),
+    }
+}
+
+/// Runs the mixed scenarios of `seeds`; panics with the first failure and every failing seed.
+fn sweep(seeds: Range<u64>, scenario: impl Fn(u64) -> Scenario) -> Vec<Report> {
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for seed in seeds {
+        match sim::run(scenario(seed)) {
+            Ok(report) => reports.push(report),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    if let Some(first) = failures.first() {
+        let seeds: Vec<String> = failures
+            .iter()
+            .map(|f| format!("{} ({})", f.seed, f.violation.property))
+            .collect();
+        panic!(
+            "{} seeds broke a property: {}\nthe first one:{first}",
+            failures.len(),
+            seeds.join(", ")
+        );
+    }
+    reports
+}
+
+fn ci_seeds(seeds: Range<u64>) {
+    sweep(seeds, |seed| Scenario::mixed(seed, CI_MAX_HOSTS));
+}
+
+// A thousand mixed seeds, in four tests so that they run in parallel.
+
+#[test]
+fn mixed_seeds_0_to_250() {
+    ci_seeds(0..250);
+}
+
+#[test]
+fn mixed_seeds_250_to_500() {
+    ci_seeds(250..500);
+}
+
+#[test]
+fn mixed_seeds_500_to_750() {
+    ci_seeds(500..750);
+}
+
+#[test]
+fn mixed_seeds_750_to_1000() {
+    ci_seeds(750..1000);
+}
+
+/// Mixed scenarios on groups of 100 and 200 hosts.
+#[test]
+fn mixed_seeds_on_larger_groups() {
+    sweep(0..2, |seed| Scenario::mixed_sized(seed, 100));
+    sweep(7..8, |seed| Scenario::mixed_sized(seed, 200));
+}
+
+/// Replays one seed: `SHOAL_SIM_SEED` (default 1), with `SHOAL_SIM_HOSTS` (an exact group
+/// size) or `SHOAL_SIM_MAX_HOSTS` (default 50) as its failure report says.
 #[test]
 fn one_seed() {
     let seed = env_u64("SHOAL_SIM_SEED").unwrap_or(1);
-    let max_hosts = env_u64("SHOAL_SIM_MAX_HOSTS").unwrap_or(50) as usize;
-    match sim::run_seed(seed, max_hosts) {
-        Ok(report) => println!("{report:?}"),
-        Err(failure) => panic!("{failure}"),
+    let sc = match env_u64("SHOAL_SIM_HOSTS") {
+        Some(hosts) => Scenario::mixed_sized(seed, hosts as usize),
+        None => Scenario::mixed(
+            seed,
+            env_u64("SHOAL_SIM_MAX_HOSTS").map_or(50, |n| n as usize),
+        ),
+    };
+    println!("{}", sc.describe());
+    let (_, report) = settle(sc);
+    println!("{report:#?}");
+}
+
+/// 2,000 hosts rolling out 25 % at a time with loss, delays and a crash. One planner step
+/// looks at every member (about 8 ms in a debug build at this size), so this runs in release
+/// builds: `cargo test -p shoal-tests --release --test simulator`.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "minutes in a debug build; runs in release builds (scripts/bench-sim.sh)"
+)]
+fn two_thousand_hosts() {
+    let report = sim::run(two_thousand_hosts_scenario()).unwrap_or_else(|f| panic!("{f}"));
+    let (took, overhead) = report.progress().expect("every host reached the release");
+    println!(
+        "2,000 hosts: done {} after the last disturbance ({} coordination), {} planner steps",
+        sim::secs(took),
+        sim::secs(overhead),
+        report.stats.steps
+    );
+}
+
+fn two_thousand_hosts_scenario() -> Scenario {
+    let policy = Policy {
+        strategy: Strategy::Rolling,
+        max_parallel: Amount::Percent(25),
+        min_healthy_time: Duration::from_secs(3),
+        ..Policy::default()
+    };
+    let mut sc = Scenario::quiet(2000, "two_thousand_hosts", 2000, policy);
+    sc.warm_start = true;
+    sc.net.loss_permille = 50;
+    sc.net.delay_ms = (5, 800);
+    sc.agent.tick_ms = 15_000;
+    sc.agent.throttle_ms = 2_000;
+    sc.crashes.push(CrashPlan {
+        host: 17,
+        at: 2_000,
+        down_for: Some(20_000),
+        mid_lifecycle: true,
+    });
+    sc
+}
+
+/// The hundred-thousand-seed sweep, on every core:
+/// `cargo test -p shoal-tests --release --test simulator -- --ignored hundred_thousand`.
+#[test]
+#[ignore = "minutes even in release: cargo test -p shoal-tests --release --test simulator -- --ignored"]
+fn hundred_thousand_seeds() {
+    let from = env_u64("SHOAL_SIM_FROM").unwrap_or(0);
+    let count = env_u64("SHOAL_SIM_COUNT").unwrap_or(100_000);
+    let started = SystemTime::now();
+    let (steps, failures) = parallel_sweep(from..from + count, CI_MAX_HOSTS);
+    let secs = started.elapsed().unwrap_or_default().as_secs_f64();
+    println!(
+        "{count} seeds from {from}: {} failed, {steps} planner steps in {secs:.0} s",
+        failures.len()
+    );
+    if let Some((_, first)) = failures.first() {
+        let seeds: Vec<String> = failures.iter().map(|(s, _)| s.to_string()).collect();
+        panic!(
+            "seeds that broke a property: {}\nthe first one:{first}",
+            seeds.join(", ")
+        );
+    }
+}
+
+/// Runs `seeds` on every core; returns the planner steps and the failures (seed, report).
+fn parallel_sweep(seeds: Range<u64>, max_hosts: usize) -> (u64, Vec<(u64, String)>) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let results: Vec<(u64, Vec<(u64, String)>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|k| {
+                let seeds = seeds.clone();
+                scope.spawn(move || {
+                    let mut steps = 0;
+                    let mut failures = Vec::new();
+                    for seed in seeds.filter(|s| s % threads == k) {
+                        match sim::run_seed(seed, max_hosts) {
+                            Ok(report) => steps += report.stats.steps,
+                            Err(failure) => failures.push((seed, failure.text)),
+                        }
+                    }
+                    (steps, failures)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a sweep thread"))
+            .collect()
+    });
+    let steps = results.iter().map(|(s, _)| s).sum();
+    let mut failures: Vec<(u64, String)> = results.into_iter().flat_map(|(_, f)| f).collect();
+    failures.sort();
+    (steps, failures)
+}
+
+// Stories.
+
+fn rolling(max_parallel: Amount) -> Policy {
+    Policy {
+        strategy: Strategy::Rolling,
+        max_parallel,
+        min_healthy_time: Duration::from_secs(3),
+        ..Policy::default()
     }
 }
 
 #[test]
-#[ignore]
-fn explore() {
-    let from = env_u64("FROM").unwrap_or(0);
-    let count = env_u64("COUNT").unwrap_or(100);
-    let max_hosts = env_u64("SHOAL_SIM_MAX_HOSTS").unwrap_or(50) as usize;
-    let mut failures = std::collections::BTreeMap::<String, Vec<u64>>::new();
-    for seed in from..from + count {
-        if let Err(f) = sim::run_seed(seed, max_hosts) {
-            let key = format!(
-                "{}: {}",
-                f.violation.property,
-                f.violation.detail.chars().take(60).collect::<String>()
-            );
-            failures.entry(key).or_default().push(seed);
-        }
+fn rolling_max_parallel_2_never_exceeds_2() {
+    for seed in 0..10 {
+        let mut sc = Scenario::quiet(
+            seed,
+            "rolling_max_parallel_2_never_exceeds_2",
+            12,
+            rolling(Amount::Count(2)),
+        );
+        sc.net.loss_permille = 150;
+        sc.net.delay_ms = (10, 1_500);
+        let (_, report) = settle(sc);
+        assert_eq!(report.figures.peak_parallel, 2, "seed {seed}");
+        assert_eq!(report.started("v1"), (12, 12), "seed {seed}");
+        assert!(
+            report.progress().is_some(),
+            "seed {seed}: every host is done"
+        );
     }
-    for (k, seeds) in &failures {
+}
+
+#[test]
+fn a_failing_canary_halts_every_host_nothing_else_starts_and_the_canary_reverts() {
+    let policy = Policy {
+        strategy: Strategy::Canary,
+        canary: Amount::Count(1),
+        max_parallel: Amount::Percent(25),
+        ..Policy::default()
+    };
+    let mut sc = Scenario::quiet(
+        3,
+        "a_failing_canary_halts_every_host_nothing_else_starts_and_the_canary_reverts",
+        10,
+        policy,
+    );
+    sc.releases[0].fail_permille = 1000;
+    let (world, report) = settle(sc);
+    assert_eq!(report.started("v1"), (1, 1), "only the canary ever started");
+    let canary = report.figures.starts[0].1;
+    let base = Disk::Clean(base_revision().digest);
+    for (h, host) in world.hosts().iter().enumerate() {
+        let planner = &host.planner;
+        assert!(planner.halted().is_some(), "h{h} knows the halt");
+        assert_eq!(host.disk, base, "h{h} runs v0");
+        let step = planner.step_now().map(|s| s.as_str());
+        let expected = if h == canary { "reverted" } else { "waiting" };
+        assert_eq!(step, Some(expected), "h{h}");
+    }
+}
+
+#[test]
+fn a_host_crashed_mid_rollout_the_rest_finish_and_it_converges() {
+    let policy = Policy {
+        max_failures: 1,
+        ..rolling(Amount::Count(2))
+    };
+    let mut sc = Scenario::quiet(
+        5,
+        "a_host_crashed_mid_rollout_the_rest_finish_and_it_converges",
+        8,
+        policy,
+    );
+    sc.hook_ms = (4_000, 4_000);
+    // Three seconds into its four seconds of hooks it has changed the host.
+    sc.crashes.push(CrashPlan {
+        host: 3,
+        at: 3_000,
+        down_for: Some(25_000),
+        mid_lifecycle: true,
+    });
+    let (world, report) = settle(sc);
+    assert_eq!(report.started("v1"), (9, 8), "h3 ran its lifecycle again");
+    for (h, host) in world.hosts().iter().enumerate() {
+        let state = host.planner.published().expect("a state");
+        assert_eq!(state.step.map(|s| s.as_str()), Some("done"), "h{h}");
+        assert_eq!(
+            host.disk.clean(),
+            Some(state.digest.as_deref().unwrap_or(""))
+        );
+    }
+    let h3 = world.hosts()[3].planner.published().expect("a state");
+    assert_eq!(
+        h3.failures, 1,
+        "the cut run counted as one tolerated failure"
+    );
+    assert!(report.progress().is_some());
+}
+
+#[test]
+fn a_minority_partition_starts_nothing_and_catches_up_after_the_heal() {
+    let mut sc = Scenario::quiet(
+        9,
+        "a_minority_partition_starts_nothing_and_catches_up_after_the_heal",
+        9,
+        rolling(Amount::Count(2)),
+    );
+    let (from, heal) = (12_000, 100_000);
+    sc.partitions.push(PartitionPlan {
+        at: from,
+        lasts: heal - from,
+        sides: vec![1, 1, 1, 0, 0, 0, 0, 0, 0],
+    });
+    let (world, report) = settle(sc);
+    let starts = &report.figures.starts;
+    let minority_before_heal = starts
+        .iter()
+        .filter(|(t, h, _)| *h < 3 && *t < heal)
+        .count();
+    assert_eq!(minority_before_heal, 0, "{starts:?}");
+    // The majority goes on, but only up to the first cut-off host in the order: that one may
+    // be alive and start unseen (once it sees a majority again), so it keeps its slot.
+    let order = world.hosts()[3].planner.order();
+    let ahead_of_the_cut = order
+        .iter()
+        .take_while(|n| !["h0", "h1", "h2"].contains(&n.as_str()));
+    let went_on = starts
+        .iter()
+        .filter(|(t, h, _)| *h >= 3 && *t < heal)
+        .count();
+    assert!(
+        went_on >= ahead_of_the_cut.count().min(1),
+        "{starts:?} {order:?}"
+    );
+    assert_eq!(report.started("v1"), (9, 9));
+    assert!(report.progress().is_some(), "the minority caught up");
+}
+
+/// A halt on one host of a rolling deployment: rounds until every host knows it.
+fn halt_story(seed: u64, hosts: usize) -> Scenario {
+    let mut sc = Scenario::quiet(
+        seed,
+        "halt_propagation",
+        hosts,
+        rolling(Amount::Percent(10)),
+    );
+    sc.warm_start = true;
+    sc.agent.tick_ms = 15_000;
+    sc.agent.throttle_ms = 1_000;
+    sc.net.loss_permille = 50;
+    let release = PlannedRelease {
+        at: 15_000,
+        ..sc.releases[0].clone()
+    };
+    sc.releases = vec![release];
+    sc.commands.push(CommandPlan {
+        at: 30_000,
+        command: Command::Halt,
+    });
+    sc
+}
+
+fn halt_rounds(hosts: usize, seeds: Range<u64>) -> Vec<u64> {
+    let mut rounds: Vec<u64> = sweep(seeds, |seed| halt_story(seed, hosts))
+        .iter()
+        .map(|r| r.halt_rounds().expect("every host learned the halt"))
+        .collect();
+    rounds.sort_unstable();
+    rounds
+}
+
+#[test]
+fn a_halt_reaches_every_one_of_100_hosts_within_a_few_rounds() {
+    let rounds = halt_rounds(100, 0..3);
+    println!("halt propagation at 100 hosts: {rounds:?} rounds");
+    let bound = sim::check::bound::spread_rounds(100);
+    assert!(rounds.iter().all(|r| *r <= bound), "{rounds:?} > {bound}");
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in a debug build; runs in release builds (scripts/bench-sim.sh)"
+)]
+fn a_halt_reaches_every_one_of_500_hosts_within_a_few_rounds() {
+    let rounds = halt_rounds(500, 0..3);
+    println!("halt propagation at 500 hosts: {rounds:?} rounds");
+    let bound = sim::check::bound::spread_rounds(500);
+    assert!(rounds.iter().all(|r| *r <= bound), "{rounds:?} > {bound}");
+}
+
+/// Benchmark figures (not a test): `scripts/bench-sim.sh`.
+#[test]
+#[ignore = "a benchmark: scripts/bench-sim.sh"]
+fn bench() {
+    let seeds = env_u64("SHOAL_SIM_BENCH_SEEDS").unwrap_or(2_000);
+    let started = SystemTime::now();
+    let (steps, failures) = parallel_sweep(0..seeds, CI_MAX_HOSTS);
+    let secs = started.elapsed().unwrap_or_default().as_secs_f64();
+    assert!(failures.is_empty(), "{}", failures[0].1);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!(
+        "mixed seeds (groups of 3 to {CI_MAX_HOSTS}): {seeds} seeds, {steps} host-steps in \
+         {secs:.1} s on {threads} threads: {:.0} host-steps/s, {:.1} ms a seed",
+        steps as f64 / secs,
+        secs * 1000.0 * threads as f64 / seeds as f64
+    );
+    let started = SystemTime::now();
+    let report = sim::run(two_thousand_hosts_scenario()).unwrap_or_else(|f| panic!("{f}"));
+    let secs = started.elapsed().unwrap_or_default().as_secs_f64();
+    println!(
+        "2,000 hosts: {} host-steps in {secs:.1} s: {:.0} host-steps/s ({} simulated, {} \
+         gossip messages)",
+        report.stats.steps,
+        report.stats.steps as f64 / secs,
+        sim::secs(report.sim_ms),
+        report.stats.messages
+    );
+    for hosts in [100, 500] {
+        let rounds = halt_rounds(hosts, 0..10);
+        let mean = rounds.iter().sum::<u64>() as f64 / rounds.len() as f64;
         println!(
-            "{} × {k}  e.g. {:?}",
-            seeds.len(),
-            &seeds[..seeds.len().min(8)]
+            "halt propagation at {hosts} hosts over 10 seeds: min {} / mean {mean:.1} / max {} \
+             rounds",
+            rounds[0],
+            rounds[rounds.len() - 1]
         );
     }
 }

@@ -130,6 +130,8 @@ pub struct Figures {
     pub progress: Option<(u64, u64)>,
     /// First halt learned and the last live host to learn it (true time), newest target.
     pub halt_spread: Option<(u64, u64)>,
+    /// Every lifecycle started: (true time, host, revision).
+    pub starts: Vec<(u64, usize, String)>,
 }
 
 /// The checker of one run.
@@ -144,6 +146,9 @@ pub struct Checker {
     quiet_since: u64,
     /// Whether the newest release is on the channel yet.
     newest_published: bool,
+    /// A halt happened that the run excuses (a dead host stalled the rollout past its
+    /// progress deadline): the rollout is not expected to finish after it.
+    excused_halt: bool,
     /// When every planned disturbance is over (progress is measured from then at the earliest).
     plan_end: u64,
     /// Figures measured so far.
@@ -180,6 +185,7 @@ impl Checker {
             grace: minority_grace(sc),
             quiet_since: 0,
             newest_published: false,
+            excused_halt: false,
             plan_end: 0,
             figures: Figures::default(),
         }
@@ -258,6 +264,8 @@ impl Checker {
         if !truth.starters.contains(&h) {
             truth.starters.push(h);
         }
+        let start_record = (start.t, h, truth.revision.clone());
+        self.figures.starts.push(start_record);
         let gate = canary_gate(truth, &self.hosts, h, n);
         truth.running += 1;
         self.hosts[h].running = Some(target.id.clone());
@@ -363,8 +371,12 @@ impl Checker {
             let new = *epoch < halt.epoch || !truth.halted_at.contains_key(&target.id);
             *epoch = (*epoch).max(halt.epoch);
             truth.halted_at.entry(target.id.clone()).or_insert(t);
-            if new && halt.host == planner.node() && !excused {
-                self.check_halt_expected(h, planner, &halt.reason)?;
+            if new && halt.host == planner.node() {
+                if excused {
+                    self.excused_halt = true;
+                } else {
+                    self.check_halt_expected(h, planner, &halt.reason)?;
+                }
             }
         }
         published_matches_work(planner, &host.work)
@@ -403,6 +415,7 @@ impl Checker {
     /// Whether the run may still be expected to finish on the newest release in time.
     fn progress_expected(&self) -> bool {
         self.expects_progress
+            && !self.excused_halt
             && self
                 .targets
                 .values()

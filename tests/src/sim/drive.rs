@@ -50,7 +50,9 @@ impl World {
         let now = host.now(self.t);
         let view = self.gossip.view(h, self.t);
         let actions = host.planner.step(event.clone(), &view, now);
-        let seen = seen(&view, host.planner.memory());
+        // The exact count only when the checker needs it: it costs a lookup per peer.
+        let starts = actions.iter().any(|a| matches!(a, Action::Deploy(_)));
+        let seen = if starts { seen } else { glance }(&view, host.planner.memory());
         drop(view);
         self.after(h, event, actions, seen)
     }
@@ -202,7 +204,20 @@ impl World {
             fails,
         });
         self.at(ends_at, Ev::LifecycleEnd { host: h, nonce });
+        self.arm_crashes(h);
         Ok(())
+    }
+
+    /// Schedules the crashes planned for the middle of `h`'s first lifecycle.
+    fn arm_crashes(&mut self, h: usize) {
+        for i in 0..self.sc.crashes.len() {
+            let plan = &self.sc.crashes[i];
+            if plan.mid_lifecycle && plan.host == h && !self.armed[i] {
+                self.armed[i] = true;
+                let at = self.t + plan.at;
+                self.at(at, Ev::Crash(i));
+            }
+        }
     }
 
     fn revert(&mut self, h: usize, to: Revision) -> Result<(), Violation> {
@@ -310,6 +325,7 @@ impl World {
         }
         let text = match plan.down_for {
             Some(d) => {
+                self.restarts_due += 1;
                 self.at(self.t + d, Ev::Restart(h));
                 format!("crashes (down for {})", super::scenario::secs(d))
             }
@@ -322,6 +338,7 @@ impl World {
 
     /// `h` starts again: a fresh planner from its journal, gossip from scratch, then recovery.
     pub(super) fn restart(&mut self, h: usize) -> Result<(), Violation> {
+        self.restarts_due -= 1;
         let policy = self.default_policy.clone();
         self.hosts[h].restart(&policy, self.t);
         self.gossip.reset(h);
@@ -382,5 +399,11 @@ pub fn seen(view: &View<'_>, memory: &Memory) -> (usize, usize) {
         .iter()
         .filter(|p| p.alive && memory.members.contains_key(p.node))
         .count();
+    (alive + 1, memory.members.len() + 1)
+}
+
+/// [`seen`] at a glance, for the trace: alive peers in the view, whether members or not.
+fn glance(view: &View<'_>, memory: &Memory) -> (usize, usize) {
+    let alive = view.peers.iter().filter(|p| p.alive).count();
     (alive + 1, memory.members.len() + 1)
 }

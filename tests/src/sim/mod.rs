@@ -11,7 +11,7 @@
 //!
 //! Layout: `scenario` (what a run is made of), `world` (the event loop), `drive` (stepping the
 //! planners, work, crashes), `operator`, `gossip` and `net` (the simulated mesh), `host`,
-//! `check` (properties and bounds), `trace`, `rng`.
+//! `check` (properties and bounds), `trace`, `queue` (timed events), `rng`.
 
 pub mod check;
 mod drive;
@@ -19,6 +19,7 @@ pub mod gossip;
 pub mod host;
 pub mod net;
 mod operator;
+pub mod queue;
 pub mod rng;
 pub mod scenario;
 pub mod trace;
@@ -48,6 +49,38 @@ pub struct Report {
     pub figures: Figures,
     /// The run's progress bound.
     pub bound: Bound,
+}
+
+impl Report {
+    /// In a run expected to progress: how long it took from the last disturbance until every
+    /// live host was done, and how much of that was coordination overhead (beyond batches ×
+    /// lifecycle, linear waits and a carried lifecycle).
+    pub fn progress(&self) -> Option<(u64, u64)> {
+        let (since, done) = self.figures.progress?;
+        let took = done.saturating_sub(since);
+        Some((took, self.bound.overhead(took)))
+    }
+
+    /// Rounds from the first host learning a halt to the last live host learning it.
+    pub fn halt_rounds(&self) -> Option<u64> {
+        let (first, last) = self.figures.halt_spread?;
+        Some((last - first).div_ceil(ROUND))
+    }
+
+    /// How many lifecycles of `revision` started, and on how many hosts.
+    pub fn started(&self, revision: &str) -> (usize, usize) {
+        let starts: Vec<usize> = self
+            .figures
+            .starts
+            .iter()
+            .filter(|(_, _, r)| r == revision)
+            .map(|(_, h, _)| *h)
+            .collect();
+        let mut hosts = starts.clone();
+        hosts.sort_unstable();
+        hosts.dedup();
+        (starts.len(), hosts.len())
+    }
 }
 
 /// A run that broke a property, with everything needed to understand and replay it.

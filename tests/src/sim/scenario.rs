@@ -89,10 +89,13 @@ pub struct PartitionPlan {
 pub struct CrashPlan {
     /// Which host.
     pub host: usize,
-    /// When.
+    /// When (true time); with `mid_lifecycle`, how long after the host's first lifecycle
+    /// starts.
     pub at: u64,
     /// How long it stays down; `None` for good.
     pub down_for: Option<u64>,
+    /// The crash hits the host's first lifecycle, `at` after it starts.
+    pub mid_lifecycle: bool,
 }
 
 /// An operator command at a given time.
@@ -204,12 +207,29 @@ impl Scenario {
     pub fn mixed(seed: u64, max_hosts: usize) -> Self {
         let mut rng = Rng::new(seed ^ 0x5eed_5ce0_a110_c8ed);
         let hosts = draw_hosts(&mut rng, max_hosts.max(3));
-        let clean = rng.chance(550);
-        let mut sc = Self::quiet(seed, "mixed", hosts, Policy::default());
+        let mut sc = Self::drawn(seed, hosts, &mut rng);
         sc.rerun = format!(
             "SHOAL_SIM_SEED={seed} SHOAL_SIM_MAX_HOSTS={max_hosts} cargo test -p shoal-tests \
              --test simulator -- one_seed --exact --nocapture"
         );
+        sc
+    }
+
+    /// The mixed scenario of `seed` for a group of exactly `hosts`.
+    pub fn mixed_sized(seed: u64, hosts: usize) -> Self {
+        let mut rng = Rng::new(seed ^ 0x5eed_5ce0_a110_c8ed);
+        let mut sc = Self::drawn(seed, hosts.max(3), &mut rng);
+        sc.rerun = format!(
+            "SHOAL_SIM_SEED={seed} SHOAL_SIM_HOSTS={hosts} cargo test -p shoal-tests --test \
+             simulator -- one_seed --exact --nocapture"
+        );
+        sc
+    }
+
+    fn drawn(seed: u64, hosts: usize, rng: &mut Rng) -> Self {
+        let mut rng = rng.fork();
+        let clean = rng.chance(550);
+        let mut sc = Self::quiet(seed, "mixed", hosts, Policy::default());
         sc.hook_ms = {
             let lo = rng.range(SECOND, 5 * SECOND);
             (lo, lo + rng.range(0, 4 * SECOND))
@@ -258,7 +278,34 @@ impl Scenario {
                 .chance(200)
                 .then(|| first_at + rng.range(0, 60 * SECOND)),
         };
+        if sc.expects_progress() {
+            sc.outlast_disturbances();
+        }
         sc
+    }
+
+    /// Lengthens each release's progress deadline past the longest stall a clean run can see:
+    /// a host cut off (crashed or partitioned) holding a slot for the whole disturbance, then
+    /// warming up, waiting for a tick and a linear step, and running its lifecycle. A deadline
+    /// shorter than that halts the rollout by design, which is not what a clean run tests.
+    pub fn outlast_disturbances(&mut self) {
+        let crashes = self.crashes.iter().filter_map(|c| c.down_for);
+        let partitions = self.partitions.iter().map(|p| p.lasts);
+        let longest = crashes.chain(partitions).max().unwrap_or(0);
+        let a = self.agent;
+        for i in 0..self.releases.len() {
+            let policy = &self.releases[i].policy;
+            let every = policy.linear.map_or(0, |l| millis(l.every));
+            let stall = longest
+                + a.warmup_ms
+                + 2 * a.tick_ms
+                + a.throttle_ms
+                + every
+                + self.lifecycle_max(policy)
+                + 60 * SECOND;
+            let deadline = &mut self.releases[i].policy.progress_deadline;
+            *deadline = (*deadline).max(Duration::from_millis(stall));
+        }
     }
 
     /// Whether nothing in the run is meant to fail: no failing release, no operator halt, no
@@ -395,8 +442,9 @@ pub fn secs(ms: u64) -> String {
 fn draw_hosts(rng: &mut Rng, max: usize) -> usize {
     let max = max as u64;
     let n = match rng.below(100) {
-        0..=74 => rng.range(3, 12),
-        75..=96 => rng.range(13, 50),
+        0..=69 => rng.range(3, 10),
+        70..=91 => rng.range(11, 25),
+        92..=97 => rng.range(26, 50),
         _ => rng.range(51, 200),
     };
     n.min(max) as usize
@@ -419,11 +467,11 @@ fn draw_net(rng: &mut Rng) -> Net {
 
 fn draw_agent(rng: &mut Rng) -> AgentPlan {
     AgentPlan {
-        poll_ms: rng.range(10, 30) * SECOND,
+        poll_ms: rng.range(10, 20) * SECOND,
         check_ms: (rng.range(100, 500), rng.range(500, 3 * SECOND)),
-        tick_ms: rng.range(2, 5) * SECOND,
+        tick_ms: rng.range(8, 20) * SECOND,
         debounce_ms: rng.range(0, 300),
-        throttle_ms: rng.range(0, SECOND),
+        throttle_ms: rng.range(SECOND, 5 * SECOND / 2),
         warmup_ms: rng.range(8, 15) * SECOND,
         forget_after_ms: 24 * 3600 * SECOND,
     }
@@ -474,7 +522,7 @@ pub fn draw_policy(rng: &mut Rng, hosts: usize) -> Policy {
             rng.range(1, 8) * SECOND
         }),
         healthy_deadline: Duration::from_secs(300),
-        progress_deadline: Duration::from_millis(rng.range(120, 300) * SECOND),
+        progress_deadline: Duration::from_millis(rng.range(60, 180) * SECOND),
         max_failures: rng.range(0, 2) as u32,
         auto_revert: rng.chance(750),
         auto_promote: rng.chance(600),
@@ -500,7 +548,7 @@ fn draw_partitions(rng: &mut Rng, hosts: usize, first_at: u64) -> Vec<PartitionP
     (0..count)
         .map(|_| {
             at += rng.range(0, 120 * SECOND);
-            let lasts = rng.range(5, 300) * SECOND;
+            let lasts = rng.range(5, 200) * SECOND;
             let sides = if rng.chance(200) {
                 (0..hosts).map(|_| rng.below(3) as u8).collect()
             } else {
@@ -535,6 +583,7 @@ fn draw_crashes(rng: &mut Rng, sc: &Scenario, clean: bool) -> Vec<CrashPlan> {
             } else {
                 Some(rng.range(3, 60) * SECOND)
             },
+            mid_lifecycle: false,
         })
         .collect()
 }

@@ -4,9 +4,6 @@
 //!
 //! Planner stepping, work and restarts live in `drive.rs`; the operator in `operator.rs`.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
-
 use shoal_shared::gossip::{GroupState, Health, Target};
 use shoal_shared::rollout::{Memory, Policy, Revision, Settings, deployment_id};
 
@@ -14,6 +11,7 @@ use super::check::{Checker, Violation, property};
 use super::gossip::{Gossip, Record, Snapshot};
 use super::host::{Clock, Disk, Host};
 use super::net::Network;
+use super::queue::Queue;
 use super::rng::Rng;
 use super::scenario::{ROUND, Scenario};
 use super::trace::Trace;
@@ -64,33 +62,6 @@ pub enum Ev {
     Promote { attempt: u32, early: bool },
 }
 
-#[derive(Debug)]
-struct Scheduled {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Scheduled {}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// Counters of a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
@@ -120,8 +91,7 @@ pub struct World {
     pub(super) hosts: Vec<Host>,
     pub(super) gossip: Gossip,
     pub(super) net: Network,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    seq: u64,
+    queue: Queue<Ev>,
     /// The channel: every release (oldest first) and how many are published.
     pub(super) releases: Vec<(Target, Policy, u32)>,
     pub(super) published: usize,
@@ -137,6 +107,10 @@ pub struct World {
     pub(super) promote_asked: bool,
     /// The partition in force.
     partition: Option<usize>,
+    /// Crashes planned mid-lifecycle that are scheduled already.
+    pub(super) armed: Vec<bool>,
+    /// Restarts scheduled and not yet done: the run does not end before them.
+    pub(super) restarts_due: usize,
 }
 
 /// The revision every host runs before the first release.
@@ -180,6 +154,7 @@ impl World {
         let dead_after = sc.net.detect_rounds * ROUND;
         let plan_end = plan_end(&sc);
         checker.plan_ends(plan_end);
+        let armed = vec![false; sc.crashes.len()];
         let limit = plan_end + checker.bound().total() + 2 * max_progress_deadline(&sc) + 300_000;
         Self {
             net: Network::new(&sc.net),
@@ -188,8 +163,7 @@ impl World {
             rng,
             t: 0,
             hosts,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: Queue::default(),
             releases,
             published: 0,
             default_policy,
@@ -200,25 +174,22 @@ impl World {
             limit,
             promote_asked: false,
             partition: None,
+            armed,
+            restarts_due: 0,
         }
     }
 
     /// Schedules `ev` at `at`.
     pub(super) fn at(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled {
-            at,
-            seq: self.seq,
-            ev,
-        }));
+        self.queue.push(at, ev);
     }
 
     /// Runs until the run settles or a property fails.
     pub fn run(&mut self) -> End {
         self.start();
-        while let Some(Reverse(next)) = self.queue.pop() {
-            self.t = next.at;
-            match self.handle(next.ev) {
+        while let Some((at, ev)) = self.queue.pop() {
+            self.t = at;
+            match self.handle(ev) {
                 Ok(None) => {}
                 Ok(Some(end)) => return end,
                 Err(violation) => return End::Violated(violation),
@@ -246,7 +217,9 @@ impl World {
             self.at(p.at + p.lasts, Ev::Heal(i));
         }
         for (i, c) in self.sc.crashes.clone().iter().enumerate() {
-            self.at(c.at, Ev::Crash(i));
+            if !c.mid_lifecycle {
+                self.at(c.at, Ev::Crash(i));
+            }
         }
         for (i, c) in self.sc.commands.clone().iter().enumerate() {
             self.at(
@@ -334,7 +307,7 @@ impl World {
         self.stats.rounds += 1;
         self.watch_for_promotion();
         self.checker.round(self.t, &self.hosts)?;
-        if self.t >= self.plan_end {
+        if self.t >= self.plan_end && self.restarts_due == 0 {
             match self.checker.final_state(&self.hosts) {
                 Ok(()) => return Ok(Some(End::Settled)),
                 Err(why) if self.t >= self.limit => {
@@ -378,14 +351,7 @@ impl World {
     /// and a seed (the first three hosts) when it knows few live nodes or by chance.
     fn gossip_peers(&mut self, h: usize) -> Vec<usize> {
         let n = self.hosts.len();
-        let (mut live, mut dead) = (Vec::new(), Vec::new());
-        for k in (0..n).filter(|k| *k != h && self.gossip.knows(h, *k)) {
-            if self.gossip.alive(h, k, self.t) {
-                live.push(k);
-            } else {
-                dead.push(k);
-            }
-        }
+        let (live, dead) = self.gossip.live_and_dead(h, self.t);
         let pool = if live.is_empty() {
             dead.clone()
         } else {
