@@ -482,14 +482,10 @@ impl Planner {
         self.progress = (0, now);
         self.linear_open = None;
         let state = self.state_mut();
-        // A host its last run left half-installed (failed and not reverted, or cut short after
-        // it changed the host) keeps that on record, so that a halt of the new release before
-        // its turn fails it (and sends it back) instead of leaving it waiting half-installed.
-        let half_installed = match state.step {
-            Some(Step::Failed) => true,
-            Some(Step::Waiting) => state.reason.is_some(),
-            _ => false,
-        };
+        // A host its last run left half-installed keeps that on record, so that a halt of the
+        // new release before its turn fails it (and sends it back) instead of leaving it
+        // waiting half-installed.
+        let half_installed = half_installed(state);
         state.target = Some(target);
         state.step = Some(Step::Waiting);
         state.epoch = 0;
@@ -603,10 +599,9 @@ impl Planner {
         let Some(target) = self.target().cloned() else {
             return;
         };
-        let failed_before = |s: &GroupState| s.failures > 0 || s.reason.is_some();
         match self.step_now() {
             Some(Step::Done) => self.revert_if_moved_from(&target, actions, false),
-            Some(Step::Waiting) if self.state().is_some_and(failed_before) => {
+            Some(Step::Waiting) if self.state().is_some_and(half_installed) => {
                 self.set_step(Step::Failed);
                 self.revert_if_moved_from(&target, actions, true);
             }
@@ -649,9 +644,9 @@ impl Planner {
         let state = self.state_mut();
         state.epoch = resume.epoch + 1;
         state.failures = 0;
-        // A host that failed and did not go back is still half-installed: it keeps its reason
-        // while it waits to run again, so that a new halt before its turn fails it again.
-        if state.step != Some(Step::Failed) {
+        // A half-installed host keeps its reason while it waits to run again, so that a new
+        // halt before its turn fails it again.
+        if !half_installed(state) {
             state.reason = None;
         }
         if matches!(state.step, Some(Step::Failed | Step::Reverted)) {
@@ -1006,6 +1001,17 @@ impl Slot {
     /// Counts against the batch when it is after this host in the order.
     fn may_run(self) -> bool {
         matches!(self, Self::Running | Self::Unknown)
+    }
+}
+
+/// Whether the host's last run of the target left it half-installed: it failed and did not go
+/// back, or it waits to run again with that failure's reason on record (a run a restart cut
+/// short after it changed the host, a failed run before a resume or a newer release).
+fn half_installed(state: &GroupState) -> bool {
+    match state.step {
+        Some(Step::Failed) => true,
+        Some(Step::Waiting) => state.reason.is_some(),
+        _ => false,
     }
 }
 
