@@ -574,10 +574,13 @@ fn draw_crashes(rng: &mut Rng, sc: &Scenario, clean: bool) -> Vec<CrashPlan> {
         _ => rng.range(2, 3),
     };
     let first_at = sc.releases.first().map_or(0, |r| r.at);
+    // Not before membership has spread (15 s): a host nobody has heard of when a canary
+    // release starts computes another order, and with it another canary set, than the hosts
+    // that started without it (a limit of the planner's design, not checked here).
     (0..count)
         .map(|_| CrashPlan {
             host: rng.index(sc.hosts),
-            at: rng.range(0, first_at + 150 * SECOND),
+            at: rng.range(15 * SECOND, first_at + 150 * SECOND),
             down_for: if !clean && rng.chance(150) {
                 None
             } else {
