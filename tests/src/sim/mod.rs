@@ -9,29 +9,36 @@
 //! the properties of DESIGN.md against ground truth; on a violation the [`Failure`] prints the
 //! seed, the scenario, the last few hundred steps and the command that replays exactly that run.
 //!
-//! Layout: `scenario` (what a run is made of), `world` (the event loop), `drive` (stepping the
-//! planners, work, crashes), `operator`, `gossip` and `net` (the simulated mesh), `host`,
+//! Layout: `scenario` (what a run is made of), `world` (the event loop), `setup`, `drive` (stepping the
+//! planners), `work` (lifecycles, reverts, crashes), `operator`, `mesh`, `gossip` and `net` (the
+//! simulated mesh), `host`,
 //! `check` (properties and bounds), `trace`, `queue` (timed events), `rng`.
 
 pub mod check;
 mod drive;
 pub mod gossip;
 pub mod host;
+mod mesh;
 pub mod net;
 mod operator;
 pub mod queue;
+mod report;
 pub mod rng;
 pub mod scenario;
+mod setup;
 pub mod trace;
+mod work;
 pub mod world;
 
 use std::fmt;
 
 pub use check::{Bound, Figures, Violation};
+pub use report::{failure, report};
 pub use scenario::{
     AgentPlan, Clocks, Command, CommandPlan, CrashPlan, Net, PartitionPlan, PlannedRelease,
     Promoting, ROUND, Scenario, describe_policy, secs,
 };
+pub use setup::base_revision;
 pub use world::{End, Stats, World};
 
 /// What a run that held every property measured.
@@ -119,42 +126,4 @@ pub fn run(sc: Scenario) -> Result<Report, Failure> {
 /// Runs the mixed scenario of `seed` (groups of up to `max_hosts`).
 pub fn run_seed(seed: u64, max_hosts: usize) -> Result<Report, Failure> {
     run(Scenario::mixed(seed, max_hosts))
-}
-
-/// The report of a run that settled.
-pub fn report(world: &World) -> Report {
-    let sc = world.scenario();
-    Report {
-        seed: sc.seed,
-        hosts: sc.hosts,
-        stats: world.stats(),
-        sim_ms: world.now(),
-        figures: world.checker().figures.clone(),
-        bound: *world.checker().bound(),
-    }
-}
-
-/// The failure report of a run that broke `violation`.
-pub fn failure(world: &World, violation: Violation) -> Failure {
-    let sc = world.scenario();
-    let seen_by = violation
-        .host
-        .map(|h| world.render_view(h))
-        .unwrap_or_default();
-    let text = format!(
-        "\nsimulator: {violation}\n  at {} (true time) in seed {}\n\nscenario: {}\n\nthe last \
-         steps (true time; each planner sees only its own skewed clock; `sees a/m`: alive \
-         members it saw, itself included, of the members it knows):\n{}{seen_by}\nre-run \
-         exactly this run:\n  {}\n",
-        secs(world.now()),
-        sc.seed,
-        sc.describe(),
-        world.trace().render(),
-        sc.rerun
-    );
-    Failure {
-        seed: sc.seed,
-        violation,
-        text,
-    }
 }

@@ -4,23 +4,21 @@
 //!
 //! Planner stepping, work and restarts live in `drive.rs`; the operator in `operator.rs`.
 
-use shoal_shared::gossip::{GroupState, Health, Target};
-use shoal_shared::rollout::{Memory, Policy, Revision, Settings, deployment_id};
+use shoal_shared::gossip::Target;
+use shoal_shared::rollout::{Policy, deployment_id};
 
 use super::check::{Checker, Violation, property};
-use super::gossip::{Gossip, Record, Snapshot};
-use super::host::{Clock, Disk, Host};
+use super::gossip::{Gossip, Snapshot};
+use super::host::Host;
 use super::net::Network;
 use super::queue::Queue;
 use super::rng::Rng;
 use super::scenario::{ROUND, Scenario};
+use super::setup::{boot_hosts, digest, max_progress_deadline, plan_end};
 use super::trace::Trace;
 
 /// The group's name (deployment ids derive from it).
 pub const GROUP: &str = "web";
-
-/// Hosts every agent is configured with as gossip seeds (the first ones).
-const SEEDS: usize = 3;
 
 /// Something that happens at a given time.
 #[derive(Debug, Clone)]
@@ -113,18 +111,6 @@ pub struct World {
     pub(super) restarts_due: usize,
 }
 
-/// The revision every host runs before the first release.
-pub fn base_revision() -> Revision {
-    Revision {
-        name: "v0".to_owned(),
-        digest: digest(0),
-    }
-}
-
-fn digest(k: usize) -> String {
-    format!("git:{k:040x}")
-}
-
 impl World {
     /// The world of `sc` at time 0, before anything happened.
     pub fn new(sc: Scenario) -> Self {
@@ -200,48 +186,6 @@ impl World {
             None,
             "nothing left to happen".to_owned(),
         ))
-    }
-
-    fn start(&mut self) {
-        for h in 0..self.hosts.len() {
-            self.gossip.beat(h, 1, 0);
-            self.gossip.publish(h, Record::of(&self.hosts[h].planner));
-            self.start_host_timers(h);
-        }
-        self.at(ROUND, Ev::Round);
-        for (i, r) in self.sc.releases.clone().iter().enumerate() {
-            self.at(r.at, Ev::Publish(i));
-        }
-        for (i, p) in self.sc.partitions.clone().iter().enumerate() {
-            self.at(p.at, Ev::Partition(i));
-            self.at(p.at + p.lasts, Ev::Heal(i));
-        }
-        for (i, c) in self.sc.crashes.clone().iter().enumerate() {
-            if !c.mid_lifecycle {
-                self.at(c.at, Ev::Crash(i));
-            }
-        }
-        for (i, c) in self.sc.commands.clone().iter().enumerate() {
-            self.at(
-                c.at,
-                Ev::Command {
-                    index: i,
-                    attempt: 0,
-                },
-            );
-        }
-        if let super::scenario::Promoting::WhenAsked {
-            early_at: Some(at), ..
-        } = self.sc.promote
-        {
-            self.at(
-                at,
-                Ev::Promote {
-                    attempt: 0,
-                    early: true,
-                },
-            );
-        }
     }
 
     /// Gossip, polls and ticks of a host that just (re)started.
@@ -327,78 +271,6 @@ impl World {
         Ok(None)
     }
 
-    fn gossip_round(&mut self, h: usize, incarnation: u32) {
-        if !self.valid(h, incarnation) {
-            return;
-        }
-        let round = u32::try_from(self.t / ROUND + 1).unwrap_or(u32::MAX);
-        self.gossip.beat(h, round, self.t);
-        let snapshot = self.gossip.snapshot(h);
-        for peer in self.gossip_peers(h) {
-            self.send(h, peer, snapshot.clone(), false);
-        }
-        self.at(
-            self.t + ROUND,
-            Ev::Gossip {
-                host: h,
-                incarnation,
-            },
-        );
-    }
-
-    /// Whom `h` gossips with this round, chosen as chitchat does: `fanout` random peers it
-    /// deems alive (any it knows, if none), a dead one with probability dead / (live + 1),
-    /// and a seed (the first three hosts) when it knows few live nodes or by chance.
-    fn gossip_peers(&mut self, h: usize) -> Vec<usize> {
-        let n = self.hosts.len();
-        let (live, dead) = self.gossip.live_and_dead(h, self.t);
-        let pool = if live.is_empty() {
-            dead.clone()
-        } else {
-            live.clone()
-        };
-        let mut peers = sample(&mut self.rng, pool, self.sc.net.fanout);
-        let roll = self.rng.below(live.len() as u64 + 1);
-        if (roll as usize) < dead.len() {
-            peers.push(dead[self.rng.index(dead.len())]);
-        }
-        let seeds: Vec<usize> = (0..n.min(SEEDS)).filter(|k| *k != h).collect();
-        let with_seed = peers.iter().any(|p| seeds.contains(p));
-        if !seeds.is_empty() && (!with_seed || live.len() < seeds.len()) {
-            let known = (live.len() + dead.len()).max(1) as u64;
-            if live.is_empty() || self.rng.below(known) < seeds.len() as u64 {
-                peers.push(seeds[self.rng.index(seeds.len())]);
-            }
-        }
-        peers
-    }
-
-    fn send(&mut self, from: usize, to: usize, snapshot: Snapshot, reply: bool) {
-        if let Some(delay) = self.net.send(&mut self.rng, from, to) {
-            self.stats.messages += 1;
-            let ev = Ev::Deliver {
-                from,
-                to,
-                snapshot,
-                reply,
-            };
-            self.at(self.t + delay, ev);
-        }
-    }
-
-    fn deliver(&mut self, from: usize, to: usize, snapshot: &Snapshot, reply: bool) {
-        if !self.hosts[to].up || !self.net.connected(from, to) {
-            return;
-        }
-        if self.gossip.merge(to, snapshot, self.t) {
-            self.view_changed(to);
-        }
-        if !reply {
-            let back = self.gossip.snapshot(to);
-            self.send(to, from, back, true);
-        }
-    }
-
     fn publish(&mut self, i: usize) {
         self.published = self.published.max(i + 1);
         let revision = self.releases[i].0.revision.clone();
@@ -475,114 +347,4 @@ impl World {
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
     }
-
-    /// What `h`'s gossip shows it now, in its rollout order, beside the truth.
-    pub fn render_view(&self, h: usize) -> String {
-        let planner = &self.hosts[h].planner;
-        let mut text = format!(
-            "\nh{h}'s view now, in its rollout order (its memory knows {} members; truth in \
-             brackets):\n",
-            planner.memory().members.len() + 1
-        );
-        let names = self.gossip.names();
-        for node in planner.order() {
-            let Some(k) = names.iter().position(|n| n == node) else {
-                continue;
-            };
-            let seen = if k == h {
-                "itself".to_owned()
-            } else if !self.gossip.knows(h, k) {
-                "not in gossip".to_owned()
-            } else {
-                let alive = if self.gossip.alive(h, k, self.t) {
-                    "alive"
-                } else {
-                    "dead"
-                };
-                let state = self.gossip.record(h, k).and_then(|r| r.state.as_ref());
-                format!("{alive}, {}", super::trace::state_text(state))
-            };
-            let truth = &self.hosts[k];
-            let real = super::trace::state_text(truth.planner.published());
-            let up = if truth.up { "up" } else { "down" };
-            text.push_str(&format!("  {node:<4} {seen}   [{up}, {real}]\n"));
-        }
-        text
-    }
-}
-
-fn boot_hosts(sc: &Scenario, names: &[String], policy: &Policy, rng: &mut Rng) -> Vec<Host> {
-    let base = base_revision();
-    names
-        .iter()
-        .map(|name| {
-            let clock = Clock::draw(rng, &sc.clocks);
-            let settings = Settings {
-                node: name.clone(),
-                warmup: sc.agent.warmup_ms,
-                forget_after: sc.agent.forget_after_ms,
-            };
-            let mut memory = Memory {
-                state: Some(GroupState {
-                    revision: Some(base.name.clone()),
-                    digest: Some(base.digest.clone()),
-                    target: None,
-                    step: None,
-                    epoch: 0,
-                    failures: 0,
-                    reason: None,
-                    health: Health::None,
-                }),
-                ..Memory::default()
-            };
-            if sc.warm_start {
-                let now = clock.now(0);
-                memory.members = names
-                    .iter()
-                    .filter(|m| *m != name)
-                    .map(|m| (m.clone(), now))
-                    .collect();
-            }
-            Host::boot(
-                settings,
-                memory,
-                policy,
-                clock,
-                Disk::Clean(base.digest.clone()),
-                0,
-            )
-        })
-        .collect()
-}
-
-/// Up to `k` distinct items of `pool`, at random.
-fn sample(rng: &mut Rng, mut pool: Vec<usize>, k: usize) -> Vec<usize> {
-    let k = k.min(pool.len());
-    for i in 0..k {
-        let j = i + rng.index(pool.len() - i);
-        pool.swap(i, j);
-    }
-    pool.truncate(k);
-    pool
-}
-
-fn plan_end(sc: &Scenario) -> u64 {
-    let releases = sc.releases.iter().map(|r| r.at);
-    let partitions = sc.partitions.iter().map(|p| p.at + p.lasts);
-    let crashes = sc.crashes.iter().map(|c| c.at + c.down_for.unwrap_or(0));
-    let commands = sc.commands.iter().map(|c| c.at);
-    releases
-        .chain(partitions)
-        .chain(crashes)
-        .chain(commands)
-        .max()
-        .unwrap_or(0)
-}
-
-fn max_progress_deadline(sc: &Scenario) -> u64 {
-    sc.releases
-        .iter()
-        .map(|r| super::scenario::millis(r.policy.progress_deadline))
-        .max()
-        .unwrap_or(0)
 }
