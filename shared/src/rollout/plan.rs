@@ -540,24 +540,23 @@ impl Planner {
 
     fn reverted(&mut self, ok: bool, now: Millis, actions: &mut Vec<Action>) {
         let lkg = self.memory.lkg.clone();
-        // Every revert answers a halt or a failure of this host; if neither holds in the epoch
-        // now, a resume came while it went back, and it waits for its turn again like the hosts
-        // the resume found already back.
-        let resumed = self.halted().is_none() && self.state().is_some_and(|s| s.failures == 0);
         let state = self.state_mut();
         if ok {
             if let Some(lkg) = lkg {
                 state.revision = Some(lkg.name);
                 state.digest = Some(lkg.digest);
             }
-            state.step = Some(if resumed {
-                Step::Waiting
-            } else {
-                Step::Reverted
-            });
+            state.step = Some(Step::Reverted);
         } else {
             state.step = Some(Step::Failed);
             state.reason = Some("the revert to the last known good revision failed".to_owned());
+        }
+        // A resume that came while it went back applies now that it is back.
+        let epoch = self.state().map_or(0, |s| s.epoch);
+        if let Some(resume) = self.memory.resume.clone().filter(|r| r.epoch >= epoch)
+            && self.target().is_some_and(|t| t.id == resume.id)
+        {
+            self.apply_resume(resume);
         }
         let _ = actions;
         self.take_next(now);
@@ -641,6 +640,13 @@ impl Planner {
     /// A resume of `epoch` voids the halts up to it and starts the next epoch: failures are
     /// counted afresh, and hosts that failed or went back wait for their turn again.
     fn apply_resume(&mut self, resume: Resume) {
+        if self.step_now() == Some(Step::Reverting) {
+            // It takes the new epoch once it is back: moving to it now would show a settled step
+            // in the new epoch that becomes 'waiting' later, and hosts behind it would count a
+            // slot free that it takes again. Meanwhile it stays behind, so the others wait.
+            self.memory.resume = Some(resume);
+            return;
+        }
         let state = self.state_mut();
         state.epoch = resume.epoch + 1;
         state.failures = 0;
