@@ -880,10 +880,13 @@ impl Planner {
             let on_target = peer
                 .state
                 .filter(|s| s.target.as_ref().map(|t| &t.id) == Some(&target.id));
+            // Failed or gone back in an epoch a resume has voided, it will wait for its turn
+            // again once it learns of the resume: it is not settled in this epoch.
+            let voided = on_target.is_some_and(|s| s.epoch < epoch);
             match on_target.and_then(|s| s.step) {
                 Some(Step::Running) => Slot::Running,
                 Some(Step::Done) => Slot::Done,
-                Some(step) if settled(Some(step)) => Slot::Settled,
+                Some(step) if settled(Some(step)) && !voided => Slot::Settled,
                 _ if peer.alive => Slot::NotStarted,
                 _ => Slot::Skipped,
             }
