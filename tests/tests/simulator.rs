@@ -427,21 +427,33 @@ fn print_progress_overhead(progress: &[(u64, u64, u64)]) {
     if progress.is_empty() {
         return;
     }
-    let mut per_batch: Vec<u64> = progress.iter().map(|(o, _, b)| o / b.max(&1)).collect();
-    per_batch.sort_unstable();
-    let mut used: Vec<u64> = progress
-        .iter()
-        .map(|(o, a, _)| o * 100 / a.max(&1))
-        .collect();
-    used.sort_unstable();
+    let sorted = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v
+    };
+    let overhead = sorted(progress.iter().map(|(o, _, _)| *o).collect());
+    let per_batch = sorted(progress.iter().map(|(o, _, b)| o / b.max(&1)).collect());
+    let used = sorted(
+        progress
+            .iter()
+            .map(|(o, a, _)| o * 100 / a.max(&1))
+            .collect(),
+    );
     let at = |v: &[u64], q: usize| v[(v.len() - 1) * q / 100];
+    let secs = |v: &[u64]| {
+        format!(
+            "median {} / p99 {} / max {}",
+            sim::secs(at(v, 50)),
+            sim::secs(at(v, 99)),
+            sim::secs(at(v, 100))
+        )
+    };
     println!(
-        "progress: {} runs expected to finish; coordination overhead per batch median {} / p99 \
-         {} / max {}; share of the bound's overhead used: median {}% / p99 {}% / max {}%",
+        "progress: {} runs expected to finish; coordination overhead (beyond batches x lifecycle) \
+         {}; per batch {}; share of the bound's allowance used: median {}% / p99 {}% / max {}%",
         progress.len(),
-        sim::secs(at(&per_batch, 50)),
-        sim::secs(at(&per_batch, 99)),
-        sim::secs(at(&per_batch, 100)),
+        secs(&overhead),
+        secs(&per_batch),
         at(&used, 50),
         at(&used, 99),
         at(&used, 100)

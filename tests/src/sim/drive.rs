@@ -1,9 +1,8 @@
 //! Driving each host's planner the way the agent does: a step on every event of its own
 //! (a lifecycle or revert ending, a release verified, an operator command), on a change of
 //! its gossip view (debounced and throttled), and on a periodic tick; after each step the
-//! memory is persisted (see `host.rs`), what it publishes goes to gossip, and its actions run.
-//! Crashes cut the work short; a restart builds a fresh planner from the persisted memory and
-//! reports the cut lifecycle as `Outcome::Interrupted` (or runs a cut revert again).
+//! memory is persisted (see `host.rs`), what it publishes goes to gossip, and its actions run
+//! (`work.rs`). The channel is polled with jitter and checked again on a gossip hint.
 
 use shoal_shared::gossip::Step;
 use shoal_shared::rollout::{Action, Event, Memory, View};

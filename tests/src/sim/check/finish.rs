@@ -24,13 +24,15 @@ impl Checker {
                 live.len()
             ));
         }
-        // With most of the group gone for good, the rest must wait, untouched: fail-safe.
+        // With most of the group gone for good, the rest must wait: fail-safe.
         let quorum = live.len() * 2 > hosts.len();
         let mut failures = 0;
         for &h in &live {
             let host = &hosts[h];
-            let stuck =
-                host.planner.step_now() == Some(Step::Waiting) && host.disk.clean().is_some();
+            // Waiting, untouched or with the failure that left it half-installed on record.
+            let state = host.planner.published();
+            let shown = host.disk.clean().is_some() || state.is_some_and(|s| s.reason.is_some());
+            let stuck = host.planner.step_now() == Some(Step::Waiting) && shown;
             if !quorum && halted == 0 && stuck {
                 continue;
             }
