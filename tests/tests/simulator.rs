@@ -122,20 +122,26 @@ fn one_seed() {
 )]
 fn two_thousand_hosts() {
     let report = sim::run(two_thousand_hosts_scenario()).unwrap_or_else(|f| panic!("{f}"));
-    let (took, overhead) = report.progress().expect("every host reached the release");
+    let (since, done) = report
+        .figures
+        .progress
+        .expect("every host reached the release");
     println!(
-        "2,000 hosts: done {} after the last disturbance ({} coordination), {} planner steps",
-        sim::secs(took),
-        sim::secs(overhead),
+        "2,000 hosts: every host done on v1 at {} (released at 30 s; last disturbance at {}), \
+         {} planner steps",
+        sim::secs(done),
+        sim::secs(since),
         report.stats.steps
     );
 }
 
 fn two_thousand_hosts_scenario() -> Scenario {
+    // The crash below cuts a lifecycle short, which counts as one failure: tolerated.
     let policy = Policy {
         strategy: Strategy::Rolling,
         max_parallel: Amount::Percent(25),
         min_healthy_time: Duration::from_secs(3),
+        max_failures: 1,
         ..Policy::default()
     };
     let mut sc = Scenario::quiet(2000, "two_thousand_hosts", 2000, policy);
@@ -156,6 +162,7 @@ fn two_thousand_hosts_scenario() -> Scenario {
 
 /// The hundred-thousand-seed sweep, on every core:
 /// `cargo test -p shoal-tests --release --test simulator -- --ignored hundred_thousand`.
+/// `SHOAL_SIM_FROM` and `SHOAL_SIM_COUNT` choose the seeds, `SHOAL_SIM_HOSTS` a group size.
 #[test]
 #[ignore = "minutes even in release: cargo test -p shoal-tests --release --test simulator -- --ignored"]
 fn hundred_thousand_seeds() {
@@ -186,8 +193,34 @@ struct Sweep {
     steps: u64,
     /// (seed, failure report).
     failures: Vec<(u64, String)>,
-    /// Runs expected to progress: (coordination overhead, overhead the bound allows, batches).
-    progress: Vec<(u64, u64, u64)>,
+    /// Runs expected to progress: (time to finish, coordination overhead, overhead the bound
+    /// allows, batches, whole bound).
+    progress: Vec<(u64, u64, u64, u64, u64)>,
+    /// The run that used most of its bound's coordination allowance: (share in %, seed).
+    worst: (u64, u64),
+}
+
+impl Sweep {
+    /// Counts a run that held.
+    fn record(&mut self, report: &Report) {
+        self.steps += report.stats.steps;
+        if let Some((took, overhead)) = report.progress() {
+            let b = report.bound;
+            let figures = (took, overhead, b.allowed_overhead(), b.batches, b.total());
+            self.progress.push(figures);
+            let share = overhead * 100 / b.allowed_overhead().max(1);
+            self.worst = self.worst.max((share, report.seed));
+        }
+    }
+}
+
+/// The mixed scenario of `seed`: groups of exactly `SHOAL_SIM_HOSTS` hosts if set, else of
+/// up to `max_hosts`.
+fn mixed(seed: u64, max_hosts: usize) -> Scenario {
+    match env_u64("SHOAL_SIM_HOSTS") {
+        Some(hosts) => Scenario::mixed_sized(seed, hosts as usize),
+        None => Scenario::mixed(seed, max_hosts),
+    }
 }
 
 /// Runs `seeds` on every core.
@@ -200,15 +233,8 @@ fn parallel_sweep(seeds: Range<u64>, max_hosts: usize) -> Sweep {
                 scope.spawn(move || {
                     let mut part = Sweep::default();
                     for seed in seeds.filter(|s| s % threads == k) {
-                        match sim::run_seed(seed, max_hosts) {
-                            Ok(report) => {
-                                part.steps += report.stats.steps;
-                                if let Some((_, overhead)) = report.progress() {
-                                    let b = report.bound;
-                                    part.progress
-                                        .push((overhead, b.allowed_overhead(), b.batches));
-                                }
-                            }
+                        match sim::run(mixed(seed, max_hosts)) {
+                            Ok(report) => part.record(&report),
                             Err(failure) => part.failures.push((seed, failure.text)),
                         }
                     }
@@ -226,6 +252,7 @@ fn parallel_sweep(seeds: Range<u64>, max_hosts: usize) -> Sweep {
         sweep.steps += part.steps;
         sweep.failures.extend(part.failures);
         sweep.progress.extend(part.progress);
+        sweep.worst = sweep.worst.max(part.worst);
     }
     sweep.failures.sort();
     sweep
@@ -423,7 +450,7 @@ fn a_halt_reaches_every_one_of_500_hosts_within_a_few_rounds() {
 }
 
 /// The coordination overhead runs expected to progress measured, against the bound.
-fn print_progress_overhead(progress: &[(u64, u64, u64)]) {
+fn print_progress_overhead(progress: &[(u64, u64, u64, u64, u64)]) {
     if progress.is_empty() {
         return;
     }
@@ -431,14 +458,12 @@ fn print_progress_overhead(progress: &[(u64, u64, u64)]) {
         v.sort_unstable();
         v
     };
-    let overhead = sorted(progress.iter().map(|(o, _, _)| *o).collect());
-    let per_batch = sorted(progress.iter().map(|(o, _, b)| o / b.max(&1)).collect());
-    let used = sorted(
-        progress
-            .iter()
-            .map(|(o, a, _)| o * 100 / a.max(&1))
-            .collect(),
-    );
+    // Runs done before their last disturbance (a late crash, say) say nothing of the bound.
+    let progress: Vec<_> = progress.iter().filter(|p| p.0 > 0).copied().collect();
+    let overhead = sorted(progress.iter().map(|p| p.1).collect());
+    let per_batch = sorted(progress.iter().map(|p| p.1 / p.3.max(1)).collect());
+    let used = sorted(progress.iter().map(|p| p.1 * 100 / p.2.max(1)).collect());
+    let whole = sorted(progress.iter().map(|p| p.0 * 100 / p.4.max(1)).collect());
     let at = |v: &[u64], q: usize| v[(v.len() - 1) * q / 100];
     let secs = |v: &[u64]| {
         format!(
@@ -448,15 +473,16 @@ fn print_progress_overhead(progress: &[(u64, u64, u64)]) {
             sim::secs(at(v, 100))
         )
     };
+    let shares = |v: &[u64]| format!("{}% / {}% / {}%", at(v, 50), at(v, 99), at(v, 100));
     println!(
-        "progress: {} runs expected to finish; coordination overhead (beyond batches x lifecycle) \
-         {}; per batch {}; share of the bound's allowance used: median {}% / p99 {}% / max {}%",
+        "progress: {} runs expected to finish after their last disturbance; time beyond batches x (hooks + min_healthy_time) \
+         {}; per batch {}; share of the bound's coordination allowance used (median / p99 / \
+         max) {}; share of the whole bound used {}",
         progress.len(),
         secs(&overhead),
         secs(&per_batch),
-        at(&used, 50),
-        at(&used, 99),
-        at(&used, 100)
+        shares(&used),
+        shares(&whole)
     );
 }
 
@@ -480,15 +506,24 @@ fn bench() {
         secs * 1000.0 * threads as f64 / seeds as f64
     );
     print_progress_overhead(&sweep.progress);
+    println!(
+        "progress: the run closest to its bound is seed {} ({}% of its coordination allowance)",
+        sweep.worst.1, sweep.worst.0
+    );
     let started = SystemTime::now();
     let report = sim::run(two_thousand_hosts_scenario()).unwrap_or_else(|f| panic!("{f}"));
     let secs = started.elapsed().unwrap_or_default().as_secs_f64();
+    let (_, done) = report
+        .figures
+        .progress
+        .expect("every host reached the release");
     println!(
-        "2,000 hosts: {} host-steps in {secs:.1} s: {:.0} host-steps/s ({} simulated, {} \
-         gossip messages)",
+        "2,000 hosts: {} host-steps in {secs:.1} s: {:.0} host-steps/s ({} simulated, every \
+         host done at {} after the release at 30 s, {} gossip messages)",
         report.stats.steps,
         report.stats.steps as f64 / secs,
         sim::secs(report.sim_ms),
+        sim::secs(done),
         report.stats.messages
     );
     for hosts in [100, 500] {

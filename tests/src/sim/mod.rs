@@ -9,10 +9,17 @@
 //! the properties of DESIGN.md against ground truth; on a violation the [`Failure`] prints the
 //! seed, the scenario, the last few hundred steps and the command that replays exactly that run.
 //!
-//! Layout: `scenario` (what a run is made of), `world` (the event loop), `setup`, `drive` (stepping the
-//! planners), `work` (lifecycles, reverts, crashes), `operator`, `mesh`, `gossip` and `net` (the
-//! simulated mesh), `host`,
-//! `check` (properties and bounds), `trace`, `queue` (timed events), `rng`.
+//! Layout: `scenario` (what a run is made of, and drawing one from a seed), `world` (the event
+//! loop) and `setup` (time zero), `drive` (stepping the planners as the agent does), `work`
+//! (lifecycles, reverts, crashes and restarts), `operator`, `mesh`, `gossip` and `net` (the
+//! simulated chitchat), `host`, `check` (the properties, the progress bound, the final state),
+//! `trace` and `report` (what a failure prints), `queue` (timed events), `rng`.
+//!
+//! The driver contract the simulator assumes of the agent (and checks the planner against):
+//! persist the memory after every step; run `Deploy` to its end and report `Ran`; after a
+//! restart report a lifecycle the journal shows cut short as `Outcome::Interrupted`, and run a
+//! cut revert again to `memory().lkg` (the planner has no event for a cut revert); feed
+//! `Release` only for a release above the channel's anti-rollback floor.
 
 pub mod check;
 mod drive;
