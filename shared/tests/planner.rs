@@ -237,6 +237,7 @@ fn one_failure_halts_everyone_and_sends_the_hosts_that_moved_back() {
         first[1],
         Outcome::Failed {
             reason: "ValidateService: exit 1".into(),
+            changed_host: true,
             reverted: true,
         },
     );
@@ -294,6 +295,7 @@ fn failures_up_to_max_failures_do_not_halt() {
         first[0],
         Outcome::Failed {
             reason: "boom".into(),
+            changed_host: true,
             reverted: true,
         },
     );
@@ -303,6 +305,7 @@ fn failures_up_to_max_failures_do_not_halt() {
         next[0],
         Outcome::Failed {
             reason: "boom".into(),
+            changed_host: true,
             reverted: true,
         },
     );
@@ -389,6 +392,7 @@ fn a_restarted_host_waits_for_the_files_then_takes_its_turn_again() {
         Outcome::Interrupted {
             reason: "interrupted by agent restart during BeforeInstall".into(),
             changed_host: true,
+            reverted: true,
         },
     );
     assert!(group.settle().is_empty(), "files first");
@@ -416,6 +420,7 @@ fn resume_starts_a_new_epoch_once_everyone_knows() {
         first,
         Outcome::Failed {
             reason: "boom".into(),
+            changed_host: true,
             reverted: true,
         },
     );

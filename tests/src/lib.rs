@@ -1,6 +1,7 @@
 //! shoal's test harness: where the shared fixtures and the AppSpec corpus live, and the real
 //! services and tools release-channel tests run against (moto S3, ssh-keygen and git signing, a
-//! counting proxy). Multi-agent and end-to-end tests of the mesh build on it.
+//! counting proxy), and the deterministic simulator of rollouts over gossip ([`sim`]). Multi-agent
+//! and end-to-end tests of the mesh build on it.
 
 pub mod agent;
 pub mod command;
@@ -9,6 +10,7 @@ mod poll;
 pub mod proxy;
 pub mod s3;
 pub mod signing;
+pub mod sim;
 
 use std::path::PathBuf;
 

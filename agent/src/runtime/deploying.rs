@@ -117,6 +117,7 @@ impl GroupTask {
         if !self.begin(&in_flight, Some(&name)) {
             return Settled::Failed {
                 reason: "cannot write the journal".to_owned(),
+                changed: false,
                 reverted: false,
             };
         }

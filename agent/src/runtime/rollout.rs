@@ -139,6 +139,7 @@ impl GroupTask {
             return Some(Event::Ran(Outcome::Interrupted {
                 reason: "the release is not fetched yet".to_owned(),
                 changed_host: false,
+                reverted: false,
             }));
         };
         let settled = self.run_target(&prepared).await;
@@ -152,12 +153,22 @@ impl GroupTask {
             (Settled::Succeeded, true) => Event::Reverted { ok: true },
             (_, true) => Event::Reverted { ok: false },
             (Settled::Succeeded, false) => Event::Ran(Outcome::Done),
-            (Settled::Failed { reason, reverted }, false) => {
-                Event::Ran(Outcome::Failed { reason, reverted })
-            }
+            (
+                Settled::Failed {
+                    reason,
+                    changed,
+                    reverted,
+                },
+                false,
+            ) => Event::Ran(Outcome::Failed {
+                reason,
+                changed_host: changed,
+                reverted,
+            }),
             (Settled::Again, false) => Event::Ran(Outcome::Interrupted {
                 reason: "cut short before it changed the host".to_owned(),
                 changed_host: false,
+                reverted: false,
             }),
         })
     }
@@ -175,10 +186,14 @@ impl GroupTask {
                 Settled::Again | Settled::Succeeded => Some(Event::Ran(Outcome::Interrupted {
                     reason: format!("interrupted by agent restart during {}", in_flight.step),
                     changed_host: false,
+                    reverted: false,
                 })),
-                Settled::Failed { reason, .. } => Some(Event::Ran(Outcome::Interrupted {
+                Settled::Failed {
+                    reason, reverted, ..
+                } => Some(Event::Ran(Outcome::Interrupted {
                     reason,
                     changed_host: true,
+                    reverted,
                 })),
             },
             // The revert after its own failure.

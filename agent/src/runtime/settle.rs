@@ -23,10 +23,12 @@ use crate::report::board::summarize;
 pub(super) enum Settled {
     /// It succeeded (for a revert: the host runs its last known good revision again).
     Succeeded,
-    /// It failed; `reverted` when the host then went back to its last known good revision.
+    /// It failed.
     Failed {
         /// Why it failed.
         reason: String,
+        /// Whether it changed the host.
+        changed: bool,
         /// Whether a revert followed and succeeded.
         reverted: bool,
     },
@@ -63,6 +65,7 @@ impl GroupTask {
                     return match failure {
                         Some(reason) => Settled::Failed {
                             reason,
+                            changed: true,
                             reverted: true,
                         },
                         None => Settled::Succeeded,
@@ -74,9 +77,12 @@ impl GroupTask {
                     self.failed(&in_flight, record.as_deref(), false)
                 }
             };
+            // A failure that left the host as it was.
+            let changed = next != Next::Stay;
             let Some(revert) = self.start_next(&in_flight, next) else {
                 return Settled::Failed {
                     reason: failure.unwrap_or_default(),
+                    changed,
                     reverted: false,
                 };
             };
@@ -295,6 +301,7 @@ impl GroupTask {
             } else {
                 Settled::Failed {
                     reason,
+                    changed: true,
                     reverted: false,
                 }
             };

@@ -106,7 +106,9 @@ pub enum Outcome {
     Failed {
         /// Why.
         reason: String,
-        /// Whether it went back to its last known good revision.
+        /// Whether it changed the host (a refused AppSpec, say, changes nothing).
+        changed_host: bool,
+        /// Whether, changed, it went back to its last known good revision.
         reverted: bool,
     },
     /// The agent restarted in the middle of it. If the host had changed, it has gone back to
@@ -117,6 +119,8 @@ pub enum Outcome {
         reason: String,
         /// Whether the host had been changed (files installed or hooks run) before it stopped.
         changed_host: bool,
+        /// Whether, changed, it went back to its last known good revision.
+        reverted: bool,
     },
 }
 
@@ -204,6 +208,10 @@ pub struct Memory {
     /// Members of the group and when each was last seen alive (this host's clock).
     #[serde(default)]
     pub members: BTreeMap<String, Millis>,
+    /// The host is half-installed: a run changed it and it could not go back. A halt before
+    /// it runs again fails it, so it never shows as merely waiting.
+    #[serde(default)]
+    pub broken: bool,
 }
 
 /// Why a host is not starting the target (shown in status and traces).
@@ -540,18 +548,25 @@ impl Planner {
                 state.digest = Some(target.digest.clone());
                 state.step = Some(Step::Done);
                 state.reason = None;
+                self.memory.broken = false;
             }
-            Outcome::Failed { reason, reverted } => {
+            Outcome::Failed {
+                reason,
+                changed_host,
+                reverted,
+            } => {
+                // A run that changed nothing leaves the host as it was (perhaps already
+                // half-installed by an earlier one).
+                if changed_host {
+                    self.memory.broken = !reverted;
+                }
+                let back = !self.memory.broken;
                 let lkg = self.memory.lkg.clone();
                 let state = self.state_mut();
                 state.failures += 1;
                 state.reason = Some(short_reason(&reason));
-                state.step = Some(if reverted {
-                    Step::Reverted
-                } else {
-                    Step::Failed
-                });
-                if let (true, Some(lkg)) = (reverted, lkg) {
+                state.step = Some(if back { Step::Reverted } else { Step::Failed });
+                if let (true, true, Some(lkg)) = (changed_host, reverted, lkg) {
                     state.revision = Some(lkg.name);
                     state.digest = Some(lkg.digest);
                 }
@@ -559,11 +574,18 @@ impl Planner {
             Outcome::Interrupted {
                 reason,
                 changed_host,
+                reverted,
             } => {
                 if changed_host {
+                    self.memory.broken = !reverted;
+                    let lkg = self.memory.lkg.clone();
                     let state = self.state_mut();
                     state.failures += 1;
                     state.reason = Some(short_reason(&reason));
+                    if let (true, Some(lkg)) = (reverted, lkg) {
+                        state.revision = Some(lkg.name);
+                        state.digest = Some(lkg.digest);
+                    }
                 }
                 // It runs again unless that halts the deployment, or it was cut short too
                 // often; once the channel gave it the release's files again.
@@ -580,6 +602,7 @@ impl Planner {
     }
 
     fn reverted(&mut self, ok: bool, now: Millis) {
+        self.memory.broken = !ok;
         let lkg = self.memory.lkg.clone();
         let state = self.state_mut();
         if ok {
@@ -615,8 +638,12 @@ impl Planner {
     }
 
     /// Halted: a host done on the target goes back to its last known good revision (one still
-    /// running goes back once it is done).
+    /// running goes back once it is done); a half-installed one waiting to run again fails.
     fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
+        if self.step_now() == Some(Step::Waiting) && self.memory.broken {
+            self.set_step(Step::Failed);
+            return;
+        }
         if self.step_now() != Some(Step::Done) {
             return;
         }
