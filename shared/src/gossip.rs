@@ -227,8 +227,8 @@ impl Default for GroupState {
 pub struct Halt {
     /// Deployment id.
     pub id: String,
-    /// Halts of one deployment are numbered from 1; `shoal resume` voids every halt up to its
-    /// epoch, and failures counted after it start a new epoch.
+    /// The epoch it halted: a deployment starts in epoch 0; `shoal resume` voids every halt up
+    /// to its epoch and starts the next, where failures are counted afresh.
     pub epoch: u32,
     /// The host whose failure (or operator) halted it.
     pub host: String,
