@@ -1,16 +1,17 @@
-//! One plain HTTP/1.1 GET on a new connection: what the CLI asks the agent's status endpoint
-//! with, and what an `http:` health check asks a local service with. No TLS, no redirects.
+//! One plain HTTP/1.1 request on a new connection: what the CLI asks the agent's status
+//! endpoint with (GET, and POST for the controls), and what an `http:` health check asks a local
+//! service with. No TLS, no redirects.
 
 use std::io;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-/// Why a GET got no response.
+/// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
 pub enum GetError {
     /// The connection could not be made.
@@ -31,6 +32,22 @@ pub async fn get(
     host: &str,
     path: &str,
 ) -> Result<Response<Incoming>, GetError> {
+    let request = Request::get(path)
+        .header(header::HOST, host)
+        .header(header::USER_AGENT, USER_AGENT)
+        .body(Full::new(Bytes::new()))
+        .map_err(GetError::Request)?;
+    send(addr, request).await
+}
+
+/// What shoal says it is in requests.
+pub const USER_AGENT: &str = concat!("shoal/", env!("CARGO_PKG_VERSION"));
+
+/// Sends `request` to `addr` on a new connection; the response once its head arrived.
+pub async fn send(
+    addr: impl ToSocketAddrs,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, GetError> {
     let stream = TcpStream::connect(addr).await.map_err(GetError::Connect)?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -40,13 +57,5 @@ pub async fn get(
             tracing::debug!(error = %e, "http connection ended");
         }
     });
-    let request = Request::get(path)
-        .header(header::HOST, host)
-        .header(
-            header::USER_AGENT,
-            concat!("shoal/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Empty::<Bytes>::new())
-        .map_err(GetError::Request)?;
     sender.send_request(request).await.map_err(GetError::Http)
 }

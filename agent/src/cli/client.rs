@@ -14,9 +14,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use shoal_shared::status::ErrorBody;
-use tokio::net::TcpStream;
 
 use super::exit;
 use crate::config::{self, ConfigError, Settings};
@@ -315,21 +313,9 @@ async fn post(
     token: &str,
     body: Option<Vec<u8>>,
 ) -> Result<Response<Incoming>, GetError> {
-    let stream = TcpStream::connect(addr).await.map_err(GetError::Connect)?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(GetError::Http)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "http connection ended");
-        }
-    });
     let mut request = Request::post(path)
         .header(header::HOST, addr.to_string())
-        .header(
-            header::USER_AGENT,
-            concat!("shoal/", env!("CARGO_PKG_VERSION")),
-        )
+        .header(header::USER_AGENT, crate::net::USER_AGENT)
         .header(header::AUTHORIZATION, format!("Bearer {token}"));
     if body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
@@ -337,7 +323,36 @@ async fn post(
     let request = request
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(GetError::Request)?;
-    sender.send_request(request).await.map_err(GetError::Http)
+    crate::net::send(addr, request).await
+}
+
+/// Shows what the agent answers at `path`: as served with `json`, else `render`ed. Exit code.
+pub(super) fn show<T: serde::de::DeserializeOwned>(
+    agent: AgentArgs,
+    path: &str,
+    json: bool,
+    render: fn(&T) -> String,
+) -> u8 {
+    let (agent, runtime) = match agent.connect() {
+        Ok(connected) => connected,
+        Err(code) => return code,
+    };
+    let result: Result<Vec<u8>, ClientError> = runtime.block_on(async {
+        let body = agent.get(path).await?;
+        if json {
+            return Ok(body.to_vec());
+        }
+        let value: T = agent.decode(&body)?;
+        Ok(render(&value).into_bytes())
+    });
+    match result {
+        Ok(text) => {
+            // A closed stdout (`| head`) is not worth an error.
+            let _ = std::io::stdout().write_all(&text);
+            exit::OK
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 /// Prints why the agent's address is unknown; a config that cannot be read at all gets the

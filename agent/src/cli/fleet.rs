@@ -3,12 +3,10 @@
 //! the JSON exactly as the agent serves it.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use shoal_shared::status::{Fleet, FleetGroup, FleetNode, Health};
 
-use super::client::{self, AgentArgs, ClientError};
-use super::exit;
+use super::client::{self, AgentArgs};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -20,26 +18,7 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    let (agent, runtime) = match args.agent.connect() {
-        Ok(connected) => connected,
-        Err(code) => return code,
-    };
-    let result: Result<Vec<u8>, ClientError> = runtime.block_on(async {
-        let body = agent.get("/v1/fleet").await?;
-        if args.json {
-            return Ok(body.to_vec());
-        }
-        let fleet: Fleet = agent.decode(&body)?;
-        Ok(render(&fleet).into_bytes())
-    });
-    match result {
-        Ok(text) => {
-            // A closed stdout (`| head`) is not worth an error.
-            let _ = std::io::stdout().write_all(&text);
-            exit::OK
-        }
-        Err(e) => client::fail(&e),
-    }
+    client::show::<Fleet>(args.agent, "/v1/fleet", args.json, render)
 }
 
 /// The human view: a summary line, a row per node with its revision and phase in each group,

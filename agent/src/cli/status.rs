@@ -2,13 +2,11 @@
 //! compact table, or with `--json` the JSON exactly as the agent serves it.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::time::Duration;
 
 use shoal_shared::status::{GroupStatus, Health, NodeStatus};
 
-use super::client::{self, AgentArgs, ClientError};
-use super::exit;
+use super::client::{self, AgentArgs};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -20,26 +18,7 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    let (agent, runtime) = match args.agent.connect() {
-        Ok(connected) => connected,
-        Err(code) => return code,
-    };
-    let result: Result<Vec<u8>, ClientError> = runtime.block_on(async {
-        let body = agent.get("/v1/status").await?;
-        if args.json {
-            return Ok(body.to_vec());
-        }
-        let status: NodeStatus = agent.decode(&body)?;
-        Ok(render(&status).into_bytes())
-    });
-    match result {
-        Ok(text) => {
-            // A closed stdout (`| head`) is not worth an error.
-            let _ = std::io::stdout().write_all(&text);
-            exit::OK
-        }
-        Err(e) => client::fail(&e),
-    }
+    client::show::<NodeStatus>(args.agent, "/v1/status", args.json, render)
 }
 
 /// The human view: a node line, then a row per group with its last deployment's events and

@@ -555,21 +555,13 @@ impl Planner {
                 changed_host,
                 reverted,
             } => {
-                // A run that changed nothing leaves the host as it was (perhaps already
-                // half-installed by an earlier one).
-                if changed_host {
-                    self.memory.broken = !reverted;
-                }
-                let back = !self.memory.broken;
-                let lkg = self.memory.lkg.clone();
-                let state = self.state_mut();
-                state.failures += 1;
-                state.reason = Some(short_reason(&reason));
-                state.step = Some(if back { Step::Reverted } else { Step::Failed });
-                if let (true, true, Some(lkg)) = (changed_host, reverted, lkg) {
-                    state.revision = Some(lkg.name);
-                    state.digest = Some(lkg.digest);
-                }
+                self.count_failure(&reason, changed_host, reverted);
+                let step = if self.memory.broken {
+                    Step::Failed
+                } else {
+                    Step::Reverted
+                };
+                self.set_step(step);
             }
             Outcome::Interrupted {
                 reason,
@@ -577,15 +569,7 @@ impl Planner {
                 reverted,
             } => {
                 if changed_host {
-                    self.memory.broken = !reverted;
-                    let lkg = self.memory.lkg.clone();
-                    let state = self.state_mut();
-                    state.failures += 1;
-                    state.reason = Some(short_reason(&reason));
-                    if let (true, Some(lkg)) = (reverted, lkg) {
-                        state.revision = Some(lkg.name);
-                        state.digest = Some(lkg.digest);
-                    }
+                    self.count_failure(&reason, true, reverted);
                 }
                 // It runs again unless that halts the deployment, or it was cut short too
                 // often; once the channel gave it the release's files again.
@@ -601,15 +585,36 @@ impl Planner {
         self.take_next(now);
     }
 
+    /// Counts a failed run and notes where it left the host: a run that changed nothing
+    /// leaves it as it was (perhaps half-installed by an earlier one).
+    fn count_failure(&mut self, reason: &str, changed_host: bool, reverted: bool) {
+        if changed_host {
+            self.memory.broken = !reverted;
+            if reverted {
+                self.back_on_lkg();
+            }
+        }
+        let state = self.state_mut();
+        state.failures += 1;
+        state.reason = Some(short_reason(reason));
+    }
+
+    /// The host runs its last known good revision again.
+    fn back_on_lkg(&mut self) {
+        if let Some(lkg) = self.memory.lkg.clone() {
+            let state = self.state_mut();
+            state.revision = Some(lkg.name);
+            state.digest = Some(lkg.digest);
+        }
+    }
+
     fn reverted(&mut self, ok: bool, now: Millis) {
         self.memory.broken = !ok;
-        let lkg = self.memory.lkg.clone();
+        if ok {
+            self.back_on_lkg();
+        }
         let state = self.state_mut();
         if ok {
-            if let Some(lkg) = lkg {
-                state.revision = Some(lkg.name);
-                state.digest = Some(lkg.digest);
-            }
             state.step = Some(Step::Reverted);
         } else {
             state.step = Some(Step::Failed);
