@@ -202,25 +202,28 @@ impl GroupTask {
         }
     }
 
-    /// The group halted a release this host had completed: go back to the revision before.
+    /// The group halted a release this host had completed (or a run left it half-installed):
+    /// go back to the revision `to`.
     async fn revert_halted(&mut self, to: &Revision) -> Option<Event> {
         let target = self.planner().target().cloned()?;
-        let (current, previous) = {
-            let journal = self.journal();
-            (
-                journal.journal.current.clone(),
-                journal.journal.previous.clone(),
-            )
+        let (current, known) = {
+            let journal = &self.journal().journal;
+            let known = [&journal.previous, &journal.last_known_good]
+                .into_iter()
+                .flatten()
+                .find(|i| i.digest == to.digest)
+                .cloned();
+            (journal.current.clone(), known)
         };
-        if current.as_ref().map(|c| &c.digest) != Some(&target.digest) {
+        if current.as_ref().map(|c| &c.digest) == Some(&to.digest) {
             return Some(Event::Reverted { ok: true });
         }
-        let Some(previous) = previous.filter(|p| p.digest == to.digest) else {
+        let Some(installed) = known else {
             warn!(revision.id = %to.name, "the revision to go back to is not on this host");
             return Some(Event::Reverted { ok: false });
         };
-        info!(deployment.id = %target.id, revision.id = %previous.revision, "the group halted this release; going back");
-        let revert = self.start_revert(previous, target.id.clone(), 1)?;
+        info!(deployment.id = %target.id, revision.id = %installed.revision, "the group halted this release; going back");
+        let revert = self.start_revert(installed, target.id.clone(), 1)?;
         let ended = self.run_deployment(&revert, Vec::new(), None).await;
         let settled = self.settle(revert, ended).await;
         self.settled_event(settled, true)

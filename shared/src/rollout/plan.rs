@@ -643,13 +643,14 @@ impl Planner {
     }
 
     /// Halted: a host done on the target goes back to its last known good revision (one still
-    /// running goes back once it is done); a half-installed one waiting to run again fails.
+    /// running goes back once it is done). A half-installed one (waiting to run again, or
+    /// failed) fails, and goes back too when the policy says so.
     fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
-        if self.step_now() == Some(Step::Waiting) && self.memory.broken {
+        let broken =
+            self.memory.broken && matches!(self.step_now(), Some(Step::Waiting | Step::Failed));
+        if broken {
             self.set_step(Step::Failed);
-            return;
-        }
-        if self.step_now() != Some(Step::Done) {
+        } else if self.step_now() != Some(Step::Done) {
             return;
         }
         let Some(target) = self.target().cloned() else {
@@ -659,7 +660,7 @@ impl Planner {
         let Some(lkg) = self.memory.lkg.clone() else {
             return;
         };
-        if !auto_revert || lkg.digest == target.digest {
+        if !auto_revert || (!broken && lkg.digest == target.digest) {
             return;
         }
         self.set_step(Step::Reverting);
