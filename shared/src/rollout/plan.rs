@@ -529,12 +529,16 @@ impl Planner {
         self.fetched = Some(target.id.clone());
         self.progress = (0, now);
         self.linear_open = None;
+        let broken = self.memory.broken;
         let state = self.state_mut();
         state.target = Some(target);
         state.step = Some(Step::Waiting);
         state.epoch = 0;
         state.failures = 0;
-        state.reason = None;
+        // A half-installed host keeps the failure that left it so on record.
+        if !broken {
+            state.reason = None;
+        }
     }
 
     fn ran(&mut self, outcome: Outcome, now: Millis) {
@@ -706,10 +710,15 @@ impl Planner {
             self.memory.resume = Some(resume);
             return;
         }
+        let broken = self.memory.broken;
         let state = self.state_mut();
         state.epoch = resume.epoch + 1;
         state.failures = 0;
-        state.reason = None;
+        // A half-installed host keeps its failure's reason while it waits to run again: its
+        // state then never hides that it is half-installed.
+        if !broken {
+            state.reason = None;
+        }
         if matches!(state.step, Some(Step::Failed | Step::Reverted)) {
             state.step = Some(Step::Waiting);
         }
