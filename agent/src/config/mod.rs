@@ -30,8 +30,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7701";
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// `mesh.interval` unless configured.
 pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_secs(1);
-/// `mesh.dead_grace` unless configured.
-pub const DEFAULT_DEAD_GRACE: Duration = Duration::from_secs(10 * 60);
+/// `mesh.dead_grace` unless configured: shorter than the default `progress_deadline` (10m),
+/// so a member that died before its turn is forgotten (and passed) before a rollout waiting
+/// behind it reaches its deadline.
+pub const DEFAULT_DEAD_GRACE: Duration = Duration::from_secs(5 * 60);
 /// `mesh.dead_grace` must be at least this many gossip intervals, or dead members would be
 /// forgotten about as soon as they are noticed.
 pub const MIN_DEAD_GRACE_INTERVALS: u32 = 20;
