@@ -859,6 +859,12 @@ impl Planner {
 
     /// Whether it sees a majority of the members it knows alive (itself included).
     fn sees_majority(&self, view: &View<'_>) -> bool {
+        let (alive, members) = self.alive_members(view);
+        alive * 2 > members
+    }
+
+    /// Members it sees alive and members it knows, itself included in both.
+    fn alive_members(&self, view: &View<'_>) -> (usize, usize) {
         let alive = view
             .peers
             .iter()
@@ -866,7 +872,7 @@ impl Planner {
                 p.alive && p.node != self.settings.node && self.memory.members.contains_key(p.node)
             })
             .count();
-        (alive + 1) * 2 > self.memory.members.len() + 1
+        (alive + 1, self.memory.members.len() + 1)
     }
 
     /// Remembers the members gossip shows; forgets those not seen alive for `forget_after`.
@@ -929,13 +935,7 @@ impl Planner {
             .filter(|p| p.node != self.settings.node)
             .map(|p| (p.node, p))
             .collect();
-        let members = self.memory.members.len() + 1;
-        let alive = 1 + self
-            .memory
-            .members
-            .keys()
-            .filter(|m| peers.get(m.as_str()).is_some_and(|p| p.alive))
-            .count();
+        let (alive, members) = self.alive_members(view);
         if alive * 2 <= members {
             return Some(Wait::NoMajority { alive, members });
         }
