@@ -18,6 +18,9 @@ pub(super) struct Args {
     /// The deployment root.
     #[arg(long, default_value = "/var/lib/shoal/deployment-root")]
     root: PathBuf,
+    /// Install the AppSpec's `files` (and apply `permissions`) under this directory instead of `/`.
+    #[arg(long)]
+    files_root: Option<PathBuf>,
     /// Deployment group name.
     #[arg(long, default_value = "default")]
     group: String,
@@ -69,7 +72,10 @@ pub(super) fn run(args: Args) -> u8 {
     });
     let request = Request {
         bundle: std::path::absolute(&args.bundle).unwrap_or(args.bundle),
-        layout: Layout::new(args.root),
+        layout: Layout::new(args.root).with_files_root(
+            args.files_root
+                .map(|root| std::path::absolute(&root).unwrap_or(root)),
+        ),
         application: args.application.unwrap_or_else(|| args.group.clone()),
         group: args.group,
         revision,

@@ -38,6 +38,8 @@ pub struct NodeFile {
     pub labels: BTreeMap<String, String>,
     /// How long a running hook may go on after SIGTERM before its process group is killed.
     pub shutdown_grace: Option<DurationValue>,
+    /// Where the AppSpec's `files` and `permissions` paths are resolved (default `/`).
+    pub files_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,8 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
     /// How long a running hook may go on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Where the AppSpec's `files` and `permissions` paths are resolved; `None` is `/`.
+    pub files_root: Option<PathBuf>,
 }
 
 /// `status:`.
@@ -237,6 +239,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
             .node
             .shutdown_grace
             .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0),
+        files_root: raw.node.files_root.as_deref().map(resolve),
     };
     let status = Status {
         listen: raw.status.listen.map_or_else(
@@ -418,7 +421,7 @@ mod tests {
     fn the_documented_example_is_accepted() {
         let dir = with_signers();
         let text = format!(
-            "node:\n  id: web-1\n  data_dir: /var/lib/shoal\n  labels: {{ zone: eu-1a }}\n  shutdown_grace: 45s\n\
+            "node:\n  id: web-1\n  data_dir: /var/lib/shoal\n  labels: {{ zone: eu-1a }}\n  shutdown_grace: 45s\n  files_root: images/web\n\
              status:\n  listen: 127.0.0.1:0\nlog: {{ format: json, level: debug }}\n\
              mesh:\n  name: prod\n  listen: 0.0.0.0:7946\n  advertise: 10.0.0.5:7946\n  seeds: [10.0.0.6:7946]\n  interval: 1s\n\
              groups:\n  - name: web\n    application: shop\n    channel:\n      store: {{ url: s3://bucket/shop, poll: 500ms, endpoint: http://127.0.0.1:9000, region: eu-west-1, allow_http: true }}\n\
@@ -428,6 +431,11 @@ mod tests {
         let settings = parse_in(dir.path(), &text).expect("valid");
         assert_eq!(settings.node.id, "web-1");
         assert_eq!(settings.node.shutdown_grace, Duration::from_secs(45));
+        assert_eq!(
+            settings.node.files_root,
+            Some(dir.path().join("images/web")),
+            "a relative files_root is under the config's directory"
+        );
         assert_eq!(settings.log.format, LogFormat::Json);
         assert_eq!(settings.mesh.as_ref().map(|m| m.seeds.len()), Some(1));
         let group = &settings.groups[0];

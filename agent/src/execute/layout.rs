@@ -7,12 +7,28 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    files_root: Option<PathBuf>,
 }
 
 impl Layout {
     /// A layout under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            files_root: None,
+        }
+    }
+
+    /// The same layout, installing the AppSpec's `files` (and applying its `permissions`) under
+    /// `files_root` instead of `/`: several agents on one machine, each with its own tree.
+    pub fn with_files_root(mut self, files_root: Option<PathBuf>) -> Self {
+        self.files_root = files_root;
+        self
+    }
+
+    /// Where `files` destinations and `permissions` objects are resolved (`None`: `/`).
+    pub fn files_root(&self) -> Option<&Path> {
+        self.files_root.as_deref()
     }
 
     /// The deployment root itself.

@@ -82,7 +82,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         path: settings.status.token_file.clone(),
         source,
     })?;
-    let layout = Layout::new(data_dir.join("deployment-root"));
+    let layout = Layout::new(data_dir.join("deployment-root"))
+        .with_files_root(settings.node.files_root.clone());
     let cache = ReleaseCache::new(&data_dir);
     let metrics = Metrics::new();
     let mut journals = Vec::new();

@@ -349,6 +349,13 @@ impl Run<'_> {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        // Where the AppSpec's `files` went when not under `/` (`node.files_root`).
+        .chain(
+            self.request
+                .layout
+                .files_root()
+                .map(|root| ("SHOAL_FILES_ROOT".to_owned(), root.display().to_string())),
+        )
         .collect()
     }
 

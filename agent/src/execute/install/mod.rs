@@ -131,6 +131,23 @@ pub struct InstallReport {
     pub retained: usize,
 }
 
+/// `spec` with its absolute `files` destinations and `permissions` objects moved under `root`
+/// (a relative destination stays as written, to be refused by the plan).
+fn under_root(spec: &AppSpec, root: &Path) -> AppSpec {
+    let rebase = |path: &str| match Path::new(path).strip_prefix("/") {
+        Ok(relative) => root.join(relative).display().to_string(),
+        Err(_) => path.to_owned(),
+    };
+    let mut spec = spec.clone();
+    for mapping in &mut spec.files {
+        mapping.destination = rebase(&mapping.destination);
+    }
+    for permission in &mut spec.permissions {
+        permission.object = rebase(&permission.object);
+    }
+    spec
+}
+
 /// Runs the Install event for `group_id` from the unpacked `archive`.
 pub fn install(
     layout: &Layout,
@@ -142,6 +159,14 @@ pub fn install(
     let started = tokio::time::Instant::now();
     let cleanup_file = layout.cleanup_file(group_id);
     let removed = cleanup::replay(&cleanup_file)?;
+    let rooted;
+    let spec = match layout.files_root() {
+        Some(root) => {
+            rooted = under_root(spec, root);
+            &rooted
+        }
+        None => spec,
+    };
     let plan = plan::plan(archive, &spec.files, behavior)?;
     tracing::debug!(elapsed = ?started.elapsed(), removed, steps = plan.instructions.len(), "install planned");
     let json = serde_json::json!({ "instructions": &plan.instructions });
@@ -194,4 +219,25 @@ pub fn install(
     }
     record.flush()?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_root_moves_absolute_paths_only() {
+        let parsed = shoal_shared::appspec::parse(
+            "version: 0.0\nos: linux\nfiles:\n  - source: www\n    destination: /opt/app\n  - source: x\n    destination: relative\n\
+             permissions:\n  - object: /opt/app\n    mode: 644\n",
+        )
+        .expect("valid");
+        let spec = under_root(&parsed.spec, Path::new("/tmp/host-1"));
+        assert_eq!(spec.files[0].destination, "/tmp/host-1/opt/app");
+        assert_eq!(
+            spec.files[1].destination, "relative",
+            "left for the plan to refuse"
+        );
+        assert_eq!(spec.permissions[0].object, "/tmp/host-1/opt/app");
+    }
 }

@@ -1,2 +1,0 @@
-#!/bin/sh
-echo "installing ${SHOAL_REVISION} over '${SHOAL_PREVIOUS_REVISION}' for ${APPLICATION_NAME}/${DEPLOYMENT_GROUP_NAME}"
