@@ -4,8 +4,10 @@ mod agent;
 mod appspec;
 mod client;
 mod control;
+mod demo;
 mod deploy;
 mod fleet;
+mod hello_server;
 mod logs;
 mod release;
 mod status;
@@ -74,6 +76,12 @@ enum Command {
     Resume(control::Args),
     /// Let a canary rollout go on past its canaries (when the policy does not auto-promote).
     Promote(control::Args),
+    /// The showcase: five agents on this machine, a signed git channel, a canary that passes
+    /// and one that fails, halts the rollout everywhere and goes back. Needs git and ssh-keygen.
+    Demo(demo::Args),
+    /// The static HTTP server of examples/hello-app.
+    #[command(hide = true)]
+    HelloServer(hello_server::Args),
 }
 
 impl Cli {
@@ -96,6 +104,8 @@ impl Cli {
             Command::Halt(args) => control::halt(args),
             Command::Resume(args) => control::resume(args),
             Command::Promote(args) => control::promote(args),
+            Command::Demo(args) => demo::run(args),
+            Command::HelloServer(args) => hello_server::run(args),
         };
         ExitCode::from(code)
     }

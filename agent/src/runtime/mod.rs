@@ -16,6 +16,7 @@ mod rollout;
 mod settle;
 pub mod signals;
 
+pub(crate) use observer::HEALTH_CHECK;
 pub(crate) use rollout::lock;
 pub use rollout::{CommandFailed, GroupControl};
 
@@ -23,7 +24,6 @@ use shoal_shared::appspec::lifecycle;
 
 use crate::execute::deployment::{DeploymentRecord, Status};
 use journal::{InFlight, Installed, Journal};
-use observer::HEALTH_CHECK;
 
 /// A revert cut short is tried again this many times in all, then left to the operator.
 pub const MAX_REVERT_ATTEMPTS: u32 = 3;

@@ -14,7 +14,7 @@ use super::journal::JournalFile;
 /// The step before any event: unpacking and checking the bundle.
 pub(super) const PREPARE: &str = "Prepare";
 /// The step after the hooks: the health window.
-pub(super) const HEALTH_CHECK: &str = "HealthCheck";
+pub(crate) const HEALTH_CHECK: &str = "HealthCheck";
 
 /// The observer of one group's deployments.
 pub(super) struct StepObserver {

@@ -1,0 +1,245 @@
+//! The demo's hosts: one `shoal agent` process each, on 127.0.0.1, with its own config, data
+//! directory, files root and log, gossiping as one mesh. Addresses are read from the agents'
+//! own JSON log lines (every port is picked by the kernel).
+
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+
+use super::workspace::Workspace;
+use crate::execute::deployment::DeploymentRecord;
+
+/// The group every host belongs to.
+pub const GROUP: &str = "web";
+/// The mesh's name.
+pub const MESH: &str = "demo";
+
+/// One agent.
+#[derive(Debug)]
+pub struct Host {
+    /// Its node id.
+    pub id: String,
+    /// Its status endpoint.
+    pub status: SocketAddr,
+    /// Where it gossips.
+    pub gossip: SocketAddr,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Where it installs the example's files (`node.files_root`).
+    pub files_root: PathBuf,
+    /// Its data directory (`node.data_dir`).
+    pub data_dir: PathBuf,
+    child: Child,
+}
+
+impl Host {
+    /// Starts host `id` under `<workspace>/hosts/<id>`, joining through `seed`; its
+    /// hello-app will listen on `hello_port`, where the agent's health check asks it.
+    pub async fn start(
+        workspace: &Workspace,
+        id: &str,
+        seed: Option<SocketAddr>,
+        bin_dir: &Path,
+        hello_port: u16,
+    ) -> Result<Host, String> {
+        let home = workspace.root.join("hosts").join(id);
+        let files_root = home.join("root");
+        fs::create_dir_all(&files_root)
+            .map_err(|e| format!("cannot create {}: {e}", files_root.display()))?;
+        let quoted =
+            |path: &Path| serde_json::to_string(&path.display().to_string()).unwrap_or_default();
+        let seeds = seed.map(|s| format!("\"{s}\"")).unwrap_or_default();
+        let config = home.join("agent.yaml");
+        let text = format!(
+            "# {id} of `shoal demo`: one of five agents on this machine.\n\
+             node: {{ id: {id}, data_dir: {data}, files_root: {root}, shutdown_grace: 5s }}\n\
+             status: {{ listen: 127.0.0.1:0 }}\n\
+             log: {{ format: json, level: info }}\n\
+             mesh: {{ name: {MESH}, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 200ms }}\n\
+             groups:\n\
+             \x20 - name: {GROUP}\n\
+             \x20   application: hello-app\n\
+             \x20   channel: {{ git: {{ url: {repo}, tags: \"v*\", poll: 1s }} }}\n\
+             \x20   allowed_signers: {signers}\n\
+             \x20   health: {{ http: \"http://127.0.0.1:{hello_port}/health\", interval: 250ms }}\n\
+             \x20   kill_grace: 2s\n",
+            data = quoted(&home.join("data")),
+            root = quoted(&files_root),
+            repo = quoted(&workspace.repo),
+            signers = quoted(&workspace.allowed_signers),
+        );
+        fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let log = home.join("agent.log");
+        let output =
+            File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let errors = output
+            .try_clone()
+            .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            std::iter::once(bin_dir.to_owned()).chain(std::env::split_paths(&path)),
+        )
+        .map_err(|e| format!("cannot put {} on PATH: {e}", bin_dir.display()))?;
+        let mut child = Command::new(bin_dir.join("shoal"))
+            .arg("agent")
+            .arg("--config")
+            .arg(&config)
+            .env("PATH", path)
+            // Each host's hello-app listens on a port of its own.
+            .env("HELLO_PORT", hello_port.to_string())
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(output)
+            .stderr(errors)
+            // Its own process group: a Ctrl-C at the terminal reaches the demo, which stops
+            // the agents itself (or leaves them running with --keep).
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start the agent {id}: {e}"))?;
+        let started = wait_for_log(&mut child, &log, id).await;
+        let (status, gossip) = match started {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        Ok(Host {
+            id: id.to_owned(),
+            status,
+            gossip,
+            config,
+            files_root,
+            data_dir: home.join("data"),
+            child,
+        })
+    }
+
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The hello-app server's pid and port on this host, when it runs.
+    pub fn hello(&self) -> Option<(u32, u16)> {
+        let run = self.files_root.join("run/hello-app");
+        let read = |name: &str| fs::read_to_string(run.join(name)).ok();
+        Some((
+            read("pid")?.trim().parse().ok()?,
+            read("port")?.trim().parse().ok()?,
+        ))
+    }
+
+    /// This host's deployment records of the group, oldest first.
+    pub fn records(&self) -> Vec<DeploymentRecord> {
+        let dir = self.data_dir.join("deployment-root").join(GROUP);
+        let mut records: Vec<DeploymentRecord> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| DeploymentRecord::load(&entry.path()).ok().flatten())
+            .collect();
+        records.sort_by_key(|r| r.started_at_ms);
+        records
+    }
+
+    /// The last line a script of deployment `id` wrote to stderr.
+    pub fn last_stderr(&self, id: &str) -> Option<String> {
+        let dir = self.data_dir.join("deployment-root").join(GROUP).join(id);
+        let log = fs::read_to_string(crate::execute::layout::Layout::scripts_log(&dir)).ok()?;
+        log.lines()
+            .rev()
+            .find_map(|line| Some(line.split_once("[stderr] ")?.1.to_owned()))
+    }
+
+    /// Whether the agent process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Asks the agent to stop (SIGTERM).
+    pub fn terminate(&self) {
+        let agent = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0));
+        let _ = nix::sys::signal::kill(agent, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Stops the agent (SIGTERM, SIGKILL after 15 s) and then this host's hello-app server.
+    pub async fn stop(mut self) {
+        self.terminate();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.exited() && Instant::now() < deadline {
+            sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((pid, _)) = self.hello() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
+/// `n` ports free on 127.0.0.1 now, picked by the kernel (for the hello-apps, which are started
+/// later by their hooks; another program taking one in between would fail that host's
+/// ApplicationStart, loudly).
+pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+}
+
+/// The status and gossip addresses from the agent's first log lines, within 30 s.
+async fn wait_for_log(
+    child: &mut Child,
+    log: &Path,
+    id: &str,
+) -> Result<(SocketAddr, SocketAddr), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        let status = logged(&text, "status endpoint listening", "addr");
+        let gossip = logged(&text, "gossip listening", "gossip.addr");
+        if let (Some(status), Some(gossip)) = (status, gossip) {
+            return Ok((status, gossip));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let last = text.lines().last().unwrap_or("(nothing logged)");
+            return Err(format!(
+                "the agent {id} exited ({status}) before listening: {last} (log: {})",
+                log.display()
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the agent {id} did not start listening within 30 s (log: {})",
+                log.display()
+            ));
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `field` of the first JSON log line whose message is `message`, as an address.
+fn logged(text: &str, message: &str, field: &str) -> Option<SocketAddr> {
+    text.lines().find_map(|line| {
+        let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+        let fields = entry.get("fields")?;
+        if fields.get("message")?.as_str()? != message {
+            return None;
+        }
+        fields.get(field)?.as_str()?.parse().ok()
+    })
+}
