@@ -120,7 +120,8 @@ fn a_host_killed_mid_rollout_converges_after_restart() {
 }
 
 /// A plain mesh member (`groups: []`) is a seed every host joins through, and serves the
-/// fleet view from gossip: every node, each one's revision, and the group's progress.
+/// fleet view from gossip, as JSON and as the page at `/`: every node, each one's revision,
+/// and the group's progress.
 #[test]
 fn a_plain_member_seeds_the_mesh_and_shows_the_fleet() {
     let fleet = Fleet::start_with_seed(3, "{ strategy: all-at-once, min_healthy_time: 0s }");
@@ -151,6 +152,21 @@ fn a_plain_member_seeds_the_mesh_and_shows_the_fleet() {
         .filter_map(|n| n["id"].as_str())
         .collect();
     assert_eq!(ids, ["host-1", "host-2", "host-3", "seed"], "{fleet_json}");
+    // The same view as a page for a browser: every node and the group's progress.
+    let page = seed.get("/").unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    for part in [
+        "seen from <b>seed</b>",
+        "4 nodes, 0 dead, 1 group",
+        "<td>host-1</td><td class=\"alive\">alive</td><td><code>v1.0.0</code>",
+        "<td>host-2</td><td class=\"alive\">alive</td><td><code>v1.0.0</code>",
+        "<td>host-3</td><td class=\"alive\">alive</td><td><code>v1.0.0</code>",
+        "<td>seed (this host)</td><td class=\"alive\">alive</td><td>-</td>",
+        "target <code>v1.0.0</code>",
+        "<b>3/3 done</b>",
+    ] {
+        assert!(page.body.contains(part), "{part}\nnot in\n{}", page.body);
+    }
 }
 
 /// Coordination overhead with twenty agents (a benchmark, not a timed test): hooks that do

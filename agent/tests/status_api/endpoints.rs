@@ -199,7 +199,12 @@ fn ids_that_could_leave_the_deployment_root_are_refused() {
 #[test]
 fn unknown_paths_are_json_404s_and_other_methods_405s() {
     let agent = Agent::start();
-    for path in ["/", "/v2/status", "/v1/status/extra", "/metrics.txt"] {
+    for path in [
+        "/index.html",
+        "/v2/status",
+        "/v1/status/extra",
+        "/metrics.txt",
+    ] {
         let reply = agent.get(path);
         assert_eq!(reply.status, 404, "{path}");
         assert!(reply.error().contains("/v1/status"), "{path}");

@@ -1,7 +1,7 @@
 //! The status endpoint served in-process on `127.0.0.1:0` from a real board, real metrics, real
 //! rollout planners and a temporary deployment root, asked over plain TCP; `shoal status` /
-//! `shoal logs` run as the real binary against it; and the fleet view and the steering calls
-//! on real `shoal agent` processes with a signed git channel ([`daemon`]).
+//! `shoal logs` run as the real binary against it; the fleet view, its page at `/` and the
+//! steering calls on real `shoal agent` processes with a signed git channel ([`daemon`]).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -13,6 +13,7 @@ mod fleet;
 mod limits;
 mod logs;
 mod metrics;
+mod page;
 mod steering;
 mod wire;
 

@@ -1,6 +1,7 @@
 //! What each route answers: JSON for status, the fleet and deployments, text for `/live`, the
-//! log and the metrics, and `{ "error": … }` with `application/json` for every error. Files are
-//! read on the blocking pool; a log is streamed, never held whole in memory.
+//! log and the metrics, the fleet as an HTML page for `/`, and `{ "error": … }` with
+//! `application/json` for every error. Files are read on the blocking pool; a log is streamed,
+//! never held whole in memory.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use shoal_shared::status::{ErrorBody, Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
 use super::server::ServerState;
-use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet};
+use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet, page};
 use crate::report::deployments::{self, DeploymentsError, LogSlice};
 
 /// The body of every response.
@@ -24,6 +25,7 @@ pub(super) type Body = UnsyncBoxBody<Bytes, io::Error>;
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// How much of a log is read at a time while it is sent.
@@ -51,6 +53,7 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
         Route::Ready => ready(state),
         Route::Status => json(StatusCode::OK, &state.board.snapshot()),
         Route::Fleet => json(StatusCode::OK, &fleet::fleet(state).await),
+        Route::Page => fleet_page(state).await,
         Route::Control { ref group, action } => control::answer(state, group, action, &asked).await,
         Route::Metrics => text(StatusCode::OK, OPENMETRICS, state.metrics.encode()),
         Route::Deployments => {
@@ -139,6 +142,17 @@ fn ready(state: &ServerState) -> Response<Body> {
         waiting,
     };
     json(code, &readiness)
+}
+
+/// The fleet page, with a policy that lets it load and run nothing.
+async fn fleet_page(state: &ServerState) -> Response<Body> {
+    let body = page::render(&fleet::fleet(state).await, &state.board.snapshot());
+    let mut response = text(StatusCode::OK, HTML, body);
+    let policy = HeaderValue::from_static(page::POLICY);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, policy);
+    response
 }
 
 fn deployments_error(failure: &BlockingError) -> Response<Body> {

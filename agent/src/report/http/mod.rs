@@ -1,11 +1,13 @@
 //! The status endpoint: which request goes where ([`route`], pure), what each answers
-//! ([`handlers`]; the fleet view in [`fleet`], the steering calls in [`control`], guarded as
-//! [`auth`] says) and the hyper server with its limits ([`server`]).
+//! ([`handlers`]; the fleet view in [`fleet`], as a page for a browser in [`page`], the steering
+//! calls in [`control`], guarded as [`auth`] says) and the hyper server with its limits
+//! ([`server`]).
 
 mod auth;
 mod control;
 mod fleet;
 mod handlers;
+mod page;
 mod server;
 
 use hyper::Method;
@@ -58,6 +60,8 @@ impl Control {
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `/`: the fleet view as an HTML page.
+    Page,
     /// `/live`: the process answers.
     Live,
     /// `/ready`: every group has checked its channel.
@@ -108,6 +112,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     };
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let (target, allow) = match segments.as_slice() {
+        [""] => (Route::Page, ALLOW),
         ["live"] => (Route::Live, ALLOW),
         ["ready"] => (Route::Ready, ALLOW),
         ["metrics"] => (Route::Metrics, ALLOW),
@@ -178,6 +183,8 @@ mod tests {
 
     #[test]
     fn each_endpoint_has_its_route() {
+        assert_eq!(get("/"), Route::Page);
+        assert_eq!(route(&Method::HEAD, "/", None), Route::Page);
         assert_eq!(get("/live"), Route::Live);
         assert_eq!(get("/ready"), Route::Ready);
         assert_eq!(get("/metrics"), Route::Metrics);
@@ -209,8 +216,8 @@ mod tests {
     #[test]
     fn unknown_paths_are_not_found() {
         for path in [
-            "/",
             "",
+            "/index.html",
             "/v1",
             "/v1/status/x",
             "/v1/deployments/d-1/logs",
@@ -253,7 +260,7 @@ mod tests {
     #[test]
     fn other_methods_are_not_allowed_on_known_paths_only() {
         for method in [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS] {
-            for path in ["/v1/status", "/v1/fleet", "/live"] {
+            for path in ["/", "/v1/status", "/v1/fleet", "/live"] {
                 assert_eq!(
                     route(&method, path, None),
                     Route::MethodNotAllowed { allow: ALLOW },
