@@ -242,9 +242,12 @@ impl Story {
             ));
         }
         let spread = match (first_halt, all_halted) {
+            (Some(first), Some(all)) if all - first < Duration::from_millis(100) => {
+                "; every host showed it in the same 100 ms poll".to_owned()
+            }
             (Some(first), Some(all)) => format!(
-                "; every host knew within {:.1} s",
-                all.saturating_sub(first).as_secs_f64()
+                "; every host showed it within {:.1} s",
+                (all - first).as_secs_f64()
             ),
             _ => String::new(),
         };

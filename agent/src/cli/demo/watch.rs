@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http_body_util::BodyExt as _;
-use shoal_shared::status::{GroupStatus, NodeStatus};
+use shoal_shared::status::{GroupStatus, NodeStatus, Phase};
 use tokio::time::Instant;
 
 use super::hosts::{GROUP, Host};
@@ -115,7 +115,7 @@ impl Watch {
             }
             let _ = writeln!(
                 out,
-                "        {:<8} {:<9} {:<17} ROLLOUT",
+                "        {:<8} {:<9} {:<26} ROLLOUT",
                 "HOST", "REVISION", "PHASE"
             );
             for (host, text) in &rows {
@@ -141,7 +141,9 @@ fn describe(view: &View) -> String {
     };
     let revision = group.current_revision.as_deref().unwrap_or("-");
     let mut phase = group.phase.as_str().to_owned();
-    if let Some(event) = &group.current_event {
+    if let Some(event) = &group.current_event
+        && group.phase != Phase::CheckingHealth
+    {
         phase = format!("{phase} {event}");
     }
     let rollout = match &group.rollout {
@@ -150,14 +152,14 @@ fn describe(view: &View) -> String {
             format!("{} {}; halted by {halt}", r.revision, r.step)
         }
         Some(r) if r.step == "waiting" => match (&r.waiting_for, r.position) {
-            (Some(why), _) => format!("{} waiting: {why}", r.revision),
+            (Some(why), _) => format!("{} {why}", r.revision),
             (None, Some(at)) => format!("{} waiting, #{} of {}", r.revision, at + 1, r.members),
             (None, None) => format!("{} waiting", r.revision),
         },
         Some(r) => format!("{} {}", r.revision, r.step),
         None => String::new(),
     };
-    format!("{revision:<9} {phase:<17} {rollout}")
+    format!("{revision:<9} {phase:<26} {rollout}")
 }
 
 /// Every host's group now (hosts that do not answer within 2 s show as such).
