@@ -3,6 +3,7 @@
 mod agent;
 mod appspec;
 mod client;
+mod completions;
 mod control;
 mod demo;
 mod deploy;
@@ -82,6 +83,11 @@ enum Command {
     /// The static HTTP server of examples/hello-app.
     #[command(hide = true)]
     HelloServer(hello_server::Args),
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page shoal(1), in roff, to stdout.
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 impl Cli {
@@ -106,6 +112,8 @@ impl Cli {
             Command::Promote(args) => control::promote(args),
             Command::Demo(args) => demo::run(args),
             Command::HelloServer(args) => hello_server::run(args),
+            Command::Completions(args) => completions::run(args),
+            Command::Man(args) => completions::man(args),
         };
         ExitCode::from(code)
     }
