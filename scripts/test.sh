@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the build and the tests use: a C toolchain for -sys crates, setfacl/getfacl
 # for ACL permissions, zip for zip bundles, and the tools the hook tests create users with.
 # python3 and python3-venv hold moto_server, the S3 server the release-channel tests talk to.
-packages=(gcc pkg-config libssl-dev zlib1g-dev acl zip unzip passwd git openssh-client python3 python3-venv)
+# The package check (scripts/check-packages.sh) lints with lintian and rpmlint, reads the rpm
+# with rpm, installs the .deb into a debootstrap chroot and verifies the unit with systemd.
+packages=(gcc pkg-config libssl-dev zlib1g-dev acl zip unzip passwd git openssh-client python3 python3-venv
+  lintian rpmlint rpm debootstrap systemd binutils)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -43,6 +46,12 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The full run (no arguments, as CI runs it) also builds the .deb and .rpm and checks them.
+if [ $# -eq 0 ]; then
+  scripts/check-packages.sh || status=1
+else
+  echo "package check skipped (arguments given); run scripts/check-packages.sh for it"
+fi
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
