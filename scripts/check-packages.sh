@@ -4,10 +4,11 @@
 # `systemd-analyze verify`, then installs the .deb into a minimal Debian chroot (debootstrap
 # --variant=minbase; the base is cached as a tarball in the target directory) and checks what
 # it installs, made and enabled, that a reinstall and a remove keep the config and the secrets,
-# and that a purge leaves the chroot as it found it.
+# and that a purge leaves the chroot as it found it; then runs the rpm's scripts there too.
 #
 # One line per check; exits 1 naming the checks that failed. Runs as root, or uses sudo for
 # what needs root (apt-get, debootstrap, chroot). Called by scripts/test.sh after the tests.
+# SHOAL_DEBIAN_MIRROR overrides the Debian mirror the chroot is made from and installs from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,7 +60,7 @@ mapfile -t built < <(scripts/package.sh)
 deb=$(printf '%s\n' "${built[@]}" | grep '\.deb$' || true)
 rpm=$(printf '%s\n' "${built[@]}" | grep '\.rpm$' || true)
 if [ -z "$deb" ] || [ -z "$rpm" ]; then
-  echo "FAIL  build: scripts/package.sh did not print a .deb and a .rpm"
+  echo "FAIL  build: scripts/package.sh failed (see above) or printed no .deb and .rpm"
   exit 1
 fi
 pass "build, $(took): $deb"
@@ -79,7 +80,7 @@ summary=$(grep -E '[0-9]+ errors?, [0-9]+ warnings?' <<<"$lint" | sed 's/.*check
 if [ "$rpmlint_ok" = 1 ]; then pass "rpmlint: $summary"; else fail "rpmlint: $summary" rpmlint; fi
 grep -E '^[^ ]+: [EW]: ' <<<"$lint" | indent || true
 
-# The rpm's metadata and scripts (no RPM system to install it on here).
+# The rpm's metadata, contents and scripts (which also run further down, in the chroot).
 requires() { rpm -qp --requires "$rpm" | grep -qx ca-certificates && rpm -qp --requires "$rpm" | grep -q '^libssl.so.3'; }
 check "rpm: requires ca-certificates and libssl" requires
 noreplace() { rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" | grep -qx '/etc/shoal/agent.yaml cn'; }
@@ -236,6 +237,20 @@ else
   fail "purge left files behind:" "purge"
   indent <"$cache/leftovers.diff"
 fi
+
+# The rpm's scripts, run by the host's rpm in the same chroot (--nodeps: its requires name RPM
+# packages): they make the secrets too, and an erase keeps them and says so. No systemctl
+# there, so enabling is not exercised.
+rpm_scripts() {
+  local out
+  $sudo rpm --root "$root" --initdb &&
+    $sudo rpm --root "$root" -i --nodeps "$rpm" 2>/dev/null &&
+    gossip_key && admin_token && mode_is /var/lib/shoal "700 root:root" &&
+    out=$($sudo rpm --root "$root" -e shoal 2>/dev/null) &&
+    grep -q "kept /etc/shoal and /var/lib/shoal" <<<"$out" &&
+    gossip_key && admin_token && ! $sudo test -e "$root/usr/bin/shoal"
+}
+check "rpm -i makes the key and token, rpm -e keeps them" rpm_scripts
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "package check failed in $((SECONDS - started))s: ${failed[*]} (the chroot is kept in $root)"
