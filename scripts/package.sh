@@ -18,14 +18,14 @@ CARGO_GENERATE_RPM_VERSION=0.21.1
 
 say() { echo "package: $*" >&2; }
 
-# `cargo install --locked NAME@VERSION` unless `cargo NAME --version` already prints VERSION.
+# `cargo install --locked cargo-NAME@VERSION` unless `cargo NAME --version` prints VERSION.
 ensure_tool() {
   local name=$1 version=$2
   if cargo "$name" --version 2>/dev/null | grep -qw "$version"; then
     return
   fi
-  say "installing $name $version (once)"
-  cargo install --locked --quiet "$name@$version" >&2
+  say "installing cargo-$name $version (once)"
+  cargo install --locked --quiet "cargo-$name@$version" >&2
 }
 ensure_tool deb "$CARGO_DEB_VERSION"
 ensure_tool generate-rpm "$CARGO_GENERATE_RPM_VERSION"
