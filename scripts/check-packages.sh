@@ -120,6 +120,20 @@ verify_unit() {
 }
 check "systemd-analyze verify shoal.service" verify_unit
 
+# The shipped config with its examples uncommented is a valid config: unknown keys are errors,
+# so this keeps the sample in step with the agent. (Prose comment lines start "# " and a
+# capital; commented-out settings start "#" and a key or two spaces.)
+sample_valid() {
+  local dir=$unit_dir/sample
+  mkdir -p "$dir"
+  echo 'release@example.com namespaces="git,shoal-release" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILPr0sWWMSky90XdiCfJEXWhLiqzuTrBI4kbZul1anvE' \
+    >"$dir/allowed_signers"
+  sed -n '/^#node:/,$p' packaging/agent.yaml | grep -v '^# [A-Z]' | sed -E 's/^#([a-z]|  )/\1/' |
+    sed "s|/etc/shoal/allowed_signers|$dir/allowed_signers|; s|/var/lib/shoal|$dir/data|g" >"$dir/agent.yaml"
+  "$unit_dir/deb/usr/bin/shoal" agent --config "$dir/agent.yaml" --check-config
+}
+check "agent.yaml with its examples uncommented is a valid config" sample_valid
+
 # The minimal Debian to install into: debootstrap once, then from the cached tarball.
 cache=$target/package-check
 base=$cache/$SUITE-minbase.tar
