@@ -1,0 +1,59 @@
+//! `shoal keygen [--out FILE]`: a new gossip key (base64 of 32 random bytes), to stdout or to a
+//! new file made 0600. An existing file is never overwritten: rotating keys is adding a line.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+
+use super::exit;
+use crate::coordinate::seal;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    /// Write the key to this new file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn run(args: Args) -> u8 {
+    let key = match seal::generate() {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("error: cannot read random bytes from the OS: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let Some(path) = args.out else {
+        println!("{key}");
+        return exit::OK;
+    };
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| {
+            file.write_all(format!("{key}\n").as_bytes())?;
+            file.sync_all()
+        });
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "wrote a new gossip key to {} (mode 0600); copy it to every host of the mesh",
+                path.display()
+            );
+            exit::OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "error: --out {}: the file exists and is kept; to rotate, put a new key as its first line (`shoal keygen` prints one)",
+                path.display()
+            );
+            exit::USAGE
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            exit::FAILURE
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The gossip socket with every datagram sealed under the cluster key ([`super::seal`]).
+//!
+//! chitchat 0.13 keeps its wire encoding private (quickwit-oss/chitchat#207): a `Socket` gets
+//! and gives `ChitchatEnvelope`s, not bytes. So the bytes are made and read by chitchat's own
+//! `UdpSocket`s on loopback, relayed through sockets of ours:
+//!
+//! ```text
+//! send:  envelope -> encoder (127.0.0.1) -> tap (127.0.0.1) -> seal -> public socket -> peer
+//! recv:  peer -> public socket -> open -> feeder (127.0.0.1) -> decoder (127.0.0.1) -> envelope
+//! ```
+//!
+//! Loopback datagrams from anyone but our own relay socket are ignored (their source address
+//! is checked; on loopback it cannot be forged without root). Receiving runs in a task of its
+//! own, one datagram at a time, so each decoded envelope is paired with the peer that sent it,
+//! and chitchat can cancel a `recv` without losing that pairing.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chitchat::ChitchatEnvelope;
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, UdpSocket as ChitchatUdp};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tracing::warn;
+
+use super::MeshError;
+use super::seal::{Keyring, OVERHEAD};
+
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_507;
+/// How long the decoder may take with a datagram before it counts as undecodable.
+const DECODE_WITHIN: Duration = Duration::from_secs(1);
+/// At most one log line per reason in this time.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Datagrams dropped, by reason: the four of [`Refused`], `undecodable` (opened, but not a
+/// chitchat message: only a key holder can send those) and `too_large` (ours, unsent).
+#[derive(Debug, Default)]
+pub struct Dropped {
+    counts: Mutex<HashMap<&'static str, (u64, Option<Instant>)>>,
+}
+
+impl Dropped {
+    /// Counts one datagram dropped for `reason`, and logs it unless a line for the same reason
+    /// was logged within the last 10 s (then the next line says how many were not logged).
+    fn count(&self, reason: &'static str, from: SocketAddr) {
+        let Ok(mut counts) = self.counts.lock() else {
+            return;
+        };
+        let (count, logged) = counts.entry(reason).or_insert((0, None));
+        *count += 1;
+        let now = Instant::now();
+        if logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
+            *logged = Some(now);
+            warn!(%from, reason, total = *count, "gossip datagram dropped");
+        }
+    }
+
+    /// Every reason's count so far.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let Ok(counts) = self.counts.lock() else {
+            return Vec::new();
+        };
+        let mut all: Vec<_> = counts.iter().map(|(r, (n, _))| (*r, *n)).collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// The sealed socket chitchat gossips through.
+pub(super) struct SealedSocket {
+    public: Arc<UdpSocket>,
+    encoder: ChitchatUdp,
+    tap: UdpSocket,
+    encoder_addr: SocketAddr,
+    tap_addr: SocketAddr,
+    buf: Vec<u8>,
+    keyring: Arc<Keyring>,
+    mesh: Arc<str>,
+    dropped: Arc<Dropped>,
+    inbox: mpsc::Receiver<RecvOutcome>,
+    receiver: JoinHandle<()>,
+}
+
+impl Drop for SealedSocket {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
+}
+
+async fn loopback() -> std::io::Result<UdpSocket> {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await
+}
+
+async fn chitchat_loopback() -> std::io::Result<(ChitchatUdp, SocketAddr)> {
+    let socket = ChitchatUdp::open((Ipv4Addr::LOCALHOST, 0).into())
+        .await
+        .map_err(std::io::Error::other)?;
+    let addr = socket.local_addr().map_err(std::io::Error::other)?;
+    Ok((socket, addr))
+}
+
+/// Binds the public gossip socket at `listen`, sealing for the mesh `mesh` with `keyring`.
+pub(super) async fn bind(
+    listen: SocketAddr,
+    keyring: Arc<Keyring>,
+    mesh: &str,
+    dropped: Arc<Dropped>,
+) -> Result<Box<dyn Socket>, MeshError> {
+    let public = UdpSocket::bind(listen)
+        .await
+        .map_err(|source| MeshError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let relay = async {
+        let (encoder, encoder_addr) = chitchat_loopback().await?;
+        let tap = loopback().await?;
+        let (decoder, decoder_addr) = chitchat_loopback().await?;
+        let feeder = loopback().await?;
+        Ok::<_, std::io::Error>((encoder, encoder_addr, tap, decoder, decoder_addr, feeder))
+    };
+    let (encoder, encoder_addr, tap, decoder, decoder_addr, feeder) =
+        relay.await.map_err(|source| MeshError::Bind {
+            addr: (Ipv4Addr::LOCALHOST, 0).into(),
+            source,
+        })?;
+    let tap_addr = tap.local_addr().map_err(|source| MeshError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let public = Arc::new(public);
+    let mesh: Arc<str> = Arc::from(mesh);
+    let (inbox_tx, inbox) = mpsc::channel(64);
+    let receiver = tokio::spawn(receive(Receiver {
+        public: Arc::clone(&public),
+        decoder,
+        decoder_addr,
+        feeder,
+        keyring: Arc::clone(&keyring),
+        mesh: Arc::clone(&mesh),
+        dropped: Arc::clone(&dropped),
+        inbox: inbox_tx,
+    }));
+    Ok(Box::new(SealedSocket {
+        public,
+        encoder,
+        tap,
+        encoder_addr,
+        tap_addr,
+        buf: vec![0; MAX_DATAGRAM],
+        keyring,
+        mesh,
+        dropped,
+        inbox,
+        receiver,
+    }))
+}
+
+/// What the receiving task owns.
+struct Receiver {
+    public: Arc<UdpSocket>,
+    decoder: ChitchatUdp,
+    decoder_addr: SocketAddr,
+    feeder: UdpSocket,
+    keyring: Arc<Keyring>,
+    mesh: Arc<str>,
+    dropped: Arc<Dropped>,
+    inbox: mpsc::Sender<RecvOutcome>,
+}
+
+/// Opens each datagram from the public socket and hands chitchat what it decodes, paired with
+/// the peer that sent it; ends when the socket is dropped or broken.
+async fn receive(mut r: Receiver) {
+    let mut buf = vec![0; MAX_DATAGRAM];
+    let feeder_addr = match r.feeder.local_addr() {
+        Ok(addr) => addr,
+        Err(_) => return,
+    };
+    loop {
+        let (len, from) = match r.public.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) if transient(&e) => continue,
+            Err(e) => {
+                warn!(error = %e, "gossip socket broken");
+                return;
+            }
+        };
+        let plaintext = match r.keyring.open(&r.mesh, &buf[..len]) {
+            Ok(plaintext) => plaintext,
+            Err(refused) => {
+                r.dropped.count(refused.as_str(), from);
+                continue;
+            }
+        };
+        if r.feeder.send_to(&plaintext, r.decoder_addr).await.is_err() {
+            continue;
+        }
+        let decoded = timeout(DECODE_WITHIN, async {
+            loop {
+                match r.decoder.recv().await {
+                    Ok(outcome) if outcome.from_addr == feeder_addr => return Some(outcome),
+                    Ok(_) => continue, // not ours: another process on loopback
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        match decoded {
+            Ok(Some(mut outcome)) => {
+                outcome.from_addr = from;
+                outcome.num_bytes_received = len;
+                if r.inbox.send(outcome).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(_) => r.dropped.count("undecodable", from),
+        }
+    }
+}
+
+fn transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+impl SealedSocket {
+    async fn send_sealed(
+        &mut self,
+        to: SocketAddr,
+        envelope: ChitchatEnvelope,
+    ) -> anyhow::Result<SendOutcome> {
+        self.encoder.send(self.tap_addr, envelope).await?;
+        let len = loop {
+            let (len, from) = self.tap.recv_from(&mut self.buf).await?;
+            if from == self.encoder_addr {
+                break len;
+            }
+        };
+        if len + OVERHEAD > MAX_DATAGRAM {
+            self.dropped.count("too_large", to);
+            return Ok(SendOutcome { num_bytes_sent: 0 });
+        }
+        let sealed = self
+            .keyring
+            .seal(&self.mesh, &self.buf[..len], &super::seal::nonce()?);
+        let num_bytes_sent = self.public.send_to(&sealed, to).await?;
+        Ok(SendOutcome { num_bytes_sent })
+    }
+
+    async fn recv_opened(&mut self) -> anyhow::Result<RecvOutcome> {
+        self.inbox
+            .recv()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the gossip socket stopped receiving"))
+    }
+}
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
+/// Written out as `#[async_trait]` would expand it (see `udp.rs`).
+impl Socket for SealedSocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.public.local_addr()?)
+    }
+
+    fn send<'life0, 'async_trait>(
+        &'life0 mut self,
+        to: SocketAddr,
+        envelope: ChitchatEnvelope,
+    ) -> Boxed<'async_trait, SendOutcome>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.send_sealed(to, envelope))
+    }
+
+    fn recv<'life0, 'async_trait>(&'life0 mut self) -> Boxed<'async_trait, RecvOutcome>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.recv_opened())
+    }
+}
