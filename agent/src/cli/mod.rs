@@ -9,6 +9,7 @@ mod demo;
 mod deploy;
 mod fleet;
 mod hello_server;
+mod keygen;
 mod logs;
 mod release;
 mod status;
@@ -80,6 +81,8 @@ enum Command {
     /// The showcase: five agents on this machine, a signed git channel, a canary that passes
     /// and one that fails, halts the rollout everywhere and goes back. Needs git and ssh-keygen.
     Demo(demo::Args),
+    /// Make a new gossip key (the cluster key of a mesh), to stdout or a new 0600 file.
+    Keygen(keygen::Args),
     /// The static HTTP server of examples/hello-app.
     #[command(hide = true)]
     HelloServer(hello_server::Args),
@@ -111,6 +114,7 @@ impl Cli {
             Command::Resume(args) => control::resume(args),
             Command::Promote(args) => control::promote(args),
             Command::Demo(args) => demo::run(args),
+            Command::Keygen(args) => keygen::run(args),
             Command::HelloServer(args) => hello_server::run(args),
             Command::Completions(args) => completions::run(args),
             Command::Man(args) => completions::man(args),

@@ -13,6 +13,7 @@ use shoal_shared::gossip::{
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
+use super::sealed::{self, Dropped};
 use super::settings::next_generation;
 use super::snapshot::{Reader, Source};
 use super::task::{ChangesHandle, spawn_changes};
@@ -28,6 +29,7 @@ pub struct Mesh {
     reader: SyncMutex<Reader>,
     changes_rx: watch::Receiver<u64>,
     changes: ChangesHandle,
+    dropped: Arc<Dropped>,
 }
 
 impl Mesh {
@@ -55,17 +57,29 @@ impl Mesh {
         transport: Option<&dyn Transport>,
     ) -> Result<Mesh, MeshError> {
         settings.check()?;
-        let socket = match transport {
-            Some(transport) => udp::open(transport, settings.listen).await?,
-            None => udp::bind(settings.listen).await?,
+        let dropped = Arc::new(Dropped::default());
+        let socket = match (transport, &settings.keyring) {
+            (Some(transport), _) => udp::open(transport, settings.listen).await?,
+            (None, Some(keyring)) => {
+                let keyring = Arc::clone(keyring);
+                sealed::bind(
+                    settings.listen,
+                    keyring,
+                    &settings.cluster,
+                    Arc::clone(&dropped),
+                )
+                .await?
+            }
+            (None, None) => udp::bind(settings.listen).await?,
         };
-        Self::launch(settings, socket, initial_values(groups, values)).await
+        Self::launch(settings, socket, initial_values(groups, values), dropped).await
     }
 
     async fn launch(
         settings: MeshSettings,
         socket: Box<dyn Socket>,
         initial: Vec<(String, String)>,
+        dropped: Arc<Dropped>,
     ) -> Result<Mesh, MeshError> {
         let bound = udp::bound_addr(socket.as_ref(), settings.listen)?;
         let addr = settings.advertised(bound).await;
@@ -95,7 +109,14 @@ impl Mesh {
             reader: SyncMutex::new(Reader::default()),
             changes_rx,
             changes,
+            dropped,
         })
+    }
+
+    /// Gossip datagrams dropped so far, by reason (`forged`, `unknown_key`, `short`,
+    /// `version`, `undecodable`, `too_large`); empty when gossip is not sealed.
+    pub fn dropped(&self) -> Vec<(&'static str, u64)> {
+        self.dropped.snapshot()
     }
 
     /// This host's node id.

@@ -9,6 +9,8 @@
 //! reading and decoding peers is `snapshot.rs`, the change notifier `task.rs`, the socket `udp.rs`.
 
 mod mesh;
+pub mod seal;
+mod sealed;
 mod settings;
 mod snapshot;
 mod task;

@@ -23,7 +23,8 @@ const VERSION: u8 = 1;
 /// Bytes of a key.
 pub const KEY_LEN: usize = 32;
 const ID_LEN: usize = 4;
-const NONCE_LEN: usize = 24;
+/// Bytes of a nonce.
+pub const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + ID_LEN + NONCE_LEN;
 /// Bytes a sealed datagram has beyond its plaintext.
@@ -53,6 +54,16 @@ impl Key {
         self.id.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
+
+/// Keyrings are equal when they hold the same keys in the same order.
+impl PartialEq for Keyring {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys.len() == other.keys.len()
+            && self.keys.iter().zip(&other.keys).all(|(a, b)| a.id == b.id)
+    }
+}
+
+impl Eq for Keyring {}
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -235,6 +246,11 @@ impl Keyring {
     }
 }
 
+/// The nonce a sealed datagram carries.
+pub fn nonce_of(datagram: &[u8]) -> Option<[u8; NONCE_LEN]> {
+    datagram.get(1 + ID_LEN..HEADER_LEN)?.try_into().ok()
+}
+
 /// What the tag covers besides the ciphertext: a label, the mesh name and the header.
 fn associated(mesh: &str, header: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(16 + mesh.len() + header.len());
@@ -303,7 +319,10 @@ mod tests {
     #[test]
     fn key_files_name_the_bad_line() {
         assert_eq!(Keyring::parse("# only a comment\n\n").err(), Some(None));
-        assert_eq!(Keyring::parse(&format!("{A}\nnot base64\n")).err(), Some(Some(2)));
+        assert_eq!(
+            Keyring::parse(&format!("{A}\nnot base64\n")).err(),
+            Some(Some(2))
+        );
         assert_eq!(Keyring::parse("AAAA\n").err(), Some(Some(1)), "too short");
         let generated = generate().expect("random");
         assert!(Keyring::parse(&generated).is_ok());

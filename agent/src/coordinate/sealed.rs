@@ -14,7 +14,7 @@
 //! own, one datagram at a time, so each decoded envelope is paired with the peer that sent it,
 //! and chitchat can cancel a `recv` without losing that pairing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,7 @@ use tokio::time::{Instant, timeout};
 use tracing::warn;
 
 use super::MeshError;
-use super::seal::{Keyring, OVERHEAD};
+use super::seal::{Keyring, NONCE_LEN, OVERHEAD, nonce_of};
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_507;
@@ -37,9 +37,13 @@ const MAX_DATAGRAM: usize = 65_507;
 const DECODE_WITHIN: Duration = Duration::from_secs(1);
 /// At most one log line per reason in this time.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How many recent nonces are remembered to drop exact replays (older replays reach chitchat,
+/// whose versioned state does not go back for them).
+const REPLAY_WINDOW: usize = 16_384;
 
-/// Datagrams dropped, by reason: the four of [`Refused`], `undecodable` (opened, but not a
-/// chitchat message: only a key holder can send those) and `too_large` (ours, unsent).
+/// Datagrams dropped, by reason: the four of [`super::seal::Refused`], `replayed` (a nonce seen
+/// lately), `undecodable` (opened, but not a chitchat message: only a key holder can send
+/// those) and `too_large` (ours, unsent).
 #[derive(Debug, Default)]
 pub struct Dropped {
     counts: Mutex<HashMap<&'static str, (u64, Option<Instant>)>>,
@@ -178,6 +182,7 @@ struct Receiver {
 /// the peer that sent it; ends when the socket is dropped or broken.
 async fn receive(mut r: Receiver) {
     let mut buf = vec![0; MAX_DATAGRAM];
+    let mut recent = Recent::default();
     let feeder_addr = match r.feeder.local_addr() {
         Ok(addr) => addr,
         Err(_) => return,
@@ -198,6 +203,10 @@ async fn receive(mut r: Receiver) {
                 continue;
             }
         };
+        if !nonce_of(&buf[..len]).is_some_and(|nonce| recent.first_time(nonce)) {
+            r.dropped.count("replayed", from);
+            continue;
+        }
         if r.feeder.send_to(&plaintext, r.decoder_addr).await.is_err() {
             continue;
         }
@@ -222,6 +231,29 @@ async fn receive(mut r: Receiver) {
             Ok(None) => return,
             Err(_) => r.dropped.count("undecodable", from),
         }
+    }
+}
+
+/// The last `REPLAY_WINDOW` nonces seen.
+#[derive(Default)]
+struct Recent {
+    seen: HashSet<[u8; NONCE_LEN]>,
+    order: VecDeque<[u8; NONCE_LEN]>,
+}
+
+impl Recent {
+    /// Remembers `nonce`; false when it was already seen.
+    fn first_time(&mut self, nonce: [u8; NONCE_LEN]) -> bool {
+        if !self.seen.insert(nonce) {
+            return false;
+        }
+        self.order.push_back(nonce);
+        if self.order.len() > REPLAY_WINDOW
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        true
     }
 }
 

@@ -3,6 +3,7 @@
 //! peers are told to reach this host at.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +12,7 @@ use tokio::net::{UdpSocket, lookup_host};
 use tracing::warn;
 
 use super::MeshError;
+use super::seal::Keyring;
 use crate::config;
 
 /// chitchat's phi threshold: a peer is dead once the time since its last heartbeat exceeds this
@@ -45,6 +47,9 @@ pub struct MeshSettings {
     pub interval: Duration,
     /// How long a dead member is still shown before it is forgotten.
     pub dead_grace: Duration,
+    /// The cluster keys every datagram is sealed and opened with; `None` gossips in the clear
+    /// (`mesh.insecure`).
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl MeshSettings {
@@ -58,6 +63,7 @@ impl MeshSettings {
             seeds: mesh.seeds.clone(),
             interval: mesh.interval,
             dead_grace: mesh.dead_grace,
+            keyring: None,
         }
     }
 
@@ -197,6 +203,7 @@ mod tests {
             seeds: vec!["127.0.0.1:7946".into()],
             interval: Duration::from_millis(100),
             dead_grace: Duration::from_secs(600),
+            keyring: None,
         }
     }
 

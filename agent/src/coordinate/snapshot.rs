@@ -326,6 +326,7 @@ mod tests {
             seeds: Vec::new(),
             interval: Duration::from_millis(100),
             dead_grace: Duration::from_secs(600),
+            keyring: None,
         };
         let config = settings.chitchat_config(
             me.generation_id,

@@ -12,6 +12,7 @@ mod halt;
 mod membership;
 mod partition;
 mod rollout;
+mod sealed;
 mod udp;
 
 use std::cell::RefCell;
@@ -46,6 +47,7 @@ pub fn settings(node: &str, seeds: &[SocketAddr], interval: Duration) -> MeshSet
         seeds: seeds.iter().map(ToString::to_string).collect(),
         interval,
         dead_grace: Duration::from_secs(600),
+        keyring: None,
     }
 }
 

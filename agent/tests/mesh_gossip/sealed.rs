@@ -1,0 +1,171 @@
+//! Sealed gossip over real UDP on 127.0.0.1: nodes on one cluster key mesh; a node on another
+//! key never sees them nor they it; noise, forgeries and replayed datagrams sent to the gossip
+//! port change nothing and are counted by reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use shoal_agent::coordinate::seal::Keyring;
+use shoal_agent::coordinate::{GroupValues, Mesh, MeshSettings};
+use shoal_shared::gossip::Step;
+use tokio::net::UdpSocket;
+
+use crate::{eventually, exclusive, settings, state};
+
+const INTERVAL: Duration = Duration::from_millis(100);
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn keyring() -> Arc<Keyring> {
+    let key = shoal_agent::coordinate::seal::generate().unwrap();
+    Arc::new(Keyring::parse(&key).unwrap())
+}
+
+fn sealed(node: &str, seeds: &[SocketAddr], keyring: &Arc<Keyring>) -> MeshSettings {
+    MeshSettings {
+        keyring: Some(Arc::clone(keyring)),
+        ..settings(node, seeds, INTERVAL)
+    }
+}
+
+async fn start(settings: MeshSettings) -> Mesh {
+    Mesh::start(settings, &["web".to_owned()]).await.unwrap()
+}
+
+fn dropped(mesh: &Mesh, reason: &str) -> u64 {
+    mesh.dropped()
+        .iter()
+        .find(|(r, _)| *r == reason)
+        .map_or(0, |(_, n)| *n)
+}
+
+fn published(revision: &str) -> GroupValues {
+    GroupValues {
+        state: Some(state(revision, Step::Done)),
+        ..GroupValues::default()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_key_meshes_and_another_key_is_never_seen() {
+    let _one = exclusive().await;
+    let (ours, theirs) = (keyring(), keyring());
+    let a = start(sealed("a", &[], &ours)).await;
+    let b = start(sealed("b", &[a.gossip_addr()], &ours)).await;
+    let stranger = start(sealed("x", &[a.gossip_addr(), b.gossip_addr()], &theirs)).await;
+    b.publish("web", &published("v1")).await;
+    eventually(DEADLINE, "a to see b's state over sealed UDP", || async {
+        let web = a.group("web").await;
+        (web.peer("b")?.state == published("v1").state).then_some(())
+    })
+    .await;
+    eventually(DEADLINE, "a to drop the stranger's datagrams", || async {
+        (dropped(&a, "unknown_key") > 0).then_some(())
+    })
+    .await;
+    for mesh in [&a, &b] {
+        let web = mesh.group("web").await;
+        assert!(web.peer("x").is_none(), "the stranger is not a member");
+    }
+    assert!(
+        stranger.group("web").await.peers.is_empty(),
+        "the stranger sees no one"
+    );
+    for mesh in [a, b, stranger] {
+        mesh.shutdown().await;
+    }
+}
+
+/// Records what one node sends to a peer, through a relay the node is told is that peer.
+struct Recorder {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+async fn recorder(to: SocketAddr) -> Recorder {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    tokio::spawn(async move {
+        let mut buf = vec![0; 65_536];
+        let mut node = None;
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            // The peer's answers go back to the node; the node's datagrams are kept and passed on.
+            let next = if from == to {
+                node
+            } else {
+                node = Some(from);
+                kept.lock().unwrap().push(buf[..len].to_vec());
+                Some(to)
+            };
+            if let Some(next) = next {
+                let _ = socket.send_to(&buf[..len], next).await;
+            }
+        }
+    });
+    Recorder { addr, seen }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn noise_and_replays_change_nothing_and_are_counted() {
+    let _one = exclusive().await;
+    let key = keyring();
+    let a = start(sealed("a", &[], &key)).await;
+    // b joins through a relay that keeps a copy of every datagram b sends to it.
+    let relay = recorder(a.gossip_addr()).await;
+    let b = start(sealed("b", &[relay.addr], &key)).await;
+    b.publish("web", &published("v1")).await;
+    eventually(DEADLINE, "a to see b on v1", || async {
+        let web = a.group("web").await;
+        (web.peer("b")?.state == published("v1").state).then_some(())
+    })
+    .await;
+    eventually(
+        DEADLINE,
+        "the relay to hold a few of b's datagrams",
+        || async { (relay.seen.lock().unwrap().len() >= 5).then_some(()) },
+    )
+    .await;
+    b.publish("web", &published("v2")).await;
+    eventually(DEADLINE, "a to see b on v2", || async {
+        let web = a.group("web").await;
+        (web.peer("b")?.state == published("v2").state).then_some(())
+    })
+    .await;
+
+    // A third process: noise of every length, a forged copy, and b's old datagrams again.
+    let attacker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = a.gossip_addr();
+    for len in 0..200usize {
+        let noise: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+        attacker.send_to(&noise, target).await.unwrap();
+    }
+    let old: Vec<Vec<u8>> = relay.seen.lock().unwrap().clone();
+    let mut forged = old[0].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    attacker.send_to(&forged, target).await.unwrap();
+    for datagram in &old {
+        attacker.send_to(datagram, target).await.unwrap();
+    }
+    eventually(DEADLINE, "every kind of bad datagram counted", || async {
+        let counted = dropped(&a, "short") > 0
+            && dropped(&a, "forged") > 0
+            && dropped(&a, "replayed") >= old.len() as u64 / 2;
+        counted.then_some(())
+    })
+    .await;
+    // Ten rounds later a still sees b on v2, alive.
+    let until = tokio::time::Instant::now() + INTERVAL * 10;
+    while tokio::time::Instant::now() < until {
+        let web = a.group("web").await;
+        let peer = web.peer("b").expect("b is still a member");
+        assert_eq!(peer.state, published("v2").state, "nothing went back");
+        assert!(peer.alive);
+        tokio::time::sleep(INTERVAL).await;
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
