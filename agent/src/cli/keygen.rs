@@ -1,8 +1,6 @@
 //! `shoal keygen [--out FILE]`: a new gossip key (base64 of 32 random bytes), to stdout or to a
 //! new file made 0600. An existing file is never overwritten: rotating keys is adding a line.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use super::exit;
@@ -16,27 +14,19 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    let key = match seal::generate() {
-        Ok(key) => key,
-        Err(e) => {
-            eprintln!("error: cannot read random bytes from the OS: {e}");
-            return exit::FAILURE;
-        }
-    };
     let Some(path) = args.out else {
-        println!("{key}");
-        return exit::OK;
+        return match seal::generate() {
+            Ok(key) => {
+                println!("{key}");
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("error: cannot read random bytes from the OS: {e}");
+                exit::FAILURE
+            }
+        };
     };
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut file| {
-            file.write_all(format!("{key}\n").as_bytes())?;
-            file.sync_all()
-        });
-    match written {
+    match seal::write_new_key_file(&path) {
         Ok(()) => {
             eprintln!(
                 "wrote a new gossip key to {} (mode 0600); copy it to every host of the mesh",

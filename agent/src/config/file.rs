@@ -77,6 +77,11 @@ pub struct MeshFile {
     pub interval: Option<DurationValue>,
     /// How long a dead member is remembered before it is forgotten.
     pub dead_grace: Option<DurationValue>,
+    /// The cluster keyring (default `/etc/shoal/gossip.key`).
+    pub key_file: Option<PathBuf>,
+    /// Gossip in the clear, with no key.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Deserialize)]

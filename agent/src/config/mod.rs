@@ -24,6 +24,8 @@ use sections::{group, mesh};
 pub const DEFAULT_PATH: &str = "/etc/shoal/agent.yaml";
 /// `node.data_dir` unless configured.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/shoal";
+/// `mesh.key_file` unless configured.
+pub const DEFAULT_KEY_FILE: &str = "/etc/shoal/gossip.key";
 /// `status.listen` unless configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7701";
 /// How long a running hook may go on after SIGTERM, unless configured.
@@ -103,6 +105,8 @@ pub struct Mesh {
     pub interval: Duration,
     /// How long a dead member is still shown (and its last values kept) before it is forgotten.
     pub dead_grace: Duration,
+    /// The cluster keys gossip is sealed with; `None` only with `mesh.insecure: true`.
+    pub keyring: Option<std::sync::Arc<crate::coordinate::seal::Keyring>>,
 }
 
 /// One entry of `groups:`.
@@ -273,7 +277,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     let mesh = raw
         .mesh
         .as_ref()
-        .map(|m| mesh(&m.value).map_err(|msg| invalid(line_of(m), msg)))
+        .map(|m| mesh(&m.value, &resolve).map_err(|msg| invalid(line_of(m), msg)))
         .transpose()?;
 
     // With a mesh, an agent with no groups is a plain member (a seed, a fleet view).
@@ -388,6 +392,11 @@ mod tests {
             "dev@example.com namespaces=\"git\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMXnfR0q1u3uOTyn6fCkCGeTLlzNQqFxrBiL6BQTDf2a\n",
         )
         .expect("write");
+        let key = dir.path().join("gossip.key");
+        let line = crate::coordinate::seal::generate().expect("random");
+        std::fs::write(&key, format!("{line}\n")).expect("write");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
         dir
     }
 
@@ -423,7 +432,7 @@ mod tests {
         let text = format!(
             "node:\n  id: web-1\n  data_dir: /var/lib/shoal\n  labels: {{ zone: eu-1a }}\n  shutdown_grace: 45s\n  files_root: images/web\n\
              status:\n  listen: 127.0.0.1:0\nlog: {{ format: json, level: debug }}\n\
-             mesh:\n  name: prod\n  listen: 0.0.0.0:7946\n  advertise: 10.0.0.5:7946\n  seeds: [10.0.0.6:7946]\n  interval: 1s\n\
+             mesh:\n  name: prod\n  listen: 0.0.0.0:7946\n  advertise: 10.0.0.5:7946\n  seeds: [10.0.0.6:7946]\n  interval: 1s\n  key_file: gossip.key\n\
              groups:\n  - name: web\n    application: shop\n    channel:\n      store: {{ url: s3://bucket/shop, poll: 500ms, endpoint: http://127.0.0.1:9000, region: eu-west-1, allow_http: true }}\n\
              \x20   allowed_signers: {}\n    rollout: {{ strategy: rolling, max_parallel: 25% }}\n    health: {{ http: http://127.0.0.1:8080/health, interval: 5s }}\n",
             dir.path().join("allowed_signers").display()
@@ -457,7 +466,7 @@ mod tests {
     fn the_mesh_gets_a_dead_grace_in_minutes() {
         let dir = with_signers();
         let mesh = |extra: &str| {
-            let text = format!("mesh:\n  name: prod\n{extra}{MINIMAL}");
+            let text = format!("mesh:\n  name: prod\n  key_file: gossip.key\n{extra}{MINIMAL}");
             parse_in(dir.path(), &text).map(|s| s.mesh.expect("mesh"))
         };
         let plain = mesh("").expect("valid");
@@ -489,11 +498,43 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = parse_in(
             dir.path(),
-            "mesh: { name: prod, listen: 127.0.0.1:0, seeds: [10.0.0.6:7946] }\ngroups: []\n",
+            "mesh: { name: prod, listen: 127.0.0.1:0, seeds: [10.0.0.6:7946], insecure: true }\ngroups: []\n",
         )
         .expect("a mesh member without groups");
         assert!(settings.groups.is_empty());
-        assert_eq!(settings.mesh.map(|m| m.name), Some("prod".to_owned()));
+        let mesh = settings.mesh.expect("mesh");
+        assert_eq!(mesh.name, "prod");
+        assert!(mesh.keyring.is_none(), "insecure: no key");
+    }
+
+    #[test]
+    fn a_mesh_needs_a_private_key_file_unless_insecure() {
+        let dir = with_signers();
+        let mesh = |extra: &str| {
+            let text = format!("mesh:\n  name: prod\n{extra}{MINIMAL}");
+            parse_in(dir.path(), &text).map(|s| s.mesh.expect("mesh"))
+        };
+        let sealed = mesh("  key_file: gossip.key\n").expect("a key");
+        assert!(sealed.keyring.is_some());
+        let err = mesh("  key_file: missing.key\n")
+            .expect_err("no file")
+            .to_string();
+        assert!(
+            err.contains("missing.key does not exist; make one with `shoal keygen --out"),
+            "{err}"
+        );
+        let key = dir.path().join("gossip.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod");
+        let err = mesh("  key_file: gossip.key\n")
+            .expect_err("exposed")
+            .to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        let err = mesh("  key_file: gossip.key\n  insecure: true\n")
+            .expect_err("both")
+            .to_string();
+        assert!(err.contains("remove one of them"), "{err}");
+        assert!(mesh("  insecure: true\n").expect("clear").keyring.is_none());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Checking the sections of the config file that carry most rules: `mesh:` and each entry of
 //! `groups:` (its channel, allowed_signers, rollout policy and health check).
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_shared::duration::format_duration;
@@ -11,13 +13,14 @@ use shoal_shared::rollout::Policy;
 
 use super::file::{GroupFile, HealthFile, MeshFile};
 use super::{
-    Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, Group, HealthCheck,
+    Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_KEY_FILE, Group, HealthCheck,
     MIN_DEAD_GRACE_INTERVALS, Mesh, Probe, check_name, line_of,
 };
 use crate::channel::git::GitSource;
 use crate::channel::store::{StoreLocation, StoreSource};
+use crate::coordinate::seal::{KeyError, Keyring};
 
-pub(super) fn mesh(raw: &MeshFile) -> Result<Mesh, String> {
+pub(super) fn mesh(raw: &MeshFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Mesh, String> {
     if raw.name.trim().is_empty() {
         return Err("mesh.name: must not be empty; name the mesh, e.g. `prod`".to_owned());
     }
@@ -52,7 +55,31 @@ pub(super) fn mesh(raw: &MeshFile) -> Result<Mesh, String> {
             format_duration(shortest)
         ));
     }
+    let keyring = match (raw.insecure, &raw.key_file) {
+        (true, Some(_)) => {
+            return Err(
+                "mesh.insecure: true turns gossip sealing off, so mesh.key_file would not be used; remove one of them"
+                    .to_owned(),
+            );
+        }
+        (true, None) => None,
+        (false, file) => {
+            let file = resolve(file.as_deref().unwrap_or(Path::new(DEFAULT_KEY_FILE)));
+            let keyring = Keyring::load(&file).map_err(|e| match e {
+                KeyError::Read { ref source, .. } if source.kind() == ErrorKind::NotFound => {
+                    format!(
+                        "mesh.key_file: {} does not exist; make one with `shoal keygen --out {}` and copy it to every host of the mesh (or set mesh.insecure: true to gossip in the clear)",
+                        file.display(),
+                        file.display()
+                    )
+                }
+                other => format!("mesh.key_file: {other}"),
+            })?;
+            Some(Arc::new(keyring))
+        }
+    };
     Ok(Mesh {
+        keyring,
         name: raw.name.clone(),
         listen,
         advertise,

@@ -268,6 +268,21 @@ pub fn generate() -> std::io::Result<String> {
     Ok(Base64::encode_string(&bytes))
 }
 
+/// Writes a new key to `path`, a new file made 0600 from the start and synced; an existing
+/// file is an `AlreadyExists` error and is left as it was.
+pub fn write_new_key_file(path: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = generate()?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(format!("{key}\n").as_bytes())?;
+    file.sync_all()
+}
+
 /// A fresh nonce from the OS.
 pub fn nonce() -> std::io::Result<[u8; NONCE_LEN]> {
     let mut nonce = [0; NONCE_LEN];

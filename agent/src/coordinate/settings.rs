@@ -63,7 +63,7 @@ impl MeshSettings {
             seeds: mesh.seeds.clone(),
             interval: mesh.interval,
             dead_grace: mesh.dead_grace,
-            keyring: None,
+            keyring: mesh.keyring.clone(),
         }
     }
 

@@ -166,6 +166,15 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let mesh = match mesh_settings.clone() {
         Some(mesh_settings) => {
             let names: Vec<String> = values.keys().cloned().collect();
+            match &mesh_settings.keyring {
+                Some(keyring) => {
+                    info!(key = %keyring.primary().id(), "gossip sealed with the cluster key");
+                }
+                None => warn!(
+                    listen = %mesh_settings.listen,
+                    "mesh.insecure: gossip is neither authenticated nor encrypted; anyone who can reach the gossip port can change this mesh's state"
+                ),
+            }
             let mesh = Mesh::start_with_values(mesh_settings, &names, &values, None).await?;
             Some(Arc::new(mesh))
         }

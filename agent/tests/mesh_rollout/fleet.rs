@@ -72,6 +72,15 @@ impl Fleet {
         let marks = dir.path().join("marks");
         fs::create_dir_all(&marks).unwrap();
         fs::write(marks.join("hooks.log"), "").unwrap();
+        // The mesh's cluster key, as `shoal keygen --out` makes it.
+        let key_file = dir.path().join("gossip.key");
+        let made = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .arg("keygen")
+            .arg("--out")
+            .arg(&key_file)
+            .status()
+            .unwrap();
+        assert!(made.success(), "shoal keygen --out {}", key_file.display());
         let repo = Repo::init(&dir.path().join("repo"));
         repo.commit_file("README", "shop\n", "initial");
         let hosts = (1..=n)
@@ -119,9 +128,10 @@ impl Fleet {
             "node: {{ id: seed, data_dir: {data} }}\n\
              status: {{ listen: 127.0.0.1:0 }}\n\
              log: {{ format: json, level: info }}\n\
-             mesh: {{ name: e2e, listen: 127.0.0.1:0, interval: 100ms }}\n\
+             mesh: {{ name: e2e, listen: 127.0.0.1:0, interval: 100ms, key_file: {key} }}\n\
              groups: []\n",
             data = home.join("data").display(),
+            key = self.key_file().display(),
         );
         fs::write(&config, text).unwrap();
         AgentProcess::start(
@@ -130,6 +140,11 @@ impl Fleet {
             &home.join("agent.log"),
             &[],
         )
+    }
+
+    /// The cluster key every host reads.
+    fn key_file(&self) -> PathBuf {
+        self.dir.path().join("gossip.key")
     }
 
     /// The plain mesh member, if any.
@@ -156,7 +171,7 @@ impl Fleet {
             "node: {{ id: {id}, data_dir: {data}, shutdown_grace: 5s }}\n\
              status: {{ listen: 127.0.0.1:0 }}\n\
              log: {{ format: json, level: info }}\n\
-             mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms }}\n\
+             mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms, key_file: {key} }}\n\
              groups:\n\
              \x20 - name: {GROUP}\n\
              \x20   application: shop\n\
@@ -166,6 +181,7 @@ impl Fleet {
              \x20   kill_grace: 1s\n",
             id = host.id,
             data = host.data_dir.display(),
+            key = self.key_file().display(),
             seeds = seeds.join(", "),
             repo = self.repo.dir().display(),
             signers = self.signers_file.display(),

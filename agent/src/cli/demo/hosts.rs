@@ -60,7 +60,7 @@ impl Host {
              node: {{ id: {id}, data_dir: {data}, files_root: {root}, shutdown_grace: 5s }}\n\
              status: {{ listen: 127.0.0.1:0 }}\n\
              log: {{ format: json, level: info }}\n\
-             mesh: {{ name: {MESH}, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 200ms }}\n\
+             mesh: {{ name: {MESH}, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 200ms, key_file: {key} }}\n\
              groups:\n\
              \x20 - name: {GROUP}\n\
              \x20   application: hello-app\n\
@@ -70,6 +70,7 @@ impl Host {
              \x20   kill_grace: 2s\n",
             data = quoted(&home.join("data")),
             root = quoted(&files_root),
+            key = quoted(&workspace.gossip_key),
             repo = quoted(&workspace.repo),
             signers = quoted(&workspace.allowed_signers),
         );

@@ -85,6 +85,8 @@ pub struct Workspace {
     pub repo: PathBuf,
     /// The allowed_signers file the agents trust.
     pub allowed_signers: PathBuf,
+    /// The mesh's cluster key (0600), as `shoal keygen --out` makes it.
+    pub gossip_key: PathBuf,
     key: PathBuf,
 }
 
@@ -106,12 +108,16 @@ impl Workspace {
         let line = format!("{PRINCIPAL} namespaces=\"git\" {}", public.trim());
         fs::write(&allowed_signers, format!("{line}\n"))
             .map_err(|e| format!("cannot write {}: {e}", allowed_signers.display()))?;
+        let gossip_key = keys.join("gossip.key");
+        crate::coordinate::seal::write_new_key_file(&gossip_key)
+            .map_err(|e| format!("cannot write the gossip key {}: {e}", gossip_key.display()))?;
         let repo = root.join("hello-app.git");
         fs::create_dir_all(&repo).map_err(|e| format!("cannot create {}: {e}", repo.display()))?;
         let workspace = Workspace {
             root: root.to_owned(),
             repo,
             allowed_signers,
+            gossip_key,
             key,
         };
         workspace.git(&["init", "-q", "-b", "main"])?;
