@@ -129,7 +129,9 @@ sample_valid() {
   echo 'release@example.com namespaces="git,shoal-release" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILPr0sWWMSky90XdiCfJEXWhLiqzuTrBI4kbZul1anvE' \
     >"$dir/allowed_signers"
   sed -n '/^#node:/,$p' packaging/agent.yaml | grep -v '^# [A-Z]' | sed -E 's/^#([a-z]|  )/\1/' |
-    sed "s|/etc/shoal/allowed_signers|$dir/allowed_signers|; s|/var/lib/shoal|$dir/data|g" >"$dir/agent.yaml"
+    sed "s|/etc/shoal/allowed_signers|$dir/allowed_signers|; s|/etc/shoal/gossip.key|$dir/gossip.key|; s|/var/lib/shoal|$dir/data|g" >"$dir/agent.yaml"
+  rm -f "$dir/gossip.key"
+  "$unit_dir/deb/usr/bin/shoal" keygen --out "$dir/gossip.key"
   "$unit_dir/deb/usr/bin/shoal" agent --config "$dir/agent.yaml" --check-config
 }
 check "agent.yaml with its examples uncommented is a valid config" sample_valid

@@ -44,8 +44,8 @@ fn trust(dir: &Path) -> (SigningKey, PathBuf) {
 /// `--check-config` reads each group's allowed_signers file. So each sample is checked as it
 /// would be on a host: copied to `<temp>/etc/shoal/agent.yaml` with `/etc/shoal/` turned into
 /// `<temp>/etc/shoal/` (nothing else changes), beside a real allowed_signers file at every
-/// path the sample names. The other files they name (tokens, ssh keys) are read only when
-/// the agent runs.
+/// path the sample names, and a gossip key made by `shoal keygen`. The other files they name
+/// (tokens, ssh keys) are read only when the agent runs.
 #[test]
 fn every_config_sample_passes_check_config() {
     let mut samples: Vec<PathBuf> = std::fs::read_dir(examples("config"))
@@ -85,6 +85,14 @@ fn every_config_sample_passes_check_config() {
                 std::fs::copy(&signers, path).expect("place allowed_signers");
             }
         }
+        // The mesh's cluster key, as a host has it after `shoal keygen --out`.
+        let made = std::process::Command::new(SHOAL)
+            .arg("keygen")
+            .arg("--out")
+            .arg(etc.join("gossip.key"))
+            .output()
+            .expect("run shoal keygen");
+        assert!(made.status.success(), "{}", text(&made));
         let config = etc.join("agent.yaml");
         std::fs::write(&config, &config_text).expect("write config");
         let out = std::process::Command::new(SHOAL)

@@ -56,6 +56,13 @@ pub struct Metrics {
     refusals: Family<ReasonLabels, Counter>,
     polls: Family<GroupLabels, Counter>,
     poll_errors: Family<GroupLabels, Counter>,
+    gossip_dropped: Family<DropLabels, Counter>,
+}
+
+/// Why a gossip datagram was dropped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: String,
 }
 
 impl Default for Metrics {
@@ -103,7 +110,14 @@ impl Metrics {
             "Channel checks that failed, by group",
             poll_errors.clone(),
         );
+        let gossip_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "gossip_dropped_datagrams",
+            "Gossip datagrams dropped, by reason (forged, unknown_key, short, version, replayed, undecodable, too_large)",
+            gossip_dropped.clone(),
+        );
         Self {
+            gossip_dropped,
             registry: Arc::new(registry),
             deployments,
             hook_seconds,
@@ -184,6 +198,19 @@ impl Metrics {
         drop(self.poll_errors.get_or_create(&labels));
     }
 
+    /// The mesh's counts of dropped gossip datagrams, by reason, as they are now.
+    pub fn set_gossip_dropped(&self, counts: &[(&'static str, u64)]) {
+        for (reason, count) in counts {
+            let labels = DropLabels {
+                reason: (*reason).to_owned(),
+            };
+            self.gossip_dropped
+                .get_or_create(&labels)
+                .inner()
+                .store(*count, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// The OpenMetrics text exposition (ends with `# EOF`).
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -197,6 +224,19 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_gossip_is_shown_as_counted_by_the_mesh() {
+        let metrics = Metrics::new();
+        metrics.set_gossip_dropped(&[("forged", 3), ("replayed", 1)]);
+        metrics.set_gossip_dropped(&[("forged", 5), ("replayed", 1)]);
+        let text = metrics.encode();
+        assert!(
+            text.contains("shoal_gossip_dropped_datagrams_total{reason=\"forged\"} 5"),
+            "{text}"
+        );
+        assert!(text.contains("shoal_gossip_dropped_datagrams_total{reason=\"replayed\"} 1"));
+    }
 
     #[test]
     fn the_text_carries_each_family_with_its_labels() {

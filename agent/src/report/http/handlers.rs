@@ -55,7 +55,12 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
         Route::Fleet => json(StatusCode::OK, &fleet::fleet(state).await),
         Route::Page => fleet_page(state).await,
         Route::Control { ref group, action } => control::answer(state, group, action, &asked).await,
-        Route::Metrics => text(StatusCode::OK, OPENMETRICS, state.metrics.encode()),
+        Route::Metrics => {
+            if let Some(mesh) = &state.mesh {
+                state.metrics.set_gossip_dropped(&mesh.dropped());
+            }
+            text(StatusCode::OK, OPENMETRICS, state.metrics.encode())
+        }
         Route::Deployments => {
             let root = state.deployment_root.clone();
             match blocking(move || deployments::list(&root)).await {
