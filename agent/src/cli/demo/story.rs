@@ -106,11 +106,10 @@ impl Story {
 
     /// Waits until every host runs `revision` and is done with it.
     async fn all_on(&mut self, revision: &str) -> Result<(), String> {
-        let hosts = std::mem::take(&mut self.hosts);
         let what = format!("every host on {revision}");
         let result = self
             .watch
-            .until(&hosts, &what, CHAPTER, |views| {
+            .until(&self.hosts, &what, CHAPTER, |views| {
                 if let Some(halt) = views.iter().find_map(|v| {
                     v.group
                         .as_ref()?
@@ -130,7 +129,6 @@ impl Story {
                     .all(|v| v.current() == Some(revision) && settled(v)))
             })
             .await;
-        self.hosts = hosts;
         result.map(|_| ())
     }
 
@@ -187,32 +185,35 @@ impl Story {
     /// The broken release halts on every host, only its canary ran it, and the canary went
     /// back to `good`.
     async fn halted_and_back(&mut self, bad: &str, good: &str) -> Result<(), String> {
-        let hosts = std::mem::take(&mut self.hosts);
         let (mut first_halt, mut all_halted) = (None, None);
         let started = Instant::now();
         let result = self
             .watch
-            .until(&hosts, &format!("the halt of {bad}"), CHAPTER, |views| {
-                let halted = |v: &View| {
-                    v.group
-                        .as_ref()
-                        .and_then(|g| g.rollout.as_ref())
-                        .is_some_and(|r| r.revision == bad && r.halted.is_some())
-                };
-                let count = views.iter().filter(|v| halted(v)).count();
-                if count > 0 && first_halt.is_none() {
-                    first_halt = Some(started.elapsed());
-                }
-                if count == views.len() && all_halted.is_none() {
-                    all_halted = Some(started.elapsed());
-                }
-                let back = views
-                    .iter()
-                    .all(|v| v.current() == Some(good) && settled(v));
-                Ok(count == views.len() && back)
-            })
+            .until(
+                &self.hosts,
+                &format!("the halt of {bad}"),
+                CHAPTER,
+                |views| {
+                    let halted = |v: &View| {
+                        v.group
+                            .as_ref()
+                            .and_then(|g| g.rollout.as_ref())
+                            .is_some_and(|r| r.revision == bad && r.halted.is_some())
+                    };
+                    let count = views.iter().filter(|v| halted(v)).count();
+                    if count > 0 && first_halt.is_none() {
+                        first_halt = Some(started.elapsed());
+                    }
+                    if count == views.len() && all_halted.is_none() {
+                        all_halted = Some(started.elapsed());
+                    }
+                    let back = views
+                        .iter()
+                        .all(|v| v.current() == Some(good) && settled(v));
+                    Ok(count == views.len() && back)
+                },
+            )
             .await;
-        self.hosts = hosts;
         let views = result?;
         let halt = views
             .iter()

@@ -37,7 +37,6 @@ pub struct Watch {
     tty: bool,
     drawn: usize,
     seen: HashMap<String, String>,
-    title: String,
 }
 
 impl Watch {
@@ -48,7 +47,6 @@ impl Watch {
             tty: std::io::stdout().is_terminal(),
             drawn: 0,
             seen: HashMap::new(),
-            title: String::new(),
         }
     }
 
@@ -59,7 +57,6 @@ impl Watch {
 
     /// Starts a chapter of the story.
     pub fn chapter(&mut self, title: &str) {
-        self.title = title.to_owned();
         if self.tty {
             self.drawn = 0;
             println!();
