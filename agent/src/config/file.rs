@@ -82,6 +82,8 @@ pub struct MeshFile {
     /// Gossip in the clear, with no key.
     #[serde(default)]
     pub insecure: bool,
+    /// The largest gossip datagram in bytes.
+    pub max_datagram: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -107,6 +107,8 @@ pub struct Mesh {
     pub dead_grace: Duration,
     /// The cluster keys gossip is sealed with; `None` only with `mesh.insecure: true`.
     pub keyring: Option<std::sync::Arc<crate::coordinate::seal::Keyring>>,
+    /// The largest gossip datagram; larger messages are sent in parts.
+    pub max_datagram: usize,
 }
 
 /// One entry of `groups:`.
@@ -490,6 +492,36 @@ mod tests {
             .expect_err("unitless")
             .to_string();
         assert!(err.contains("has no unit"), "{err}");
+    }
+
+    #[test]
+    fn the_largest_gossip_datagram_is_bounded_and_needs_sealing() {
+        let dir = with_signers();
+        let mesh = |extra: &str| {
+            let text = format!("mesh:\n  name: prod\n{extra}{MINIMAL}");
+            parse_in(dir.path(), &text).map(|s| s.mesh.expect("mesh"))
+        };
+        let sealed = "  key_file: gossip.key\n";
+        assert_eq!(
+            mesh(sealed).expect("valid").max_datagram,
+            crate::coordinate::MAX_DATAGRAM
+        );
+        let set = mesh(&format!("{sealed}  max_datagram: 1400\n")).expect("valid");
+        assert_eq!(set.max_datagram, 1_400);
+        let err = mesh(&format!("{sealed}  max_datagram: 100\n"))
+            .expect_err("tiny")
+            .to_string();
+        assert!(
+            err.contains("mesh.max_datagram: 100 is not between 548 and 65507 bytes"),
+            "{err}"
+        );
+        let err = mesh("  insecure: true\n  max_datagram: 1400\n")
+            .expect_err("clear")
+            .to_string();
+        assert!(
+            err.contains("only sealed gossip can send a message in parts"),
+            "{err}"
+        );
     }
 
     /// Each bad file gets one sentence naming the file, the line and the key.

@@ -19,6 +19,7 @@ use super::{
 use crate::channel::git::GitSource;
 use crate::channel::store::{StoreLocation, StoreSource};
 use crate::coordinate::seal::{KeyError, Keyring};
+use crate::coordinate::{MAX_DATAGRAM, MIN_DATAGRAM};
 
 pub(super) fn mesh(raw: &MeshFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Mesh, String> {
     if raw.name.trim().is_empty() {
@@ -78,8 +79,21 @@ pub(super) fn mesh(raw: &MeshFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result
             Some(Arc::new(keyring))
         }
     };
+    let max_datagram = raw.max_datagram.unwrap_or(MAX_DATAGRAM);
+    if raw.insecure && raw.max_datagram.is_some() {
+        return Err(
+            "mesh.max_datagram: only sealed gossip can send a message in parts, and mesh.insecure is true; remove mesh.max_datagram"
+                .to_owned(),
+        );
+    }
+    if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&max_datagram) {
+        return Err(format!(
+            "mesh.max_datagram: {max_datagram} is not between {MIN_DATAGRAM} and {MAX_DATAGRAM} bytes; use e.g. 1400 on networks that drop IP fragments"
+        ));
+    }
     Ok(Mesh {
         keyring,
+        max_datagram,
         name: raw.name.clone(),
         listen,
         advertise,

@@ -66,6 +66,7 @@ impl Mesh {
                     settings.listen,
                     keyring,
                     &settings.cluster,
+                    settings.max_datagram,
                     Arc::clone(&dropped),
                 )
                 .await?

@@ -8,6 +8,7 @@
 //! generation. [`Mesh`] is the handle (`mesh.rs`), [`MeshSettings`] the knobs (`settings.rs`);
 //! reading and decoding peers is `snapshot.rs`, the change notifier `task.rs`, the socket `udp.rs`.
 
+pub mod fragment;
 mod mesh;
 pub mod seal;
 mod sealed;
@@ -23,6 +24,7 @@ use shoal_shared::rollout::View;
 use shoal_shared::rollout::plan::Peer;
 
 pub use mesh::Mesh;
+pub use sealed::{MAX_DATAGRAM, MIN_DATAGRAM};
 pub use settings::MeshSettings;
 pub use shoal_shared::fleet::NodeView;
 pub use shoal_shared::gossip::GroupValues;

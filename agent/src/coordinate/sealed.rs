@@ -9,6 +9,10 @@
 //! recv:  peer -> public socket -> open -> feeder (127.0.0.1) -> decoder (127.0.0.1) -> envelope
 //! ```
 //!
+//! Each message is framed ([`super::fragment`]): one sealed datagram when it fits in
+//! `mesh.max_datagram`, else parts sealed one by one and put back together before chitchat
+//! reads them.
+//!
 //! Loopback datagrams from anyone but our own relay socket are ignored (their source address
 //! is checked; on loopback it cannot be forged without root). Receiving runs in a task of its
 //! own, one datagram at a time, so each decoded envelope is paired with the peer that sent it,
@@ -29,10 +33,14 @@ use tokio::time::{Instant, timeout};
 use tracing::warn;
 
 use super::MeshError;
+use super::fragment::{self, MAX_MESSAGE, Reassembly};
 use super::seal::{Keyring, NONCE_LEN, OVERHEAD, nonce_of};
 
-/// The largest UDP payload.
-const MAX_DATAGRAM: usize = 65_507;
+/// The largest UDP payload, and the default `mesh.max_datagram`.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// The smallest `mesh.max_datagram`: what every IPv4 host must take in one piece (576 bytes),
+/// less the IP and UDP headers.
+pub const MIN_DATAGRAM: usize = 548;
 /// How long the decoder may take with a datagram before it counts as undecodable.
 const DECODE_WITHIN: Duration = Duration::from_secs(1);
 /// At most one log line per reason in this time.
@@ -42,8 +50,8 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 const REPLAY_WINDOW: usize = 16_384;
 
 /// Datagrams dropped, by reason: the four of [`super::seal::Refused`], `replayed` (a nonce seen
-/// lately), `undecodable` (opened, but not a chitchat message: only a key holder can send
-/// those) and `too_large` (ours, unsent).
+/// lately), `undecodable` (opened, but not a well-formed frame or chitchat message: only a key
+/// holder can send those) and `too_large` (ours, unsent: a message over 255 parts).
 #[derive(Debug, Default)]
 pub struct Dropped {
     counts: Mutex<HashMap<&'static str, (u64, Option<Instant>)>>,
@@ -84,6 +92,10 @@ pub(super) struct SealedSocket {
     encoder_addr: SocketAddr,
     tap_addr: SocketAddr,
     buf: Vec<u8>,
+    /// The plaintext one sealed datagram carries: `mesh.max_datagram` less the seal.
+    room: usize,
+    /// Names the next message sent in parts.
+    next_id: u64,
     keyring: Arc<Keyring>,
     mesh: Arc<str>,
     dropped: Arc<Dropped>,
@@ -109,11 +121,13 @@ async fn chitchat_loopback() -> std::io::Result<(ChitchatUdp, SocketAddr)> {
     Ok((socket, addr))
 }
 
-/// Binds the public gossip socket at `listen`, sealing for the mesh `mesh` with `keyring`.
+/// Binds the public gossip socket at `listen`, sealing for the mesh `mesh` with `keyring` in
+/// datagrams of at most `max_datagram` bytes.
 pub(super) async fn bind(
     listen: SocketAddr,
     keyring: Arc<Keyring>,
     mesh: &str,
+    max_datagram: usize,
     dropped: Arc<Dropped>,
 ) -> Result<Box<dyn Socket>, MeshError> {
     let public = UdpSocket::bind(listen)
@@ -157,13 +171,23 @@ pub(super) async fn bind(
         tap,
         encoder_addr,
         tap_addr,
-        buf: vec![0; MAX_DATAGRAM],
+        buf: vec![0; MAX_MESSAGE],
+        room: max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM) - OVERHEAD,
+        next_id: first_id().map_err(|source| MeshError::Spawn {
+            source: Box::new(source),
+        })?,
         keyring,
         mesh,
         dropped,
         inbox,
         receiver,
     }))
+}
+
+/// A random first message id, so a restarted peer's parts never join its earlier ones.
+fn first_id() -> std::io::Result<u64> {
+    let [a, b, c, d, e, f, g, h, ..] = super::seal::nonce()?;
+    Ok(u64::from_be_bytes([a, b, c, d, e, f, g, h]))
 }
 
 /// What the receiving task owns.
@@ -183,6 +207,7 @@ struct Receiver {
 async fn receive(mut r: Receiver) {
     let mut buf = vec![0; MAX_DATAGRAM];
     let mut recent = Recent::default();
+    let mut reassembly = Reassembly::default();
     let feeder_addr = match r.feeder.local_addr() {
         Ok(addr) => addr,
         Err(_) => return,
@@ -207,7 +232,15 @@ async fn receive(mut r: Receiver) {
             r.dropped.count("replayed", from);
             continue;
         }
-        if r.feeder.send_to(&plaintext, r.decoder_addr).await.is_err() {
+        let message = match reassembly.accept(from, &plaintext) {
+            Ok(Some(message)) => message,
+            Ok(None) => continue,
+            Err(_) => {
+                r.dropped.count("undecodable", from);
+                continue;
+            }
+        };
+        if r.feeder.send_to(&message, r.decoder_addr).await.is_err() {
             continue;
         }
         let decoded = timeout(DECODE_WITHIN, async {
@@ -223,7 +256,7 @@ async fn receive(mut r: Receiver) {
         match decoded {
             Ok(Some(mut outcome)) => {
                 outcome.from_addr = from;
-                outcome.num_bytes_received = len;
+                outcome.num_bytes_received = message.len();
                 if r.inbox.send(outcome).await.is_err() {
                     return;
                 }
@@ -277,14 +310,19 @@ impl SealedSocket {
                 break len;
             }
         };
-        if len + OVERHEAD > MAX_DATAGRAM {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let Ok(frames) = fragment::frames(&self.buf[..len], self.room, id) else {
             self.dropped.count("too_large", to);
             return Ok(SendOutcome { num_bytes_sent: 0 });
+        };
+        let mut num_bytes_sent = 0;
+        for frame in frames {
+            let sealed = self
+                .keyring
+                .seal(&self.mesh, &frame, &super::seal::nonce()?);
+            num_bytes_sent += self.public.send_to(&sealed, to).await?;
         }
-        let sealed = self
-            .keyring
-            .seal(&self.mesh, &self.buf[..len], &super::seal::nonce()?);
-        let num_bytes_sent = self.public.send_to(&sealed, to).await?;
         Ok(SendOutcome { num_bytes_sent })
     }
 

@@ -50,6 +50,8 @@ pub struct MeshSettings {
     /// The cluster keys every datagram is sealed and opened with; `None` gossips in the clear
     /// (`mesh.insecure`).
     pub keyring: Option<Arc<Keyring>>,
+    /// The largest sealed datagram; larger messages go in parts (sealed gossip only).
+    pub max_datagram: usize,
 }
 
 impl MeshSettings {
@@ -64,6 +66,7 @@ impl MeshSettings {
             interval: mesh.interval,
             dead_grace: mesh.dead_grace,
             keyring: mesh.keyring.clone(),
+            max_datagram: mesh.max_datagram,
         }
     }
 
@@ -204,6 +207,7 @@ mod tests {
             interval: Duration::from_millis(100),
             dead_grace: Duration::from_secs(600),
             keyring: None,
+            max_datagram: crate::coordinate::MAX_DATAGRAM,
         }
     }
 

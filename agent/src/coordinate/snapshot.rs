@@ -327,6 +327,7 @@ mod tests {
             interval: Duration::from_millis(100),
             dead_grace: Duration::from_secs(600),
             keyring: None,
+            max_datagram: crate::coordinate::MAX_DATAGRAM,
         };
         let config = settings.chitchat_config(
             me.generation_id,

@@ -48,6 +48,7 @@ pub fn settings(node: &str, seeds: &[SocketAddr], interval: Duration) -> MeshSet
         interval,
         dead_grace: Duration::from_secs(600),
         keyring: None,
+        max_datagram: shoal_agent::coordinate::MAX_DATAGRAM,
     }
 }
 

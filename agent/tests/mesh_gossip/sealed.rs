@@ -169,3 +169,74 @@ async fn noise_and_replays_change_nothing_and_are_counted() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// How many keys `node`'s state holds for peer `of`, as `node`'s chitchat sees them.
+async fn keys_seen(mesh: &Mesh, of: &Mesh, prefix: &str) -> usize {
+    let chitchat = mesh.chitchat();
+    let chitchat = chitchat.lock().await;
+    let other = of.chitchat();
+    let other = other.lock().await.self_chitchat_id().clone();
+    chitchat.node_state(&other).map_or(0, |state| {
+        state
+            .key_values()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .count()
+    })
+}
+
+/// chitchat fills a message up to the largest UDP payload; with `mesh.max_datagram` smaller
+/// than that (here 1,200 bytes) each message is sealed in parts, none larger, and put back
+/// together before chitchat reads it: a 200 KiB state crosses whole.
+#[tokio::test(flavor = "current_thread")]
+async fn a_state_larger_than_a_datagram_crosses_in_parts() {
+    let _one = exclusive().await;
+    const MAX: usize = 1_200;
+    let key = keyring();
+    let small = |node: &str, seeds: &[SocketAddr]| MeshSettings {
+        max_datagram: MAX,
+        ..sealed(node, seeds, &key)
+    };
+    let a = start(small("a", &[])).await;
+    // b joins through a relay that keeps a copy of every datagram b sends.
+    let relay = recorder(a.gossip_addr()).await;
+    let b = start(small("b", &[relay.addr])).await;
+    // 5,000 keys whose values do not compress, so chitchat's messages are as full as it makes
+    // them.
+    const KEYS: usize = 5_000;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    {
+        let chitchat = b.chitchat();
+        let mut chitchat = chitchat.lock().await;
+        let state = chitchat.self_node_state();
+        for i in 0..KEYS {
+            let value: String = (0..24)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    char::from(ALPHABET[(seed % 64) as usize])
+                })
+                .collect();
+            state.set(format!("bulk:{i:05}"), value);
+        }
+    }
+    eventually(DEADLINE, "a to hold every one of b's keys", || async {
+        (keys_seen(&a, &b, "bulk:").await == KEYS).then_some(())
+    })
+    .await;
+    let sent = relay.seen.lock().unwrap().clone();
+    let largest = sent.iter().map(Vec::len).max().unwrap_or(0);
+    let full_parts = sent.iter().filter(|d| d.len() == MAX).count();
+    assert!(largest <= MAX, "b sent a datagram of {largest} bytes");
+    assert!(
+        full_parts >= 2,
+        "b's messages went in parts of exactly {MAX} bytes (saw {full_parts} of {})",
+        sent.len()
+    );
+    for mesh in [&a, &b] {
+        assert_eq!(mesh.dropped(), vec![], "nothing dropped on one key");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
