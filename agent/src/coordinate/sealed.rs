@@ -47,7 +47,7 @@ const DECODE_WITHIN: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How many recent nonces are remembered to drop exact replays (older replays reach chitchat,
 /// whose versioned state does not go back for them).
-const REPLAY_WINDOW: usize = 16_384;
+pub const REPLAY_WINDOW: usize = 16_384;
 
 /// Datagrams dropped, by reason: the four of [`super::seal::Refused`], `replayed` (a nonce seen
 /// lately), `undecodable` (opened, but not a well-formed frame or chitchat message: only a key

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use shoal_agent::coordinate::seal::Keyring;
-use shoal_agent::coordinate::{GroupValues, Mesh, MeshSettings};
+use shoal_agent::coordinate::{GroupValues, Mesh, MeshSettings, REPLAY_WINDOW};
 use shoal_shared::gossip::Step;
 use tokio::net::UdpSocket;
 
@@ -236,6 +236,82 @@ async fn a_state_larger_than_a_datagram_crosses_in_parts() {
     );
     for mesh in [&a, &b] {
         assert_eq!(mesh.dropped(), vec![], "nothing dropped on one key");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Exact replays are dropped while their nonce is among the last `REPLAY_WINDOW` seen; older
+/// ones reach chitchat, whose versions do not go back: b's datagrams from when it was on v1,
+/// replayed once the window has moved past them, are answered (so chitchat read them) and a
+/// still sees b on v2.
+#[tokio::test(flavor = "current_thread")]
+async fn replays_older_than_the_window_do_not_roll_state_back() {
+    let _one = exclusive().await;
+    let key = keyring();
+    let a = start(sealed("a", &[], &key)).await;
+    let relay = recorder(a.gossip_addr()).await;
+    let b = start(sealed("b", &[relay.addr], &key)).await;
+    b.publish("web", &published("v1")).await;
+    eventually(
+        DEADLINE,
+        "a to see b on v1 and the relay to hold some",
+        || async {
+            let web = a.group("web").await;
+            let on_v1 = web.peer("b")?.state == published("v1").state;
+            (on_v1 && relay.seen.lock().unwrap().len() >= 5).then_some(())
+        },
+    )
+    .await;
+    let old: Vec<Vec<u8>> = relay.seen.lock().unwrap().clone();
+    b.publish("web", &published("v2")).await;
+    eventually(DEADLINE, "a to see b on v2", || async {
+        let web = a.group("web").await;
+        (web.peer("b")?.state == published("v2").state).then_some(())
+    })
+    .await;
+
+    // Move a's window past the old datagrams: sealed frames of no known kind, each with a
+    // fresh nonce, opened and remembered, then dropped as undecodable.
+    let attacker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = a.gossip_addr();
+    let flood = REPLAY_WINDOW as u64 + 100;
+    let before = dropped(&a, "undecodable");
+    let mut sent = 0;
+    while sent < flood {
+        for _ in 0..64.min(flood - sent) {
+            let nonce = shoal_agent::coordinate::seal::nonce().unwrap();
+            let datagram = key.seal("test", &[9], &nonce);
+            attacker.send_to(&datagram, target).await.unwrap();
+            sent += 1;
+        }
+        eventually(DEADLINE, "a to take in the flood", || async {
+            (dropped(&a, "undecodable") - before >= sent).then_some(())
+        })
+        .await;
+    }
+    let replayed_before = dropped(&a, "replayed");
+    for datagram in &old {
+        attacker.send_to(datagram, target).await.unwrap();
+    }
+    // a answers at least one of them: they went past the window to chitchat.
+    let mut buf = vec![0; 65_536];
+    let answered = tokio::time::timeout(DEADLINE, attacker.recv_from(&mut buf)).await;
+    assert!(
+        matches!(answered, Ok(Ok((_, from))) if from == target),
+        "a answers a replay older than the window"
+    );
+    assert_eq!(
+        dropped(&a, "replayed"),
+        replayed_before,
+        "none was in the window"
+    );
+    let until = tokio::time::Instant::now() + INTERVAL * 10;
+    while tokio::time::Instant::now() < until {
+        let web = a.group("web").await;
+        let peer = web.peer("b").expect("b is still a member");
+        assert_eq!(peer.state, published("v2").state, "nothing went back");
+        tokio::time::sleep(INTERVAL).await;
     }
     a.shutdown().await;
     b.shutdown().await;

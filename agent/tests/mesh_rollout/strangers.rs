@@ -1,0 +1,172 @@
+//! Sealed gossip between real agent processes: two agents on one cluster key mesh; a third on
+//! another key, told where both are, never sees them nor they it. A fourth process (this test)
+//! sends noise, a forged datagram and recorded datagrams again to a gossip port: the fleet it
+//! sees does not change, and `/metrics` counts each kind by reason.
+
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shoal_tests::agent::AgentProcess;
+use shoal_tests::poll_until;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn keygen(file: &Path) {
+    let made = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .arg("keygen")
+        .arg("--out")
+        .arg(file)
+        .status()
+        .unwrap();
+    assert!(made.success(), "shoal keygen --out {}", file.display());
+}
+
+/// A plain mesh member `id` on the key in `key`, joining through `seeds`.
+fn member(dir: &Path, id: &str, key: &Path, seeds: &[SocketAddr]) -> AgentProcess {
+    let home = dir.join(id);
+    fs::create_dir_all(&home).unwrap();
+    let seeds: Vec<String> = seeds.iter().map(ToString::to_string).collect();
+    let config = home.join("agent.yaml");
+    fs::write(
+        &config,
+        format!(
+            "node: {{ id: {id}, data_dir: {data} }}\n\
+             status: {{ listen: 127.0.0.1:0 }}\n\
+             log: {{ format: json, level: info }}\n\
+             mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms, key_file: {key} }}\n\
+             groups: []\n",
+            data = home.join("data").display(),
+            seeds = seeds.join(", "),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    AgentProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_shoal")),
+        &config,
+        &home.join("agent.log"),
+        &[],
+    )
+}
+
+/// The ids of the nodes `agent` shows alive in its fleet view.
+fn alive(agent: &AgentProcess) -> Option<Vec<String>> {
+    let body = agent.get("/v1/fleet").ok()?.body;
+    let fleet: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let ids = fleet["nodes"]
+        .as_array()?
+        .iter()
+        .filter(|n| n["alive"] == true)
+        .filter_map(|n| n["id"].as_str().map(str::to_owned))
+        .collect();
+    Some(ids)
+}
+
+/// `shoal_gossip_dropped_datagrams_total{reason="…"}` on `agent`'s `/metrics`.
+fn dropped(agent: &AgentProcess, reason: &str) -> u64 {
+    let Ok(reply) = agent.get("/metrics") else {
+        return 0;
+    };
+    let series = format!("shoal_gossip_dropped_datagrams_total{{reason=\"{reason}\"}} ");
+    reply
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A relay to `to` that keeps a copy of every datagram its other side sends.
+fn recorder(to: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut buf = vec![0; 65_536];
+        let mut node = None;
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let next = if from == to {
+                node
+            } else {
+                node = Some(from);
+                kept.lock().unwrap().push(buf[..len].to_vec());
+                Some(to)
+            };
+            if let Some(next) = next {
+                let _ = socket.send_to(&buf[..len], next);
+            }
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn agents_on_another_key_never_meet_and_bad_datagrams_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("ours.key"), dir.path().join("theirs.key"));
+    keygen(&ours);
+    keygen(&theirs);
+    let a = member(dir.path(), "a", &ours, &[]);
+    // b joins a through a relay that keeps what b sends.
+    let (relay, recorded) = recorder(a.gossip_addr());
+    let b = member(dir.path(), "b", &ours, &[relay]);
+    let x = member(
+        dir.path(),
+        "x",
+        &theirs,
+        &[a.gossip_addr(), b.gossip_addr()],
+    );
+
+    let both = vec!["a".to_owned(), "b".to_owned()];
+    for agent in [&a, &b] {
+        let seen = poll_until(WAIT, || alive(agent).filter(|ids| *ids == both));
+        assert!(seen.is_some(), "a and b mesh: {:?}", alive(agent));
+    }
+    let counted = poll_until(WAIT, || (dropped(&a, "unknown_key") > 0).then_some(()));
+    assert!(counted.is_some(), "a counts x's datagrams as unknown_key");
+    assert!(
+        poll_until(WAIT, || (recorded.lock().unwrap().len() >= 5).then_some(())).is_some(),
+        "the relay holds some of b's datagrams"
+    );
+
+    // This process: noise of every length, a forged copy, and b's datagrams again.
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = a.gossip_addr();
+    for len in 0..300usize {
+        let noise: Vec<u8> = (0..len).map(|i| (i * 131 + len * 7) as u8).collect();
+        attacker.send_to(&noise, target).unwrap();
+    }
+    let old = recorded.lock().unwrap().clone();
+    let mut forged = old[0].clone();
+    let middle = forged.len() / 2;
+    forged[middle] ^= 0x40;
+    attacker.send_to(&forged, target).unwrap();
+    for datagram in &old {
+        attacker.send_to(datagram, target).unwrap();
+    }
+    let counted = poll_until(WAIT, || {
+        let all = dropped(&a, "short") > 0
+            && dropped(&a, "forged") > 0
+            && dropped(&a, "replayed") >= old.len() as u64 / 2;
+        all.then_some(())
+    });
+    assert!(
+        counted.is_some(),
+        "short {}, forged {}, replayed {} of {}",
+        dropped(&a, "short"),
+        dropped(&a, "forged"),
+        dropped(&a, "replayed"),
+        old.len()
+    );
+
+    // Nothing changed: a and b still see exactly each other, alive; x still sees no one.
+    for agent in [&a, &b] {
+        assert_eq!(alive(agent), Some(both.clone()), "{}", agent.log_text());
+    }
+    assert_eq!(alive(&x), Some(vec!["x".to_owned()]), "x sees only itself");
+    assert_eq!(a.get("/ready").unwrap().status, 200, "a is still ready");
+}
