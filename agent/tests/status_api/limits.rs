@@ -38,7 +38,7 @@ fn a_body_over_64_kib_is_refused_with_413() {
 
     let chunk = vec![b'x'; 70 * 1024];
     let mut raw = format!(
-        "GET /v1/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        "GET /v1/status HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
         chunk.len()
     )
     .into_bytes();
@@ -63,7 +63,7 @@ fn a_body_that_never_comes_is_a_408() {
 fn a_64_kib_header_gets_an_error_or_a_closed_connection_not_a_hang() {
     let agent = Agent::start();
     let raw = format!(
-        "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "GET /v1/status HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
         "a".repeat(64 * 1024)
     );
     match wire::send(agent.addr, raw.as_bytes()) {
@@ -88,7 +88,7 @@ fn idle_and_slow_connections_are_closed() {
     });
     // Kept alive after an answer, then silent.
     let mut idle = wire::connect(agent.addr);
-    idle.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     assert_eq!(wire::read_one(&mut idle).unwrap().status, 200);
     assert!(closed_by_server(&mut idle));
@@ -109,7 +109,7 @@ fn connections_past_the_cap_are_closed_at_once() {
     let mut second = wire::connect(agent.addr);
     // The second is served, so both were accepted before the third.
     second
-        .write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     assert_eq!(wire::read_one(&mut second).unwrap().status, 200);
     let mut third = wire::connect(agent.addr);
@@ -118,7 +118,7 @@ fn connections_past_the_cap_are_closed_at_once() {
     let served = shoal_tests::poll_until(DEADLINE, || {
         let reply = wire::send(
             agent.addr,
-            b"GET /live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         );
         reply.ok().filter(|r| r.status == 200)
     });
@@ -129,7 +129,7 @@ fn connections_past_the_cap_are_closed_at_once() {
 fn shutdown_stops_accepting_and_closes_kept_alive_connections() {
     let mut agent = Agent::start();
     let mut kept = wire::connect(agent.addr);
-    kept.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+    kept.write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     assert_eq!(wire::read_one(&mut kept).unwrap().status, 200);
     assert!(agent.stop(), "serve did not return after shutdown");
@@ -139,4 +139,41 @@ fn shutdown_stops_accepting_and_closes_kept_alive_connections() {
         refused.map_err(|e| e.kind()).err(),
         Some(ErrorKind::ConnectionRefused)
     );
+}
+
+/// A page a browser on this host loaded from elsewhere reaches 127.0.0.1 only under a name of
+/// its own (DNS rebinding): a request from this host whose Host header names another host is
+/// refused, for reading as for steering; the addresses, `localhost` and the hostname pass.
+#[test]
+fn a_request_from_this_host_for_another_hosts_name_is_a_403() {
+    let agent = Agent::start();
+    let port = agent.addr.port();
+    let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    for host in [
+        format!("evil.example:{port}"),
+        format!("127.0.0.1.evil.example:{port}"),
+        "evil.example".to_owned(),
+    ] {
+        for path in ["/v1/status", "/", "/v1/deployments"] {
+            let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            let reply = wire::send(agent.addr, head.as_bytes()).unwrap();
+            assert_eq!(reply.status, 403, "{host} {path}: {}", reply.text());
+            assert!(
+                reply.error().contains("does not name this host"),
+                "{}",
+                reply.text()
+            );
+        }
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("{hostname}:{port}"),
+    ] {
+        let head = format!("GET /v1/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let reply = wire::send(agent.addr, head.as_bytes()).unwrap();
+        assert_eq!(reply.status, 200, "{host}: {}", reply.text());
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    }
 }

@@ -2,7 +2,7 @@
 //! peer) that sends the admin token as `Authorization: Bearer <token>`. The token is compared
 //! in constant time, through its sha256, so neither its bytes nor its length leak by timing.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use sha2::{Digest as _, Sha256};
 
@@ -69,9 +69,80 @@ pub fn is_local(peer: SocketAddr) -> bool {
     peer.ip().to_canonical().is_loopback()
 }
 
+/// Whether a `Host` header names this host as a client on it would: an IP address,
+/// `localhost` (or a name under it), or `hostname`, with or without a port.
+///
+/// A web page that a browser on this host loaded from elsewhere can reach loopback only under
+/// a name of its own, made to resolve to 127.0.0.1 (DNS rebinding); refusing other names keeps
+/// such a page from reading the status, the fleet and the deployment logs.
+pub fn names_this_host(host: &str, hostname: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((ip, rest)) if rest.is_empty() || is_port(rest) => {
+                return ip.parse::<Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if is_port(&format!(":{port}")) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let lowercase = name.to_ascii_lowercase();
+    name.parse::<Ipv4Addr>().is_ok()
+        || lowercase == "localhost"
+        || lowercase.ends_with(".localhost")
+        || (!name.is_empty() && name.eq_ignore_ascii_case(hostname))
+}
+
+/// `:` and 1 to 5 digits.
+fn is_port(text: &str) -> bool {
+    text.strip_prefix(':')
+        .is_some_and(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_header_names_this_host_by_address_localhost_or_hostname() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:9100",
+            "10.0.0.5:80",
+            "[::1]",
+            "[::1]:9100",
+            "localhost",
+            "LOCALHOST:9100",
+            "localhost.",
+            "fleet.localhost:9100",
+            "web-1",
+            "Web-1:9100",
+        ] {
+            assert!(names_this_host(host, "web-1"), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:9100",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "web-1.evil.example",
+            "",
+            ":9100",
+            "[::1",
+            "[::1]x",
+            "[evil]",
+            "127.0.0.1:port",
+            "127.0.0.1:123456",
+            "web-1:9100:1",
+        ] {
+            assert!(!names_this_host(host, "web-1"), "{host}");
+        }
+        assert!(!names_this_host("", ""), "an empty hostname names nothing");
+    }
 
     #[test]
     fn only_the_admin_token_as_a_bearer_is_admitted() {

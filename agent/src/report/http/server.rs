@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::auth::AdminToken;
+use super::auth::{AdminToken, is_local, names_this_host};
 use super::handlers::{self, Asked, Body};
 use super::route;
 use crate::coordinate::Mesh;
@@ -110,6 +110,9 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = Arc::new(limits);
+    let hostname: Arc<str> = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into())
+        .unwrap_or_else(|_| "".into());
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(());
     let mut connections = JoinSet::new();
@@ -129,6 +132,7 @@ pub async fn serve_with(
                         peer,
                         Arc::clone(&state),
                         Arc::clone(&limits),
+                        Arc::clone(&hostname),
                         stop_rx.clone(),
                         permit,
                     );
@@ -162,6 +166,7 @@ async fn connection(
     peer: SocketAddr,
     state: Arc<ServerState>,
     limits: Arc<Limits>,
+    hostname: Arc<str>,
     mut stop_rx: watch::Receiver<()>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -170,7 +175,17 @@ async fn connection(
         service_fn(move |request| {
             let state = Arc::clone(&state);
             let limits = Arc::clone(&limits);
-            async move { Ok::<_, Infallible>(handle(&state, &limits, peer, request).await) }
+            let hostname = Arc::clone(&hostname);
+            async move {
+                let mut response = handle(&state, &limits, &hostname, peer, request).await;
+                // No body of ours is to be read as anything but its Content-Type (a hook's
+                // output in a log is text, whatever it looks like).
+                response.headers_mut().insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                Ok::<_, Infallible>(response)
+            }
         })
     };
     let mut builder = http1::Builder::new();
@@ -202,11 +217,16 @@ async fn connection(
 async fn handle(
     state: &ServerState,
     limits: &Limits,
+    hostname: &str,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    if let Some(refused) = foreign_host(&request, hostname, peer) {
+        tracing::debug!(method = %method, path = %path, client.addr = %peer, "status request for another host's name");
+        return refused;
+    }
     let route = route(&method, &path, request.uri().query());
     let authorization = request
         .headers()
@@ -244,6 +264,33 @@ async fn handle(
         "status request"
     );
     response
+}
+
+/// The 403 for a request from this host whose `Host` header names another host (see
+/// [`names_this_host`]). Requests from other hosts reached an address the operator opened.
+fn foreign_host(
+    request: &Request<Incoming>,
+    hostname: &str,
+    peer: SocketAddr,
+) -> Option<Response<Body>> {
+    if !is_local(peer) {
+        return None;
+    }
+    let host = request.headers().get(header::HOST)?;
+    let host = host.to_str().unwrap_or("");
+    if names_this_host(host, hostname) {
+        return None;
+    }
+    let mut refused = handlers::error(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "the Host header {host:?} does not name this host; ask for 127.0.0.1, localhost or {hostname:?} (a proxy on this host must pass one of them)"
+        ),
+    );
+    refused
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(refused)
 }
 
 /// Reads the request body (at most `limit` bytes), or the error response when it is too large,
