@@ -11,6 +11,7 @@ pub mod proxy;
 pub mod s3;
 pub mod signing;
 pub mod sim;
+pub mod udp;
 
 use std::path::PathBuf;
 

@@ -4,12 +4,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use shoal_agent::coordinate::seal::Keyring;
 use shoal_agent::coordinate::{GroupValues, Mesh, MeshSettings, REPLAY_WINDOW};
 use shoal_shared::gossip::Step;
+use shoal_tests::udp::Recorder;
 use tokio::net::UdpSocket;
 
 use crate::{eventually, exclusive, settings, state};
@@ -77,44 +77,13 @@ async fn one_key_meshes_and_another_key_is_never_seen() {
     }
 }
 
-/// Records what one node sends to a peer, through a relay the node is told is that peer.
-struct Recorder {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-async fn recorder(to: SocketAddr) -> Recorder {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let mut buf = vec![0; 65_536];
-        let mut node = None;
-        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
-            // The peer's answers go back to the node; the node's datagrams are kept and passed on.
-            let next = if from == to {
-                node
-            } else {
-                node = Some(from);
-                kept.lock().unwrap().push(buf[..len].to_vec());
-                Some(to)
-            };
-            if let Some(next) = next {
-                let _ = socket.send_to(&buf[..len], next).await;
-            }
-        }
-    });
-    Recorder { addr, seen }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn noise_and_replays_change_nothing_and_are_counted() {
     let _one = exclusive().await;
     let key = keyring();
     let a = start(sealed("a", &[], &key)).await;
     // b joins through a relay that keeps a copy of every datagram b sends to it.
-    let relay = recorder(a.gossip_addr()).await;
+    let relay = Recorder::start(a.gossip_addr()).unwrap();
     let b = start(sealed("b", &[relay.addr], &key)).await;
     b.publish("web", &published("v1")).await;
     eventually(DEADLINE, "a to see b on v1", || async {
@@ -125,7 +94,7 @@ async fn noise_and_replays_change_nothing_and_are_counted() {
     eventually(
         DEADLINE,
         "the relay to hold a few of b's datagrams",
-        || async { (relay.seen.lock().unwrap().len() >= 5).then_some(()) },
+        || async { (relay.seen().len() >= 5).then_some(()) },
     )
     .await;
     b.publish("web", &published("v2")).await;
@@ -135,20 +104,21 @@ async fn noise_and_replays_change_nothing_and_are_counted() {
     })
     .await;
 
-    // A third process: noise of every length, a forged copy, and b's old datagrams again.
+    // A third socket: b's old datagrams again, a forged copy, and noise of every length (last,
+    // as a burst of it may overflow a's socket buffer).
     let attacker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let target = a.gossip_addr();
-    for len in 0..200usize {
-        let noise: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
-        attacker.send_to(&noise, target).await.unwrap();
+    let old: Vec<Vec<u8>> = relay.seen();
+    for datagram in &old {
+        attacker.send_to(datagram, target).await.unwrap();
     }
-    let old: Vec<Vec<u8>> = relay.seen.lock().unwrap().clone();
     let mut forged = old[0].clone();
     let last = forged.len() - 1;
     forged[last] ^= 1;
     attacker.send_to(&forged, target).await.unwrap();
-    for datagram in &old {
-        attacker.send_to(datagram, target).await.unwrap();
+    for len in 0..200usize {
+        let noise: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+        attacker.send_to(&noise, target).await.unwrap();
     }
     eventually(DEADLINE, "every kind of bad datagram counted", || async {
         let counted = dropped(&a, "short") > 0
@@ -198,7 +168,7 @@ async fn a_state_larger_than_a_datagram_crosses_in_parts() {
     };
     let a = start(small("a", &[])).await;
     // b joins through a relay that keeps a copy of every datagram b sends.
-    let relay = recorder(a.gossip_addr()).await;
+    let relay = Recorder::start(a.gossip_addr()).unwrap();
     let b = start(small("b", &[relay.addr])).await;
     // 5,000 keys whose values do not compress, so chitchat's messages are as full as it makes
     // them.
@@ -225,7 +195,7 @@ async fn a_state_larger_than_a_datagram_crosses_in_parts() {
         (keys_seen(&a, &b, "bulk:").await == KEYS).then_some(())
     })
     .await;
-    let sent = relay.seen.lock().unwrap().clone();
+    let sent = relay.seen();
     let largest = sent.iter().map(Vec::len).max().unwrap_or(0);
     let full_parts = sent.iter().filter(|d| d.len() == MAX).count();
     assert!(largest <= MAX, "b sent a datagram of {largest} bytes");
@@ -250,7 +220,7 @@ async fn replays_older_than_the_window_do_not_roll_state_back() {
     let _one = exclusive().await;
     let key = keyring();
     let a = start(sealed("a", &[], &key)).await;
-    let relay = recorder(a.gossip_addr()).await;
+    let relay = Recorder::start(a.gossip_addr()).unwrap();
     let b = start(sealed("b", &[relay.addr], &key)).await;
     b.publish("web", &published("v1")).await;
     eventually(
@@ -259,11 +229,11 @@ async fn replays_older_than_the_window_do_not_roll_state_back() {
         || async {
             let web = a.group("web").await;
             let on_v1 = web.peer("b")?.state == published("v1").state;
-            (on_v1 && relay.seen.lock().unwrap().len() >= 5).then_some(())
+            (on_v1 && relay.seen().len() >= 5).then_some(())
         },
     )
     .await;
-    let old: Vec<Vec<u8>> = relay.seen.lock().unwrap().clone();
+    let old: Vec<Vec<u8>> = relay.seen();
     b.publish("web", &published("v2")).await;
     eventually(DEADLINE, "a to see b on v2", || async {
         let web = a.group("web").await;

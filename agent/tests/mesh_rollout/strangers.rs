@@ -7,11 +7,11 @@ use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_tests::agent::AgentProcess;
 use shoal_tests::poll_until;
+use shoal_tests::udp::Recorder;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -79,31 +79,6 @@ fn dropped(agent: &AgentProcess, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A relay to `to` that keeps a copy of every datagram its other side sends.
-fn recorder(to: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = socket.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        let mut buf = vec![0; 65_536];
-        let mut node = None;
-        while let Ok((len, from)) = socket.recv_from(&mut buf) {
-            let next = if from == to {
-                node
-            } else {
-                node = Some(from);
-                kept.lock().unwrap().push(buf[..len].to_vec());
-                Some(to)
-            };
-            if let Some(next) = next {
-                let _ = socket.send_to(&buf[..len], next);
-            }
-        }
-    });
-    (addr, seen)
-}
-
 #[test]
 fn agents_on_another_key_never_meet_and_bad_datagrams_are_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,8 +87,8 @@ fn agents_on_another_key_never_meet_and_bad_datagrams_are_counted() {
     keygen(&theirs);
     let a = member(dir.path(), "a", &ours, &[]);
     // b joins a through a relay that keeps what b sends.
-    let (relay, recorded) = recorder(a.gossip_addr());
-    let b = member(dir.path(), "b", &ours, &[relay]);
+    let relay = Recorder::start(a.gossip_addr()).unwrap();
+    let b = member(dir.path(), "b", &ours, &[relay.addr]);
     let x = member(
         dir.path(),
         "x",
@@ -129,24 +104,25 @@ fn agents_on_another_key_never_meet_and_bad_datagrams_are_counted() {
     let counted = poll_until(WAIT, || (dropped(&a, "unknown_key") > 0).then_some(()));
     assert!(counted.is_some(), "a counts x's datagrams as unknown_key");
     assert!(
-        poll_until(WAIT, || (recorded.lock().unwrap().len() >= 5).then_some(())).is_some(),
+        poll_until(WAIT, || (relay.seen().len() >= 5).then_some(())).is_some(),
         "the relay holds some of b's datagrams"
     );
 
-    // This process: noise of every length, a forged copy, and b's datagrams again.
+    // This process: b's datagrams again, a forged copy, and noise of every length (last, as
+    // a burst of it may overflow a's socket buffer).
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let target = a.gossip_addr();
-    for len in 0..300usize {
-        let noise: Vec<u8> = (0..len).map(|i| (i * 131 + len * 7) as u8).collect();
-        attacker.send_to(&noise, target).unwrap();
+    let old = relay.seen();
+    for datagram in &old {
+        attacker.send_to(datagram, target).unwrap();
     }
-    let old = recorded.lock().unwrap().clone();
     let mut forged = old[0].clone();
     let middle = forged.len() / 2;
     forged[middle] ^= 0x40;
     attacker.send_to(&forged, target).unwrap();
-    for datagram in &old {
-        attacker.send_to(datagram, target).unwrap();
+    for len in 0..300usize {
+        let noise: Vec<u8> = (0..len).map(|i| (i * 131 + len * 7) as u8).collect();
+        attacker.send_to(&noise, target).unwrap();
     }
     let counted = poll_until(WAIT, || {
         let all = dropped(&a, "short") > 0
