@@ -24,8 +24,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chitchat::ChitchatEnvelope;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, UdpSocket as ChitchatUdp};
+use chitchat::{ChitchatEnvelope, ChitchatMessage, ProtocolVersion};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -41,7 +41,8 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// The smallest `mesh.max_datagram`: what every IPv4 host must take in one piece (576 bytes),
 /// less the IP and UDP headers.
 pub const MIN_DATAGRAM: usize = 548;
-/// How long the decoder may take with a datagram before it counts as undecodable.
+/// How long the decoder may take with a message and the marker after it before the message
+/// counts as undecodable (a safety net: on loopback both come back within microseconds).
 const DECODE_WITHIN: Duration = Duration::from_secs(1);
 /// At most one log line per reason in this time.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -87,11 +88,7 @@ impl Dropped {
 /// The sealed socket chitchat gossips through.
 pub(super) struct SealedSocket {
     public: Arc<UdpSocket>,
-    encoder: ChitchatUdp,
-    tap: UdpSocket,
-    encoder_addr: SocketAddr,
-    tap_addr: SocketAddr,
-    buf: Vec<u8>,
+    encoder: Encoder,
     /// The plaintext one sealed datagram carries: `mesh.max_datagram` less the seal.
     room: usize,
     /// Names the next message sent in parts.
@@ -152,14 +149,35 @@ pub(super) async fn bind(
         addr: listen,
         source,
     })?;
+    let mut encoder = Encoder {
+        socket: encoder,
+        addr: encoder_addr,
+        tap,
+        tap_addr,
+        buf: vec![0; MAX_MESSAGE],
+    };
+    let marker = encoder
+        .encode(ChitchatEnvelope {
+            version: ProtocolVersion::V0,
+            message: ChitchatMessage::BadCluster,
+        })
+        .await
+        .map(<[u8]>::to_vec)
+        .map_err(|source| MeshError::Spawn {
+            source: source.into(),
+        })?;
     let public = Arc::new(public);
     let mesh: Arc<str> = Arc::from(mesh);
     let (inbox_tx, inbox) = mpsc::channel(64);
     let receiver = tokio::spawn(receive(Receiver {
         public: Arc::clone(&public),
-        decoder,
-        decoder_addr,
-        feeder,
+        decoder: Decoder {
+            socket: decoder,
+            addr: decoder_addr,
+            feeder,
+            marker,
+            owed: 0,
+        },
         keyring: Arc::clone(&keyring),
         mesh: Arc::clone(&mesh),
         dropped: Arc::clone(&dropped),
@@ -168,10 +186,6 @@ pub(super) async fn bind(
     Ok(Box::new(SealedSocket {
         public,
         encoder,
-        tap,
-        encoder_addr,
-        tap_addr,
-        buf: vec![0; MAX_MESSAGE],
         room: max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM) - OVERHEAD,
         next_id: first_id().map_err(|source| MeshError::Spawn {
             source: Box::new(source),
@@ -190,12 +204,109 @@ fn first_id() -> std::io::Result<u64> {
     Ok(u64::from_be_bytes([a, b, c, d, e, f, g, h]))
 }
 
+/// chitchat's own encoder, and the socket its bytes are caught on.
+struct Encoder {
+    socket: ChitchatUdp,
+    addr: SocketAddr,
+    tap: UdpSocket,
+    tap_addr: SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl Encoder {
+    /// The bytes chitchat sends for `envelope`.
+    async fn encode(&mut self, envelope: ChitchatEnvelope) -> anyhow::Result<&[u8]> {
+        self.socket.send(self.tap_addr, envelope).await?;
+        loop {
+            let (len, from) = self.tap.recv_from(&mut self.buf).await?;
+            if from == self.addr {
+                return Ok(&self.buf[..len]);
+            }
+        }
+    }
+}
+
+/// chitchat's own decoder, fed from a socket of ours.
+///
+/// chitchat's socket skips what it cannot read without a word, so each message is followed by
+/// a marker (a `BadCluster` message, which no member of a sealed mesh has a reason to send, and
+/// which is therefore never fed as a message): the marker coming back first means the message
+/// was undecodable, at once rather than after a timeout.
+struct Decoder {
+    socket: ChitchatUdp,
+    addr: SocketAddr,
+    feeder: UdpSocket,
+    marker: Vec<u8>,
+    /// Markers still to come back for messages given up on after [`DECODE_WITHIN`].
+    owed: usize,
+}
+
+/// What the decoder made of a message.
+enum Decoded {
+    Envelope(RecvOutcome),
+    Undecodable,
+    /// The decoder's socket is broken.
+    Broken,
+}
+
+impl Decoder {
+    async fn decode(&mut self, message: &[u8]) -> Decoded {
+        if is_bad_cluster(message, &self.marker) {
+            return Decoded::Undecodable;
+        }
+        let fed = async {
+            self.feeder.send_to(message, self.addr).await?;
+            self.feeder.send_to(&self.marker, self.addr).await?;
+            self.feeder.local_addr()
+        };
+        let Ok(feeder_addr) = fed.await else {
+            return Decoded::Undecodable;
+        };
+        let owed = &mut self.owed;
+        let socket = &mut self.socket;
+        let read = timeout(DECODE_WITHIN, async {
+            let mut decoded = None;
+            loop {
+                match socket.recv().await {
+                    Ok(outcome) if outcome.from_addr != feeder_addr => {} // another process
+                    Ok(outcome)
+                        if matches!(outcome.envelope.message, ChitchatMessage::BadCluster) =>
+                    {
+                        if *owed == 0 {
+                            return decoded.map_or(Decoded::Undecodable, Decoded::Envelope);
+                        }
+                        // The marker of a message given up on: what came before it was that one.
+                        *owed -= 1;
+                        decoded = None;
+                    }
+                    Ok(outcome) => decoded = Some(outcome),
+                    Err(_) => return Decoded::Broken,
+                }
+            }
+        })
+        .await;
+        read.unwrap_or_else(|_| {
+            self.owed += 1;
+            Decoded::Undecodable
+        })
+    }
+}
+
+/// Whether `message` is chitchat's `BadCluster` (same magic number and message type as the
+/// marker, any protocol version).
+fn is_bad_cluster(message: &[u8], marker: &[u8]) -> bool {
+    match (message, marker) {
+        ([m0, m1, _, kind, ..], [k0, k1, _, marker_kind, ..]) => {
+            (m0, m1, kind) == (k0, k1, marker_kind)
+        }
+        _ => false,
+    }
+}
+
 /// What the receiving task owns.
 struct Receiver {
     public: Arc<UdpSocket>,
-    decoder: ChitchatUdp,
-    decoder_addr: SocketAddr,
-    feeder: UdpSocket,
+    decoder: Decoder,
     keyring: Arc<Keyring>,
     mesh: Arc<str>,
     dropped: Arc<Dropped>,
@@ -208,10 +319,6 @@ async fn receive(mut r: Receiver) {
     let mut buf = vec![0; MAX_DATAGRAM];
     let mut recent = Recent::default();
     let mut reassembly = Reassembly::default();
-    let feeder_addr = match r.feeder.local_addr() {
-        Ok(addr) => addr,
-        Err(_) => return,
-    };
     loop {
         let (len, from) = match r.public.recv_from(&mut buf).await {
             Ok(received) => received,
@@ -240,29 +347,16 @@ async fn receive(mut r: Receiver) {
                 continue;
             }
         };
-        if r.feeder.send_to(&message, r.decoder_addr).await.is_err() {
-            continue;
-        }
-        let decoded = timeout(DECODE_WITHIN, async {
-            loop {
-                match r.decoder.recv().await {
-                    Ok(outcome) if outcome.from_addr == feeder_addr => return Some(outcome),
-                    Ok(_) => continue, // not ours: another process on loopback
-                    Err(_) => return None,
-                }
-            }
-        })
-        .await;
-        match decoded {
-            Ok(Some(mut outcome)) => {
+        match r.decoder.decode(&message).await {
+            Decoded::Envelope(mut outcome) => {
                 outcome.from_addr = from;
                 outcome.num_bytes_received = message.len();
                 if r.inbox.send(outcome).await.is_err() {
                     return;
                 }
             }
-            Ok(None) => return,
-            Err(_) => r.dropped.count("undecodable", from),
+            Decoded::Undecodable => r.dropped.count("undecodable", from),
+            Decoded::Broken => return,
         }
     }
 }
@@ -303,16 +397,10 @@ impl SealedSocket {
         to: SocketAddr,
         envelope: ChitchatEnvelope,
     ) -> anyhow::Result<SendOutcome> {
-        self.encoder.send(self.tap_addr, envelope).await?;
-        let len = loop {
-            let (len, from) = self.tap.recv_from(&mut self.buf).await?;
-            if from == self.encoder_addr {
-                break len;
-            }
-        };
+        let message = self.encoder.encode(envelope).await?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let Ok(frames) = fragment::frames(&self.buf[..len], self.room, id) else {
+        let Ok(frames) = fragment::frames(message, self.room, id) else {
             self.dropped.count("too_large", to);
             return Ok(SendOutcome { num_bytes_sent: 0 });
         };

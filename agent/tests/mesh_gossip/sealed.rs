@@ -286,3 +286,55 @@ async fn replays_older_than_the_window_do_not_roll_state_back() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A key holder's well-sealed garbage is not a chitchat message: each one is dropped as soon
+/// as chitchat's decoder has passed over it (not after a timeout), and gossip goes on paired
+/// with the right peers.
+#[tokio::test(flavor = "current_thread")]
+async fn sealed_garbage_is_dropped_at_once_and_gossip_goes_on() {
+    let _one = exclusive().await;
+    let key = keyring();
+    let a = start(sealed("a", &[], &key)).await;
+    let b = start(sealed("b", &[a.gossip_addr()], &key)).await;
+    b.publish("web", &published("v1")).await;
+    eventually(DEADLINE, "a to see b on v1", || async {
+        let web = a.group("web").await;
+        (web.peer("b")?.state == published("v1").state).then_some(())
+    })
+    .await;
+    let attacker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let before = dropped(&a, "undecodable");
+    // Whole frames (kind 0) of garbage, and chitchat's BadCluster, which a sealed mesh never
+    // sends: 50 of them would take 50 s if each waited for a timeout.
+    // A whole frame: chitchat's magic number (45,139, little-endian), version 1, type 3.
+    let bad_cluster_v1 = [0u8, 0x53, 0xb0, 1, 3];
+    for i in 0..50u8 {
+        let garbage = [0, i, 0xff, i, 0x13, 0x37];
+        let frame: &[u8] = if i % 10 == 0 {
+            &bad_cluster_v1
+        } else {
+            &garbage
+        };
+        let nonce = shoal_agent::coordinate::seal::nonce().unwrap();
+        let datagram = key.seal("test", frame, &nonce);
+        attacker.send_to(&datagram, a.gossip_addr()).await.unwrap();
+    }
+    eventually(
+        Duration::from_secs(5),
+        "a to drop the 50 within 5 s",
+        || async { (dropped(&a, "undecodable") - before >= 50).then_some(()) },
+    )
+    .await;
+    b.publish("web", &published("v2")).await;
+    eventually(DEADLINE, "a to see b on v2", || async {
+        let web = a.group("web").await;
+        (web.peer("b")?.state == published("v2").state).then_some(())
+    })
+    .await;
+    eventually(DEADLINE, "a to see b alive", || async {
+        a.group("web").await.peer("b")?.alive.then_some(())
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
