@@ -40,6 +40,33 @@ fn dropped(mesh: &Mesh, reason: &str) -> u64 {
         .map_or(0, |(_, n)| *n)
 }
 
+/// Waits until `at` sees `node` publish `revision` for the group `web`.
+async fn sees(at: &Mesh, node: &str, revision: &str) {
+    let what = format!("{} to see {node} on {revision}", at.node());
+    eventually(DEADLINE, &what, || async {
+        let web = at.group("web").await;
+        (web.peer(node)?.state == published(revision).state).then_some(())
+    })
+    .await;
+}
+
+/// Nodes a and b on `key`, b joined through a relay that keeps a copy of every datagram b
+/// sends; b is on v1 at a, and the relay holds a few datagrams.
+async fn recorded_pair(key: &Arc<Keyring>) -> (Mesh, Recorder, Mesh) {
+    let a = start(sealed("a", &[], key)).await;
+    let relay = Recorder::start(a.gossip_addr()).unwrap();
+    let b = start(sealed("b", &[relay.addr], key)).await;
+    b.publish("web", &published("v1")).await;
+    sees(&a, "b", "v1").await;
+    eventually(
+        DEADLINE,
+        "the relay to hold a few of b's datagrams",
+        || async { (relay.seen().len() >= 5).then_some(()) },
+    )
+    .await;
+    (a, relay, b)
+}
+
 fn published(revision: &str) -> GroupValues {
     GroupValues {
         state: Some(state(revision, Step::Done)),
@@ -55,11 +82,7 @@ async fn one_key_meshes_and_another_key_is_never_seen() {
     let b = start(sealed("b", &[a.gossip_addr()], &ours)).await;
     let stranger = start(sealed("x", &[a.gossip_addr(), b.gossip_addr()], &theirs)).await;
     b.publish("web", &published("v1")).await;
-    eventually(DEADLINE, "a to see b's state over sealed UDP", || async {
-        let web = a.group("web").await;
-        (web.peer("b")?.state == published("v1").state).then_some(())
-    })
-    .await;
+    sees(&a, "b", "v1").await;
     eventually(DEADLINE, "a to drop the stranger's datagrams", || async {
         (dropped(&a, "unknown_key") > 0).then_some(())
     })
@@ -81,28 +104,9 @@ async fn one_key_meshes_and_another_key_is_never_seen() {
 async fn noise_and_replays_change_nothing_and_are_counted() {
     let _one = exclusive().await;
     let key = keyring();
-    let a = start(sealed("a", &[], &key)).await;
-    // b joins through a relay that keeps a copy of every datagram b sends to it.
-    let relay = Recorder::start(a.gossip_addr()).unwrap();
-    let b = start(sealed("b", &[relay.addr], &key)).await;
-    b.publish("web", &published("v1")).await;
-    eventually(DEADLINE, "a to see b on v1", || async {
-        let web = a.group("web").await;
-        (web.peer("b")?.state == published("v1").state).then_some(())
-    })
-    .await;
-    eventually(
-        DEADLINE,
-        "the relay to hold a few of b's datagrams",
-        || async { (relay.seen().len() >= 5).then_some(()) },
-    )
-    .await;
+    let (a, relay, b) = recorded_pair(&key).await;
     b.publish("web", &published("v2")).await;
-    eventually(DEADLINE, "a to see b on v2", || async {
-        let web = a.group("web").await;
-        (web.peer("b")?.state == published("v2").state).then_some(())
-    })
-    .await;
+    sees(&a, "b", "v2").await;
 
     // A third socket: b's old datagrams again, a forged copy, and noise of every length (last,
     // as a burst of it may overflow a's socket buffer).
@@ -219,27 +223,10 @@ async fn a_state_larger_than_a_datagram_crosses_in_parts() {
 async fn replays_older_than_the_window_do_not_roll_state_back() {
     let _one = exclusive().await;
     let key = keyring();
-    let a = start(sealed("a", &[], &key)).await;
-    let relay = Recorder::start(a.gossip_addr()).unwrap();
-    let b = start(sealed("b", &[relay.addr], &key)).await;
-    b.publish("web", &published("v1")).await;
-    eventually(
-        DEADLINE,
-        "a to see b on v1 and the relay to hold some",
-        || async {
-            let web = a.group("web").await;
-            let on_v1 = web.peer("b")?.state == published("v1").state;
-            (on_v1 && relay.seen().len() >= 5).then_some(())
-        },
-    )
-    .await;
+    let (a, relay, b) = recorded_pair(&key).await;
     let old: Vec<Vec<u8>> = relay.seen();
     b.publish("web", &published("v2")).await;
-    eventually(DEADLINE, "a to see b on v2", || async {
-        let web = a.group("web").await;
-        (web.peer("b")?.state == published("v2").state).then_some(())
-    })
-    .await;
+    sees(&a, "b", "v2").await;
 
     // Move a's window past the old datagrams: sealed frames of no known kind, each with a
     // fresh nonce, opened and remembered, then dropped as undecodable.
@@ -297,11 +284,7 @@ async fn sealed_garbage_is_dropped_at_once_and_gossip_goes_on() {
     let a = start(sealed("a", &[], &key)).await;
     let b = start(sealed("b", &[a.gossip_addr()], &key)).await;
     b.publish("web", &published("v1")).await;
-    eventually(DEADLINE, "a to see b on v1", || async {
-        let web = a.group("web").await;
-        (web.peer("b")?.state == published("v1").state).then_some(())
-    })
-    .await;
+    sees(&a, "b", "v1").await;
     let attacker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let before = dropped(&a, "undecodable");
     // Whole frames (kind 0) of garbage, and chitchat's BadCluster, which a sealed mesh never
@@ -326,11 +309,7 @@ async fn sealed_garbage_is_dropped_at_once_and_gossip_goes_on() {
     )
     .await;
     b.publish("web", &published("v2")).await;
-    eventually(DEADLINE, "a to see b on v2", || async {
-        let web = a.group("web").await;
-        (web.peer("b")?.state == published("v2").state).then_some(())
-    })
-    .await;
+    sees(&a, "b", "v2").await;
     eventually(DEADLINE, "a to see b alive", || async {
         a.group("web").await.peer("b")?.alive.then_some(())
     })
