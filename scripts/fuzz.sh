@@ -4,7 +4,8 @@
 # Builds every target, writes seed inputs, then runs each target for SECONDS (default 600),
 # one after another, and appends one line per target to fuzz/summary.txt (and stdout).
 # Exits nonzero if any target crashed, hung or ran out of memory; the input that did it is in
-# fuzz/artifacts/<target>/ and the libFuzzer output in fuzz/logs/<target>.log.
+# fuzz/artifacts/<target>/ and the libFuzzer output in fuzz/logs/<target>.log; replay it with
+# `cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>`.
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 # APPSPEC_CORPUS names a directory of real appspec files to seed the appspec target with
