@@ -12,7 +12,7 @@ const MAX_DEPTH: usize = 64;
 /// Bounds on one document.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    /// What the document is, as a refusal names it (`the AppSpec`, `release.yaml`).
+    /// What the document is, as a refusal names it (`the AppSpec`, `the manifest`).
     pub what: &'static str,
     /// Nodes (scalars, sequences, mappings), those that aliases replay included.
     pub nodes: usize,
@@ -33,7 +33,7 @@ pub(crate) const APPSPEC: Limits = Limits {
 
 /// A store release's `release.yaml`: about twenty nodes, and no use for aliases.
 pub(crate) const MANIFEST: Limits = Limits {
-    what: "release.yaml",
+    what: "the manifest",
     nodes: 2_000,
     expanded: 1_000,
     scalar_bytes: 1 << 20,

@@ -379,7 +379,7 @@ fn a_release_yaml_alias_bomb_is_refused_quickly_in_one_sentence() {
     let error = answered_quickly(move || Manifest::parse(&text)).expect_err("an alias bomb");
     let message = error.to_string();
     assert!(
-        message.starts_with("line 8: release.yaml is refused"),
+        message.starts_with("line 8: the manifest is refused"),
         "{message}"
     );
     assert!(
