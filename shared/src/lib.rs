@@ -15,3 +15,4 @@ pub mod release;
 pub mod rollout;
 pub mod status;
 pub mod time;
+mod yaml_limits;

@@ -7,6 +7,8 @@ use std::fmt;
 pub enum ErrorKind {
     /// Not valid YAML.
     Syntax,
+    /// Beyond the YAML reader's limits: too many nodes, too deep, or aliases that expand too far.
+    TooLarge,
     /// Empty, or not a mapping at the top.
     Empty,
     /// `version` is not 0.0.
@@ -28,6 +30,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Syntax => "syntax",
+            Self::TooLarge => "too-large",
             Self::Empty => "empty",
             Self::Version => "version",
             Self::Os => "os",

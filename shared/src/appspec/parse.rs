@@ -30,10 +30,18 @@ const TOP_KEYS: &str = "version, os, files, permissions, hooks, file_exists_beha
 /// Parses and validates AppSpec text.
 pub fn parse(source: &str) -> Result<Parsed, AppSpecError> {
     let root = yaml::parse(source).map_err(|syntax| AppSpecError {
-        kind: ErrorKind::Syntax,
+        kind: if syntax.too_large {
+            ErrorKind::TooLarge
+        } else {
+            ErrorKind::Syntax
+        },
         line: syntax.line,
         key: String::new(),
-        message: format!("not valid YAML: {syntax}"),
+        message: if syntax.too_large {
+            syntax.message
+        } else {
+            format!("not valid YAML: {syntax}")
+        },
     })?;
     let root = root
         .filter(|node| node.value != Value::Null)

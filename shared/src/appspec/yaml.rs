@@ -9,6 +9,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 
+use crate::yaml_limits;
+
 /// One YAML node with its position and, for scalars, the text it was written as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -74,8 +76,11 @@ impl Node {
 pub struct SyntaxError {
     /// 1-based line, when known.
     pub line: Option<u64>,
-    /// The parser's own description.
+    /// The parser's own description, or for a document beyond the reader's limits, the sentence
+    /// that says which.
     pub message: String,
+    /// Refused for its size (nodes, nesting, how far aliases expand), not its syntax.
+    pub too_large: bool,
 }
 
 impl fmt::Display for SyntaxError {
@@ -87,17 +92,21 @@ impl fmt::Display for SyntaxError {
 /// Parses one YAML document. An empty or comment-only document is `Ok(None)`.
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let mut options = serde_saphyr::Options::default();
+    let mut options = yaml_limits::APPSPEC.options();
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
     options.legacy_octal_numbers = true;
     options.leading_zero_numbers_as_strings = true;
     let parsed: Option<Spanned<RawValue>> = serde_saphyr::from_str_with_options(source, options)
-        .map_err(|error| SyntaxError {
-            line: error
-                .location()
-                .map(|at| at.line())
-                .filter(|line| *line > 0),
-            message: first_line(&error.to_string()),
+        .map_err(|error| {
+            let refusal = yaml_limits::APPSPEC.refusal(&error);
+            SyntaxError {
+                line: error
+                    .location()
+                    .map(|at| at.line())
+                    .filter(|line| *line > 0),
+                too_large: refusal.is_some(),
+                message: refusal.unwrap_or_else(|| first_line(&error.to_string())),
+            }
         })?;
     Ok(parsed.map(|root| into_node(root, source)))
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::version::Version;
 use crate::rollout::RawPolicy;
 use crate::time::{format_rfc3339, parse_rfc3339};
+use crate::yaml_limits;
 
 /// Bundle file endings a release may name.
 pub const BUNDLE_SUFFIXES: [&str; 4] = [".tar.gz", ".tgz", ".tar", ".zip"];
@@ -73,8 +74,15 @@ pub enum ManifestError {
 impl Manifest {
     /// Reads and checks the text of a `release.yaml`.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        let raw: RawManifest =
-            serde_saphyr::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        let limits = yaml_limits::MANIFEST;
+        let raw: RawManifest = serde_saphyr::from_str_with_options(text, limits.options())
+            .map_err(|e| match limits.refusal(&e) {
+                Some(sentence) => ManifestError::Syntax(match e.location() {
+                    Some(at) if at.line() > 0 => format!("line {}: {sentence}", at.line()),
+                    _ => sentence,
+                }),
+                None => ManifestError::Syntax(e.to_string()),
+            })?;
         let value = |key: &str, message: String| ManifestError::Value {
             key: key.to_owned(),
             message,
