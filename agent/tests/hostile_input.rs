@@ -9,12 +9,14 @@ use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Component, Path};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use hyper::Method;
 use proptest::prelude::*;
+use shoal_agent::coordinate::fragment::{self, MAX_MESSAGE, PART_HEADER, PENDING, Reassembly};
 use shoal_agent::coordinate::seal::{Keyring, NONCE_LEN, OVERHEAD, Refused};
 use shoal_agent::execute::bundle::{self, Limits};
 use shoal_agent::report::deployments::is_deployment_id;
@@ -519,6 +521,66 @@ proptest! {
         if let Ok(parsed) = Keyring::parse(&key_text) {
             let sealed = parsed.seal("prod", &plaintext, &nonce);
             prop_assert_eq!(parsed.open("prod", &sealed), Ok(plaintext));
+        }
+    }
+}
+
+// Frames of sealed gossip (what opens)
+
+/// Frames: noise, and part headers with small ids, indexes and counts, so parts of one
+/// message meet.
+fn frame() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..64),
+        (
+            0..3u64,
+            0..4u8,
+            0..4u8,
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(id, index, count, bytes)| {
+                [&[1u8][..], &id.to_be_bytes(), &[index, count], &bytes].concat()
+            }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn reassembly_is_bounded_and_gives_back_what_was_framed(
+        frames in prop::collection::vec((frame(), 0..3u16), 0..40),
+        message in prop::collection::vec(any::<u8>(), 0..4096),
+        room in (PART_HEADER + 1)..2048,
+        order in any::<u64>(),
+    ) {
+        let mut r = Reassembly::default();
+        for (frame, peer) in &frames {
+            let from = SocketAddr::from(([10, 0, 0, 1], *peer));
+            if let Ok(Some(whole)) = r.accept(from, frame) {
+                prop_assert!(whole.len() <= MAX_MESSAGE);
+            }
+            prop_assert!(r.pending() <= PENDING);
+        }
+
+        // Framed in rooms of `room` bytes, the parts in a shuffled order give the message back.
+        let Ok(mut parts) = fragment::frames(&message, room, 9) else {
+            prop_assert!(message.len().div_ceil(room - PART_HEADER) > 255);
+            return Ok(());
+        };
+        prop_assert!(parts.iter().all(|p| p.len() <= room));
+        let n = parts.len();
+        for i in (1..n).rev() {
+            parts.swap(i, (order.rotate_left(i as u32) as usize) % (i + 1));
+        }
+        let from = SocketAddr::from(([10, 0, 0, 2], 7946));
+        let mut r = Reassembly::default();
+        for (i, part) in parts.iter().enumerate() {
+            let got = r.accept(from, part).expect("our own frames");
+            prop_assert_eq!(got.is_some(), i == n - 1, "complete only with the last part");
+            if let Some(whole) = got {
+                prop_assert_eq!(&*whole, &message[..]);
+            }
         }
     }
 }
