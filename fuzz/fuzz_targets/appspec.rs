@@ -1,7 +1,7 @@
 //! `appspec::parse`, the parser behind `shoal appspec check` and every deployment: whatever the
 //! text, it answers (libFuzzer's `-timeout` bounds how fast), the same way twice, and keeps the
-//! model's promises: accepted scripts and file mappings are filled in, modes fit in 0o7777, and
-//! every line it names lies inside the file.
+//! model's promises: accepted scripts and file mappings are filled in, an event no deployment
+//! runs comes with a warning, modes fit in 0o7777, and every line it names lies inside the file.
 #![no_main]
 
 use std::time::Duration;
@@ -21,7 +21,15 @@ fuzz_target!(|data: &[u8]| {
         Ok(parsed) => {
             let spec = &parsed.spec;
             for hook in &spec.hooks {
-                assert!(!hook.event.is_empty(), "a hook without an event name");
+                // An event no deployment runs (even one with no name) is kept, with a warning
+                // that says a deployment refuses it.
+                if appspec::lifecycle::find(&hook.event).is_none() {
+                    let key = format!("hooks.{}", hook.event);
+                    assert!(
+                        parsed.warnings.iter().any(|w| w.key == key),
+                        "{key:?} kept without a warning"
+                    );
+                }
                 for script in &hook.scripts {
                     assert!(!script.location.is_empty(), "a script without a location");
                     assert_eq!(script.location, script.location.trim());

@@ -91,6 +91,8 @@ fn appspec_like_text() -> impl Strategy<Value = String> {
         "  BeforeInstall:\n",
         "  ApplicationStart:\n",
         "  DownloadBundle:\n",
+        "  :\n",
+        "  Deploy:\n",
         "    - location: scripts/run.sh\n",
         "      timeout: 300\n",
         "      timeout: 30s\n",
@@ -272,6 +274,11 @@ proptest! {
         match appspec::parse(&text) {
             Ok(parsed) => {
                 for hook in &parsed.spec.hooks {
+                    // An event no deployment runs is kept with a warning that names it.
+                    if appspec::lifecycle::find(&hook.event).is_none() {
+                        let key = format!("hooks.{}", hook.event);
+                        prop_assert!(parsed.warnings.iter().any(|w| w.key == key), "{}", key);
+                    }
                     for script in &hook.scripts {
                         prop_assert!(!script.location.is_empty());
                         prop_assert!(script.timeout >= Duration::from_secs(1));

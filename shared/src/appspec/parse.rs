@@ -206,11 +206,16 @@ fn check_event_name(reader: &mut Reader, line: u64, path: &str, event: &str) {
             format!("`{event}` is carried out by the agent itself; these scripts never run"),
         );
     } else if lifecycle::find(event).is_none() {
+        let named = if event.is_empty() {
+            "an event with no name".to_owned()
+        } else {
+            format!("`{event}`")
+        };
         reader.warn(
             line,
             path,
             format!(
-                "`{event}` is not a lifecycle event of an in-place deployment, so a deployment \
+                "{named} is not a lifecycle event of an in-place deployment, so a deployment \
                  refuses it (as the CodeDeploy agent does); events are {}",
                 scriptable_events()
             ),
