@@ -120,9 +120,11 @@ for t in "${targets[@]}"; do
   before=$(find "$artifacts" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
   log=fuzz/logs/$t.log
   status=0
+  started=$SECONDS
   cargo +nightly fuzz run ${build[@]+"${build[@]}"} "$t" "${dirs[@]}" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     > "$log" 2>&1 || status=$?
+  ran=$((SECONDS - started))
   after=$(find "$artifacts" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
@@ -135,7 +137,7 @@ for t in "${targets[@]}"; do
     failed+=("$t")
     verdict="$verdict: see $log and $artifacts/"
   fi
-  printf '%-18s %7s %12s %8s %7s %6s  %s\n' "$t" "$seconds" "${execs:-?}" "${rate:-?}" \
+  printf '%-18s %7s %12s %8s %7s %6s  %s\n' "$t" "$ran" "${execs:-?}" "${rate:-?}" \
     "${corp:-?}" "${cov:-?}" "$verdict" | tee -a "$summary"
 done
 
