@@ -66,7 +66,7 @@ impl Host {
              \x20   application: hello-app\n\
              \x20   channel: {{ git: {{ url: {repo}, tags: \"v*\", poll: 1s }} }}\n\
              \x20   allowed_signers: {signers}\n\
-             \x20   health: {{ http: \"http://127.0.0.1:{hello_port}/health\", interval: 250ms, timeout: 1s }}\n\
+             \x20   health: {{ http: \"http://127.0.0.1:{hello_port}/health\", interval: 250ms }}\n\
              \x20   kill_grace: 2s\n",
             data = quoted(&home.join("data")),
             root = quoted(&files_root),
