@@ -10,7 +10,6 @@
 
 pub mod fragment;
 mod mesh;
-mod relay;
 pub mod seal;
 mod sealed;
 mod settings;
