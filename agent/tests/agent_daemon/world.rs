@@ -77,7 +77,7 @@ impl World {
              \x20   channel: {channel}\n\
              \x20   allowed_signers: {signers}\n\
              \x20   rollout: {{ min_healthy_time: 500ms, healthy_deadline: 30s }}\n\
-             \x20   health: {{ command: \"test -f {app}/version.txt && ! grep -q unhealthy {app}/version.txt\", interval: 100ms }}\n\
+             \x20   health: {{ command: \"test -f {app}/version.txt && ! grep -q unhealthy {app}/version.txt\", interval: 100ms, timeout: 5s }}\n\
              \x20   kill_grace: 1s\n",
             data = self.data_dir.display(),
             signers = self.signers_file.display(),

@@ -12,9 +12,15 @@ setsid shoal hello-server \
   --port-file "$run/port" \
   --pid-file "$run/pid" \
   </dev/null >>"$run/server.log" 2>&1 &
+server=$!
 tries=0
 until [ -s "$run/port" ]; do
   tries=$((tries + 1))
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "hello-app exited before it listened:" >&2
+    tail -n 5 "$run/server.log" >&2
+    exit 1
+  fi
   if [ "$tries" -gt 100 ]; then
     echo "hello-app did not start listening within 10 s:" >&2
     tail -n 5 "$run/server.log" >&2

@@ -1,6 +1,6 @@
 //! The demo's hosts: one `shoal agent` process each, on 127.0.0.1, with its own config, data
 //! directory, files root and log, gossiping as one mesh. Addresses are read from the agents'
-//! own JSON log lines (every port is picked by the kernel).
+//! own JSON log lines (the kernel picks the agents' ports; `free_ports` picks the hello-apps').
 
 use std::fs::{self, File};
 use std::net::SocketAddr;
@@ -66,7 +66,7 @@ impl Host {
              \x20   application: hello-app\n\
              \x20   channel: {{ git: {{ url: {repo}, tags: \"v*\", poll: 1s }} }}\n\
              \x20   allowed_signers: {signers}\n\
-             \x20   health: {{ http: \"http://127.0.0.1:{hello_port}/health\", interval: 250ms }}\n\
+             \x20   health: {{ http: \"http://127.0.0.1:{hello_port}/health\", interval: 250ms, timeout: 2s }}\n\
              \x20   kill_grace: 2s\n",
             data = quoted(&home.join("data")),
             root = quoted(&files_root),
@@ -187,10 +187,57 @@ impl Host {
     }
 }
 
-/// `n` ports free on 127.0.0.1 now, picked by the kernel (for the hello-apps, which are started
-/// later by their hooks; another program taking one in between would fail that host's
-/// ApplicationStart, loudly).
+/// `n` ports on 127.0.0.1 for the hello-apps, each free when picked and outside the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`). A port merely "free a moment ago" inside
+/// that range can be taken before the hello-app binds it: by an agent's own port-0 listener, or
+/// as the source port of one of the many short connections the demo makes (its status polls, the
+/// health checks), which then keep it in TIME_WAIT. The kernel never hands out ports below the
+/// range, so only a program binding that very port could take one. The search starts at a
+/// random port so that demos side by side pick different ones.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let low = ephemeral_range_start().unwrap_or(32_768);
+    let candidates = PRIVILEGED_END..low;
+    let span = u32::from(low.saturating_sub(PRIVILEGED_END));
+    if span < 1_000 {
+        return ephemeral_ports(n);
+    }
+    let mut seed = [0u8; 4];
+    getrandom::fill(&mut seed).map_err(|e| format!("cannot pick a port at random: {e}"))?;
+    let offset = u32::from_le_bytes(seed) % span;
+    let mut held = Vec::with_capacity(n);
+    for step in 0..span {
+        let port = candidates.start + u16::try_from((offset + step) % span).unwrap_or(0);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            if held.len() == n {
+                return Ok(held
+                    .iter()
+                    .filter_map(|l| l.local_addr().ok())
+                    .map(|a| a.port())
+                    .collect());
+            }
+        }
+    }
+    Err(format!(
+        "cannot find {n} free ports on 127.0.0.1 between {PRIVILEGED_END} and {low}"
+    ))
+}
+
+/// The first port the kernel may pick for a port-0 bind or an outgoing connection.
+fn ephemeral_range_start() -> Option<u16> {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Ports below 1024 need privileges.
+const PRIVILEGED_END: u16 = 1024;
+
+/// `n` ports picked by the kernel (when its ephemeral range leaves no room below it).
+fn ephemeral_ports(n: usize) -> Result<Vec<u16>, String> {
     let listeners = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
@@ -243,4 +290,29 @@ fn logged(text: &str, message: &str, field: &str) -> Option<SocketAddr> {
         }
         fields.get(field)?.as_str()?.parse().ok()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    /// The hello-apps' ports are distinct, free, and where no port-0 bind or outgoing
+    /// connection of this machine can take them.
+    #[test]
+    fn hello_ports_are_free_and_below_the_ephemeral_range() {
+        let low = ephemeral_range_start().unwrap();
+        let ports = free_ports(5).unwrap();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 5, "{ports:?}");
+        for port in ports {
+            assert!(
+                (PRIVILEGED_END..low).contains(&port),
+                "{port} (range from {low})"
+            );
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        }
+    }
 }
