@@ -10,6 +10,7 @@
 
 pub mod fragment;
 mod mesh;
+mod relay;
 pub mod seal;
 mod sealed;
 mod settings;

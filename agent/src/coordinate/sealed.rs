@@ -24,16 +24,17 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chitchat::transport::{RecvOutcome, SendOutcome, Socket, UdpSocket as ChitchatUdp};
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket};
 use chitchat::{ChitchatEnvelope, ChitchatMessage, ProtocolVersion};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::MeshError;
-use super::fragment::{self, MAX_MESSAGE, Reassembly};
+use super::fragment::{self, Reassembly};
+use super::relay::{Decoded, Decoder, Encoder, chitchat_loopback, loopback};
 use super::seal::{Keyring, NONCE_LEN, OVERHEAD, nonce_of};
 
 /// The largest UDP payload, and the default `mesh.max_datagram`.
@@ -41,9 +42,6 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// The smallest `mesh.max_datagram`: what every IPv4 host must take in one piece (576 bytes),
 /// less the IP and UDP headers.
 pub const MIN_DATAGRAM: usize = 548;
-/// How long the decoder may take with a message and the marker after it before the message
-/// counts as undecodable (a safety net: on loopback both come back within microseconds).
-const DECODE_WITHIN: Duration = Duration::from_secs(1);
 /// At most one log line per reason in this time.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How many recent nonces are remembered to drop exact replays (older replays reach chitchat,
@@ -106,18 +104,6 @@ impl Drop for SealedSocket {
     }
 }
 
-async fn loopback() -> std::io::Result<UdpSocket> {
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await
-}
-
-async fn chitchat_loopback() -> std::io::Result<(ChitchatUdp, SocketAddr)> {
-    let socket = ChitchatUdp::open((Ipv4Addr::LOCALHOST, 0).into())
-        .await
-        .map_err(std::io::Error::other)?;
-    let addr = socket.local_addr().map_err(std::io::Error::other)?;
-    Ok((socket, addr))
-}
-
 /// Binds the public gossip socket at `listen`, sealing for the mesh `mesh` with `keyring` in
 /// datagrams of at most `max_datagram` bytes.
 pub(super) async fn bind(
@@ -149,13 +135,7 @@ pub(super) async fn bind(
         addr: listen,
         source,
     })?;
-    let mut encoder = Encoder {
-        socket: encoder,
-        addr: encoder_addr,
-        tap,
-        tap_addr,
-        buf: vec![0; MAX_MESSAGE],
-    };
+    let mut encoder = Encoder::new(encoder, encoder_addr, tap, tap_addr);
     let marker = encoder
         .encode(ChitchatEnvelope {
             version: ProtocolVersion::V0,
@@ -166,18 +146,17 @@ pub(super) async fn bind(
         .map_err(|source| MeshError::Spawn {
             source: source.into(),
         })?;
+    let decoder =
+        Decoder::new(decoder, decoder_addr, feeder, marker).map_err(|source| MeshError::Bind {
+            addr: (Ipv4Addr::LOCALHOST, 0).into(),
+            source,
+        })?;
     let public = Arc::new(public);
     let mesh: Arc<str> = Arc::from(mesh);
     let (inbox_tx, inbox) = mpsc::channel(64);
     let receiver = tokio::spawn(receive(Receiver {
         public: Arc::clone(&public),
-        decoder: Decoder {
-            socket: decoder,
-            addr: decoder_addr,
-            feeder,
-            marker,
-            owed: 0,
-        },
+        decoder,
         keyring: Arc::clone(&keyring),
         mesh: Arc::clone(&mesh),
         dropped: Arc::clone(&dropped),
@@ -202,105 +181,6 @@ pub(super) async fn bind(
 fn first_id() -> std::io::Result<u64> {
     let [a, b, c, d, e, f, g, h, ..] = super::seal::nonce()?;
     Ok(u64::from_be_bytes([a, b, c, d, e, f, g, h]))
-}
-
-/// chitchat's own encoder, and the socket its bytes are caught on.
-struct Encoder {
-    socket: ChitchatUdp,
-    addr: SocketAddr,
-    tap: UdpSocket,
-    tap_addr: SocketAddr,
-    buf: Vec<u8>,
-}
-
-impl Encoder {
-    /// The bytes chitchat sends for `envelope`.
-    async fn encode(&mut self, envelope: ChitchatEnvelope) -> anyhow::Result<&[u8]> {
-        self.socket.send(self.tap_addr, envelope).await?;
-        loop {
-            let (len, from) = self.tap.recv_from(&mut self.buf).await?;
-            if from == self.addr {
-                return Ok(&self.buf[..len]);
-            }
-        }
-    }
-}
-
-/// chitchat's own decoder, fed from a socket of ours.
-///
-/// chitchat's socket skips what it cannot read without a word, so each message is followed by
-/// a marker (a `BadCluster` message, which no member of a sealed mesh has a reason to send, and
-/// which is therefore never fed as a message): the marker coming back first means the message
-/// was undecodable, at once rather than after a timeout.
-struct Decoder {
-    socket: ChitchatUdp,
-    addr: SocketAddr,
-    feeder: UdpSocket,
-    marker: Vec<u8>,
-    /// Markers still to come back for messages given up on after [`DECODE_WITHIN`].
-    owed: usize,
-}
-
-/// What the decoder made of a message.
-enum Decoded {
-    Envelope(RecvOutcome),
-    Undecodable,
-    /// The decoder's socket is broken.
-    Broken,
-}
-
-impl Decoder {
-    async fn decode(&mut self, message: &[u8]) -> Decoded {
-        if is_bad_cluster(message, &self.marker) {
-            return Decoded::Undecodable;
-        }
-        let fed = async {
-            self.feeder.send_to(message, self.addr).await?;
-            self.feeder.send_to(&self.marker, self.addr).await?;
-            self.feeder.local_addr()
-        };
-        let Ok(feeder_addr) = fed.await else {
-            return Decoded::Undecodable;
-        };
-        let owed = &mut self.owed;
-        let socket = &mut self.socket;
-        let read = timeout(DECODE_WITHIN, async {
-            let mut decoded = None;
-            loop {
-                match socket.recv().await {
-                    Ok(outcome) if outcome.from_addr != feeder_addr => {} // another process
-                    Ok(outcome)
-                        if matches!(outcome.envelope.message, ChitchatMessage::BadCluster) =>
-                    {
-                        if *owed == 0 {
-                            return decoded.map_or(Decoded::Undecodable, Decoded::Envelope);
-                        }
-                        // The marker of a message given up on: what came before it was that one.
-                        *owed -= 1;
-                        decoded = None;
-                    }
-                    Ok(outcome) => decoded = Some(outcome),
-                    Err(_) => return Decoded::Broken,
-                }
-            }
-        })
-        .await;
-        read.unwrap_or_else(|_| {
-            self.owed += 1;
-            Decoded::Undecodable
-        })
-    }
-}
-
-/// Whether `message` is chitchat's `BadCluster` (same magic number and message type as the
-/// marker, any protocol version).
-fn is_bad_cluster(message: &[u8], marker: &[u8]) -> bool {
-    match (message, marker) {
-        ([m0, m1, _, kind, ..], [k0, k1, _, marker_kind, ..]) => {
-            (m0, m1, kind) == (k0, k1, marker_kind)
-        }
-        _ => false,
-    }
 }
 
 /// What the receiving task owns.
