@@ -5,6 +5,7 @@
 
 mod formats;
 mod helpers;
+mod records;
 mod refusals;
 mod zip_refusals;
 

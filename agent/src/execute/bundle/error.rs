@@ -87,6 +87,28 @@ pub enum BundleError {
     )]
     TooManyEntries { entry: String, limit: u64 },
 
+    #[error(
+        "bundle's {record} at byte {offset} holds {size} bytes, more than the {limit} it may; \
+         tar, git archive and shoal release package write far smaller ones"
+    )]
+    RecordTooLarge {
+        record: &'static str,
+        offset: u64,
+        size: u64,
+        limit: u64,
+    },
+
+    #[error(
+        "entry {entry} gives its size as {pax} bytes in a pax header and {header} in its tar \
+         header; shoal reads sizes (up to 8 GiB) from the tar header and refuses archives that \
+         disagree with themselves"
+    )]
+    PaxSize {
+        entry: String,
+        pax: String,
+        header: u64,
+    },
+
     #[error("cannot read bundle {path}")]
     Archive {
         path: PathBuf,
@@ -120,6 +142,8 @@ impl BundleError {
             Self::ReplacesDirectory { .. } => "replaces-directory",
             Self::TooLarge { .. } => "too-large",
             Self::TooManyEntries { .. } => "too-many-entries",
+            Self::RecordTooLarge { .. } => "record-too-large",
+            Self::PaxSize { .. } => "pax-size",
             Self::Archive { .. } => "corrupt-archive",
             Self::Io { .. } => "io",
         }
@@ -137,10 +161,12 @@ impl BundleError {
             | Self::ThroughNonDirectory { entry, .. }
             | Self::ReplacesDirectory { entry }
             | Self::TooLarge { entry, .. }
-            | Self::TooManyEntries { entry, .. } => Some(entry),
+            | Self::TooManyEntries { entry, .. }
+            | Self::PaxSize { entry, .. } => Some(entry),
             Self::UnsupportedFormat { .. }
             | Self::DestinationNotEmpty { .. }
             | Self::DestinationInsideBundle { .. }
+            | Self::RecordTooLarge { .. }
             | Self::Archive { .. }
             | Self::Io { .. } => None,
         }
