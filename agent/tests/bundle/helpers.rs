@@ -193,13 +193,20 @@ pub fn raw_entry(
     data: &[u8],
     link: Option<&str>,
 ) {
-    let mut header = tar::Header::new_gnu();
-    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    let mut header = gnu_header(name, kind, data.len() as u64);
     if let Some(link) = link {
         header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_cksum();
     }
+    builder.append(&header, data).unwrap();
+}
+
+/// A GNU tar header named `name` of type `kind` declaring `size` bytes, whatever it holds.
+pub fn gnu_header(name: &str, kind: EntryType, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
     header.set_entry_type(kind);
-    header.set_size(data.len() as u64);
+    header.set_size(size);
     header.set_mode(if kind == EntryType::Directory {
         0o755
     } else {
@@ -207,7 +214,7 @@ pub fn raw_entry(
     });
     header.set_mtime(1_700_000_000);
     header.set_cksum();
-    builder.append(&header, data).unwrap();
+    header
 }
 
 pub type Entry<'a> = (&'a str, EntryType, &'a [u8], Option<&'a str>);

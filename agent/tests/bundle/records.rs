@@ -63,18 +63,6 @@ fn long_names_and_link_targets_unpack_from_gnu_and_pax_archives() {
     }
 }
 
-/// A ustar-style GNU header of `kind` declaring `size` bytes, named `name`.
-fn header(name: &str, kind: EntryType, size: u64) -> Header {
-    let mut header = Header::new_gnu();
-    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    header.set_entry_type(kind);
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_mtime(1_700_000_000);
-    header.set_cksum();
-    header
-}
-
 /// A tar.gz (compressed by the real `gzip`) of `header` followed by `data` and nothing else:
 /// the archive may declare far more than it holds.
 fn tgz_of(dir: &Path, header: &Header, data: &[u8]) -> PathBuf {
@@ -115,7 +103,11 @@ fn a_long_name_or_pax_header_past_its_bound_is_refused_unread() {
         (EntryType::XHeader, "pax header", 1 << 20),
         (EntryType::XGlobalHeader, "global pax header", 1 << 20),
     ] {
-        let bundle = tgz_of(tmp.path(), &header("././@LongLink", kind, 1 << 30), &zeros);
+        let bundle = tgz_of(
+            tmp.path(),
+            &gnu_header("././@LongLink", kind, 1 << 30),
+            &zeros,
+        );
         let dest = tmp.path().join("out");
         assert_refused_with(
             unpack(&bundle, &dest),
@@ -133,7 +125,7 @@ fn a_directory_claiming_gigabytes_counts_against_the_size_limit() {
     let tmp = TempDir::new().unwrap();
     let bundle = tgz_of(
         tmp.path(),
-        &header("big/", EntryType::Directory, 9 << 30),
+        &gnu_header("big/", EntryType::Directory, 9 << 30),
         &[0; 4096],
     );
     let dest = tmp.path().join("out");
