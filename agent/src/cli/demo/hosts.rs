@@ -196,25 +196,22 @@ impl Host {
 /// random port so that demos side by side pick different ones.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
     let low = ephemeral_range_start().unwrap_or(32_768);
-    let candidates = PRIVILEGED_END..low;
-    let span = u32::from(low.saturating_sub(PRIVILEGED_END));
+    let span = low.saturating_sub(PRIVILEGED_END);
     if span < 1_000 {
         return ephemeral_ports(n);
     }
-    let mut seed = [0u8; 4];
+    let mut seed = [0u8; 2];
     getrandom::fill(&mut seed).map_err(|e| format!("cannot pick a port at random: {e}"))?;
-    let offset = u32::from_le_bytes(seed) % span;
+    let offset = u16::from_le_bytes(seed) % span;
+    // Each port stays bound until all are found, so none is picked twice.
     let mut held = Vec::with_capacity(n);
-    for step in 0..span {
-        let port = candidates.start + u16::try_from((offset + step) % span).unwrap_or(0);
+    let mut ports = Vec::with_capacity(n);
+    for port in (offset..span).chain(0..offset).map(|i| PRIVILEGED_END + i) {
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             held.push(listener);
-            if held.len() == n {
-                return Ok(held
-                    .iter()
-                    .filter_map(|l| l.local_addr().ok())
-                    .map(|a| a.port())
-                    .collect());
+            ports.push(port);
+            if ports.len() == n {
+                return Ok(ports);
             }
         }
     }

@@ -228,18 +228,18 @@ fn add_entry<R: Read>(
             });
         }
     }
+    let size = entry.size();
     // Raw reading sizes the entry by its tar header; a pax `size` that says otherwise would
     // make another reader see other entries in the same bytes.
     if let Some(pax) = records.pax(b"size")
-        && std::str::from_utf8(pax).ok().and_then(|s| s.parse().ok()) != Some(entry.size())
+        && std::str::from_utf8(pax).ok().and_then(|s| s.parse().ok()) != Some(size)
     {
         return Err(BundleError::PaxSize {
             entry: name,
             pax: display(pax),
-            header: entry.size(),
+            header: size,
         });
     }
-    let size = entry.size();
     // Every entry's data counts against the size limit, skipped or not: a directory that
     // claims gigabytes would otherwise be decompressed for nothing.
     staging.reserve(&name, size)?;
