@@ -354,6 +354,17 @@ fn files(reader: &mut Reader, node: &Node) -> Result<Vec<FileMapping>, AppSpecEr
         };
         let source = required("source", "a path in the bundle")?;
         let destination = required("destination", "an absolute directory")?;
+        if climbs(&destination) {
+            return Err(error(
+                ErrorKind::Files,
+                item,
+                &format!("{path}.destination"),
+                format!(
+                    "`{destination}` contains `..`, which could leave the directory it names \
+                     (and `node.files_root`); write the path without `..`, e.g. /srv/app"
+                ),
+            ));
+        }
         if !destination.starts_with('/') {
             reader.warn(
                 item.line,
@@ -371,6 +382,11 @@ fn files(reader: &mut Reader, node: &Node) -> Result<Vec<FileMapping>, AppSpecEr
         });
     }
     Ok(files)
+}
+
+/// Whether `path` has a `..` component.
+pub(crate) fn climbs(path: &str) -> bool {
+    path.split('/').any(|part| part == "..")
 }
 
 fn file_exists_behavior(node: &Node) -> Result<FileExistsBehavior, AppSpecError> {

@@ -42,6 +42,17 @@ fn permission(reader: &mut Reader, node: &Node, path: &str) -> Result<Permission
             "has no `object`; name the installed path it applies to",
         ));
     }
+    if super::parse::climbs(&object) {
+        return Err(error(
+            KIND,
+            node,
+            &fields.path("object"),
+            format!(
+                "`{object}` contains `..`, which could name a path outside the install; write \
+                 the installed path without `..`, e.g. /srv/app"
+            ),
+        ));
+    }
     let pattern = match fields.get("pattern") {
         Some(n) => text(n, KIND, &fields.path("pattern"), "a glob such as `*.sh`")?,
         None => "**".to_owned(),

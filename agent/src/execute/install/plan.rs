@@ -107,6 +107,12 @@ impl Planner<'_> {
             why: "no such file or directory in the bundle".to_owned(),
         })?;
         let destination = PathBuf::from(&mapping.destination);
+        if destination.components().any(|c| c == Component::ParentDir) {
+            return Err(InstallError::Destination {
+                destination: mapping.destination.clone(),
+                why: "`..` is not allowed in a destination".to_owned(),
+            });
+        }
         if !destination.is_absolute() {
             return Err(InstallError::Destination {
                 destination: mapping.destination.clone(),
