@@ -12,6 +12,7 @@ pub mod s3;
 pub mod signing;
 pub mod sim;
 pub mod udp;
+pub mod users;
 
 use std::path::PathBuf;
 

@@ -1,17 +1,27 @@
 //! Applying an AppSpec's `permissions` to what the install created, with the CodeDeploy agent's
 //! matching rules: only installed paths, never `object` itself unless it is a copied file; `**`
-//! matches every depth, any other pattern immediate children; per target chmod → setfacl →
-//! semanage → chown; one target set twice by the same kind of setting is an error.
+//! matches every depth, any other pattern immediate children; per target chmod → ACL →
+//! SELinux context → chown; one target set twice by the same kind of setting is an error.
+//!
+//! Every change is made on the file itself, opened without following links from a safely
+//! walked parent (`walk`), and only when it is still the file the install created; deepest
+//! paths first, so a directory is handed to its new owner only after root is done inside it.
 
-use std::collections::{BTreeMap, HashSet};
-use std::os::unix::fs::{PermissionsExt, lchown};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nix::unistd::{Group, User};
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Group, Uid, User, fchownat};
 use shoal_shared::appspec::{AclEntry, Permission, SelinuxContext};
+use xattr::FileExt;
 
+use super::acl;
 use super::install::InstallError;
+use super::walk::{self, FileId, LastDir, WalkError};
 
 /// What one target gets, and from which entry each setting came.
 #[derive(Default)]
@@ -23,12 +33,14 @@ struct Settings<'a> {
     group: Option<(usize, &'a str)>,
 }
 
-/// Applies `permissions` to the `installed` paths (`copied` are the files among them).
-/// Returns the paths that got a persistent SELinux rule, for the cleanup file.
+/// Applies `permissions` to the `installed` paths (`copied` are the files among them), each
+/// of which must still be the file `ids` says the install created. Returns the paths that got
+/// a persistent SELinux rule, for the cleanup file.
 pub fn apply(
     permissions: &[Permission],
     installed: &[&Path],
     copied: &[&Path],
+    ids: &HashMap<PathBuf, FileId>,
 ) -> Result<Vec<PathBuf>, InstallError> {
     let copied: HashSet<&Path> = copied.iter().copied().collect();
     let mut targets: BTreeMap<&Path, Settings<'_>> = BTreeMap::new();
@@ -55,9 +67,13 @@ pub fn apply(
             claim.set(&mut settings.group, permission.group.as_deref(), "group")?;
         }
     }
+    // Deepest first: everything inside a directory before the directory itself.
+    let mut order: Vec<(&Path, Settings<'_>)> = targets.into_iter().collect();
+    order.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+    let mut dirs = LastDir::default();
     let mut labelled = Vec::new();
-    for (path, settings) in &targets {
-        if apply_one(path, settings)? {
+    for (path, settings) in &order {
+        if apply_one(&mut dirs, ids, path, settings)? {
             labelled.push(path.to_path_buf());
         }
     }
@@ -149,37 +165,70 @@ pub fn glob(pattern: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// Applies one target's settings; returns whether an SELinux rule was recorded for it.
-fn apply_one(path: &Path, settings: &Settings<'_>) -> Result<bool, InstallError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| InstallError::io("inspect", path, e))?;
-    let is_link = meta.file_type().is_symlink();
+/// Applies one target's settings on the file itself, opened without following links from a
+/// safely walked parent, after checking it is still the file this install created. Returns
+/// whether an SELinux rule was recorded for it.
+fn apply_one(
+    dirs: &mut LastDir,
+    ids: &HashMap<PathBuf, FileId>,
+    path: &Path,
+    settings: &Settings<'_>,
+) -> Result<bool, InstallError> {
+    let replaced = || WalkError::Replaced {
+        path: path.to_owned(),
+    };
+    let (parent, name) = walk::split(path).ok_or_else(replaced)?;
+    let dir = dirs.open(parent, ids.get(parent).copied())?;
+    let (file, stat) = dir
+        .open_entry(name)
+        .map_err(|e| InstallError::io("open", path, e.into()))?;
+    if ids.get(path) != Some(&FileId::of(&stat)) {
+        return Err(replaced().into());
+    }
+    let kind = walk::kind(&stat);
+    let is_link = kind == SFlag::S_IFLNK;
     if let (Some((_, mode)), false) = (settings.mode, is_link) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| InstallError::io("set the mode of", path, e))?;
+        nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode))
+            .map_err(|e| InstallError::io("set the mode of", path, e.into()))?;
     }
     if let (Some((index, acls)), false) = (settings.acls, is_link) {
-        set_acl(index, path, acls, meta.is_dir())?;
+        set_acl(index, path, &file, acls, kind == SFlag::S_IFDIR)?;
     }
     let recorded = match settings.context {
-        Some((_, context)) => set_context(path, context)?,
-        None => false,
+        Some((_, context)) if !is_link => set_context(path, &file, context)?,
+        _ => false,
     };
     let uid = match settings.owner {
-        Some((index, name)) => Some(lookup(index, "owner", name, |n| {
-            User::from_name(n).map(|u| u.map(|u| u.uid.as_raw()))
-        })?),
+        Some((index, name)) => Some(user_id(index, name)?),
         None => None,
     };
     let gid = match settings.group {
-        Some((index, name)) => Some(lookup(index, "group", name, |n| {
-            Group::from_name(n).map(|g| g.map(|g| g.gid.as_raw()))
-        })?),
+        Some((index, name)) => Some(group_id(index, name)?),
         None => None,
     };
     if uid.is_some() || gid.is_some() {
-        lchown(path, uid, gid).map_err(|e| InstallError::io("change the owner of", path, e))?;
+        fchownat(
+            &file,
+            "",
+            uid.map(Uid::from_raw),
+            gid.map(Gid::from_raw),
+            AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| InstallError::io("change the owner of", path, e.into()))?;
     }
     Ok(recorded)
+}
+
+fn user_id(index: usize, name: &str) -> Result<u32, InstallError> {
+    lookup(index, "owner", name, |n| {
+        User::from_name(n).map(|u| u.map(|u| u.uid.as_raw()))
+    })
+}
+
+fn group_id(index: usize, name: &str) -> Result<u32, InstallError> {
+    lookup(index, "group", name, |n| {
+        Group::from_name(n).map(|g| g.map(|g| g.gid.as_raw()))
+    })
 }
 
 fn lookup(
@@ -200,7 +249,14 @@ fn lookup(
         })
 }
 
-fn set_acl(index: usize, path: &Path, acls: &[AclEntry], is_dir: bool) -> Result<(), InstallError> {
+/// Sets the ACL `setfacl --set` would set, through the open file.
+fn set_acl(
+    index: usize,
+    path: &Path,
+    file: &File,
+    acls: &[AclEntry],
+    is_dir: bool,
+) -> Result<(), InstallError> {
     if !is_dir && acls.iter().any(|a| a.default) {
         return Err(InstallError::Permission {
             index,
@@ -210,33 +266,75 @@ fn set_acl(index: usize, path: &Path, acls: &[AclEntry], is_dir: bool) -> Result
             ),
         });
     }
-    let mode = std::fs::metadata(path)
-        .map_err(|e| InstallError::io("inspect", path, e))?
-        .permissions()
-        .mode();
-    let bits = |shift: u32| {
-        let b = (mode >> shift) & 7;
-        format!(
-            "{}{}{}",
-            if b & 4 != 0 { 'r' } else { '-' },
-            if b & 2 != 0 { 'w' } else { '-' },
-            if b & 1 != 0 { 'x' } else { '-' }
-        )
+    let mode = nix::sys::stat::fstat(file)
+        .map_err(|e| InstallError::io("inspect", path, e.into()))?
+        .st_mode;
+    let encoded = acl::encode(acls, mode, |is_user, name| {
+        let id = if is_user {
+            user_id(index, name)
+        } else {
+            group_id(index, name)
+        };
+        id.map_err(|e| match e {
+            InstallError::Permission { why, .. } => why,
+            other => other.to_string(),
+        })
+    })
+    .map_err(|why| InstallError::Permission { index, why })?;
+    let set = |attribute: &str, value: &[u8]| {
+        file.set_xattr(attribute, value).map_err(|e| {
+            if e.raw_os_error() == Some(Errno::EOPNOTSUPP as i32) {
+                InstallError::Permission {
+                    index,
+                    why: format!(
+                        "the file system of {} does not support ACLs (mount it with `acl`)",
+                        path.display()
+                    ),
+                }
+            } else {
+                InstallError::io("set the ACL of", path, e)
+            }
+        })
     };
-    let mut spec = vec![
-        format!("user::{}", bits(6)),
-        format!("group::{}", bits(3)),
-        format!("other::{}", bits(0)),
-    ];
-    spec.extend(acls.iter().map(ToString::to_string));
-    run_tool("setfacl", "setting ACLs", path, &["--set", &spec.join(",")])
+    set(acl::ACCESS, &encoded.access)?;
+    if let Some(default) = &encoded.default {
+        set(acl::DEFAULT, default)?;
+    }
+    Ok(())
 }
 
-/// Sets an SELinux context: persistently with `semanage fcontext` + `restorecon` where
-/// policycoreutils is installed (recorded for cleanup), else on the file alone with `chcon`.
+/// Sets an SELinux context on the open file (its `security.selinux` attribute, as `chcon`
+/// does, with the fields the AppSpec leaves out kept), and, where policycoreutils is installed,
+/// records the rule with `semanage fcontext` so a relabel keeps it (recorded for cleanup).
 /// Returns whether `semanage` recorded a rule.
-fn set_context(path: &Path, context: &SelinuxContext) -> Result<bool, InstallError> {
-    let purpose = "setting an SELinux context";
+fn set_context(path: &Path, file: &File, context: &SelinuxContext) -> Result<bool, InstallError> {
+    const ATTRIBUTE: &str = "security.selinux";
+    let unlabelled = || InstallError::NoSelinux {
+        path: path.to_owned(),
+    };
+    let current = match file.get_xattr(ATTRIBUTE) {
+        Ok(Some(value)) => value,
+        Ok(None) => return Err(unlabelled()),
+        Err(e) if e.raw_os_error() == Some(Errno::EOPNOTSUPP as i32) => return Err(unlabelled()),
+        Err(e) => return Err(InstallError::io("read the SELinux context of", path, e)),
+    };
+    let current = String::from_utf8_lossy(&current);
+    let mut fields: Vec<&str> = current.trim_end_matches('\0').splitn(4, ':').collect();
+    if fields.len() < 3 {
+        return Err(unlabelled());
+    }
+    fields[2] = &context.type_;
+    if let Some(user) = &context.user {
+        fields[0] = user;
+    }
+    if let Some(range) = &context.range {
+        fields.truncate(3);
+        fields.push(range);
+    }
+    let mut label = fields.join(":").into_bytes();
+    label.push(0);
+    file.set_xattr(ATTRIBUTE, &label)
+        .map_err(|e| InstallError::io("set the SELinux context of", path, e))?;
     let mut args = vec!["fcontext", "-a", "-t", context.type_.as_str()];
     if let Some(user) = &context.user {
         args.extend(["-s", user]);
@@ -244,27 +342,11 @@ fn set_context(path: &Path, context: &SelinuxContext) -> Result<bool, InstallErr
     if let Some(range) = &context.range {
         args.extend(["-r", range]);
     }
-    match run_tool("semanage", purpose, path, &args) {
-        Ok(()) => return run_tool("restorecon", purpose, path, &[]).map(|()| true),
-        Err(InstallError::MissingTool { .. }) => {}
-        Err(other) => return Err(other),
+    match run_tool("semanage", "recording an SELinux context", path, &args) {
+        Ok(()) => Ok(true),
+        Err(InstallError::MissingTool { .. }) => Ok(false),
+        Err(other) => Err(other),
     }
-    let mut args = vec!["-t", context.type_.as_str()];
-    if let Some(user) = &context.user {
-        args.extend(["-u", user]);
-    }
-    if let Some(range) = &context.range {
-        args.extend(["-l", range]);
-    }
-    run_tool("chcon", purpose, path, &args)
-        .map_err(|e| match e {
-            InstallError::MissingTool { purpose, .. } => InstallError::MissingTool {
-                tool: "semanage or chcon",
-                purpose,
-            },
-            other => other,
-        })
-        .map(|()| false)
 }
 
 fn run_tool(

@@ -224,10 +224,101 @@ fn an_selinux_context_that_cannot_be_applied_fails_the_install_clearly() {
     let out = deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]);
     assert_exit(&out, 1);
     let err = stderr(&out);
-    let named = if have("chcon") {
-        "`chcon -t httpd_sys_content_t` failed"
-    } else {
-        "needs `semanage or chcon`"
-    };
-    assert!(err.contains("Install: ") && err.contains(named), "{err}");
+    assert!(
+        err.contains("Install: cannot set the SELinux context of")
+            && err.contains("this host does not label files with SELinux"),
+        "{err}"
+    );
+}
+
+/// The ACLs shoal sets on the open file are the ones `setfacl --set` sets by path: the same
+/// `getfacl` output and mode for named entries, an explicit mask, and default entries.
+#[test]
+fn acls_match_what_setfacl_sets() {
+    if !(have("setfacl") && have("getfacl")) {
+        eprintln!("setfacl/getfacl not installed: skipping");
+        return;
+    }
+    let cases: [(&[&str], bool); 4] = [
+        (&["u:nobody:rw"], false),
+        (&["u:nobody:rwx", "g:daemon:r", "m::r"], false),
+        (&["u:nobody:rw", "d:u:nobody:rx"], true),
+        (&["d:u::rwx", "d:g:daemon:rw", "d:o::-"], true),
+    ];
+    for (i, (entries, is_dir)) in cases.into_iter().enumerate() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dest = tmp.path().join("srv");
+        let bundle = Bundle::new(tmp.path().join("b"));
+        if is_dir {
+            bundle.file("site/d/x", "x");
+        } else {
+            bundle.file("site/d", "x");
+        }
+        let acls: Vec<String> = entries.iter().map(|e| format!("\"{e}\"")).collect();
+        let kind = if is_dir { "directory" } else { "file" };
+        bundle.appspec(&format!(
+            "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: {d}\n\
+             permissions:\n  - object: {d}\n    pattern: d\n    type: [{kind}]\n    mode: 640\n    acls: [{acls}]\n",
+            d = dest.display(),
+            acls = acls.join(", ")
+        ));
+        assert_exit(
+            &deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]),
+            0,
+        );
+
+        let reference = tmp.path().join("reference");
+        if is_dir {
+            fs::create_dir(&reference).expect("mkdir");
+        } else {
+            fs::write(&reference, "x").expect("write");
+        }
+        fs::set_permissions(&reference, fs::Permissions::from_mode(0o640)).expect("chmod");
+        let spec: Vec<String> = ["user::rw-", "group::r--", "other::---"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(entries.iter().map(|e| {
+                shoal_shared::appspec::acl_entry(e)
+                    .expect("valid")
+                    .to_string()
+            }))
+            .collect();
+        let set = std::process::Command::new("setfacl")
+            .args(["--set", &spec.join(",")])
+            .arg(&reference)
+            .output()
+            .expect("setfacl");
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+        let getfacl = |path: &Path| {
+            let out = std::process::Command::new("getfacl")
+                .args(["-c", "-n"])
+                .arg(path)
+                .output()
+                .expect("getfacl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let installed = dest.join("d");
+        assert_eq!(
+            getfacl(&installed),
+            getfacl(&reference),
+            "case {i}: {entries:?}"
+        );
+        assert_eq!(
+            fs::metadata(&installed)
+                .expect("installed")
+                .permissions()
+                .mode()
+                & 0o7777,
+            fs::metadata(&reference)
+                .expect("reference")
+                .permissions()
+                .mode()
+                & 0o7777,
+            "case {i}: the mode's group bits show the mask"
+        );
+    }
 }

@@ -6,3 +6,4 @@ mod common;
 mod bundles;
 mod files;
 mod lifecycle;
+mod race;

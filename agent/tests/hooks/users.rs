@@ -2,10 +2,11 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use nix::unistd::{Group, Uid, User};
 use shoal_agent::execute::hooks::{HookError, RUNAS_PATH};
+
+use shoal_tests::users::ThrowawayUser;
 
 use super::helpers::*;
 
@@ -22,50 +23,6 @@ async fn runas_an_unknown_user_is_refused_naming_the_user() {
     assert!(matches!(error, HookError::RunAs { .. }), "{error:?}");
     assert!(error.to_string().contains("shoal-no-such-user"), "{error}");
     assert!(deployment.texts("scripts/who.sh", "stdout").is_empty());
-}
-
-/// A throwaway user with a supplementary group, deleted on drop.
-struct ThrowawayUser {
-    name: String,
-    group: String,
-}
-
-impl ThrowawayUser {
-    fn create() -> Self {
-        let suffix = std::process::id();
-        let user = Self {
-            name: format!("shoalu{suffix}"),
-            group: format!("shoalg{suffix}"),
-        };
-        run_tool("groupadd", &[&user.group]);
-        let home = format!("/home/{}", user.name);
-        run_tool(
-            "useradd",
-            &[
-                "-M",
-                "-d",
-                &home,
-                "-s",
-                "/bin/sh",
-                "-G",
-                &user.group,
-                &user.name,
-            ],
-        );
-        user
-    }
-}
-
-impl Drop for ThrowawayUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-        let _ = Command::new("groupdel").arg(&self.group).status();
-    }
-}
-
-fn run_tool(tool: &str, args: &[&str]) {
-    let status = Command::new(tool).args(args).status().expect(tool);
-    assert!(status.success(), "{tool} {args:?}: {status}");
 }
 
 #[tokio::test]

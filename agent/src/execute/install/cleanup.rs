@@ -1,5 +1,7 @@
 //! The group's cleanup file: every path an install created, one a line, in creation order, so
 //! the next install can remove them in reverse. SELinux records are `semanage\0<path>`.
+//! Removal goes through safely opened parents (`walk`): a path whose directory was swapped for
+//! a link is left alone, never removed through the link.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, ErrorKind, Write};
@@ -7,7 +9,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use nix::errno::Errno;
+use nix::sys::stat::SFlag;
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
 use super::InstallError;
+use crate::execute::walk::{self, LastDir, WalkError};
 
 const SELINUX_PREFIX: &str = "semanage\0";
 
@@ -25,6 +32,7 @@ pub(super) fn replay(cleanup_file: &Path) -> Result<usize, InstallError> {
         None => &[][..],
     };
     let mut removed = 0;
+    let mut dirs = LastDir::default();
     for line in complete
         .split(|b| *b == b'\n')
         .rev()
@@ -35,19 +43,42 @@ pub(super) fn replay(cleanup_file: &Path) -> Result<usize, InstallError> {
             continue;
         }
         let path = Path::new(std::ffi::OsStr::from_bytes(line));
-        let result = match fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => fs::remove_dir(path),
-            Ok(_) => fs::remove_file(path),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => removed += 1,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => {}
-            Err(e) => return Err(InstallError::io("remove", path, e)),
+        if remove(&mut dirs, path)? {
+            removed += 1;
         }
     }
     fs::remove_file(cleanup_file).map_err(|e| InstallError::io("remove", cleanup_file, e))?;
     Ok(removed)
+}
+
+/// Removes `path` (a directory only when empty) through its safely opened parent; returns
+/// whether it was there to remove.
+fn remove(dirs: &mut LastDir, path: &Path) -> Result<bool, InstallError> {
+    let Some((parent, name)) = walk::split(path) else {
+        return Ok(false);
+    };
+    let dir = match dirs.open(parent, None) {
+        Ok(dir) => dir,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e @ WalkError::Io { .. }) => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "left in place by the cleanup");
+            return Ok(false);
+        }
+    };
+    let flag = match dir.lstat(name) {
+        Ok(stat) if walk::kind(&stat) == SFlag::S_IFDIR => UnlinkatFlags::RemoveDir,
+        Ok(_) => UnlinkatFlags::NoRemoveDir,
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(InstallError::io("inspect", path, e.into())),
+    };
+    match unlinkat(dir.fd(), name, flag) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT | Errno::ENOTEMPTY | Errno::EEXIST) => Ok(false),
+        // Swapped between the look and the unlink: left for the next cleanup.
+        Err(Errno::EISDIR | Errno::ENOTDIR) => Ok(false),
+        Err(e) => Err(InstallError::io("remove", path, e.into())),
+    }
 }
 
 fn remove_selinux_context(path: &Path) {

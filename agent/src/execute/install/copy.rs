@@ -1,22 +1,37 @@
 //! Copying planned files from the archive onto the host: regular files keep their mode and
 //! modification time, symlinks stay symlinks, existing files are replaced by rename (so a
 //! running binary is never truncated), and the work is spread over a few threads.
+//!
+//! Every file is created in its safely opened parent directory (`walk`) with
+//! `O_CREAT|O_EXCL|O_NOFOLLOW`, so nothing is ever written through a link.
 
-use std::fs::{self, File, OpenOptions};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, symlink};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
+
 use super::InstallError;
+use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
 
 /// Each copying thread's buffer.
 const BUFFER: usize = 256 * 1024;
 
-/// Copies every `(source, destination)` pair; returns the bytes copied.
-pub(super) fn copy_all(copies: &[(&Path, &Path)]) -> Result<u64, InstallError> {
+/// Copies every `(source, destination)` pair, each into a parent that, where this install
+/// created it, must still be the directory `dirs` names. Returns the bytes copied and the
+/// identity of every file created.
+pub(super) fn copy_all(
+    copies: &[(&Path, &Path)],
+    dirs: &HashMap<PathBuf, FileId>,
+) -> Result<(u64, Vec<(PathBuf, FileId)>), InstallError> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4)
@@ -25,19 +40,25 @@ pub(super) fn copy_all(copies: &[(&Path, &Path)]) -> Result<u64, InstallError> {
     let bytes = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
     let first_error = Mutex::new(None);
+    let created = Mutex::new(Vec::with_capacity(copies.len()));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 let mut buffer = vec![0u8; BUFFER];
+                let mut parents = LastDir::default();
+                let mut mine = Vec::new();
                 while !failed.load(Ordering::Relaxed) {
                     let Some((source, destination)) =
                         copies.get(next.fetch_add(1, Ordering::Relaxed))
                     else {
                         break;
                     };
-                    match copy_one(source, destination, &mut buffer) {
-                        Ok(n) => {
+                    let result = into_parent(&mut parents, dirs, destination)
+                        .and_then(|(parent, name)| copy_one(parent, source, name, &mut buffer));
+                    match result {
+                        Ok((n, id)) => {
                             bytes.fetch_add(n, Ordering::Relaxed);
+                            mine.push((destination.to_path_buf(), id));
                         }
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
@@ -48,20 +69,56 @@ pub(super) fn copy_all(copies: &[(&Path, &Path)]) -> Result<u64, InstallError> {
                         }
                     }
                 }
+                created
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .append(&mut mine);
             });
         }
     });
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(error) => Err(error),
-        None => Ok(bytes.into_inner()),
+        None => Ok((
+            bytes.into_inner(),
+            created.into_inner().unwrap_or_else(|p| p.into_inner()),
+        )),
     }
 }
 
-fn copy_one(source: &Path, destination: &Path, buffer: &mut [u8]) -> Result<u64, InstallError> {
+/// The safely opened parent of `destination`, and its name in it.
+fn into_parent<'d, 'p>(
+    parents: &'d mut LastDir,
+    dirs: &HashMap<PathBuf, FileId>,
+    destination: &'p Path,
+) -> Result<(&'d Dir, &'p OsStr), InstallError> {
+    let (parent, name) = walk::split(destination).ok_or_else(|| InstallError::Destination {
+        destination: destination.display().to_string(),
+        why: "it names no file".to_owned(),
+    })?;
+    Ok((parents.open(parent, dirs.get(parent).copied())?, name))
+}
+
+fn copy_one(
+    dir: &Dir,
+    source: &Path,
+    name: &OsStr,
+    buffer: &mut [u8],
+) -> Result<(u64, FileId), InstallError> {
+    let destination = dir.join(name);
     let meta = fs::symlink_metadata(source).map_err(|e| InstallError::io("read", source, e))?;
     if meta.file_type().is_symlink() {
         let target = fs::read_link(source).map_err(|e| InstallError::io("read link", source, e))?;
-        return replace_with(destination, |path| symlink(&target, path)).map(|()| 0);
+        replace_with(dir, name, |at| {
+            symlinkat(target.as_path(), dir.fd(), at).map_err(io::Error::from)
+        })?;
+        // Made by root: a link someone else put in its place since is theirs, not ours.
+        let stat = dir
+            .lstat(name)
+            .map_err(|e| InstallError::io("inspect", &destination, e.into()))?;
+        if walk::kind(&stat) != SFlag::S_IFLNK || stat.st_uid != nix::unistd::geteuid().as_raw() {
+            return Err(WalkError::Replaced { path: destination }.into());
+        }
+        return Ok((0, FileId::of(&stat)));
     }
     if !meta.is_file() {
         return Err(InstallError::Source {
@@ -72,19 +129,18 @@ fn copy_one(source: &Path, destination: &Path, buffer: &mut [u8]) -> Result<u64,
     let from = File::open(source).map_err(|e| InstallError::io("read", source, e))?;
     let mode = meta.mode() & 0o7777;
     let mut copied = 0;
-    replace_with(destination, |path| {
-        let to = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)?;
+    let id = replace_with(dir, name, |at| {
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let to = File::from(openat(dir.fd(), at, flags, Mode::from_bits_truncate(mode))?);
         copied = copy_bytes(&from, &to, buffer)?;
         if mode & (umask() | 0o7000) != 0 {
             to.set_permissions(meta.permissions())?;
         }
-        to.set_modified(meta.modified()?)
+        to.set_modified(meta.modified()?)?;
+        Ok(FileId::of(&nix::sys::stat::fstat(&to)?))
     })?;
-    Ok(copied)
+    Ok((copied, id))
 }
 
 /// Copies the file's bytes through `buffer`. Measured against `copy_file_range` on freshly
@@ -119,32 +175,37 @@ fn umask() -> u32 {
     })
 }
 
-/// Creates `destination` with `create`; when something is already there, creates a sibling
-/// and renames it over, so the old file stays whole until the new one is complete.
-fn replace_with(
-    destination: &Path,
-    mut create: impl FnMut(&Path) -> io::Result<()>,
-) -> Result<(), InstallError> {
-    match create(destination) {
-        Ok(()) => return Ok(()),
+/// Creates entry `name` of `dir` with `create`; when something is already there, creates a
+/// sibling and renames it over, so the old file stays whole until the new one is complete.
+fn replace_with<T>(
+    dir: &Dir,
+    name: &OsStr,
+    mut create: impl FnMut(&OsStr) -> io::Result<T>,
+) -> Result<T, InstallError> {
+    match create(name) {
+        Ok(made) => return Ok(made),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(InstallError::io("write", destination, e)),
+        Err(e) => return Err(InstallError::io("write", &dir.join(name), e)),
     }
-    let staging = staging_path(destination);
-    let _ = fs::remove_file(&staging);
+    let staging = staging_name(name);
+    let remove_staging = || unlinkat(dir.fd(), staging.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    let _ = remove_staging();
     create(&staging)
-        .and_then(|()| fs::rename(&staging, destination))
+        .and_then(|made| {
+            renameat(dir.fd(), staging.as_os_str(), dir.fd(), name)?;
+            Ok(made)
+        })
         .map_err(|e| {
-            let _ = fs::remove_file(&staging);
-            InstallError::io("replace", destination, e)
+            let _ = remove_staging();
+            InstallError::io("replace", &dir.join(name), e)
         })
 }
 
-fn staging_path(destination: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(destination.file_name().unwrap_or_default());
-    name.push(".shoal-new");
-    destination.with_file_name(name)
+fn staging_name(name: &OsStr) -> OsString {
+    let mut staging = OsString::from(".");
+    staging.push(name);
+    staging.push(".shoal-new");
+    staging
 }
 
 #[cfg(test)]
@@ -185,8 +246,18 @@ mod tests {
             .iter()
             .map(|(s, d, ..)| (s.as_path(), d.as_path()))
             .collect();
-        let bytes = copy_all(&copies).expect("copy");
+        let (bytes, created) = copy_all(&copies, &HashMap::new()).expect("copy");
         assert_eq!(bytes, 70_013);
+        for (destination, id) in &created {
+            let meta = fs::symlink_metadata(destination).expect("copied");
+            assert_eq!(
+                (id.dev, id.ino),
+                (meta.dev(), meta.ino()),
+                "the identity of {}",
+                destination.display()
+            );
+        }
+        assert_eq!(created.len(), pairs.len());
         for (_, destination, mode, size) in &pairs {
             let meta = fs::metadata(destination).expect("copied");
             assert_eq!(

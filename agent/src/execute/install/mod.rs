@@ -1,17 +1,25 @@
 //! The Install event: remove what the group's previous install created (its cleanup file),
 //! plan the copies, record them, copy in parallel, then apply permissions. Each step follows the
 //! CodeDeploy agent, so its cleanup and instruction files stay interchangeable.
+//!
+//! Root does all of it relative to directories opened by `walk`, never by resolving a path
+//! through a directory another user can write, and remembers which inode each created path is,
+//! so permissions change only what this install made.
 
 mod cleanup;
 mod copy;
 mod plan;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
 use shoal_shared::appspec::{AppSpec, FileExistsBehavior};
 
 use super::layout::{Layout, write_atomically};
 use super::permissions;
+use super::walk::{self, FileId, LastDir, WalkError};
 pub use plan::{Instruction, Plan, bundle_relative, plan};
 
 /// Why the Install step failed.
@@ -79,6 +87,19 @@ pub enum InstallError {
         /// Its error output.
         stderr: String,
     },
+    /// A path could not be reached safely, or was replaced while installing.
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+    /// This host does not label files with SELinux.
+    #[error(
+        "cannot set the SELinux context of {}: this host does not label files with SELinux \
+         (the file has no `security.selinux` attribute)",
+        path.display()
+    )]
+    NoSelinux {
+        /// The file.
+        path: PathBuf,
+    },
     /// A file operation failed.
     #[error("cannot {action} {}", path.display())]
     Io {
@@ -111,6 +132,10 @@ impl InstallError {
             Self::Permission { .. } => "permission",
             Self::MissingTool { .. } => "missing-tool",
             Self::Command { .. } => "command",
+            Self::Walk(WalkError::Replaced { .. }) => "replaced",
+            Self::Walk(WalkError::Io { .. }) => "io",
+            Self::Walk(_) => "unsafe-path",
+            Self::NoSelinux { .. } => "no-selinux",
             Self::Io { .. } => "io",
         }
     }
@@ -180,18 +205,18 @@ pub fn install(
         retained: plan.retained.len(),
         ..InstallReport::default()
     };
+    let mut ids = HashMap::new();
+    let mut dirs = LastDir::default();
     for instruction in &plan.instructions {
-        if let Instruction::Mkdir { directory } = instruction {
-            std::fs::create_dir(directory)
-                .or_else(|e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists if directory.is_dir() => Ok(()),
-                    _ => Err(e),
-                })
-                .map_err(|e| InstallError::io("create directory", directory, e))?;
+        if let Instruction::Mkdir { directory } = instruction
+            && let Some(id) = make_directory(&mut dirs, &ids, directory)?
+        {
+            ids.insert(directory.clone(), id);
             record.path(directory)?;
             report.directories += 1;
         }
     }
+    drop(dirs);
     let copies: Vec<(&Path, &Path)> = plan
         .instructions
         .iter()
@@ -208,17 +233,51 @@ pub fn install(
     }
     record.flush()?;
     tracing::debug!(elapsed = ?started.elapsed(), "install recorded");
-    report.bytes = copy::copy_all(&copies)?;
+    let copied_ids;
+    (report.bytes, copied_ids) = copy::copy_all(&copies, &ids)?;
+    ids.extend(copied_ids);
     report.files = copies.len();
     tracing::debug!(elapsed = ?started.elapsed(), files = report.files, "install copied");
 
     let installed: Vec<&Path> = plan.installed().collect();
     let copied: Vec<&Path> = copies.iter().map(|(_, d)| *d).collect();
-    for path in permissions::apply(&spec.permissions, &installed, &copied)? {
+    for path in permissions::apply(&spec.permissions, &installed, &copied, &ids)? {
         record.selinux(&path)?;
     }
     record.flush()?;
     Ok(report)
+}
+
+/// Creates `directory` in its safely opened parent; returns its identity when this install
+/// made it, `None` when a directory was already there (made since the plan looked).
+fn make_directory(
+    dirs: &mut LastDir,
+    ids: &HashMap<PathBuf, FileId>,
+    directory: &Path,
+) -> Result<Option<FileId>, InstallError> {
+    let (parent, name) = walk::split(directory).ok_or_else(|| InstallError::Destination {
+        destination: directory.display().to_string(),
+        why: "it names no directory".to_owned(),
+    })?;
+    let parent = dirs.open(parent, ids.get(parent).copied())?;
+    let created = match nix::sys::stat::mkdirat(parent.fd(), name, Mode::from_bits_truncate(0o777))
+    {
+        Ok(()) => true,
+        Err(Errno::EEXIST) => false,
+        Err(e) => return Err(InstallError::io("create directory", directory, e.into())),
+    };
+    let made = parent.child(name)?;
+    if !created {
+        return Ok(None);
+    }
+    // Another user's directory swapped in since the mkdir is not ours to fill.
+    if made.owner() != nix::unistd::geteuid().as_raw() {
+        return Err(WalkError::Replaced {
+            path: directory.to_owned(),
+        }
+        .into());
+    }
+    Ok(Some(made.id()))
 }
 
 #[cfg(test)]
