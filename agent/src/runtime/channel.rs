@@ -121,11 +121,12 @@ impl GroupChannel {
         &mut self,
         floor: &str,
         signers: &AllowedSigners,
+        state: &ChannelState,
         now: i64,
     ) -> Result<Option<Release>, ChannelFailure> {
         match self {
             Self::Git(channel) => {
-                tokio::task::block_in_place(|| channel.verified_release(floor, signers, now))
+                tokio::task::block_in_place(|| channel.verified_release(floor, signers, state, now))
                     .map_err(Into::into)
             }
             Self::Store(_) => Ok(None),

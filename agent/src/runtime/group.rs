@@ -277,10 +277,12 @@ impl GroupTask {
         let unstarted = first && floor != attempted;
         if newest.is_none() && floor.is_some() && (unstarted || wanted == floor) {
             let name = floor.clone().unwrap_or_default();
-            let Some(channel) = self.channel.as_mut() else {
+            let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_ref()) else {
                 return Ok(());
             };
-            newest = channel.floor_release(&name, &signers, unix_now()).await?;
+            newest = channel
+                .floor_release(&name, &signers, state, unix_now())
+                .await?;
             if newest.is_some() && unstarted {
                 info!(revision.id = %name, "release verified before a restart was never deployed; deploying it now");
             }

@@ -124,6 +124,22 @@ impl Refusal {
     }
 }
 
+/// The time an `allowed_signers` key's `valid-after`/`valid-before` window is judged at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTime {
+    /// Unix time on the agent's clock: now, for a release seen for the first time, or the
+    /// time the channel state recorded when the release first verified. Never a time the
+    /// signer wrote, which a retired key would backdate and a future key postdate.
+    At(i64),
+    /// The time the signer wrote (tagger date, manifest `created`; `otherwise` without one):
+    /// how shoal judged before it recorded when a release verified. Only for a release such a
+    /// version verified, so that it keeps its verdict.
+    Signed {
+        /// The time to use when the release carries none.
+        otherwise: i64,
+    },
+}
+
 /// A verified signed tag: the commit it releases and who signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedTag {
@@ -134,21 +150,20 @@ pub struct VerifiedTag {
 }
 
 /// Verifies the raw tag object of the tag `name` as `git verify-tag` would, with key validity
-/// judged at the tagger's time (`now` when the tag has none).
+/// judged at `at` (see [`KeyTime`]).
 pub fn verify_tag(
     name: &str,
     raw: &[u8],
     signers: &AllowedSigners,
-    now: i64,
+    at: KeyTime,
 ) -> Result<VerifiedTag, Refusal> {
     let tag = split_signed_tag(name, raw)?;
-    let signer = shoal_shared::release::verify(
-        tag.signature,
-        tag.payload,
-        GIT_NAMESPACE,
-        signers,
-        tag.tagger_time.unwrap_or(now),
-    )?;
+    let at = match at {
+        KeyTime::At(t) => t,
+        KeyTime::Signed { otherwise } => tag.tagger_time.unwrap_or(otherwise),
+    };
+    let signer =
+        shoal_shared::release::verify(tag.signature, tag.payload, GIT_NAMESPACE, signers, at)?;
     if tag.object_type != "commit" {
         return Err(Refusal::NotACommit {
             name: name.to_owned(),
@@ -169,23 +184,26 @@ pub fn verify_tag(
 
 /// Verifies `release.yaml` (its exact bytes) against `release.yaml.sig`, then reads it; the
 /// manifest must name the version of the `directory` it was found in. Key validity is judged
-/// at the manifest's `created` time (at `now` for a manifest too broken to have one).
+/// at `at` (see [`KeyTime`]).
 pub fn verify_manifest(
     directory: &str,
     manifest: &[u8],
     signature: &[u8],
     signers: &AllowedSigners,
-    now: i64,
+    at: KeyTime,
 ) -> Result<(Manifest, Signer), Refusal> {
-    // The time the key must be valid at comes from the manifest, so read it first; nothing of
-    // it is trusted until the signature checks out below.
     let text = std::str::from_utf8(manifest).map_err(|_| {
         Refusal::Manifest(ManifestError::Syntax(
             "release.yaml is not UTF-8".to_owned(),
         ))
     })?;
     let parsed = Manifest::parse(text);
-    let at = parsed.as_ref().map_or(now, |m| m.created);
+    // Only a release an older shoal verified is judged at its `created` time; nothing of the
+    // manifest is trusted until the signature checks out below.
+    let at = match at {
+        KeyTime::At(t) => t,
+        KeyTime::Signed { otherwise } => parsed.as_ref().map_or(otherwise, |m| m.created),
+    };
     let signer =
         shoal_shared::release::verify(signature, manifest, RELEASE_NAMESPACE, signers, at)?;
     let parsed = parsed?;

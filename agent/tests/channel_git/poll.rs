@@ -4,7 +4,10 @@
 
 use shoal_agent::channel::git::GitSource;
 
-use crate::fixture::{Scene, newest, refusals};
+use shoal_agent::verify::state::ChannelState;
+use shoal_tests::command::{clean, stdout};
+
+use crate::fixture::{GROUP, Scene, newest, refusals};
 
 #[test]
 fn a_moved_tag_is_refused_every_poll_and_after_a_restart() {
@@ -162,4 +165,98 @@ fn a_file_url_is_a_local_repository_too() {
         channel.watch_paths(),
         Some(vec![scene.repo.dir().join(".git")])
     );
+}
+
+#[test]
+fn a_lightweight_tag_does_not_squat_the_name_of_the_signed_release() {
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "one", &scene.key, None);
+    let mut channel = scene.channel();
+    assert_eq!(newest(&scene.poll(&mut channel)), Some("v1.0.0"));
+    // Someone pushes a lightweight v1.1.0 first; it is refused.
+    scene.repo.commit_file("b", "b", "two");
+    scene.repo.tag_lightweight("v1.1.0");
+    let poll = scene.poll(&mut channel);
+    assert_eq!(refusals(&poll), [("v1.1.0".to_owned(), "lightweight_tag")]);
+    // It is deleted and the release manager pushes the signed v1.1.0: that is the release,
+    // in this run and after a restart.
+    scene.repo.git(&["tag", "-d", "v1.1.0"]);
+    scene.repo.tag_signed("v1.1.0", "two", &scene.key, None);
+    let poll = scene.poll(&mut channel);
+    assert!(poll.refusals.is_empty(), "{:?}", poll.refusals);
+    assert_eq!(newest(&poll), Some("v1.1.0"));
+    let mut channel = scene.channel();
+    let state = scene.state();
+    let again = channel
+        .verified_release("v1.1.0", &scene.signers(), &state, crate::fixture::NOW)
+        .unwrap();
+    assert!(again.is_some(), "the signed v1.1.0 is still the release");
+    assert!(scene.poll(&mut channel).refusals.is_empty());
+}
+
+#[test]
+fn thousands_of_unsigned_tags_cost_no_state_write_and_are_not_kept() {
+    use std::os::unix::fs::MetadataExt;
+
+    const TAGS: usize = 2_500;
+    let scene = Scene::new();
+    scene.repo.tag_signed("v1.0.0", "one", &scene.key, None);
+    let mut channel = scene.channel();
+    assert_eq!(newest(&scene.poll(&mut channel)), Some("v1.0.0"));
+    let path = ChannelState::path_for(&scene.data_dir(), GROUP);
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let before = std::fs::read_to_string(&path).unwrap();
+
+    // Lightweight and unsigned annotated tags above the floor, in one `git update-ref --stdin`.
+    scene.repo.commit_file("b", "b", "two");
+    let head = scene.repo.head();
+    scene.repo.tag_annotated_unsigned("v1.0.1", "unsigned");
+    let refs: String = (2..TAGS)
+        .map(|n| format!("create refs/tags/v1.0.{n} {head}\n"))
+        .collect();
+    let refs_file = scene.path("refs.txt");
+    std::fs::write(&refs_file, refs).unwrap();
+    stdout(
+        clean("git", scene.dir.path())
+            .current_dir(scene.repo.dir())
+            .args(["update-ref", "--stdin"])
+            .stdin(std::fs::File::open(&refs_file).unwrap()),
+    );
+    let mut state = scene.state();
+    let poll = channel
+        .poll(&scene.signers(), &mut state, crate::fixture::NOW)
+        .unwrap();
+    assert_eq!(newest(&poll), None);
+    assert_eq!(poll.refusals.len(), TAGS - 1);
+    assert_eq!(state.writes(), 0, "nothing verified, nothing written");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().ino(),
+        inode,
+        "the file was not replaced"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    // A signed release among them: one write, holding none of the unsigned names.
+    scene.repo.tag_signed("v2.0.0", "two", &scene.key, None);
+    let poll = channel
+        .poll(&scene.signers(), &mut state, crate::fixture::NOW)
+        .unwrap();
+    assert_eq!(newest(&poll), Some("v2.0.0"));
+    assert_eq!(state.writes(), 1, "one write for the poll");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("v1.0.1") && !text.contains("v1.0.2\""),
+        "{text}"
+    );
+    // Passed over by v2.0.0, they are below the floor now: not reported again in this run,
+    // and nothing is written.
+    let poll = channel
+        .poll(&scene.signers(), &mut state, crate::fixture::NOW)
+        .unwrap();
+    assert!(
+        poll.refusals.is_empty() && poll.newest.is_none(),
+        "{:?}",
+        poll.refusals
+    );
+    assert_eq!(state.writes(), 1);
 }

@@ -1,10 +1,11 @@
 //! Each kind of tag a release engineer or an attacker can push, through a real poll: only a
-//! tag signed by a trusted key, valid at the tagger time and for namespace `git`, is a release.
+//! tag signed by a trusted key, valid when the agent first sees it and for namespace `git`, is a
+//! release.
 
 use shoal_agent::channel::Digest;
 
 use crate::fixture::{NOW, PRINCIPAL, Scene, newest, refusals};
-use shoal_tests::signing::allowed_signers_line;
+use shoal_tests::signing::{allowed_signers_line, ssh_verify};
 
 /// Polls a fresh channel of `scene` and asserts that `tag` is refused with `kind` and that
 /// nothing became a release or raised the floor.
@@ -62,22 +63,98 @@ fn a_key_past_its_valid_before_at_the_tagger_time_is_refused() {
     assert_refused(&scene, "v1.0.0", "key_not_valid_then");
 }
 
+/// Polls a fresh channel of `scene` at the real clock and asserts that `tag` is refused as
+/// signed by a key not valid now, and that `ssh-keygen -Y verify` (which judges at the real
+/// clock too) refuses the same signature.
+fn assert_refused_now_as_ssh_keygen_does(scene: &Scene, tag: &str) {
+    let mut channel = scene.channel();
+    let mut state = scene.state();
+    let poll = channel
+        .poll(&scene.signers(), &mut state, real_now())
+        .unwrap();
+    assert_eq!(newest(&poll), None, "{:?}", poll.refusals);
+    assert_eq!(refusals(&poll), [(tag.to_owned(), "key_not_valid_then")]);
+    assert_eq!(scene.state().floor(), None);
+    let (payload, sig) = scene.repo.tag_signature_files(tag, scene.dir.path());
+    let (ok, said) = ssh_verify(&scene.signers_path, PRINCIPAL, "git", &payload, &sig);
+    assert!(!ok, "ssh-keygen -Y verify accepted {tag}: {said}");
+}
+
 #[test]
-fn the_same_key_verifies_a_tag_made_inside_its_window() {
-    // The control for the test above: validity is judged at the tagger time, not at `now`.
+fn a_tag_backdated_by_an_expired_key_is_refused_as_ssh_keygen_does() {
+    // A retired (or leaked) key signs a new release and writes a tagger date from when it was
+    // still valid: the date is the signer's word, so it decides nothing.
     let scene = Scene::new();
     let options = "valid-before=\"20200101\"";
     scene.write_signers(&[allowed_signers_line(PRINCIPAL, &scene.key, options)]);
     scene.repo.tag_signed(
         "v1.0.0",
-        "on time",
+        "backdated",
         &scene.key,
         Some("2019-06-01T00:00:00Z"),
     );
+    assert_refused_now_as_ssh_keygen_does(&scene, "v1.0.0");
+}
+
+#[test]
+fn a_tag_postdated_by_a_not_yet_valid_key_is_refused_as_ssh_keygen_does() {
+    let scene = Scene::new();
+    let options = "valid-after=\"20990101\"";
+    scene.write_signers(&[allowed_signers_line(PRINCIPAL, &scene.key, options)]);
+    scene.repo.tag_signed(
+        "v1.0.0",
+        "postdated",
+        &scene.key,
+        Some("2099-06-01T00:00:00Z"),
+    );
+    assert_refused_now_as_ssh_keygen_does(&scene, "v1.0.0");
+}
+
+#[test]
+fn a_verified_release_keeps_its_verdict_after_its_key_expires() {
+    // Verified at 2029-12-31 by a key valid until 2030-01-01; the agent restarts in 2030-06.
+    let before = NOW - 86_400;
+    let after = NOW + 180 * 86_400;
+    let scene = Scene::new();
+    let options = "valid-before=\"20300101\"";
+    scene.write_signers(&[allowed_signers_line(PRINCIPAL, &scene.key, options)]);
+    scene.repo.tag_signed("v1.0.0", "release", &scene.key, None);
     let mut channel = scene.channel();
-    let poll = scene.poll(&mut channel);
+    let mut state = scene.state();
+    let poll = channel.poll(&scene.signers(), &mut state, before).unwrap();
     assert_eq!(newest(&poll), Some("v1.0.0"), "{:?}", poll.refusals);
-    const { assert!(NOW > 1_577_836_800, "now is past valid-before") };
+    drop((channel, state));
+
+    // Restarted after the key expired: the release it verified is still the release.
+    let mut channel = scene.channel();
+    let mut state = scene.state();
+    let poll = channel.poll(&scene.signers(), &mut state, after).unwrap();
+    assert!(poll.refusals.is_empty(), "{:?}", poll.refusals);
+    let kept = channel
+        .verified_release("v1.0.0", &scene.signers(), &state, after)
+        .unwrap();
+    assert_eq!(
+        kept.map(|r| r.version.name().to_owned()).as_deref(),
+        Some("v1.0.0")
+    );
+    // A release first seen now by the expired key is refused, whatever its tagger date says.
+    scene.repo.commit_file("b.txt", "b", "second");
+    scene
+        .repo
+        .tag_signed("v1.1.0", "too late", &scene.key, None);
+    let poll = channel.poll(&scene.signers(), &mut state, after).unwrap();
+    assert_eq!(newest(&poll), None);
+    assert_eq!(
+        refusals(&poll),
+        [("v1.1.0".to_owned(), "key_not_valid_then")]
+    );
+}
+
+fn real_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_secs()).unwrap()
 }
 
 #[test]

@@ -50,6 +50,7 @@ mod commands;
 mod fixture;
 mod polling;
 mod restart;
+mod validity;
 mod watching;
 mod wire;
 

@@ -2,7 +2,8 @@
 //! who may sign, with which key, for which namespaces, and when.
 //!
 //! A line is `principals [options] keytype base64-key [comment]`. Principals are a comma list
-//! of patterns (`*`, `?`, `!` negation); options are `namespaces="a,b"`, `valid-after=`,
+//! of patterns (`*`, `?`, `!` negation); options, each at most once, are `namespaces="a,b"`
+//! (a pattern list like the principals), `valid-after=`,
 //! `valid-before=` (`YYYYMMDD[HHMM[SS]][Z]`) and `cert-authority`, which shoal refuses because
 //! it does not verify certificates. Blank lines and `#` comments are skipped.
 
@@ -98,11 +99,13 @@ impl AllowedSigners {
 }
 
 impl Entry {
-    /// Whether this entry lets its key sign for `namespace`.
+    /// Whether this entry lets its key sign for `namespace`. The list is matched as OpenSSH's
+    /// `match_pattern_list` does: a `!pattern` that matches refuses, whatever else matches, so
+    /// `namespaces="*,!git"` does not allow `git`.
     pub fn allows_namespace(&self, namespace: &str) -> bool {
         self.namespaces
             .as_ref()
-            .is_none_or(|list| list.iter().any(|n| pattern_matches(n, namespace)))
+            .is_none_or(|list| principal_matches(&list.join(","), namespace))
     }
 }
 
@@ -246,11 +249,20 @@ fn parse_key(text: &str) -> Result<SignerKey, String> {
 }
 
 fn apply_options(entry: &mut Entry, options: &str) -> Result<(), String> {
+    let mut given: Vec<String> = Vec::new();
     for option in split_options(options)? {
         let (name, value) = match option.split_once('=') {
             Some((name, value)) => (name.to_ascii_lowercase(), Some(unquote(value)?)),
             None => (option.to_ascii_lowercase(), None),
         };
+        // OpenSSH refuses a line that gives an option twice ("multiple clauses"), even with
+        // the same value; taking the first or the last would trust what ssh-keygen does not.
+        if given.contains(&name) {
+            return Err(format!(
+                "option `{name}` is given twice; OpenSSH refuses such a line, so write it once"
+            ));
+        }
+        given.push(name.clone());
         match (name.as_str(), value) {
             ("cert-authority", None) => {
                 return Err(
@@ -433,6 +445,16 @@ mod tests {
             ),
             (format!("a@b namespaces=\"git {KEY}"), 1, "no closing"),
             (
+                format!("a@b namespaces=\"git\",Namespaces=\"x\" {KEY}"),
+                1,
+                "option `namespaces` is given twice",
+            ),
+            (
+                format!("a@b valid-before=\"20300101\",valid-before=\"20300101\" {KEY}"),
+                1,
+                "option `valid-before` is given twice",
+            ),
+            (
                 format!("a@b ssh-ed25519-cert-v01@openssh.com {}", &KEY[12..]),
                 1,
                 "certificate",
@@ -456,6 +478,14 @@ mod tests {
             "eve@example.com"
         ));
         assert!(principal_matches("x,*", "anyone"));
+        let ns = |list: &str| Entry {
+            namespaces: Some(list.split(',').map(str::to_owned).collect()),
+            ..parse(&format!("a@b {KEY}")).expect("parses").entries()[0].clone()
+        };
+        assert!(!ns("*,!git").allows_namespace("git"));
+        assert!(!ns("!git,*").allows_namespace("git"));
+        assert!(ns("*,!git").allows_namespace("shoal-release"));
+        assert!(!ns("!x").allows_namespace("git"));
         assert!(pattern_matches("v*", "v1.2.3"));
         assert!(pattern_matches("release-*-*", "release-1-2"));
         assert!(!pattern_matches("v*", "1.2.3"));

@@ -76,8 +76,9 @@ impl Repo {
 
     /// `git tag -s name -m message` at `HEAD`, signed by `key` through
     /// `-c gpg.format=ssh -c user.signingkey=<key.pub>`. `date` (anything git reads, such as
-    /// `2019-06-01T00:00:00Z`) pins the tagger time, which is the time git checks an
-    /// allowed_signers `valid-after`/`valid-before` window against.
+    /// `2019-06-01T00:00:00Z`) pins the tagger time, which is the time `git verify-tag` checks
+    /// an allowed_signers `valid-after`/`valid-before` window against (shoal does not: it
+    /// judges a release at the time it first sees it).
     pub fn tag_signed(&self, name: &str, message: &str, key: &SigningKey, date: Option<&str>) {
         let signing_key = format!("user.signingkey={}", key.public.display());
         command::stdout(
@@ -146,6 +147,23 @@ impl Repo {
     /// The raw tag object behind `name` (`git cat-file tag name`), signature included.
     pub fn tag_object(&self, name: &str) -> String {
         self.git(&["cat-file", "tag", name])
+    }
+
+    /// Splits the signed tag `name` into what git hands `ssh-keygen -Y verify`: the signed
+    /// payload and the armored signature, written to `<dir>/<name>.payload` and
+    /// `<dir>/<name>.payload.sig` (so [`super::ssh_verify`] can check them).
+    pub fn tag_signature_files(&self, name: &str, dir: &Path) -> (PathBuf, PathBuf) {
+        let object = self.tag_object(name);
+        let at = object
+            .find(SSH_SIGNATURE)
+            .unwrap_or_else(|| panic!("tag {name} is not ssh-signed:\n{object}"));
+        let payload = dir.join(format!("{name}.payload"));
+        let sig = dir.join(format!("{name}.payload.sig"));
+        for (path, text) in [(&payload, &object[..at]), (&sig, &object[at..])] {
+            std::fs::write(path, text)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        }
+        (payload, sig)
     }
 
     /// `git -c gpg.ssh.allowedSignersFile=<allowed_signers> verify-tag name`: whether git

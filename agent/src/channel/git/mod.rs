@@ -22,7 +22,7 @@ pub use source::{GitSource, Location};
 use super::cache::ReleaseCache;
 use super::{Digest, Poll, Release};
 use crate::verify::state::ChannelState;
-use crate::verify::{Refusal, VerifiedTag};
+use crate::verify::{KeyTime, Refusal, VerifiedTag};
 use export::ExportError;
 use fetch::{ALL_TAGS, MirrorLock};
 
@@ -67,7 +67,8 @@ impl GitChannel {
 
     /// Fetches the repository's tags (tags deleted there are deleted from the mirror) and
     /// judges them against `signers` and `state`: see [`Poll`]. The floor rises to the newest
-    /// release that verifies; `now` is the time keys are judged at for a tag without a tagger.
+    /// release that verifies; `now` (the agent's clock) is the time keys are judged at for a
+    /// tag first seen, whatever its tagger date says.
     pub fn poll(
         &mut self,
         signers: &AllowedSigners,
@@ -134,12 +135,15 @@ impl GitChannel {
 
     /// The release tag `name` in the mirror, verified again as a poll would: how a restarted
     /// agent gets back the release at its floor that it verified but had not yet deployed (a
-    /// poll offers a release only when it raises the floor). `None` when the mirror has no
-    /// such tag, it is not a version, or it no longer verifies.
+    /// poll offers a release only when it raises the floor). Its key is judged when it first
+    /// verified, as `state` recorded (so it keeps its verdict after the key expires), else at
+    /// `now`. `None` when the mirror has no such tag, it is not a version, it moved, or it no
+    /// longer verifies.
     pub fn verified_release(
         &self,
         name: &str,
         signers: &AllowedSigners,
+        state: &ChannelState,
         now: i64,
     ) -> Result<Option<Release>, GitError> {
         let Ok(version) = shoal_shared::release::Version::parse(name) else {
@@ -156,7 +160,12 @@ impl GitChannel {
         let Some(target) = target else {
             return Ok(None);
         };
-        let verified = tags::verify_one(&self.repo, name, target, signers, now)
+        let identity = target.to_string();
+        if state.identity(name).is_some_and(|was| was != identity) {
+            return Ok(None); // moved: the poll refuses it
+        }
+        let at = state.key_time(name, &identity, now);
+        let verified = tags::verify_one(&self.repo, name, target, signers, at)
             .map_err(|e| self.read_error(&format!("tag {name}"), &e))?;
         Ok(verified.ok().map(|tag| tags::release(version, tag)))
     }
@@ -219,7 +228,9 @@ pub fn check_tag(
         return Ok(TagCheck::Missing);
     };
     Ok(
-        match tags::verify_one(&repo, name, target, signers, now).map_err(read_error)? {
+        match tags::verify_one(&repo, name, target, signers, KeyTime::At(now))
+            .map_err(read_error)?
+        {
             Ok(verified) => TagCheck::Good(verified),
             Err(refusal) => TagCheck::Refused(refusal),
         },

@@ -11,7 +11,7 @@ use shoal_shared::release::{AllowedSigners, TagError, Version};
 use super::error::{Cause, GitError};
 use crate::channel::{Digest, Poll, Release};
 use crate::verify::state::ChannelState;
-use crate::verify::{self, Refusal, VerifiedTag};
+use crate::verify::{self, KeyTime, Refusal, VerifiedTag};
 
 /// A tag of the mirror whose name matches the glob and is a version.
 pub(super) struct TagRef {
@@ -59,14 +59,14 @@ pub(super) fn list(repo: &Repository, glob: &str) -> Result<Listing, git2::Error
 }
 
 /// Verifies the tag `name` whose ref points at `target`, as `git verify-tag` would: the raw tag
-/// object's SSH signature against `signers`. A ref to anything but a tag object is a
-/// lightweight tag.
+/// object's SSH signature against `signers`, with key validity judged at `at`. A ref to
+/// anything but a tag object is a lightweight tag.
 pub(super) fn verify_one(
     repo: &Repository,
     name: &str,
     target: Oid,
     signers: &AllowedSigners,
-    now: i64,
+    at: KeyTime,
 ) -> Result<Result<VerifiedTag, Refusal>, git2::Error> {
     let odb = repo.odb()?;
     let object = odb.read(target)?;
@@ -75,22 +75,25 @@ pub(super) fn verify_one(
             name: name.to_owned(),
         })));
     }
-    Ok(verify::verify_tag(name, object.data(), signers, now))
+    Ok(verify::verify_tag(name, object.data(), signers, at))
 }
 
 /// What a channel remembers between polls of one run: names already reported as not
-/// versions, and refusals already logged.
+/// versions, refusals already logged, and tags at or below the floor already dealt with.
+/// Bounded by the tags of the repository; none of it is persisted.
 #[derive(Debug, Default)]
 pub(super) struct Memory {
     pub(super) ignored: HashSet<String>,
     pub(super) logged: HashSet<(String, &'static str)>,
+    pub(super) settled: HashSet<String>,
 }
 
-/// Judges the mirror's tags: every release tag is checked against the names seen before
-/// (a moved tag is refused, every poll); a tag first seen at or below the floor is refused
-/// once; then tags above the floor are verified, newest first, until one passes: it becomes
-/// the newest release and raises the floor. Older tags above the old floor are superseded
-/// and not looked at.
+/// Judges the mirror's tags: a tag that verified before under another identity is refused
+/// (moved), every poll; a tag that never verified and is at or below the floor is refused
+/// once per run; tags above the floor are verified, newest first, with keys judged at `now`:
+/// the first that passes becomes the newest release and raises the floor. Older tags above
+/// the old floor are verified too, so that those that pass are recorded, but are superseded.
+/// Only tags that verify are recorded in `state`, which is written at most once, at the end.
 pub(super) fn judge(
     repo: &Repository,
     listing: Listing,
@@ -112,44 +115,56 @@ pub(super) fn judge(
     let mut refused = Vec::new();
     for tag in listing.releases {
         let name = tag.version.name().to_owned();
-        let new = !state.has_seen(&name);
         let now_id = tag.target.to_string();
-        let seen = state
-            .check_seen(&name, &now_id, |was| Refusal::MovedTag {
-                name: name.clone(),
-                was,
-                now: now_id.clone(),
-            })
-            .map_err(|source| context.state_error(source))?;
-        if let Err(refusal) = seen {
+        let known = state.identity(&name).is_some();
+        if let Err(refusal) = state.check_identity(&name, &now_id, |was| Refusal::MovedTag {
+            name: name.clone(),
+            was,
+            now: now_id.clone(),
+        }) {
             tracing::error!(group = context.group, revision.id = %name, reason = %refusal, "release tag moved");
             refused.push((tag.version, refusal));
+        } else if known {
+            // Verified before, under this identity: at or below the floor, nothing to do.
         } else if above_floor(&tag.version, floor.as_ref()) {
             candidates.push(tag);
-        } else if new && let Err(refusal) = state.check_floor(&tag.version) {
+        } else if memory.settled.insert(name.clone())
+            && let Err(refusal) = state.check_floor(&tag.version)
+        {
             context.log_refusal(memory, &name, &refusal);
             refused.push((tag.version, refusal));
         }
     }
     for tag in candidates {
         let name = tag.version.name().to_owned();
-        let verified = verify_one(repo, &name, tag.target, signers, now)
+        let identity = tag.target.to_string();
+        let at = state.key_time(&name, &identity, now);
+        let verified = verify_one(repo, &name, tag.target, signers, at)
             .map_err(|e| context.read_error(&name, &e))?;
         match verified {
             Ok(verified) => {
-                tracing::info!(group = context.group, revision.id = %name, commit = %verified.commit, signer = %verified.signer.principal, "release tag verified");
-                state
-                    .raise_floor(&tag.version)
-                    .map_err(|source| context.state_error(source))?;
-                poll.newest = Some(release(tag.version, verified));
-                break;
+                state.record_verified(&name, &identity, now);
+                if poll.newest.is_none() {
+                    tracing::info!(group = context.group, revision.id = %name, commit = %verified.commit, signer = %verified.signer.principal, "release tag verified");
+                    state.raise_floor(&tag.version);
+                    poll.newest = Some(release(tag.version, verified));
+                } else {
+                    memory.settled.insert(name);
+                }
             }
-            Err(refusal) => {
+            Err(refusal) if poll.newest.is_none() => {
                 context.log_refusal(memory, &name, &refusal);
                 refused.push((tag.version, refusal));
             }
+            // Below the new floor: superseded, not reported.
+            Err(_) => {
+                memory.settled.insert(name);
+            }
         }
     }
+    state
+        .save_if_changed()
+        .map_err(|source| context.state_error(source))?;
     refused.sort_by(|a, b| b.0.cmp(&a.0));
     poll.refusals = refused
         .into_iter()

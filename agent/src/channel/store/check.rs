@@ -8,7 +8,7 @@ use shoal_shared::release::{AllowedSigners, Manifest, Signer, Version};
 
 use super::fetch::{self, CheckedBundle, Fetched};
 use super::{MANIFEST_NAME, SIGNATURE_NAME, StoreError, StoreLocation};
-use crate::verify::{Refusal, verify_manifest};
+use crate::verify::{KeyTime, Refusal, verify_manifest};
 
 /// A release whose signature, size and digest all checked out.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub async fn check_release(
         }
     }
     let (manifest, signer) =
-        verify_manifest(name, &texts[0], &texts[1], signers, now).map_err(refused)?;
+        verify_manifest(name, &texts[0], &texts[1], signers, KeyTime::At(now)).map_err(refused)?;
     let bundle_path = location.object(name, &manifest.bundle.path);
     let bundle =
         fetch::stream_bundle(store, location, name, &bundle_path, &manifest.bundle, None).await?;

@@ -83,7 +83,7 @@ impl StoreChannel {
                         // The manifest is on disk before the floor rises: after a crash in
                         // between, the restarted channel re-checks it and offers it again.
                         self.record.save()?;
-                        state.raise_floor(version)?;
+                        state.raise_floor(version);
                         tracing::info!(revision.id = %name, digest = %release.digest, "store release verified");
                         poll.newest = Some(*release);
                     }
@@ -106,6 +106,8 @@ impl StoreChannel {
             }
             self.record.save()?;
         }
+        // One write of the group's state per poll, after the record (see above).
+        state.save_if_changed()?;
         Ok(poll)
     }
 
@@ -201,19 +203,22 @@ impl StoreChannel {
                 }
             }
         };
-        let (parsed, signer) = match verify_manifest(name, &manifest, &signature, signers, now) {
+        // A release verified before keeps the verdict it had then; a new one is judged now.
+        let identity = sha256_hex(&manifest);
+        let at = state.key_time(name, &identity, now);
+        let (parsed, signer) = match verify_manifest(name, &manifest, &signature, signers, at) {
             Ok(verified) => verified,
             Err(refusal) => return Ok(Checked::Refused(refusal)),
         };
-        let identity = sha256_hex(&manifest);
-        let seen = state.check_seen(name, &identity, |was| Refusal::ChangedRelease {
+        let seen = state.check_identity(name, &identity, |was| Refusal::ChangedRelease {
             version: name.to_owned(),
             was,
             now: identity.clone(),
-        })?;
+        });
         if let Err(refusal) = seen {
             return Ok(Checked::Refused(refusal));
         }
+        state.record_verified(name, &identity, now);
         let bundle_path = self.location.object(name, &parsed.bundle.path);
         let bundle_etag = match bundle_etag {
             Some(etag) => Some(etag),
