@@ -86,12 +86,14 @@ mod tests {
     #[test]
     fn streamed_controls_are_escaped_even_when_split() {
         let mut out = Printable::new(Vec::new());
-        out.write_all(b"ok\n\x1b]0;t\x07 \xc2").unwrap();
-        out.write_all(b"\x9b2J caf\xc3\xa9 \xc2").unwrap();
-        out.write_all(b"\xa9\tend").unwrap();
-        out.flush().unwrap();
+        out.write_all(b"ok\n\x1b]0;t\x07 \xc2")
+            .expect("write to a Vec");
+        out.write_all(b"\x9b2J caf\xc3\xa9 \xc2")
+            .expect("write to a Vec");
+        out.write_all(b"\xa9\tend").expect("write to a Vec");
+        out.flush().expect("write to a Vec");
         assert_eq!(
-            String::from_utf8(out.inner).unwrap(),
+            String::from_utf8(out.inner).expect("utf-8"),
             "ok\n\\u{1b}]0;t\\u{7} \\u{9b}2J café ©\tend"
         );
         assert_eq!(shown("a\u{1b}[2J\nb\tc"), "a\\u{1b}[2J\nb\tc");

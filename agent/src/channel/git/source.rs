@@ -302,7 +302,7 @@ mod tests {
         };
         assert!(with_token("https://git.example.com/a.git").is_ok());
         assert!(with_token("http://127.0.0.1:3000/a.git").is_ok());
-        let (key, err) = with_token("http://git.example.com/a.git").unwrap_err();
+        let (key, err) = with_token("http://git.example.com/a.git").expect_err("http");
         assert_eq!(key, "token_file");
         assert!(
             err.starts_with("token_file is set but the url is http://"),
@@ -311,7 +311,7 @@ mod tests {
         assert!(with_token("git://git.example.com/a.git").is_err());
         let (key, err) = GitSource::new("http://ci:t0ken@git.example.com/a.git")
             .check_secrets()
-            .unwrap_err();
+            .expect_err("password over http");
         assert_eq!(key, "url");
         assert!(err.contains("password over http://"), "{err}");
         assert!(

@@ -123,16 +123,14 @@ pub fn filter_listing(xml: &[u8]) -> Result<(Vec<u8>, Vec<String>), quick_xml::E
         if let Some(open) = entry.as_mut() {
             let done = open.read(&event);
             open.events.push(event.into_owned());
-            if done {
-                if let Some(open) = entry.take() {
-                    match open.readable_name() {
-                        Ok(()) => {
-                            for event in open.events {
-                                writer.write_event(event)?;
-                            }
+            if done && let Some(open) = entry.take() {
+                match open.readable_name() {
+                    Ok(()) => {
+                        for event in open.events {
+                            writer.write_event(event)?;
                         }
-                        Err(name) => dropped.push(name),
                     }
+                    Err(name) => dropped.push(name),
                 }
             }
             continue;
