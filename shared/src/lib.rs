@@ -14,5 +14,6 @@ pub mod gossip;
 pub mod release;
 pub mod rollout;
 pub mod status;
+pub mod text;
 pub mod time;
 mod yaml_limits;

@@ -73,6 +73,9 @@ pub struct Poll {
     pub refusals: Vec<(String, Refusal)>,
     /// Names that are not releases (not semver), with why; reported once per name.
     pub ignored: Vec<(String, String)>,
+    /// Object names a store channel skipped because they cannot be read (`prefix//x`, `.` or
+    /// `..` segments, control characters, not UTF-8), escaped; reported once per name.
+    pub unreadable: Vec<String>,
 }
 
 /// The wait before the next poll of a remote channel: `poll` ±10 %, so hosts that started

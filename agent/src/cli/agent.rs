@@ -19,13 +19,13 @@ pub(super) fn run(args: Args) -> u8 {
     let settings = match config::load(&args.config) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return exit::USAGE;
         }
     };
     if args.check_config {
-        println!("{}: ok", args.config.display());
-        println!(
+        outln!("{}: ok", args.config.display());
+        outln!(
             "  node {} · data {} · status http://{}",
             settings.node.id,
             settings.node.data_dir.display(),
@@ -36,7 +36,7 @@ pub(super) fn run(args: Args) -> u8 {
                 Channel::Git(s) => ("git", s.poll),
                 Channel::Store(s) => ("store", s.poll),
             };
-            println!(
+            outln!(
                 "  group {} ({}): {} channel, polled every {}; strategy {}",
                 group.name,
                 group.application,
@@ -55,7 +55,7 @@ pub(super) fn run(args: Args) -> u8 {
     let runtime = match super::runtime(2) {
         Ok(runtime) => runtime,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return exit::FAILURE;
         }
     };
@@ -63,7 +63,7 @@ pub(super) fn run(args: Args) -> u8 {
         Ok(()) => exit::OK,
         Err(e) => {
             tracing::error!(error = %e, "agent stopped");
-            eprintln!("error: {}", super::error_chain(&e));
+            errln!("error: {}", super::error_chain(&e));
             exit::FAILURE
         }
     }

@@ -22,20 +22,20 @@ pub(super) fn run(command: Command) -> u8 {
     let source = match std::fs::read(&file) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => {
-            eprintln!("error: cannot read {shown}: {e}");
+            errln!("error: cannot read {shown}: {e}");
             return exit::USAGE;
         }
     };
     match appspec::parse(&source) {
         Ok(parsed) => {
             for warning in &parsed.warnings {
-                eprintln!("warning: {shown}: {warning}");
+                errln!("warning: {shown}: {warning}");
             }
-            println!("ok");
+            outln!("ok");
             exit::OK
         }
         Err(error) => {
-            eprintln!("error: {shown}: {error}");
+            errln!("error: {shown}: {error}");
             exit::USAGE
         }
     }

@@ -119,7 +119,7 @@ impl AgentArgs {
             exit::USAGE
         })?;
         let runtime = super::runtime(0).map_err(|message| {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             exit::FAILURE
         })?;
         Ok((agent, runtime))
@@ -343,7 +343,9 @@ pub(super) fn show<T: serde::de::DeserializeOwned>(
             return Ok(body.to_vec());
         }
         let value: T = agent.decode(&body)?;
-        Ok(render(&value).into_bytes())
+        Ok(super::output::shown(&render(&value))
+            .into_owned()
+            .into_bytes())
     });
     match result {
         Ok(text) => {
@@ -358,17 +360,15 @@ pub(super) fn show<T: serde::de::DeserializeOwned>(
 /// Prints why the agent's address is unknown; a config that cannot be read at all gets the
 /// other ways to say where the agent is.
 pub(super) fn print_config_error(error: &ConfigError) {
-    eprintln!("error: {error}");
+    errln!("error: {error}");
     if let ConfigError::Read { .. } = error {
-        eprintln!(
-            "  give --config FILE (the agent's config) or --addr HOST:PORT (its status.listen)"
-        );
+        errln!("  give --config FILE (the agent's config) or --addr HOST:PORT (its status.listen)");
     }
 }
 
 /// Prints `error` and its causes, one a line, on stderr.
 pub(super) fn print_error(error: &dyn std::error::Error) {
-    eprintln!("error: {}", super::error_chain(error));
+    errln!("error: {}", super::error_chain(error));
 }
 
 /// Prints `error` and returns its exit code: 2 for a usage mistake, 1 otherwise.

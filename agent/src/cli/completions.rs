@@ -38,7 +38,7 @@ pub(super) fn man(args: ManArgs) -> u8 {
     match clap_mangen::generate_to(Cli::command(), &dir) {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!(
+            errln!(
                 "error: cannot write the man pages into {}: {e}",
                 dir.display()
             );
@@ -52,7 +52,7 @@ fn print_with(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> u8 {
     match write(&mut out).and_then(|()| out.flush()) {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("error: cannot write to stdout: {e}");
+            errln!("error: cannot write to stdout: {e}");
             exit::FAILURE
         }
     }

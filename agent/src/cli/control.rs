@@ -62,7 +62,7 @@ pub(super) fn promote(args: Args) -> u8 {
 
 fn run(action: Control, group: &str, body: Option<&HaltRequest>, target: &TargetArgs) -> u8 {
     if !is_group_name(group) {
-        eprintln!(
+        errln!(
             "error: `{group}` is not a group name: use letters, digits, `-`, `_` and `.`, as in \
              the agent's config"
         );
@@ -76,7 +76,7 @@ fn run(action: Control, group: &str, body: Option<&HaltRequest>, target: &Target
         Err(e) => {
             client::print_config_error(&e);
             if let ConfigError::Read { .. } = e {
-                eprintln!("  and --token-file FILE (its status.token_file)");
+                errln!("  and --token-file FILE (its status.token_file)");
             }
             return exit::USAGE;
         }
@@ -84,14 +84,14 @@ fn run(action: Control, group: &str, body: Option<&HaltRequest>, target: &Target
     let token = match read_token(&token_file) {
         Ok(token) => token,
         Err(e) => {
-            eprintln!("error: {}", token_error(&token_file, &e));
+            errln!("error: {}", token_error(&token_file, &e));
             return exit::USAGE;
         }
     };
     let runtime = match super::runtime(0) {
         Ok(runtime) => runtime,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return exit::FAILURE;
         }
     };
@@ -103,7 +103,7 @@ fn run(action: Control, group: &str, body: Option<&HaltRequest>, target: &Target
     });
     match answer {
         Ok(accepted) => {
-            println!("{}", said(&accepted));
+            outln!("{}", said(&accepted));
             exit::OK
         }
         Err(e) => fail(&agent, &token_file, &e),
@@ -162,13 +162,13 @@ fn fail(agent: &Agent, token_file: &Path, error: &ClientError) -> u8 {
         return client::fail(error);
     };
     match *status {
-        StatusCode::UNAUTHORIZED => eprintln!(
+        StatusCode::UNAUTHORIZED => errln!(
             "error: the agent at {} refused the admin token read from {}: is that file its \
              status.token_file? (give --token-file FILE or --config FILE)",
             agent.addr(),
             token_file.display()
         ),
-        StatusCode::CONFLICT => eprintln!("error: {message}"),
+        StatusCode::CONFLICT => errln!("error: {message}"),
         _ => client::print_error(error),
     }
     match *status {

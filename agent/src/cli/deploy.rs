@@ -58,7 +58,7 @@ fn parse_behavior(text: &str) -> Result<FileExistsBehavior, String> {
 
 pub(super) fn run(args: Args) -> u8 {
     if !args.bundle.exists() {
-        eprintln!(
+        errln!(
             "error: --bundle {}: no such file or directory",
             args.bundle.display()
         );
@@ -99,14 +99,14 @@ pub(super) fn run(args: Args) -> u8 {
     let runtime = match super::runtime(2) {
         Ok(runtime) => runtime,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return exit::FAILURE;
         }
     };
     match runtime.block_on(deployment::deploy(&request)) {
         Ok(outcome) => report(&outcome),
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             if error.is_usage() {
                 exit::USAGE
             } else {
@@ -119,9 +119,9 @@ pub(super) fn run(args: Args) -> u8 {
 fn report(outcome: &Outcome) -> u8 {
     let record = &outcome.record;
     for warning in &record.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
-    println!("{:<20} {:>7} {:>9}  RESULT", "EVENT", "SCRIPTS", "DURATION");
+    outln!("{:<20} {:>7} {:>9}  RESULT", "EVENT", "SCRIPTS", "DURATION");
     for event in &record.events {
         let scripts = if event.scripts.is_empty() {
             "-".to_owned()
@@ -129,7 +129,7 @@ fn report(outcome: &Outcome) -> u8 {
             event.scripts.len().to_string()
         };
         let seconds = Duration::from_millis(event.duration_ms).as_secs_f64();
-        println!(
+        outln!(
             "{:<20} {:>7} {:>8.2}s  {}",
             event.name,
             scripts,
@@ -141,7 +141,7 @@ fn report(outcome: &Outcome) -> u8 {
         .finished_at_ms
         .unwrap_or(record.started_at_ms)
         .saturating_sub(record.started_at_ms);
-    println!(
+    outln!(
         "deployment {} of {} to group {} {} in {:.2}s",
         record.deployment_id,
         record.revision,
@@ -149,12 +149,12 @@ fn report(outcome: &Outcome) -> u8 {
         record.status.as_str(),
         Duration::from_millis(total).as_secs_f64()
     );
-    println!("log: {}", Layout::scripts_log(&outcome.dir).display());
+    outln!("log: {}", Layout::scripts_log(&outcome.dir).display());
     if record.status == Status::Succeeded {
         exit::OK
     } else {
         if let Some(error) = &record.error {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
         }
         exit::FAILURE
     }

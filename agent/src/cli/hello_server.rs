@@ -33,7 +33,7 @@ pub(super) struct Args {
 
 pub(super) fn run(args: Args) -> u8 {
     if !args.root.is_dir() {
-        eprintln!(
+        errln!(
             "error: --root {}: not a directory to serve",
             args.root.display()
         );
@@ -42,7 +42,7 @@ pub(super) fn run(args: Args) -> u8 {
     let listener = match TcpListener::bind(args.listen) {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            errln!("error: cannot listen on {}: {e}", args.listen);
             return exit::FAILURE;
         }
     };
@@ -55,11 +55,11 @@ pub(super) fn run(args: Args) -> u8 {
         if let Some(path) = path
             && let Err(e) = crate::execute::layout::write_atomically(path, text.as_bytes())
         {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            errln!("error: cannot write {}: {e}", path.display());
             return exit::FAILURE;
         }
     }
-    eprintln!(
+    errln!(
         "serving {} on http://127.0.0.1:{port}/",
         args.root.display()
     );
@@ -68,7 +68,7 @@ pub(super) fn run(args: Args) -> u8 {
         let root = args.root.clone();
         std::thread::spawn(move || {
             if let Err(e) = serve(stream, &root) {
-                eprintln!("request failed: {e}");
+                errln!("request failed: {e}");
             }
         });
     }

@@ -17,32 +17,32 @@ pub(super) fn run(args: Args) -> u8 {
     let Some(path) = args.out else {
         return match seal::generate() {
             Ok(key) => {
-                println!("{key}");
+                outln!("{key}");
                 exit::OK
             }
             Err(e) => {
-                eprintln!("error: cannot read random bytes from the OS: {e}");
+                errln!("error: cannot read random bytes from the OS: {e}");
                 exit::FAILURE
             }
         };
     };
     match seal::write_new_key_file(&path) {
         Ok(()) => {
-            eprintln!(
+            errln!(
                 "wrote a new gossip key to {} (mode 0600); copy it to every host of the mesh",
                 path.display()
             );
             exit::OK
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            eprintln!(
+            errln!(
                 "error: --out {}: the file exists and is kept; to rotate, put a new key as its first line (`shoal keygen` prints one)",
                 path.display()
             );
             exit::USAGE
         }
         Err(e) => {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            errln!("error: cannot write {}: {e}", path.display());
             exit::FAILURE
         }
     }

@@ -33,15 +33,18 @@ pub(super) fn run(args: Args) -> u8 {
         let error = DeploymentsError::BadId {
             id: args.deployment,
         };
-        eprintln!("error: {error}");
+        errln!("error: {error}");
         return exit::USAGE;
     }
     let (agent, runtime) = match args.agent.connect() {
         Ok(connected) => connected,
         Err(code) => return code,
     };
-    let mut stdout = std::io::stdout().lock();
-    let result = runtime.block_on(print(&agent, &args.deployment, args.follow, &mut stdout));
+    // Hook output is shown with its control characters escaped, like everything else.
+    let mut stdout = super::output::Printable::new(std::io::stdout().lock());
+    let result = runtime
+        .block_on(print(&agent, &args.deployment, args.follow, &mut stdout))
+        .and_then(|()| stdout.flush().map_err(ClientError::Output));
     match result {
         Ok(()) => exit::OK,
         // A closed stdout (`| head`) ends the command, quietly.
@@ -81,12 +84,12 @@ async fn print(
         }
         if !follow {
             if size == 0 {
-                eprintln!("deployment {id} has no hook output (yet)");
+                errln!("deployment {id} has no hook output (yet)");
             }
             return Ok(());
         }
         if result != IN_PROGRESS {
-            eprintln!("deployment {id} ended: {result}");
+            errln!("deployment {id} ended: {result}");
             return Ok(());
         }
         tokio::time::sleep(FOLLOW_INTERVAL).await;

@@ -1,5 +1,7 @@
 //! The command line: one file per subcommand; each returns the process exit code.
 
+#[macro_use]
+pub(crate) mod output;
 mod agent;
 mod appspec;
 mod client;

@@ -140,6 +140,10 @@ pub(super) fn group(
             source.token_file = git.token_file.as_deref().map(resolve);
             source.username = git.username.clone();
             source.ssh_key = git.ssh_key.as_deref().map(resolve);
+            if let Err((field, reason)) = source.check_secrets() {
+                let field = format!("channel.git.{field}");
+                return Err((channel_line, format!("{}: {reason}", key(&field))));
+            }
             Channel::Git(source)
         }
         (None, Some(store)) => {

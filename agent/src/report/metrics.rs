@@ -56,6 +56,7 @@ pub struct Metrics {
     refusals: Family<ReasonLabels, Counter>,
     polls: Family<GroupLabels, Counter>,
     poll_errors: Family<GroupLabels, Counter>,
+    unreadable_names: Family<GroupLabels, Counter>,
     gossip_dropped: Family<DropLabels, Counter>,
 }
 
@@ -110,6 +111,12 @@ impl Metrics {
             "Channel checks that failed, by group",
             poll_errors.clone(),
         );
+        let unreadable_names = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "channel_unreadable_names",
+            "Object names a store channel skipped because they cannot be read, by group",
+            unreadable_names.clone(),
+        );
         let gossip_dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "gossip_dropped_datagrams",
@@ -126,6 +133,7 @@ impl Metrics {
             refusals,
             polls,
             poll_errors,
+            unreadable_names,
         }
     }
 
@@ -188,6 +196,16 @@ impl Metrics {
         }
     }
 
+    /// `group`'s store channel skipped `count` object names it cannot read.
+    pub fn unreadable_names(&self, group: &str, count: usize) {
+        let labels = GroupLabels {
+            group: group.to_owned(),
+        };
+        self.unreadable_names
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
     /// Makes every group's series exist (at zero) before anything happened, so dashboards and
     /// alerts see the group from the start.
     pub fn register_group(&self, group: &str) {
@@ -196,6 +214,7 @@ impl Metrics {
         };
         drop(self.polls.get_or_create(&labels));
         drop(self.poll_errors.get_or_create(&labels));
+        drop(self.unreadable_names.get_or_create(&labels));
     }
 
     /// The mesh's counts of dropped gossip datagrams, by reason, as they are now.

@@ -254,6 +254,17 @@ impl GroupTask {
         for (name, reason) in &poll.ignored {
             warn!(tag = %name, reason = %reason, "not a release");
         }
+        if !poll.unreadable.is_empty() {
+            // Each name once, and one line per poll however many there are.
+            let shown: Vec<&str> = poll.unreadable.iter().take(5).map(String::as_str).collect();
+            warn!(
+                count = poll.unreadable.len(),
+                names = ?shown,
+                "store object names that cannot be read were skipped"
+            );
+            self.metrics
+                .unreadable_names(&self.group.name, poll.unreadable.len());
+        }
         // Newest first: the newest refusal not reported before becomes `last_refusal`. A channel
         // may refuse the same tag at every poll; it is counted and logged once.
         for (name, refusal) in poll.refusals.iter().rev() {

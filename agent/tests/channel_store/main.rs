@@ -48,6 +48,7 @@ mod bench;
 mod bundles;
 mod commands;
 mod fixture;
+mod odd_names;
 mod polling;
 mod restart;
 mod validity;

@@ -247,3 +247,52 @@ fn write_config(dir: &Path, listen: &str) -> std::path::PathBuf {
     std::fs::write(&config, text).unwrap();
     config
 }
+
+/// What an agent reports can hold text from elsewhere (an object or tag name in an error, a
+/// peer's reason, a hook's output): `shoal status` and `shoal logs` show control characters as
+/// escapes, so such text cannot retitle the window (`ESC ]0;…BEL`) or clear the screen.
+#[test]
+fn control_characters_from_the_agent_are_shown_escaped() {
+    let agent = Agent::start();
+    let failed = record("web", ID, Status::Failed, 1_000);
+    agent.deployment(
+        ID,
+        &failed,
+        Some("[AfterInstall] [stdout] \u{1b}]0;pwned\u{7}done\u{9b}2J\n\tok\n"),
+    );
+    agent.board.update("web", |g| {
+        g.current_revision = Some("v1.2.0\u{1b}[2J".into());
+        g.last_channel_error = Some(shoal_shared::status::Notice {
+            message: "cannot list s3://b/apps/\u{1b}]0;pwned\u{7}/".into(),
+            when: "2026-05-01T10:00:05Z".into(),
+        });
+        g.last_refusal = Some(shoal_shared::status::Refusal {
+            name: "v0.9.0\u{1b}[31m".into(),
+            kind: "below_floor".into(),
+            reason: "below\u{7f} the floor".into(),
+            when: "2026-05-01T10:00:07Z".into(),
+        });
+    });
+    let addr = agent.addr.to_string();
+    let out = run(&["status", "--addr", &addr]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        !stdout.contains(['\u{1b}', '\u{7}', '\u{7f}']),
+        "raw control characters in {stdout:?}"
+    );
+    for shown in [
+        "cannot list s3://b/apps/\\u{1b}]0;pwned\\u{7}/",
+        "v1.2.0\\u{1b}[2J",
+        "refused v0.9.0\\u{1b}[31m: below\\u{7f} the floor",
+    ] {
+        assert!(stdout.contains(shown), "{shown} missing from {stdout}");
+    }
+
+    let out = run(&["logs", ID, "--addr", &addr]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "[AfterInstall] [stdout] \\u{1b}]0;pwned\\u{7}done\\u{9b}2J\n\tok\n"
+    );
+}

@@ -12,7 +12,7 @@ use git2::{
 use nix::fcntl::{Flock, FlockArg};
 
 use super::error::{Cause, GitError};
-use super::source::GitSource;
+use super::source::{Endpoint, GitSource};
 
 /// Every tag of the repository, forced (a moved tag must be seen to be refused).
 pub(super) const ALL_TAGS: &str = "+refs/tags/*:refs/tags/*";
@@ -73,6 +73,12 @@ pub(super) fn fetch(
     prune: bool,
 ) -> Result<usize, GitError> {
     let token = Cell::new(None::<String>);
+    if let Err((_, reason)) = source.check_secrets() {
+        return Err(GitError::Fetch {
+            url: source.display_url(),
+            source: Cause::git(&git2::Error::from_str(&reason), &[]),
+        });
+    }
     let result = (|| {
         let mut remote = repo.remote_anonymous(&source.url)?;
         let mut options = FetchOptions::new();
@@ -100,11 +106,29 @@ pub(super) fn fetch(
 
 /// Credentials as the server asks for them, each offered once per fetch (libgit2 asks again
 /// after a refusal, and would loop): an https token, then an ssh key file, then the ssh-agent.
+/// Only the configured server gets any: a request from another scheme, host or port (libgit2
+/// follows redirects) is refused, and a token is never sent where it would travel in clear
+/// text (see [`Endpoint::carries_secrets`]).
 fn callbacks<'a>(source: &'a GitSource, token: &'a Cell<Option<String>>) -> RemoteCallbacks<'a> {
     let tried = Cell::new(CredentialType::empty());
     let agent = std::env::var_os("SSH_AUTH_SOCK").is_some();
+    let configured = source.endpoint();
     let mut callbacks = RemoteCallbacks::new();
-    callbacks.credentials(move |_url, url_user, allowed| {
+    callbacks.credentials(move |url, url_user, allowed| {
+        let asking = Endpoint::of(url);
+        if asking.is_none() || asking != configured {
+            return Err(git2::Error::from_str(&format!(
+                "credentials were asked for by {}, not by the configured server; none are sent after a redirect to another scheme, host or port",
+                asking.map_or_else(|| "an unknown url".to_owned(), |e| format!(
+                    "{}://{}{}",
+                    e.scheme,
+                    e.host,
+                    e.port.map(|p| format!(":{p}")).unwrap_or_default()
+                ))
+            )));
+        }
+        let secure = asking.as_ref().is_some_and(Endpoint::carries_secrets);
+        let ssh = asking.as_ref().is_some_and(|e| e.scheme == "ssh");
         let offer = |kind: CredentialType| {
             let fresh = allowed.contains(kind) && !tried.get().contains(kind);
             if fresh {
@@ -113,6 +137,7 @@ fn callbacks<'a>(source: &'a GitSource, token: &'a Cell<Option<String>>) -> Remo
             fresh
         };
         if let Some(file) = source.token_file.as_deref()
+            && secure
             && offer(CredentialType::USER_PASS_PLAINTEXT)
         {
             let secret = read_token(file)?;
@@ -122,13 +147,13 @@ fn callbacks<'a>(source: &'a GitSource, token: &'a Cell<Option<String>>) -> Remo
             return cred;
         }
         let user = url_user.or(source.username.as_deref()).unwrap_or("git");
-        if (source.ssh_key.is_some() || agent) && offer(CredentialType::SSH_KEY) {
+        if ssh && (source.ssh_key.is_some() || agent) && offer(CredentialType::SSH_KEY) {
             return match source.ssh_key.as_deref() {
                 Some(key) => Cred::ssh_key(user, None, key, None),
                 None => Cred::ssh_key_from_agent(user),
             };
         }
-        if offer(CredentialType::USERNAME) {
+        if ssh && offer(CredentialType::USERNAME) {
             return Cred::username(user);
         }
         Err(git2::Error::from_str(

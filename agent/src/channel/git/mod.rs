@@ -17,7 +17,7 @@ use git2::Repository;
 use shoal_shared::release::AllowedSigners;
 
 pub use error::{Cause, GitError};
-pub use source::{GitSource, Location};
+pub use source::{Endpoint, GitSource, Location};
 
 use super::cache::ReleaseCache;
 use super::{Digest, Poll, Release};

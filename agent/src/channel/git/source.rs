@@ -27,6 +27,61 @@ pub struct GitSource {
     pub ssh_key: Option<PathBuf>,
 }
 
+/// The server a url names: scheme, host (lowercase) and port (the scheme's default when none is
+/// written). Credentials are given only to the server the channel is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https`, `ssh`, `http`, `git`, …
+    pub scheme: String,
+    /// The host name or address, lowercase.
+    pub host: String,
+    /// The port.
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    /// The server of `url` (`scheme://[user@]host[:port]/…` or scp-like `[user@]host:path`,
+    /// which is ssh); `None` for a local path or a url without a host.
+    pub fn of(url: &str) -> Option<Self> {
+        if !url.contains("://") && is_scp_like(url) {
+            let host = url.split(':').next()?;
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            return Some(Self {
+                scheme: "ssh".to_owned(),
+                host: host.to_ascii_lowercase(),
+                port: Some(22),
+            });
+        }
+        let parsed = url::Url::parse(url).ok()?;
+        let host = parsed.host_str().filter(|h| !h.is_empty())?;
+        let port = parsed.port_or_known_default().or(match parsed.scheme() {
+            "ssh" => Some(22),
+            "git" => Some(9418),
+            _ => None,
+        });
+        Some(Self {
+            scheme: parsed.scheme().to_owned(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// Whether traffic to this server stays on this host (`localhost`, 127.0.0.0/8, `[::1]`).
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Whether a secret (a token, a password) may be sent here: over https, or plain http to
+    /// this host's loopback (it never leaves the machine); never over http elsewhere or git://.
+    pub fn carries_secrets(&self) -> bool {
+        self.scheme == "https" || (self.scheme == "http" && self.is_loopback())
+    }
+}
+
 /// Where a repository is, as far as the channel cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -92,6 +147,41 @@ impl GitSource {
         let (userinfo, _) = authority.rsplit_once('@')?;
         let (_, password) = userinfo.split_once(':')?;
         Some(password).filter(|p| !p.is_empty())
+    }
+
+    /// The server the url names (see [`Endpoint::of`]).
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        Endpoint::of(&self.url)
+    }
+
+    /// Refuses a token or a url password that would travel in clear text: over plain http to
+    /// another host, or git://. The error names the key at fault (`url` or `token_file`) and
+    /// says what to write instead.
+    pub fn check_secrets(&self) -> Result<(), (&'static str, String)> {
+        let Some(endpoint) = self.endpoint() else {
+            return Ok(());
+        };
+        if endpoint.carries_secrets() || endpoint.scheme == "ssh" {
+            return Ok(());
+        }
+        let scheme = &endpoint.scheme;
+        if self.url_password().is_some() {
+            return Err((
+                "url",
+                format!(
+                    "the url carries a password over {scheme}://, which sends it in clear text; use an https:// url (with token_file) or ssh"
+                ),
+            ));
+        }
+        if self.token_file.is_some() {
+            return Err((
+                "token_file",
+                format!(
+                    "token_file is set but the url is {scheme}://, which would send the token in clear text; use an https:// url, or remove token_file for a public repository"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The git directory of a local repository: `<path>/.git` for a working tree, else the
@@ -171,6 +261,64 @@ mod tests {
         let plain = GitSource::new("git@github.com:acme/app.git");
         assert_eq!(plain.url_password(), None);
         assert_eq!(plain.display_url(), "git@github.com:acme/app.git");
+    }
+
+    #[test]
+    fn endpoints_compare_scheme_host_and_port() {
+        let at = |u: &str| Endpoint::of(u).expect(u);
+        assert_eq!(
+            at("https://Git.Example.com/a.git"),
+            at("https://git.example.com:443/b")
+        );
+        assert_ne!(
+            at("https://git.example.com/a"),
+            at("https://git.example.com:8443/a")
+        );
+        assert_ne!(
+            at("https://git.example.com/a"),
+            at("http://git.example.com/a")
+        );
+        assert_ne!(
+            at("https://git.example.com/a"),
+            at("https://evil.example/a")
+        );
+        assert_eq!(
+            at("git@github.com:acme/app.git"),
+            at("ssh://git@github.com/acme/app")
+        );
+        assert_eq!(Endpoint::of("/srv/app.git"), None);
+        assert!(at("http://127.0.0.1:8080/a").carries_secrets());
+        assert!(at("http://[::1]/a").carries_secrets());
+        assert!(!at("http://git.example.com/a").carries_secrets());
+        assert!(!at("git://git.example.com/a").carries_secrets());
+    }
+
+    #[test]
+    fn secrets_in_clear_text_are_refused() {
+        let with_token = |u: &str| {
+            let mut source = GitSource::new(u);
+            source.token_file = Some(PathBuf::from("/etc/shoal/token"));
+            source.check_secrets()
+        };
+        assert!(with_token("https://git.example.com/a.git").is_ok());
+        assert!(with_token("http://127.0.0.1:3000/a.git").is_ok());
+        let (key, err) = with_token("http://git.example.com/a.git").expect_err("http");
+        assert_eq!(key, "token_file");
+        assert!(
+            err.starts_with("token_file is set but the url is http://"),
+            "{err}"
+        );
+        assert!(with_token("git://git.example.com/a.git").is_err());
+        let (key, err) = GitSource::new("http://ci:t0ken@git.example.com/a.git")
+            .check_secrets()
+            .expect_err("password over http");
+        assert_eq!(key, "url");
+        assert!(err.contains("password over http://"), "{err}");
+        assert!(
+            GitSource::new("http://git.example.com/public.git")
+                .check_secrets()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 
+use super::tolerant::{TolerantConnector, Unreadable};
 use super::{StoreError, StoreSource};
 
 /// What kind of store a url names.
@@ -185,15 +186,26 @@ impl StoreLocation {
         source: &StoreSource,
         env: &[(String, String)],
     ) -> Result<Arc<dyn ObjectStore>, StoreError> {
+        self.open_tolerant(source, env, &Unreadable::default())
+    }
+
+    /// Opens the store like [`open`](Self::open); names that an S3 or GCS LIST reply holds and
+    /// object_store cannot read are left out of the listing and collected in `unreadable`.
+    pub(super) fn open_tolerant(
+        &self,
+        source: &StoreSource,
+        env: &[(String, String)],
+        unreadable: &Unreadable,
+    ) -> Result<Arc<dyn ObjectStore>, StoreError> {
         match self.scheme {
             Scheme::File => Ok(Arc::new(LocalFileSystem::new())),
-            Scheme::Gcs => self.open_gcs(source, env),
+            Scheme::Gcs => self.open_gcs(source, env, unreadable),
             Scheme::Azure => self.open_azure(source, env),
             Scheme::Memory => Err(StoreError::Url {
                 url: self.url.clone(),
                 reason: "an in-memory store cannot be opened by url; pass the store to StoreChannel::with_store".to_owned(),
             }),
-            Scheme::S3 => self.open_s3(source, env),
+            Scheme::S3 => self.open_s3(source, env, unreadable),
         }
     }
 
@@ -201,8 +213,10 @@ impl StoreLocation {
         &self,
         source: &StoreSource,
         env: &[(String, String)],
+        unreadable: &Unreadable,
     ) -> Result<Arc<dyn ObjectStore>, StoreError> {
-        let mut builder = AmazonS3Builder::new();
+        let mut builder =
+            AmazonS3Builder::new().with_http_connector(TolerantConnector::new(unreadable.clone()));
         for (key, value) in settings(env, "AWS_") {
             if let Ok(key) = AmazonS3ConfigKey::from_str(&key) {
                 builder = builder.with_config(key, value);
@@ -226,8 +240,10 @@ impl StoreLocation {
         &self,
         source: &StoreSource,
         env: &[(String, String)],
+        unreadable: &Unreadable,
     ) -> Result<Arc<dyn ObjectStore>, StoreError> {
-        let mut builder = GoogleCloudStorageBuilder::new();
+        let mut builder = GoogleCloudStorageBuilder::new()
+            .with_http_connector(TolerantConnector::new(unreadable.clone()));
         for (key, value) in settings(env, "GOOGLE_") {
             if let Ok(key) = GoogleConfigKey::from_str(&key) {
                 builder = builder.with_config(key, value);

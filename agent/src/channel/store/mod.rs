@@ -8,10 +8,12 @@
 mod check;
 mod error;
 mod fetch;
+mod listing;
 mod location;
 mod poll;
 pub mod publish;
 mod record;
+mod tolerant;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use crate::execute::bundle::{self, BundleError, Limits};
 use crate::execute::deployment::APPSPEC_NAMES;
 use crate::verify::Refusal;
 use record::Record;
+use tolerant::Unreadable;
 
 /// The manifest's name in a version directory.
 pub const MANIFEST_NAME: &str = "release.yaml";
@@ -80,6 +83,10 @@ pub struct StoreChannel {
     settled: BTreeSet<String>,
     /// Non-semver names already reported.
     ignored: BTreeSet<String>,
+    /// Where the store's LIST replies leave the names object_store cannot read.
+    unreadable: Unreadable,
+    /// Unreadable names already reported.
+    unreadable_seen: BTreeSet<String>,
     /// Whether the first poll (which re-checks recorded manifests) has run.
     rechecked: bool,
     /// Verified releases by version name: where the bundle is and what it must be.
@@ -97,8 +104,11 @@ impl StoreChannel {
         group: &str,
     ) -> Result<Self, StoreError> {
         let location = StoreLocation::parse(&source.url)?;
-        let store = location.open(source, env)?;
-        Self::with_store(store, location, data_dir, group)
+        let unreadable = Unreadable::default();
+        let store = location.open_tolerant(source, env, &unreadable)?;
+        let mut channel = Self::with_store(store, location, data_dir, group)?;
+        channel.unreadable = unreadable;
+        Ok(channel)
     }
 
     /// A channel over a store the caller built (an in-memory store in tests).
@@ -115,6 +125,8 @@ impl StoreChannel {
             limits: Limits::default(),
             settled: BTreeSet::new(),
             ignored: BTreeSet::new(),
+            unreadable: Unreadable::default(),
+            unreadable_seen: BTreeSet::new(),
             rechecked: false,
             verified: BTreeMap::new(),
         })

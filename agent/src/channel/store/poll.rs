@@ -12,6 +12,7 @@ use shoal_shared::release::version::above_floor;
 use shoal_shared::release::{AllowedSigners, Version};
 
 use super::fetch::{self, Fetched};
+use super::listing;
 use super::record::Recorded;
 use super::{MANIFEST_NAME, SIGNATURE_NAME, Scheme, StoreChannel, StoreError};
 use crate::channel::{Digest, Poll, Release};
@@ -112,26 +113,24 @@ impl StoreChannel {
     }
 
     /// Lists the version directories (one LIST request), newest first; names that are not
-    /// versions go to `poll.ignored`, once per name.
+    /// versions go to `poll.ignored`, and names the store library cannot read to
+    /// `poll.unreadable`, each once per name.
     async fn list_versions(&mut self, poll: &mut Poll) -> Result<Vec<Version>, StoreError> {
-        let prefix = self.location.prefix();
-        let listing = self
-            .store
-            .list_with_delimiter((!prefix.as_ref().is_empty()).then_some(prefix))
-            .await
-            .map_err(|source| StoreError::List {
-                url: self.location.url().to_owned(),
-                source,
-            })?;
+        let listing =
+            listing::version_dirs(self.store.as_ref(), &self.location, &self.unreadable).await?;
+        for name in listing.unreadable {
+            if self.unreadable_seen.insert(name.clone()) {
+                poll.unreadable.push(name);
+            }
+        }
         let mut versions = Vec::new();
-        for dir in &listing.common_prefixes {
-            let Some(name) = dir.filename() else { continue };
-            match Version::parse(name) {
+        for name in listing.dirs {
+            match Version::parse(&name) {
                 Ok(version) => versions.push(version),
                 Err(e) => {
-                    if self.ignored.insert(name.to_owned()) {
+                    if self.ignored.insert(name.clone()) {
                         tracing::debug!(name, "store directory is not a version");
-                        poll.ignored.push((name.to_owned(), e.to_string()));
+                        poll.ignored.push((name, e.to_string()));
                     }
                 }
             }

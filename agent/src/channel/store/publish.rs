@@ -8,6 +8,8 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 use shoal_shared::release::Version;
 
+use super::listing;
+use super::tolerant::Unreadable;
 use super::{MANIFEST_NAME, SIGNATURE_NAME, StoreError, StoreLocation};
 
 /// A signed release ready to upload.
@@ -83,24 +85,12 @@ async fn find_version(
     location: &StoreLocation,
     version: &Version,
 ) -> Result<Option<String>, StoreError> {
-    let prefix = location.prefix();
-    let listing = store
-        .list_with_delimiter((!prefix.as_ref().is_empty()).then_some(prefix))
-        .await
-        .map_err(|source| StoreError::List {
-            url: location.url().to_owned(),
-            source,
-        })?;
-    Ok(listing
-        .common_prefixes
-        .iter()
-        .filter_map(|dir| dir.filename())
-        .find(|name| {
-            *name == version.name()
-                || Version::parse(name)
-                    .is_ok_and(|v| v.semver().cmp_precedence(version.semver()).is_eq())
-        })
-        .map(str::to_owned))
+    let listing = listing::version_dirs(store, location, &Unreadable::default()).await?;
+    Ok(listing.dirs.into_iter().find(|name| {
+        *name == version.name()
+            || Version::parse(name)
+                .is_ok_and(|v| v.semver().cmp_precedence(version.semver()).is_eq())
+    }))
 }
 
 async fn put_new(

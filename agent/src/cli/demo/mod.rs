@@ -34,7 +34,7 @@ pub(super) struct Args {
 pub(super) fn run(args: Args) -> u8 {
     let missing = workspace::missing_tools();
     if !missing.is_empty() {
-        eprintln!(
+        errln!(
             "error: shoal demo runs the real tools, and {} is not on PATH; install git and openssh-client (ssh-keygen)",
             missing.join(" and ")
         );
@@ -43,14 +43,14 @@ pub(super) fn run(args: Args) -> u8 {
     let root = match make_root(args.dir.as_deref()) {
         Ok(root) => root,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return exit::USAGE;
         }
     };
     let runtime = match super::runtime(0) {
         Ok(runtime) => runtime,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return exit::FAILURE;
         }
     };
@@ -76,9 +76,9 @@ pub(super) fn run(args: Args) -> u8 {
         }
         Err(why) => {
             runtime.block_on(story.stop());
-            println!();
-            println!("The demo did not go as expected: {why}");
-            println!(
+            outln!();
+            outln!("The demo did not go as expected: {why}");
+            outln!(
                 "Everything it made is kept in {} (each host's agent.yaml and agent.log are under hosts/).",
                 root.display()
             );

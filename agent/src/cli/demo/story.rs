@@ -296,10 +296,10 @@ impl Story {
 
     /// What happened, for the end of the demo.
     pub fn summary(&self, elapsed: f64) {
-        println!();
-        println!("What happened, in {elapsed:.1} s (each line checked against the agents):");
+        outln!();
+        outln!("What happened, in {elapsed:.1} s (each line checked against the agents):");
         for fact in &self.facts {
-            println!("  ok  {fact}");
+            outln!("  ok  {fact}");
         }
     }
 
@@ -307,10 +307,10 @@ impl Story {
     pub fn keep(&mut self, root: &Path) {
         let exe = std::env::current_exe()
             .map_or_else(|_| "shoal".to_owned(), |p| p.display().to_string());
-        println!();
-        println!("The {HOSTS} agents are still running. Look around:");
+        outln!();
+        outln!("The {HOSTS} agents are still running. Look around:");
         for host in &self.hosts {
-            println!(
+            outln!(
                 "  {}: {exe} fleet --addr {}  |  fleet page http://{}/  |  hello-app http://127.0.0.1:{}/",
                 host.id,
                 host.status,
@@ -320,15 +320,15 @@ impl Story {
         }
         let first = &self.hosts[0];
         let config = first.config.display();
-        println!("  {exe} status --addr {}", first.status);
-        println!(
+        outln!("  {exe} status --addr {}", first.status);
+        outln!(
             "  {exe} logs --addr {} <deployment-id>      # a deployment's hook output",
             first.status
         );
-        println!(
+        outln!(
             "  {exe} resume web --config {config}   # lift the halt: v3.0.0 goes on, and fails again"
         );
-        println!(
+        outln!(
             "  Each host's config, data and log: {}/hosts/<host>/",
             root.display()
         );
@@ -336,8 +336,8 @@ impl Story {
         let script = root.join("stop.sh");
         let text = stop_script(&pids.join(" "), root);
         match std::fs::write(&script, text) {
-            Ok(()) => println!("Stop it all with: sh {}", script.display()),
-            Err(e) => println!("(cannot write {}: {e})", script.display()),
+            Ok(()) => outln!("Stop it all with: sh {}", script.display()),
+            Err(e) => outln!("(cannot write {}: {e})", script.display()),
         }
         // Dropping a `Child` leaves the process running.
         self.hosts.clear();

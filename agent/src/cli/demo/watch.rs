@@ -59,9 +59,9 @@ impl Watch {
     pub fn chapter(&mut self, title: &str) {
         if self.tty {
             self.drawn = 0;
-            println!();
+            outln!();
         }
-        println!("{:5.1}s  {title}", self.elapsed());
+        outln!("{:5.1}s  {title}", self.elapsed());
     }
 
     /// Prints a note under the current chapter.
@@ -70,7 +70,7 @@ impl Watch {
             // Below the table, which is then drawn afresh.
             self.drawn = 0;
         }
-        println!("        {text}");
+        outln!("        {text}");
     }
 
     /// Asks every host until `check` says done (`Ok(true)`) or broken (`Err`), at most
@@ -102,7 +102,10 @@ impl Watch {
     fn show(&mut self, views: &[View]) {
         let rows: Vec<(String, String)> = views
             .iter()
-            .map(|v| (v.host.clone(), describe(v)))
+            .map(|v| {
+                let shown = |text: &str| crate::cli::output::shown(text).into_owned();
+                (shown(&v.host), shown(&describe(v)))
+            })
             .collect();
         let mut out = std::io::stdout().lock();
         if self.tty {

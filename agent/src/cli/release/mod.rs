@@ -71,7 +71,7 @@ pub fn run(args: Args) -> u8 {
     match release(&args) {
         Ok(()) => exit::OK,
         Err((code, message)) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             code
         }
     }
@@ -154,12 +154,12 @@ fn release(args: &Args) -> Result<(), Failure> {
         .block_on(publish::publish(store.as_ref(), &location, &publication))
         .map_err(|e| store_failure(&e))?;
     let bundle_key = location.object(publication.version.name(), &publication.bundle_name);
-    println!(
+    outln!(
         "published release {} to {}",
         manifest.version,
         location.url()
     );
-    println!(
+    outln!(
         "  bundle  {}{}",
         location.describe(&bundle_key),
         if packaged.packaged {
@@ -168,9 +168,9 @@ fn release(args: &Args) -> Result<(), Failure> {
             String::new()
         }
     );
-    println!("  sha256  {}", manifest.bundle.sha256);
-    println!("  size    {} bytes", manifest.bundle.size);
-    println!("  signed  key {} (via {})", signed.fingerprint, signed.via);
+    outln!("  sha256  {}", manifest.bundle.sha256);
+    outln!("  size    {} bytes", manifest.bundle.size);
+    outln!("  signed  key {} (via {})", signed.fingerprint, signed.via);
     Ok(())
 }
 

@@ -44,12 +44,12 @@ pub fn run(mut args: Args) -> u8 {
     let signers = match load_signers(&args.allowed_signers) {
         Ok(signers) => signers,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return exit::USAGE;
         }
     };
     if !is_tag_name(&args.tag) {
-        eprintln!(
+        errln!(
             "error: `{}` is not a tag name; give one tag, such as v1.2.0",
             args.tag
         );
@@ -62,7 +62,7 @@ pub fn run(mut args: Args) -> u8 {
     let scratch = match tempfile::Builder::new().prefix("shoal-verify-").tempdir() {
         Ok(dir) => dir,
         Err(e) => {
-            eprintln!("error: cannot create a temporary directory for the mirror: {e}");
+            errln!("error: cannot create a temporary directory for the mirror: {e}");
             return exit::FAILURE;
         }
     };
@@ -72,10 +72,10 @@ pub fn run(mut args: Args) -> u8 {
     match git::check_tag(&source, &args.tag, &signers, now, scratch.path()) {
         Ok(check) => report(&args, &source, &check),
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             let mut cause = std::error::Error::source(&error);
             while let Some(e) = cause {
-                eprintln!("  caused by: {e}");
+                errln!("  caused by: {e}");
                 cause = e.source();
             }
             exit::FAILURE
@@ -117,9 +117,9 @@ fn report(args: &Args, source: &GitSource, check: &TagCheck) -> u8 {
         ),
     };
     if args.json {
-        println!("{json}");
+        outln!("{json}");
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
     code
 }

@@ -35,7 +35,7 @@ pub struct Args {
 /// be fetched), 2 on bad usage or an unreadable allowed_signers file.
 pub fn run(args: Args) -> u8 {
     let usage = |message: String| {
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         exit::USAGE
     };
     let version = match Version::parse(&args.version) {
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> u8 {
     let runtime = match runtime(2) {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return exit::FAILURE;
         }
     };
@@ -113,7 +113,7 @@ pub fn run(args: Args) -> u8 {
             exit::FAILURE,
         ),
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            errln!("error: {}", error_chain(&e));
             return if e.is_usage() {
                 exit::USAGE
             } else {
@@ -122,9 +122,9 @@ pub fn run(args: Args) -> u8 {
         }
     };
     if args.json {
-        println!("{json}");
+        outln!("{json}");
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
     code
 }
