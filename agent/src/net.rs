@@ -49,6 +49,18 @@ pub async fn send(
     request: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, GetError> {
     let stream = TcpStream::connect(addr).await.map_err(GetError::Connect)?;
+    send_on(stream, request).await
+}
+
+/// Sends `request` on `stream`, a new connection of any kind (TCP, a Unix socket); the
+/// response once its head arrived.
+pub async fn send_on<S>(
+    stream: S,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, GetError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(GetError::Http)?;

@@ -1,19 +1,18 @@
-//! How the commands that ask this host's agent (`status`, `fleet`, `logs`, `halt`, `resume`,
-//! `promote`) reach it: the status address from `--addr` or the config's `status.listen`, the
-//! admin token file from `--token-file` or `status.token_file`, and a small HTTP/1 client (GET
-//! through [`crate::net`], POST with the token here) with timeouts and errors that say what to
-//! check.
+//! How the commands that read this host's agent (`status`, `fleet`, `logs`) reach it: the
+//! status address from `--addr` or the config's `status.listen`, and a small HTTP/1 client
+//! (GET through [`crate::net`]) with timeouts and errors that say what to check. Steering goes
+//! over the control socket instead (`control`).
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::HeaderMap;
+use hyper::{Response, StatusCode};
 use shoal_shared::status::ErrorBody;
 
 use super::exit;
@@ -29,8 +28,7 @@ pub(super) struct AgentArgs {
     /// The agent's status address (default: status.listen from the config).
     #[arg(long, value_name = "HOST:PORT")]
     addr: Option<SocketAddr>,
-    /// The agent's config file, read for status.listen (and status.token_file) when they are
-    /// not given.
+    /// The agent's config file, read for status.listen when --addr is not given.
     #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
 }
@@ -132,23 +130,6 @@ impl AgentArgs {
         self.agent_from(settings.as_ref())
     }
 
-    /// The agent to ask and its admin token file: `token_file` when given, else
-    /// `status.token_file` of the config.
-    pub(super) fn agent_and_token_file(
-        &self,
-        token_file: Option<&Path>,
-    ) -> Result<(Agent, PathBuf), ConfigError> {
-        let (settings, token_file) = match token_file {
-            Some(file) => (self.settings(self.addr.is_none())?, file.to_owned()),
-            None => {
-                let settings = config::load(&self.config)?;
-                let file = settings.status.token_file.clone();
-                (Some(settings), file)
-            }
-        };
-        Ok((self.agent_from(settings.as_ref())?, token_file))
-    }
-
     /// The config, when `needed`.
     fn settings(&self, needed: bool) -> Result<Option<Settings>, ConfigError> {
         needed.then(|| config::load(&self.config)).transpose()
@@ -208,20 +189,6 @@ impl Agent {
         }
         out.flush().map_err(ClientError::Output)?;
         Ok((parts.headers, written))
-    }
-
-    /// `POST path` with the admin `token` and a JSON `body` (or none), the whole answer; an
-    /// error status is [`ClientError::Agent`].
-    pub(super) async fn post(
-        &self,
-        path: &str,
-        token: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Bytes, ClientError> {
-        let response = self
-            .exchange(path, post(self.addr, path, token, body))
-            .await?;
-        self.body(response.into_body()).await
     }
 
     /// Sends `GET path`; the response once its head arrived with a success status.
@@ -303,27 +270,6 @@ impl Agent {
             what: format!("the JSON does not fit this version of shoal: {e}"),
         })
     }
-}
-
-/// `POST path` to `addr` with `Authorization: Bearer token` and a JSON `body` (or none), on a
-/// new connection; the response once its head arrived. The caller bounds the time it may take.
-async fn post(
-    addr: SocketAddr,
-    path: &str,
-    token: &str,
-    body: Option<Vec<u8>>,
-) -> Result<Response<Incoming>, GetError> {
-    let mut request = Request::post(path)
-        .header(header::HOST, addr.to_string())
-        .header(header::USER_AGENT, crate::net::USER_AGENT)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"));
-    if body.is_some() {
-        request = request.header(header::CONTENT_TYPE, "application/json");
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .map_err(GetError::Request)?;
-    crate::net::send(addr, request).await
 }
 
 /// Shows what the agent answers at `path`: as served with `json`, else `render`ed. Exit code.

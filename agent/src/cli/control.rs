@@ -1,18 +1,29 @@
 //! `shoal halt GROUP [--reason TEXT]`, `shoal resume GROUP`, `shoal promote GROUP`: steer a
-//! group's rollout through this host's agent (`POST /v1/groups/{group}/{action}` with the admin
-//! token), which records the command and spreads it to the group over gossip.
+//! group's rollout through this host's agent (`POST /v1/groups/{group}/{action}`), which
+//! records the command and spreads it to the group over gossip.
+//!
+//! The call goes over the agent's control socket (`<data_dir>/control.sock`), which only root
+//! can reach and whose peer the agent asks the kernel about, so no secret crosses it: a local
+//! user who holds the status port while the agent is down (a restart, an upgrade) gets nothing.
+//! The token-guarded HTTP calls stay for automation that chooses to send the token.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use hyper::StatusCode;
-use shoal_shared::status::{CommandAccepted, HaltRequest};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header;
+use hyper::{Request, StatusCode};
+use shoal_shared::status::{CommandAccepted, ErrorBody, HaltRequest};
+use tokio::net::UnixStream;
 
-use super::client::{self, Agent, AgentArgs, ClientError};
 use super::exit;
-use crate::config::ConfigError;
-use crate::report::http::Control;
-use crate::report::token::read_token;
+use crate::config;
+use crate::report::http::{Control, control_socket};
+
+/// How long connecting, and then the whole exchange, may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `shoal halt`.
 #[derive(Debug, clap::Args)]
@@ -35,14 +46,12 @@ pub(super) struct Args {
     target: TargetArgs,
 }
 
-/// Which agent, and its admin token.
+/// Which agent.
 #[derive(Debug, clap::Args)]
 struct TargetArgs {
-    #[command(flatten)]
-    agent: AgentArgs,
-    /// The agent's admin token file (default: status.token_file from the config).
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
+    /// The agent's config file, read for node.data_dir (where its control socket is).
+    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
 }
 
 pub(super) fn halt(args: HaltArgs) -> u8 {
@@ -68,26 +77,14 @@ fn run(action: Control, group: &str, body: Option<&HaltRequest>, target: &Target
         );
         return exit::USAGE;
     }
-    let (agent, token_file) = match target
-        .agent
-        .agent_and_token_file(target.token_file.as_deref())
-    {
-        Ok(found) => found,
+    let settings = match config::load(&target.config) {
+        Ok(settings) => settings,
         Err(e) => {
-            client::print_config_error(&e);
-            if let ConfigError::Read { .. } = e {
-                errln!("  and --token-file FILE (its status.token_file)");
-            }
+            super::client::print_config_error(&e);
             return exit::USAGE;
         }
     };
-    let token = match read_token(&token_file) {
-        Ok(token) => token,
-        Err(e) => {
-            errln!("error: {}", token_error(&token_file, &e));
-            return exit::USAGE;
-        }
-    };
+    let socket = control_socket(&settings.node.data_dir);
     let runtime = match super::runtime(0) {
         Ok(runtime) => runtime,
         Err(message) => {
@@ -97,16 +94,121 @@ fn run(action: Control, group: &str, body: Option<&HaltRequest>, target: &Target
     };
     let path = format!("/v1/groups/{group}/{}", action.as_str());
     let body = body.and_then(|b| serde_json::to_vec(b).ok());
-    let answer = runtime.block_on(async {
-        let bytes = agent.post(&path, &token, body).await?;
-        agent.decode::<CommandAccepted>(&bytes)
-    });
-    match answer {
+    match runtime.block_on(steer(&socket, &path, body)) {
         Ok(accepted) => {
             outln!("{}", said(&accepted));
             exit::OK
         }
-        Err(e) => fail(&agent, &token_file, &e),
+        Err((code, message)) => {
+            errln!("error: {message}");
+            code
+        }
+    }
+}
+
+/// `POST path` with `body` on the control socket; the agent's answer, or the exit code and
+/// one sentence.
+async fn steer(
+    socket: &Path,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<CommandAccepted, (u8, String)> {
+    let shown = socket.display();
+    let stream = match tokio::time::timeout(TIMEOUT, UnixStream::connect(socket)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(connect_error(socket, &e)),
+        Err(_) => {
+            return Err((
+                exit::FAILURE,
+                format!(
+                    "the agent's control socket {shown} did not accept within 10 s: is the agent stuck? (`journalctl -u shoal`)"
+                ),
+            ));
+        }
+    };
+    let mut request = Request::post(path)
+        .header(header::HOST, "localhost")
+        .header(header::USER_AGENT, crate::net::USER_AGENT);
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| (exit::FAILURE, format!("cannot build the request: {e}")))?;
+    let exchange = async {
+        let response = crate::net::send_on(stream, request).await?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(crate::net::GetError::Http)?
+            .to_bytes();
+        Ok::<_, crate::net::GetError>((status, bytes))
+    };
+    let (status, bytes) = match tokio::time::timeout(TIMEOUT, exchange).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            return Err((
+                exit::FAILURE,
+                format!("the exchange with the agent on {shown} failed: {e}"),
+            ));
+        }
+        Err(_) => {
+            return Err((
+                exit::FAILURE,
+                format!(
+                    "the agent on {shown} did not answer within 10 s: is it stuck? (`journalctl -u shoal`)"
+                ),
+            ));
+        }
+    };
+    if !status.is_success() {
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| format!("the agent answered {status} for {path}"));
+        let code = match status {
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => exit::USAGE,
+            _ => exit::FAILURE,
+        };
+        return Err((code, message));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        (
+            exit::FAILURE,
+            format!("unexpected answer from the agent on {shown}: {e}"),
+        )
+    })
+}
+
+/// Why the control socket could not be reached, in one sentence with what to do.
+fn connect_error(socket: &Path, error: &io::Error) -> (u8, String) {
+    let shown = socket.display();
+    match error.kind() {
+        io::ErrorKind::NotFound => (
+            exit::FAILURE,
+            format!(
+                "no shoal agent runs with this config (no control socket {shown}): is `shoal \
+                 agent` running, and with this --config?"
+            ),
+        ),
+        io::ErrorKind::ConnectionRefused => (
+            exit::FAILURE,
+            format!(
+                "no shoal agent answers on {shown} (connection refused): is `shoal agent` running?"
+            ),
+        ),
+        io::ErrorKind::PermissionDenied => (
+            exit::USAGE,
+            format!(
+                "steering needs root: the agent's control socket {shown} is root's alone (run \
+                 it with sudo)"
+            ),
+        ),
+        _ => (
+            exit::FAILURE,
+            format!("cannot reach the agent on {shown}: {error}"),
+        ),
     }
 }
 
@@ -116,24 +218,6 @@ fn is_group_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// Why the token file cannot be used, in one sentence with the fix.
-fn token_error(path: &Path, error: &io::Error) -> String {
-    let file = path.display();
-    match (error.kind(), error.raw_os_error()) {
-        (io::ErrorKind::NotFound, Some(_)) => format!(
-            "the admin token file {file} does not exist: the agent makes it when it starts; is \
-             it running, and is that file its status.token_file?"
-        ),
-        (io::ErrorKind::PermissionDenied, Some(_)) => format!(
-            "cannot read the admin token file {file} (permission denied): run as root (sudo), \
-             or as the user the agent runs as"
-        ),
-        (_, Some(_)) => format!("cannot read the admin token file {file}: {error}"),
-        // The checks of the token file say what is wrong and how to fix it.
-        (_, None) => error.to_string(),
-    }
 }
 
 /// What happened, in one line.
@@ -153,31 +237,6 @@ fn said(accepted: &CommandAccepted) -> String {
         "{done} {} (deployment {}) on this host; {spread}",
         accepted.group, accepted.deployment
     )
-}
-
-/// Prints why the command failed; 2 when the request or the setup was wrong, 1 otherwise
-/// (the agent cannot be reached, or the rollout's state refuses the command).
-fn fail(agent: &Agent, token_file: &Path, error: &ClientError) -> u8 {
-    let ClientError::Agent { status, message } = error else {
-        return client::fail(error);
-    };
-    match *status {
-        StatusCode::UNAUTHORIZED => errln!(
-            "error: the agent at {} refused the admin token read from {}: is that file its \
-             status.token_file? (give --token-file FILE or --config FILE)",
-            agent.addr(),
-            token_file.display()
-        ),
-        StatusCode::CONFLICT => errln!("error: {message}"),
-        _ => client::print_error(error),
-    }
-    match *status {
-        StatusCode::BAD_REQUEST
-        | StatusCode::UNAUTHORIZED
-        | StatusCode::FORBIDDEN
-        | StatusCode::NOT_FOUND => exit::USAGE,
-        _ => exit::FAILURE,
-    }
 }
 
 #[cfg(test)]
@@ -223,18 +282,16 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_token_file_names_the_file_and_the_fix() {
-        let path = Path::new("/var/lib/shoal/admin.token");
-        let denied = io::Error::from_raw_os_error(13);
-        let message = token_error(path, &denied);
+    fn an_unreachable_socket_says_why_and_what_to_do() {
+        let socket = Path::new("/var/lib/shoal/control.sock");
+        let (code, message) = connect_error(socket, &io::Error::from_raw_os_error(13));
+        assert_eq!(code, exit::USAGE);
+        assert!(message.starts_with("steering needs root"), "{message}");
+        let (code, message) = connect_error(socket, &io::Error::from_raw_os_error(2));
+        assert_eq!(code, exit::FAILURE);
         assert!(
-            message.starts_with("cannot read the admin token file /var/lib/shoal/admin.token"),
+            message.contains("no control socket /var/lib/shoal/control.sock"),
             "{message}"
         );
-        assert!(message.contains("run as root"), "{message}");
-        let missing = io::Error::from_raw_os_error(2);
-        assert!(token_error(path, &missing).contains("does not exist"));
-        let loose = io::Error::new(io::ErrorKind::PermissionDenied, "run `chmod 600 x`");
-        assert_eq!(token_error(path, &loose), "run `chmod 600 x`");
     }
 }

@@ -1,6 +1,7 @@
-//! The admin token that guards the status endpoint's steering calls (halt, resume, promote):
-//! made on first start as 32 random bytes in hex, in a file only its owner may read; refused
-//! when anyone else could read it. `shoal halt`/`resume`/`promote` read it with [`read_token`].
+//! The admin token that guards the status endpoint's steering calls (halt, resume, promote)
+//! over TCP: made on first start as 32 random bytes in hex, in a file only its owner may read;
+//! refused when anyone else could read it. Automation reads it with [`read_token`];
+//! `shoal halt`/`resume`/`promote` need none (they use the control socket).
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};

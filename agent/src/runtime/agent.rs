@@ -22,7 +22,7 @@ use crate::coordinate::{GroupValues, Mesh, MeshSettings};
 use crate::execute::deployment::record::now_ms;
 use crate::execute::layout::Layout;
 use crate::execute::stop::Stop;
-use crate::report::http::{AdminToken, ServerState, serve};
+use crate::report::http::{AdminToken, ServerState, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
@@ -63,12 +63,41 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The control socket cannot be made.
+    #[error("cannot make the control socket {}: {source}", path.display())]
+    Control {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The gossip mesh cannot start.
     #[error(transparent)]
     Mesh(#[from] crate::coordinate::MeshError),
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+}
+
+/// Binds the control socket at `path` (0600, in the 0700 data directory), replacing one a
+/// stopped agent left behind; anything else in its place is an error.
+fn bind_control(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "something other than a socket is in its place; move it away",
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// Runs the agent until SIGTERM or SIGINT; returns once every group has stopped.
@@ -118,6 +147,11 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             source,
         })?;
     let bound = listener.local_addr().unwrap_or(settings.status.listen);
+    let control_path = control_socket(&data_dir);
+    let control = bind_control(&control_path).map_err(|source| StartError::Control {
+        path: control_path.clone(),
+        source,
+    })?;
     let mut signals = Signals::install().map_err(StartError::Signals)?;
 
     let mesh_settings = settings
@@ -195,7 +229,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .collect(),
         mesh: mesh.clone(),
     });
-    let server = tokio::spawn(serve(listener, state, async move {
+    let server = tokio::spawn(serve(listener, Some(control), state, async move {
         let mut stop = server_stop;
         stop.requested().await;
     }));

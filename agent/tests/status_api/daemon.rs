@@ -29,6 +29,7 @@ pub enum Hooks {
 }
 
 pub struct Host {
+    #[allow(dead_code)]
     pub dir: TempDir,
     pub config: PathBuf,
     marks: PathBuf,
@@ -164,13 +165,17 @@ impl Host {
         serde_json::from_str(&reply.body).unwrap()
     }
 
-    /// `shoal args… --addr <agent> --config <config>`, as an operator on the host runs it
-    /// (the token file comes from the config).
+    /// `shoal args… [--addr <agent>] --config <config>`, as an operator on the host runs it
+    /// (steering finds the control socket from the config; the others are given the address,
+    /// since the agent listens on a port of the kernel's choosing).
     pub fn shoal(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_shoal"))
-            .args(args)
-            .arg("--addr")
-            .arg(self.agent.addr().to_string())
+        let steering = matches!(args.first(), Some(&("halt" | "resume" | "promote")));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shoal"));
+        command.args(args);
+        if !steering {
+            command.arg("--addr").arg(self.agent.addr().to_string());
+        }
+        command
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "warn")

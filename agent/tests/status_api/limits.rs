@@ -99,13 +99,13 @@ fn idle_and_slow_connections_are_closed() {
 }
 
 #[test]
-fn connections_past_the_cap_are_closed_at_once() {
+fn a_connection_past_the_cap_makes_the_oldest_idle_one_close() {
     let agent = Agent::start_with(Limits {
         max_connections: 2,
         header_read_timeout: Duration::from_secs(60),
         ..Limits::default()
     });
-    let first = wire::connect(agent.addr);
+    let mut first = wire::connect(agent.addr);
     let mut second = wire::connect(agent.addr);
     // The second is served, so both were accepted before the third.
     second
@@ -113,16 +113,29 @@ fn connections_past_the_cap_are_closed_at_once() {
         .unwrap();
     assert_eq!(wire::read_one(&mut second).unwrap().status, 200);
     let mut third = wire::connect(agent.addr);
-    assert!(closed_by_server(&mut third));
-    drop(first);
-    let served = shoal_tests::poll_until(DEADLINE, || {
-        let reply = wire::send(
-            agent.addr,
-            b"GET /live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        );
-        reply.ok().filter(|r| r.status == 200)
-    });
-    assert!(served.is_some(), "a freed slot was not reused");
+    third
+        .write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert_eq!(wire::read_one(&mut third).unwrap().status, 200);
+    assert!(
+        closed_by_server(&mut first),
+        "the oldest idle one makes room"
+    );
+}
+
+/// A local user who holds every connection and says nothing cannot keep the endpoint from
+/// others: each new connection makes the oldest idle one close.
+#[test]
+fn idle_connections_held_by_one_client_do_not_keep_others_out() {
+    let agent = Agent::start();
+    let idle: Vec<_> = (0..64).map(|_| wire::connect(agent.addr)).collect();
+    let reply = wire::send(
+        agent.addr,
+        b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .expect("served past 64 idle connections");
+    assert!(matches!(reply.status, 200 | 503), "{}", reply.status);
+    drop(idle);
 }
 
 #[test]

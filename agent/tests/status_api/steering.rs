@@ -2,6 +2,12 @@
 //! its revision; `shoal halt` stops a release (a host that completed it goes back, and does not
 //! start it again) until `shoal resume` or a newer release; refusals exit with one sentence.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+use std::time::Duration;
+
 use crate::daemon::{Hooks, Host, fleet_web, node_web, said};
 use crate::wire;
 
@@ -71,24 +77,10 @@ fn fleet_shows_the_host_and_refusals_say_why() {
         format!("error: deployment {id} is not halted\n")
     );
 
-    // The token: none, a wrong one, a file that is not there.
+    // Over TCP the steering calls still need the admin token.
     for authorization in [None, Some("Bearer 0000")] {
         let reply = wire::post(host.agent.addr(), "/v1/groups/web/halt", authorization, b"");
         assert_eq!(reply.status, 401, "{authorization:?}");
-    }
-    let wrong = host.dir.path().join("wrong.token");
-    std::fs::write(&wrong, "0000\n").unwrap();
-    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let missing = host.dir.path().join("missing.token");
-    for (file, words) in [
-        (&wrong, "refused the admin token read from"),
-        (&missing, "does not exist"),
-    ] {
-        let out = host.shoal(&["halt", "web", "--token-file", file.to_str().unwrap()]);
-        let (_, stderr) = said(&out);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains(words), "{stderr}");
-        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
     }
     let status = host.agent.status();
     assert!(
@@ -187,4 +179,86 @@ fn a_halted_release_goes_back_and_waits_for_resume() {
     let fleet = host.fleet();
     assert!(fleet_web(&fleet)["halted"].is_null(), "{fleet}");
     assert_eq!(fleet_web(&fleet)["done"], 1, "{fleet}");
+}
+
+/// A local user who holds the status port while the agent is down (a restart, an upgrade)
+/// must not receive the admin token from `sudo shoal halt`: steering goes over the control
+/// socket, which only root can reach, and sends no secret.
+#[test]
+fn a_squatter_on_the_status_port_gets_no_token_from_shoal_halt() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // The token an earlier run of the agent made.
+    let token = "5ec2e7".repeat(10);
+    let token_file = data.join("admin.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "node: {{ id: test-node, data_dir: {data} }}\n\
+             status: {{ listen: 127.0.0.1:{port} }}\n\
+             groups:\n\
+             \x20 - name: web\n\
+             \x20   channel: {{ git: {{ url: {repo} }} }}\n\
+             \x20   allowed_signers: {signers}\n",
+            data = data.display(),
+            repo = dir.path().join("repo").display(),
+            signers = dir.path().join("allowed_signers").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("allowed_signers"), "").unwrap();
+    // The squatter answers whatever comes, and keeps what it was sent.
+    let heard = std::thread::spawn(move || {
+        let mut heard = Vec::new();
+        squatter.set_nonblocking(true).unwrap();
+        let deadline = std::time::SystemTime::now() + Duration::from_secs(15);
+        while std::time::SystemTime::now() < deadline {
+            match squatter.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(2)))
+                        .unwrap();
+                    let mut buf = [0u8; 4096];
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    heard.extend_from_slice(&buf[..n]);
+                    let _ = stream.write_all(b"HTTP/1.1 500 Nope\r\ncontent-length: 0\r\n\r\n");
+                    if n == 0 {
+                        break; // the test's own knock: the command is over
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::yield_now();
+                }
+                Err(_) => break,
+            }
+        }
+        String::from_utf8_lossy(&heard).into_owned()
+    });
+
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["halt", "web", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)));
+    let heard = heard.join().unwrap();
+
+    let (_, stderr) = said(&out);
+    assert!(
+        !heard.contains(&token),
+        "the squatter received the admin token:\n{heard}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no shoal agent runs with this config (no control socket"),
+        "{stderr}"
+    );
 }

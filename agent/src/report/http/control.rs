@@ -1,5 +1,6 @@
 //! `POST /v1/groups/{group}/{halt|resume|promote}`: an operator steers a group's rollout from
-//! this host. Only a loopback peer with the admin token gets through (403, 401); an unknown
+//! this host. Root over the control socket gets through (the kernel vouched for it); over TCP
+//! only a loopback peer with the admin token does (403, 401); an unknown
 //! group is a 404, a command the planner refuses a 409 with its reason, and an accepted one a
 //! 202 once it is recorded in the group's journal (the group task then publishes it).
 
@@ -12,7 +13,7 @@ use tracing::{info, warn};
 use super::Control;
 use super::auth::{Credential, is_local};
 use super::handlers::{Asked, Body, error, json};
-use super::server::ServerState;
+use super::server::{Peer, ServerState};
 use crate::runtime::{CommandFailed, GroupControl};
 
 /// The reason of a halt sent without one.
@@ -62,11 +63,16 @@ pub(super) async fn answer(
     )
 }
 
-/// Lets through a loopback peer with the admin token (`None`); the refusal otherwise.
+/// Lets through root on the control socket, or a loopback peer with the admin token
+/// (`None`); the refusal otherwise.
 fn refusal(state: &ServerState, action: Control, asked: &Asked<'_>) -> Option<Response<Body>> {
-    if !is_local(asked.peer) {
+    let peer = match asked.peer {
+        Peer::Root { .. } => return None,
+        Peer::Tcp(peer) => peer,
+    };
+    if !is_local(peer) {
         warn!(
-            client.addr = %asked.peer,
+            client.addr = %peer,
             action = action.as_str(),
             "steering call from another host refused"
         );
@@ -75,7 +81,7 @@ fn refusal(state: &ServerState, action: Control, asked: &Asked<'_>) -> Option<Re
             &format!(
                 "steering calls are taken from this host only, and {} is not a loopback \
                  address: run `shoal {}` on the host itself",
-                asked.peer.ip(),
+                peer.ip(),
                 action.as_str()
             ),
         ));

@@ -4,7 +4,6 @@
 //! never held whole in memory.
 
 use std::io;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -16,7 +15,7 @@ use serde::Serialize;
 use shoal_shared::status::{ErrorBody, Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
-use super::server::ServerState;
+use super::server::{Peer, ServerState};
 use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet, page};
 use crate::report::deployments::{self, DeploymentsError, LogSlice};
 
@@ -38,7 +37,7 @@ pub(super) struct Asked<'a> {
     /// Its path (named in a 404 or 405).
     pub path: &'a str,
     /// Who sent it.
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// Its `Authorization` header.
     pub authorization: Option<&'a str>,
     /// Its body (bounded by the server).

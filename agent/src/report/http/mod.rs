@@ -1,7 +1,7 @@
 //! The status endpoint: which request goes where ([`route`], pure), what each answers
 //! ([`handlers`]; the fleet view in [`fleet`], as a page for a browser in [`page`], the steering
 //! calls in [`control`], guarded as [`auth`] says) and the hyper server with its limits
-//! ([`server`]).
+//! ([`server`], connections shared out by [`slots`]).
 
 mod auth;
 mod control;
@@ -9,12 +9,19 @@ mod fleet;
 mod handlers;
 mod page;
 mod server;
+mod slots;
 
 use hyper::Method;
 
 use super::deployments::{DeploymentsError, is_deployment_id};
 pub use auth::AdminToken;
-pub use server::{Limits, ServerState, serve, serve_with};
+pub use server::{Limits, Peer, ServerState, serve, serve_all, serve_with};
+
+/// The control socket of the agent whose data directory is `data_dir`: root on this host
+/// steers through it without a token, and no other user can reach it.
+pub fn control_socket(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("control.sock")
+}
 
 /// The methods every reading endpoint answers (HEAD as GET without the body).
 pub const ALLOW: &str = "GET, HEAD";

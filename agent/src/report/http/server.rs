@@ -1,9 +1,12 @@
-//! The status endpoint's accept loop (hyper, HTTP/1): one task per connection, a cap on how
-//! many run at once, bounded request heads and bodies, timeouts for slow or idle clients, and a
-//! shutdown that stops accepting and gives requests in flight a short grace. Each request is
-//! answered knowing its peer's address (the steering calls are for this host only).
+//! The status endpoint's accept loops (hyper, HTTP/1): one task per connection, a cap on how
+//! many run at once in all and per client (the oldest idle one makes room, see `slots`),
+//! bounded request heads and bodies, timeouts for slow or idle clients, and a shutdown that
+//! stops accepting and gives requests in flight a short grace. Each request is answered knowing
+//! its peer: a TCP address (the steering calls are for this host only), or root on this host
+//! over the control socket, which steers without a token and has connections of its own.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,13 +21,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::auth::{AdminToken, is_local, names_this_host};
 use super::handlers::{self, Asked, Body};
 use super::route;
+use super::slots::{Busy, Slots};
 use crate::coordinate::Mesh;
 use crate::report::{Board, Metrics};
 use crate::runtime::GroupControl;
@@ -47,11 +52,39 @@ pub struct ServerState {
     pub mesh: Option<Arc<Mesh>>,
 }
 
+/// Who sent a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    /// A client at this TCP address.
+    Tcp(SocketAddr),
+    /// A process of root (the agent's own user) on this host, over the control socket, as
+    /// the kernel vouches (`SO_PEERCRED`).
+    Root {
+        /// Its process id.
+        pid: Option<i32>,
+    },
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Root { pid: Some(pid) } => write!(f, "control socket (pid {pid})"),
+            Self::Root { pid: None } => f.write_str("control socket"),
+        }
+    }
+}
+
 /// The endpoint's bounds.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; more are closed as soon as they are accepted.
+    /// Connections held at once. A new one past it makes the oldest idle one close; it is
+    /// closed at once only when every other is busy answering.
     pub max_connections: usize,
+    /// Connections held at once from one client address (an IPv6 /64).
+    pub max_connections_per_peer: usize,
+    /// Connections held at once on the control socket (apart from the others).
+    pub max_control_connections: usize,
     /// The largest request head (request line and headers); a larger one gets 431.
     pub max_header_bytes: usize,
     /// The largest request body; a larger one gets 413 (only the steering calls take a body,
@@ -72,6 +105,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 64,
+            max_connections_per_peer: 16,
+            max_control_connections: 8,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
@@ -91,20 +126,33 @@ const MIN_BUF_SIZE: usize = 8192;
 /// The pause after a failed accept (out of file descriptors, say) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves the status endpoint on `listener` with the default [`Limits`] until `shutdown`
-/// completes.
+/// Serves the status endpoint on `listener`, and steering for root on `control`, with the
+/// default [`Limits`] until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
+    control: Option<UnixListener>,
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_with(listener, state, Limits::default(), shutdown).await;
+    serve_all(listener, control, state, Limits::default(), shutdown).await;
 }
 
-/// Serves the status endpoint on `listener` until `shutdown` completes; then stops accepting,
-/// lets requests in flight finish within `limits.shutdown_grace`, and cuts the rest.
+/// Serves the status endpoint on `listener` alone until `shutdown` completes.
 pub async fn serve_with(
     listener: TcpListener,
+    state: Arc<ServerState>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_all(listener, None, state, limits, shutdown).await;
+}
+
+/// Serves the status endpoint on `listener` and the control socket `control` until `shutdown`
+/// completes; then stops accepting, lets requests in flight finish within
+/// `limits.shutdown_grace`, and cuts the rest.
+pub async fn serve_all(
+    listener: TcpListener,
+    control: Option<UnixListener>,
     state: Arc<ServerState>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -113,39 +161,64 @@ pub async fn serve_with(
     let hostname: Arc<str> = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into())
         .unwrap_or_else(|_| "".into());
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new(limits.max_connections, limits.max_connections_per_peer);
+    let control_permits = Arc::new(Semaphore::new(limits.max_control_connections));
     let (stop_tx, stop_rx) = watch::channel(());
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let serving = Serving {
+        state,
+        limits: Arc::clone(&limits),
+        hostname,
+        stop_rx,
+    };
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                        tracing::debug!(peer = %peer, "too many status connections: closing a new one");
+                    let Some(slot) = slots.admit(peer.ip()) else {
+                        tracing::debug!(peer = %peer, "status connections all busy: closing a new one");
                         continue;
                     };
-                    let connection = connection(
-                        stream,
-                        peer,
-                        Arc::clone(&state),
-                        Arc::clone(&limits),
-                        Arc::clone(&hostname),
-                        stop_rx.clone(),
-                        permit,
-                    );
-                    connections.spawn(connection);
+                    let serving = serving.clone();
+                    connections.spawn(async move {
+                        let requests = slot.requests();
+                        let busy = move || Some(requests.start());
+                        serving.connection(stream, Peer::Tcp(peer), busy, slot.evicted()).await;
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot accept a status connection");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
+            accepted = accept_control(control.as_ref()) => match accepted {
+                Ok(stream) => {
+                    let Some(peer) = root_peer(&stream) else {
+                        continue;
+                    };
+                    let Ok(permit) = Arc::clone(&control_permits).try_acquire_owned() else {
+                        tracing::debug!("too many control connections: closing a new one");
+                        continue;
+                    };
+                    let serving = serving.clone();
+                    connections.spawn(async move {
+                        let _permit = permit;
+                        serving.connection(stream, peer, || None, std::future::pending()).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a control connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
         }
     }
     drop(listener);
+    drop(control);
+    drop(serving);
     drop(stop_tx);
     let drained = tokio::time::timeout(limits.shutdown_grace, async {
         while connections.join_next().await.is_some() {}
@@ -160,56 +233,102 @@ pub async fn serve_with(
     connections.shutdown().await;
 }
 
-/// Serves one connection until the client closes it, it gets too old, or shutdown starts.
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// The next connection on the control socket; never, without one.
+async fn accept_control(control: Option<&UnixListener>) -> std::io::Result<UnixStream> {
+    match control {
+        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
+    }
+}
+
+/// The peer of a control connection when the kernel says it runs as this agent's user
+/// (root); `None` (and the connection dropped) otherwise. The socket is 0600 in the 0700
+/// data directory, so only root reaches it; this checks that no one loosened either.
+fn root_peer(stream: &UnixStream) -> Option<Peer> {
+    let me = nix::unistd::geteuid().as_raw();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me => Some(Peer::Root { pid: cred.pid() }),
+        Ok(cred) => {
+            tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "control socket connection from another user refused");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "control socket connection without credentials refused");
+            None
+        }
+    }
+}
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct Serving {
     state: Arc<ServerState>,
     limits: Arc<Limits>,
     hostname: Arc<str>,
-    mut stop_rx: watch::Receiver<()>,
-    _permit: OwnedSemaphorePermit,
-) {
-    let service = {
-        let limits = Arc::clone(&limits);
-        service_fn(move |request| {
-            let state = Arc::clone(&state);
-            let limits = Arc::clone(&limits);
-            let hostname = Arc::clone(&hostname);
-            async move {
-                let mut response = handle(&state, &limits, &hostname, peer, request).await;
-                // No body of ours is to be read as anything but its Content-Type (a hook's
-                // output in a log is text, whatever it looks like).
-                response.headers_mut().insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                Ok::<_, Infallible>(response)
+    stop_rx: watch::Receiver<()>,
+}
+
+impl Serving {
+    /// Serves one connection until the client closes it, it gets too old, it is `evicted`, or
+    /// shutdown starts; a request in progress holds what `busy` gives.
+    async fn connection<S, B>(
+        mut self,
+        stream: S,
+        peer: Peer,
+        busy: B,
+        evicted: impl Future<Output = ()>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        B: Fn() -> Option<Busy> + Clone + Send + 'static,
+    {
+        let service = {
+            let state = Arc::clone(&self.state);
+            let limits = Arc::clone(&self.limits);
+            let hostname = Arc::clone(&self.hostname);
+            service_fn(move |request| {
+                let state = Arc::clone(&state);
+                let limits = Arc::clone(&limits);
+                let hostname = Arc::clone(&hostname);
+                let busy = busy();
+                async move {
+                    let mut response = handle(&state, &limits, &hostname, peer, request).await;
+                    drop(busy);
+                    // No body of ours is to be read as anything but its Content-Type (a hook's
+                    // output in a log is text, whatever it looks like).
+                    response.headers_mut().insert(
+                        header::X_CONTENT_TYPE_OPTIONS,
+                        HeaderValue::from_static("nosniff"),
+                    );
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        };
+        let limits = Arc::clone(&self.limits);
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size(limits.max_header_bytes.max(MIN_BUF_SIZE));
+        let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(stream), service));
+        let mut evicted = std::pin::pin!(evicted);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %peer, error = %e, "status connection ended");
+                }
+                return;
             }
-        })
-    };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes)
-        .max_buf_size(limits.max_header_bytes.max(MIN_BUF_SIZE));
-    let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(stream), service));
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(peer = %peer, error = %e, "status connection ended");
-            }
-            return;
+            _ = self.stop_rx.changed() => {}
+            () = &mut evicted => tracing::debug!(peer = %peer, "status connection closed to make room"),
+            () = tokio::time::sleep(limits.max_connection_age) => {}
         }
-        _ = stop_rx.changed() => {}
-        () = tokio::time::sleep(limits.max_connection_age) => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    match tokio::time::timeout(limits.shutdown_grace, conn).await {
-        Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "status connection ended"),
-        Err(_) => tracing::debug!(peer = %peer, "status connection cut"),
-        Ok(Ok(())) => {}
+        conn.as_mut().graceful_shutdown();
+        match tokio::time::timeout(limits.shutdown_grace, conn).await {
+            Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "status connection ended"),
+            Err(_) => tracing::debug!(peer = %peer, "status connection cut"),
+            Ok(Ok(())) => {}
+        }
     }
 }
 
@@ -218,7 +337,7 @@ async fn handle(
     state: &ServerState,
     limits: &Limits,
     hostname: &str,
-    peer: SocketAddr,
+    peer: Peer,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let method = request.method().clone();
@@ -268,11 +387,10 @@ async fn handle(
 
 /// The 403 for a request from this host whose `Host` header names another host (see
 /// [`names_this_host`]). Requests from other hosts reached an address the operator opened.
-fn foreign_host(
-    request: &Request<Incoming>,
-    hostname: &str,
-    peer: SocketAddr,
-) -> Option<Response<Body>> {
+fn foreign_host(request: &Request<Incoming>, hostname: &str, peer: Peer) -> Option<Response<Body>> {
+    let Peer::Tcp(peer) = peer else {
+        return None; // no browser reaches the control socket
+    };
     if !is_local(peer) {
         return None;
     }
