@@ -3,10 +3,13 @@
 //! counter has to survive restarts), and the mesh name as associated data so that a datagram
 //! of another mesh sharing a key never opens here.
 //!
-//! Wire format: `version (1) ‖ key id (4) ‖ nonce (24) ‖ ciphertext ‖ tag (16)`. The key id is
-//! the first 4 bytes of sha256 of the key: it picks the key to open with from the keyring
-//! (one primary key seals, every key of the ring opens), which is how a key is rotated with no
-//! downtime, as Serf does.
+//! Wire format: `version (1) ‖ key id (4) ‖ sent at (8) ‖ nonce (24) ‖ ciphertext ‖ tag (16)`.
+//! The key id is the first 4 bytes of sha256 of the key: it picks the key to open with from the
+//! keyring (one primary key seals, every key of the ring opens), which is how a key is rotated
+//! with no downtime, as Serf does. `sent at` is the sender's clock in Unix milliseconds,
+//! big-endian, in the clear but covered by the tag: a receiver refuses datagrams too old (or
+//! sent before it started), so a captured datagram cannot be replayed later, not even to an
+//! agent that restarted and remembers no nonces.
 
 use std::fmt;
 use std::fs;
@@ -18,15 +21,17 @@ use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest as _, Sha256};
 
-/// The format version this build writes and reads.
-const VERSION: u8 = 1;
+/// The format version this build writes and reads (1 had no `sent at`).
+const VERSION: u8 = 2;
 /// Bytes of a key.
 pub const KEY_LEN: usize = 32;
 const ID_LEN: usize = 4;
+const TIME_LEN: usize = 8;
 /// Bytes of a nonce.
 pub const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-const HEADER_LEN: usize = 1 + ID_LEN + NONCE_LEN;
+const NONCE_AT: usize = 1 + ID_LEN + TIME_LEN;
+const HEADER_LEN: usize = NONCE_AT + NONCE_LEN;
 /// Bytes a sealed datagram has beyond its plaintext.
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
@@ -195,12 +200,25 @@ impl Keyring {
         &self.keys[0]
     }
 
-    /// Seals `plaintext` for the mesh `mesh` under the primary key with `nonce`.
+    /// Seals `plaintext` for the mesh `mesh` under the primary key with `nonce`, stamped with
+    /// this host's clock.
     pub fn seal(&self, mesh: &str, plaintext: &[u8], nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+        self.seal_at(mesh, plaintext, nonce, unix_ms())
+    }
+
+    /// Seals as [`Self::seal`] does, stamped `sent_at` (Unix milliseconds).
+    pub fn seal_at(
+        &self,
+        mesh: &str,
+        plaintext: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        sent_at: u64,
+    ) -> Vec<u8> {
         let key = self.primary();
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
         out.push(VERSION);
         out.extend_from_slice(&key.id);
+        out.extend_from_slice(&sent_at.to_be_bytes());
         out.extend_from_slice(nonce);
         let aad = associated(mesh, &out);
         let sealed = key
@@ -233,7 +251,7 @@ impl Keyring {
             .iter()
             .find(|k| k.id == id)
             .ok_or(Refused::UnknownKey)?;
-        let nonce = XNonce::from_slice(&header[1 + ID_LEN..]);
+        let nonce = XNonce::from_slice(&header[NONCE_AT..]);
         key.cipher
             .decrypt(
                 nonce,
@@ -248,7 +266,21 @@ impl Keyring {
 
 /// The nonce a sealed datagram carries.
 pub fn nonce_of(datagram: &[u8]) -> Option<[u8; NONCE_LEN]> {
-    datagram.get(1 + ID_LEN..HEADER_LEN)?.try_into().ok()
+    datagram.get(NONCE_AT..HEADER_LEN)?.try_into().ok()
+}
+
+/// When a sealed datagram says it was sent (Unix milliseconds on the sender's clock); to be
+/// trusted only once the datagram opened.
+pub fn sent_at_of(datagram: &[u8]) -> Option<u64> {
+    let bytes = datagram.get(1 + ID_LEN..NONCE_AT)?;
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// This host's clock in Unix milliseconds (0 before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What the tag covers besides the ciphertext: a label, the mesh name and the header.
@@ -319,6 +351,18 @@ mod tests {
             assert!(ring(&[A]).open("prod", &bad).is_err(), "byte {at} flipped");
         }
         assert_eq!(ring(&[A]).open("prod", &sealed[..10]), Err(Refused::Short));
+        let mut restamped = sealed.clone();
+        restamped[1 + ID_LEN + TIME_LEN - 1] ^= 1;
+        assert_eq!(
+            ring(&[A]).open("prod", &restamped),
+            Err(Refused::Forged),
+            "the time is covered by the tag"
+        );
+        let mut old_format = sealed.clone();
+        old_format[0] = 1;
+        assert_eq!(ring(&[A]).open("prod", &old_format), Err(Refused::Version));
+        let stamped = ring(&[A]).seal_at("prod", b"x", &[4; NONCE_LEN], 1_700_000_000_123);
+        assert_eq!(sent_at_of(&stamped), Some(1_700_000_000_123));
     }
 
     #[test]

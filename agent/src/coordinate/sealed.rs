@@ -35,7 +35,7 @@ use tracing::warn;
 use super::MeshError;
 use super::fragment::{self, Reassembly};
 use super::relay::{Decoded, Decoder, Encoder, chitchat_loopback, loopback};
-use super::seal::{Keyring, NONCE_LEN, OVERHEAD, nonce_of};
+use super::seal::{Keyring, NONCE_LEN, OVERHEAD, nonce_of, sent_at_of, unix_ms};
 
 /// The largest UDP payload, and the default `mesh.max_datagram`.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -44,13 +44,21 @@ pub const MAX_DATAGRAM: usize = 65_507;
 pub const MIN_DATAGRAM: usize = 548;
 /// At most one log line per reason in this time.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-/// How many recent nonces are remembered to drop exact replays (older replays reach chitchat,
-/// whose versioned state does not go back for them).
+/// How many recent nonces are remembered to drop exact replays. Older replays are refused by
+/// their age past [`MAX_AGE`]; a replay younger than that which a key holder's flood pushed
+/// out of the window reaches chitchat, whose versioned state does not go back for it.
 pub const REPLAY_WINDOW: usize = 16_384;
+/// The oldest a datagram may be, by its `sent at` against this host's clock.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// How far ahead of this host's clock a datagram's `sent at` may be.
+pub const MAX_AHEAD: Duration = Duration::from_secs(60);
 
 /// Datagrams dropped, by reason: the four of [`super::seal::Refused`], `replayed` (a nonce seen
-/// lately), `undecodable` (opened, but not a well-formed frame or chitchat message: only a key
-/// holder can send those) and `too_large` (ours, unsent: a message over 255 parts).
+/// lately), `stale` (sent more than [`MAX_AGE`] ago), `early` (sent more than [`MAX_AHEAD`]
+/// ahead of this clock), `before_start` (sent before this agent started: a replay, or a
+/// datagram in flight across the restart), `undecodable` (opened, but not a well-formed frame or
+/// chitchat message: only a key holder can send those) and `too_large` (ours, unsent: a message
+/// over 255 parts). `stale` and `early` from a live peer mean the two clocks disagree.
 #[derive(Debug, Default)]
 pub struct Dropped {
     counts: Mutex<HashMap<&'static str, (u64, Option<Instant>)>>,
@@ -161,6 +169,7 @@ pub(super) async fn bind(
         mesh: Arc::clone(&mesh),
         dropped: Arc::clone(&dropped),
         inbox: inbox_tx,
+        started: unix_ms(),
     }));
     Ok(Box::new(SealedSocket {
         public,
@@ -191,6 +200,23 @@ struct Receiver {
     mesh: Arc<str>,
     dropped: Arc<Dropped>,
     inbox: mpsc::Sender<RecvOutcome>,
+    /// When this socket was bound (Unix milliseconds): nothing sent before is fresh.
+    started: u64,
+}
+
+/// Why a datagram that opened is too old or too new to be taken, if it is; `sent_at` and
+/// `now` are Unix milliseconds.
+fn untimely(sent_at: u64, now: u64, started: u64) -> Option<&'static str> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if sent_at.saturating_add(ms(MAX_AGE)) < now {
+        Some("stale")
+    } else if sent_at > now.saturating_add(ms(MAX_AHEAD)) {
+        Some("early")
+    } else if sent_at < started {
+        Some("before_start")
+    } else {
+        None
+    }
 }
 
 /// Opens each datagram from the public socket and hands chitchat what it decodes, paired with
@@ -215,6 +241,11 @@ async fn receive(mut r: Receiver) {
                 continue;
             }
         };
+        let sent_at = sent_at_of(&buf[..len]).unwrap_or(0);
+        if let Some(reason) = untimely(sent_at, unix_ms(), r.started) {
+            r.dropped.count(reason, from);
+            continue;
+        }
         if !nonce_of(&buf[..len]).is_some_and(|nonce| recent.first_time(nonce)) {
             r.dropped.count("replayed", from);
             continue;
@@ -328,5 +359,28 @@ impl Socket for SealedSocket {
         Self: 'async_trait,
     {
         Box::pin(self.recv_opened())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_datagram_is_taken_only_within_its_age_and_after_this_agent_started() {
+        let started = 1_000_000_000;
+        let now = started + 120_000;
+        assert_eq!(untimely(now - 1_000, now, started), None);
+        assert_eq!(untimely(now - 60_000, now, started), None, "at the limit");
+        assert_eq!(untimely(now - 60_001, now, started), Some("stale"));
+        assert_eq!(untimely(now + 60_001, now, started), Some("early"));
+        assert_eq!(untimely(started + 1, started + 2, started), None);
+        assert_eq!(
+            untimely(started - 1, started + 2, started),
+            Some("before_start"),
+            "a replay of what was sent before a restart"
+        );
+        assert_eq!(untimely(0, now, started), Some("stale"));
+        assert_eq!(untimely(u64::MAX, now, started), Some("early"));
     }
 }

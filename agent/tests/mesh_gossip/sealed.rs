@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_agent::coordinate::seal::Keyring;
+use shoal_agent::coordinate::seal::{self, Keyring};
 use shoal_agent::coordinate::{GroupValues, Mesh, MeshSettings, REPLAY_WINDOW};
 use shoal_shared::gossip::Step;
 use shoal_tests::udp::Recorder;
@@ -272,6 +272,51 @@ async fn replays_older_than_the_window_do_not_roll_state_back() {
     }
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// An agent that restarted remembers no nonces: b's datagrams recorded before it started are
+/// refused all the same (by the time sealed into them), and chitchat never reads them; so is a
+/// datagram sealed longer ago than `MAX_AGE`, or too far ahead of this clock.
+#[tokio::test(flavor = "current_thread")]
+async fn replays_to_a_restarted_agent_and_old_datagrams_are_refused() {
+    let _one = exclusive().await;
+    let key = keyring();
+    let (a, relay, b) = recorded_pair(&key).await;
+    let old: Vec<Vec<u8>> = relay.seen();
+    a.shutdown().await;
+    b.shutdown().await;
+    // The restarted agent: a new mesh instance on the same key and mesh name.
+    let restarted = start(sealed("a", &[], &key)).await;
+    let target = restarted.gossip_addr();
+    let attacker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for datagram in &old {
+        attacker.send_to(datagram, target).await.unwrap();
+    }
+    eventually(
+        DEADLINE,
+        "the replays to be refused as sent before the start",
+        || async { (dropped(&restarted, "before_start") >= old.len() as u64).then_some(()) },
+    )
+    .await;
+    let now = seal::unix_ms();
+    for (sent_at, reason) in [(now - 61_000, "stale"), (now + 61_000, "early")] {
+        let datagram = key.seal_at("test", &[0, 1, 2], &seal::nonce().unwrap(), sent_at);
+        attacker.send_to(&datagram, target).await.unwrap();
+        eventually(DEADLINE, reason, || async {
+            (dropped(&restarted, reason) == 1).then_some(())
+        })
+        .await;
+    }
+    let mut buf = vec![0; 65_536];
+    assert!(
+        attacker.try_recv_from(&mut buf).is_err(),
+        "the restarted agent answered a replay"
+    );
+    assert!(
+        restarted.group("web").await.peer("b").is_none(),
+        "the restarted agent learned b from replays"
+    );
+    restarted.shutdown().await;
 }
 
 /// A key holder's well-sealed garbage is not a chitchat message: each one is dropped as soon
