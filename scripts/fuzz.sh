@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(appspec allowed_signers signed_tag release_manifest unpack gossip_values http_route sealed_open)
+all=(appspec allowed_signers signed_tag release_manifest unpack install gossip_values http_route sealed_open)
 seconds=600
 if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
   seconds=$1
@@ -104,7 +104,12 @@ printf '\xc8BREW /metrics' > "$seeds/http_route/custom"
 
 printf 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n# old\nICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n' \
   > "$seeds/sealed_open/keys"
-printf '\x01\x00\x00\x00\x00nonce-nonce-nonce-nonce-ciphertext-and-tag-16' > "$seeds/sealed_open/datagram"
+printf '\x02\x00\x00\x00\x00\x00\x00\x01\x93\x00\x00\x00\x00nonce-nonce-nonce-nonce-ciphertext-and-tag-16' > "$seeds/sealed_open/datagram"
+
+# install: choices, byte by byte (source, destination, mode, ACLs, types, behavior, then ops of
+# the bundle and of what `nobody` plants); a few spread over the choices.
+printf '\x00\x00\x00\x01\x02\x01\x01\x01\x02\x00\x01\x00\x00\x03\x02\x00\x03\x01\x03\x00\x01\x01\x04\x02\x03\x01\x00\x01\x05\x03\x00\x00\x00' > "$seeds/install/tree"
+printf '\x01\x02\x03\x02\x01\x02\x00\x01\x01\x00\x01\x03\x00\x03\x01\x01\x03\x03\x02\x01\x01\x03\x03\x02\x0f\x07\x01\x00\x09' > "$seeds/install/links"
 
 summary=fuzz/summary.txt
 header=$(printf '%-18s %7s %12s %8s %7s %6s  %s' target seconds executions exec/s corpus cov findings)
