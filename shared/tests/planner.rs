@@ -530,3 +530,126 @@ fn halts_and_resumes_from_peers_are_only_taken_for_the_same_deployment() {
     assert_eq!(host.published().unwrap().epoch, 0);
     assert!(host.memory().promote.is_none());
 }
+
+/// Every host of the group done on `name`, one batch at a time.
+fn roll_out(group: &mut Group, name: &str, policy: &Policy) {
+    let mut started = group.release(name, policy);
+    while !started.is_empty() {
+        for i in started {
+            group.finish(i, Outcome::Done);
+        }
+        started = group.settle();
+    }
+    assert!(
+        group.hosts.iter().all(|h| h.step_now() == Some(Step::Done)),
+        "every host done"
+    );
+}
+
+/// A holder of the cluster key joins once a release is done everywhere, names itself a member
+/// on that deployment, and halts it: no host goes back, and each counts the halt it ignored.
+/// Only `shoal halt` on a host sends that host back.
+#[test]
+fn a_halt_after_the_release_completed_sends_no_one_back() {
+    let mut group = Group::new(3);
+    roll_out(&mut group, "v2", &policy(Strategy::Rolling));
+    group.settle();
+    assert!(group.hosts.iter().all(Planner::complete));
+    let on_v2 = GroupState {
+        target: Some(target("v2")),
+        step: Some(Step::Failed),
+        failures: 1,
+        reason: Some("ValidateService: exit 1".into()),
+        ..GroupState::default()
+    };
+    let forged = Halt {
+        id: target("v2").id,
+        epoch: 0,
+        host: "intruder".into(),
+        reason: "intruder failed: ValidateService".into(),
+    };
+    for i in 0..3 {
+        let mut view = group.view_of(i);
+        view.peers.push(Peer {
+            node: "intruder",
+            alive: true,
+            state: Some(&on_v2),
+            halt: Some(&forged),
+            resume: None,
+            promote: None,
+        });
+        let mut host = group.hosts[i].clone();
+        for _ in 0..3 {
+            let actions = host.step(Event::Tick, &view, group.now);
+            assert!(
+                !actions.iter().any(|a| matches!(a, Action::Revert(_))),
+                "h{i} went back from a completed release: {actions:?}"
+            );
+        }
+        assert_eq!(host.step_now(), Some(Step::Done), "h{i}");
+        assert_eq!(
+            host.ignored_halts(),
+            1,
+            "h{i} counts the halt it did not act on"
+        );
+        group.hosts[i] = host;
+    }
+    // The operator on h0 may still send h0 back; the others keep the release.
+    let actions = group.step(
+        0,
+        Event::Halt {
+            reason: "bad build".into(),
+        },
+    );
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Revert(_))),
+        "{actions:?}"
+    );
+    for i in 1..3 {
+        let actions = group.step(i, Event::Tick);
+        assert!(actions.is_empty(), "h{i}: {actions:?}");
+        assert_eq!(group.hosts[i].step_now(), Some(Step::Done));
+    }
+}
+
+/// While a release is in progress, a halt is taken only from a member whose own state is on
+/// that deployment; one from a node outside it is ignored and counted.
+#[test]
+fn a_halt_from_a_node_not_in_the_deployment_is_ignored_and_counted() {
+    let mut group = Group::new(3);
+    let one_at_a_time = Policy {
+        max_parallel: Amount::Count(1),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one_at_a_time);
+    group.finish(first[0], Outcome::Done);
+    let elsewhere = GroupState {
+        target: Some(target("v1")),
+        ..GroupState::default()
+    };
+    let halt = Halt {
+        id: target("v2").id,
+        epoch: 0,
+        host: "outsider".into(),
+        reason: "outsider failed".into(),
+    };
+    for state in [None, Some(&elsewhere)] {
+        let mut view = group.view_of(first[0]);
+        view.peers.push(Peer {
+            node: "outsider",
+            alive: true,
+            state,
+            halt: Some(&halt),
+            resume: None,
+            promote: None,
+        });
+        let mut host = group.hosts[first[0]].clone();
+        let actions = host.step(Event::Tick, &view, group.now);
+        assert!(
+            host.halted().is_none(),
+            "took the outsider's halt ({state:?})"
+        );
+        assert!(!actions.iter().any(|a| matches!(a, Action::Revert(_))));
+        assert_eq!(host.ignored_halts(), 1);
+    }
+}

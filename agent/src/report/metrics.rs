@@ -57,6 +57,7 @@ pub struct Metrics {
     polls: Family<GroupLabels, Counter>,
     poll_errors: Family<GroupLabels, Counter>,
     unreadable_names: Family<GroupLabels, Counter>,
+    ignored_halts: Family<GroupLabels, Counter>,
     gossip_dropped: Family<DropLabels, Counter>,
 }
 
@@ -117,13 +118,20 @@ impl Metrics {
             "Object names a store channel skipped because they cannot be read, by group",
             unreadable_names.clone(),
         );
+        let ignored_halts = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "ignored_halts",
+            "Halts from peers not acted on (from a node outside the deployment, or of a release already complete here), by group",
+            ignored_halts.clone(),
+        );
         let gossip_dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "gossip_dropped_datagrams",
-            "Gossip datagrams dropped, by reason (forged, unknown_key, short, version, replayed, undecodable, too_large)",
+            "Gossip datagrams dropped, by reason (forged, unknown_key, short, version, replayed, stale, early, before_start, undecodable, too_large)",
             gossip_dropped.clone(),
         );
         Self {
+            ignored_halts,
             gossip_dropped,
             registry: Arc::new(registry),
             deployments,
@@ -206,6 +214,16 @@ impl Metrics {
             .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
+    /// `group`'s planner did not act on `count` more halts from peers.
+    pub fn ignored_halts(&self, group: &str, count: usize) {
+        let labels = GroupLabels {
+            group: group.to_owned(),
+        };
+        self.ignored_halts
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
     /// Makes every group's series exist (at zero) before anything happened, so dashboards and
     /// alerts see the group from the start.
     pub fn register_group(&self, group: &str) {
@@ -215,6 +233,7 @@ impl Metrics {
         drop(self.polls.get_or_create(&labels));
         drop(self.poll_errors.get_or_create(&labels));
         drop(self.unreadable_names.get_or_create(&labels));
+        drop(self.ignored_halts.get_or_create(&labels));
     }
 
     /// The mesh's counts of dropped gossip datagrams, by reason, as they are now.

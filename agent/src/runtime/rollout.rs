@@ -97,15 +97,28 @@ impl GroupTask {
         let mut event = Some(event);
         while let Some(next) = event.take() {
             let snapshot = self.snapshot().await;
-            let (actions, halt) = {
+            let (actions, halt, ignored) = {
                 let mut planner = self.planner();
                 let before = planner.halted().cloned();
+                let ignored_before = planner.ignored_halts();
                 let actions = planner.step(next, &snapshot.view(), now_ms());
                 let after = planner.halted().cloned();
-                (actions, after.filter(|h| Some(h) != before.as_ref()))
+                let ignored = planner.ignored_halts().saturating_sub(ignored_before);
+                (
+                    actions,
+                    after.filter(|h| Some(h) != before.as_ref()),
+                    ignored,
+                )
             };
             if let Some(halt) = halt {
                 warn!(deployment.id = %halt.id, halt.host = %halt.host, reason = %halt.reason, "rollout halted");
+            }
+            if ignored > 0 {
+                warn!(
+                    count = ignored,
+                    "a peer's halt not acted on: it came from a node outside the deployment, or the release was already complete here"
+                );
+                self.metrics.ignored_halts(&self.group.name, ignored);
             }
             self.remember();
             self.publish().await;

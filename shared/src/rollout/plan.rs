@@ -22,6 +22,12 @@
 //! - Failures beyond `max_failures` halt the deployment; the halt spreads through gossip, is kept
 //!   by every host that learns it, and (with `auto_revert`) sends every host that moved back to
 //!   its last known good revision. `shoal resume` starts a new epoch.
+//! - A halt is taken from a peer only if it is a member whose own state is on that deployment.
+//!   Once a host has seen every member it knows done, the deployment is complete for it for
+//!   good: a halt from a peer still shows, but sends it back no more, and failures claimed then
+//!   halt nothing, so a holder of the cluster key who joins later cannot undo a completed
+//!   release. Only `shoal halt` on the host itself sends that host back. Halts not acted on are
+//!   counted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -212,6 +218,10 @@ pub struct Memory {
     /// it runs again fails it, so it never shows as merely waiting.
     #[serde(default)]
     pub broken: bool,
+    /// It saw every member it knows done on the target: no halt from a peer sends it back any
+    /// more, and failures claimed then halt nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub complete: bool,
 }
 
 /// Why a host is not starting the target (shown in status and traces).
@@ -303,6 +313,9 @@ pub struct Planner {
     members_hash: Option<String>,
     /// Members forgotten while dead (not taken back until seen alive).
     forgotten: BTreeSet<String>,
+    /// Halts from peers not taken (the deployment was complete, or the peer was not in it),
+    /// each counted once: (deployment id, epoch, peer).
+    ignored: BTreeSet<(String, u32, String)>,
 }
 
 impl Planner {
@@ -336,7 +349,19 @@ impl Planner {
             fetched: None,
             members_hash: None,
             forgotten: BTreeSet::new(),
+            ignored: BTreeSet::new(),
         }
+    }
+
+    /// How many halts from peers this planner did not act on since it started: from a peer that
+    /// was not in the deployment, or for a deployment that was complete.
+    pub fn ignored_halts(&self) -> usize {
+        self.ignored.len()
+    }
+
+    /// Whether it saw every member it knows done on the target.
+    pub fn complete(&self) -> bool {
+        self.memory.complete
     }
 
     /// What must be persisted.
@@ -426,6 +451,8 @@ impl Planner {
             Event::Halt { reason } => {
                 let reason = format!("halted by the operator on {}: {reason}", self.node());
                 let node = self.node().to_owned();
+                // The operator on this host may send it back even from a completed release.
+                self.memory.complete = false;
                 self.halt(node, &reason);
             }
             Event::Resume => self.resume(),
@@ -461,6 +488,7 @@ impl Planner {
                 let _ = self.command(event);
             }
         }
+        self.note_complete(view);
         self.learn(view, &mut actions);
         self.count_failures(view);
         self.check_progress(view, now);
@@ -521,6 +549,7 @@ impl Planner {
 
     fn adopt(&mut self, target: Target, policy: Policy, now: Millis) {
         self.memory.lkg = self.current();
+        self.memory.complete = false;
         self.memory.policy = Some(policy.to_raw());
         self.memory.halt = None;
         self.memory.resume = None;
@@ -650,6 +679,9 @@ impl Planner {
     /// running goes back once it is done). A half-installed one (waiting to run again, or
     /// failed) fails, and goes back too when the policy says so.
     fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
+        if self.memory.complete {
+            return; // a completed release is not undone by a peer's halt
+        }
         let broken =
             self.memory.broken && matches!(self.step_now(), Some(Step::Waiting | Step::Failed));
         if broken {
@@ -752,14 +784,58 @@ impl Planner {
                     .halt
                     .as_ref()
                     .is_none_or(|known| known.id != halt.id || known.epoch < halt.epoch);
-                if newer {
+                let from_member = self.takes_halt_from(peer, &target);
+                if newer && from_member {
                     self.memory.halt = Some(halt.clone());
+                }
+                if newer && (!from_member || self.memory.complete) {
+                    self.ignored
+                        .insert((halt.id.clone(), halt.epoch, peer.node.to_owned()));
                 }
             }
             if let Some(promote) = peer.promote.filter(|p| p.id == target.id) {
                 self.memory.promote = Some(promote.clone());
             }
             self.hint(peer, Some(&target), actions);
+        }
+    }
+
+    /// Whether a halt `peer` publishes for `target` is taken: the peer is a member whose own
+    /// state is on that deployment.
+    fn takes_halt_from(&self, peer: &Peer<'_>, target: &Target) -> bool {
+        self.memory.members.contains_key(peer.node)
+            && peer
+                .state
+                .and_then(|s| s.target.as_ref())
+                .is_some_and(|t| t.id == target.id)
+    }
+
+    /// Notes, once and for good, that every member it knows is done on the target (and it too,
+    /// with no halt in force).
+    fn note_complete(&mut self, view: &View<'_>) {
+        if self.memory.complete || self.step_now() != Some(Step::Done) || self.halted().is_some() {
+            return;
+        }
+        let Some(target) = self.target() else {
+            return;
+        };
+        let done = |node: &String| {
+            view.peers.iter().any(|p| {
+                p.node == node
+                    && p.state.is_some_and(|s| {
+                        s.step == Some(Step::Done)
+                            && s.target.as_ref().is_some_and(|t| t.id == target.id)
+                    })
+            })
+        };
+        let all = self
+            .memory
+            .members
+            .keys()
+            .filter(|node| **node != self.settings.node)
+            .all(done);
+        if all {
+            self.memory.complete = true;
         }
     }
 
@@ -772,8 +848,12 @@ impl Planner {
         }
     }
 
-    /// Halts the target once its failures in this epoch exceed `max_failures`.
+    /// Halts the target once its failures in this epoch exceed `max_failures` (never once it is
+    /// complete: failures claimed after that send no one back).
     fn count_failures(&mut self, view: &View<'_>) {
+        if self.memory.complete {
+            return;
+        }
         let (Some(state), Some(policy)) = (self.state(), self.policy.as_ref()) else {
             return;
         };
@@ -789,6 +869,7 @@ impl Planner {
         for peer in &view.peers {
             let Some(theirs) = peer.state else { continue };
             if peer.node == self.settings.node
+                || !self.memory.members.contains_key(peer.node)
                 || theirs.target.as_ref().map(|t| &t.id) != Some(&target.id)
                 || theirs.epoch != state.epoch
                 || theirs.failures == 0

@@ -51,7 +51,9 @@ impl Checker {
 
 /// One live host at the end: on the newest release, idle, and either done, a tolerated
 /// failure, or (when the group halted) back on its last known good revision if it moved and
-/// `auto_revert` says so. A half-installed disk must show as `failed`.
+/// `auto_revert` says so, unless it had seen the release complete on every member before (a
+/// peer's halt does not undo a completed release). A half-installed disk must show as
+/// `failed`.
 fn final_host(host: &Host, newest: &str, policy: &Policy, halted: bool) -> Result<(), String> {
     let planner = &host.planner;
     let target = planner.target().ok_or_else(|| "has no target".to_owned())?;
@@ -85,7 +87,8 @@ fn final_host(host: &Host, newest: &str, policy: &Policy, halted: bool) -> Resul
     }
     let lkg = planner.memory().lkg.as_ref().map(|r| r.digest.as_str());
     let moved = host.disk.clean() != lkg;
-    if policy.auto_revert && moved && lkg.is_some_and(|l| l != target.digest) {
+    if policy.auto_revert && moved && lkg.is_some_and(|l| l != target.digest) && !planner.complete()
+    {
         return Err(format!(
             "is {step_name} on {:?} under a halt with auto_revert; its last known good is {}",
             host.disk,
