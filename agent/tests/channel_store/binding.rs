@@ -116,3 +116,37 @@ async fn an_unbound_release_is_refused_with_the_sentence_that_republishes_it(sto
     assert_eq!(world.state().floor(), None);
     assert_eq!(world.state().identity("v1.2.0"), None);
 }
+
+#[test]
+fn shoal_release_needs_the_application_and_checks_it() {
+    let store = Backend::file();
+    let world = World::new();
+    let app = world.app_dir("app", "hi");
+    // `shoal_release` adds `--application web` unless told one: run the binary without it.
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args([
+            "release",
+            "--store",
+            &store.source.url,
+            "--version",
+            "v1.0.0",
+        ])
+        .arg("--bundle")
+        .arg(&app)
+        .arg("--key")
+        .arg(&world.key.private)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("--application <APP>"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let empty = store.shoal_release("v1.0.0", &app, &world.key.private, &["--application", ""]);
+    assert_eq!(empty.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stderr),
+        "error: --application: must not be empty\n"
+    );
+}
