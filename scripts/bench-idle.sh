@@ -47,7 +47,7 @@ cp "$work/bundle/appspec-web.yml" "$work/repo/appspec.yml"
 git -C "$work/repo" add -A
 git -C "$work/repo" -c user.name=bench -c user.email=bench@example commit -q -m v1
 git -C "$work/repo" -c user.name=bench -c user.email=bench@example -c gpg.format=ssh \
-  -c user.signingkey="$work/key.pub" tag -s v1.0.0 -m v1.0.0
+  -c user.signingkey="$work/key.pub" tag -s v1.0.0 -m v1.0.0 -m "Shoal-Application: web"
 
 # Group api: a release on moto S3.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -59,7 +59,7 @@ curl -fs -X PUT "http://127.0.0.1:$port/releases" >/dev/null
 mkdir -p "$work/api-bundle"
 cp -r "$work/bundle/app" "$work/bundle/scripts" "$work/api-bundle/"
 cp "$work/bundle/appspec-api.yml" "$work/api-bundle/appspec.yml"
-"$shoal" release --store s3://releases/api --version v1.0.0 --bundle "$work/api-bundle" \
+"$shoal" release --store s3://releases/api --application api --version v1.0.0 --bundle "$work/api-bundle" \
   --key "$work/key" --endpoint "http://127.0.0.1:$port" --allow-http >/dev/null
 
 cat > "$work/agent.yaml" <<YAML

@@ -148,6 +148,7 @@ fn release_git_script_pushes_a_tag_that_verifies() {
             .arg(&script)
             .current_dir(repo.dir())
             .env("VERSION", version)
+            .env("APPLICATION", "web")
             .env("SIGNING_KEY", &key.private)
             .env("REMOTE", &bare)
             .env("SHOAL", SHOAL)
@@ -161,7 +162,15 @@ fn release_git_script_pushes_a_tag_that_verifies() {
     assert!(home.join("built").exists(), "BUILD_COMMAND did not run");
 
     let verify = std::process::Command::new(SHOAL)
-        .args(["verify", "git", "--tag", "v1.4.0", "--repo"])
+        .args([
+            "verify",
+            "git",
+            "--application",
+            "web",
+            "--tag",
+            "v1.4.0",
+            "--repo",
+        ])
         .arg(&bare)
         .arg("--allowed-signers")
         .arg(&signers)
@@ -170,7 +179,8 @@ fn release_git_script_pushes_a_tag_that_verifies() {
     assert!(verify.status.success(), "{}", text(&verify));
     let stdout = String::from_utf8_lossy(&verify.stdout);
     assert!(
-        stdout.starts_with("good: tag v1.4.0 (commit ") && stdout.contains("release@example.com"),
+        stdout.starts_with("good: tag v1.4.0 (commit ")
+            && stdout.contains(" of application web signed by release@example.com"),
         "{stdout}"
     );
 
@@ -215,6 +225,7 @@ fn release_store_script_publishes_a_release_that_verifies() {
         .arg(examples("ci").join("release-store.sh"))
         .current_dir(tmp.path())
         .env("VERSION", "v2.0.0")
+        .env("APPLICATION", "api")
         .env("STORE", &store)
         .env("SIGNING_KEY", &key.private)
         .env("SHOAL", SHOAL)
@@ -230,6 +241,7 @@ fn release_store_script_publishes_a_release_that_verifies() {
 
     let verify = std::process::Command::new(SHOAL)
         .args(["verify", "store", "--version", "v2.0.0", "--url", &store])
+        .args(["--application", "api"])
         .arg("--allowed-signers")
         .arg(&signers)
         .output()

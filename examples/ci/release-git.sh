@@ -6,6 +6,9 @@
 # Inputs, from the environment:
 #   VERSION          the release: semver with an optional leading v, matching the agents'
 #                    `tags:` glob (default v*), e.g. v1.4.0. Required.
+#   APPLICATION      the application the release is for: the agents' group `application:`
+#                    (else the group's name), e.g. web. Required. Signed into the tag as its
+#                    `Shoal-Application:` line, so no other application's agents take it.
 #   SIGNING_KEY      the ed25519 private key that signs the tag, or its .pub when the private
 #                    half is in ssh-agent (default: ~/.ssh/release_ed25519)
 #   REMOTE           where the tag is pushed: a remote name, a URL or a path (default: origin)
@@ -18,6 +21,7 @@
 set -euo pipefail
 
 : "${VERSION:?set VERSION to the release, e.g. VERSION=v1.4.0}"
+: "${APPLICATION:?set APPLICATION to the application the release is for, e.g. APPLICATION=web}"
 SIGNING_KEY="${SIGNING_KEY:-$HOME/.ssh/release_ed25519}"
 REMOTE="${REMOTE:-origin}"
 SHOAL="${SHOAL:-shoal}"
@@ -37,10 +41,12 @@ else
   echo "note: $SHOAL not found; $appspec is not checked" >&2
 fi
 
-git -c gpg.format=ssh -c user.signingkey="$SIGNING_KEY" tag -s "$VERSION" -m "release $VERSION"
+git -c gpg.format=ssh -c user.signingkey="$SIGNING_KEY" tag -s "$VERSION" \
+  -m "release $VERSION" -m "Shoal-Application: $APPLICATION"
 git push "$REMOTE" "refs/tags/$VERSION"
 
 if [ -n "${ALLOWED_SIGNERS:-}" ]; then
   url=$(git remote get-url "$REMOTE" 2>/dev/null || printf '%s' "$REMOTE")
-  "$SHOAL" verify git --repo "$url" --tag "$VERSION" --allowed-signers "$ALLOWED_SIGNERS"
+  "$SHOAL" verify git --repo "$url" --tag "$VERSION" --application "$APPLICATION" \
+    --allowed-signers "$ALLOWED_SIGNERS"
 fi

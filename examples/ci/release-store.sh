@@ -5,6 +5,8 @@
 #
 # Inputs, from the environment:
 #   VERSION          the release, semver with an optional leading v, e.g. v1.4.0. Required.
+#   APPLICATION      the application the release is for: the agents' group `application:`
+#                    (else the group's name), e.g. api. Required; signed into release.yaml.
 #   STORE            the channel: s3://bucket/prefix, file:///path, gs://bucket/prefix or
 #                    az://container/prefix. Required.
 #   BUNDLE           the build's output: a directory, packaged whole as a deterministic .tar.gz
@@ -24,6 +26,7 @@
 set -euo pipefail
 
 : "${VERSION:?set VERSION to the release, e.g. VERSION=v1.4.0}"
+: "${APPLICATION:?set APPLICATION to the application the release is for, e.g. APPLICATION=api}"
 : "${STORE:?set STORE to the channel, e.g. STORE=s3://acme-releases/api}"
 BUNDLE="${BUNDLE:-dist}"
 SIGNING_KEY="${SIGNING_KEY:-$HOME/.ssh/release_ed25519}"
@@ -45,10 +48,10 @@ if [ "${S3_ALLOW_HTTP:-false}" = true ]; then where+=(--allow-http); fi
 policy=()
 if [ -n "${ROLLOUT:-}" ]; then policy+=(--rollout "$ROLLOUT"); fi
 
-"$SHOAL" release --store "$STORE" --version "$VERSION" --bundle "$BUNDLE" \
+"$SHOAL" release --store "$STORE" --application "$APPLICATION" --version "$VERSION" --bundle "$BUNDLE" \
   --key "$SIGNING_KEY" ${policy[@]+"${policy[@]}"} ${where[@]+"${where[@]}"}
 
 if [ -n "${ALLOWED_SIGNERS:-}" ]; then
-  "$SHOAL" verify store --url "$STORE" --version "$VERSION" \
+  "$SHOAL" verify store --url "$STORE" --version "$VERSION" --application "$APPLICATION" \
     --allowed-signers "$ALLOWED_SIGNERS" ${where[@]+"${where[@]}"}
 fi

@@ -620,6 +620,11 @@ mod tests {
                 "",
                 "no groups are configured and there is no mesh",
             ),
+            (
+                &format!("{MINIMAL}    application: \"shop\\n\"\n"),
+                "",
+                "groups[0].application: `shop\\n` holds a control character",
+            ),
         ];
         for (text, line, words) in cases {
             let err = parse_in(dir.path(), text).expect_err(text).to_string();

@@ -210,6 +210,11 @@ pub(super) fn group(
         .as_ref()
         .map(|h| health(&h.value).map_err(|m| (line_of(h), format!("{}{m}", key("health")))))
         .transpose()?;
+    // What a release must be bound to (see `verify::Expect`): checked here so that a name no
+    // release could carry is a config error, not every release refused.
+    let application = raw.application.clone().unwrap_or_else(|| raw.name.clone());
+    shoal_shared::release::check_application(&application)
+        .map_err(|m| (None, format!("{}: {m}", key("application"))))?;
     let max_revisions = raw.max_revisions.unwrap_or(5);
     if max_revisions < 2 {
         return Err((
@@ -222,7 +227,7 @@ pub(super) fn group(
     }
     Ok(Group {
         name: raw.name.clone(),
-        application: raw.application.clone().unwrap_or_else(|| raw.name.clone()),
+        application,
         channel,
         allowed_signers: signers_path,
         rollout,

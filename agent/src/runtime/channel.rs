@@ -70,6 +70,7 @@ impl GroupChannel {
                 source.clone(),
                 data_dir,
                 &group.name,
+                &group.application,
             )?)),
             Channel::Store(source) => {
                 let env: Vec<(String, String)> = std::env::vars().collect();
@@ -78,6 +79,7 @@ impl GroupChannel {
                     &env,
                     data_dir,
                     &group.name,
+                    &group.application,
                 )?))
             }
         })

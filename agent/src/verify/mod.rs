@@ -1,14 +1,20 @@
 //! Verify: turn a fetched candidate (a raw tag object, or a manifest and its signature) into a
 //! trusted release, or a typed refusal that says why not. Nothing of a release is used before
 //! it passes here.
+//!
+//! A release is bound to the application it is for, inside what is signed, and a group takes
+//! only releases bound to its own `application` ([`binding`]).
 
+pub mod binding;
 pub mod state;
 
 use shoal_shared::release::manifest::ManifestError;
 use shoal_shared::release::{
     AllowedSigners, GIT_NAMESPACE, Manifest, RELEASE_NAMESPACE, SignatureError, Signer, TagError,
-    split_signed_tag,
+    split_signed_tag, tag_application,
 };
+
+pub use binding::{Expect, Origin, Subject};
 
 use crate::execute::bundle::BundleError;
 
@@ -48,6 +54,33 @@ pub enum Refusal {
         directory: String,
         /// The version inside the manifest.
         manifest: String,
+    },
+    /// A release that names no application (made before releases were bound to one).
+    #[error("{} names no application it is for ({reason}); {}", subject.release(), subject.remake())]
+    Unbound {
+        /// The release and the application expected.
+        subject: Box<Subject>,
+        /// What is missing.
+        reason: String,
+    },
+    /// A release whose binding cannot be read: several, or an empty or odd value.
+    #[error("{} has {reason}; {}", subject.release(), subject.remake())]
+    BadBinding {
+        /// The release and the application expected.
+        subject: Box<Subject>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A release signed for another application: copied here by mistake or by an attacker.
+    #[error(
+        "{} is signed for application `{signed_for}`, not `{}` (this group's `application`): another application's release is never installed here; {}",
+        subject.release(), subject.expected, subject.own()
+    )]
+    WrongApplication {
+        /// The release and this group's application.
+        subject: Box<Subject>,
+        /// The application it is bound to.
+        signed_for: String,
     },
     /// At or below the anti-rollback floor.
     #[error(
@@ -114,6 +147,9 @@ impl Refusal {
             Self::NotACommit { .. } => "tag_not_a_commit",
             Self::TagNameMismatch { .. } => "tag_name_mismatch",
             Self::VersionMismatch { .. } => "version_mismatch",
+            Self::Unbound { .. } => "unbound",
+            Self::BadBinding { .. } => "bad_binding",
+            Self::WrongApplication { .. } => "wrong_application",
             Self::BelowFloor { .. } => "below_floor",
             Self::MovedTag { .. } => "moved_tag",
             Self::ChangedRelease { .. } => "changed_release",
@@ -140,22 +176,27 @@ pub enum KeyTime {
     },
 }
 
-/// A verified signed tag: the commit it releases and who signed it.
+/// A verified signed tag: the commit it releases, the application it is for, and who signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedTag {
     /// The tagged commit id.
     pub commit: String,
+    /// The application its `Shoal-Application:` line names.
+    pub application: String,
     /// Who signed.
     pub signer: Signer,
 }
 
 /// Verifies the raw tag object of the tag `name` as `git verify-tag` would, with key validity
-/// judged at `at` (see [`KeyTime`]).
+/// judged at `at` (see [`KeyTime`]), then that its signed message binds it to `expected`.
+/// A refusal for the binding comes only after the signature checked out, so an untrusted tag
+/// is reported as such, whatever it claims.
 pub fn verify_tag(
     name: &str,
     raw: &[u8],
     signers: &AllowedSigners,
     at: KeyTime,
+    expected: Expect<'_>,
 ) -> Result<VerifiedTag, Refusal> {
     let tag = split_signed_tag(name, raw)?;
     let at = match at {
@@ -176,21 +217,26 @@ pub fn verify_tag(
             signed_as: tag.name,
         });
     }
+    let application =
+        tag_application(tag.message).map_err(|e| binding::unreadable_tag(name, &e, expected))?;
+    binding::check(Origin::Tag, name, &application, expected)?;
     Ok(VerifiedTag {
         commit: tag.object,
+        application,
         signer,
     })
 }
 
 /// Verifies `release.yaml` (its exact bytes) against `release.yaml.sig`, then reads it; the
-/// manifest must name the version of the `directory` it was found in. Key validity is judged
-/// at `at` (see [`KeyTime`]).
+/// manifest must name the version of the `directory` it was found in, and be bound to
+/// `expected`. Key validity is judged at `at` (see [`KeyTime`]).
 pub fn verify_manifest(
     directory: &str,
     manifest: &[u8],
     signature: &[u8],
     signers: &AllowedSigners,
     at: KeyTime,
+    expected: Expect<'_>,
 ) -> Result<(Manifest, Signer), Refusal> {
     let text = std::str::from_utf8(manifest).map_err(|_| {
         Refusal::Manifest(ManifestError::Syntax(
@@ -206,12 +252,16 @@ pub fn verify_manifest(
     };
     let signer =
         shoal_shared::release::verify(signature, manifest, RELEASE_NAMESPACE, signers, at)?;
-    let parsed = parsed?;
+    let parsed = parsed.map_err(|e| match e {
+        ManifestError::Unbound => binding::unbound_manifest(directory, expected),
+        other => Refusal::Manifest(other),
+    })?;
     if parsed.version.name() != directory {
         return Err(Refusal::VersionMismatch {
             directory: directory.to_owned(),
             manifest: parsed.version.name().to_owned(),
         });
     }
+    binding::check(Origin::Store, directory, &parsed.application, expected)?;
     Ok((parsed, signer))
 }

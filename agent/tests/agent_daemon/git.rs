@@ -5,7 +5,7 @@ use shoal_agent::channel::git::GitSource;
 use shoal_tests::signing::git::Repo;
 
 use crate::story::Channel;
-use crate::world::{GROUP, Hooks, World};
+use crate::world::{APPLICATION, GROUP, Hooks, World};
 
 pub struct GitChannel {
     repo: Repo,
@@ -13,7 +13,7 @@ pub struct GitChannel {
 
 impl GitChannel {
     pub fn boxed(world: &World) -> Box<dyn Channel> {
-        let repo = Repo::init(&world.dir.path().join("repo"));
+        let repo = Repo::init(&world.dir.path().join("repo")).for_application(Some(APPLICATION));
         repo.commit_file("README", "shop\n", "initial");
         Box::new(GitChannel { repo })
     }
@@ -53,8 +53,13 @@ impl Channel for GitChannel {
 
     fn poll_as_agent(&self, world: &World) -> Option<String> {
         let source = GitSource::new(self.repo.dir().display().to_string());
-        let mut channel =
-            shoal_agent::channel::git::GitChannel::open(source, &world.data_dir, GROUP).unwrap();
+        let mut channel = shoal_agent::channel::git::GitChannel::open(
+            source,
+            &world.data_dir,
+            GROUP,
+            APPLICATION,
+        )
+        .unwrap();
         let mut state = world.channel_state();
         let poll = channel
             .poll(&world.signers(), &mut state, world.now())

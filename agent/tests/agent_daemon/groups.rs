@@ -23,7 +23,9 @@ fn a_group_stuck_in_a_hook_does_not_hold_back_another() {
     let repos: Vec<Repo> = ["web", "api"]
         .iter()
         .map(|name| {
-            let repo = Repo::init(&world.dir.path().join(format!("repo-{name}")));
+            // Each group's tags are bound to its application: its name.
+            let repo = Repo::init(&world.dir.path().join(format!("repo-{name}")))
+                .for_application(Some(name));
             repo.commit_file("README", name, "initial");
             repo
         })
@@ -91,4 +93,73 @@ fn a_group_stuck_in_a_hook_does_not_hold_back_another() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "the admin token is made 0600");
+}
+
+/// Cross-channel replay, end to end: web and api share a signing key; web's signed v9.0.0
+/// (tag object and commit) is pushed into api's repository. api must run none of web's hooks,
+/// keep its floor, and still take its own next release.
+#[test]
+fn a_tag_copied_into_another_groups_repository_runs_nothing_there() {
+    let world = World::new();
+    let repos: Vec<Repo> = ["web", "api"]
+        .iter()
+        .map(|name| {
+            // Each group's tags are bound to its application: its name.
+            let repo = Repo::init(&world.dir.path().join(format!("repo-{name}")))
+                .for_application(Some(name));
+            repo.commit_file("README", name, "initial");
+            repo
+        })
+        .collect();
+    let config = format!(
+        "node: {{ id: test-node, data_dir: {data} }}\n\
+         status: {{ listen: 127.0.0.1:0 }}\n\
+         log: {{ format: json, level: info }}\n\
+         groups:\n\
+         \x20 - {{ name: web, channel: {{ git: {{ url: {web} }} }}, allowed_signers: {signers}, rollout: {{ min_healthy_time: 0s }} }}\n\
+         \x20 - {{ name: api, channel: {{ git: {{ url: {api} }} }}, allowed_signers: {signers}, rollout: {{ min_healthy_time: 0s }} }}\n",
+        data = world.data_dir.display(),
+        web = repos[0].dir().display(),
+        api = repos[1].dir().display(),
+        signers = world.signers_file.display(),
+    );
+    std::fs::write(&world.config, config).unwrap();
+    let agent = world.start_agent(&[]);
+
+    let web_dir = world.dir.path().join("app-web");
+    world.write_bundle_to(repos[0].dir(), "v9.0.0", Hooks::Good, &web_dir);
+    repos[0].git(&["add", "-A"]);
+    repos[0].git(&["commit", "-q", "-m", "web v9"]);
+    repos[0].tag_signed("v9.0.0", "web 9.0.0", &world.key, None);
+    agent.wait_status(Duration::from_secs(20), "web deployed v9.0.0", |s| {
+        group(s, "web")["current_revision"] == "v9.0.0" && group(s, "web")["phase"] == "idle"
+    });
+    let web_hooks = world.hooks_log();
+
+    // The attacker's push into api's repository.
+    let from = repos[0].dir().to_str().unwrap();
+    repos[1].git(&["fetch", "-q", from, "refs/tags/v9.0.0:refs/tags/v9.0.0"]);
+    let status = agent.wait_status(Duration::from_secs(20), "api judged v9.0.0", |s| {
+        let api = group(s, "api");
+        !api["last_refusal"].is_null() || !api["target_revision"].is_null()
+    });
+    let api = group(&status, "api");
+    assert!(
+        api["target_revision"].is_null() && api["current_revision"].is_null(),
+        "api took web's release: {api}"
+    );
+    assert_eq!(api["last_refusal"]["name"], "v9.0.0", "{api}");
+    assert_eq!(api["last_refusal"]["kind"], "wrong_application", "{api}");
+    assert!(api["floor"].is_null(), "{api}");
+    assert_eq!(world.hooks_log(), web_hooks, "no hook ran for api");
+
+    // api's own release still goes through: its floor did not move.
+    let api_dir = world.dir.path().join("app-api");
+    world.write_bundle_to(repos[1].dir(), "v1.0.0", Hooks::Good, &api_dir);
+    repos[1].git(&["add", "-A"]);
+    repos[1].git(&["commit", "-q", "-m", "api v1"]);
+    repos[1].tag_signed("v1.0.0", "api 1.0.0", &world.key, None);
+    agent.wait_status(Duration::from_secs(20), "api deployed v1.0.0", |s| {
+        group(s, "api")["current_revision"] == "v1.0.0" && group(s, "api")["phase"] == "idle"
+    });
 }

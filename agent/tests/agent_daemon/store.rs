@@ -8,7 +8,7 @@ use shoal_agent::channel::store::StoreSource;
 use shoal_tests::s3::MotoServer;
 
 use crate::story::Channel;
-use crate::world::{GROUP, Hooks, World};
+use crate::world::{APPLICATION, GROUP, Hooks, World};
 
 const BUCKET: &str = "releases";
 
@@ -28,7 +28,13 @@ impl StoreChannel {
         world.write_bundle(&bundle, revision, hooks);
         let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
             .args(["release", "--store", &format!("s3://{BUCKET}/shop")])
-            .args(["--version", revision, "--bundle"])
+            .args([
+                "--application",
+                APPLICATION,
+                "--version",
+                revision,
+                "--bundle",
+            ])
             .arg(&bundle)
             .arg("--key")
             .arg(key)
@@ -75,6 +81,7 @@ impl Channel for StoreChannel {
             &self.moto.env(),
             &world.data_dir,
             GROUP,
+            APPLICATION,
         )
         .unwrap();
         let mut state = world.channel_state();

@@ -14,6 +14,8 @@ use shoal_tests::signing::{SigningKey, Trust};
 use tempfile::TempDir;
 
 pub const GROUP: &str = "web";
+/// The group's application: what its releases are bound to.
+pub const APPLICATION: &str = "shop";
 
 /// How a revision's hooks behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +75,7 @@ impl World {
              log: {{ format: json, level: info }}\n\
              groups:\n\
              \x20 - name: {GROUP}\n\
-             \x20   application: shop\n\
+             \x20   application: {APPLICATION}\n\
              \x20   channel: {channel}\n\
              \x20   allowed_signers: {signers}\n\
              \x20   rollout: {{ min_healthy_time: 500ms, healthy_deadline: 30s }}\n\

@@ -11,7 +11,7 @@ use shoal_tests::signing::allowed_signers_line;
 use shoal_tests::command::clean;
 
 /// Runs `shoal verify git` with a clean environment.
-fn verify(home: &Path, repo: &str, tag: &str, signers: &Path, extra: &[&str]) -> Output {
+pub(crate) fn verify(home: &Path, repo: &str, tag: &str, signers: &Path, extra: &[&str]) -> Output {
     clean(env!("CARGO_BIN_EXE_shoal"), home)
         .args([
             "verify",
@@ -28,7 +28,7 @@ fn verify(home: &Path, repo: &str, tag: &str, signers: &Path, extra: &[&str]) ->
         .unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}--- stderr\n{}",
         out.status.code(),
@@ -96,7 +96,7 @@ fn shoal_verify_git_agrees_with_git_verify_tag_but_on_key_validity() {
             let commit = repo.git(&["rev-parse", &format!("{tag}^{{commit}}")]);
             assert!(
                 stdout.starts_with(&format!(
-                    "good: tag {tag} (commit {}) signed by ",
+                    "good: tag {tag} (commit {}) of application web signed by ",
                     commit.trim()
                 )),
                 "{ours}"
@@ -131,7 +131,7 @@ fn shoal_verify_git_names_the_signer_reads_file_urls_and_speaks_json() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(
-            "good: tag v1.0.0 (commit {}) signed by {PRINCIPAL} with key {fingerprint}\n",
+            "good: tag v1.0.0 (commit {}) of application web signed by {PRINCIPAL} with key {fingerprint}\n",
             scene.repo.head()
         )
     );

@@ -15,7 +15,8 @@ use shoal_tests::signing::{SigningKey, allowed_signers_line};
 
 /// The principal of the trusted key.
 pub const PRINCIPAL: &str = "release@example";
-/// The group every channel here belongs to.
+/// The group every channel here belongs to; also its application (none is configured), which
+/// the harness binds signed tags to by default.
 pub const GROUP: &str = "web";
 /// A fixed "now" for polls: 2030-01-01; every tag here has a tagger time, which is what counts.
 pub const NOW: i64 = 1_893_456_000;
@@ -74,7 +75,7 @@ impl Scene {
     }
 
     pub fn channel_for(&self, source: GitSource) -> GitChannel {
-        GitChannel::open(source, &self.data_dir(), GROUP).unwrap()
+        GitChannel::open(source, &self.data_dir(), GROUP, GROUP).unwrap()
     }
 
     /// The group's state, loaded from disk as a restarted agent would.

@@ -97,6 +97,38 @@ impl Backend {
         }
     }
 
+    /// Another prefix of the same store, `…/<app>` beside this one (`…/web`), as the channel of
+    /// another application would use (not for the in-memory store).
+    pub fn sibling(&self, app: &str) -> Backend {
+        assert_ne!(self.kind, Kind::Memory, "a sibling shares a real store");
+        let url = self.source.url.rsplit_once('/').unwrap().0;
+        let source = StoreSource {
+            url: format!("{url}/{app}"),
+            ..self.source.clone()
+        };
+        Self::opened(self.kind, source, self.env.clone(), None, None)
+    }
+
+    /// Copies every object of `version` from this store's prefix into `to`'s, byte for byte,
+    /// as anyone who may write under `to`'s prefix could.
+    pub async fn copy_version(&self, version: &str, to: &Backend) {
+        let dir = self.location.version_dir(version);
+        let listed: Vec<_> = self.store.list(Some(&dir)).try_collect().await.unwrap();
+        assert!(!listed.is_empty(), "nothing under {dir}");
+        for meta in listed {
+            let name = meta.location.filename().unwrap().to_owned();
+            let bytes = self
+                .store
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            to.put(version, &name, bytes.to_vec()).await;
+        }
+    }
+
     /// The channel a (re)started agent opens.
     pub fn channel(&self, world: &World) -> StoreChannel {
         match self.kind {
@@ -105,15 +137,17 @@ impl Backend {
                 self.location.clone(),
                 &world.data_dir,
                 GROUP,
+                GROUP,
             ),
             Kind::File | Kind::S3 => {
-                StoreChannel::open(&self.source, &self.env, &world.data_dir, GROUP)
+                StoreChannel::open(&self.source, &self.env, &world.data_dir, GROUP, GROUP)
             }
         }
         .unwrap()
     }
 
-    /// Runs the real `shoal release` against this store (not for the in-memory store).
+    /// Runs the real `shoal release` against this store (not for the in-memory store), for
+    /// application `web` (the group's) unless `extra` names another.
     pub fn shoal_release(
         &self,
         version: &str,
@@ -135,6 +169,9 @@ impl Backend {
             .args(extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn");
+        if !extra.contains(&"--application") {
+            cmd.args(["--application", GROUP]);
+        }
         if let Some(endpoint) = &self.source.endpoint {
             cmd.args(["--endpoint", endpoint, "--allow-http"]);
         }
@@ -210,7 +247,7 @@ impl Backend {
     }
 }
 
-/// An honest manifest for `bundle` as `bundle_name`.
+/// An honest manifest for `bundle` as `bundle_name`, for application `web`.
 pub fn manifest_text(version: &str, bundle_name: &str, bundle: &[u8]) -> String {
     pinned_manifest(
         version,
@@ -228,6 +265,7 @@ pub fn pinned_manifest(version: &str, bundle_name: &str, sha256: &str, size: u64
         .as_secs();
     Manifest {
         version: Version::parse(version).unwrap(),
+        application: GROUP.to_owned(),
         bundle: BundleRef {
             path: bundle_name.to_owned(),
             sha256: sha256.to_owned(),

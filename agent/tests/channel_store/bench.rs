@@ -101,7 +101,7 @@ async fn bench_idle_poll_and_a_100_mb_release() {
                 .map(|_| format!("http://{}", proxy.addr())),
             ..store.source.clone()
         };
-        let mut channel = StoreChannel::open(&source, &store.env, &data_dir, GROUP).unwrap();
+        let mut channel = StoreChannel::open(&source, &store.env, &data_dir, GROUP, GROUP).unwrap();
         let mut state = ChannelState::load(&ChannelState::path_for(&data_dir, GROUP)).unwrap();
         let cache = ReleaseCache::new(&data_dir);
 

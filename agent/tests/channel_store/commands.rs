@@ -55,6 +55,7 @@ async fn releasing_a_version_twice_is_refused_and_changes_nothing(store: Backend
         .unwrap();
     let expected = [
         format!("published release v1.0.0 to {}", store.source.url),
+        "  for     application web".to_owned(),
         format!(
             "  bundle  {}/v1.0.0/bundle.tar.gz (packaged from {})",
             if store.kind == Kind::S3 {
@@ -153,7 +154,7 @@ async fn verify_store_says_who_signed_or_why_not(store: Backend) {
     assert_eq!(
         stdout.trim_end(),
         format!(
-            "good: release v1.0.0 (sha256:{}, {} bytes) signed by {PRINCIPAL} with key {}",
+            "good: release v1.0.0 (sha256:{}, {} bytes) of application web signed by {PRINCIPAL} with key {}",
             sha256_hex(&bundle),
             bundle.len(),
             fingerprint(&world.key)
@@ -393,6 +394,8 @@ async fn keys_that_need_ssh_keygen_sign_through_it() {
             &store.source.url,
             "--version",
             "v1.0.0",
+            "--application",
+            "web",
         ])
         .arg("--bundle")
         .arg(&app)
@@ -438,6 +441,8 @@ async fn keys_that_need_ssh_keygen_sign_through_it() {
             &store.source.url,
             "--version",
             "v1.1.0",
+            "--application",
+            "web",
         ])
         .arg("--bundle")
         .arg(&app)

@@ -45,6 +45,7 @@ macro_rules! over_stores {
 
 mod backend;
 mod bench;
+mod binding;
 mod bundles;
 mod commands;
 mod fixture;

@@ -23,6 +23,7 @@ async fn publish_created(store: &Backend, world: &World, version: &str, created:
     let bundle = world.tar_gz(&world.app_dir(version, "hi"));
     let manifest = Manifest {
         version: Version::parse(version).unwrap(),
+        application: crate::fixture::GROUP.to_owned(),
         bundle: BundleRef {
             path: "bundle.tar.gz".to_owned(),
             sha256: sha256_hex(&bundle),

@@ -16,7 +16,7 @@ fn channel_through(store: &Backend, proxy: &CountingProxy, world: &World) -> Sto
         endpoint: Some(format!("http://{}", proxy.addr())),
         ..store.source.clone()
     };
-    StoreChannel::open(&source, &store.env, &world.data_dir, GROUP).unwrap()
+    StoreChannel::open(&source, &store.env, &world.data_dir, GROUP, GROUP).unwrap()
 }
 
 /// The request lines moto logged since `mark` (its log length before).

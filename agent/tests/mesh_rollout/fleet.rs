@@ -81,7 +81,7 @@ impl Fleet {
             .status()
             .unwrap();
         assert!(made.success(), "shoal keygen --out {}", key_file.display());
-        let repo = Repo::init(&dir.path().join("repo"));
+        let repo = Repo::init(&dir.path().join("repo")).for_application(Some("shop"));
         repo.commit_file("README", "shop\n", "initial");
         let hosts = (1..=n)
             .map(|i| {

@@ -44,7 +44,7 @@ impl Host {
     pub fn start() -> Host {
         let dir = tempfile::tempdir().unwrap();
         let trust = Trust::new(dir.path());
-        let repo = Repo::init(&dir.path().join("repo"));
+        let repo = Repo::init(&dir.path().join("repo")).for_application(Some("shop"));
         repo.commit_file("README", "shop\n", "initial");
         let marks = dir.path().join("marks");
         fs::create_dir_all(&marks).unwrap();

@@ -1,9 +1,11 @@
-//! `release.yaml`, the manifest of a store-channel release: its version, the bundle it pins
-//! (path, sha256, size), when it was made, and optionally its rollout policy. The signature
-//! (`release.yaml.sig`) covers these exact bytes, so the bundle is trusted through them.
+//! `release.yaml`, the manifest of a store-channel release: its version, the application it
+//! is for, the bundle it pins (path, sha256, size), when it was made, and optionally its
+//! rollout policy. The signature (`release.yaml.sig`) covers these exact bytes, so the bundle
+//! is trusted through them.
 
 use serde::{Deserialize, Serialize};
 
+use super::binding::check_application;
 use super::version::Version;
 use crate::rollout::RawPolicy;
 use crate::time::{format_rfc3339, parse_rfc3339};
@@ -17,6 +19,9 @@ pub const BUNDLE_SUFFIXES: [&str; 4] = [".tar.gz", ".tgz", ".tar", ".zip"];
 pub struct Manifest {
     /// The release version; must equal the store directory it sits in.
     pub version: Version,
+    /// The application the release is for (`application:`); an agent installs it only in
+    /// groups whose `application` is this (see [`super::binding`]).
+    pub application: String,
     /// The bundle, beside `release.yaml`.
     pub bundle: BundleRef,
     /// When the release was made, in seconds since the Unix epoch (the time the signing key's
@@ -41,6 +46,9 @@ pub struct BundleRef {
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     version: String,
+    // Optional here only so that a manifest without it gets its own refusal (`Unbound`).
+    #[serde(default)]
+    application: Option<String>,
     created: String,
     bundle: RawBundle,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +77,11 @@ pub enum ManifestError {
         /// What is wrong and what is accepted.
         message: String,
     },
+    /// No `application:` key: a manifest from before releases named their application.
+    #[error(
+        "names no application (no `application:` key); publish it again with `shoal release --application NAME`"
+    )]
+    Unbound,
 }
 
 impl Manifest {
@@ -88,6 +101,8 @@ impl Manifest {
             message,
         };
         let version = Version::parse(&raw.version).map_err(|e| value("version", e.to_string()))?;
+        let application = raw.application.ok_or(ManifestError::Unbound)?;
+        check_application(&application).map_err(|m| value("application", m))?;
         let created = parse_rfc3339(&raw.created).ok_or_else(|| {
             value(
                 "created",
@@ -116,6 +131,7 @@ impl Manifest {
         }
         Ok(Self {
             version,
+            application,
             bundle: BundleRef {
                 path: raw.bundle.path,
                 sha256: raw.bundle.sha256,
@@ -130,6 +146,7 @@ impl Manifest {
     pub fn render(&self) -> String {
         let raw = RawManifest {
             version: self.version.name().to_owned(),
+            application: Some(self.application.clone()),
             created: format_rfc3339(self.created),
             bundle: RawBundle {
                 path: self.bundle.path.clone(),
@@ -169,7 +186,7 @@ mod tests {
 
     fn text(path: &str, sha: &str) -> String {
         format!(
-            "version: v1.4.0\ncreated: 2026-11-21T19:57:40Z\nbundle:\n  path: {path}\n  sha256: {sha}\n  size: 1234\n"
+            "version: v1.4.0\napplication: web\ncreated: 2026-11-21T19:57:40Z\nbundle:\n  path: {path}\n  sha256: {sha}\n  size: 1234\n"
         )
     }
 
@@ -177,6 +194,7 @@ mod tests {
     fn reads_and_writes_the_same_manifest() {
         let manifest = Manifest::parse(&text("bundle.tar.gz", SHA)).expect("valid");
         assert_eq!(manifest.version.name(), "v1.4.0");
+        assert_eq!(manifest.application, "web");
         assert_eq!(manifest.bundle.size, 1234);
         assert_eq!(manifest.created, 1_795_291_060);
         assert_eq!(Manifest::parse(&manifest.render()), Ok(manifest));
@@ -218,6 +236,10 @@ mod tests {
                 "version: `latest` is not a semver version",
             ),
             (
+                text("b.tar", SHA).replace("application: web", "application: ''"),
+                "application: must not be empty",
+            ),
+            (
                 text("b.tar", SHA).replace("2026-11-21T19:57:40Z", "yesterday"),
                 "created: `yesterday`",
             ),
@@ -241,12 +263,18 @@ mod tests {
                 .to_string()
                 .contains("signer")
         );
-        let missing = "version: v1.0.0\ncreated: 2026-11-21T19:57:40Z\n";
+        let missing = "version: v1.0.0\napplication: web\ncreated: 2026-11-21T19:57:40Z\n";
         assert!(
             Manifest::parse(missing)
                 .expect_err("missing")
                 .to_string()
                 .contains("bundle")
         );
+    }
+
+    #[test]
+    fn a_manifest_without_an_application_is_unbound() {
+        let old = text("b.tar", SHA).replace("application: web\n", "");
+        assert_eq!(Manifest::parse(&old), Err(ManifestError::Unbound));
     }
 }

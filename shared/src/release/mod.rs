@@ -1,14 +1,17 @@
 //! Releases and trust: who may sign ([`allowed_signers`]), how an SSH signature is checked
 //! ([`signature`]), how a signed git tag splits into payload and signature ([`tag`]), how
-//! versions order ([`version`]), and the store channel's `release.yaml` ([`manifest`]).
+//! versions order ([`version`]), the store channel's `release.yaml` ([`manifest`]), and what
+//! application a release is bound to ([`binding`]).
 
 pub mod allowed_signers;
+pub mod binding;
 pub mod manifest;
 pub mod signature;
 pub mod tag;
 pub mod version;
 
 pub use allowed_signers::AllowedSigners;
+pub use binding::{BindingError, TRAILER_KEY, check_application, tag_application};
 pub use manifest::Manifest;
 pub use signature::{SignatureError, Signer, verify};
 pub use tag::{SignedTag, TagError, split_signed_tag};

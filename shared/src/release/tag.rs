@@ -33,6 +33,8 @@ pub struct SignedTag<'a> {
     pub tagger_time: Option<i64>,
     /// The bytes the signature covers.
     pub payload: &'a [u8],
+    /// The tag's message: the payload after the headers and the blank line (signed too).
+    pub message: &'a [u8],
     /// The armored SSH signature.
     pub signature: &'a [u8],
 }
@@ -155,6 +157,7 @@ pub fn split_signed_tag<'a>(name: &str, raw: &'a [u8]) -> Result<SignedTag<'a>, 
         name: tag_name.ok_or_else(|| malformed("no `tag` header"))?,
         tagger_time,
         payload,
+        message: &payload[headers_end + 2..],
         signature,
     })
 }
@@ -183,6 +186,7 @@ mod tests {
         let raw = format!("{HEAD}{message}{sig}");
         let tag = split_signed_tag("v1.0.0", raw.as_bytes()).expect("splits");
         assert_eq!(tag.payload, format!("{HEAD}{message}").as_bytes());
+        assert_eq!(tag.message, format!("release v1.0.0\n{message}").as_bytes());
         assert_eq!(tag.signature, sig.as_bytes());
         assert_eq!(tag.object, "0123456789abcdef0123456789abcdef01234567");
         assert_eq!(tag.object_type, "commit");

@@ -1,5 +1,7 @@
 //! A scratch git repository driven through the real `git` CLI: commits, and release tags that
-//! are signed with an ssh key, unsigned, lightweight, tampered with, or moved.
+//! are signed with an ssh key, unsigned, lightweight, tampered with, or moved. Signed tags are
+//! bound to an application (a `Shoal-Application:` line), `web` unless told otherwise, as the
+//! documented `git tag -s` recipe makes them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,10 @@ use crate::command;
 /// The marker git puts before an ssh signature in a tag object.
 const SSH_SIGNATURE: &str = "-----BEGIN SSH SIGNATURE-----";
 
+/// The application signed tags are bound to unless [`Repo::for_application`] says otherwise:
+/// the name of the group most tests configure.
+pub const DEFAULT_APPLICATION: &str = "web";
+
 /// A git repository with a working tree, committer `Release Bot <release@example>`, and
 /// `gpg.format = ssh`. Every command runs without the host's git configuration; its `HOME` is
 /// an empty folder inside `.git`.
@@ -18,6 +24,8 @@ const SSH_SIGNATURE: &str = "-----BEGIN SSH SIGNATURE-----";
 pub struct Repo {
     dir: PathBuf,
     home: PathBuf,
+    /// What signed tags are bound to; `None` makes unbound tags (as before shoal bound them).
+    application: Option<String>,
 }
 
 impl Repo {
@@ -30,6 +38,7 @@ impl Repo {
         let repo = Repo {
             dir: dir.to_owned(),
             home,
+            application: Some(DEFAULT_APPLICATION.to_owned()),
         };
         repo.git(&["init", "-q", "-b", "main"]);
         for (key, value) in [
@@ -42,6 +51,25 @@ impl Repo {
             repo.git(&["config", key, value]);
         }
         repo
+    }
+
+    /// Binds the signed tags made from now on to `application` (`Some`), or to none (`None`:
+    /// a tag as made before releases named their application).
+    pub fn for_application(mut self, application: Option<&str>) -> Repo {
+        self.application = application.map(str::to_owned);
+        self
+    }
+
+    /// The message `git tag -s` is given for `message`: `-m message`, then, when the repository
+    /// binds its tags, `-m "Shoal-Application: <app>"` (a paragraph of its own, like git's
+    /// trailers), exactly as the README's recipe.
+    fn message_args(&self, message: &str) -> Vec<String> {
+        let mut args = vec!["-m".to_owned(), message.to_owned()];
+        if let Some(application) = &self.application {
+            args.push("-m".to_owned());
+            args.push(format!("Shoal-Application: {application}"));
+        }
+        args
     }
 
     /// The working tree.
@@ -74,7 +102,8 @@ impl Repo {
         self.git(&["rev-parse", "HEAD"]).trim().to_owned()
     }
 
-    /// `git tag -s name -m message` at `HEAD`, signed by `key` through
+    /// `git tag -s name -m message -m "Shoal-Application: <app>"` at `HEAD` (without the second
+    /// `-m` for a repository that binds nothing), signed by `key` through
     /// `-c gpg.format=ssh -c user.signingkey=<key.pub>`. `date` (anything git reads, such as
     /// `2019-06-01T00:00:00Z`) pins the tagger time, which is the time `git verify-tag` checks
     /// an allowed_signers `valid-after`/`valid-before` window against (shoal does not: it
@@ -84,7 +113,8 @@ impl Repo {
         command::stdout(
             self.command(date)
                 .args(["-c", "gpg.format=ssh", "-c", &signing_key])
-                .args(["tag", "-s", name, "-m", message]),
+                .args(["tag", "-s", name])
+                .args(self.message_args(message)),
         );
     }
 
@@ -132,15 +162,17 @@ impl Repo {
         self.git(&["update-ref", &format!("refs/tags/{name}"), id.trim()]);
     }
 
-    /// Re-tags `name`, signed by `key`, at `to_commit` (`git tag -s -f`), as a release manager
-    /// who moves a published tag would.
+    /// Re-tags `name`, signed by `key`, at `to_commit` (`git tag -s -f`, bound as the
+    /// repository binds), as a release manager who moves a published tag would.
     pub fn move_tag(&self, name: &str, to_commit: &str, key: &SigningKey) {
         let signing_key = format!("user.signingkey={}", key.public.display());
         let message = format!("{name} moved to {to_commit}");
         command::stdout(
             self.command(None)
                 .args(["-c", "gpg.format=ssh", "-c", &signing_key])
-                .args(["tag", "-s", "-f", name, "-m", &message, to_commit]),
+                .args(["tag", "-s", "-f", name])
+                .args(self.message_args(&message))
+                .arg(to_commit),
         );
     }
 

@@ -22,7 +22,7 @@ pub use source::{Endpoint, GitSource, Location};
 use super::cache::ReleaseCache;
 use super::{Digest, Poll, Release};
 use crate::verify::state::ChannelState;
-use crate::verify::{KeyTime, Refusal, VerifiedTag};
+use crate::verify::{Expect, KeyTime, Refusal, VerifiedTag};
 use export::ExportError;
 use fetch::{ALL_TAGS, MirrorLock};
 
@@ -31,6 +31,8 @@ use fetch::{ALL_TAGS, MirrorLock};
 pub struct GitChannel {
     source: GitSource,
     group: String,
+    /// The group's application: only tags whose signed message names it are releases.
+    application: String,
     mirror_path: PathBuf,
     repo: Repository,
     memory: tags::Memory,
@@ -39,8 +41,13 @@ pub struct GitChannel {
 impl GitChannel {
     /// Opens the channel of `group` for `source`, with its mirror at
     /// `<data_dir>/mirrors/<16 hex of sha256(url)>.git` (created if missing). Nothing is
-    /// fetched until [`Self::poll`].
-    pub fn open(source: GitSource, data_dir: &Path, group: &str) -> Result<Self, GitError> {
+    /// fetched until [`Self::poll`]. Only tags bound to `application` (the group's) verify.
+    pub fn open(
+        source: GitSource,
+        data_dir: &Path,
+        group: &str,
+        application: &str,
+    ) -> Result<Self, GitError> {
         let mirror_path = fetch::mirror_path(data_dir, &source);
         let repo = {
             let _lock = MirrorLock::take(&source, &mirror_path)?;
@@ -49,6 +56,7 @@ impl GitChannel {
         Ok(Self {
             source,
             group: group.to_owned(),
+            application: application.to_owned(),
             mirror_path,
             repo,
             memory: tags::Memory::default(),
@@ -83,6 +91,7 @@ impl GitChannel {
         };
         let context = tags::Context {
             group: &self.group,
+            application: &self.application,
             url: self.source.display_url(),
             mirror: &self.mirror_path,
         };
@@ -165,7 +174,8 @@ impl GitChannel {
             return Ok(None); // moved: the poll refuses it
         }
         let at = state.key_time(name, &identity, now);
-        let verified = tags::verify_one(&self.repo, name, target, signers, at)
+        let expected = Expect::Application(&self.application);
+        let verified = tags::verify_one(&self.repo, name, target, signers, at, expected)
             .map_err(|e| self.read_error(&format!("tag {name}"), &e))?;
         Ok(verified.ok().map(|tag| tags::release(version, tag)))
     }
@@ -201,12 +211,14 @@ pub enum TagCheck {
 }
 
 /// Fetches the single tag `name` of `source` into a fresh mirror under `scratch` and verifies
-/// it as `git verify-tag` would (what `shoal verify git` does). No glob, floor or state.
+/// it as `git verify-tag` would, and its binding against `expected` (what `shoal verify git`
+/// does). No glob, floor or state.
 pub fn check_tag(
     source: &GitSource,
     name: &str,
     signers: &AllowedSigners,
     now: i64,
+    expected: Expect<'_>,
     scratch: &Path,
 ) -> Result<TagCheck, GitError> {
     let mirror_path = scratch.join(source.mirror_name());
@@ -228,7 +240,7 @@ pub fn check_tag(
         return Ok(TagCheck::Missing);
     };
     Ok(
-        match tags::verify_one(&repo, name, target, signers, KeyTime::At(now))
+        match tags::verify_one(&repo, name, target, signers, KeyTime::At(now), expected)
             .map_err(read_error)?
         {
             Ok(verified) => TagCheck::Good(verified),

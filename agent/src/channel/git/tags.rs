@@ -11,7 +11,7 @@ use shoal_shared::release::{AllowedSigners, TagError, Version};
 use super::error::{Cause, GitError};
 use crate::channel::{Digest, Poll, Release};
 use crate::verify::state::ChannelState;
-use crate::verify::{self, KeyTime, Refusal, VerifiedTag};
+use crate::verify::{self, Expect, KeyTime, Refusal, VerifiedTag};
 
 /// A tag of the mirror whose name matches the glob and is a version.
 pub(super) struct TagRef {
@@ -59,14 +59,15 @@ pub(super) fn list(repo: &Repository, glob: &str) -> Result<Listing, git2::Error
 }
 
 /// Verifies the tag `name` whose ref points at `target`, as `git verify-tag` would: the raw tag
-/// object's SSH signature against `signers`, with key validity judged at `at`. A ref to
-/// anything but a tag object is a lightweight tag.
+/// object's SSH signature against `signers`, with key validity judged at `at`; then its
+/// binding against `expected`. A ref to anything but a tag object is a lightweight tag.
 pub(super) fn verify_one(
     repo: &Repository,
     name: &str,
     target: Oid,
     signers: &AllowedSigners,
     at: KeyTime,
+    expected: Expect<'_>,
 ) -> Result<Result<VerifiedTag, Refusal>, git2::Error> {
     let odb = repo.odb()?;
     let object = odb.read(target)?;
@@ -75,7 +76,13 @@ pub(super) fn verify_one(
             name: name.to_owned(),
         })));
     }
-    Ok(verify::verify_tag(name, object.data(), signers, at))
+    Ok(verify::verify_tag(
+        name,
+        object.data(),
+        signers,
+        at,
+        expected,
+    ))
 }
 
 /// What a channel remembers between polls of one run: names already reported as not
@@ -139,7 +146,9 @@ pub(super) fn judge(
         let name = tag.version.name().to_owned();
         let identity = tag.target.to_string();
         let at = state.key_time(&name, &identity, now);
-        let verified = verify_one(repo, &name, tag.target, signers, at)
+        // A tag bound to another application is refused here, before it is recorded.
+        let expected = Expect::Application(context.application);
+        let verified = verify_one(repo, &name, tag.target, signers, at, expected)
             .map_err(|e| context.read_error(&name, &e))?;
         match verified {
             Ok(verified) => {
@@ -187,6 +196,8 @@ pub(super) fn release(version: Version, verified: VerifiedTag) -> Release {
 /// Who is polling, for logs and errors.
 pub(super) struct Context<'a> {
     pub(super) group: &'a str,
+    /// The group's application: only tags bound to it are releases.
+    pub(super) application: &'a str,
     pub(super) url: String,
     pub(super) mirror: &'a std::path::Path,
 }

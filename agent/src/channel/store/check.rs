@@ -8,7 +8,7 @@ use shoal_shared::release::{AllowedSigners, Manifest, Signer, Version};
 
 use super::fetch::{self, CheckedBundle, Fetched};
 use super::{MANIFEST_NAME, SIGNATURE_NAME, StoreError, StoreLocation};
-use crate::verify::{KeyTime, Refusal, verify_manifest};
+use crate::verify::{Expect, KeyTime, Refusal, verify_manifest};
 
 /// A release whose signature, size and digest all checked out.
 #[derive(Debug, Clone)]
@@ -21,14 +21,15 @@ pub struct CheckedRelease {
     pub bundle: CheckedBundle,
 }
 
-/// Verifies `version` under `location` against `signers`, with key validity judged at the
-/// manifest's `created` time (`now` for a manifest too broken to have one).
+/// Verifies `version` under `location` against `signers`, with key validity judged at `now`,
+/// and its binding against `expected`.
 pub async fn check_release(
     store: &dyn ObjectStore,
     location: &StoreLocation,
     version: &Version,
     signers: &AllowedSigners,
     now: i64,
+    expected: Expect<'_>,
 ) -> Result<CheckedRelease, StoreError> {
     let name = version.name();
     let refused = |refusal| StoreError::Refused {
@@ -53,8 +54,15 @@ pub async fn check_release(
             }
         }
     }
-    let (manifest, signer) =
-        verify_manifest(name, &texts[0], &texts[1], signers, KeyTime::At(now)).map_err(refused)?;
+    let (manifest, signer) = verify_manifest(
+        name,
+        &texts[0],
+        &texts[1],
+        signers,
+        KeyTime::At(now),
+        expected,
+    )
+    .map_err(refused)?;
     let bundle_path = location.object(name, &manifest.bundle.path);
     let bundle =
         fetch::stream_bundle(store, location, name, &bundle_path, &manifest.bundle, None).await?;

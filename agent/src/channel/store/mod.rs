@@ -91,22 +91,26 @@ pub struct StoreChannel {
     rechecked: bool,
     /// Verified releases by version name: where the bundle is and what it must be.
     verified: BTreeMap<String, (ObjPath, BundleRef)>,
+    /// The group's application: only releases whose `release.yaml` names it are taken.
+    application: String,
 }
 
 impl StoreChannel {
     /// Opens the channel of `group` at `source`, with settings and credentials from `env` (the
     /// `AWS_*`, `GOOGLE_*` or `AZURE_*` variables: pass `std::env::vars()` in the daemon and
-    /// CLI; nothing else reads the process environment).
+    /// CLI; nothing else reads the process environment). Only releases bound to `application`
+    /// (the group's) verify.
     pub fn open(
         source: &StoreSource,
         env: &[(String, String)],
         data_dir: &Path,
         group: &str,
+        application: &str,
     ) -> Result<Self, StoreError> {
         let location = StoreLocation::parse(&source.url)?;
         let unreadable = Unreadable::default();
         let store = location.open_tolerant(source, env, &unreadable)?;
-        let mut channel = Self::with_store(store, location, data_dir, group)?;
+        let mut channel = Self::with_store(store, location, data_dir, group, application)?;
         channel.unreadable = unreadable;
         Ok(channel)
     }
@@ -117,8 +121,10 @@ impl StoreChannel {
         location: StoreLocation,
         data_dir: &Path,
         group: &str,
+        application: &str,
     ) -> Result<Self, StoreError> {
         Ok(Self {
+            application: application.to_owned(),
             store,
             location,
             record: Record::load(&Record::path_for(data_dir, group))?,

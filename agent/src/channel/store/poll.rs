@@ -17,7 +17,7 @@ use super::record::Recorded;
 use super::{MANIFEST_NAME, SIGNATURE_NAME, Scheme, StoreChannel, StoreError};
 use crate::channel::{Digest, Poll, Release};
 use crate::verify::state::ChannelState;
-use crate::verify::{Refusal, verify_manifest};
+use crate::verify::{Expect, Refusal, verify_manifest};
 
 /// What checking one version found.
 enum Checked {
@@ -205,10 +205,14 @@ impl StoreChannel {
         // A release verified before keeps the verdict it had then; a new one is judged now.
         let identity = sha256_hex(&manifest);
         let at = state.key_time(name, &identity, now);
-        let (parsed, signer) = match verify_manifest(name, &manifest, &signature, signers, at) {
-            Ok(verified) => verified,
-            Err(refusal) => return Ok(Checked::Refused(refusal)),
-        };
+        // Refused before it is recorded: a release bound to another application never
+        // raises the floor nor pins its name.
+        let expected = Expect::Application(&self.application);
+        let (parsed, signer) =
+            match verify_manifest(name, &manifest, &signature, signers, at, expected) {
+                Ok(verified) => verified,
+                Err(refusal) => return Ok(Checked::Refused(refusal)),
+            };
         let seen = state.check_identity(name, &identity, |was| Refusal::ChangedRelease {
             version: name.to_owned(),
             was,

@@ -16,6 +16,8 @@ use crate::execute::deployment::DeploymentRecord;
 
 /// The group every host belongs to.
 pub const GROUP: &str = "web";
+/// The application of the demo's group, which its tags are bound to.
+pub const APPLICATION: &str = "hello-app";
 /// The mesh's name.
 pub const MESH: &str = "demo";
 
@@ -63,7 +65,7 @@ impl Host {
              mesh: {{ name: {MESH}, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 200ms, key_file: {key} }}\n\
              groups:\n\
              \x20 - name: {GROUP}\n\
-             \x20   application: hello-app\n\
+             \x20   application: {APPLICATION}\n\
              \x20   channel: {{ git: {{ url: {repo}, tags: \"v*\", poll: 1s }} }}\n\
              \x20   allowed_signers: {signers}\n\
              \x20   health: {{ http: \"http://127.0.0.1:{hello_port}/health\", interval: 250ms, timeout: 2s }}\n\

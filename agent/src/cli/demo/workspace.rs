@@ -164,6 +164,9 @@ impl Workspace {
             version,
             "-m",
             &format!("hello-app {version}"),
+            // Binds the release to the demo group's application (see `hosts`).
+            "-m",
+            &format!("Shoal-Application: {}", super::hosts::APPLICATION),
         ])
     }
 

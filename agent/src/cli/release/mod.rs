@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
-use shoal_shared::release::Manifest;
 use shoal_shared::release::manifest::BundleRef;
+use shoal_shared::release::{Manifest, check_application};
 use shoal_shared::release::{Version, version::VersionError};
 use shoal_shared::rollout::{Policy, RawPolicy};
 
@@ -53,6 +53,10 @@ pub struct Args {
     /// The release version (semver, optional leading v), e.g. v1.4.0.
     #[arg(long)]
     version: String,
+    /// The application the release is for, as the agents' groups name it (`application:`,
+    /// else the group's name); signed into release.yaml, so no other application takes it.
+    #[arg(long, value_name = "APP")]
+    application: String,
     /// The bundle: a directory (packaged as .tar.gz) or a .tar, .tar.gz/.tgz or .zip archive.
     #[arg(long)]
     bundle: PathBuf,
@@ -95,6 +99,7 @@ fn store_failure(error: &StoreError) -> Failure {
 fn release(args: &Args) -> Result<(), Failure> {
     let version = Version::parse(&args.version)
         .map_err(|e: VersionError| usage(format!("--version: {e}")))?;
+    check_application(&args.application).map_err(|m| usage(format!("--application: {m}")))?;
     let location = StoreLocation::parse(&args.store).map_err(usage)?;
     let rollout = args
         .rollout
@@ -126,6 +131,7 @@ fn release(args: &Args) -> Result<(), Failure> {
     let packaged = package::package(&args.bundle).map_err(|e| usage(error_chain(&e)))?;
     let manifest = Manifest {
         version: version.clone(),
+        application: args.application.clone(),
         bundle: BundleRef {
             path: packaged.name.clone(),
             sha256: format!("{:x}", Sha256::digest(&packaged.bytes)),
@@ -159,6 +165,7 @@ fn release(args: &Args) -> Result<(), Failure> {
         manifest.version,
         location.url()
     );
+    outln!("  for     application {}", manifest.application);
     outln!(
         "  bundle  {}{}",
         location.describe(&bundle_key),

@@ -8,6 +8,7 @@ use shoal_shared::release::AllowedSigners;
 
 use super::super::exit;
 use crate::channel::git::{self, GitSource, TagCheck};
+use crate::verify::Expect;
 
 /// Arguments of `shoal verify git`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +19,10 @@ pub struct Args {
     /// The tag to verify, e.g. v1.2.0 (or refs/tags/v1.2.0).
     #[arg(long)]
     tag: String,
+    /// The application the tag must be bound to (its `Shoal-Application:` line), as the
+    /// group's `application:` says; without it, any one the tag names is reported.
+    #[arg(long, value_name = "APP")]
+    application: Option<String>,
     /// The trust file, as `git config gpg.ssh.allowedSignersFile` names it.
     #[arg(long, value_name = "FILE")]
     allowed_signers: PathBuf,
@@ -69,7 +74,11 @@ pub fn run(mut args: Args) -> u8 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    match git::check_tag(&source, &args.tag, &signers, now, scratch.path()) {
+    let expected = args
+        .application
+        .as_deref()
+        .map_or(Expect::AnyApplication, Expect::Application);
+    match git::check_tag(&source, &args.tag, &signers, now, expected, scratch.path()) {
         Ok(check) => report(&args, &source, &check),
         Err(error) => {
             errln!("error: {error}");
@@ -89,13 +98,17 @@ fn report(args: &Args, source: &GitSource, check: &TagCheck) -> u8 {
         TagCheck::Good(verified) => (
             serde_json::json!({
                 "result": "good", "tag": tag, "commit": verified.commit,
+                "application": verified.application,
                 "principal": verified.signer.principal,
                 "fingerprint": verified.signer.fingerprint,
                 "algorithm": verified.signer.algorithm,
             }),
             format!(
-                "good: tag {tag} (commit {}) signed by {} with key {}",
-                verified.commit, verified.signer.principal, verified.signer.fingerprint
+                "good: tag {tag} (commit {}) of application {} signed by {} with key {}",
+                verified.commit,
+                verified.application,
+                verified.signer.principal,
+                verified.signer.fingerprint
             ),
             exit::OK,
         ),

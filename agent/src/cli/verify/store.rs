@@ -11,6 +11,7 @@ use super::super::exit;
 use super::super::release::StoreArgs;
 use super::super::{error_chain, runtime};
 use crate::channel::store::{StoreError, StoreLocation, check_release};
+use crate::verify::Expect;
 
 /// Arguments of `shoal verify store`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +22,10 @@ pub struct Args {
     /// The release version to check, e.g. v1.4.0.
     #[arg(long)]
     version: String,
+    /// The application the release must be bound to (`application:` in its release.yaml), as
+    /// the group's `application:` says; without it, any one the release names is reported.
+    #[arg(long, value_name = "APP")]
+    application: Option<String>,
     /// The OpenSSH allowed_signers file to trust (namespace shoal-release).
     #[arg(long)]
     allowed_signers: PathBuf,
@@ -79,21 +84,26 @@ pub fn run(args: Args) -> u8 {
         &version,
         &signers,
         now,
+        args.application
+            .as_deref()
+            .map_or(Expect::AnyApplication, Expect::Application),
     ));
     let version = version.name();
     let (json, text, code) = match checked {
         Ok(release) => (
             serde_json::json!({
                 "result": "good", "version": version,
+                "application": release.manifest.application,
                 "sha256": release.manifest.bundle.sha256, "size": release.bundle.size,
                 "principal": release.signer.principal,
                 "fingerprint": release.signer.fingerprint,
                 "algorithm": release.signer.algorithm,
             }),
             format!(
-                "good: release {version} (sha256:{}, {} bytes) signed by {} with key {}",
+                "good: release {version} (sha256:{}, {} bytes) of application {} signed by {} with key {}",
                 release.manifest.bundle.sha256,
                 release.bundle.size,
+                release.manifest.application,
                 release.signer.principal,
                 release.signer.fingerprint
             ),
