@@ -208,6 +208,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             group: group.clone(),
             data_dir: data_dir.clone(),
             layout: layout.clone(),
+            runas_env: settings.hooks.runas_env.clone(),
             cache: cache.clone(),
             journal: Arc::clone(&control.journal),
             board: board.clone(),
