@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use shoal_shared::status::ErrorBody;
 
 use super::exit;
@@ -32,7 +32,7 @@ pub(super) struct AgentArgs {
     /// The agent's config file, read for status.listen (and status.token_file) when they are
     /// not given.
     #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
+    pub(super) config: PathBuf,
 }
 
 /// The agent's status endpoint, and where its address came from (for error messages).
@@ -186,18 +186,20 @@ impl Agent {
 
     /// `GET path`, the whole body; an error status is [`ClientError::Agent`].
     pub(super) async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
-        let response = self.send(path).await?;
+        let response = self.send(path, None).await?;
         let body = self.body(response.into_body()).await?;
         Ok(body)
     }
 
-    /// `GET path`, the body written to `out` as it arrives; returns the response headers.
+    /// `GET path` with the admin `token` when there is one, the body written to `out` as it
+    /// arrives; returns the response headers.
     pub(super) async fn get_into(
         &self,
         path: &str,
+        token: Option<&str>,
         out: &mut impl Write,
     ) -> Result<(HeaderMap, u64), ClientError> {
-        let response = self.send(path).await?;
+        let response = self.send(path, token).await?;
         let (parts, mut body) = response.into_parts();
         let mut written = 0;
         while let Some(frame) = self.next_frame(&mut body).await? {
@@ -219,16 +221,29 @@ impl Agent {
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
         let response = self
-            .exchange(path, post(self.addr, path, token, body))
+            .exchange(path, request(Method::POST, self.addr, path, token, body))
             .await?;
         self.body(response.into_body()).await
     }
 
-    /// Sends `GET path`; the response once its head arrived with a success status.
-    async fn send(&self, path: &str) -> Result<Response<Incoming>, ClientError> {
+    /// Sends `GET path` (with the admin `token`, if any); the response once its head arrived
+    /// with a success status.
+    async fn send(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let addr = self.addr;
-        self.exchange(path, crate::net::get(addr, &addr.to_string(), path))
-            .await
+        match token {
+            None => {
+                self.exchange(path, crate::net::get(addr, &addr.to_string(), path))
+                    .await
+            }
+            Some(token) => {
+                self.exchange(path, request(Method::GET, addr, path, token, None))
+                    .await
+            }
+        }
     }
 
     /// Waits (bounded) for the response head of `request` to `path`; the response when its
@@ -305,15 +320,19 @@ impl Agent {
     }
 }
 
-/// `POST path` to `addr` with `Authorization: Bearer token` and a JSON `body` (or none), on a
-/// new connection; the response once its head arrived. The caller bounds the time it may take.
-async fn post(
+/// `method path` to `addr` with `Authorization: Bearer token` and a JSON `body` (or none), on
+/// a new connection; the response once its head arrived. The caller bounds the time it may
+/// take.
+async fn request(
+    method: Method,
     addr: SocketAddr,
     path: &str,
     token: &str,
     body: Option<Vec<u8>>,
 ) -> Result<Response<Incoming>, GetError> {
-    let mut request = Request::post(path)
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
         .header(header::HOST, addr.to_string())
         .header(header::USER_AGENT, crate::net::USER_AGENT)
         .header(header::AUTHORIZATION, format!("Bearer {token}"));

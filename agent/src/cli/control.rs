@@ -119,7 +119,7 @@ fn is_group_name(name: &str) -> bool {
 }
 
 /// Why the token file cannot be used, in one sentence with the fix.
-fn token_error(path: &Path, error: &io::Error) -> String {
+pub(super) fn token_error(path: &Path, error: &io::Error) -> String {
     let file = path.display();
     match (error.kind(), error.raw_os_error()) {
         (io::ErrorKind::NotFound, Some(_)) => format!(

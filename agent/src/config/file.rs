@@ -49,6 +49,9 @@ pub struct NodeFile {
 pub struct StatusFile {
     pub listen: Option<ListenAddr>,
     pub token_file: Option<PathBuf>,
+    /// Serve hook output to any client of the endpoint, without the admin token.
+    #[serde(default)]
+    pub public_logs: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -82,6 +82,8 @@ pub struct Status {
     pub listen: SocketAddr,
     /// The admin token (created 0600 if missing).
     pub token_file: PathBuf,
+    /// Whether hook output is served without the admin token.
+    pub public_logs: bool,
 }
 
 /// `hooks:`.
@@ -268,6 +270,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
             .token_file
             .as_deref()
             .map_or_else(|| data_dir.join("admin.token"), resolve),
+        public_logs: raw.status.public_logs,
     };
     let hooks = Hooks {
         runas_env: match &raw.hooks.runas_env {
@@ -589,12 +592,16 @@ mod tests {
         let dir = with_signers();
         let settings = parse_in(dir.path(), MINIMAL).expect("valid");
         assert_eq!(settings.hooks.runas_env, ["LANG", "LC_ALL", "TZ"]);
-        let text = format!("hooks:\n  runas_env: [LANG, HTTPS_PROXY, no_proxy]\n{MINIMAL}");
+        assert!(!settings.status.public_logs);
+        let text = format!(
+            "hooks:\n  runas_env: [LANG, HTTPS_PROXY, no_proxy]\nstatus: {{ public_logs: true }}\n{MINIMAL}"
+        );
         let settings = parse_in(dir.path(), &text).expect("valid");
         assert_eq!(
             settings.hooks.runas_env,
             ["LANG", "HTTPS_PROXY", "no_proxy"]
         );
+        assert!(settings.status.public_logs);
         let empty = parse_in(
             dir.path(),
             &format!("hooks: {{ runas_env: [] }}\n{MINIMAL}"),

@@ -194,6 +194,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .zip(controls.iter().cloned())
             .collect(),
         mesh: mesh.clone(),
+        public_logs: settings.status.public_logs,
     });
     let server = tokio::spawn(serve(listener, state, async move {
         let mut stop = server_stop;
