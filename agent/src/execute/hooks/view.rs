@@ -78,7 +78,8 @@ impl BundleView {
             .collect::<Vec<_>>()
             .into_iter()
             .rev()
-            .find(|dir| !searchable(dir, identity))
+            // Never `/`: covering it would hide the interpreter too.
+            .find(|dir| dir.parent().is_some() && !searchable(dir, identity))
             .map(Path::to_path_buf)
         else {
             return Ok((archive, None));
