@@ -337,6 +337,9 @@ pub struct DeploymentDetail {
     /// The size of `logs/scripts.log` in bytes: more than `log_tail` holds when the tail was cut.
     #[serde(default)]
     pub log_size: u64,
+    /// The tail was left out: hook output needs the admin token (`status.public_logs` off).
+    #[serde(default)]
+    pub log_hidden: bool,
 }
 
 /// `GET /ready` (200 when ready, 503 when not).

@@ -1,18 +1,20 @@
-//! How the commands that read this host's agent (`status`, `fleet`, `logs`) reach it: the
-//! status address from `--addr` or the config's `status.listen`, and a small HTTP/1 client
-//! (GET through [`crate::net`]) with timeouts and errors that say what to check. Steering goes
-//! over the control socket instead (`control`).
+//! How the commands that read this host's agent (`status`, `fleet`, `logs`) reach it: over its
+//! control socket when this user can (root; nothing then goes to whoever holds the status
+//! port, and hook output needs no token), else at `--addr` or the config's `status.listen`;
+//! a small HTTP/1 client (GET through [`crate::net`]) with timeouts and errors that say what to
+//! check. Steering goes over the control socket only (`control`).
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::HeaderMap;
-use hyper::{Response, StatusCode};
+use hyper::header::{self, HeaderMap};
+use hyper::{Request, Response, StatusCode};
 use shoal_shared::status::ErrorBody;
 
 use super::exit;
@@ -30,7 +32,7 @@ pub(super) struct AgentArgs {
     addr: Option<SocketAddr>,
     /// The agent's config file, read for status.listen when --addr is not given.
     #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
+    pub(super) config: PathBuf,
 }
 
 /// The agent's status endpoint, and where its address came from (for error messages).
@@ -38,6 +40,8 @@ pub(super) struct AgentArgs {
 pub(super) struct Agent {
     addr: SocketAddr,
     hint: String,
+    /// Its control socket, tried first when the address came from the config.
+    control: Option<PathBuf>,
 }
 
 /// Why the agent could not be read.
@@ -140,12 +144,18 @@ impl AgentArgs {
             return Ok(Agent {
                 addr,
                 hint: "its status.listen".to_owned(),
+                control: None,
             });
         }
-        let mut addr = match settings {
-            Some(settings) => settings.status.listen,
-            None => config::load(&self.config)?.status.listen,
+        let loaded;
+        let settings = match settings {
+            Some(settings) => settings,
+            None => {
+                loaded = config::load(&self.config)?;
+                &loaded
+            }
         };
+        let mut addr = settings.status.listen;
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -155,6 +165,7 @@ impl AgentArgs {
         Ok(Agent {
             addr,
             hint: format!("status.listen in {}", self.config.display()),
+            control: Some(crate::report::http::control_socket(&settings.node.data_dir)),
         })
     }
 }
@@ -167,18 +178,20 @@ impl Agent {
 
     /// `GET path`, the whole body; an error status is [`ClientError::Agent`].
     pub(super) async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
-        let response = self.send(path).await?;
+        let response = self.send(path, None).await?;
         let body = self.body(response.into_body()).await?;
         Ok(body)
     }
 
-    /// `GET path`, the body written to `out` as it arrives; returns the response headers.
+    /// `GET path`, over TCP with the admin `token` when one is given (the caller chose to send
+    /// it), the body written to `out` as it arrives; returns the response headers.
     pub(super) async fn get_into(
         &self,
         path: &str,
+        token: Option<&str>,
         out: &mut impl Write,
     ) -> Result<(HeaderMap, u64), ClientError> {
-        let response = self.send(path).await?;
+        let response = self.send(path, token).await?;
         let (parts, mut body) = response.into_parts();
         let mut written = 0;
         while let Some(frame) = self.next_frame(&mut body).await? {
@@ -191,11 +204,27 @@ impl Agent {
         Ok((parts.headers, written))
     }
 
-    /// Sends `GET path`; the response once its head arrived with a success status.
-    async fn send(&self, path: &str) -> Result<Response<Incoming>, ClientError> {
+    /// Sends `GET path`: over the control socket when this user can reach it and no `token`
+    /// is given, else over TCP (with `token`, if given); the response once its head arrived
+    /// with a success status.
+    async fn send(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let addr = self.addr;
-        self.exchange(path, crate::net::get(addr, &addr.to_string(), path))
-            .await
+        if let (Some(socket), None) = (&self.control, token)
+            && let Ok(stream) = tokio::net::UnixStream::connect(socket).await
+        {
+            return self.exchange(path, get_on(stream, path)).await;
+        }
+        match token {
+            None => {
+                self.exchange(path, crate::net::get(addr, &addr.to_string(), path))
+                    .await
+            }
+            Some(token) => self.exchange(path, get_with_token(addr, path, token)).await,
+        }
     }
 
     /// Waits (bounded) for the response head of `request` to `path`; the response when its
@@ -269,6 +298,52 @@ impl Agent {
             addr: self.addr,
             what: format!("the JSON does not fit this version of shoal: {e}"),
         })
+    }
+}
+
+/// `GET path` on the control socket `stream`.
+async fn get_on(
+    stream: tokio::net::UnixStream,
+    path: &str,
+) -> Result<Response<Incoming>, GetError> {
+    let request = Request::get(path)
+        .header(header::HOST, "localhost")
+        .header(header::USER_AGENT, crate::net::USER_AGENT)
+        .body(Full::new(Bytes::new()))
+        .map_err(GetError::Request)?;
+    crate::net::send_on(stream, request).await
+}
+
+/// `GET path` to `addr` with `Authorization: Bearer token`, on a new connection.
+async fn get_with_token(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+) -> Result<Response<Incoming>, GetError> {
+    let request = Request::get(path)
+        .header(header::HOST, addr.to_string())
+        .header(header::USER_AGENT, crate::net::USER_AGENT)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .map_err(GetError::Request)?;
+    crate::net::send(addr, request).await
+}
+
+/// Why the token file cannot be used, in one sentence with the fix.
+pub(super) fn token_error(path: &Path, error: &io::Error) -> String {
+    let file = path.display();
+    match (error.kind(), error.raw_os_error()) {
+        (io::ErrorKind::NotFound, Some(_)) => format!(
+            "the admin token file {file} does not exist: the agent makes it when it starts; is \
+             it running, and is that file its status.token_file?"
+        ),
+        (io::ErrorKind::PermissionDenied, Some(_)) => format!(
+            "cannot read the admin token file {file} (permission denied): run as root (sudo), \
+             or as the user the agent runs as"
+        ),
+        (_, Some(_)) => format!("cannot read the admin token file {file}: {error}"),
+        // The checks of the token file say what is wrong and how to fix it.
+        (_, None) => error.to_string(),
     }
 }
 

@@ -8,6 +8,7 @@ use shoal_shared::appspec::FileExistsBehavior;
 use super::exit;
 use crate::execute::bundle::Limits;
 use crate::execute::deployment::{self, Outcome, Request, Status};
+use crate::execute::hooks;
 use crate::execute::layout::Layout;
 
 #[derive(Debug, clap::Args)]
@@ -88,6 +89,7 @@ pub(super) fn run(args: Args) -> u8 {
             ..Limits::default()
         },
         extra_env: Vec::new(),
+        runas_env: hooks::DEFAULT_RUNAS_ENV.map(str::to_owned).to_vec(),
         max_revisions: usize::try_from(args.max_revisions).unwrap_or(usize::MAX),
         ignore_application_stop_failures: args.ignore_application_stop_failures,
         deployment_id: None,

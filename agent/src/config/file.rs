@@ -24,6 +24,8 @@ pub struct ConfigFile {
     pub status: StatusFile,
     #[serde(default)]
     pub log: LogFile,
+    #[serde(default)]
+    pub hooks: HooksFile,
     pub mesh: Option<Spanned<MeshFile>>,
     #[serde(default)]
     pub groups: Vec<Spanned<GroupFile>>,
@@ -47,6 +49,16 @@ pub struct NodeFile {
 pub struct StatusFile {
     pub listen: Option<ListenAddr>,
     pub token_file: Option<PathBuf>,
+    /// Serve hook output to any client of the endpoint, without the admin token.
+    #[serde(default)]
+    pub public_logs: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksFile {
+    /// The names of the agent's variables a runas script gets.
+    pub runas_env: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

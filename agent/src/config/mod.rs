@@ -15,6 +15,7 @@ use shoal_shared::rollout::Policy;
 
 use crate::channel::git::GitSource;
 use crate::channel::store::StoreSource;
+use crate::execute::hooks::DEFAULT_RUNAS_ENV;
 use crate::execute::layout::is_safe_component;
 use file::ConfigFile;
 pub use file::LogFormat;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub status: Status,
     /// Logging.
     pub log: Log,
+    /// How hook scripts are run.
+    pub hooks: Hooks,
     /// The gossip mesh, if any (a group with no mesh is a group of one).
     pub mesh: Option<Mesh>,
     /// The groups this host belongs to, in file order.
@@ -79,6 +82,16 @@ pub struct Status {
     pub listen: SocketAddr,
     /// The admin token (created 0600 if missing).
     pub token_file: PathBuf,
+    /// Whether hook output is served without the admin token.
+    pub public_logs: bool,
+}
+
+/// `hooks:`.
+#[derive(Debug, Clone)]
+pub struct Hooks {
+    /// The names of the agent's variables a runas script gets; nothing else of the agent's
+    /// environment reaches it.
+    pub runas_env: Vec<String>,
 }
 
 /// `log:`.
@@ -257,6 +270,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
             .token_file
             .as_deref()
             .map_or_else(|| data_dir.join("admin.token"), resolve),
+        public_logs: raw.status.public_logs,
+    };
+    let hooks = Hooks {
+        runas_env: match &raw.hooks.runas_env {
+            Some(names) => {
+                check_runas_env(&names.value).map_err(|m| invalid(line_of(names), m))?;
+                names.value.clone()
+            }
+            None => DEFAULT_RUNAS_ENV.map(str::to_owned).to_vec(),
+        },
     };
     let level = raw
         .log
@@ -310,9 +333,49 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         node,
         status,
         log,
+        hooks,
         mesh,
         groups,
     })
+}
+
+/// Variables shoal sets for a runas script itself: its login identity and the deployment's.
+const SET_BY_SHOAL: [&str; 10] = [
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PATH",
+    "LIFECYCLE_EVENT",
+    "DEPLOYMENT_ID",
+    "APPLICATION_NAME",
+    "DEPLOYMENT_GROUP_NAME",
+    "DEPLOYMENT_GROUP_ID",
+];
+
+/// `hooks.runas_env` names variables, and none that shoal sets for the script itself.
+fn check_runas_env(names: &[String]) -> Result<(), String> {
+    for name in names {
+        let mut chars = name.chars();
+        let well_formed = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !well_formed {
+            return Err(format!(
+                "hooks.runas_env: `{name}` is not a variable name; list names such as LANG, TZ or HTTPS_PROXY"
+            ));
+        }
+        let ours = SET_BY_SHOAL.contains(&name.as_str())
+            || name.starts_with("SHOAL_")
+            || name.starts_with("BUNDLE_");
+        if ours {
+            return Err(format!(
+                "hooks.runas_env: shoal sets {name} for a runas script itself (its login or deployment value); remove it from the list"
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn line_of<T>(spanned: &Spanned<T>) -> Option<u64> {
@@ -522,6 +585,56 @@ mod tests {
             err.contains("only sealed gossip can send a message in parts"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn runas_scripts_get_the_locale_and_time_zone_unless_told_otherwise() {
+        let dir = with_signers();
+        let settings = parse_in(dir.path(), MINIMAL).expect("valid");
+        assert_eq!(settings.hooks.runas_env, ["LANG", "LC_ALL", "TZ"]);
+        assert!(!settings.status.public_logs);
+        let text = format!(
+            "hooks:\n  runas_env: [LANG, HTTPS_PROXY, no_proxy]\nstatus: {{ public_logs: true }}\n{MINIMAL}"
+        );
+        let settings = parse_in(dir.path(), &text).expect("valid");
+        assert_eq!(
+            settings.hooks.runas_env,
+            ["LANG", "HTTPS_PROXY", "no_proxy"]
+        );
+        assert!(settings.status.public_logs);
+        let empty = parse_in(
+            dir.path(),
+            &format!("hooks: {{ runas_env: [] }}\n{MINIMAL}"),
+        );
+        assert!(empty.expect("valid").hooks.runas_env.is_empty());
+    }
+
+    #[test]
+    fn runas_env_names_variables_shoal_does_not_set() {
+        let dir = with_signers();
+        for (names, words) in [
+            (
+                "[LANG, A=B]",
+                "hooks.runas_env: `A=B` is not a variable name",
+            ),
+            ("[\"\"]", "hooks.runas_env: `` is not a variable name"),
+            ("[1X]", "`1X` is not a variable name"),
+            (
+                "[PATH]",
+                "hooks.runas_env: shoal sets PATH for a runas script itself",
+            ),
+            ("[SHOAL_REVISION]", "shoal sets SHOAL_REVISION"),
+            ("[DEPLOYMENT_ID]", "shoal sets DEPLOYMENT_ID"),
+        ] {
+            let text = format!("hooks:\n  runas_env: {names}\n{MINIMAL}");
+            let err = parse_in(dir.path(), &text).expect_err(names).to_string();
+            assert!(err.contains(":2: "), "{err}");
+            assert!(err.contains(words), "{names}: {err}");
+        }
+        let err = parse_in(dir.path(), &format!("hooks: {{ runas: [] }}\n{MINIMAL}"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("runas"), "{err}");
     }
 
     /// Each bad file gets one sentence naming the file, the line and the key.

@@ -1,8 +1,9 @@
 //! A deployment's `logs/scripts.log`: every line a hook script prints, stamped and tagged,
 //! and the readers that turn a script's stdout and stderr into those lines.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,12 +48,25 @@ pub struct ScriptsLog {
 
 impl ScriptsLog {
     /// Opens (or creates, with its parent directories) the log at `path` for appending.
+    ///
+    /// Hook output may hold secrets: the log is 0600 and its directory 0700, whatever the
+    /// modes above them (an operator may have opened the data dir) or the umask, and a log
+    /// made by an older agent is closed up when it is opened again.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
         let path = path.into();
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+            fs::set_permissions(parent, Permissions::from_mode(0o700))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.set_permissions(Permissions::from_mode(0o600))?;
         Ok(Self {
             path,
             file: Mutex::new(file),
@@ -271,6 +285,21 @@ mod tests {
             split_stamp(&lines[1]).1,
             "[AfterInstall] [scripts/a.sh] [stderr] oops"
         );
+    }
+
+    #[test]
+    fn the_log_is_private_to_the_agent_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = dir.path().join("logs");
+        let path = logs.join("scripts.log");
+        let mode = |path: &Path| fs::metadata(path).expect("stat").permissions().mode() & 0o7777;
+        drop(ScriptsLog::open(&path).expect("open"));
+        assert_eq!((mode(&logs), mode(&path)), (0o700, 0o600));
+        // A log an older agent left readable is closed up when opened again.
+        fs::set_permissions(&logs, Permissions::from_mode(0o755)).expect("chmod");
+        fs::set_permissions(&path, Permissions::from_mode(0o644)).expect("chmod");
+        drop(ScriptsLog::open(&path).expect("reopen"));
+        assert_eq!((mode(&logs), mode(&path)), (0o700, 0o600));
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub fn detail(root: &Path, id: &str) -> Result<DeploymentDetail, DeploymentsErro
         warnings: record.warnings,
         log_tail,
         log_size,
+        log_hidden: false,
     })
 }
 

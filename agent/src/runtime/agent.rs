@@ -228,6 +228,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .zip(controls.iter().cloned())
             .collect(),
         mesh: mesh.clone(),
+        public_logs: settings.status.public_logs,
     });
     let server = tokio::spawn(serve(listener, Some(control), state, async move {
         let mut stop = server_stop;
@@ -242,6 +243,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             group: group.clone(),
             data_dir: data_dir.clone(),
             layout: layout.clone(),
+            runas_env: settings.hooks.runas_env.clone(),
             cache: cache.clone(),
             journal: Arc::clone(&control.journal),
             board: board.clone(),

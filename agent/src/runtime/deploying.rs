@@ -190,6 +190,7 @@ impl GroupTask {
             output_grace: Duration::from_secs(2),
             limits: Limits::default(),
             extra_env,
+            runas_env: self.runas_env.clone(),
             max_revisions: self.group.max_revisions,
             ignore_application_stop_failures: false,
             deployment_id: Some(in_flight.deployment_id.clone()),

@@ -34,6 +34,8 @@ pub(super) struct GroupTask {
     pub(super) group: Group,
     pub(super) data_dir: PathBuf,
     pub(super) layout: Layout,
+    /// The names of the agent's variables a runas script gets (`hooks.runas_env`).
+    pub(super) runas_env: Vec<String>,
     pub(super) cache: ReleaseCache,
     pub(super) journal: Arc<Mutex<JournalFile>>,
     pub(super) board: Board,

@@ -10,6 +10,7 @@ mod config;
 mod git;
 mod groups;
 mod restarts;
+mod runas;
 mod store;
 mod story;
 mod world;

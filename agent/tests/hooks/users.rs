@@ -50,7 +50,7 @@ async fn runas_runs_as_the_user_with_its_groups_and_login_environment() {
          echo \"event=$LIFECYCLE_EVENT\"\n",
     );
     script.runas = Some(user.name.clone());
-    // The user must be able to reach the script (tempdirs are 0700).
+    // The user can reach the script by its path: no view of the bundle needed.
     for dir in [deployment.dir.path(), &deployment.archive] {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
     }
@@ -108,4 +108,31 @@ async fn sudo_when_the_agent_is_root_just_runs_the_script() {
 
     assert_succeeded(&outcome);
     assert_eq!(deployment.texts("scripts/root.sh", "stdout"), ["0"]);
+}
+
+#[tokio::test]
+async fn runas_reaches_its_bundle_under_a_private_directory() {
+    if !Uid::effective().is_root() {
+        eprintln!("skipped: runas needs the tests to run as root");
+        return;
+    }
+    let user = ThrowawayUser::create();
+    let deployment = Deployment::new();
+    fs::write(deployment.archive.join("scripts/beside.txt"), "beside\n").expect("write");
+    let mut script = deployment.script(
+        "scripts/read.sh",
+        "#!/bin/sh\nset -e\nhere=$(cd \"$(dirname \"$0\")\" && pwd)\necho \"$(id -un) $(cat \"$here/beside.txt\")\"\n",
+    );
+    script.runas = Some(user.name.clone());
+    // Private to root above the archive, as the packaged data dir is.
+    fs::set_permissions(deployment.dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+
+    let outcome = run_to_end(deployment.run(&script, &[])).await;
+
+    let outcome = outcome.unwrap_or_else(|e| panic!("{e:?}\n{:?}", deployment.log_lines()));
+    assert_succeeded(&outcome);
+    assert_eq!(
+        deployment.texts("scripts/read.sh", "stdout"),
+        [format!("{} beside", user.name)]
+    );
 }

@@ -104,7 +104,15 @@ fn status_reads_the_address_from_the_config() {
 #[test]
 fn logs_prints_the_hook_output() {
     let agent = busy_agent();
-    let out = run(&["logs", ID, "--addr", &agent.addr.to_string()]);
+    let token = agent.token_file();
+    let out = run(&[
+        "logs",
+        ID,
+        "--addr",
+        &agent.addr.to_string(),
+        "--token-file",
+        &token,
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "[AfterInstall] [stderr] boom\n");
 }
@@ -112,7 +120,16 @@ fn logs_prints_the_hook_output() {
 #[test]
 fn logs_of_an_unknown_deployment_exit_1_with_the_agents_error() {
     let agent = busy_agent();
-    let out = run(&["logs", "d-ffffffffffff", "--addr", &agent.addr.to_string()]);
+    let token = agent.token_file();
+    let addr = agent.addr.to_string();
+    let out = run(&[
+        "logs",
+        "d-ffffffffffff",
+        "--addr",
+        &addr,
+        "--token-file",
+        &token,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("no deployment `d-ffffffffffff` on this host"),
@@ -130,6 +147,7 @@ fn logs_follow_prints_new_output_until_the_deployment_ends() {
     let dir = agent.deployment(ID, &record("web", ID, Status::InProgress, 1), Some("one\n"));
     let mut child = shoal()
         .args(["logs", ID, "--follow", "--addr", &agent.addr.to_string()])
+        .args(["--token-file", &agent.token_file()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -289,7 +307,8 @@ fn control_characters_from_the_agent_are_shown_escaped() {
         assert!(stdout.contains(shown), "{shown} missing from {stdout}");
     }
 
-    let out = run(&["logs", ID, "--addr", &addr]);
+    let token = agent.token_file();
+    let out = run(&["logs", ID, "--addr", &addr, "--token-file", &token]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),

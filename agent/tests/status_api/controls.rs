@@ -67,6 +67,20 @@ fn a_steering_call_from_another_host_is_a_403() {
         "{}",
         reply.text()
     );
+    // Nor is hook output served to another host, token or not.
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+    let log = wire::request(
+        addr,
+        "GET",
+        "/v1/deployments/d-0123456789ab/log",
+        &[&bearer],
+    );
+    assert_eq!(log.status, 403, "{}", log.text());
+    assert!(
+        log.error().contains("is not a loopback address"),
+        "{}",
+        log.text()
+    );
     // Reading is not steering: the fleet answers anyone who can reach the endpoint.
     assert_eq!(wire::get(addr, "/v1/fleet").status, 200);
     assert_eq!(fleet_halt(&agent), None);

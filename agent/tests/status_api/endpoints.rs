@@ -114,7 +114,7 @@ fn a_deployment_carries_its_events_warnings_and_log_tail() {
     let id = "d-0123456789ab";
     let log = "[BeforeInstall] [stdout] installing\n[AfterInstall] [stderr] boom\n";
     agent.deployment(id, &record("web", id, Status::Failed, 1_000), Some(log));
-    let reply = agent.get(&format!("/v1/deployments/{id}"));
+    let reply = agent.get_admin(&format!("/v1/deployments/{id}"));
     assert_eq!(reply.status, 200, "{}", reply.text());
     let detail: DeploymentDetail = reply.json();
     assert_eq!(detail.summary.id, id);
@@ -139,7 +139,7 @@ fn a_long_log_is_tailed_from_a_line_start() {
         .map(|i| format!("line {i:05} of the hook output\n"))
         .collect();
     agent.deployment(id, &record("web", id, Status::Succeeded, 1), Some(&log));
-    let detail: DeploymentDetail = agent.get(&format!("/v1/deployments/{id}")).json();
+    let detail: DeploymentDetail = agent.get_admin(&format!("/v1/deployments/{id}")).json();
     assert_eq!(detail.log_size, log.len() as u64);
     assert!(detail.log_tail.len() <= 64 * 1024);
     assert!(
@@ -158,7 +158,7 @@ fn an_unknown_deployment_is_a_json_404() {
         "/v1/deployments/d-ffffffffffff",
         "/v1/deployments/d-ffffffffffff/log",
     ] {
-        let reply = agent.get(path);
+        let reply = agent.get_admin(path);
         assert_eq!(reply.status, 404, "{path}");
         assert!(
             reply

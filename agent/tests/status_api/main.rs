@@ -14,6 +14,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod page;
+mod private_logs;
 mod steering;
 mod wire;
 
@@ -63,8 +64,17 @@ impl Agent {
         Self::serve("127.0.0.1:0", limits)
     }
 
+    /// The same, serving hook output without the admin token (`status.public_logs: true`).
+    pub fn start_with_public_logs() -> Self {
+        Self::serve_logs("127.0.0.1:0", Limits::default(), true)
+    }
+
     /// The endpoint listening on `listen` (an address with port 0).
     pub fn serve(listen: &str, limits: Limits) -> Self {
+        Self::serve_logs(listen, limits, false)
+    }
+
+    fn serve_logs(listen: &str, limits: Limits, public_logs: bool) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("deployment-root");
         std::fs::create_dir_all(&root).unwrap();
@@ -102,6 +112,7 @@ impl Agent {
             admin: AdminToken::new(TOKEN),
             groups: controls.clone(),
             mesh: None,
+            public_logs,
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let served = runtime.spawn(serve_with(listener, state, limits, async {
@@ -123,6 +134,21 @@ impl Agent {
     /// `GET path` on a new connection.
     pub fn get(&self, path: &str) -> wire::Reply {
         wire::get(self.addr, path)
+    }
+
+    /// `GET path` with the admin token (hook output needs it).
+    pub fn get_admin(&self, path: &str) -> wire::Reply {
+        let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+        wire::request(self.addr, "GET", path, &[&bearer])
+    }
+
+    /// A file holding the admin token, 0600, as `shoal logs --token-file` reads it.
+    pub fn token_file(&self) -> String {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = self.dir().join("admin.token");
+        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        file.display().to_string()
     }
 
     /// `POST /v1/groups/{group}/{action}` with the admin token and `body`.

@@ -215,6 +215,7 @@ impl Run<'_> {
                 script,
                 archive_dir: archive,
                 env: &env,
+                runas_env: &self.request.runas_env,
                 log: &self.log,
                 kill_grace: self.request.kill_grace,
                 output_grace: self.request.output_grace,

@@ -49,6 +49,8 @@ pub struct Request {
     pub limits: bundle::Limits,
     /// Extra environment for every script (e.g. `BUNDLE_COMMIT`).
     pub extra_env: Vec<(String, String)>,
+    /// The names of the agent's variables a runas script gets (`hooks.runas_env`).
+    pub runas_env: Vec<String>,
     /// How many deployment directories of the group to keep, this one included.
     pub max_revisions: usize,
     /// Go on when the previous revision's ApplicationStop or block-traffic scripts fail.

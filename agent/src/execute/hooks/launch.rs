@@ -1,10 +1,11 @@
-//! Who runs a hook script and how it is started: runas (user, groups, login environment),
-//! sudo, and the spawn itself.
+//! Who runs a hook script and how it is started: runas (user, groups, a clean login
+//! environment, a view of its bundle), sudo, and the spawn itself.
 
 use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -13,6 +14,7 @@ use shoal_shared::appspec::Script;
 use tokio::process::{Child, Command};
 use tokio::time::sleep;
 
+use super::view::{BundleView, Identity};
 use super::*;
 
 /// Who runs the script, decided before anything starts.
@@ -37,6 +39,8 @@ pub(super) struct RunAsUser {
     pub(super) shell: PathBuf,
     /// False when the agent already is this user (and cannot switch anyway).
     pub(super) switch: bool,
+    /// How it reaches the bundle when a directory above the archive is private to root.
+    pub(super) view: Option<Arc<BundleView>>,
 }
 
 impl Launch {
@@ -97,7 +101,34 @@ impl RunAsUser {
             groups,
             home: user.dir,
             shell,
+            view: None,
         })
+    }
+
+    /// Prepares the view of `archive_dir` this user needs, if any; returns the archive's path
+    /// to start the script from (its real path when there is a view).
+    pub(super) fn reach(&mut self, archive_dir: &Path) -> io::Result<PathBuf> {
+        if !self.switch {
+            return Ok(archive_dir.to_path_buf());
+        }
+        let identity = Identity {
+            uid: self.uid,
+            gid: self.gid,
+            groups: &self.groups,
+        };
+        let (real, view) = BundleView::plan(archive_dir, identity)?;
+        match view {
+            Some(view) => {
+                tracing::debug!(
+                    user = %self.name,
+                    covered = %view.covered().display(),
+                    "runas script gets a private view of its bundle"
+                );
+                self.view = Some(Arc::new(view));
+                Ok(real)
+            }
+            None => Ok(archive_dir.to_path_buf()),
+        }
     }
 }
 
@@ -111,7 +142,17 @@ impl std::fmt::Display for Launch {
     }
 }
 
-pub(super) fn build_command(path: &Path, launch: &Launch, env: &[(String, String)]) -> Command {
+/// The command for the script. A runas script starts from a clean environment: the names of
+/// `runas_env` taken from the agent's, then its login variables, then `env` (the deployment's
+/// variables), so nothing else of the agent's environment (credentials, tokens) reaches
+/// another user. The agent's own scripts (no runas) get the agent's environment and `env`, as
+/// the CodeDeploy agent's do.
+pub(super) fn build_command(
+    path: &Path,
+    launch: &Launch,
+    env: &[(String, String)],
+    runas_env: &[String],
+) -> Command {
     let mut command = match launch {
         Launch::Sudo => {
             let mut sudo = Command::new("sudo");
@@ -130,6 +171,12 @@ pub(super) fn build_command(path: &Path, launch: &Launch, env: &[(String, String
         // Only the agent speaks to systemd; a script that did would be taken for it.
         .env_remove("NOTIFY_SOCKET");
     if let Launch::User(user) = launch {
+        command.env_clear();
+        for name in runas_env {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
         command
             .env("HOME", &user.home)
             .env("USER", &user.name)
@@ -137,6 +184,10 @@ pub(super) fn build_command(path: &Path, launch: &Launch, env: &[(String, String
             .env("SHELL", &user.shell)
             .env("PATH", RUNAS_PATH);
         if user.switch {
+            // In this order: the view needs root, the switch gives it up.
+            if let Some(view) = &user.view {
+                view.enter_on_spawn(&mut command);
+            }
             switch_user(&mut command, user);
         }
     }
@@ -189,11 +240,19 @@ pub(super) fn spawn_error(path: &Path, launch: &Launch, source: io::Error) -> Ho
     let path = path.to_path_buf();
     let reason = match (launch, source.kind()) {
         (Launch::User(user), io::ErrorKind::PermissionDenied) => {
+            let reason = if user.view.is_some()
+                && source.raw_os_error() == Some(Errno::EPERM as i32)
+            {
+                "the agent may not give it a view of the bundle in a mount namespace of its own: \
+                 run the agent as root with CAP_SYS_ADMIN (not in a sandbox that forbids mounts)"
+            } else {
+                "the user may not execute it: make the script and its directories in the bundle \
+                 readable and searchable by that user"
+            };
             return HookError::RunAs {
                 user: user.name.clone(),
                 path,
-                reason: "the user may not execute it: make the script and every directory above \
-                         it readable and searchable by that user",
+                reason,
                 source: Some(source),
             };
         }

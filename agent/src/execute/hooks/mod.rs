@@ -19,6 +19,7 @@ use super::stop::Stop;
 
 mod launch;
 mod process;
+mod view;
 
 use launch::*;
 use process::*;
@@ -29,6 +30,9 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// `PATH` of a script run as another user, like a login shell's.
 pub const RUNAS_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The variables of the agent's environment a runas script gets unless `hooks.runas_env`
+/// says otherwise: the locale and the time zone. Not proxies, whose URLs may hold passwords.
+pub const DEFAULT_RUNAS_ENV: [&str; 3] = ["LANG", "LC_ALL", "TZ"];
 /// How often a dying process group is checked.
 const GROUP_POLL: Duration = Duration::from_millis(20);
 /// SIGTERM → SIGKILL grace for a script stopped at shutdown, at most.
@@ -45,8 +49,11 @@ pub struct ScriptRun<'a> {
     pub script: &'a Script,
     /// `<root>/<group-id>/<deployment-id>/deployment-archive`.
     pub archive_dir: &'a Path,
-    /// Extra environment on top of the agent's (`LIFECYCLE_EVENT` etc., set by the caller).
+    /// The deployment's variables (`LIFECYCLE_EVENT` etc., set by the caller): on top of the
+    /// agent's environment, or of a runas script's clean one.
     pub env: &'a [(String, String)],
+    /// The names of the agent's variables a runas script also gets (`hooks.runas_env`).
+    pub runas_env: &'a [String],
     /// The deployment's `scripts.log`.
     pub log: &'a ScriptsLog,
     /// Grace between `SIGTERM` and `SIGKILL` of a timed-out script's process group.
@@ -58,7 +65,7 @@ pub struct ScriptRun<'a> {
 }
 
 impl<'a> ScriptRun<'a> {
-    /// A run with the default graces.
+    /// A run with the default graces; a runas script gets none of the agent's variables.
     pub fn new(
         event: &'a str,
         script: &'a Script,
@@ -71,6 +78,7 @@ impl<'a> ScriptRun<'a> {
             script,
             archive_dir,
             env,
+            runas_env: &[],
             log,
             kill_grace: DEFAULT_KILL_GRACE,
             output_grace: DEFAULT_OUTPUT_GRACE,
@@ -239,9 +247,14 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
         location,
         error: Mutex::new(None),
     };
-    let not_started = |error: &HookError| record.shoal(&format!("script not started: {error}"));
+    let not_started = |error: &HookError| {
+        let cause = std::error::Error::source(error)
+            .map(|source| format!(" ({source})"))
+            .unwrap_or_default();
+        record.shoal(&format!("script not started: {error}{cause}"));
+    };
     let (path, launch) = prepare(&run, &record).await.inspect_err(not_started)?;
-    let mut command = build_command(&path, &launch, run.env);
+    let mut command = build_command(&path, &launch, run.env, run.runas_env);
     record.shoal(&format!("script started: {}{}", path.display(), launch));
     record.check()?;
 
@@ -360,7 +373,18 @@ async fn prepare(
         info!(script = %location, "script made executable");
         record.shoal("script was not executable: added its execute bits (chmod +x)");
     }
-    let launch = Launch::plan(run.script, &path).await?;
+    let mut launch = Launch::plan(run.script, &path).await?;
+    if let Launch::User(user) = &mut launch {
+        let archive = user
+            .reach(run.archive_dir)
+            .map_err(|source| HookError::RunAs {
+                user: user.name.clone(),
+                path: path.clone(),
+                reason: "its view of the bundle could not be prepared",
+                source: Some(source),
+            })?;
+        return Ok((script_path(&archive, location)?, launch));
+    }
     Ok((path, launch))
 }
 

@@ -16,7 +16,7 @@ use shoal_shared::status::{ErrorBody, Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
 use super::server::{Peer, ServerState};
-use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet, page};
+use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet, page, private};
 use crate::report::deployments::{self, DeploymentsError, LogSlice};
 
 /// The body of every response.
@@ -67,12 +67,22 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
                 Err(e) => deployments_error(&e),
             }
         }
-        Route::Deployment { id } => {
-            let root = state.deployment_root.clone();
+        Route::Deployment { ref id } => {
+            let (root, id) = (state.deployment_root.clone(), id.clone());
+            let hide = !private::may_read(state, &asked);
             match blocking(move || deployments::detail(&root, &id)).await {
-                Ok(detail) => json(StatusCode::OK, &detail),
+                Ok(mut detail) => {
+                    if hide {
+                        detail.log_tail.clear();
+                        detail.log_hidden = true;
+                    }
+                    json(StatusCode::OK, &detail)
+                }
                 Err(e) => deployments_error(&e),
             }
+        }
+        Route::DeploymentLog { .. } if !private::may_read(state, &asked) => {
+            private::refused(state, &asked)
         }
         Route::DeploymentLog { id, offset } => {
             let root = state.deployment_root.clone();

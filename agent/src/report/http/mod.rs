@@ -1,13 +1,14 @@
 //! The status endpoint: which request goes where ([`route`], pure), what each answers
 //! ([`handlers`]; the fleet view in [`fleet`], as a page for a browser in [`page`], the steering
-//! calls in [`control`], guarded as [`auth`] says) and the hyper server with its limits
-//! ([`server`], connections shared out by [`slots`]).
+//! calls in [`control`], guarded as [`auth`] says; hook output guarded as [`private`] says) and
+//! the hyper server with its limits ([`server`], connections shared out by [`slots`]).
 
 mod auth;
 mod control;
 mod fleet;
 mod handlers;
 mod page;
+mod private;
 mod server;
 mod slots;
 

@@ -50,6 +50,8 @@ pub struct ServerState {
     pub groups: Vec<(String, GroupControl)>,
     /// The gossip mesh, when the agent has one (else each group is a group of one).
     pub mesh: Option<Arc<Mesh>>,
+    /// Serve hook output without the admin token (`status.public_logs`).
+    pub public_logs: bool,
 }
 
 /// Who sent a request.
