@@ -85,7 +85,7 @@ fn behavior() -> impl Strategy<Value = FileExistsBehavior> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn an_install_into_another_users_tree_changes_nothing_outside_it(
@@ -151,9 +151,26 @@ fn plant(host: &Path, path: &Path, what: &Planted) {
     let app = host.join("opt/app");
     let at = app.join(path);
     if let Planted::Dir = what {
-        let _ = fs::create_dir_all(&at);
+        // Made one directory at a time, never through a link (`nobody` could not write
+        // where its links point).
+        let mut made = app.clone();
+        for part in std::iter::once(Path::new("")).chain(path.iter().map(Path::new)) {
+            made.push(part);
+            match fs::symlink_metadata(&made) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return,
+                Err(_) => {
+                    if fs::create_dir(&made).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
         for dir in at.ancestors().take_while(|d| d.starts_with(&app)) {
-            let _ = lchown(dir, Some(NOBODY), Some(NOBODY));
+            // Only its directories: what else is there (a hard link to the secret) is not its.
+            if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+                let _ = lchown(dir, Some(NOBODY), Some(NOBODY));
+            }
         }
         return;
     }
