@@ -17,8 +17,9 @@ fn group<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no group {name} in {status}"))
 }
 
-#[test]
-fn a_group_stuck_in_a_hook_does_not_hold_back_another() {
+/// A world whose agent has groups `web` and `api`, each on a repository of its own whose tags
+/// are bound to its application (its name).
+fn two_groups() -> (World, Vec<Repo>) {
     let world = World::new();
     let repos: Vec<Repo> = ["web", "api"]
         .iter()
@@ -43,6 +44,12 @@ fn a_group_stuck_in_a_hook_does_not_hold_back_another() {
         signers = world.signers_file.display(),
     );
     std::fs::write(&world.config, config).unwrap();
+    (world, repos)
+}
+
+#[test]
+fn a_group_stuck_in_a_hook_does_not_hold_back_another() {
+    let (world, repos) = two_groups();
     let agent = world.start_agent(&[]);
 
     // api blocks in BeforeInstall.
@@ -100,30 +107,7 @@ fn a_group_stuck_in_a_hook_does_not_hold_back_another() {
 /// keep its floor, and still take its own next release.
 #[test]
 fn a_tag_copied_into_another_groups_repository_runs_nothing_there() {
-    let world = World::new();
-    let repos: Vec<Repo> = ["web", "api"]
-        .iter()
-        .map(|name| {
-            // Each group's tags are bound to its application: its name.
-            let repo = Repo::init(&world.dir.path().join(format!("repo-{name}")))
-                .for_application(Some(name));
-            repo.commit_file("README", name, "initial");
-            repo
-        })
-        .collect();
-    let config = format!(
-        "node: {{ id: test-node, data_dir: {data} }}\n\
-         status: {{ listen: 127.0.0.1:0 }}\n\
-         log: {{ format: json, level: info }}\n\
-         groups:\n\
-         \x20 - {{ name: web, channel: {{ git: {{ url: {web} }} }}, allowed_signers: {signers}, rollout: {{ min_healthy_time: 0s }} }}\n\
-         \x20 - {{ name: api, channel: {{ git: {{ url: {api} }} }}, allowed_signers: {signers}, rollout: {{ min_healthy_time: 0s }} }}\n",
-        data = world.data_dir.display(),
-        web = repos[0].dir().display(),
-        api = repos[1].dir().display(),
-        signers = world.signers_file.display(),
-    );
-    std::fs::write(&world.config, config).unwrap();
+    let (world, repos) = two_groups();
     let agent = world.start_agent(&[]);
 
     let web_dir = world.dir.path().join("app-web");

@@ -251,15 +251,24 @@ fn clear_links(sub: &Path) {
     }
 }
 
-#[test]
-fn a_racing_application_user_changes_nothing_outside_the_install() {
+/// A throwaway user and a scene installed once (so the user owns its part); `None` unless
+/// root.
+fn installed_once() -> Option<(ThrowawayUser, Scene)> {
     if !is_root() {
-        eprintln!("skipped: needs root to create a user and install as root");
-        return;
+        return None;
     }
     let user = ThrowawayUser::create();
     let scene = Scene::new(&user);
     assert_exit(&scene.deploy("r0"), 0);
+    Some((user, scene))
+}
+
+#[test]
+fn a_racing_application_user_changes_nothing_outside_the_install() {
+    let Some((user, scene)) = installed_once() else {
+        eprintln!("skipped: needs root to create a user and install as root");
+        return;
+    };
     let sub = scene.dest.join("sub");
     assert_eq!(fs::metadata(&sub).expect("sub").uid(), user.uid);
     let before = scene.outside();
@@ -309,13 +318,10 @@ fn a_racing_application_user_changes_nothing_outside_the_install() {
 
 #[test]
 fn the_cleanup_removes_nothing_through_a_directory_swapped_for_a_link() {
-    if !is_root() {
+    let Some((user, scene)) = installed_once() else {
         eprintln!("skipped: needs root to create a user and install as root");
         return;
-    }
-    let user = ThrowawayUser::create();
-    let scene = Scene::new(&user);
-    assert_exit(&scene.deploy("r0"), 0);
+    };
     // As the user: the installed `sub/n0` (whose files the cleanup will remove) becomes a
     // link to the victim directory, whose files have the same names.
     let sub = scene.dest.join("sub");
