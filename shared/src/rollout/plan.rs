@@ -819,21 +819,23 @@ impl Planner {
         let Some(target) = self.target() else {
             return;
         };
-        let done = |node: &String| {
-            view.peers.iter().any(|p| {
-                p.node == node
-                    && p.state.is_some_and(|s| {
-                        s.step == Some(Step::Done)
-                            && s.target.as_ref().is_some_and(|t| t.id == target.id)
-                    })
+        let done: BTreeSet<&str> = view
+            .peers
+            .iter()
+            .filter(|p| {
+                p.state.is_some_and(|s| {
+                    s.step == Some(Step::Done)
+                        && s.target.as_ref().is_some_and(|t| t.id == target.id)
+                })
             })
-        };
+            .map(|p| p.node)
+            .collect();
         let all = self
             .memory
             .members
             .keys()
             .filter(|node| **node != self.settings.node)
-            .all(done);
+            .all(|node| done.contains(node.as_str()));
         if all {
             self.memory.complete = true;
         }
