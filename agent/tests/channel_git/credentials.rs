@@ -1,84 +1,135 @@
 //! https credentials: the token is read from its file and sent as basic auth (user
-//! `x-access-token` unless configured), and no error ever shows it. The server is a few lines
-//! on 127.0.0.1 that answers every request with 401 and records what it was sent.
+//! `x-access-token` unless configured), only to the server configured, never in clear text,
+//! and no output ever shows it. The servers are `tests/fixtures/tls/recorder.py` on 127.0.0.1
+//! with a certificate made here, which `shoal verify git` trusts through `SSL_CERT_FILE`; they
+//! answer 401 (or redirect) and record what they were sent.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
-use shoal_agent::channel::git::{GitError, GitSource};
-
-use crate::fixture::{NOW, Scene};
+use crate::fixture::Scene;
 
 const TOKEN: &str = "s3cr3t-t0ken-do-not-print";
 
-/// Serves 401 with a basic-auth challenge on a free port; returns the url and the request heads.
-fn refusing_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/acme/app.git", listener.local_addr().unwrap());
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&heads);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut head = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                head.push_str(&line);
-                line.clear();
-            }
-            seen.lock().unwrap().push(head);
-            let _ = stream.write_all(
-                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
-                  Content-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
-    });
-    (url, heads)
-}
-
-/// Answers every request with `302 Found` to the same path on `to` (`http://host:port`);
-/// returns its own url and the request heads it saw.
-fn redirecting_server(to: &str) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/acme/app.git", listener.local_addr().unwrap());
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&heads);
-    let to = to.to_owned();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut head = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                head.push_str(&line);
-                line.clear();
-            }
-            let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-            seen.lock().unwrap().push(head);
-            let _ = stream.write_all(
-                format!(
-                    "HTTP/1.1 302 Found\r\nLocation: {to}{path}\r\n\
-                     Content-Length: 0\r\nConnection: close\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-    });
-    (url, heads)
-}
-
-/// The error and every cause, Display and Debug.
-fn everything_said(err: &GitError) -> String {
-    let mut said = format!("{err}\n{err:?}\n");
-    let mut cause = std::error::Error::source(err);
-    while let Some(e) = cause {
-        said.push_str(&format!("{e}\n{e:?}\n"));
-        cause = e.source();
+/// A certificate for 127.0.0.1 and localhost, and its key, in the scene.
+fn certificate(scene: &Scene) -> (PathBuf, PathBuf) {
+    let (cert, key) = (scene.path("keys/cert.pem"), scene.path("keys/key.pem"));
+    if !cert.exists() {
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    said
+    (cert, key)
+}
+
+/// One `recorder.py` server, stopped when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    heads: PathBuf,
+}
+
+impl Server {
+    /// Answers 401 with a basic-auth challenge.
+    fn refusing(scene: &Scene, name: &str) -> Server {
+        Server::start(scene, name, &["refuse"])
+    }
+
+    /// Answers 302 to `base` and the same path.
+    fn redirecting(scene: &Scene, name: &str, base: &str) -> Server {
+        Server::start(scene, name, &["redirect", base])
+    }
+
+    fn start(scene: &Scene, name: &str, mode: &[&str]) -> Server {
+        let (cert, key) = certificate(scene);
+        let heads = scene.path(&format!("{name}.heads"));
+        let mut child = Command::new("python3")
+            .arg(shoal_tests::fixture("tls/recorder.py"))
+            .args([&cert, &key, &heads])
+            .args(mode)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("its port");
+        let port = line.trim().parse().expect("a port");
+        Server { child, port, heads }
+    }
+
+    fn url(&self, host: &str) -> String {
+        format!("https://{host}:{}/acme/app.git", self.port)
+    }
+
+    /// One line per request: the request line, a tab, its `Authorization` header or `-`.
+    fn heads(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.heads)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `shoal verify git` of `url` with the token (and `extra` flags), trusting the scene's
+/// certificate; its output.
+fn verify_with_token(scene: &Scene, url: &str, token: &Path, extra: &[&str]) -> Output {
+    let (cert, _) = certificate(scene);
+    Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args([
+            "verify",
+            "git",
+            "--repo",
+            url,
+            "--tag",
+            "v1.0.0",
+            "--allowed-signers",
+        ])
+        .arg(&scene.signers_path)
+        .arg("--token-file")
+        .arg(token)
+        .args(extra)
+        .env("SSL_CERT_FILE", cert)
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("shoal verify git")
+}
+
+fn token_file(scene: &Scene) -> PathBuf {
+    let file = scene.path("keys/token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    file
+}
+
+fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -94,37 +145,22 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn fetch_with_token(scene: &Scene, url: &str, username: Option<&str>) -> GitError {
-    let token_file = scene.path("keys/token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let mut source = GitSource::new(url);
-    source.token_file = Some(token_file);
-    source.username = username.map(str::to_owned);
-    let mut channel = scene.channel_for(source);
-    let mut state = scene.state();
-    channel.poll(&scene.signers(), &mut state, NOW).unwrap_err()
-}
-
 #[test]
 fn the_token_is_sent_as_basic_auth_and_never_printed() {
     let scene = Scene::new();
-    let (url, heads) = refusing_server();
-    let err = fetch_with_token(&scene, &url, None);
-    assert_eq!(err.kind(), "git_fetch");
-    let said = everything_said(&err);
+    let server = Server::refusing(&scene, "git");
+    let url = server.url("127.0.0.1");
+    let out = verify_with_token(&scene, &url, &token_file(&scene), &[]);
+    let said = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(!said.contains(TOKEN), "{said}");
     assert!(said.contains(&url), "the error names the url: {said}");
     let expected = format!(
-        "Basic {}",
+        "Authorization: Basic {}",
         base64(format!("x-access-token:{TOKEN}").as_bytes())
     );
-    let heads = heads.lock().unwrap();
-    assert!(
-        heads.iter().any(|h| h
-            .lines()
-            .any(|l| l.eq_ignore_ascii_case(&format!("authorization: {expected}")))),
-        "{heads:?}"
-    );
+    let heads = server.heads();
+    assert!(heads.iter().any(|h| h.ends_with(&expected)), "{heads:?}");
     assert!(
         heads.len() <= 3,
         "credentials are offered once, not in a loop: {heads:?}"
@@ -134,31 +170,34 @@ fn the_token_is_sent_as_basic_auth_and_never_printed() {
 #[test]
 fn a_configured_username_carries_the_token_and_url_passwords_are_hidden() {
     let scene = Scene::new();
-    let (url, heads) = refusing_server();
-    let with_password = url.replacen("http://", "http://bot:hunter2@", 1);
-    let err = fetch_with_token(&scene, &with_password, Some("deploy-bot"));
-    let said = everything_said(&err);
-    assert!(!said.contains(TOKEN) && !said.contains("hunter2"), "{said}");
-    assert!(said.contains("http://bot:***@127.0.0.1"), "{said}");
-    let expected = base64(format!("deploy-bot:{TOKEN}").as_bytes());
-    assert!(
-        heads.lock().unwrap().iter().any(|h| h.contains(&expected)),
-        "{:?}",
-        heads.lock().unwrap()
+    let server = Server::refusing(&scene, "git");
+    let with_password = server.url("bot:hunter2@127.0.0.1");
+    let out = verify_with_token(
+        &scene,
+        &with_password,
+        &token_file(&scene),
+        &["--username", "deploy-bot"],
     );
+    let said = said(&out);
+    assert!(!said.contains(TOKEN) && !said.contains("hunter2"), "{said}");
+    assert!(said.contains("https://bot:***@127.0.0.1"), "{said}");
+    let expected = base64(format!("deploy-bot:{TOKEN}").as_bytes());
+    let heads = server.heads();
+    assert!(heads.iter().any(|h| h.contains(&expected)), "{heads:?}");
 }
 
 #[test]
 fn an_unreadable_token_file_is_named_in_the_error() {
     let scene = Scene::new();
-    let (url, _) = refusing_server();
-    let mut source = GitSource::new(&url);
-    source.token_file = Some(scene.path("keys/no-such-token"));
-    let mut channel = scene.channel_for(source);
-    let err = channel
-        .poll(&scene.signers(), &mut scene.state(), NOW)
-        .unwrap_err();
-    let said = everything_said(&err);
+    let server = Server::refusing(&scene, "git");
+    let out = verify_with_token(
+        &scene,
+        &server.url("127.0.0.1"),
+        &scene.path("keys/no-such-token"),
+        &[],
+    );
+    let said = said(&out);
+    assert_ne!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("cannot read the token file"), "{said}");
     assert!(said.contains("no-such-token"), "{said}");
 }
@@ -170,32 +209,29 @@ fn an_unreadable_token_file_is_named_in_the_error() {
 fn a_redirect_to_another_server_gets_no_token() {
     for other_name in ["127.0.0.1", "localhost"] {
         let scene = Scene::new();
-        let (other, other_heads) = refusing_server();
-        let other_port = other.split(':').nth(2).unwrap().split('/').next().unwrap();
-        let (url, heads) = redirecting_server(&format!("http://{other_name}:{other_port}"));
-        let err = fetch_with_token(&scene, &url, None);
-        assert!(!everything_said(&err).contains(TOKEN));
-        assert!(
-            !heads.lock().unwrap().is_empty(),
-            "the redirect was asked for"
-        );
-        let other_heads = other_heads.lock().unwrap();
+        let other = Server::refusing(&scene, "other");
+        let base = format!("https://{other_name}:{}", other.port);
+        let redirect = Server::redirecting(&scene, "redirect", &base);
+        let out = verify_with_token(&scene, &redirect.url("127.0.0.1"), &token_file(&scene), &[]);
+        assert!(!said(&out).contains(TOKEN));
+        assert!(!redirect.heads().is_empty(), "the redirect was asked for");
+        let other_heads = other.heads();
         assert!(
             !other_heads.is_empty(),
-            "libgit2 follows the redirect to {other_name}"
+            "libgit2 follows the redirect to {other_name}: {}",
+            said(&out)
         );
         assert!(
-            other_heads
-                .iter()
-                .all(|h| !h.to_ascii_lowercase().contains("authorization:")),
-            "the token went to {other_name}:{other_port}: {other_heads:?}"
+            other_heads.iter().all(|h| h.ends_with("Authorization: -")),
+            "the token went to {other_name}:{}: {other_heads:?}",
+            other.port
         );
     }
 }
 
-/// A token or a url password that would cross the network in clear text (plain http to
-/// another host, git://) is a config error: exit 2 with one sentence naming the key. A public
-/// repository over plain http, and a token to a loopback http server, are still accepted.
+/// A token or a url password that would travel in clear text (plain http, to another host or
+/// to this one, where a local user could hold the port; git://) is a config error: exit 2 with
+/// one sentence naming the key. A public repository over plain http is still accepted.
 #[test]
 fn a_secret_over_plain_http_or_git_is_refused_at_config_load() {
     let scene = Scene::new();
@@ -245,6 +281,11 @@ fn a_secret_over_plain_http_or_git_is_refused_at_config_load() {
             "groups[0].channel.git.url",
             "http://",
         ),
+        (
+            "{ url: 'http://127.0.0.1:3000/app.git', token_file: token }",
+            "groups[0].channel.git.token_file",
+            "http://",
+        ),
     ] {
         let (code, said) = check(git);
         assert_eq!(code, Some(2), "{git}: {said}");
@@ -259,7 +300,6 @@ fn a_secret_over_plain_http_or_git_is_refused_at_config_load() {
     for git in [
         "{ url: 'http://git.example.com/public.git' }",
         "{ url: 'https://git.example.com/app.git', token_file: token }",
-        "{ url: 'http://127.0.0.1:3000/app.git', token_file: token }",
     ] {
         let (code, said) = check(git);
         assert_eq!(code, Some(0), "{git}: {said}");

@@ -66,19 +66,11 @@ impl Endpoint {
         })
     }
 
-    /// Whether traffic to this server stays on this host (`localhost`, 127.0.0.0/8, `[::1]`).
-    pub fn is_loopback(&self) -> bool {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    }
-
-    /// Whether a secret (a token, a password) may be sent here: over https, or plain http to
-    /// this host's loopback (it never leaves the machine); never over http elsewhere or git://.
+    /// Whether a secret (a token, a password) may be sent here: over https only, never over
+    /// plain http or git:// (not even to this host, where a local user may hold the port while
+    /// the server is down, as with any port).
     pub fn carries_secrets(&self) -> bool {
-        self.scheme == "https" || (self.scheme == "http" && self.is_loopback())
+        self.scheme == "https"
     }
 }
 
@@ -154,8 +146,8 @@ impl GitSource {
         Endpoint::of(&self.url)
     }
 
-    /// Refuses a token or a url password that would travel in clear text: over plain http to
-    /// another host, or git://. The error names the key at fault (`url` or `token_file`) and
+    /// Refuses a token or a url password that would travel in clear text: over plain http, or
+    /// git://. The error names the key at fault (`url` or `token_file`) and
     /// says what to write instead.
     pub fn check_secrets(&self) -> Result<(), (&'static str, String)> {
         let Some(endpoint) = self.endpoint() else {
@@ -287,8 +279,8 @@ mod tests {
             at("ssh://git@github.com/acme/app")
         );
         assert_eq!(Endpoint::of("/srv/app.git"), None);
-        assert!(at("http://127.0.0.1:8080/a").carries_secrets());
-        assert!(at("http://[::1]/a").carries_secrets());
+        assert!(!at("http://127.0.0.1:8080/a").carries_secrets());
+        assert!(!at("http://[::1]/a").carries_secrets());
         assert!(!at("http://git.example.com/a").carries_secrets());
         assert!(!at("git://git.example.com/a").carries_secrets());
     }
@@ -301,7 +293,7 @@ mod tests {
             source.check_secrets()
         };
         assert!(with_token("https://git.example.com/a.git").is_ok());
-        assert!(with_token("http://127.0.0.1:3000/a.git").is_ok());
+        assert!(with_token("http://127.0.0.1:3000/a.git").is_err());
         let (key, err) = with_token("http://git.example.com/a.git").expect_err("http");
         assert_eq!(key, "token_file");
         assert!(
