@@ -13,7 +13,8 @@ use tracing::{info, warn};
 use super::Control;
 use super::auth::{Credential, is_local};
 use super::handlers::{Asked, Body, error, json};
-use super::server::{Peer, ServerState};
+use super::peer::Peer;
+use super::server::ServerState;
 use crate::runtime::{CommandFailed, GroupControl};
 
 /// The reason of a halt sent without one.

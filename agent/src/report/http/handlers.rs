@@ -15,7 +15,8 @@ use serde::Serialize;
 use shoal_shared::status::{ErrorBody, Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
-use super::server::{Peer, ServerState};
+use super::peer::Peer;
+use super::server::ServerState;
 use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet, page, private};
 use crate::report::deployments::{self, DeploymentsError, LogSlice};
 

@@ -1,13 +1,15 @@
 //! The status endpoint: which request goes where ([`route`], pure), what each answers
 //! ([`handlers`]; the fleet view in [`fleet`], as a page for a browser in [`page`], the steering
 //! calls in [`control`], guarded as [`auth`] says; hook output guarded as [`private`] says) and
-//! the hyper server with its limits ([`server`], connections shared out by [`slots`]).
+//! the hyper server with its limits ([`server`], connections shared out by [`slots`], who
+//! asks told by [`peer`]).
 
 mod auth;
 mod control;
 mod fleet;
 mod handlers;
 mod page;
+mod peer;
 mod private;
 mod server;
 mod slots;
@@ -16,7 +18,8 @@ use hyper::Method;
 
 use super::deployments::{DeploymentsError, is_deployment_id};
 pub use auth::AdminToken;
-pub use server::{Limits, Peer, ServerState, serve, serve_all, serve_with};
+pub use peer::Peer;
+pub use server::{Limits, ServerState, serve, serve_all, serve_with};
 
 /// The control socket of the agent whose data directory is `data_dir`: root on this host
 /// steers through it without a token, and no other user can reach it.

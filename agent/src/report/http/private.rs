@@ -10,7 +10,8 @@ use hyper::header::{self, HeaderValue};
 
 use super::auth::{Credential, is_local};
 use super::handlers::{Asked, Body, error};
-use super::server::{Peer, ServerState};
+use super::peer::Peer;
+use super::server::ServerState;
 use hyper::Response;
 
 /// Whether the asker may read hook output.

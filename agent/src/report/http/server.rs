@@ -6,9 +6,7 @@
 //! over the control socket, which steers without a token and has connections of its own.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +20,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::auth::{AdminToken, is_local, names_this_host};
 use super::handlers::{self, Asked, Body};
+use super::peer::{Peer, accept_control, root_peer};
 use super::route;
 use super::slots::{Busy, Slots};
 use crate::coordinate::Mesh;
@@ -52,29 +51,6 @@ pub struct ServerState {
     pub mesh: Option<Arc<Mesh>>,
     /// Serve hook output without the admin token (`status.public_logs`).
     pub public_logs: bool,
-}
-
-/// Who sent a request.
-#[derive(Debug, Clone, Copy)]
-pub enum Peer {
-    /// A client at this TCP address.
-    Tcp(SocketAddr),
-    /// A process of root (the agent's own user) on this host, over the control socket, as
-    /// the kernel vouches (`SO_PEERCRED`).
-    Root {
-        /// Its process id.
-        pid: Option<i32>,
-    },
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(addr) => write!(f, "{addr}"),
-            Self::Root { pid: Some(pid) } => write!(f, "control socket (pid {pid})"),
-            Self::Root { pid: None } => f.write_str("control socket"),
-        }
-    }
 }
 
 /// The endpoint's bounds.
@@ -233,32 +209,6 @@ pub async fn serve_all(
         );
     }
     connections.shutdown().await;
-}
-
-/// The next connection on the control socket; never, without one.
-async fn accept_control(control: Option<&UnixListener>) -> std::io::Result<UnixStream> {
-    match control {
-        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
-    }
-}
-
-/// The peer of a control connection when the kernel says it runs as this agent's user
-/// (root); `None` (and the connection dropped) otherwise. The socket is 0600 in the 0700
-/// data directory, so only root reaches it; this checks that no one loosened either.
-fn root_peer(stream: &UnixStream) -> Option<Peer> {
-    let me = nix::unistd::geteuid().as_raw();
-    match stream.peer_cred() {
-        Ok(cred) if cred.uid() == me => Some(Peer::Root { pid: cred.pid() }),
-        Ok(cred) => {
-            tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "control socket connection from another user refused");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "control socket connection without credentials refused");
-            None
-        }
-    }
 }
 
 /// What every connection task shares.
