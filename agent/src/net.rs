@@ -7,7 +7,7 @@ use std::io;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Request, Response, header};
+use hyper::{Method, Request, Response, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
@@ -32,12 +32,32 @@ pub async fn get(
     host: &str,
     path: &str,
 ) -> Result<Response<Incoming>, GetError> {
-    let request = Request::get(path)
+    send(addr, request(Method::GET, host, path, None, None)?).await
+}
+
+/// `method path` with `Host: host`, shoal's `User-Agent`, `Authorization: Bearer token` when
+/// a `bearer` token is given, and a JSON `body` when one is given.
+pub fn request(
+    method: Method,
+    host: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<Request<Full<Bytes>>, GetError> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
         .header(header::HOST, host)
-        .header(header::USER_AGENT, USER_AGENT)
-        .body(Full::new(Bytes::new()))
-        .map_err(GetError::Request)?;
-    send(addr, request).await
+        .header(header::USER_AGENT, USER_AGENT);
+    if let Some(token) = bearer {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    request
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(GetError::Request)
 }
 
 /// What shoal says it is in requests.

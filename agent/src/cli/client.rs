@@ -11,15 +11,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::HeaderMap;
+use hyper::{Method, Response, StatusCode};
 use shoal_shared::status::ErrorBody;
 
 use super::exit;
 use crate::config::{self, ConfigError, Settings};
-use crate::net::GetError;
+use crate::net::{self, GetError};
 
 /// How long connecting and getting the response head may take, and then each piece of body.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -216,15 +215,17 @@ impl Agent {
         if let (Some(socket), None) = (&self.control, token)
             && let Ok(stream) = tokio::net::UnixStream::connect(socket).await
         {
-            return self.exchange(path, get_on(stream, path)).await;
+            let request = async {
+                let request = net::request(Method::GET, "localhost", path, None, None)?;
+                net::send_on(stream, request).await
+            };
+            return self.exchange(path, request).await;
         }
-        match token {
-            None => {
-                self.exchange(path, crate::net::get(addr, &addr.to_string(), path))
-                    .await
-            }
-            Some(token) => self.exchange(path, get_with_token(addr, path, token)).await,
-        }
+        let request = async {
+            let request = net::request(Method::GET, &addr.to_string(), path, token, None)?;
+            net::send(addr, request).await
+        };
+        self.exchange(path, request).await
     }
 
     /// Waits (bounded) for the response head of `request` to `path`; the response when its
@@ -259,9 +260,7 @@ impl Agent {
         }
         let status = response.status();
         let body = self.body(response.into_body()).await?;
-        let message = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| format!("the agent answered {status} for {path}"));
+        let message = agent_error(status, &body, path);
         Err(ClientError::Agent { status, message })
     }
 
@@ -301,32 +300,11 @@ impl Agent {
     }
 }
 
-/// `GET path` on the control socket `stream`.
-async fn get_on(
-    stream: tokio::net::UnixStream,
-    path: &str,
-) -> Result<Response<Incoming>, GetError> {
-    let request = Request::get(path)
-        .header(header::HOST, "localhost")
-        .header(header::USER_AGENT, crate::net::USER_AGENT)
-        .body(Full::new(Bytes::new()))
-        .map_err(GetError::Request)?;
-    crate::net::send_on(stream, request).await
-}
-
-/// `GET path` to `addr` with `Authorization: Bearer token`, on a new connection.
-async fn get_with_token(
-    addr: SocketAddr,
-    path: &str,
-    token: &str,
-) -> Result<Response<Incoming>, GetError> {
-    let request = Request::get(path)
-        .header(header::HOST, addr.to_string())
-        .header(header::USER_AGENT, crate::net::USER_AGENT)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::new(Bytes::new()))
-        .map_err(GetError::Request)?;
-    crate::net::send(addr, request).await
+/// The agent's error answer to `path` as one sentence: its `error`, else the status.
+pub(super) fn agent_error(status: StatusCode, body: &[u8], path: &str) -> String {
+    serde_json::from_slice::<ErrorBody>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| format!("the agent answered {status} for {path}"))
 }
 
 /// Why the token file cannot be used, in one sentence with the fix.

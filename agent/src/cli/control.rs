@@ -11,11 +11,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::header;
-use hyper::{Request, StatusCode};
-use shoal_shared::status::{CommandAccepted, ErrorBody, HaltRequest};
+use http_body_util::BodyExt as _;
+use hyper::{Method, StatusCode};
+use shoal_shared::status::{CommandAccepted, HaltRequest};
 use tokio::net::UnixStream;
 
 use super::exit;
@@ -126,15 +124,8 @@ async fn steer(
             ));
         }
     };
-    let mut request = Request::post(path)
-        .header(header::HOST, "localhost")
-        .header(header::USER_AGENT, crate::net::USER_AGENT);
-    if body.is_some() {
-        request = request.header(header::CONTENT_TYPE, "application/json");
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .map_err(|e| (exit::FAILURE, format!("cannot build the request: {e}")))?;
+    let request = crate::net::request(Method::POST, "localhost", path, None, body)
+        .map_err(|e| (exit::FAILURE, e.to_string()))?;
     let exchange = async {
         let response = crate::net::send_on(stream, request).await?;
         let status = response.status();
@@ -164,9 +155,7 @@ async fn steer(
         }
     };
     if !status.is_success() {
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| format!("the agent answered {status} for {path}"));
+        let message = super::client::agent_error(status, &bytes, path);
         let code = match status {
             StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => exit::USAGE,
             _ => exit::FAILURE,
