@@ -1,4 +1,4 @@
-//! The samples under `examples/` work as the README says: every agent config passes
+//! The samples under `examples/` work as the docs under `docs/` say: every agent config passes
 //! `shoal agent --check-config`, and the CI scripts publish releases that `shoal verify`
 //! accepts, run as they are with their inputs in environment variables.
 

@@ -66,9 +66,9 @@ impl Subject {
     }
 
     /// How to make this release again, bound to the expected application: for a tag, the
-    /// README's recipe; for a store release, `shoal release`. Either way the name changes
-    /// identity, so an agent that already recorded it (an older shoal verified it) refuses it
-    /// as moved: then a new version is the way.
+    /// recipe in docs/signing-and-releases.md; for a store release, `shoal release`. Either
+    /// way the name changes identity, so an agent that already recorded it (an older shoal
+    /// verified it) refuses it as moved: then a new version is the way.
     pub fn remake(&self) -> String {
         let (name, app) = (&self.name, &self.expected);
         match self.origin {

@@ -120,7 +120,8 @@ fn an_unbound_tag_is_refused_with_the_sentence_that_retags_it() {
 #[test]
 fn the_documented_recipe_verifies_with_git_and_with_shoal() {
     let scene = Scene::new();
-    // README, "Git tags": exactly these arguments, through real git and ssh-keygen.
+    // docs/signing-and-releases.md, "Git tags": exactly these arguments, through real git
+    // and ssh-keygen.
     let signing_key = format!("user.signingkey={}", scene.key.public.display());
     let signers = format!(
         "gpg.ssh.allowedSignersFile={}",

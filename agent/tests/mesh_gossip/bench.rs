@@ -1,4 +1,4 @@
-//! Benchmarks for the README, ignored by default; each prints its figures on stderr:
+//! Benchmarks for docs/performance.md, ignored by default; each prints its figures on stderr:
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=/work/target-mesh cargo test --release -p shoal-agent --test mesh_gossip \

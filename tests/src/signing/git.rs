@@ -62,7 +62,7 @@ impl Repo {
 
     /// The message `git tag -s` is given for `message`: `-m message`, then, when the repository
     /// binds its tags, `-m "Shoal-Application: <app>"` (a paragraph of its own, like git's
-    /// trailers), exactly as the README's recipe.
+    /// trailers), exactly as the recipe in docs/signing-and-releases.md.
     fn message_args(&self, message: &str) -> Vec<String> {
         let mut args = vec!["-m".to_owned(), message.to_owned()];
         if let Some(application) = &self.application {
