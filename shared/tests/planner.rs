@@ -9,7 +9,7 @@ use std::time::Duration;
 use shoal_shared::gossip::{GroupState, Halt, Promote, Resume, Step, Target};
 use shoal_shared::rollout::plan::{Peer, Wait};
 use shoal_shared::rollout::{
-    Action, Amount, Event, Memory, Outcome, Planner, Policy, Revision, Settings, Strategy, View,
+    Action, Amount, Command, Event, Memory, Outcome, Planner, Policy, Revision, Settings, Strategy, View,
 };
 
 const SECOND: u64 = 1000;
@@ -151,8 +151,13 @@ impl Group {
             .collect()
     }
 
+    /// Host `i`'s run ends with `outcome`; a revert it asks for then succeeds.
     fn finish(&mut self, i: usize, outcome: Outcome) -> Vec<Action> {
-        self.step(i, Event::Ran(outcome))
+        let mut actions = self.step(i, Event::Ran(outcome));
+        if actions.iter().any(|a| matches!(a, Action::Revert(_))) {
+            actions.extend(self.step(i, Event::Reverted { ok: true }));
+        }
+        actions
     }
 }
 
@@ -218,7 +223,7 @@ fn non_canaries_wait_for_healthy_canaries_and_for_promotion_when_asked() {
     group.finish(first[0], Outcome::Done);
     assert!(group.settle().is_empty(), "no start before promotion");
     assert_eq!(group.hosts[other].wait(), &Wait::Promotion);
-    group.hosts[other].command(Event::Promote).unwrap();
+    group.hosts[other].command(Command::Promote).unwrap();
     let next = group.settle();
     assert_eq!(next.len(), 2, "promoted: max_parallel 2 follow: {next:?}");
 }
@@ -238,7 +243,6 @@ fn one_failure_halts_everyone_and_sends_the_hosts_that_moved_back() {
         Outcome::Failed {
             reason: "ValidateService: exit 1".into(),
             changed_host: true,
-            reverted: true,
         },
     );
     // The host that failed halts the release for the group; every host learns it at its next
@@ -296,7 +300,6 @@ fn failures_up_to_max_failures_do_not_halt() {
         Outcome::Failed {
             reason: "boom".into(),
             changed_host: true,
-            reverted: true,
         },
     );
     let next = group.settle();
@@ -306,7 +309,6 @@ fn failures_up_to_max_failures_do_not_halt() {
         Outcome::Failed {
             reason: "boom".into(),
             changed_host: true,
-            reverted: true,
         },
     );
     assert!(group.settle().is_empty(), "the second failure halts");
@@ -392,7 +394,6 @@ fn a_restarted_host_waits_for_the_files_then_takes_its_turn_again() {
         Outcome::Interrupted {
             reason: "interrupted by agent restart during BeforeInstall".into(),
             changed_host: true,
-            reverted: true,
         },
     );
     assert!(group.settle().is_empty(), "files first");
@@ -421,13 +422,12 @@ fn resume_starts_a_new_epoch_once_everyone_knows() {
         Outcome::Failed {
             reason: "boom".into(),
             changed_host: true,
-            reverted: true,
         },
     );
     group.settle();
     assert!(group.hosts.iter().all(|h| h.halted().is_some()));
     let other = (first + 1) % 3;
-    group.hosts[other].command(Event::Resume).unwrap();
+    group.hosts[other].command(Command::Resume).unwrap();
     // The host that resumed waits until every alive member is in the new epoch.
     let actions = group.step(other, Event::Tick);
     assert!(actions.is_empty());
@@ -595,12 +595,12 @@ fn a_halt_after_the_release_completed_sends_no_one_back() {
         group.hosts[i] = host;
     }
     // The operator on h0 may still send h0 back; the others keep the release.
-    let actions = group.step(
-        0,
-        Event::Halt {
+    group.hosts[0]
+        .command(Command::Halt {
             reason: "bad build".into(),
-        },
-    );
+        })
+        .unwrap();
+    let actions = group.step(0, Event::Tick);
     assert!(
         actions.iter().any(|a| matches!(a, Action::Revert(_))),
         "{actions:?}"
@@ -652,4 +652,69 @@ fn a_halt_from_a_node_not_in_the_deployment_is_ignored_and_counted() {
         assert!(!actions.iter().any(|a| matches!(a, Action::Revert(_))));
         assert_eq!(host.ignored_halts(), 1);
     }
+}
+
+/// The host whose run failed publishes the failure, and the halt it causes, before it goes
+/// back: the hosts behind it stop at once, not a whole revert later.
+#[test]
+fn a_failure_and_its_halt_are_published_before_the_failing_host_goes_back() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    let actions = group.step(
+        first,
+        Event::Ran(Outcome::Failed {
+            reason: "ValidateService: exit 1".into(),
+            changed_host: true,
+        }),
+    );
+    assert_eq!(
+        actions,
+        [Action::Revert(Revision {
+            name: "v1".into(),
+            digest: "git:v1".into()
+        })]
+    );
+    let published = group.hosts[first].published().unwrap();
+    assert_eq!(published.step, Some(Step::Reverting));
+    assert_eq!(published.failures, 1);
+    assert!(group.hosts[first].halted().is_some(), "halted before the revert");
+    // While it still goes back, nobody else starts.
+    assert!(group.settle().is_empty());
+    assert!(group.hosts.iter().all(|h| h.halted().is_some()));
+    group.step(first, Event::Reverted { ok: true });
+    assert_eq!(group.hosts[first].step_now(), Some(Step::Reverted));
+}
+
+/// A host whose revert failed stays failed for the operator: the halt does not send it back
+/// again at every step.
+#[test]
+fn a_failed_revert_is_not_asked_for_again() {
+    let mut group = Group::new(2);
+    let all = policy(Strategy::AllAtOnce);
+    let started = group.release("v2", &all);
+    assert_eq!(started.len(), 2);
+    group.finish(started[0], Outcome::Done);
+    group.finish(
+        started[1],
+        Outcome::Failed {
+            reason: "boom".into(),
+            changed_host: true,
+        },
+    );
+    let done = started[0];
+    let actions = group.step(done, Event::Tick);
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Revert(_))),
+        "{actions:?}"
+    );
+    let after = group.step(done, Event::Reverted { ok: false });
+    assert!(after.is_empty(), "{after:?}");
+    for _ in 0..3 {
+        assert!(group.step(done, Event::Tick).is_empty());
+    }
+    assert_eq!(group.hosts[done].step_now(), Some(Step::Failed));
 }

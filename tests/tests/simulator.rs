@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use shoal_shared::rollout::{Amount, Policy, Strategy};
 use shoal_tests::sim::host::Disk;
 use shoal_tests::sim::{
-    self, Command, CommandPlan, CrashPlan, End, PartitionPlan, PlannedRelease, Report, Scenario,
+    self, Command, CommandPlan, CrashAt, CrashPlan, End, PartitionPlan, PlannedRelease, Report, Scenario,
     World, base_revision,
 };
 
@@ -155,7 +155,7 @@ fn two_thousand_hosts_scenario() -> Scenario {
         host: 17,
         at: 2_000,
         down_for: Some(20_000),
-        mid_lifecycle: true,
+        when: CrashAt::Lifecycle,
     });
     sc
 }
@@ -310,7 +310,7 @@ fn a_failing_canary_halts_every_host_nothing_else_starts_and_the_canary_reverts(
     let canary = report.figures.starts[0].1;
     let base = Disk::Clean(base_revision().digest);
     for (h, host) in world.hosts().iter().enumerate() {
-        let planner = &host.planner;
+        let planner = host.planner();
         assert!(planner.halted().is_some(), "h{h} knows the halt");
         assert_eq!(host.disk, base, "h{h} runs v0");
         let step = planner.step_now().map(|s| s.as_str());
@@ -337,19 +337,19 @@ fn a_host_crashed_mid_rollout_the_rest_finish_and_it_converges() {
         host: 3,
         at: 3_000,
         down_for: Some(25_000),
-        mid_lifecycle: true,
+        when: CrashAt::Lifecycle,
     });
     let (world, report) = settle(sc);
     assert_eq!(report.started("v1"), (9, 8), "h3 ran its lifecycle again");
     for (h, host) in world.hosts().iter().enumerate() {
-        let state = host.planner.published().expect("a state");
+        let state = host.planner().published().expect("a state");
         assert_eq!(state.step.map(|s| s.as_str()), Some("done"), "h{h}");
         assert_eq!(
             host.disk.clean(),
             Some(state.digest.as_deref().unwrap_or(""))
         );
     }
-    let h3 = world.hosts()[3].planner.published().expect("a state");
+    let h3 = world.hosts()[3].planner().published().expect("a state");
     assert_eq!(
         h3.failures, 1,
         "the cut run counted as one tolerated failure"
@@ -380,7 +380,7 @@ fn a_minority_partition_starts_nothing_and_catches_up_after_the_heal() {
     assert_eq!(minority_before_heal, 0, "{starts:?}");
     // The majority goes on, but only up to the first cut-off host in the order: that one may
     // be alive and start unseen (once it sees a majority again), so it keeps its slot.
-    let order = world.hosts()[3].planner.order();
+    let order = world.hosts()[3].planner().order();
     let ahead_of_the_cut = order
         .iter()
         .take_while(|n| !["h0", "h1", "h2"].contains(&n.as_str()));

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
@@ -12,23 +12,23 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error, info, warn};
 
-use super::group::{GroupTask, now_rfc3339};
+use super::deployer::Deployer;
+use super::group::GroupTask;
 use super::journal::JournalFile;
-use super::rollout::{GroupControl, lock};
+use super::keeper::Keeper;
 use super::signals::Signals;
+use super::watcher::Watcher;
 use crate::channel::cache::ReleaseCache;
+use crate::clock::{now_ms, now_rfc3339};
 use crate::config::Settings;
 use crate::coordinate::{GroupValues, Mesh, MeshSettings};
-use crate::execute::deployment::record::now_ms;
 use crate::execute::layout::Layout;
 use crate::execute::stop::Stop;
-use crate::report::http::{AdminToken, ServerState, control_socket, serve};
+use crate::report::http::{AdminToken, ServerState, Steer, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
-use shoal_shared::gossip::GroupState;
-use shoal_shared::rollout::{Memory, Planner, Settings as PlannerSettings};
-use tokio::sync::Notify;
+use shoal_shared::rollout::{GroupHost, Settings as PlannerSettings};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,13 +117,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let metrics = Metrics::new();
     let mut journals = Vec::new();
     for group in &settings.groups {
-        let file = JournalFile::load(&JournalFile::path_for(&data_dir, &group.name))?;
+        let file = JournalFile::of(&data_dir, &group.name);
+        let journal = file.load()?;
         metrics.register_group(&group.name);
         metrics.set_revision(
             &group.name,
-            file.journal.current.as_ref().map(|c| c.revision.as_str()),
+            journal.current.as_ref().map(|c| c.revision.as_str()),
         );
-        journals.push(file);
+        journals.push((file, journal));
     }
     let node = NodeInfo {
         id: settings.node.id.clone(),
@@ -132,13 +133,6 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         started: now_rfc3339(),
         ready: false,
     };
-    let statuses = settings
-        .groups
-        .iter()
-        .zip(&journals)
-        .map(|(group, file)| GroupTask::initial_status(group, &file.journal))
-        .collect();
-    let board = Board::new(node, statuses);
 
     let listener = TcpListener::bind(settings.status.listen)
         .await
@@ -158,44 +152,43 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         .mesh
         .as_ref()
         .map(|config| MeshSettings::from_config(config, &settings.node.id));
-    let planner_settings = |node: &str| PlannerSettings {
-        node: node.to_owned(),
+    let planner_settings = PlannerSettings {
+        node: settings.node.id.clone(),
         warmup: mesh_settings
             .as_ref()
             .map_or(0, |m| millis(m.interval.saturating_mul(WARMUP_ROUNDS))),
         forget_after: mesh_settings.as_ref().map_or(0, |m| millis(m.dead_grace)),
     };
-    let controls: Vec<GroupControl> = settings
+    let keepers: Vec<Keeper> = settings
         .groups
         .iter()
         .zip(journals)
-        .map(|(group, mut journal)| {
-            let memory = journal
-                .journal
-                .plan
-                .take()
-                .unwrap_or_else(|| first_memory(&journal.journal));
-            let planner = Planner::new(
-                planner_settings(&settings.node.id),
-                memory,
+        .map(|(group, (file, journal))| {
+            let host = GroupHost::start(
+                &group.name,
+                planner_settings.clone(),
+                journal,
                 &group.rollout,
                 now_ms(),
             );
-            GroupControl {
-                planner: Arc::new(Mutex::new(planner)),
-                journal: Arc::new(Mutex::new(journal)),
-                wake: Arc::new(Notify::new()),
-            }
+            Keeper::new(file, host)
         })
         .collect();
+    let statuses = settings
+        .groups
+        .iter()
+        .zip(&keepers)
+        .map(|(group, keeper)| keeper.read(|host| GroupTask::initial_status(group, host)))
+        .collect();
+    let board = Board::new(node, statuses);
 
     // A restarted agent publishes its journaled state from its first gossip round, so peers
     // never see this start without it (and never give its running slot away).
     let values: BTreeMap<String, GroupValues> = settings
         .groups
         .iter()
-        .zip(&controls)
-        .map(|(group, control)| (group.name.clone(), lock(&control.planner).values()))
+        .zip(&keepers)
+        .map(|(group, keeper)| (group.name.clone(), keeper.values()))
         .collect();
     let mesh = match mesh_settings.clone() {
         Some(mesh_settings) => {
@@ -225,7 +218,11 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .groups
             .iter()
             .map(|g| g.name.clone())
-            .zip(controls.iter().cloned())
+            .zip(
+                keepers
+                    .iter()
+                    .map(|k| Arc::new(k.clone()) as Arc<dyn Steer>),
+            )
             .collect(),
         mesh: mesh.clone(),
         public_logs: settings.status.public_logs,
@@ -238,27 +235,35 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
 
     let (stop, stop_handle) = Stop::new(settings.node.shutdown_grace);
     let mut tasks = JoinSet::new();
-    for (group, control) in settings.groups.iter().zip(controls.clone()) {
-        let task = GroupTask {
+    for (group, keeper) in settings.groups.iter().zip(keepers) {
+        let watcher = Watcher::new(
+            group.clone(),
+            data_dir.clone(),
+            cache.clone(),
+            keeper.clone(),
+            board.clone(),
+            metrics.clone(),
+            seed(&settings.node.id, &group.name),
+        );
+        let deployer = Deployer {
             group: group.clone(),
-            data_dir: data_dir.clone(),
             layout: layout.clone(),
             runas_env: settings.hooks.runas_env.clone(),
-            cache: cache.clone(),
-            journal: Arc::clone(&control.journal),
+            keeper: keeper.clone(),
             board: board.clone(),
             metrics: metrics.clone(),
             stop: stop.clone(),
-            channel: None,
-            state: None,
-            pending: None,
-            rng: seed(&settings.node.id, &group.name),
-            reported: Default::default(),
-            floor_checked: false,
-            control,
+        };
+        let task = GroupTask {
+            group: group.clone(),
+            keeper,
+            watcher,
+            deployer,
             mesh: mesh.clone(),
-            prepared: None,
             published: values.get(&group.name).cloned().unwrap_or_default(),
+            board: board.clone(),
+            metrics: metrics.clone(),
+            stop: stop.clone(),
             check_soon: false,
         };
         let span = tracing::info_span!("group", group = %group.name);
@@ -313,19 +318,6 @@ const WARMUP_ROUNDS: u32 = 3;
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The planner's memory on a host whose journal predates the mesh: what it runs.
-fn first_memory(journal: &super::journal::Journal) -> Memory {
-    let state = journal.current.as_ref().map(|c| GroupState {
-        revision: Some(c.revision.clone()),
-        digest: Some(c.digest.clone()),
-        ..GroupState::default()
-    });
-    Memory {
-        state,
-        ..Memory::default()
-    }
 }
 
 fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {

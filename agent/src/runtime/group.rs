@@ -1,69 +1,57 @@
-//! One group's task: wait for a poll tick, a change on a watched channel, or shutdown; check
-//! the channel; deploy what verified (see [`super::deploying`]); keep the health check going.
+//! One group's loop: wait for a poll tick, a change on a watched channel, news from the mesh,
+//! an operator's command or shutdown; look at the channel (the [`Watcher`]); step the group's
+//! host (the pure [`GroupHost`], kept with its journal by the [`Keeper`]) and carry out the
+//! work it asks for with the [`Deployer`]; between deployments, keep the health check going.
+//! Without a mesh the group is a group of one and the same host runs with no peers.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use shoal_shared::release::AllowedSigners;
-use shoal_shared::status::{GroupStatus, Health, Notice, Phase, Refusal as RefusalDto};
-use shoal_shared::time::format_rfc3339;
+use shoal_shared::gossip::{GroupValues, Step};
+use shoal_shared::rollout::{Ended, Event, Failure, GroupHost, View, Work};
+use shoal_shared::status::{GroupStatus, Health, Phase};
 use tokio::time::{Instant, sleep_until};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use super::channel::{ChannelFailure, GroupChannel};
-use super::deploying::Prepared;
+use super::deployer::{Deployer, health_env, note_unreverted, summary_of};
 use super::health;
-use super::journal::{Journal, JournalFile};
-use super::rollout::{GroupControl, MeshRef, TICK};
-use crate::channel::cache::ReleaseCache;
-use crate::channel::watch::Watch;
-use crate::channel::{Release, jittered};
-use crate::config::{self, Group};
-use crate::coordinate::GroupValues;
-use crate::execute::layout::Layout;
+use super::keeper::Keeper;
+use super::watcher::{Prepared, Watcher};
+use crate::clock::now_ms;
+use crate::config::Group;
+use crate::coordinate::{GroupSnapshot, Mesh};
 use crate::execute::stop::Stop;
 use crate::report::{Board, Metrics};
-use crate::verify::state::ChannelState;
-use shoal_shared::gossip::Step;
-use shoal_shared::rollout::Event;
 
-/// Everything a group task needs.
+/// How often a waiting host looks again without news (deadlines, linear steps, warmup).
+const TICK: Duration = Duration::from_secs(1);
+
+/// One group's parts.
 pub(super) struct GroupTask {
     pub(super) group: Group,
-    pub(super) data_dir: PathBuf,
-    pub(super) layout: Layout,
-    /// The names of the agent's variables a runas script gets (`hooks.runas_env`).
-    pub(super) runas_env: Vec<String>,
-    pub(super) cache: ReleaseCache,
-    pub(super) journal: Arc<Mutex<JournalFile>>,
+    pub(super) keeper: Keeper,
+    pub(super) watcher: Watcher,
+    pub(super) deployer: Deployer,
+    /// The mesh, if the agent has one.
+    pub(super) mesh: Option<Arc<Mesh>>,
+    /// What was last published to the mesh.
+    pub(super) published: GroupValues,
     pub(super) board: Board,
     pub(super) metrics: Metrics,
     pub(super) stop: Stop,
-    pub(super) channel: Option<GroupChannel>,
-    pub(super) state: Option<ChannelState>,
-    /// A verified release not deployed yet (its download failed and is retried).
-    pub(super) pending: Option<Release>,
-    /// Jitter source (xorshift), seeded per host and group.
-    pub(super) rng: u64,
-    /// Refusals already reported (release, kind): a channel may refuse one at every poll.
-    pub(super) reported: BTreeSet<(String, String)>,
-    /// Whether the release at the floor was checked for having been deployed (first poll).
-    pub(super) floor_checked: bool,
-    /// The planner and what the status endpoint's controls share with it.
-    pub(super) control: GroupControl,
-    /// The mesh, if the agent has one.
-    pub(super) mesh: MeshRef,
-    /// The release fetched and waiting for its turn.
-    pub(super) prepared: Option<Prepared>,
-    /// What was last published to the mesh.
-    pub(super) published: GroupValues,
-    /// Check the channel at once (a peer announced a release, or the target must be fetched).
+    /// Look at the channel at once (a peer announced a release, or the target must be fetched).
     pub(super) check_soon: bool,
 }
 
-/// What woke a group task.
+/// What the group's host takes.
+enum Input {
+    Step(Event),
+    Release(Prepared),
+    Ended(Ended),
+    Recover(Failure),
+}
+
+/// What woke the loop.
 enum Wake {
     Stop,
     Check,
@@ -72,12 +60,11 @@ enum Wake {
 }
 
 impl GroupTask {
-    /// The status of a group before its first check.
-    pub(super) fn initial_status(group: &Group, journal: &Journal) -> GroupStatus {
+    /// The status of a group before its first look at the channel.
+    pub(super) fn initial_status(group: &Group, host: &GroupHost) -> GroupStatus {
         let mut status =
             GroupStatus::starting(&group.name, &group.application, &group.channel.display());
-        status.current_revision = journal.current.as_ref().map(|c| c.revision.clone());
-        status.last_known_good = journal.last_known_good.as_ref().map(|c| c.revision.clone());
+        super::show::show(&mut status, host);
         if group.health.is_some() {
             status.health = Health::Unknown;
         }
@@ -86,35 +73,20 @@ impl GroupTask {
 
     /// Runs until shutdown.
     pub(super) async fn run(mut self) {
-        if let Some((in_flight, settled)) = self.recover().await
-            && let Some(event) = self.recovered_event(&in_flight, settled)
-        {
-            self.drive(event).await;
-        }
-        // Watch a local channel before the first look, so nothing published in between is
-        // missed; a channel that cannot open yet is opened (and watched) at a later check.
-        if let Ok(channel) = GroupChannel::open(&self.group, &self.data_dir) {
-            self.channel = Some(channel);
-        }
-        let mut watch = self.start_watch();
+        self.recover().await;
+        self.watcher.open();
         let mut news = self.mesh.as_ref().map(|m| m.changes());
-        let wake = Arc::clone(&self.control.wake);
+        let wake = self.keeper.wake();
         let mut next_poll = Instant::now();
         let mut next_health = self.health_interval().map(|i| Instant::now() + i);
-        self.drive(Event::Tick).await;
+        self.advance(Input::Step(Event::Tick)).await;
         while !self.stop.is_requested() {
             let mut stop = self.stop.clone();
             let tick = self.wants_tick().then(|| Instant::now() + TICK);
             let woke = tokio::select! {
                 () = stop.requested() => Wake::Stop,
                 () = sleep_until(next_poll) => Wake::Check,
-                changed = changed(&mut watch) => {
-                    if !changed {
-                        warn!("channel watch stopped; polling until it can be started again");
-                        watch = None;
-                    }
-                    Wake::Check
-                }
+                _ = self.watcher.changed() => Wake::Check,
                 () = sleep_until_opt(next_health) => Wake::Health,
                 () = mesh_changed(&mut news) => Wake::News,
                 () = wake.notified() => Wake::News,
@@ -126,13 +98,10 @@ impl GroupTask {
                     self.monitor_health().await;
                     next_health = self.health_interval().map(|i| Instant::now() + i);
                 }
-                Wake::News => self.drive(Event::Tick).await,
+                Wake::News => self.advance(Input::Step(Event::Tick)).await,
                 Wake::Check => {
                     self.check().await;
-                    if watch.is_none() {
-                        watch = self.start_watch();
-                    }
-                    next_poll = Instant::now() + jittered(self.poll_interval(), self.unit_random());
+                    next_poll = Instant::now() + self.watcher.next_poll();
                 }
             }
             if std::mem::take(&mut self.check_soon) {
@@ -143,202 +112,241 @@ impl GroupTask {
             .update(&self.group.name, |g| g.phase = Phase::Stopping);
     }
 
-    fn poll_interval(&self) -> Duration {
-        match &self.group.channel {
-            config::Channel::Git(source) => source.poll,
-            config::Channel::Store(source) => source.poll,
+    /// At the start: the run the journal has in flight was cut short by a crash or a
+    /// shutdown; the host decides what follows (and heals a step left without a run).
+    async fn recover(&mut self) {
+        let in_flight = self.keeper.read(|host| host.in_flight().cloned());
+        let cut = match &in_flight {
+            Some(run) => {
+                let cut = self.deployer.cut_short(run).await;
+                self.metrics
+                    .deployment_ended(&self.group.name, "interrupted");
+                if let Some(summary) = run.dir.as_deref().and_then(summary_of) {
+                    self.show(|g| g.last_deployment = Some(summary));
+                }
+                cut
+            }
+            None => Failure {
+                reason: String::new(),
+                changed_host: false,
+                installed: false,
+            },
+        };
+        self.advance(Input::Recover(cut)).await;
+    }
+
+    /// Looks at the channel once and hands the host a release that verified.
+    async fn check(&mut self) {
+        let wanted = self.wanted();
+        self.watcher.look(wanted).await;
+        let input = match self.watcher.prepared.clone() {
+            Some(prepared) => Input::Release(prepared),
+            None => Input::Step(Event::Tick),
+        };
+        self.advance(input).await;
+    }
+
+    /// The host's target when it waits for its turn without its files at hand (after a
+    /// restart, or to run again): the channel must give it again, though it was started before.
+    fn wanted(&self) -> Option<String> {
+        let prepared = self
+            .watcher
+            .prepared
+            .as_ref()
+            .map(|p| p.release.digest.to_string());
+        self.keeper.read(|host| {
+            let planner = host.planner();
+            let target = planner.target()?;
+            let at_hand = prepared.as_deref() == Some(target.digest.as_str());
+            (planner.step_now() == Some(Step::Waiting) && !at_hand)
+                .then(|| target.revision.clone())
+        })
+    }
+
+    /// Whether the host wants to be stepped again without news.
+    fn wants_tick(&self) -> bool {
+        self.keeper.read(|host| {
+            let planner = host.planner();
+            matches!(planner.step_now(), Some(Step::Waiting | Step::Running))
+                || planner.halted().is_some()
+        })
+    }
+
+    /// Gives the host `input` and carries out the work it asks for, until it asks for none.
+    async fn advance(&mut self, input: Input) {
+        let mut next = Some(input);
+        while let Some(input) = next.take() {
+            let snapshot = self.snapshot().await;
+            let work = match self.take(input, &snapshot.view()) {
+                Ok(work) => work,
+                Err(e) => {
+                    // Nothing decided is carried out before it is on disk.
+                    error!(error = %e, "cannot write the journal; nothing is carried out");
+                    self.show(|g| g.phase = Phase::Failed);
+                    return;
+                }
+            };
+            self.publish().await;
+            for asked in work {
+                match asked {
+                    Work::Run(run) => {
+                        let (env, policy) = self.release_of(&run);
+                        let ended = self.deployer.run(&run, env, policy.as_ref()).await;
+                        if ended == Ended::Stopped {
+                            info!(deployment.id = %run.deployment_id, "deployment left in flight by shutdown");
+                            self.metrics
+                                .deployment_ended(&self.group.name, "interrupted");
+                            return;
+                        }
+                        self.count(&run, &ended);
+                        next = Some(Input::Ended(ended));
+                    }
+                    Work::CheckChannel(target) => {
+                        info!(revision.id = %target.revision, digest = %target.digest, "a peer announced a release; checking the channel");
+                        self.check_soon = true;
+                    }
+                    Work::Unreverted { dir, why } => {
+                        error!(reason = %why, "not reverted");
+                        if let Some(record) = dir.as_deref().and_then(|d| note_unreverted(d, &why))
+                        {
+                            let id = super::deployer::dir_name(dir.as_deref().unwrap_or_else(|| std::path::Path::new("")));
+                            let summary = crate::report::board::summarize(&id, &record);
+                            self.show(|g| g.last_deployment = Some(summary));
+                        }
+                    }
+                }
+            }
+            if self.stop.is_requested() {
+                return;
+            }
         }
+    }
+
+    /// Steps the host with `input`; the journal is written before this returns.
+    fn take(
+        &mut self,
+        input: Input,
+        view: &View<'_>,
+    ) -> Result<Vec<Work>, super::journal::JournalError> {
+        let name = self.group.name.clone();
+        let (work, halt, ignored) = self.keeper.change(|host| {
+            let before = host.planner().halted().cloned();
+            let ignored_before = host.planner().ignored_halts();
+            let now = now_ms();
+            let work = match input {
+                Input::Step(event) => host.step(event, view, now),
+                Input::Release(prepared) => host.release(
+                    prepared.target(&name),
+                    prepared.policy,
+                    prepared.tree,
+                    view,
+                    now,
+                ),
+                Input::Ended(ended) => host.ended(ended, view, now),
+                Input::Recover(cut) => host.recover(cut, view, now),
+            };
+            let planner = host.planner();
+            let halt = planner.halted().cloned().filter(|h| Some(h) != before.as_ref());
+            let ignored = planner.ignored_halts().saturating_sub(ignored_before);
+            (work, halt, ignored)
+        })?;
+        if let Some(halt) = halt {
+            warn!(deployment.id = %halt.id, halt.host = %halt.host, reason = %halt.reason, "rollout halted");
+        }
+        if ignored > 0 {
+            warn!(
+                count = ignored,
+                "a peer's halt not acted on: it came from a node outside the deployment, or the release was already complete here"
+            );
+            self.metrics.ignored_halts(&self.group.name, ignored);
+        }
+        let keeper = self.keeper.clone();
+        self.show(|g| keeper.read(|host| super::show::show(g, host)));
+        Ok(work)
+    }
+
+    /// The release's own environment and policy for a run of it (none for a revert).
+    fn release_of(
+        &self,
+        run: &shoal_shared::rollout::InFlight,
+    ) -> (Vec<(String, String)>, Option<shoal_shared::rollout::Policy>) {
+        if run.is_revert() {
+            return (Vec::new(), None);
+        }
+        match &self.watcher.prepared {
+            Some(p) if p.release.digest.to_string() == run.digest => {
+                (p.release.env.clone(), Some(p.policy.clone()))
+            }
+            _ => (
+                Vec::new(),
+                self.keeper.read(|host| host.planner().policy().cloned()),
+            ),
+        }
+    }
+
+    /// Logs and counts how a run ended; status shows its record.
+    fn count(&self, run: &shoal_shared::rollout::InFlight, ended: &Ended) {
+        let result = match ended {
+            Ended::Succeeded { .. } => {
+                info!(deployment.id = %run.deployment_id, revision.id = %run.revision, "deployment succeeded");
+                "succeeded"
+            }
+            Ended::Failed(failure) | Ended::Cut(failure) => {
+                warn!(deployment.id = %run.deployment_id, revision.id = %run.revision, error = %failure.reason, "deployment failed");
+                "failed"
+            }
+            Ended::Stopped => "interrupted",
+        };
+        self.metrics.deployment_ended(&self.group.name, result);
+        let dir = match ended {
+            Ended::Succeeded { dir } => Some(dir.clone()),
+            _ => self
+                .keeper
+                .read(|host| host.journal().in_flight_dir().map(std::path::Path::to_owned)),
+        };
+        if let Some(summary) = dir.as_deref().and_then(summary_of) {
+            let failed = !matches!(ended, Ended::Succeeded { .. });
+            self.show(|g| {
+                if failed {
+                    g.last_failure = Some(summary.clone());
+                }
+                g.last_deployment = Some(summary);
+            });
+        }
+        let revision = self.keeper.read(|host| {
+            host.journal()
+                .current
+                .as_ref()
+                .map(|c| c.revision.clone())
+        });
+        self.metrics
+            .set_revision(&self.group.name, revision.as_deref());
+    }
+
+    fn snapshot(&self) -> impl Future<Output = GroupSnapshot> + Send + 'static {
+        let (mesh, group) = (self.mesh.clone(), self.group.name.clone());
+        async move {
+            match mesh {
+                Some(mesh) => mesh.group(&group).await,
+                None => GroupSnapshot::default(),
+            }
+        }
+    }
+
+    /// Publishes what the host publishes, when it changed.
+    async fn publish(&mut self) {
+        let published = self.keeper.read(|host| host.planner().values());
+        if published == self.published {
+            return;
+        }
+        if let Some(mesh) = self.mesh.clone() {
+            mesh.publish(&self.group.name, &published).await;
+        }
+        self.published = published;
     }
 
     fn health_interval(&self) -> Option<Duration> {
         self.group.health.as_ref().map(|h| h.interval)
-    }
-
-    fn unit_random(&mut self) -> f64 {
-        // xorshift64*: enough to spread polls, seeded per host and group.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn start_watch(&self) -> Option<Watch> {
-        let paths = self.channel.as_ref()?.watch_paths()?;
-        match Watch::start(&paths) {
-            Ok(watch) => Some(watch),
-            Err(e) => {
-                warn!(error = %e, "cannot watch the local channel; polling only");
-                None
-            }
-        }
-    }
-
-    pub(super) fn journal(&self) -> MutexGuard<'_, JournalFile> {
-        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(super) fn show(&self, change: impl FnOnce(&mut GroupStatus)) {
-        self.board.update(&self.group.name, change);
-    }
-
-    /// Looks at the channel once and deploys a new release it verified.
-    async fn check(&mut self) {
-        match self.poll().await {
-            Ok(()) => {}
-            Err(failure) => {
-                warn!(error.kind = failure.kind, error = %failure.message, "channel check failed");
-                self.metrics.polled(&self.group.name, false);
-                let notice = Notice {
-                    message: failure.message,
-                    when: now_rfc3339(),
-                };
-                self.show(|g| {
-                    g.last_channel_error = Some(notice);
-                    if g.phase == Phase::Starting {
-                        g.phase = Phase::Idle;
-                    }
-                });
-                return;
-            }
-        }
-        if let Some(release) = self.pending.take() {
-            let known = self.prepared.as_ref().is_some_and(|p| {
-                p.release.digest == release.digest && p.release.version == release.version
-            });
-            if !known {
-                self.prepared = self.prepare(release).await;
-            }
-        }
-        let event = match &self.prepared {
-            Some(prepared) => Event::Release {
-                target: prepared.target(&self.group.name),
-                policy: prepared.policy.clone(),
-            },
-            None => Event::Tick,
-        };
-        self.drive(event).await;
-    }
-
-    async fn poll(&mut self) -> Result<(), ChannelFailure> {
-        let failure = |kind: &'static str, message: String| ChannelFailure {
-            kind,
-            message,
-            refusal: None,
-        };
-        let signers_path = &self.group.allowed_signers;
-        let text = std::fs::read_to_string(signers_path).map_err(|e| {
-            failure(
-                "allowed_signers",
-                format!("cannot read {}: {e}", signers_path.display()),
-            )
-        })?;
-        let signers = AllowedSigners::parse(&text).map_err(|e| {
-            failure(
-                "allowed_signers",
-                format!("{}: {e}", signers_path.display()),
-            )
-        })?;
-        if self.state.is_none() {
-            let path = ChannelState::path_for(&self.data_dir, &self.group.name);
-            let state = ChannelState::load(&path)
-                .map_err(|e| failure("channel_state", super::channel::one_line(&e)))?;
-            self.state = Some(state);
-        }
-        if self.channel.is_none() {
-            self.channel = Some(GroupChannel::open(&self.group, &self.data_dir)?);
-        }
-        let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
-            return Ok(());
-        };
-        let poll = channel.poll(&signers, state, unix_now()).await?;
-        let floor = state.floor().map(|f| f.name().to_owned());
-        self.metrics.polled(&self.group.name, true);
-        for (name, reason) in &poll.ignored {
-            warn!(tag = %name, reason = %reason, "not a release");
-        }
-        if !poll.unreadable.is_empty() {
-            // Each name once, and one line per poll however many there are.
-            let shown: Vec<&str> = poll.unreadable.iter().take(5).map(String::as_str).collect();
-            warn!(
-                count = poll.unreadable.len(),
-                names = ?shown,
-                "store object names that cannot be read were skipped"
-            );
-            self.metrics
-                .unreadable_names(&self.group.name, poll.unreadable.len());
-        }
-        // Newest first: the newest refusal not reported before becomes `last_refusal`. A channel
-        // may refuse the same tag at every poll; it is counted and logged once.
-        for (name, refusal) in poll.refusals.iter().rev() {
-            self.refused(name, refusal.kind(), &refusal.to_string());
-        }
-        let when = now_rfc3339();
-        let shown_floor = floor.clone();
-        self.show(|g| {
-            g.last_check = Some(when);
-            g.last_channel_error = None;
-            g.floor = shown_floor;
-            if g.phase == Phase::Starting {
-                g.phase = Phase::Idle;
-            }
-        });
-        let mut newest = poll.newest;
-        let attempted = self.journal().journal.last_target.clone();
-        let wanted = self.wanted();
-        // At the first check: a release verified just before a crash and never started.
-        let first = !std::mem::replace(&mut self.floor_checked, true);
-        let unstarted = first && floor != attempted;
-        if newest.is_none() && floor.is_some() && (unstarted || wanted == floor) {
-            let name = floor.clone().unwrap_or_default();
-            let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_ref()) else {
-                return Ok(());
-            };
-            newest = channel
-                .floor_release(&name, &signers, state, unix_now())
-                .await?;
-            if newest.is_some() && unstarted {
-                info!(revision.id = %name, "release verified before a restart was never deployed; deploying it now");
-            }
-        }
-        if let Some(release) = newest {
-            let name = release.version.name();
-            if attempted.as_deref() == Some(name) && wanted.as_deref() != Some(name) {
-                tracing::debug!(revision.id = %release.version, "release already deployed here");
-            } else {
-                info!(revision.id = %release.version, digest = %release.digest, signer = %release.signer.principal, "new release verified");
-                self.pending = Some(release);
-            }
-        }
-        Ok(())
-    }
-
-    /// The planner's target when it waits for its turn without its files at hand (after a
-    /// restart, or to run again after an interruption): the channel must give it again, though
-    /// it was started before.
-    fn wanted(&self) -> Option<String> {
-        let planner = self.planner();
-        let target = planner.target()?;
-        let prepared = self
-            .prepared
-            .as_ref()
-            .is_some_and(|p| p.release.digest.to_string() == target.digest);
-        (planner.step_now() == Some(Step::Waiting) && !prepared).then(|| target.revision.clone())
-    }
-
-    /// Shows and counts a refused release, once per release and reason.
-    pub(super) fn refused(&mut self, name: &str, kind: &str, reason: &str) {
-        if !self.reported.insert((name.to_owned(), kind.to_owned())) {
-            return;
-        }
-        warn!(revision.id = %name, reason = %reason, "release refused");
-        self.metrics.refused(&self.group.name, kind);
-        let refusal = RefusalDto {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            reason: reason.to_owned(),
-            when: now_rfc3339(),
-        };
-        self.show(|g| g.last_refusal = Some(refusal));
     }
 
     /// One probe of the running revision, between deployments.
@@ -346,11 +354,11 @@ impl GroupTask {
         let Some(check) = &self.group.health else {
             return;
         };
-        let current = self.journal().journal.current.clone();
+        let current = self.keeper.read(|host| host.journal().current.clone());
         let Some(current) = current else {
             return;
         };
-        let env = self.health_env(&current.revision);
+        let env = health_env(&self.group, &current.revision);
         let result = health::probe(check, &env).await;
         let health = if result.is_ok() {
             Health::Healthy
@@ -361,7 +369,7 @@ impl GroupTask {
         let mut was = Health::Unknown;
         self.show(|g| was = std::mem::replace(&mut g.health, health));
         if was != health {
-            self.drive(Event::Health(health)).await;
+            self.advance(Input::Step(Event::Health(health))).await;
         }
         match &result {
             Err(why) if was != Health::Unhealthy => {
@@ -374,22 +382,8 @@ impl GroupTask {
         }
     }
 
-    pub(super) fn health_env(&self, revision: &str) -> Vec<(String, String)> {
-        vec![
-            ("DEPLOYMENT_GROUP_NAME".to_owned(), self.group.name.clone()),
-            (
-                "APPLICATION_NAME".to_owned(),
-                self.group.application.clone(),
-            ),
-            ("SHOAL_REVISION".to_owned(), revision.to_owned()),
-        ]
-    }
-}
-
-async fn changed(watch: &mut Option<Watch>) -> bool {
-    match watch {
-        Some(watch) => watch.changed().await,
-        None => std::future::pending().await,
+    fn show(&self, change: impl FnOnce(&mut GroupStatus)) {
+        self.board.update(&self.group.name, change);
     }
 }
 
@@ -409,15 +403,4 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Seconds since the epoch.
-pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-pub(super) fn now_rfc3339() -> String {
-    format_rfc3339(unix_now())
 }

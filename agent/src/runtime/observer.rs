@@ -3,23 +3,19 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
+use shoal_shared::rollout::journal::PREPARE;
+
+use super::deployer::dir_name;
+use super::keeper::Keeper;
 use crate::execute::deployment::{DeploymentRecord, Observer};
 use crate::report::board::summarize;
 use crate::report::{Board, Metrics};
 
-use super::journal::JournalFile;
-
-/// The step before any event: unpacking and checking the bundle.
-pub(super) const PREPARE: &str = "Prepare";
-/// The step after the hooks: the health window.
-pub(crate) const HEALTH_CHECK: &str = "HealthCheck";
-
 /// The observer of one group's deployments.
 pub(super) struct StepObserver {
     pub(super) group: String,
-    pub(super) journal: Arc<Mutex<JournalFile>>,
+    pub(super) keeper: Keeper,
     pub(super) board: Board,
     pub(super) metrics: Metrics,
 }
@@ -32,12 +28,6 @@ impl fmt::Debug for StepObserver {
     }
 }
 
-fn dir_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 impl Observer for StepObserver {
     fn before(
         &self,
@@ -46,16 +36,10 @@ impl Observer for StepObserver {
         event: Option<&str>,
     ) -> std::io::Result<()> {
         let step = event.unwrap_or(PREPARE);
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        journal
-            .change(|j| {
-                if let Some(in_flight) = j.in_flight.as_mut() {
-                    in_flight.dir = Some(dir.to_owned());
-                    step.clone_into(&mut in_flight.step);
-                }
-            })
+        // The step reaches the journal before it starts: a restart knows where it was cut.
+        self.keeper
+            .change(|host| host.at_step(Some(dir), step))
             .map_err(std::io::Error::other)?;
-        drop(journal);
         let summary = summarize(&dir_name(dir), record);
         self.board.update(&self.group, |g| {
             g.current_event = Some(step.to_owned());

@@ -1,11 +1,15 @@
 //! Rollouts: the policy that says how a group upgrades (strategy, batch sizes, health gates),
 //! and the planner that carries it out over gossip, one host at a time.
 
+pub mod host;
 mod ids;
+pub mod journal;
 pub mod plan;
 mod policy;
 
+pub use host::{Ended, Failure, GroupHost, MAX_REVERT_ATTEMPTS, Work};
 pub use ids::{deployment_id, revert_id};
+pub use journal::{InFlight, Installed, Journal};
 
-pub use plan::{Action, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View};
+pub use plan::{Action, Command, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View};
 pub use policy::{Amount, Linear, Policy, PolicyError, RawPolicy, Scalar, Strategy};

@@ -106,27 +106,23 @@ pub struct View<'a> {
 pub enum Outcome {
     /// Hooks passed and the host was healthy for `min_healthy_time`.
     Done,
-    /// A hook, the health check or the healthy deadline failed. The host has already handled
-    /// its own failure (gone back to its last known good revision, if the policy says so and it
-    /// could): that is part of its lifecycle, like CodeDeploy's rollback.
+    /// A hook, the health check or the healthy deadline failed. If it changed the host, the
+    /// planner sends it back to its last known good revision when the policy says so
+    /// ([`Action::Revert`]), after publishing the failure.
     Failed {
         /// Why.
         reason: String,
         /// Whether it changed the host (a refused AppSpec, say, changes nothing).
         changed_host: bool,
-        /// Whether, changed, it went back to its last known good revision.
-        reverted: bool,
     },
-    /// The agent restarted in the middle of it. If the host had changed, it has gone back to
-    /// its last known good revision already; the run counts as a failure, and unless that
-    /// halts the deployment the host takes its turn again.
+    /// The agent restarted in the middle of it. It counts as a failure if it had changed the
+    /// host, which then goes back to its last known good revision first; unless that halts the
+    /// deployment the host takes its turn again.
     Interrupted {
         /// Why (which step was cut short).
         reason: String,
         /// Whether the host had been changed (files installed or hooks run) before it stopped.
         changed_host: bool,
-        /// Whether, changed, it went back to its last known good revision.
-        reverted: bool,
     },
 }
 
@@ -151,15 +147,31 @@ pub enum Event {
     },
     /// The health of the running revision, between deployments.
     Health(Health),
-    /// `shoal halt` on this host.
+}
+
+/// An operator's command on this host: `shoal halt`, `shoal resume` or `shoal promote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Halt the target's rollout.
     Halt {
         /// The operator's reason.
         reason: String,
     },
-    /// `shoal resume` on this host.
+    /// Resume a halted rollout (a new epoch).
     Resume,
-    /// `shoal promote` on this host.
+    /// Let a canary rollout go on past its canaries.
     Promote,
+}
+
+impl Command {
+    /// The command's name, as the CLI and the endpoint spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Halt { .. } => "halt",
+            Self::Resume => "resume",
+            Self::Promote => "promote",
+        }
+    }
 }
 
 /// What the planner asks the agent to do.
@@ -222,6 +234,10 @@ pub struct Memory {
     /// more, and failures claimed then halt nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub complete: bool,
+    /// It goes back to its last known good revision after its run was cut short, and takes
+    /// its turn again once back (unless the deployment halted meanwhile).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
 }
 
 /// Why a host is not starting the target (shown in status and traces).
@@ -424,44 +440,37 @@ impl Planner {
         self.order.as_ref().map_or(&[], |(_, _, order)| order)
     }
 
-    /// Records an operator command (`Halt`, `Resume` or `Promote`) and what it publishes; the
-    /// next [`Planner::step`] acts on it.
-    pub fn command(&mut self, event: Event) -> Result<(), CommandError> {
-        let what = match &event {
-            Event::Halt { .. } => "halt",
-            Event::Resume => "resume",
-            _ => "promote",
-        };
+    /// Records an operator command and what it publishes; the next [`Planner::step`] acts on
+    /// it. Returns the deployment it applies to.
+    pub fn command(&mut self, command: Command) -> Result<String, CommandError> {
         let target = self
             .target()
             .cloned()
-            .ok_or(CommandError::NoRelease(what))?;
-        match &event {
-            Event::Resume if self.halted().is_none() => {
-                return Err(CommandError::NotHalted(target.id));
-            }
-            Event::Promote
-                if self.policy.as_ref().map(|p| p.strategy) != Some(Strategy::Canary) =>
-            {
-                return Err(CommandError::NotCanary(target.id));
-            }
-            _ => {}
-        }
-        match event {
-            Event::Halt { reason } => {
+            .ok_or(CommandError::NoRelease(command.name()))?;
+        match command {
+            Command::Halt { reason } => {
                 let reason = format!("halted by the operator on {}: {reason}", self.node());
                 let node = self.node().to_owned();
                 // The operator on this host may send it back even from a completed release.
                 self.memory.complete = false;
                 self.halt(node, &reason);
             }
-            Event::Resume => self.resume(),
-            Event::Promote => {
-                self.memory.promote = Some(Promote { id: target.id });
+            Command::Resume => {
+                if self.halted().is_none() {
+                    return Err(CommandError::NotHalted(target.id));
+                }
+                self.resume();
             }
-            _ => {}
+            Command::Promote => {
+                if self.policy.as_ref().map(|p| p.strategy) != Some(Strategy::Canary) {
+                    return Err(CommandError::NotCanary(target.id));
+                }
+                self.memory.promote = Some(Promote {
+                    id: target.id.clone(),
+                });
+            }
         }
-        Ok(())
+        Ok(target.id)
     }
 
     /// Takes one event with the current view of the group at `now`; returns what to do.
@@ -475,17 +484,13 @@ impl Planner {
         match event {
             Event::Tick => {}
             Event::Release { target, policy } => self.release(target, policy, now),
-            Event::Ran(outcome) => self.ran(outcome, now),
+            Event::Ran(outcome) => self.ran(outcome, now, &mut actions),
             Event::Reverted { ok } => self.reverted(ok, now),
             Event::Health(health) => {
                 self.health = health;
                 if let Some(state) = self.memory.state.as_mut() {
                     state.health = health;
                 }
-            }
-            Event::Halt { .. } | Event::Resume | Event::Promote => {
-                // Commands that cannot apply are refused with a reason by `command`.
-                let _ = self.command(event);
             }
         }
         self.note_complete(view);
@@ -570,7 +575,7 @@ impl Planner {
         }
     }
 
-    fn ran(&mut self, outcome: Outcome, now: Millis) {
+    fn ran(&mut self, outcome: Outcome, now: Millis, actions: &mut Vec<Action>) {
         let Some(target) = self.target().cloned() else {
             return;
         };
@@ -586,47 +591,69 @@ impl Planner {
             Outcome::Failed {
                 reason,
                 changed_host,
-                reverted,
             } => {
-                self.count_failure(&reason, changed_host, reverted);
-                let step = if self.memory.broken {
-                    Step::Failed
+                self.count_failure(&reason);
+                if changed_host {
+                    self.go_back(&target, false, actions);
                 } else {
-                    Step::Reverted
-                };
-                self.set_step(step);
+                    // It changed nothing: the host is as it was (half-installed by an earlier
+                    // run, perhaps).
+                    let step = if self.memory.broken {
+                        Step::Failed
+                    } else {
+                        Step::Reverted
+                    };
+                    self.set_step(step);
+                }
             }
             Outcome::Interrupted {
                 reason,
                 changed_host,
-                reverted,
             } => {
-                if changed_host {
-                    self.count_failure(&reason, true, reverted);
-                }
                 // It runs again unless that halts the deployment, or it was cut short too
                 // often; once the channel gave it the release's files again.
                 self.fetched = None;
+                if changed_host {
+                    self.count_failure(&reason);
+                }
                 let failures = self.state().map_or(0, |s| s.failures);
-                if failures >= MAX_INTERRUPTIONS {
-                    self.set_step(Step::Failed);
-                } else {
+                let again = failures < MAX_INTERRUPTIONS;
+                if changed_host {
+                    self.go_back(&target, again, actions);
+                } else if again {
                     self.set_step(Step::Waiting);
+                } else {
+                    self.set_step(Step::Failed);
                 }
             }
         }
         self.take_next(now);
     }
 
-    /// Counts a failed run and notes where it left the host: a run that changed nothing
-    /// leaves it as it was (perhaps half-installed by an earlier one).
-    fn count_failure(&mut self, reason: &str, changed_host: bool, reverted: bool) {
-        if changed_host {
-            self.memory.broken = !reverted;
-            if reverted {
-                self.back_on_lkg();
+    /// Its own run of `target` changed the host and did not complete: it goes back to its last
+    /// known good revision when the policy says so ([`Action::Revert`], reported by
+    /// [`Event::Reverted`]); otherwise it stays half-installed, failed or (`again`) waiting to
+    /// run again. The failure is counted and published before the revert runs.
+    fn go_back(&mut self, target: &Target, again: bool, actions: &mut Vec<Action>) {
+        self.memory.broken = true;
+        let auto_revert = self.policy.as_ref().is_some_and(|p| p.auto_revert);
+        let lkg = self
+            .memory
+            .lkg
+            .clone()
+            .filter(|lkg| lkg.digest != target.digest);
+        match lkg {
+            Some(lkg) if auto_revert => {
+                self.memory.again = again;
+                self.set_step(Step::Reverting);
+                actions.push(Action::Revert(lkg));
             }
+            _ => self.set_step(if again { Step::Waiting } else { Step::Failed }),
         }
+    }
+
+    /// Counts a failed run of the target on this host.
+    fn count_failure(&mut self, reason: &str) {
         let state = self.state_mut();
         state.failures += 1;
         state.reason = Some(short_reason(reason));
@@ -646,12 +673,20 @@ impl Planner {
         if ok {
             self.back_on_lkg();
         }
+        // Back from a run cut short, it takes its turn again (once it has the files at hand)
+        // unless the deployment halted meanwhile.
+        let again = std::mem::take(&mut self.memory.again) && ok && self.halted().is_none();
+        if again {
+            self.fetched = None;
+        }
         let state = self.state_mut();
-        if ok {
-            state.step = Some(Step::Reverted);
-        } else {
+        if !ok {
             state.step = Some(Step::Failed);
             state.reason = Some("the revert to the last known good revision failed".to_owned());
+        } else if again {
+            state.step = Some(Step::Waiting);
+        } else {
+            state.step = Some(Step::Reverted);
         }
         // A resume that came while it went back applies now that it is back.
         let epoch = self.state().map_or(0, |s| s.epoch);
@@ -682,8 +717,8 @@ impl Planner {
         if self.memory.complete {
             return; // a completed release is not undone by a peer's halt
         }
-        let broken =
-            self.memory.broken && matches!(self.step_now(), Some(Step::Waiting | Step::Failed));
+        // A host whose revert failed is left failed: it is not sent back again and again.
+        let broken = self.memory.broken && self.step_now() == Some(Step::Waiting);
         if broken {
             self.set_step(Step::Failed);
         } else if self.step_now() != Some(Step::Done) {

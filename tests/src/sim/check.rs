@@ -368,7 +368,7 @@ impl Checker {
         t: u64,
         excused: bool,
     ) -> Result<(), Violation> {
-        let planner = &host.planner;
+        let planner = host.planner();
         if let (Some(halt), Some(target)) = (planner.halted(), planner.target()) {
             let truth = &mut self.hosts[h];
             let epoch = truth.halts.entry(target.id.clone()).or_insert(halt.epoch);

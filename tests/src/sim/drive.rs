@@ -1,15 +1,17 @@
-//! Driving each host's planner the way the agent does: a step on every event of its own
-//! (a lifecycle or revert ending, a release verified, an operator command), on a change of
-//! its gossip view (debounced and throttled), and on a periodic tick; after each step the
-//! memory is persisted (see `host.rs`), what it publishes goes to gossip, and its actions run
-//! (`work.rs`). The channel is polled with jitter and checked again on a gossip hint.
+//! Driving each host the way the agent's group task does: a step on every event of its own
+//! (a run ending, a release verified, an operator command), on a change of its gossip view
+//! (debounced and throttled), and on a periodic tick; after each step what it publishes goes
+//! to gossip and the work it asked for runs (`work.rs`). The channel is polled with jitter and
+//! checked again on a gossip hint.
+
+use std::path::PathBuf;
 
 use shoal_shared::gossip::Step;
-use shoal_shared::rollout::{Action, Event, Memory, View};
+use shoal_shared::rollout::{Ended, Event, Failure, Memory, View, Work};
 
 use super::check::Violation;
 use super::gossip::Record;
-use super::trace::{Stepped, What};
+use super::trace::{Input, Stepped, What};
 use super::world::{Ev, World};
 
 impl World {
@@ -41,26 +43,51 @@ impl World {
         self.step(h, Event::Tick)
     }
 
-    /// Steps `h`'s planner with `event` and the view its gossip shows now.
+    /// Steps `h` with `event` and the view its gossip shows now.
     pub(super) fn step(&mut self, h: usize, event: Event) -> Result<(), Violation> {
+        self.take(h, Input::Event(event))
+    }
+
+    /// `h`'s run ended.
+    pub(super) fn ended(&mut self, h: usize, ended: Ended) -> Result<(), Violation> {
+        self.take(h, Input::Ended(ended))
+    }
+
+    /// `h` restarted; `cut` is what the disk shows of the run its journal has in flight.
+    pub(super) fn recovered(&mut self, h: usize, cut: Failure) -> Result<(), Violation> {
+        self.take(h, Input::Recover(cut))
+    }
+
+    fn take(&mut self, h: usize, input: Input) -> Result<(), Violation> {
         let host = &mut self.hosts[h];
         let now = host.now(self.t);
         let view = self.gossip.view(h, self.t);
-        let actions = host.planner.step(event.clone(), &view, now);
+        let core = &mut host.core;
+        let work = match input.clone() {
+            Input::Event(Event::Release { target, policy }) => {
+                core.release(target, policy, PathBuf::from("/sim/files"), &view, now)
+            }
+            Input::Event(event) => core.step(event, &view, now),
+            Input::Ended(ended) => core.ended(ended, &view, now),
+            Input::Recover(cut) => core.recover(cut, &view, now),
+        };
+        core.take_changed();
         // The exact count only when the checker needs it: it costs a lookup per peer.
-        let starts = actions.iter().any(|a| matches!(a, Action::Deploy(_)));
-        let seen = if starts { seen } else { glance }(&view, host.planner.memory());
+        let starts = work
+            .iter()
+            .any(|w| matches!(w, Work::Run(run) if !run.is_revert()));
+        let seen = if starts { seen } else { glance }(&view, core.planner().memory());
         drop(view);
-        self.after(h, event, actions, seen)
+        self.after(h, input, work, seen)
     }
 
     /// What follows any step of `h` (or operator command on it): the next tick, publishing,
-    /// the trace, the actions, and the checks.
+    /// the trace, the work it asked for, and the checks.
     pub(super) fn after(
         &mut self,
         h: usize,
-        event: Event,
-        actions: Vec<Action>,
+        input: Input,
+        work: Vec<Work>,
         seen: (usize, usize),
     ) -> Result<(), Violation> {
         self.stats.steps += 1;
@@ -71,11 +98,10 @@ impl World {
         host.step_at = None;
         host.step_token += 1;
         self.schedule_step(h, next);
-        let planner = &self.hosts[h].planner;
-        self.gossip.publish(h, Record::of(planner));
-        self.trace_step(h, event, &actions, seen);
-        for action in actions {
-            self.act(h, action, seen)?;
+        self.gossip.publish(h, Record::of(self.hosts[h].planner()));
+        self.trace_step(h, input, &work, seen);
+        for asked in work {
+            self.carry_out(h, asked, seen)?;
         }
         self.observe(h, seen)
     }
@@ -90,7 +116,7 @@ impl World {
     /// host holding a slot (running, or not started: it may start unseen) and a live host (or
     /// itself) still to go behind it.
     fn halted_behind_a_dead_host(&self, h: usize) -> bool {
-        let planner = &self.hosts[h].planner;
+        let planner = self.hosts[h].planner();
         let (Some(halt), Some(target)) = (planner.halted(), planner.target()) else {
             return false;
         };
@@ -120,48 +146,29 @@ impl World {
     }
 
     /// Traces a step, unless it is a tick that asked for nothing and changed nothing shown.
-    fn trace_step(&mut self, h: usize, event: Event, actions: &[Action], seen: (usize, usize)) {
+    fn trace_step(&mut self, h: usize, input: Input, work: &[Work], seen: (usize, usize)) {
         let host = &mut self.hosts[h];
-        let planner = &host.planner;
+        let planner = host.core.planner();
         let shown = (
             planner.published().cloned(),
             planner.wait().clone(),
             planner.halted().is_some(),
         );
-        if event == Event::Tick && actions.is_empty() && host.shown.as_ref() == Some(&shown) {
+        let tick = matches!(input, Input::Event(Event::Tick));
+        if tick && work.is_empty() && host.shown.as_ref() == Some(&shown) {
             return;
         }
         let (published, wait, halted) = shown.clone();
         host.shown = Some(shown);
         let what = What::Step(Box::new(Stepped {
-            event,
-            actions: actions.to_vec(),
+            input,
+            work: work.to_vec(),
             published,
             halted,
             wait,
             seen,
         }));
         self.trace.push(self.t, Some(h), what);
-    }
-
-    fn act(&mut self, h: usize, action: Action, seen: (usize, usize)) -> Result<(), Violation> {
-        match action {
-            Action::Deploy(target) => self.deploy(h, target, seen),
-            Action::Revert(revision) => self.revert(h, revision),
-            Action::CheckChannel(_) => {
-                let (lo, hi) = self.sc.agent.check_ms;
-                let delay = self.rng.range(lo, hi);
-                let incarnation = self.hosts[h].incarnation;
-                self.at(
-                    self.t + delay,
-                    Ev::Check {
-                        host: h,
-                        incarnation,
-                    },
-                );
-                Ok(())
-            }
-        }
     }
 
     /// A periodic poll of the channel (with ±20 % jitter).
@@ -188,7 +195,7 @@ impl World {
             // The release at the floor is handed again while the planner waits to run it
             // (after a restart it needs the files again), as the agent fetches it again.
             let floor = self.hosts[h].floor;
-            let planner = &self.hosts[h].planner;
+            let planner = self.hosts[h].planner();
             if floor > 0
                 && planner.step_now() == Some(Step::Waiting)
                 && planner.target() == Some(&self.releases[floor - 1].0)

@@ -1,14 +1,20 @@
-//! One simulated host: its planner, its own clock, the work it runs (a lifecycle or a revert,
-//! which take time and may fail), what is on its disk (the ground truth the checker holds the
-//! planner to), and what survives a crash: the planner's memory, which the agent persists after
-//! every step (so the memory at the moment of a crash is exactly what was persisted last), and
-//! the channel's anti-rollback floor.
+//! One simulated host: the agent's own journal and planner ([`GroupHost`], the code the agent
+//! runs), its own clock, the work it runs (a lifecycle or a revert, which take time and may
+//! fail), what is on its disk (the ground truth the checker holds the host to), and what
+//! survives a crash: the journal, which the agent writes before it carries out anything
+//! decided (so the journal at the moment of a crash is exactly what was written last), and the
+//! channel's anti-rollback floor.
+
+use std::path::PathBuf;
 
 use shoal_shared::gossip::{GroupState, Target};
 use shoal_shared::rollout::plan::Wait;
-use shoal_shared::rollout::{Memory, Millis, Planner, Policy, Revision, Settings};
+use shoal_shared::rollout::{
+    GroupHost, Installed, Journal, Memory, Millis, Planner, Policy, Revision, Settings,
+};
 
 use super::rng::Rng;
+use super::world::GROUP;
 use super::scenario::Clocks;
 
 /// A host's own clock: an offset and a rate of its own; the planner sees nothing else.
@@ -122,8 +128,8 @@ pub struct Host {
     pub up: bool,
     /// Bumped at every crash: events of an earlier run are ignored.
     pub incarnation: u32,
-    /// The planner (a fresh one after every restart).
-    pub planner: Planner,
+    /// The journal and planner (a fresh one from the journal after every restart).
+    pub core: GroupHost,
     /// Its clock.
     pub clock: Clock,
     /// Releases `1..=floor` of the channel were verified (persisted, like the agent's floor).
@@ -132,8 +138,8 @@ pub struct Host {
     pub work: Work,
     /// What is installed.
     pub disk: Disk,
-    /// The memory persisted when it crashed, while it is down.
-    pub persisted: Option<Memory>,
+    /// The journal as written when it crashed (JSON, as the agent writes it), while it is down.
+    pub persisted: Option<String>,
     /// The pending planner step (see `World::schedule_step`).
     pub step_token: u64,
     /// When the pending planner step is due.
@@ -147,25 +153,36 @@ pub struct Host {
 }
 
 impl Host {
-    /// A host booting at `t` with `memory`.
+    /// A host booting at `t` with `memory`, running `base` as its last known good revision.
     pub fn boot(
         settings: Settings,
         memory: Memory,
         policy: &Policy,
         clock: Clock,
-        disk: Disk,
+        base: &Revision,
         t: u64,
     ) -> Self {
-        let planner = Planner::new(settings.clone(), memory, policy, clock.now(t));
+        let installed = Installed {
+            revision: base.name.clone(),
+            digest: base.digest.clone(),
+            dir: PathBuf::from(format!("/sim/{}/base", settings.node)),
+        };
+        let journal = Journal {
+            current: Some(installed.clone()),
+            last_known_good: Some(installed),
+            plan: Some(memory),
+            ..Journal::empty()
+        };
+        let core = GroupHost::start(GROUP, settings.clone(), journal, policy, clock.now(t));
         Self {
             settings,
             up: true,
             incarnation: 0,
-            planner,
+            core,
             clock,
             floor: 0,
             work: Work::Idle,
-            disk,
+            disk: Disk::Clean(base.digest.clone()),
             persisted: None,
             step_token: 0,
             step_at: None,
@@ -173,6 +190,11 @@ impl Host {
             nonces: 0,
             shown: None,
         }
+    }
+
+    /// Its planner.
+    pub fn planner(&self) -> &Planner {
+        self.core.planner()
     }
 
     /// Its clock's reading at true time `t`.
@@ -187,18 +209,18 @@ impl Host {
     }
 
     /// Kills the host at `t`: the work stops where it is, the disk stays as far as it got, and
-    /// the memory goes through its journal (JSON, as the agent writes it). Returns the target
-    /// of a lifecycle it cut, or why the memory does not survive its journal.
+    /// the journal survives as written. Returns the target of a lifecycle it cut, or why the
+    /// journal does not survive being written and read back.
     pub fn crash(&mut self, t: u64) -> Result<Option<Target>, String> {
-        let memory = self.planner.memory();
-        let journal = serde_json::to_string(memory).map_err(|e| e.to_string())?;
-        let read: Memory = serde_json::from_str(&journal).map_err(|e| e.to_string())?;
-        if read != *memory {
+        let journal = self.core.journal();
+        let text = serde_json::to_string(journal).map_err(|e| e.to_string())?;
+        let read: Journal = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        if read != *journal {
             return Err(format!(
-                "the persisted memory reads back differently: wrote {memory:?}, read {read:?}"
+                "the journal reads back differently: wrote {journal:?}, read {read:?}"
             ));
         }
-        self.persisted = Some(read);
+        self.persisted = Some(text);
         self.up = false;
         self.incarnation += 1;
         self.step_at = None;
@@ -219,10 +241,14 @@ impl Host {
         Ok(cut)
     }
 
-    /// Starts the host again at `t` with a fresh planner from its persisted memory.
+    /// Starts the host again at `t` from its journal; the caller recovers what it had in flight.
     pub fn restart(&mut self, policy: &Policy, t: u64) {
-        let memory = self.persisted.take().unwrap_or_default();
-        self.planner = Planner::new(self.settings.clone(), memory, policy, self.clock.now(t));
+        let journal = self
+            .persisted
+            .take()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(Journal::empty);
+        self.core = GroupHost::start(GROUP, self.settings.clone(), journal, policy, self.clock.now(t));
         self.up = true;
         self.last_step = t;
     }

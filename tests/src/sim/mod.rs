@@ -1,8 +1,10 @@
-//! The deterministic simulator of shoal's rollouts: N hosts, each driving the very planner the
-//! agent runs (`shoal_shared::rollout::Planner`), over a simulated chitchat-like gossip layer
-//! with message loss and delays, partitions that heal, crashes and restarts from the persisted
-//! memory, skewed clocks, simulated hooks and reverts, a channel that is the only source of
-//! releases, and an operator who halts, resumes and promotes.
+//! The deterministic simulator of shoal's rollouts: N hosts, each driving the very code the
+//! agent runs for a group (`shoal_shared::rollout::GroupHost`: the journal and its recovery
+//! decisions, and the planner), over a simulated chitchat-like gossip layer with message loss
+//! and delays, partitions that heal, crashes (also in the middle of a lifecycle or a revert)
+//! and restarts from the journal as written, skewed clocks, simulated hooks and reverts, a
+//! channel that is the only source of releases, and an operator who halts, resumes and
+//! promotes.
 //!
 //! Everything follows from one seed: one PRNG, one queue of timed events, no real time and no
 //! hash-order dependence. After every planner step the checker ([`check`]) holds the run to
@@ -15,11 +17,11 @@
 //! simulated chitchat), `host`, `check` (the properties, the progress bound, the final state),
 //! `trace` and `report` (what a failure prints), `queue` (timed events), `rng`.
 //!
-//! The driver contract the simulator assumes of the agent (and checks the planner against):
-//! persist the memory after every step; run `Deploy` to its end and report `Ran`; after a
-//! restart report a lifecycle the journal shows cut short as `Outcome::Interrupted`, and run a
-//! cut revert again to `memory().lkg` (the planner has no event for a cut revert); feed
-//! `Release` only for a release above the channel's anti-rollback floor.
+//! The driver contract the simulator shares with the agent's group task: write the journal
+//! whenever `GroupHost::take_changed` says so, before carrying out the work asked for; run each
+//! `Work::Run` to its end and report how it `Ended`; after a restart, `recover` with what the
+//! disk shows of the run cut short; feed `release` only for a release above the channel's
+//! anti-rollback floor.
 
 pub mod check;
 mod drive;
@@ -42,7 +44,7 @@ use std::fmt;
 pub use check::{Bound, Figures, Violation};
 pub use report::{failure, report};
 pub use scenario::{
-    AgentPlan, Clocks, Command, CommandPlan, CrashPlan, Net, PartitionPlan, PlannedRelease,
+    AgentPlan, Clocks, Command, CommandPlan, CrashAt, CrashPlan, Net, PartitionPlan, PlannedRelease,
     Promoting, ROUND, Scenario, describe_policy, secs,
 };
 pub use setup::base_revision;

@@ -3,7 +3,7 @@
 //! status says the canaries are healthy and wait for it (or once early, when asked to).
 
 use shoal_shared::rollout::plan::Wait;
-use shoal_shared::rollout::{Event, Strategy};
+use shoal_shared::rollout::{Command as Steer, Strategy};
 
 use super::check::Violation;
 use super::gossip::Record;
@@ -19,16 +19,16 @@ impl World {
         let command = self.sc.commands[index].command;
         let candidates: Vec<usize> = (0..self.hosts.len())
             .filter(|h| self.hosts[*h].up)
-            .filter(|h| command != Command::Resume || self.hosts[*h].planner.halted().is_some())
+            .filter(|h| command != Command::Resume || self.hosts[*h].planner().halted().is_some())
             .collect();
-        let event = match command {
-            Command::Halt => Event::Halt {
+        let steer = match command {
+            Command::Halt => Steer::Halt {
                 reason: "operator".to_owned(),
             },
-            Command::Resume => Event::Resume,
+            Command::Resume => Steer::Resume,
         };
         let done = match self.pick(&candidates) {
-            Some(h) => self.run_command(h, event)?,
+            Some(h) => self.run_command(h, steer)?,
             None => false,
         };
         if !done && attempt < ATTEMPTS {
@@ -56,8 +56,8 @@ impl World {
         }
         let asked = self.hosts.iter().any(|host| {
             host.up
-                && host.planner.target() == Some(&newest.0)
-                && *host.planner.wait() == Wait::Promotion
+                && host.planner().target() == Some(&newest.0)
+                && *host.planner().wait() == Wait::Promotion
         });
         if asked {
             self.promote_asked = self.published == self.releases.len();
@@ -77,13 +77,13 @@ impl World {
             .map(|i| self.releases[i].0.clone());
         let candidates: Vec<usize> = (0..self.hosts.len())
             .filter(|h| self.hosts[*h].up)
-            .filter(|h| early || self.hosts[*h].planner.target() == newest.as_ref())
+            .filter(|h| early || self.hosts[*h].planner().target() == newest.as_ref())
             .collect();
         let Some(h) = self.pick(&candidates) else {
             return Ok(());
         };
-        let target = self.hosts[h].planner.target().cloned();
-        if self.run_command(h, Event::Promote)? {
+        let target = self.hosts[h].planner().target().cloned();
+        if self.run_command(h, Steer::Promote)? {
             if let Some(target) = target {
                 self.checker.promoted(&target.id);
             }
@@ -104,23 +104,21 @@ impl World {
         (!candidates.is_empty()).then(|| candidates[self.rng.index(candidates.len())])
     }
 
-    /// Runs `event` as a command on `h`. Returns whether the planner accepted it.
-    fn run_command(&mut self, h: usize, event: Event) -> Result<bool, Violation> {
-        match self.hosts[h].planner.command(event.clone()) {
-            Ok(()) => {
+    /// Runs `steer` as a command on `h`. Returns whether the host accepted it.
+    fn run_command(&mut self, h: usize, steer: Steer) -> Result<bool, Violation> {
+        match self.hosts[h].core.command(steer.clone()) {
+            Ok(_) => {
                 // Recorded: the host acts on it at its next step, as the agent's group task
                 // does once the command wakes it.
-                self.trace.note(
-                    self.t,
-                    Some(h),
-                    format!("takes {}", super::trace::event_text(&event)),
-                );
-                self.gossip.publish(h, Record::of(&self.hosts[h].planner));
+                self.hosts[h].core.take_changed();
+                self.trace
+                    .note(self.t, Some(h), format!("takes operator: {}", steer.name()));
+                self.gossip.publish(h, Record::of(self.hosts[h].planner()));
                 self.schedule_step(h, self.t);
                 Ok(true)
             }
             Err(e) => {
-                let text = format!("refuses {}: {e}", super::trace::event_text(&event));
+                let text = format!("refuses operator: {}: {e}", steer.name());
                 self.trace.note(self.t, Some(h), text);
                 Ok(false)
             }

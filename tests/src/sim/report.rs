@@ -49,7 +49,7 @@ pub fn failure(world: &World, violation: Violation) -> Failure {
 impl World {
     /// What `h`'s gossip shows it now, in its rollout order, beside the truth.
     fn render_view(&self, h: usize) -> String {
-        let planner = &self.hosts[h].planner;
+        let planner = self.hosts[h].planner();
         let mut text = format!(
             "\nh{h}'s view now, in its rollout order (its memory knows {} members; truth in \
              brackets):\n",
@@ -74,7 +74,7 @@ impl World {
                 format!("{alive}, {}", state_text(state))
             };
             let truth = &self.hosts[k];
-            let real = state_text(truth.planner.published());
+            let real = state_text(truth.planner().published());
             let up = if truth.up { "up" } else { "down" };
             text.push_str(&format!("  {node:<4} {seen}   [{up}, {real}]\n"));
         }

@@ -92,13 +92,24 @@ pub struct PartitionPlan {
 pub struct CrashPlan {
     /// Which host.
     pub host: usize,
-    /// When (true time); with `mid_lifecycle`, how long after the host's first lifecycle
-    /// starts.
+    /// When (true time), or how long after the start of the work `when` names.
     pub at: u64,
     /// How long it stays down; `None` for good.
     pub down_for: Option<u64>,
-    /// The crash hits the host's first lifecycle, `at` after it starts.
-    pub mid_lifecycle: bool,
+    /// What `at` counts from.
+    pub when: CrashAt,
+}
+
+/// What a crash's time counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashAt {
+    /// The start of the run.
+    Time,
+    /// The start of the host's first lifecycle.
+    Lifecycle,
+    /// The start of the host's first revert (whatever caused it: its own failure, a halt, or
+    /// the recovery from an earlier crash).
+    Revert,
 }
 
 /// An operator command at a given time.
@@ -308,7 +319,12 @@ impl Scenario {
             let down = c
                 .down_for
                 .map_or("for good".to_owned(), |d| format!("for {}", secs(d)));
-            let _ = write!(text, "\n  crash of h{} at {} {down}", c.host, secs(c.at));
+            let at = match c.when {
+                CrashAt::Time => format!("at {}", secs(c.at)),
+                CrashAt::Lifecycle => format!("{} into its first lifecycle", secs(c.at)),
+                CrashAt::Revert => format!("{} into its first revert", secs(c.at)),
+            };
+            let _ = write!(text, "\n  crash of h{} {at} {down}", c.host);
         }
         for c in &self.commands {
             let _ = write!(text, "\n  operator {:?} at {}", c.command, secs(c.at));

@@ -6,9 +6,9 @@ use shoal_shared::gossip::{GroupState, Health};
 use shoal_shared::rollout::{Memory, Policy, Revision, Settings};
 
 use super::gossip::Record;
-use super::host::{Clock, Disk, Host};
+use super::host::{Clock, Host};
 use super::rng::Rng;
-use super::scenario::{Promoting, ROUND, Scenario, millis};
+use super::scenario::{CrashAt, Promoting, ROUND, Scenario, millis};
 use super::world::{Ev, World};
 
 /// The revision every host runs before the first release.
@@ -28,7 +28,7 @@ impl World {
     pub(super) fn start(&mut self) {
         for h in 0..self.hosts.len() {
             self.gossip.beat(h, 1, 0);
-            self.gossip.publish(h, Record::of(&self.hosts[h].planner));
+            self.gossip.publish(h, Record::of(self.hosts[h].planner()));
             self.start_host_timers(h);
         }
         self.at(ROUND, Ev::Round);
@@ -40,7 +40,7 @@ impl World {
             self.at(p.at + p.lasts, Ev::Heal(i));
         }
         for (i, c) in self.sc.crashes.clone().iter().enumerate() {
-            if !c.mid_lifecycle {
+            if c.when == CrashAt::Time {
                 self.at(c.at, Ev::Crash(i));
             }
         }
@@ -106,14 +106,7 @@ pub(super) fn boot_hosts(
                     .map(|m| (m.clone(), now))
                     .collect();
             }
-            Host::boot(
-                settings,
-                memory,
-                policy,
-                clock,
-                Disk::Clean(base.digest.clone()),
-                0,
-            )
+            Host::boot(settings, memory, policy, clock, &base, 0)
         })
         .collect()
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use shoal_shared::gossip::GroupState;
 use shoal_shared::rollout::plan::Wait;
-use shoal_shared::rollout::{Action, Event, Outcome};
+use shoal_shared::rollout::{Ended, Event, Failure, Outcome, Work};
 
 use super::scenario::secs;
 
@@ -23,13 +23,24 @@ pub enum What {
     Note(String),
 }
 
-/// A traced planner step.
+/// What a host took in a step.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// An event for its planner.
+    Event(Event),
+    /// The end of the run it carried out.
+    Ended(Ended),
+    /// After a restart, what the disk showed of the run cut short.
+    Recover(Failure),
+}
+
+/// A traced step of a host.
 #[derive(Debug, Clone)]
 pub struct Stepped {
     /// What it took.
-    pub event: Event,
+    pub input: Input,
     /// What it asked for.
-    pub actions: Vec<Action>,
+    pub work: Vec<Work>,
     /// What it published afterwards.
     pub published: Option<GroupState>,
     /// Whether it then knew a halt of its target.
@@ -97,19 +108,19 @@ fn render(what: &What) -> String {
         What::Note(text) => format!("· {text}"),
         What::Step(step) => {
             let Stepped {
-                event,
-                actions,
+                input,
+                work,
                 published,
                 halted,
                 wait,
                 seen,
             } = step.as_ref();
-            let mut text = format!("{} →", event_text(event));
-            if actions.is_empty() {
+            let mut text = format!("{} →", input_text(input));
+            if work.is_empty() {
                 text.push_str(" -");
             }
-            for action in actions {
-                let _ = write!(text, " {}", action_text(action));
+            for asked in work {
+                let _ = write!(text, " {}", work_text(asked));
             }
             let _ = write!(text, " | {}", state_text(published.as_ref()));
             if *halted {
@@ -121,36 +132,43 @@ fn render(what: &What) -> String {
     }
 }
 
+/// What a host took, in a few words.
+fn input_text(input: &Input) -> String {
+    match input {
+        Input::Event(event) => event_text(event),
+        Input::Ended(Ended::Succeeded { .. }) => "run: succeeded".to_owned(),
+        Input::Ended(Ended::Failed(f)) => {
+            format!("run: failed ({}, changed host: {})", f.reason, f.changed_host)
+        }
+        Input::Ended(Ended::Cut(f)) => format!("run: cut (changed host: {})", f.changed_host),
+        Input::Ended(Ended::Stopped) => "run: stopped".to_owned(),
+        Input::Recover(f) => format!("recovers (changed host: {})", f.changed_host),
+    }
+}
+
 /// An event in a few words.
 pub fn event_text(event: &Event) -> String {
     match event {
         Event::Tick => "tick".to_owned(),
         Event::Release { target, .. } => format!("release {}", target.revision),
         Event::Ran(Outcome::Done) => "ran: done".to_owned(),
-        Event::Ran(Outcome::Failed {
-            reason, reverted, ..
-        }) => {
-            format!(
-                "ran: failed ({reason}){}",
-                if *reverted { ", went back" } else { "" }
-            )
-        }
+        Event::Ran(Outcome::Failed { reason, .. }) => format!("ran: failed ({reason})"),
         Event::Ran(Outcome::Interrupted { changed_host, .. }) => {
             format!("ran: interrupted (changed host: {changed_host})")
         }
         Event::Reverted { ok } => format!("reverted (ok: {ok})"),
         Event::Health(h) => format!("health {h:?}"),
-        Event::Halt { .. } => "operator: halt".to_owned(),
-        Event::Resume => "operator: resume".to_owned(),
-        Event::Promote => "operator: promote".to_owned(),
     }
 }
 
-fn action_text(action: &Action) -> String {
-    match action {
-        Action::Deploy(t) => format!("DEPLOY {}", t.revision),
-        Action::Revert(r) => format!("REVERT to {}", r.name),
-        Action::CheckChannel(t) => format!("check-channel ({})", t.revision),
+fn work_text(work: &Work) -> String {
+    match work {
+        Work::Run(run) if run.is_revert() => {
+            format!("REVERT to {} (attempt {})", run.revision, run.attempt)
+        }
+        Work::Run(run) => format!("DEPLOY {}", run.revision),
+        Work::CheckChannel(t) => format!("check-channel ({})", t.revision),
+        Work::Unreverted { why, .. } => format!("not reverted ({why})"),
     }
 }
 

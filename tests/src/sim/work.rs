@@ -1,28 +1,61 @@
-//! The work hosts run for their planners, and what crashes do to it: a lifecycle takes its
-//! hooks' time plus `min_healthy_time` and may fail (changing the disk part-way, then going
-//! back to the last known good revision itself when `auto_revert` allows, as the agent does), a
-//! revert takes a while; a crash cuts either short where it is, and a restart builds a fresh
-//! planner from the persisted memory, goes back from a cut lifecycle that changed the disk,
-//! reports it as `Outcome::Interrupted` and runs a cut revert again, as the agent does from its
-//! journal.
+//! The work hosts carry out for their [`GroupHost`](shoal_shared::rollout::GroupHost), and what
+//! crashes do to it: a lifecycle takes its hooks' time plus `min_healthy_time` and may fail
+//! (changing the disk part-way), a revert takes a while; a crash cuts either short where it is,
+//! and a restart starts the host again from its journal as written and tells it what the disk
+//! shows of the run cut short. Every decision (what to revert to, whether to run again, what to
+//! retry) is the host's own code, the agent's.
 
-use shoal_shared::gossip::{Step, Target};
-use shoal_shared::rollout::{Event, Outcome, Revision};
+use std::path::PathBuf;
 
-use super::check::{Ended, Start, Violation, property};
+use shoal_shared::gossip::Target;
+use shoal_shared::rollout::journal::PREPARE;
+use shoal_shared::rollout::{Ended, Failure, InFlight, Revision, Work as Asked};
+
+use super::check::{Ended as Truth, Start, Violation, property};
 use super::gossip::Record;
-use super::host::{Disk, Lifecycle, Work};
-use super::scenario::{ROUND, millis, secs};
+use super::host::{Lifecycle, Work};
+use super::scenario::{CrashAt, ROUND, millis, secs};
 use super::world::{Ev, World};
 
 impl World {
-    pub(super) fn deploy(
+    /// Carries out what `h`'s host asked for.
+    pub(super) fn carry_out(
         &mut self,
         h: usize,
-        target: Target,
+        asked: Asked,
         seen: (usize, usize),
     ) -> Result<(), Violation> {
-        let planner = &self.hosts[h].planner;
+        match asked {
+            Asked::Run(run) if run.is_revert() => self.revert(h, &run),
+            Asked::Run(run) => self.deploy(h, &run, seen),
+            Asked::CheckChannel(_) => {
+                let (lo, hi) = self.sc.agent.check_ms;
+                let delay = self.rng.range(lo, hi);
+                let incarnation = self.hosts[h].incarnation;
+                self.at(
+                    self.t + delay,
+                    Ev::Check {
+                        host: h,
+                        incarnation,
+                    },
+                );
+                Ok(())
+            }
+            Asked::Unreverted { why, .. } => {
+                self.trace
+                    .note(self.t, Some(h), format!("not reverted: {why}"));
+                Ok(())
+            }
+        }
+    }
+
+    fn deploy(&mut self, h: usize, run: &InFlight, seen: (usize, usize)) -> Result<(), Violation> {
+        let target = Target {
+            id: run.deployment_id.clone(),
+            revision: run.revision.clone(),
+            digest: run.digest.clone(),
+        };
+        let planner = self.hosts[h].planner();
         let start = Start {
             t: self.t,
             halted: planner.halted().is_some(),
@@ -31,6 +64,7 @@ impl World {
         };
         self.checker.deploy(h, &target, start)?;
         self.idle(h, "deploy")?;
+        self.begin(h, run);
         let Some((_, policy, fail_permille)) =
             self.releases.iter().find(|(t, _, _)| *t == target).cloned()
         else {
@@ -58,15 +92,15 @@ impl World {
             fails,
         });
         self.at(ends_at, Ev::LifecycleEnd { host: h, nonce });
-        self.arm_crashes(h);
+        self.arm_crashes(h, CrashAt::Lifecycle);
         Ok(())
     }
 
-    /// Schedules the crashes planned for the middle of `h`'s first lifecycle.
-    fn arm_crashes(&mut self, h: usize) {
+    /// Schedules the crashes planned for the middle of `h`'s first piece of work of a kind.
+    fn arm_crashes(&mut self, h: usize, when: CrashAt) {
         for i in 0..self.sc.crashes.len() {
             let plan = &self.sc.crashes[i];
-            if plan.mid_lifecycle && plan.host == h && !self.armed[i] {
+            if plan.when == when && plan.host == h && !self.armed[i] {
                 self.armed[i] = true;
                 let at = self.t + plan.at;
                 self.at(at, Ev::Crash(i));
@@ -74,17 +108,23 @@ impl World {
         }
     }
 
-    pub(super) fn revert(&mut self, h: usize, to: Revision) -> Result<(), Violation> {
+    fn revert(&mut self, h: usize, run: &InFlight) -> Result<(), Violation> {
         self.idle(h, "revert")?;
+        self.begin(h, run);
+        let to = Revision {
+            name: run.revision.clone(),
+            digest: run.digest.clone(),
+        };
         let nonce = self.hosts[h].nonce();
         self.hosts[h].work = Work::Reverting { to, nonce };
         let (lo, hi) = self.sc.revert_ms;
         let delay = self.rng.range(lo, hi);
         self.at(self.t + delay, Ev::RevertEnd { host: h, nonce });
+        self.arm_crashes(h, CrashAt::Revert);
         Ok(())
     }
 
-    /// The planner may only ask for work while the host runs none.
+    /// The host may only be asked for work while it runs none.
     fn idle(&self, h: usize, what: &str) -> Result<(), Violation> {
         match &self.hosts[h].work {
             Work::Idle => Ok(()),
@@ -104,46 +144,25 @@ impl World {
             _ => return Ok(()),
         };
         host.work = Work::Idle;
-        let outcome = if run.fails {
+        let ended = if run.fails {
             let changed = self.t >= run.changes_at;
             if changed {
                 host.disk.touch(&run.target.digest);
             }
-            let reverted = changed && self.go_back(h, &run.target);
-            Outcome::Failed {
+            Ended::Failed(Failure {
                 reason: "ValidateService failed (simulated)".to_owned(),
                 changed_host: changed,
-                reverted,
+                installed: changed,
+            })
+        } else {
+            host.disk = super::host::Disk::Clean(run.target.digest.clone());
+            Ended::Succeeded {
+                dir: self.deployment_dir(h, &run.target.digest),
             }
-        } else {
-            host.disk = Disk::Clean(run.target.digest.clone());
-            Outcome::Done
         };
-        let how = if run.fails {
-            Ended::Failed
-        } else {
-            Ended::Done
-        };
+        let how = if run.fails { Truth::Failed } else { Truth::Done };
         self.checker.ended(h, &run.target.id, how);
-        self.step(h, Event::Ran(outcome))
-    }
-
-    /// A host whose own run of `target` changed it goes back to its last known good revision
-    /// by itself when the policy says so (the agent's revert after a failure); whether it did.
-    fn go_back(&mut self, h: usize, target: &Target) -> bool {
-        let auto_revert = self
-            .releases
-            .iter()
-            .find(|(t, _, _)| t == target)
-            .is_some_and(|(_, policy, _)| policy.auto_revert);
-        let lkg = self.hosts[h].planner.memory().lkg.clone();
-        match lkg {
-            Some(lkg) if auto_revert && lkg.digest != target.digest => {
-                self.hosts[h].disk = Disk::Clean(lkg.digest);
-                true
-            }
-            _ => false,
-        }
+        self.ended(h, ended)
     }
 
     /// A revert ends (reverts always succeed here).
@@ -154,8 +173,22 @@ impl World {
             _ => return Ok(()),
         };
         host.work = Work::Idle;
-        host.disk = Disk::Clean(to.digest);
-        self.step(h, Event::Reverted { ok: true })
+        host.disk = super::host::Disk::Clean(to.digest.clone());
+        let dir = self.deployment_dir(h, &to.digest);
+        self.ended(h, Ended::Succeeded { dir })
+    }
+
+    /// The run makes its deployment directory, as the agent's first step does.
+    fn begin(&mut self, h: usize, run: &InFlight) {
+        let dir = self.deployment_dir(h, &run.digest);
+        self.hosts[h].core.at_step(Some(&dir), PREPARE);
+        self.hosts[h].core.take_changed();
+    }
+
+    /// A fresh deployment directory of `h` for the revision with `digest`.
+    fn deployment_dir(&mut self, h: usize, digest: &str) -> PathBuf {
+        let nonce = self.hosts[h].nonce();
+        PathBuf::from(format!("/sim/h{h}/{digest}/{nonce}"))
     }
 
     /// Crash `i` of the scenario.
@@ -169,7 +202,7 @@ impl World {
             .crash(self.t)
             .map_err(|e| Violation::new(property::CRASH, Some(h), e))?;
         if let Some(target) = cut {
-            self.checker.ended(h, &target.id, Ended::Cut);
+            self.checker.ended(h, &target.id, Truth::Cut);
         }
         let text = match plan.down_for {
             Some(d) => {
@@ -184,7 +217,7 @@ impl World {
         Ok(())
     }
 
-    /// `h` starts again: a fresh planner from its journal, gossip from scratch, then recovery.
+    /// `h` starts again: its host from the journal, gossip from scratch, then recovery.
     pub(super) fn restart(&mut self, h: usize) -> Result<(), Violation> {
         self.restarts_due -= 1;
         let policy = self.default_policy.clone();
@@ -192,7 +225,7 @@ impl World {
         self.gossip.reset(h);
         let round = u32::try_from(self.t / ROUND + 1).unwrap_or(u32::MAX);
         self.gossip.beat(h, round, self.t);
-        self.gossip.publish(h, Record::of(&self.hosts[h].planner));
+        self.gossip.publish(h, Record::of(self.hosts[h].planner()));
         self.trace
             .note(self.t, Some(h), "restarts from its journal".to_owned());
         self.start_host_timers(h);
@@ -211,46 +244,22 @@ impl World {
         self.recover(h)
     }
 
-    /// What the agent does at start with work its journal says was cut short.
+    /// What the journal has in flight was cut short: the disk shows whether it changed the
+    /// host, as the agent's deployment record does.
     fn recover(&mut self, h: usize) -> Result<(), Violation> {
-        let planner = &self.hosts[h].planner;
-        match planner.step_now() {
-            Some(Step::Running) => {
-                let target = planner.target().cloned();
-                let changed_host = target.as_ref().is_some_and(
-                    |t| matches!(&self.hosts[h].disk, Disk::Partial { to, .. } if *to == t.digest),
-                );
-                if let Some(t) = &target {
-                    self.checker.interrupted(&t.id, changed_host);
-                }
-                let reverted = match (&target, changed_host) {
-                    (Some(t), true) => self.go_back(h, t),
-                    _ => false,
-                };
-                let outcome = Outcome::Interrupted {
-                    reason: "the agent restarted during the lifecycle".to_owned(),
-                    changed_host,
-                    reverted,
-                };
-                self.step(h, Event::Ran(outcome))
-            }
-            Some(Step::Reverting) => {
-                let Some(lkg) = planner.memory().lkg.clone() else {
-                    return Err(Violation::new(
-                        property::CRASH,
-                        Some(h),
-                        "restarts reverting with no last known good revision".to_owned(),
-                    ));
-                };
-                self.trace.note(
-                    self.t,
-                    Some(h),
-                    format!("runs its cut revert to {} again", lkg.name),
-                );
-                self.revert(h, lkg)?;
-                self.observe(h, (0, 0))
-            }
-            _ => self.observe(h, (0, 0)),
+        let host = &self.hosts[h];
+        let in_flight = host.core.in_flight().cloned();
+        let changed = in_flight.as_ref().is_some_and(|run| {
+            matches!(&host.disk, super::host::Disk::Partial { to, .. } if *to == run.digest)
+        });
+        if let Some(run) = in_flight.as_ref().filter(|r| !r.is_revert()) {
+            self.checker.interrupted(&run.deployment_id, changed);
         }
+        let cut = Failure {
+            reason: "the agent restarted during the lifecycle".to_owned(),
+            changed_host: changed,
+            installed: changed,
+        };
+        self.recovered(h, cut)
     }
 }

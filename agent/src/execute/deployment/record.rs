@@ -2,7 +2,7 @@
 //! rewritten after each event, so `shoal status`/`logs` and a restarted agent can read it.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -119,15 +119,7 @@ impl DeploymentRecord {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis()
-        .try_into()
-        .unwrap_or(u64::MAX)
-}
+pub use crate::clock::now_ms;
 
 /// A duration in whole milliseconds.
 pub fn millis(duration: Duration) -> u64 {

@@ -6,7 +6,9 @@
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-use shoal_shared::rollout::Event;
+use std::sync::Arc;
+
+use shoal_shared::rollout::Command;
 use shoal_shared::status::{CommandAccepted, HaltRequest};
 use tracing::{info, warn};
 
@@ -15,7 +17,7 @@ use super::auth::{Credential, is_local};
 use super::handlers::{Asked, Body, error, json};
 use super::peer::Peer;
 use super::server::ServerState;
-use crate::runtime::{CommandFailed, GroupControl};
+use super::steer::{Steer, SteerError};
 
 /// The reason of a halt sent without one.
 const NO_REASON: &str = "no reason given";
@@ -30,19 +32,19 @@ pub(super) async fn answer(
     if let Some(refused) = refusal(state, action, asked) {
         return refused;
     }
-    let Some(control) = state
+    let Some(steered) = state
         .groups
         .iter()
         .find(|(name, _)| name == group)
-        .map(|(_, control)| control.clone())
+        .map(|(_, steered)| Arc::clone(steered))
     else {
         return error(StatusCode::NOT_FOUND, &unknown_group(state, group));
     };
-    let event = match event(action, &asked.body) {
-        Ok(event) => event,
+    let command = match command(action, &asked.body) {
+        Ok(command) => command,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let deployment = match apply(&control, event).await {
+    let deployment = match apply(steered, command).await {
         Ok(deployment) => deployment,
         Err(refused) => return refused,
     };
@@ -117,12 +119,12 @@ fn unknown_group(state: &ServerState, group: &str) -> String {
     )
 }
 
-/// The planner's event for `action`; a halt reads its reason from the optional JSON body.
-fn event(action: Control, body: &[u8]) -> Result<Event, String> {
+/// The command `action` asks for; a halt reads its reason from the optional JSON body.
+fn command(action: Control, body: &[u8]) -> Result<Command, String> {
     Ok(match action {
-        Control::Resume => Event::Resume,
-        Control::Promote => Event::Promote,
-        Control::Halt => Event::Halt {
+        Control::Resume => Command::Resume,
+        Control::Promote => Command::Promote,
+        Control::Halt => Command::Halt {
             reason: halt_reason(body)?,
         },
     })
@@ -151,14 +153,13 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
-/// Records `event` on this host; the deployment it applies to, or the error response.
-async fn apply(control: &GroupControl, event: Event) -> Result<String, Response<Body>> {
-    let control = control.clone();
+/// Records `command` on this host; the deployment it applies to, or the error response.
+async fn apply(steered: Arc<dyn Steer>, command: Command) -> Result<String, Response<Body>> {
     // It writes and syncs the journal.
-    let recorded = tokio::task::spawn_blocking(move || control.command(event)).await;
+    let recorded = tokio::task::spawn_blocking(move || steered.command(command)).await;
     match recorded {
         Ok(Ok(deployment)) => Ok(deployment),
-        Ok(Err(CommandFailed::Refused(refusal))) => {
+        Ok(Err(SteerError::Refused(refusal))) => {
             Err(error(StatusCode::CONFLICT, &refusal.to_string()))
         }
         Ok(Err(failed)) => {
@@ -204,11 +205,11 @@ mod tests {
 
     #[test]
     fn resume_and_promote_take_no_reason() {
-        assert_eq!(event(Control::Resume, b"ignored"), Ok(Event::Resume));
-        assert_eq!(event(Control::Promote, b""), Ok(Event::Promote));
+        assert_eq!(command(Control::Resume, b"ignored"), Ok(Command::Resume));
+        assert_eq!(command(Control::Promote, b""), Ok(Command::Promote));
         assert_eq!(
-            event(Control::Halt, br#"{"reason":"canary slow"}"#),
-            Ok(Event::Halt {
+            command(Control::Halt, br#"{"reason":"canary slow"}"#),
+            Ok(Command::Halt {
                 reason: "canary slow".into()
             })
         );

@@ -6,7 +6,6 @@ use shoal_shared::fleet::{NodeView, assemble};
 use shoal_shared::status::Fleet;
 
 use super::server::ServerState;
-use crate::runtime::lock;
 
 /// The fleet as this host sees it now.
 pub(super) async fn fleet(state: &ServerState) -> Fleet {
@@ -24,7 +23,7 @@ fn own_view(state: &ServerState) -> NodeView {
     let values = state
         .groups
         .iter()
-        .map(|(name, control)| (name.clone(), lock(&control.planner).values()))
+        .map(|(name, group)| (name.clone(), group.values()))
         .collect();
     NodeView {
         id: state.node.clone(),

@@ -13,6 +13,7 @@ mod peer;
 mod private;
 mod server;
 mod slots;
+mod steer;
 
 use hyper::Method;
 
@@ -20,6 +21,7 @@ use super::deployments::{DeploymentsError, is_deployment_id};
 pub use auth::AdminToken;
 pub use peer::Peer;
 pub use server::{Limits, ServerState, serve, serve_all, serve_with};
+pub use steer::{Steer, SteerError};
 
 /// The control socket of the agent whose data directory is `data_dir`: root on this host
 /// steers through it without a token, and no other user can reach it.

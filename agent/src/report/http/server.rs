@@ -29,9 +29,9 @@ use super::handlers::{self, Asked, Body};
 use super::peer::{Peer, accept_control, root_peer};
 use super::route;
 use super::slots::{Busy, Slots};
+use super::steer::Steer;
 use crate::coordinate::Mesh;
 use crate::report::{Board, Metrics};
-use crate::runtime::GroupControl;
 
 /// What the endpoint serves from.
 pub struct ServerState {
@@ -45,8 +45,8 @@ pub struct ServerState {
     pub node: String,
     /// The token the steering calls must carry (from `status.token_file`).
     pub admin: AdminToken,
-    /// Each group's rollout planner and its commands, by group name, in config order.
-    pub groups: Vec<(String, GroupControl)>,
+    /// Each group, steered and shown, by group name, in config order.
+    pub groups: Vec<(String, Arc<dyn Steer>)>,
     /// The gossip mesh, when the agent has one (else each group is a group of one).
     pub mesh: Option<Arc<Mesh>>,
     /// Serve hook output without the admin token (`status.public_logs`).

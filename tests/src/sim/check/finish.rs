@@ -16,7 +16,7 @@ impl Checker {
         let live: Vec<usize> = (0..hosts.len()).filter(|h| hosts[*h].up).collect();
         let halted = live
             .iter()
-            .filter(|h| hosts[**h].planner.halted().is_some())
+            .filter(|h| hosts[**h].planner().halted().is_some())
             .count();
         if halted > 0 && halted < live.len() {
             return Err(format!(
@@ -30,14 +30,14 @@ impl Checker {
         for &h in &live {
             let host = &hosts[h];
             // Waiting, untouched or with the failure that left it half-installed on record.
-            let state = host.planner.published();
+            let state = host.planner().published();
             let shown = host.disk.clean().is_some() || state.is_some_and(|s| s.reason.is_some());
-            let stuck = host.planner.step_now() == Some(Step::Waiting) && shown;
+            let stuck = host.planner().step_now() == Some(Step::Waiting) && shown;
             if !quorum && halted == 0 && stuck {
                 continue;
             }
             final_host(host, &self.newest, &policy, halted > 0).map_err(|e| format!("h{h} {e}"))?;
-            failures += host.planner.published().map_or(0, |s| s.failures);
+            failures += host.planner().published().map_or(0, |s| s.failures);
         }
         if halted == 0 && failures > policy.max_failures {
             return Err(format!(
@@ -55,7 +55,7 @@ impl Checker {
 /// peer's halt does not undo a completed release). A half-installed disk must show as
 /// `failed`.
 fn final_host(host: &Host, newest: &str, policy: &Policy, halted: bool) -> Result<(), String> {
-    let planner = &host.planner;
+    let planner = host.planner();
     let target = planner.target().ok_or_else(|| "has no target".to_owned())?;
     if target.id != newest {
         return Err(format!(

@@ -57,7 +57,7 @@ impl Checker {
         let behind: Vec<usize> = live
             .iter()
             .copied()
-            .filter(|h| !done_on(&hosts[*h].planner, &self.newest))
+            .filter(|h| !done_on(hosts[*h].planner(), &self.newest))
             .collect();
         if behind.is_empty() {
             self.figures.progress = Some((self.quiet_since.max(self.plan_end), t));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use shoal_shared::rollout::{Amount, Linear, Policy, Strategy};
 
 use super::{
-    AgentPlan, Clocks, Command, CommandPlan, CrashPlan, Net, PartitionPlan, PlannedRelease,
+    AgentPlan, Clocks, Command, CommandPlan, CrashAt, CrashPlan, Net, PartitionPlan, PlannedRelease,
     Promoting, SECOND, Scenario,
 };
 use crate::sim::rng::Rng;
@@ -234,7 +234,7 @@ fn draw_crashes(rng: &mut Rng, sc: &Scenario, clean: bool) -> Vec<CrashPlan> {
     // Not before membership has spread (15 s): a host nobody has heard of when a canary
     // release starts computes another order, and with it another canary set, than the hosts
     // that started without it (a limit of the planner's design, not checked here).
-    (0..count)
+    let mut crashes: Vec<CrashPlan> = (0..count)
         .map(|_| CrashPlan {
             host: rng.index(sc.hosts),
             at: rng.range(15 * SECOND, first_at + 150 * SECOND),
@@ -243,9 +243,32 @@ fn draw_crashes(rng: &mut Rng, sc: &Scenario, clean: bool) -> Vec<CrashPlan> {
             } else {
                 Some(rng.range(3, 60) * SECOND)
             },
-            mid_lifecycle: false,
+            when: CrashAt::Time,
         })
-        .collect()
+        .collect();
+    // Crashes in the middle of work: a lifecycle, then (often) the revert that recovers
+    // from it; or a revert of any cause (its own failure, a halt).
+    if !clean && rng.chance(250) {
+        let host = rng.index(sc.hosts);
+        let (hooks_lo, hooks_hi) = sc.hook_ms;
+        let (revert_lo, revert_hi) = sc.revert_ms;
+        let down = |rng: &mut Rng| Some(rng.range(3, 30) * SECOND);
+        if rng.chance(500) {
+            crashes.push(CrashPlan {
+                host,
+                at: rng.range(hooks_lo / 2, hooks_hi),
+                down_for: down(rng),
+                when: CrashAt::Lifecycle,
+            });
+        }
+        crashes.push(CrashPlan {
+            host,
+            at: rng.range(revert_lo / 4, revert_hi),
+            down_for: down(rng),
+            when: CrashAt::Revert,
+        });
+    }
+    crashes
 }
 
 fn draw_commands(rng: &mut Rng, first_at: u64) -> Vec<CommandPlan> {

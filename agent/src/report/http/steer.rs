@@ -1,0 +1,27 @@
+//! What the steering endpoints need of a group: record an operator's command, and say what the
+//! group publishes. The runtime provides it; the endpoint depends on this and nothing more.
+
+use shoal_shared::gossip::GroupValues;
+use shoal_shared::rollout::Command;
+use shoal_shared::rollout::plan::CommandError;
+
+/// One group, as the endpoint steers and shows it.
+pub trait Steer: Send + Sync {
+    /// Records `command` on this host, durably, and wakes the group, which publishes it to
+    /// the mesh. Returns the deployment it applies to.
+    fn command(&self, command: Command) -> Result<String, SteerError>;
+
+    /// What this host publishes about the group now.
+    fn values(&self) -> GroupValues;
+}
+
+/// Why an operator command was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum SteerError {
+    /// The planner does not take it now (no release, not halted, not a canary deployment).
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    /// It could not be persisted; it is not applied either.
+    #[error("cannot record the command on this host: {0}")]
+    Journal(String),
+}

@@ -1,0 +1,89 @@
+//! One group's journal and the pure [`GroupHost`] that decides every change to it, shared by the
+//! group's loop, the observer of a running deployment and the status endpoint's controls.
+//! Whatever changes the host, the journal is written before the lock is let go, so nothing it
+//! decided is carried out before it is on disk.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use shoal_shared::gossip::GroupValues;
+use shoal_shared::rollout::{Command, GroupHost};
+use tokio::sync::Notify;
+use tracing::error;
+
+use super::journal::{JournalError, JournalFile};
+use crate::report::http::{Steer, SteerError};
+
+/// A group's host and its journal file.
+#[derive(Clone)]
+pub struct Keeper {
+    inner: Arc<Mutex<Kept>>,
+    /// Wakes the group's loop after an operator's command.
+    wake: Arc<Notify>,
+}
+
+struct Kept {
+    file: JournalFile,
+    host: GroupHost,
+}
+
+impl Keeper {
+    /// Keeps `host`, whose journal lives in `file`.
+    pub fn new(file: JournalFile, host: GroupHost) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Kept { file, host })),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Changes the host with `change` and writes the journal if it changed. `Err` when the
+    /// write failed: then nothing `change` returned may be carried out.
+    pub fn change<R>(&self, change: impl FnOnce(&mut GroupHost) -> R) -> Result<R, JournalError> {
+        let mut kept = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = change(&mut kept.host);
+        if kept.host.take_changed() {
+            kept.file.save(kept.host.journal())?;
+        }
+        Ok(result)
+    }
+
+    /// Like [`Keeper::change`], for changes that only record progress: a failed write is
+    /// logged (the next one catches up).
+    pub fn note(&self, change: impl FnOnce(&mut GroupHost)) {
+        if let Err(e) = self.change(change) {
+            error!(error = %e, "cannot write the journal");
+        }
+    }
+
+    /// Reads the host.
+    pub fn read<R>(&self, read: impl FnOnce(&GroupHost) -> R) -> R {
+        let kept = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        read(&kept.host)
+    }
+
+    /// What wakes the group's loop.
+    pub fn wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+}
+
+impl Steer for Keeper {
+    fn command(&self, command: Command) -> Result<String, SteerError> {
+        let mut kept = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = kept.host.clone();
+        let deployment = kept.host.command(command)?;
+        if kept.host.take_changed()
+            && let Err(e) = kept.file.save(kept.host.journal())
+        {
+            // Not recorded: not applied either.
+            kept.host = before;
+            return Err(SteerError::Journal(e.to_string()));
+        }
+        drop(kept);
+        self.wake.notify_one();
+        Ok(deployment)
+    }
+
+    fn values(&self) -> GroupValues {
+        self.read(|host| host.planner().values())
+    }
+}

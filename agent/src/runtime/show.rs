@@ -1,0 +1,50 @@
+//! What status shows of a group's host between runs: the revisions its journal holds, its
+//! part in the rollout, and the phase that follows from both. While a run goes on, the
+//! deployer and its observer show its progress.
+
+use shoal_shared::gossip::Step;
+use shoal_shared::rollout::GroupHost;
+use shoal_shared::status::{GroupStatus, HaltInfo, Phase, Rollout};
+
+/// Shows `host` in `status`.
+pub(super) fn show(status: &mut GroupStatus, host: &GroupHost) {
+    let journal = host.journal();
+    status.current_revision = journal.current.as_ref().map(|c| c.revision.clone());
+    status.last_known_good = journal.last_known_good.as_ref().map(|c| c.revision.clone());
+    let planner = host.planner();
+    let Some(target) = planner.target() else {
+        if journal.in_flight.is_none() && status.phase != Phase::Starting {
+            status.phase = Phase::Idle;
+        }
+        return;
+    };
+    let step = planner.step_now();
+    let halted = planner.halted().map(|h| HaltInfo {
+        host: h.host.clone(),
+        reason: h.reason.clone(),
+    });
+    let order = planner.order();
+    status.rollout = Some(Rollout {
+        deployment: target.id.clone(),
+        revision: target.revision.clone(),
+        step: step.map_or("waiting", Step::as_str).to_owned(),
+        waiting_for: (step == Some(Step::Waiting)).then(|| planner.wait().to_string()),
+        position: order.iter().position(|n| n == planner.node()),
+        members: planner.memory().members.len() + 1,
+        halted: halted.clone(),
+    });
+    if journal.in_flight.is_some() {
+        return; // the run shows itself
+    }
+    let broken = planner.memory().broken;
+    let (phase, target_revision) = match step {
+        Some(Step::Failed) if broken => (Phase::Failed, None),
+        _ if halted.is_some() => (Phase::Halted, Some(target.revision.clone())),
+        Some(Step::Waiting) => (Phase::Waiting, Some(target.revision.clone())),
+        _ if status.phase == Phase::Starting => (Phase::Starting, None),
+        _ => (Phase::Idle, None),
+    };
+    status.phase = phase;
+    status.target_revision = target_revision;
+    status.current_event = None;
+}

@@ -1,0 +1,356 @@
+//! The channel watcher: a group's look at its channel (poll, or a change on a local channel):
+//! verify what is new against the allowed signers and the floor, fetch it into the release
+//! cache and read its rollout policy, so a release is [`Prepared`] for its turn. Refusals are
+//! shown and counted once each.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use shoal_shared::gossip::Target;
+use shoal_shared::release::AllowedSigners;
+use shoal_shared::rollout::{Policy, RawPolicy, deployment_id};
+use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto};
+use tracing::{info, warn};
+
+use super::channel::{ChannelFailure, GroupChannel, one_line};
+use crate::clock::{now_rfc3339, unix_now};
+use super::keeper::Keeper;
+use crate::channel::cache::ReleaseCache;
+use crate::channel::watch::Watch;
+use crate::channel::{Release, jittered};
+use crate::config::{self, Group};
+use crate::report::{Board, Metrics};
+use crate::verify::state::ChannelState;
+
+/// A verified release, fetched and with its policy read: ready for its turn.
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
+    pub(super) release: Release,
+    /// Its files in the release cache.
+    pub(super) tree: PathBuf,
+    pub(super) policy: Policy,
+}
+
+impl Prepared {
+    /// The release as gossip names it.
+    pub(super) fn target(&self, group: &str) -> Target {
+        let digest = self.release.digest.to_string();
+        Target {
+            id: deployment_id(group, &digest),
+            revision: self.release.version.name().to_owned(),
+            digest,
+        }
+    }
+}
+
+/// One group's channel, as the group's loop looks at it.
+pub(super) struct Watcher {
+    group: Group,
+    data_dir: PathBuf,
+    cache: ReleaseCache,
+    keeper: Keeper,
+    board: Board,
+    metrics: Metrics,
+    channel: Option<GroupChannel>,
+    state: Option<ChannelState>,
+    /// A verified release not prepared yet (its download failed and is retried).
+    pending: Option<Release>,
+    /// Jitter source (xorshift), seeded per host and group.
+    rng: u64,
+    /// Refusals already reported (release, kind): a channel may refuse one at every poll.
+    reported: BTreeSet<(String, String)>,
+    /// Whether the release at the floor was checked for having been deployed (first poll).
+    floor_checked: bool,
+    /// Changes on a local channel.
+    watch: Option<Watch>,
+    /// The release prepared for its turn.
+    pub(super) prepared: Option<Prepared>,
+}
+
+impl Watcher {
+    pub(super) fn new(
+        group: Group,
+        data_dir: PathBuf,
+        cache: ReleaseCache,
+        keeper: Keeper,
+        board: Board,
+        metrics: Metrics,
+        seed: u64,
+    ) -> Self {
+        Self {
+            group,
+            data_dir,
+            cache,
+            keeper,
+            board,
+            metrics,
+            channel: None,
+            state: None,
+            pending: None,
+            rng: seed | 1,
+            reported: BTreeSet::new(),
+            floor_checked: false,
+            watch: None,
+            prepared: None,
+        }
+    }
+
+    /// Opens the channel and watches a local one before the first look, so nothing
+    /// published in between is missed; one that cannot open yet is opened (and watched) at a
+    /// later look.
+    pub(super) fn open(&mut self) {
+        if let Ok(channel) = GroupChannel::open(&self.group, &self.data_dir) {
+            self.channel = Some(channel);
+        }
+        self.start_watch();
+    }
+
+    /// When to look next: the poll interval, spread by ±20 % jitter.
+    pub(super) fn next_poll(&mut self) -> Duration {
+        let interval = match &self.group.channel {
+            config::Channel::Git(source) => source.poll,
+            config::Channel::Store(source) => source.poll,
+        };
+        jittered(interval, self.unit_random())
+    }
+
+    /// A change on a watched local channel; `false` when the watch stopped.
+    pub(super) async fn changed(&mut self) -> bool {
+        let changed = match &mut self.watch {
+            Some(watch) => watch.changed().await,
+            None => std::future::pending().await,
+        };
+        if !changed {
+            warn!("channel watch stopped; polling until it can be started again");
+            self.watch = None;
+        }
+        changed
+    }
+
+    /// Looks at the channel once: a release that verified is prepared for its turn.
+    /// `wanted` is the release the planner waits to run without its files at hand (after a
+    /// restart, or to run again): the channel gives it again though it was started before.
+    pub(super) async fn look(&mut self, wanted: Option<String>) {
+        if let Err(failure) = self.poll(wanted).await {
+            warn!(error.kind = failure.kind, error = %failure.message, "channel check failed");
+            self.metrics.polled(&self.group.name, false);
+            let notice = Notice {
+                message: failure.message,
+                when: now_rfc3339(),
+            };
+            self.show(|g| {
+                g.last_channel_error = Some(notice);
+                if g.phase == Phase::Starting {
+                    g.phase = Phase::Idle;
+                }
+            });
+        } else if let Some(release) = self.pending.take() {
+            let known = self.prepared.as_ref().is_some_and(|p| {
+                p.release.digest == release.digest && p.release.version == release.version
+            });
+            if !known {
+                self.prepared = self.prepare(release).await;
+            }
+        }
+        if self.watch.is_none() {
+            self.start_watch();
+        }
+    }
+
+    async fn poll(&mut self, wanted: Option<String>) -> Result<(), ChannelFailure> {
+        let failure = |kind: &'static str, message: String| ChannelFailure {
+            kind,
+            message,
+            refusal: None,
+        };
+        let signers_path = &self.group.allowed_signers;
+        let text = std::fs::read_to_string(signers_path).map_err(|e| {
+            failure(
+                "allowed_signers",
+                format!("cannot read {}: {e}", signers_path.display()),
+            )
+        })?;
+        let signers = AllowedSigners::parse(&text).map_err(|e| {
+            failure(
+                "allowed_signers",
+                format!("{}: {e}", signers_path.display()),
+            )
+        })?;
+        if self.state.is_none() {
+            let path = ChannelState::path_for(&self.data_dir, &self.group.name);
+            let state = ChannelState::load(&path)
+                .map_err(|e| failure("channel_state", one_line(&e)))?;
+            self.state = Some(state);
+        }
+        if self.channel.is_none() {
+            self.channel = Some(GroupChannel::open(&self.group, &self.data_dir)?);
+        }
+        let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
+            return Ok(());
+        };
+        let poll = channel.poll(&signers, state, unix_now()).await?;
+        let floor = state.floor().map(|f| f.name().to_owned());
+        self.metrics.polled(&self.group.name, true);
+        for (name, reason) in &poll.ignored {
+            warn!(tag = %name, reason = %reason, "not a release");
+        }
+        if !poll.unreadable.is_empty() {
+            // Each name once, and one line per poll however many there are.
+            let shown: Vec<&str> = poll.unreadable.iter().take(5).map(String::as_str).collect();
+            warn!(
+                count = poll.unreadable.len(),
+                names = ?shown,
+                "store object names that cannot be read were skipped"
+            );
+            self.metrics
+                .unreadable_names(&self.group.name, poll.unreadable.len());
+        }
+        // Newest first: the newest refusal not reported before becomes `last_refusal`. A channel
+        // may refuse the same tag at every poll; it is counted and logged once.
+        for (name, refusal) in poll.refusals.iter().rev() {
+            self.refused(name, refusal.kind(), &refusal.to_string());
+        }
+        let when = now_rfc3339();
+        let shown_floor = floor.clone();
+        self.show(|g| {
+            g.last_check = Some(when);
+            g.last_channel_error = None;
+            g.floor = shown_floor;
+            if g.phase == Phase::Starting {
+                g.phase = Phase::Idle;
+            }
+        });
+        let mut newest = poll.newest;
+        let attempted = self
+            .keeper
+            .read(|host| host.journal().last_target.clone());
+        // At the first check: a release verified just before a crash and never started.
+        let first = !std::mem::replace(&mut self.floor_checked, true);
+        let unstarted = first && floor != attempted;
+        if newest.is_none() && floor.is_some() && (unstarted || wanted == floor) {
+            let name = floor.clone().unwrap_or_default();
+            let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_ref()) else {
+                return Ok(());
+            };
+            newest = channel
+                .floor_release(&name, &signers, state, unix_now())
+                .await?;
+            if newest.is_some() && unstarted {
+                info!(revision.id = %name, "release verified before a restart was never deployed; deploying it now");
+            }
+        }
+        if let Some(release) = newest {
+            let name = release.version.name();
+            if attempted.as_deref() == Some(name) && wanted.as_deref() != Some(name) {
+                tracing::debug!(revision.id = %release.version, "release already deployed here");
+            } else {
+                info!(revision.id = %release.version, digest = %release.digest, signer = %release.signer.principal, "new release verified");
+                self.pending = Some(release);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches a release that verified and reads its policy; `None` (and status says why)
+    /// when it cannot be used now — a fetch that failed is retried at the next look.
+    async fn prepare(&mut self, release: Release) -> Option<Prepared> {
+        let name = release.version.name().to_owned();
+        let channel = self.channel.as_mut()?;
+        let tree = match channel.materialize(&release, &self.cache).await {
+            Ok(tree) => tree,
+            Err(failure) => {
+                if let Some(refusal) = &failure.refusal {
+                    self.refused(&name, refusal.kind(), &failure.message);
+                    self.keeper.note(|host| host.attempted(&name));
+                } else {
+                    warn!(revision.id = %name, error = %failure.message, "cannot fetch release; retrying at the next check");
+                    self.pending = Some(release);
+                }
+                return None;
+            }
+        };
+        match release_policy(release.rollout.as_ref(), &tree, &self.group.rollout) {
+            Ok(policy) => Some(Prepared {
+                release,
+                tree,
+                policy,
+            }),
+            Err(why) => {
+                self.refused(&name, "bad_policy", &why);
+                self.keeper.note(|host| host.attempted(&name));
+                None
+            }
+        }
+    }
+
+    /// Shows and counts a refused release, once per release and reason.
+    fn refused(&mut self, name: &str, kind: &str, reason: &str) {
+        if !self.reported.insert((name.to_owned(), kind.to_owned())) {
+            return;
+        }
+        warn!(revision.id = %name, reason = %reason, "release refused");
+        self.metrics.refused(&self.group.name, kind);
+        let refusal = RefusalDto {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            reason: reason.to_owned(),
+            when: now_rfc3339(),
+        };
+        self.show(|g| g.last_refusal = Some(refusal));
+    }
+
+    fn start_watch(&mut self) {
+        let Some(paths) = self.channel.as_ref().and_then(GroupChannel::watch_paths) else {
+            return;
+        };
+        match Watch::start(&paths) {
+            Ok(watch) => self.watch = Some(watch),
+            Err(e) => warn!(error = %e, "cannot watch the local channel; polling only"),
+        }
+    }
+
+    fn unit_random(&mut self) -> f64 {
+        // xorshift64*: enough to spread polls, seeded per host and group.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn show(&self, change: impl FnOnce(&mut GroupStatus)) {
+        self.board.update(&self.group.name, change);
+    }
+}
+
+/// The policy of a release: the store manifest's, else the bundle's `shoal.yaml`, else the
+/// group's default; each checked against the default.
+fn release_policy(
+    manifest: Option<&RawPolicy>,
+    tree: &Path,
+    default: &Policy,
+) -> Result<Policy, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ShoalYaml {
+        rollout: Option<RawPolicy>,
+    }
+    if let Some(raw) = manifest {
+        return raw.check(default).map_err(|e| format!("release.yaml: {e}"));
+    }
+    let path = tree.join("shoal.yaml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(default.clone()),
+        Err(e) => return Err(format!("cannot read shoal.yaml in the bundle: {e}")),
+    };
+    let parsed: ShoalYaml =
+        serde_saphyr::from_str(&text).map_err(|e| format!("the bundle's shoal.yaml: {e}"))?;
+    match parsed.rollout {
+        Some(raw) => raw
+            .check(default)
+            .map_err(|e| format!("the bundle's shoal.yaml: {e}")),
+        None => Ok(default.clone()),
+    }
+}
