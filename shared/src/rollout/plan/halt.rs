@@ -1,0 +1,230 @@
+//! Halts, resumes and promotes: the operator's commands on this host, what peers publish of
+//! them, the halt that failures beyond `max_failures` call, and going back once halted.
+
+use super::Planner;
+use super::types::{Action, Command, CommandError, Peer, View};
+use crate::gossip::{Halt, Promote, Resume, Step, Target, short_reason};
+use crate::rollout::policy::Strategy;
+
+impl Planner {
+    /// Records an operator command and what it publishes; the next [`Planner::step`] acts on
+    /// it. Returns the deployment it applies to.
+    pub fn command(&mut self, command: Command) -> Result<String, CommandError> {
+        let target = self
+            .target()
+            .cloned()
+            .ok_or(CommandError::NoRelease(command.name()))?;
+        match command {
+            Command::Halt { reason } => {
+                let reason = format!("halted by the operator on {}: {reason}", self.node());
+                let node = self.node().to_owned();
+                // The operator on this host may send it back even from a completed release.
+                self.memory.complete = false;
+                self.halt(node, &reason);
+            }
+            Command::Resume => {
+                if self.halted().is_none() {
+                    return Err(CommandError::NotHalted(target.id));
+                }
+                self.resume();
+            }
+            Command::Promote => {
+                if self.policy.as_ref().map(|p| p.strategy) != Some(Strategy::Canary) {
+                    return Err(CommandError::NotCanary(target.id));
+                }
+                self.memory.promote = Some(Promote {
+                    id: target.id.clone(),
+                });
+            }
+        }
+        Ok(target.id)
+    }
+
+    /// Halted: a host done on the target goes back to its last known good revision (one still
+    /// running goes back once it is done). A half-installed one (waiting to run again, or
+    /// failed) fails, and goes back too when the policy says so.
+    pub(super) fn revert_if_moved(&mut self, actions: &mut Vec<Action>) {
+        if self.memory.complete {
+            return; // a completed release is not undone by a peer's halt
+        }
+        // A host whose revert failed is left failed: it is not sent back again and again.
+        let broken = self.memory.broken && self.step_now() == Some(Step::Waiting);
+        if broken {
+            self.set_step(Step::Failed);
+        } else if self.step_now() != Some(Step::Done) {
+            return;
+        }
+        let Some(target) = self.target().cloned() else {
+            return;
+        };
+        let auto_revert = self.policy.as_ref().is_some_and(|p| p.auto_revert);
+        let Some(lkg) = self.memory.lkg.clone() else {
+            return;
+        };
+        if !auto_revert || (!broken && lkg.digest == target.digest) {
+            return;
+        }
+        self.set_step(Step::Reverting);
+        actions.push(Action::Revert(lkg));
+    }
+
+    pub(super) fn halt(&mut self, host: String, reason: &str) {
+        let Some(state) = self.state() else {
+            return;
+        };
+        let Some(target) = &state.target else {
+            return;
+        };
+        if self.halted().is_some() {
+            return;
+        }
+        self.memory.halt = Some(Halt {
+            id: target.id.clone(),
+            epoch: state.epoch,
+            host,
+            reason: short_reason(reason),
+        });
+    }
+
+    fn resume(&mut self) {
+        let Some(halt) = self.halted().cloned() else {
+            return;
+        };
+        let resume = Resume {
+            id: halt.id,
+            epoch: halt.epoch,
+        };
+        self.apply_resume(resume);
+    }
+
+    /// A resume of `epoch` voids the halts up to it and starts the next epoch: failures are
+    /// counted afresh, and hosts that failed or went back wait for their turn again.
+    pub(super) fn apply_resume(&mut self, resume: Resume) {
+        if self.step_now() == Some(Step::Reverting) {
+            // It takes the new epoch once it is back: moving to it now would show a settled step
+            // in the new epoch that becomes `waiting` later, and hosts behind it would count a
+            // slot free that it takes again. Meanwhile it stays behind, so the others wait.
+            self.memory.resume = Some(resume);
+            return;
+        }
+        let broken = self.memory.broken;
+        let state = self.state_mut();
+        state.epoch = resume.epoch + 1;
+        state.failures = 0;
+        // A half-installed host keeps its failure's reason while it waits to run again: its
+        // state then never hides that it is half-installed.
+        if !broken {
+            state.reason = None;
+        }
+        if matches!(state.step, Some(Step::Failed | Step::Reverted)) {
+            state.step = Some(Step::Waiting);
+        }
+        self.memory.resume = Some(resume);
+    }
+
+    /// Takes what peers publish: resumes, halts and promotes of the target; releases this host
+    /// has not verified.
+    pub(super) fn learn(&mut self, view: &View<'_>, actions: &mut Vec<Action>) {
+        let Some(target) = self.target().cloned() else {
+            for peer in &view.peers {
+                self.hint(peer, None, actions);
+            }
+            return;
+        };
+        for peer in &view.peers {
+            if peer.node == self.settings.node {
+                continue;
+            }
+            let epoch = self.state().map_or(0, |s| s.epoch);
+            if let Some(resume) = peer
+                .resume
+                .filter(|r| r.id == target.id && r.epoch >= epoch)
+            {
+                self.apply_resume(resume.clone());
+            }
+            let epoch = self.state().map_or(0, |s| s.epoch);
+            if let Some(halt) = peer.halt.filter(|h| h.id == target.id && h.epoch >= epoch) {
+                let newer = self
+                    .memory
+                    .halt
+                    .as_ref()
+                    .is_none_or(|known| known.id != halt.id || known.epoch < halt.epoch);
+                let from_member = self.takes_halt_from(peer, &target);
+                if newer && from_member {
+                    self.memory.halt = Some(halt.clone());
+                }
+                if newer && (!from_member || self.memory.complete) {
+                    self.ignored
+                        .insert((halt.id.clone(), halt.epoch, peer.node.to_owned()));
+                }
+            }
+            if let Some(promote) = peer.promote.filter(|p| p.id == target.id) {
+                self.memory.promote = Some(promote.clone());
+            }
+            self.hint(peer, Some(&target), actions);
+        }
+    }
+
+    /// Whether a halt `peer` publishes for `target` is taken: the peer is a member whose own
+    /// state is on that deployment.
+    fn takes_halt_from(&self, peer: &Peer<'_>, target: &Target) -> bool {
+        self.memory.members.contains_key(peer.node)
+            && peer
+                .state
+                .and_then(|s| s.target.as_ref())
+                .is_some_and(|t| t.id == target.id)
+    }
+
+    fn hint(&mut self, peer: &Peer<'_>, mine: Option<&Target>, actions: &mut Vec<Action>) {
+        let Some(theirs) = peer.state.and_then(|s| s.target.as_ref()) else {
+            return;
+        };
+        if peer.alive && Some(theirs) != mine && self.hinted.insert(theirs.clone()) {
+            actions.push(Action::CheckChannel(theirs.clone()));
+        }
+    }
+
+    /// Halts the target once its failures in this epoch exceed `max_failures` (never once it is
+    /// complete: failures claimed after that send no one back).
+    pub(super) fn count_failures(&mut self, view: &View<'_>) {
+        if self.memory.complete {
+            return;
+        }
+        let (Some(state), Some(policy)) = (self.state(), self.policy.as_ref()) else {
+            return;
+        };
+        let Some(target) = &state.target else {
+            return;
+        };
+        if self.halted().is_some() {
+            return;
+        }
+        let mut total = state.failures;
+        let mut first: Option<(&str, Option<&str>)> =
+            (state.failures > 0).then_some((self.settings.node.as_str(), state.reason.as_deref()));
+        for peer in &view.peers {
+            let Some(theirs) = peer.state else { continue };
+            if peer.node == self.settings.node
+                || !self.memory.members.contains_key(peer.node)
+                || theirs.target.as_ref().map(|t| &t.id) != Some(&target.id)
+                || theirs.epoch != state.epoch
+                || theirs.failures == 0
+            {
+                continue;
+            }
+            total += theirs.failures;
+            if first.is_none_or(|(node, _)| peer.node < node)
+                && first.map(|(n, _)| n) != Some(self.settings.node.as_str())
+            {
+                first = Some((peer.node, theirs.reason.as_deref()));
+            }
+        }
+        if total <= policy.max_failures {
+            return;
+        }
+        let (host, reason) = first.unwrap_or((self.settings.node.as_str(), None));
+        let reason = format!("{host} failed: {}", reason.unwrap_or("deployment failed"));
+        let host = host.to_owned();
+        self.halt(host, &reason);
+    }
+}

@@ -1,0 +1,273 @@
+//! The planner's vocabulary: what it is given (settings, a view of the peers, events), what
+//! it asks for (actions), what it keeps across restarts (memory) and why it waits.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::gossip::{GroupState, Halt, Health, Promote, Resume, Target};
+use crate::rollout::policy::{Policy, RawPolicy};
+
+/// Milliseconds on the host's clock. Only differences of one host's own readings are used, so
+/// clocks of different hosts need not agree.
+pub type Millis = u64;
+
+/// A revision a host runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// Release name.
+    pub name: String,
+    /// `git:<commit>` or `sha256:<hex>`.
+    pub digest: String,
+}
+
+/// Fixed settings of a planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This host's node id.
+    pub node: String,
+    /// After a (re)start, how long to listen to gossip before starting anything.
+    pub warmup: Millis,
+    /// How long a member not seen alive is remembered (the dead-node grace).
+    pub forget_after: Millis,
+}
+
+/// One other member of the group as gossip shows it to this host.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    /// Its node id.
+    pub node: &'a str,
+    /// Whether the failure detector deems it alive.
+    pub alive: bool,
+    /// Its `g:<group>:state`, if published and readable.
+    pub state: Option<&'a GroupState>,
+    /// The halt it publishes.
+    pub halt: Option<&'a Halt>,
+    /// The resume it publishes.
+    pub resume: Option<&'a Resume>,
+    /// The promote it publishes.
+    pub promote: Option<&'a Promote>,
+}
+
+impl<'a> Peer<'a> {
+    /// A peer that publishes only a state.
+    pub fn new(node: &'a str, alive: bool, state: Option<&'a GroupState>) -> Self {
+        Self {
+            node,
+            alive,
+            state,
+            halt: None,
+            resume: None,
+            promote: None,
+        }
+    }
+}
+
+/// What gossip shows of the group's other members. An entry for this host itself is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct View<'a> {
+    /// Every other member gossip knows, alive or dead.
+    pub peers: Vec<Peer<'a>>,
+}
+
+/// How this host's lifecycle of the target ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Hooks passed and the host was healthy for `min_healthy_time`.
+    Done,
+    /// A hook, the health check or the healthy deadline failed. If it changed the host, the
+    /// planner sends it back to its last known good revision when the policy says so
+    /// ([`Action::Revert`]), after publishing the failure.
+    Failed {
+        /// Why.
+        reason: String,
+        /// Whether it changed the host (a refused AppSpec, say, changes nothing).
+        changed_host: bool,
+    },
+    /// The agent restarted in the middle of it. It counts as a failure if it had changed the
+    /// host, which then goes back to its last known good revision first; unless that halts the
+    /// deployment the host takes its turn again.
+    Interrupted {
+        /// Why (which step was cut short).
+        reason: String,
+        /// Whether the host had been changed (files installed or hooks run) before it stopped.
+        changed_host: bool,
+    },
+}
+
+/// A run interrupted this many times on one host fails for good.
+pub const MAX_INTERRUPTIONS: u32 = 3;
+
+/// Something that happens to the planner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Time passed or the view changed.
+    Tick,
+    /// The channel verified a release newer than anything this host deployed.
+    Release {
+        /// The release.
+        target: Target,
+        /// Its rollout policy.
+        policy: Policy,
+    },
+    /// The lifecycle started by [`Action::Deploy`] ended.
+    Ran(Outcome),
+    /// The revert started by [`Action::Revert`] ended.
+    Reverted {
+        /// Whether the last known good revision runs again.
+        ok: bool,
+    },
+    /// The health of the running revision, between deployments.
+    Health(Health),
+}
+
+/// An operator's command on this host: `shoal halt`, `shoal resume` or `shoal promote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Halt the target's rollout.
+    Halt {
+        /// The operator's reason.
+        reason: String,
+    },
+    /// Resume a halted rollout (a new epoch).
+    Resume,
+    /// Let a canary rollout go on past its canaries.
+    Promote,
+}
+
+impl Command {
+    /// The command's name, as the CLI and the endpoint spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Halt { .. } => "halt",
+            Self::Resume => "resume",
+            Self::Promote => "promote",
+        }
+    }
+}
+
+/// What the planner asks the agent to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the lifecycle of this release, then report [`Event::Ran`].
+    Deploy(Target),
+    /// Go back to this revision, then report [`Event::Reverted`].
+    Revert(Revision),
+    /// A peer verified a release this host has not: check the channel now. Gossip is a hint,
+    /// never a source of trust.
+    CheckChannel(Target),
+}
+
+/// An operator command that cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Nothing to steer.
+    #[error("the group has no release to {0}")]
+    NoRelease(&'static str),
+    /// Resume of a deployment that is not halted.
+    #[error("deployment {0} is not halted")]
+    NotHalted(String),
+    /// Promote outside a canary deployment.
+    #[error("deployment {0} is not a canary deployment")]
+    NotCanary(String),
+}
+
+/// What a host keeps across restarts (the agent persists it before acting on any change).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// What this host publishes as `g:<group>:state`.
+    pub state: Option<GroupState>,
+    /// The revision it goes back to (its last known good before the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lkg: Option<Revision>,
+    /// The target's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RawPolicy>,
+    /// A release that arrived while the lifecycle ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<(Target, RawPolicy)>,
+    /// The newest halt it knows for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt: Option<Halt>,
+    /// The newest resume it knows for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+    /// The promote it knows for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<Promote>,
+    /// Members of the group and when each was last seen alive (this host's clock).
+    #[serde(default)]
+    pub members: BTreeMap<String, Millis>,
+    /// The host is half-installed: a run changed it and it could not go back. A halt before
+    /// it runs again fails it, so it never shows as merely waiting.
+    #[serde(default)]
+    pub broken: bool,
+    /// It saw every member it knows done on the target: no halt from a peer sends it back any
+    /// more, and failures claimed then halt nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub complete: bool,
+    /// It goes back to its last known good revision after its run was cut short, and takes
+    /// its turn again once back (unless the deployment halted meanwhile).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
+}
+
+/// Why a host is not starting the target (shown in status and traces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// No release to deploy, or already past `Waiting`.
+    Nothing,
+    /// Halted.
+    Halted,
+    /// Sees `alive` of `members` alive: not a majority.
+    NoMajority {
+        /// Members seen alive, itself included.
+        alive: usize,
+        /// Members known.
+        members: usize,
+    },
+    /// Just (re)started; listening to gossip first.
+    WarmingUp,
+    /// Some alive members know other members than this host does (one just joined, or was
+    /// just forgotten): the order is not agreed yet.
+    Membership,
+    /// The release's files are not at hand yet (after a restart, until the channel is read).
+    Fetching,
+    /// Some alive members have not learned of the last resume yet.
+    Resuming,
+    /// Canaries not all done yet.
+    Canaries,
+    /// Canaries done; waiting for `shoal promote`.
+    Promotion,
+    /// Linear: the previous step is not done, or `every` has not passed since.
+    Step,
+    /// Its turn has not come: this many hosts occupy the batch.
+    Turn {
+        /// Hosts ahead of it not settled, plus hosts after it running.
+        busy: usize,
+        /// The batch size.
+        batch: usize,
+    },
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Nothing => f.write_str("nothing to do"),
+            Self::Halted => f.write_str("halted"),
+            Self::NoMajority { alive, members } => {
+                write!(f, "sees {alive} of {members} members alive, not a majority")
+            }
+            Self::WarmingUp => f.write_str("listening to gossip after a start"),
+            Self::Membership => f.write_str("waiting for every member to know the same members"),
+            Self::Fetching => f.write_str("fetching the release"),
+            Self::Resuming => f.write_str("waiting for every member to learn of the resume"),
+            Self::Canaries => f.write_str("waiting for the canaries to be healthy"),
+            Self::Promotion => f.write_str("canaries healthy; waiting for `shoal promote`"),
+            Self::Step => f.write_str("waiting for the next linear step"),
+            Self::Turn { busy, batch } => {
+                write!(f, "waiting for its turn ({busy} of {batch} slots taken)")
+            }
+        }
+    }
+}
