@@ -9,7 +9,8 @@ use std::time::Duration;
 use shoal_shared::gossip::{GroupState, Halt, Promote, Resume, Step, Target};
 use shoal_shared::rollout::plan::{Peer, Wait};
 use shoal_shared::rollout::{
-    Action, Amount, Command, Event, Memory, Outcome, Planner, Policy, Revision, Settings, Strategy, View,
+    Action, Amount, Command, Event, Memory, Outcome, Planner, Policy, Revision, Settings, Strategy,
+    View,
 };
 
 const SECOND: u64 = 1000;
@@ -681,7 +682,10 @@ fn a_failure_and_its_halt_are_published_before_the_failing_host_goes_back() {
     let published = group.hosts[first].published().unwrap();
     assert_eq!(published.step, Some(Step::Reverting));
     assert_eq!(published.failures, 1);
-    assert!(group.hosts[first].halted().is_some(), "halted before the revert");
+    assert!(
+        group.hosts[first].halted().is_some(),
+        "halted before the revert"
+    );
     // While it still goes back, nobody else starts.
     assert!(group.settle().is_empty());
     assert!(group.hosts.iter().all(|h| h.halted().is_some()));

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use shoal_shared::rollout::{Amount, Policy, Strategy};
 use shoal_tests::sim::host::Disk;
 use shoal_tests::sim::{
-    self, Command, CommandPlan, CrashAt, CrashPlan, End, PartitionPlan, PlannedRelease, Report, Scenario,
-    World, base_revision,
+    self, Command, CommandPlan, CrashAt, CrashPlan, End, PartitionPlan, PlannedRelease, Report,
+    Scenario, World, base_revision,
 };
 
 /// Groups of the mixed seeds run on every test run have up to this many hosts.

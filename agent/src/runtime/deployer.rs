@@ -116,7 +116,10 @@ impl Deployer {
             _ => return Ended::Failed(failure_of(Some(&outcome.record))),
         }
         match policy {
-            Some(policy) => self.health_window(run, policy, outcome.dir, outcome.record).await,
+            Some(policy) => {
+                self.health_window(run, policy, outcome.dir, outcome.record)
+                    .await
+            }
             // A revert: the revision ran here before.
             None => Ended::Succeeded { dir: outcome.dir },
         }

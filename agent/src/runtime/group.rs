@@ -46,7 +46,7 @@ pub(super) struct GroupTask {
 /// What the group's host takes.
 enum Input {
     Step(Event),
-    Release(Prepared),
+    Release(Box<Prepared>),
     Ended(Ended),
     Recover(Failure),
 }
@@ -140,7 +140,7 @@ impl GroupTask {
         let wanted = self.wanted();
         self.watcher.look(wanted).await;
         let input = match self.watcher.prepared.clone() {
-            Some(prepared) => Input::Release(prepared),
+            Some(prepared) => Input::Release(Box::new(prepared)),
             None => Input::Step(Event::Tick),
         };
         self.advance(input).await;
@@ -158,8 +158,7 @@ impl GroupTask {
             let planner = host.planner();
             let target = planner.target()?;
             let at_hand = prepared.as_deref() == Some(target.digest.as_str());
-            (planner.step_now() == Some(Step::Waiting) && !at_hand)
-                .then(|| target.revision.clone())
+            (planner.step_now() == Some(Step::Waiting) && !at_hand).then(|| target.revision.clone())
         })
     }
 
@@ -209,7 +208,9 @@ impl GroupTask {
                         error!(reason = %why, "not reverted");
                         if let Some(record) = dir.as_deref().and_then(|d| note_unreverted(d, &why))
                         {
-                            let id = super::deployer::dir_name(dir.as_deref().unwrap_or_else(|| std::path::Path::new("")));
+                            let id = super::deployer::dir_name(
+                                dir.as_deref().unwrap_or_else(|| std::path::Path::new("")),
+                            );
                             let summary = crate::report::board::summarize(&id, &record);
                             self.show(|g| g.last_deployment = Some(summary));
                         }
@@ -235,18 +236,19 @@ impl GroupTask {
             let now = now_ms();
             let work = match input {
                 Input::Step(event) => host.step(event, view, now),
-                Input::Release(prepared) => host.release(
-                    prepared.target(&name),
-                    prepared.policy,
-                    prepared.tree,
-                    view,
-                    now,
-                ),
+                Input::Release(prepared) => {
+                    let target = prepared.target(&name);
+                    let Prepared { policy, tree, .. } = *prepared;
+                    host.release(target, policy, tree, view, now)
+                }
                 Input::Ended(ended) => host.ended(ended, view, now),
                 Input::Recover(cut) => host.recover(cut, view, now),
             };
             let planner = host.planner();
-            let halt = planner.halted().cloned().filter(|h| Some(h) != before.as_ref());
+            let halt = planner
+                .halted()
+                .cloned()
+                .filter(|h| Some(h) != before.as_ref());
             let ignored = planner.ignored_halts().saturating_sub(ignored_before);
             (work, halt, ignored)
         })?;
@@ -300,9 +302,11 @@ impl GroupTask {
         self.metrics.deployment_ended(&self.group.name, result);
         let dir = match ended {
             Ended::Succeeded { dir } => Some(dir.clone()),
-            _ => self
-                .keeper
-                .read(|host| host.journal().in_flight_dir().map(std::path::Path::to_owned)),
+            _ => self.keeper.read(|host| {
+                host.journal()
+                    .in_flight_dir()
+                    .map(std::path::Path::to_owned)
+            }),
         };
         if let Some(summary) = dir.as_deref().and_then(summary_of) {
             let failed = !matches!(ended, Ended::Succeeded { .. });
@@ -313,12 +317,9 @@ impl GroupTask {
                 g.last_deployment = Some(summary);
             });
         }
-        let revision = self.keeper.read(|host| {
-            host.journal()
-                .current
-                .as_ref()
-                .map(|c| c.revision.clone())
-        });
+        let revision = self
+            .keeper
+            .read(|host| host.journal().current.as_ref().map(|c| c.revision.clone()));
         self.metrics
             .set_revision(&self.group.name, revision.as_deref());
     }

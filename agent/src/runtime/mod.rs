@@ -15,7 +15,7 @@ mod deployer;
 mod group;
 pub mod health;
 pub mod journal;
-mod keeper;
+pub mod keeper;
 mod observer;
 pub mod orphans;
 mod show;
@@ -23,4 +23,5 @@ pub mod signals;
 mod watcher;
 
 pub use deployer::{changed_host, mark_interrupted};
+pub use keeper::Keeper;
 pub use shoal_shared::rollout::journal::HEALTH_CHECK;

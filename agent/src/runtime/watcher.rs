@@ -15,11 +15,11 @@ use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto};
 use tracing::{info, warn};
 
 use super::channel::{ChannelFailure, GroupChannel, one_line};
-use crate::clock::{now_rfc3339, unix_now};
 use super::keeper::Keeper;
 use crate::channel::cache::ReleaseCache;
 use crate::channel::watch::Watch;
 use crate::channel::{Release, jittered};
+use crate::clock::{now_rfc3339, unix_now};
 use crate::config::{self, Group};
 use crate::report::{Board, Metrics};
 use crate::verify::state::ChannelState;
@@ -180,8 +180,8 @@ impl Watcher {
         })?;
         if self.state.is_none() {
             let path = ChannelState::path_for(&self.data_dir, &self.group.name);
-            let state = ChannelState::load(&path)
-                .map_err(|e| failure("channel_state", one_line(&e)))?;
+            let state =
+                ChannelState::load(&path).map_err(|e| failure("channel_state", one_line(&e)))?;
             self.state = Some(state);
         }
         if self.channel.is_none() {
@@ -223,9 +223,7 @@ impl Watcher {
             }
         });
         let mut newest = poll.newest;
-        let attempted = self
-            .keeper
-            .read(|host| host.journal().last_target.clone());
+        let attempted = self.keeper.read(|host| host.journal().last_target.clone());
         // At the first check: a release verified just before a crash and never started.
         let first = !std::mem::replace(&mut self.floor_checked, true);
         let unstarted = first && floor != attempted;

@@ -209,25 +209,22 @@ pub fn a_deployment_cut_short_before_it_changed_anything_runs_again(make: Make) 
     world.write_config(&channel.config(), "30s");
     channel.publish(&world, "v1.0.0", Hooks::Good);
     assert_eq!(channel.poll_as_agent(&world).as_deref(), Some("v1.0.0"));
-    let mut journal =
-        JournalFile::load(&JournalFile::path_for(&world.data_dir, crate::world::GROUP)).unwrap();
-    journal
-        .change(|j| {
-            j.last_target = Some("v1.0.0".into());
-            j.in_flight = Some(InFlight {
-                deployment_id: "d-000000000001".into(),
-                revision: "v1.0.0".into(),
-                digest: "git:0".into(),
-                bundle: world.dir.path().join("gone"),
-                reverts: None,
-                auto_revert: true,
-                dir: None,
-                step: "Prepare".into(),
-                started_ms: 0,
-                attempt: 0,
-            });
-        })
-        .unwrap();
+    let file = JournalFile::of(&world.data_dir, crate::world::GROUP);
+    let mut journal = file.load().unwrap();
+    journal.last_target = Some("v1.0.0".into());
+    journal.in_flight = Some(InFlight {
+        deployment_id: "d-000000000001".into(),
+        revision: "v1.0.0".into(),
+        digest: "git:0".into(),
+        bundle: world.dir.path().join("gone"),
+        reverts: None,
+        auto_revert: true,
+        dir: None,
+        step: "Prepare".into(),
+        started_ms: 0,
+        attempt: 0,
+    });
+    file.save(&journal).unwrap();
     let agent = world.start_agent(&channel.env());
     agent.wait_status(DEPLOY, "v1.0.0 deployed after the restart", |s| {
         settled_on(s, "v1.0.0")

@@ -141,7 +141,7 @@ fn a_halt_is_recorded_journaled_and_wakes_the_group_then_a_resume_lifts_it() {
         }
     );
     let control = agent.control("web");
-    let halt = control.planner.lock().unwrap().halted().cloned().unwrap();
+    let halt = control.read(|h| h.planner().halted().cloned()).unwrap();
     assert_eq!(
         (halt.id.as_str(), halt.host.as_str(), halt.reason.as_str()),
         (
@@ -156,21 +156,21 @@ fn a_halt_is_recorded_journaled_and_wakes_the_group_then_a_resume_lifts_it() {
         ("web-1", halt.reason.as_str())
     );
     // Persisted before the answer: a restart keeps the halt.
-    let on_disk = JournalFile::load(&JournalFile::path_for(agent.dir(), "web")).unwrap();
-    assert_eq!(on_disk.journal.plan.and_then(|m| m.halt), Some(halt));
+    let on_disk = JournalFile::of(agent.dir(), "web").load().unwrap();
+    assert_eq!(on_disk.plan.and_then(|m| m.halt), Some(halt));
     // The group task is woken to publish it.
     let woken = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap()
-        .block_on(async { tokio::time::timeout(DEADLINE, control.wake.notified()).await });
+        .block_on(async { tokio::time::timeout(DEADLINE, control.wake().notified()).await });
     assert!(woken.is_ok(), "the group task was not woken");
 
     let reply = agent.steer("web", "resume", b"");
     assert_eq!(reply.status, 202, "{}", reply.text());
     assert_eq!(reply.json::<CommandAccepted>().action, "resume");
     assert_eq!(fleet_halt(&agent), None);
-    assert!(control.planner.lock().unwrap().halted().is_none());
+    assert!(control.read(|h| h.planner().halted().is_none()));
 }
 
 #[test]
@@ -178,9 +178,9 @@ fn a_halt_without_a_body_gives_no_reason() {
     let agent = Agent::start();
     agent.release("db", "v1.0.0", Policy::default());
     assert_eq!(agent.steer("db", "halt", b"").status, 202);
-    let planner = agent.control("db").planner.lock().unwrap();
+    let halt = agent.control("db").read(|h| h.planner().halted().cloned());
     assert_eq!(
-        planner.halted().unwrap().reason,
+        halt.unwrap().reason,
         "halted by the operator on web-1: no reason given"
     );
 }
@@ -197,11 +197,10 @@ fn a_canary_deployment_is_promoted() {
     let reply = agent.steer("web", "promote", b"");
     assert_eq!(reply.status, 202, "{}", reply.text());
     assert_eq!(reply.json::<CommandAccepted>().deployment, id);
-    let planner = agent.control("web").planner.lock().unwrap();
-    assert_eq!(
-        planner.memory().promote.as_ref().map(|p| p.id.as_str()),
-        Some(id.as_str())
-    );
+    let promote = agent
+        .control("web")
+        .read(|h| h.planner().memory().promote.clone());
+    assert_eq!(promote.map(|p| p.id), Some(id));
 }
 
 #[test]

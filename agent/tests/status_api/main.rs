@@ -20,19 +20,20 @@ mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_agent::execute::deployment::{DeploymentRecord, EventRecord, ScriptRecord, Status};
 use shoal_agent::execute::layout::Layout;
+use shoal_agent::report::http::Steer;
 use shoal_agent::report::http::{AdminToken, Limits, serve_with};
 use shoal_agent::report::{Board, Metrics, ServerState};
-use shoal_agent::runtime::GroupControl;
+use shoal_agent::runtime::Keeper;
 use shoal_agent::runtime::journal::JournalFile;
 use shoal_shared::gossip::Target;
-use shoal_shared::rollout::{Event, Memory, Planner, Policy, Settings, View, deployment_id};
+use shoal_shared::rollout::{GroupHost, Journal, Policy, Settings, View, deployment_id};
 use shoal_shared::status::{GroupStatus, NodeInfo};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 /// How long anything in these tests may take before it counts as hung.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -47,7 +48,7 @@ pub struct Agent {
     pub metrics: Metrics,
     pub root: PathBuf,
     /// The groups' planners and journals, as the runtime shares them with the endpoint.
-    pub controls: Vec<(String, GroupControl)>,
+    pub controls: Vec<(String, Keeper)>,
     _tmp: tempfile::TempDir,
     stop_tx: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
@@ -100,7 +101,7 @@ impl Agent {
             .block_on(tokio::net::TcpListener::bind(listen))
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let controls: Vec<(String, GroupControl)> = ["web", "db"]
+        let controls: Vec<(String, Keeper)> = ["web", "db"]
             .iter()
             .map(|name| (name.to_string(), control(tmp.path(), name)))
             .collect();
@@ -110,7 +111,10 @@ impl Agent {
             deployment_root: root.clone(),
             node: "web-1".into(),
             admin: AdminToken::new(TOKEN),
-            groups: controls.clone(),
+            groups: controls
+                .iter()
+                .map(|(name, keeper)| (name.clone(), Arc::new(keeper.clone()) as Arc<dyn Steer>))
+                .collect(),
             mesh: None,
             public_logs,
         });
@@ -163,7 +167,7 @@ impl Agent {
     }
 
     /// The control of `group`.
-    pub fn control(&self, group: &str) -> &GroupControl {
+    pub fn control(&self, group: &str) -> &Keeper {
         &self
             .controls
             .iter()
@@ -182,8 +186,9 @@ impl Agent {
             digest,
         };
         let id = target.id.clone();
-        let mut planner = self.control(group).planner.lock().unwrap();
-        planner.step(Event::Release { target, policy }, &View::default(), 1);
+        self.control(group)
+            .change(|host| host.release(target, policy, "/cache/tree".into(), &View::default(), 1))
+            .unwrap();
         id
     }
 
@@ -212,21 +217,15 @@ impl Agent {
     }
 }
 
-/// A fresh planner for `group` of node `web-1` (no mesh: no warmup), journaled under `dir`.
-fn control(dir: &Path, group: &str) -> GroupControl {
+/// A fresh host for `group` of node `web-1` (no mesh: no warmup), journaled under `dir`.
+fn control(dir: &Path, group: &str) -> Keeper {
     let settings = Settings {
         node: "web-1".into(),
         warmup: 0,
         forget_after: 0,
     };
-    let planner = Planner::new(settings, Memory::default(), &Policy::default(), 0);
-    let path = JournalFile::path_for(dir, group);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    GroupControl {
-        planner: Arc::new(Mutex::new(planner)),
-        journal: Arc::new(Mutex::new(JournalFile::load(&path).unwrap())),
-        wake: Arc::new(Notify::new()),
-    }
+    let host = GroupHost::start(group, settings, Journal::empty(), &Policy::default(), 0);
+    Keeper::new(JournalFile::of(dir, group), host)
 }
 
 impl Drop for Agent {

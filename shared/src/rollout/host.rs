@@ -300,7 +300,10 @@ impl GroupHost {
             let why = if self.planner.policy().is_some_and(|p| p.auto_revert) {
                 "there is no last known good revision on this host to go back to".to_owned()
             } else {
-                format!("auto_revert is off; {} stays installed as it is", run.revision)
+                format!(
+                    "auto_revert is off; {} stays installed as it is",
+                    run.revision
+                )
             };
             work.insert(0, Work::Unreverted { dir: run.dir, why });
         }
@@ -332,7 +335,10 @@ impl GroupHost {
                 Action::Revert(to) => match self.begin_revert(&to, now) {
                     Some(run) => work.push(Work::Run(run)),
                     None => {
-                        let why = format!("the revision to go back to, {}, is not on this host", to.name);
+                        let why = format!(
+                            "the revision to go back to, {}, is not on this host",
+                            to.name
+                        );
                         work.push(Work::Unreverted { dir: None, why });
                         work.extend(self.feed(Event::Reverted { ok: false }, view, now));
                     }

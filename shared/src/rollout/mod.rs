@@ -11,5 +11,7 @@ pub use host::{Ended, Failure, GroupHost, MAX_REVERT_ATTEMPTS, Work};
 pub use ids::{deployment_id, revert_id};
 pub use journal::{InFlight, Installed, Journal};
 
-pub use plan::{Action, Command, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View};
+pub use plan::{
+    Action, Command, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View,
+};
 pub use policy::{Amount, Linear, Policy, PolicyError, RawPolicy, Scalar, Strategy};

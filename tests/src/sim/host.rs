@@ -14,8 +14,8 @@ use shoal_shared::rollout::{
 };
 
 use super::rng::Rng;
-use super::world::GROUP;
 use super::scenario::Clocks;
+use super::world::GROUP;
 
 /// A host's own clock: an offset and a rate of its own; the planner sees nothing else.
 #[derive(Debug, Clone, Copy)]
@@ -248,7 +248,13 @@ impl Host {
             .take()
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_else(Journal::empty);
-        self.core = GroupHost::start(GROUP, self.settings.clone(), journal, policy, self.clock.now(t));
+        self.core = GroupHost::start(
+            GROUP,
+            self.settings.clone(),
+            journal,
+            policy,
+            self.clock.now(t),
+        );
         self.up = true;
         self.last_step = t;
     }

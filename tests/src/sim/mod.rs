@@ -44,8 +44,8 @@ use std::fmt;
 pub use check::{Bound, Figures, Violation};
 pub use report::{failure, report};
 pub use scenario::{
-    AgentPlan, Clocks, Command, CommandPlan, CrashAt, CrashPlan, Net, PartitionPlan, PlannedRelease,
-    Promoting, ROUND, Scenario, describe_policy, secs,
+    AgentPlan, Clocks, Command, CommandPlan, CrashAt, CrashPlan, Net, PartitionPlan,
+    PlannedRelease, Promoting, ROUND, Scenario, describe_policy, secs,
 };
 pub use setup::base_revision;
 pub use world::{End, Stats, World};

@@ -138,7 +138,10 @@ fn input_text(input: &Input) -> String {
         Input::Event(event) => event_text(event),
         Input::Ended(Ended::Succeeded { .. }) => "run: succeeded".to_owned(),
         Input::Ended(Ended::Failed(f)) => {
-            format!("run: failed ({}, changed host: {})", f.reason, f.changed_host)
+            format!(
+                "run: failed ({}, changed host: {})",
+                f.reason, f.changed_host
+            )
         }
         Input::Ended(Ended::Cut(f)) => format!("run: cut (changed host: {})", f.changed_host),
         Input::Ended(Ended::Stopped) => "run: stopped".to_owned(),

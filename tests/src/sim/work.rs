@@ -160,7 +160,11 @@ impl World {
                 dir: self.deployment_dir(h, &run.target.digest),
             }
         };
-        let how = if run.fails { Truth::Failed } else { Truth::Done };
+        let how = if run.fails {
+            Truth::Failed
+        } else {
+            Truth::Done
+        };
         self.checker.ended(h, &run.target.id, how);
         self.ended(h, ended)
     }
@@ -249,9 +253,9 @@ impl World {
     fn recover(&mut self, h: usize) -> Result<(), Violation> {
         let host = &self.hosts[h];
         let in_flight = host.core.in_flight().cloned();
-        let changed = in_flight.as_ref().is_some_and(|run| {
-            matches!(&host.disk, super::host::Disk::Partial { to, .. } if *to == run.digest)
-        });
+        let changed = in_flight.as_ref().is_some_and(
+            |run| matches!(&host.disk, super::host::Disk::Partial { to, .. } if *to == run.digest),
+        );
         if let Some(run) = in_flight.as_ref().filter(|r| !r.is_revert()) {
             self.checker.interrupted(&run.deployment_id, changed);
         }

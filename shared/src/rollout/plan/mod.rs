@@ -43,8 +43,8 @@ use std::collections::BTreeSet;
 
 pub use turn::rollout_order;
 pub use types::{
-    Action, Command, CommandError, Event, MAX_INTERRUPTIONS, Memory, Millis, Outcome, Peer, Revision,
-    Settings, View, Wait,
+    Action, Command, CommandError, Event, MAX_INTERRUPTIONS, Memory, Millis, Outcome, Peer,
+    Revision, Settings, View, Wait,
 };
 
 use super::policy::Policy;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use shoal_shared::rollout::{Amount, Linear, Policy, Strategy};
 
 use super::{
-    AgentPlan, Clocks, Command, CommandPlan, CrashAt, CrashPlan, Net, PartitionPlan, PlannedRelease,
-    Promoting, SECOND, Scenario,
+    AgentPlan, Clocks, Command, CommandPlan, CrashAt, CrashPlan, Net, PartitionPlan,
+    PlannedRelease, Promoting, SECOND, Scenario,
 };
 use crate::sim::rng::Rng;
 
