@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use shoal_shared::gossip::Target;
-use shoal_shared::rollout::{Policy, RawPolicy, deployment_id};
+use shoal_shared::rollout::{Policy, RawPolicy, Shape, deployment_id, parse_policy_file};
 use shoal_shared::status::{Health, Phase};
 use tokio::time::{Instant, sleep};
 use tracing::{error, info, warn};
@@ -326,11 +325,6 @@ fn release_policy(
     tree: &Path,
     default: &Policy,
 ) -> Result<Policy, String> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct ShoalYaml {
-        rollout: Option<RawPolicy>,
-    }
     if let Some(raw) = manifest {
         return raw.check(default).map_err(|e| format!("release.yaml: {e}"));
     }
@@ -340,12 +334,9 @@ fn release_policy(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(default.clone()),
         Err(e) => return Err(format!("cannot read shoal.yaml in the bundle: {e}")),
     };
-    let parsed: ShoalYaml =
-        serde_saphyr::from_str(&text).map_err(|e| format!("the bundle's shoal.yaml: {e}"))?;
-    match parsed.rollout {
-        Some(raw) => raw
-            .check(default)
-            .map_err(|e| format!("the bundle's shoal.yaml: {e}")),
+    let file = "the bundle's shoal.yaml";
+    match parse_policy_file(&text, file, Shape::Block).map_err(|e| e.to_string())? {
+        Some(raw) => raw.check(default).map_err(|e| format!("{file}: {e}")),
         None => Ok(default.clone()),
     }
 }

@@ -4,8 +4,10 @@
 mod ids;
 pub mod plan;
 mod policy;
+mod policy_file;
 
 pub use ids::{deployment_id, revert_id};
 
 pub use plan::{Action, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View};
 pub use policy::{Amount, Linear, Policy, PolicyError, RawPolicy, Scalar, Strategy};
+pub use policy_file::{PolicyFileError, Shape, parse_policy_file};
