@@ -11,4 +11,5 @@ pub mod execute;
 pub mod net;
 pub mod report;
 pub mod runtime;
+pub mod stop;
 pub mod verify;

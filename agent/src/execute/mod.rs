@@ -8,5 +8,4 @@ pub mod install;
 pub mod layout;
 pub mod permissions;
 pub mod scripts_log;
-pub mod stop;
 pub mod walk;

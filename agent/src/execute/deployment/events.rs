@@ -10,8 +10,8 @@ use super::{DeployError, DeploymentRecord, Request, check_events, read_appspec};
 use crate::execute::hooks::{self, ScriptResult, ScriptRun};
 use crate::execute::layout::Layout;
 use crate::execute::scripts_log::ScriptsLog;
-use crate::execute::stop::Stop;
 use crate::execute::{bundle, install};
+use crate::stop::Stop;
 
 pub(super) struct Run<'a> {
     pub(super) request: &'a Request,

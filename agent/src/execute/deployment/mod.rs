@@ -18,7 +18,7 @@ use shoal_shared::appspec::{self, AppSpec, FileExistsBehavior, lifecycle};
 use super::bundle;
 use super::layout::{Layout, is_safe_component};
 use super::scripts_log::ScriptsLog;
-use super::stop::Stop;
+use crate::stop::Stop;
 pub use record::{DeploymentRecord, EventRecord, ScriptRecord, Status};
 
 /// The AppSpec names looked for in a bundle, in order.
