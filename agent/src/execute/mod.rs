@@ -1,6 +1,5 @@
 //! Carrying out a deployment on this host: unpack the bundle, install its files, run its hooks.
 
-pub mod bundle;
 pub mod deployment;
 pub mod hooks;
 pub mod install;

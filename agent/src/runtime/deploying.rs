@@ -17,8 +17,8 @@ use super::health::{self, Verdict, Window};
 use super::journal::InFlight;
 use super::observer::{HEALTH_CHECK, PREPARE, StepObserver};
 use super::settle::Settled;
+use crate::bundle::Limits;
 use crate::channel::Release;
-use crate::execute::bundle::Limits;
 use crate::execute::deployment::{
     self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
 };
