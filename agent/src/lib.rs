@@ -3,6 +3,7 @@
 //! A revision flows one way: channel → verify → plan → coordinate → execute → report.
 //! This crate holds the stages that do I/O; the pure logic lives in `shoal-shared`.
 
+pub mod bundle;
 pub mod channel;
 pub mod cli;
 pub mod clock;
@@ -12,4 +13,5 @@ pub mod execute;
 pub mod net;
 pub mod report;
 pub mod runtime;
+pub mod stop;
 pub mod verify;

@@ -1,4 +1,4 @@
-//! `execute::bundle::unpack` on the fuzz bytes as a bundle file (tar, tar.gz and zip are told
+//! `bundle::unpack` on the fuzz bytes as a bundle file (tar, tar.gz and zip are told
 //! apart by content; the file is named `bundle.tar` so pre-POSIX tars are tried too), into a
 //! fresh directory with small limits. Whatever the archive holds:
 //! - it answers without panicking;
@@ -16,7 +16,7 @@ use std::fs;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use shoal_agent::execute::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits};
 
 const APPSPEC: &[&str] = &["appspec.yml", "appspec.yaml"];
 

@@ -1,7 +1,8 @@
 //! What reading one YAML document from a channel may cost. serde-saphyr counts nodes, nesting
 //! and the events that aliases (`*name`) replay while it parses; these are the bounds shoal
 //! gives it, so an alias bomb ("billion laughs") is refused after a few thousand nodes, in
-//! milliseconds, with one sentence instead of the parser's debug output.
+//! milliseconds, with one sentence instead of the parser's debug output. Any other error is
+//! cut to the parser's first line ([`first_line`]).
 
 use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::{Budget, Error};
@@ -34,6 +35,14 @@ pub(crate) const APPSPEC: Limits = Limits {
 /// A store release's `release.yaml`: about twenty nodes, and no use for aliases.
 pub(crate) const MANIFEST: Limits = Limits {
     what: "the manifest",
+    nodes: 2_000,
+    expanded: 1_000,
+    scalar_bytes: 1 << 20,
+};
+
+/// A rollout policy file (a bundle's `shoal.yaml`): a dozen nodes, and no use for aliases.
+pub(crate) const POLICY: Limits = Limits {
+    what: "the rollout policy",
     nodes: 2_000,
     expanded: 1_000,
     scalar_bytes: 1 << 20,
@@ -100,5 +109,19 @@ impl Limits {
             _ => return None,
         };
         Some(sentence)
+    }
+}
+
+/// The parser's first line, without its own `error:` and `line N column M:` prefixes
+/// (the line is reported separately).
+pub(crate) fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or(text).trim();
+    let line = line.strip_prefix("error:").unwrap_or(line).trim_start();
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((position, message)) if position.contains("column") => message.to_owned(),
+        _ => line.to_owned(),
     }
 }

@@ -15,6 +15,7 @@ use shoal_shared::gossip::{
     split_group_key, state_key,
 };
 use shoal_shared::release::{AllowedSigners, Manifest, Version, split_signed_tag, verify};
+use shoal_shared::rollout::{Shape, parse_policy_file};
 
 /// Text built from the pieces these formats are made of, so cases reach deep into the parsers.
 fn release_like_text() -> impl Strategy<Value = String> {
@@ -340,12 +341,18 @@ proptest! {
 /// A "billion laughs": nine levels of anchors, each a list of ten aliases of the one before,
 /// so 10^9 strings once expanded, in under a kilobyte of YAML.
 fn billion_laughs() -> String {
-    let mut levels = vec![format!("&l0 [{}]", ["lol"; 10].join(", "))];
-    for level in 1..9 {
+    laughs(9)
+}
+
+/// `levels` levels of anchors, each a list of ten aliases of the one before: 10^levels strings
+/// once expanded.
+fn laughs(levels: usize) -> String {
+    let mut anchors = vec![format!("&l0 [{}]", ["lol"; 10].join(", "))];
+    for level in 1..levels {
         let aliases = vec![format!("*l{}", level - 1); 10].join(", ");
-        levels.push(format!("&l{level} [{aliases}]"));
+        anchors.push(format!("&l{level} [{aliases}]"));
     }
-    format!("[{}]", levels.join(", "))
+    format!("[{}]", anchors.join(", "))
 }
 
 /// Runs `parse` on its own thread and gives its answer, failing the test if there is none
@@ -394,4 +401,30 @@ fn a_release_yaml_alias_bomb_is_refused_quickly_in_one_sentence() {
         "{message}"
     );
     assert!(!message.contains('\n'), "{message}");
+}
+
+#[test]
+fn a_shoal_yaml_alias_bomb_is_refused_quickly_in_one_sentence() {
+    // 10^5 strings expand within a YAML reader's default bounds (to be refused afterwards as
+    // the wrong type); 10^9 do not. Both are refused for their size, before they are built.
+    for (levels, shape) in [
+        (5, Shape::Block),
+        (9, Shape::Block),
+        (9, Shape::BlockOrKeys),
+    ] {
+        let text = format!("# shoal.yaml\nrollout:\n  canary: {}\n", laughs(levels));
+        let error =
+            answered_quickly(move || parse_policy_file(&text, "the bundle's shoal.yaml", shape))
+                .expect_err("an alias bomb");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "the bundle's shoal.yaml: line 3: the rollout policy is refused because its \
+                 aliases (`*name`) expand beyond 1000 nodes"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("billion laughs"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use shoal_shared::appspec::FileExistsBehavior;
 
 use super::exit;
-use crate::execute::bundle::Limits;
+use crate::bundle::Limits;
 use crate::execute::deployment::{self, Outcome, Request, Status};
 use crate::execute::hooks;
 use crate::execute::layout::Layout;

@@ -15,6 +15,8 @@ use shoal_shared::rollout::Policy;
 
 use crate::channel::git::GitSource;
 use crate::channel::store::StoreSource;
+use crate::coordinate::MeshSettings;
+use crate::coordinate::seal::Keyring;
 use crate::execute::hooks::DEFAULT_RUNAS_ENV;
 use crate::execute::layout::is_safe_component;
 use file::ConfigFile;
@@ -119,9 +121,26 @@ pub struct Mesh {
     /// How long a dead member is still shown (and its last values kept) before it is forgotten.
     pub dead_grace: Duration,
     /// The cluster keys gossip is sealed with; `None` only with `mesh.insecure: true`.
-    pub keyring: Option<std::sync::Arc<crate::coordinate::seal::Keyring>>,
+    pub keyring: Option<std::sync::Arc<Keyring>>,
     /// The largest gossip datagram; larger messages are sent in parts.
     pub max_datagram: usize,
+}
+
+impl MeshSettings {
+    /// The settings of the `mesh:` section for node `node`.
+    pub fn from_config(mesh: &Mesh, node: &str) -> Self {
+        Self {
+            cluster: mesh.name.clone(),
+            node: node.to_owned(),
+            listen: mesh.listen,
+            advertise: mesh.advertise,
+            seeds: mesh.seeds.clone(),
+            interval: mesh.interval,
+            dead_grace: mesh.dead_grace,
+            keyring: mesh.keyring.clone(),
+            max_datagram: mesh.max_datagram,
+        }
+    }
 }
 
 /// One entry of `groups:`.

@@ -13,7 +13,6 @@ use tracing::warn;
 
 use super::MeshError;
 use super::seal::Keyring;
-use crate::config;
 
 /// chitchat's phi threshold: a peer is dead once the time since its last heartbeat exceeds this
 /// many mean heartbeat intervals.
@@ -29,7 +28,8 @@ const ROUTE_PROBE_V6: SocketAddr = SocketAddr::new(
     9,
 );
 
-/// How this host joins the mesh.
+/// How this host joins the mesh; the config's `mesh:` section gives them
+/// (`MeshSettings::from_config`, in `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshSettings {
     /// The cluster id (`mesh.name`): nodes of other meshes are refused.
@@ -55,21 +55,6 @@ pub struct MeshSettings {
 }
 
 impl MeshSettings {
-    /// The settings of the `mesh:` section for node `node`.
-    pub fn from_config(mesh: &config::Mesh, node: &str) -> Self {
-        Self {
-            cluster: mesh.name.clone(),
-            node: node.to_owned(),
-            listen: mesh.listen,
-            advertise: mesh.advertise,
-            seeds: mesh.seeds.clone(),
-            interval: mesh.interval,
-            dead_grace: mesh.dead_grace,
-            keyring: mesh.keyring.clone(),
-            max_datagram: mesh.max_datagram,
-        }
-    }
-
     /// Refuses settings chitchat cannot run with (it panics on a zero interval).
     pub(super) fn check(&self) -> Result<(), MeshError> {
         if self.interval.is_zero() {

@@ -1,12 +1,8 @@
 //! Carrying out a deployment on this host: unpack the bundle, install its files, run its hooks.
 
-pub mod acl;
-pub mod bundle;
 pub mod deployment;
 pub mod hooks;
 pub mod install;
 pub mod layout;
-pub mod permissions;
 pub mod scripts_log;
-pub mod stop;
 pub mod walk;

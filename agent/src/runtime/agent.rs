@@ -23,7 +23,7 @@ use crate::clock::{now_ms, now_rfc3339};
 use crate::config::Settings;
 use crate::coordinate::{GroupValues, Mesh, MeshSettings};
 use crate::execute::layout::Layout;
-use crate::execute::stop::Stop;
+use crate::stop::Stop;
 use crate::report::http::{AdminToken, ServerState, Steer, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;

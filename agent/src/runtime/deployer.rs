@@ -19,12 +19,12 @@ use super::journal::InFlight;
 use super::keeper::Keeper;
 use super::observer::StepObserver;
 use crate::config::Group;
-use crate::execute::bundle::Limits;
+use crate::bundle::Limits;
 use crate::execute::deployment::{
     self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
 };
 use crate::execute::layout::Layout;
-use crate::execute::stop::Stop;
+use crate::stop::Stop;
 use crate::report::board::summarize;
 use crate::report::{Board, Metrics};
 

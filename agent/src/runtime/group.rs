@@ -20,7 +20,7 @@ use super::watcher::{Prepared, Watcher};
 use crate::clock::now_ms;
 use crate::config::Group;
 use crate::coordinate::{GroupSnapshot, Mesh};
-use crate::execute::stop::Stop;
+use crate::stop::Stop;
 use crate::report::{Board, Metrics};
 
 /// How often a waiting host looks again without news (deadlines, linear steps, warmup).

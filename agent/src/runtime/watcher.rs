@@ -7,10 +7,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use shoal_shared::gossip::Target;
 use shoal_shared::release::AllowedSigners;
-use shoal_shared::rollout::{Policy, RawPolicy, deployment_id};
+use shoal_shared::rollout::{Policy, RawPolicy, Shape, deployment_id, parse_policy_file};
 use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto};
 use tracing::{info, warn};
 
@@ -329,11 +328,6 @@ fn release_policy(
     tree: &Path,
     default: &Policy,
 ) -> Result<Policy, String> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct ShoalYaml {
-        rollout: Option<RawPolicy>,
-    }
     if let Some(raw) = manifest {
         return raw.check(default).map_err(|e| format!("release.yaml: {e}"));
     }
@@ -343,12 +337,9 @@ fn release_policy(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(default.clone()),
         Err(e) => return Err(format!("cannot read shoal.yaml in the bundle: {e}")),
     };
-    let parsed: ShoalYaml =
-        serde_saphyr::from_str(&text).map_err(|e| format!("the bundle's shoal.yaml: {e}"))?;
-    match parsed.rollout {
-        Some(raw) => raw
-            .check(default)
-            .map_err(|e| format!("the bundle's shoal.yaml: {e}")),
+    let file = "the bundle's shoal.yaml";
+    match parse_policy_file(&text, file, Shape::Block).map_err(|e| e.to_string())? {
+        Some(raw) => raw.check(default).map_err(|e| format!("{file}: {e}")),
         None => Ok(default.clone()),
     }
 }

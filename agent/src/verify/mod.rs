@@ -16,7 +16,7 @@ use shoal_shared::release::{
 
 pub use binding::{Expect, Origin, Subject};
 
-use crate::execute::bundle::BundleError;
+use crate::bundle::BundleError;
 
 /// Why a candidate is not a release. Each refusal is its own variant; [`Refusal::kind`] is the
 /// stable name used in status JSON and metric labels.

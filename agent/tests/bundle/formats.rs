@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use shoal_agent::execute::bundle::{self, BundleKind};
+use shoal_agent::bundle::{self, BundleKind};
 use tar::EntryType;
 use tempfile::TempDir;
 use zip::write::SimpleFileOptions;

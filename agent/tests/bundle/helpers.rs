@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use shoal_agent::execute::bundle::{self, BundleError, Limits, Unpacked};
+use shoal_agent::bundle::{self, BundleError, Limits, Unpacked};
 use tar::EntryType;
 
 pub const APPSPEC: &[&str] = &["appspec.yml", "appspec.yaml"];

@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt as _, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use shoal_agent::execute::bundle::BundleError;
+use shoal_agent::bundle::BundleError;
 use tar::{EntryType, Header};
 use tempfile::TempDir;
 

@@ -5,7 +5,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use shoal_agent::execute::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits};
 use tar::EntryType;
 use tempfile::TempDir;
 

@@ -4,7 +4,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use shoal_agent::execute::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits};
 use tempfile::TempDir;
 use zip::write::SimpleFileOptions;
 

@@ -4,8 +4,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use shoal_agent::bundle::BundleError;
 use shoal_agent::channel::git::GitError;
-use shoal_agent::execute::bundle::BundleError;
 use shoal_agent::verify::Refusal;
 
 use crate::fixture::{Scene, tree};

@@ -10,7 +10,7 @@ use std::path::Path;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use proptest::prelude::*;
-use shoal_agent::execute::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits};
 use tar::EntryType;
 use zip::write::SimpleFileOptions;
 

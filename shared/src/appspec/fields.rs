@@ -1,5 +1,6 @@
 //! Reading YAML mappings the way the CodeDeploy agent does: the last duplicate key wins (with a
-//! warning here), and keys nobody reads are reported instead of silently ignored.
+//! warning here), and keys nobody reads are reported instead of silently ignored. Also the
+//! helpers every section's reader shares: scalars, lists, errors, and paths that climb (`..`).
 
 use super::diagnostic::{AppSpecError, ErrorKind, Warning};
 use super::yaml::{Node, Value};
@@ -173,4 +174,10 @@ pub(crate) fn list<'a>(
             ),
         )),
     }
+}
+
+/// Whether the path `path` has a `..` component (a `files` destination or a permission's
+/// `object` that could leave the directory it names).
+pub(crate) fn climbs(path: &str) -> bool {
+    path.split('/').any(|part| part == "..")
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::diagnostic::{AppSpecError, ErrorKind, Warning};
-use super::fields::{Fields, Reader, error, list, text};
+use super::fields::{Fields, Reader, climbs, error, list, text};
 use super::lifecycle;
 use super::model::{
     AppSpec, DEFAULT_SCRIPT_TIMEOUT, FileExistsBehavior, FileMapping, Hook, Script,
@@ -382,11 +382,6 @@ fn files(reader: &mut Reader, node: &Node) -> Result<Vec<FileMapping>, AppSpecEr
         });
     }
     Ok(files)
-}
-
-/// Whether `path` has a `..` component.
-pub(crate) fn climbs(path: &str) -> bool {
-    path.split('/').any(|part| part == "..")
 }
 
 fn file_exists_behavior(node: &Node) -> Result<FileExistsBehavior, AppSpecError> {

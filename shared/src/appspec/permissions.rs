@@ -2,7 +2,7 @@
 //! validated by the grammar the CodeDeploy agent accepts.
 
 use super::diagnostic::{AppSpecError, ErrorKind};
-use super::fields::{Reader, error, list, text};
+use super::fields::{Reader, climbs, error, list, text};
 use super::model::{AclEntry, AclTag, Mode, ObjectTypes, Permission, SelinuxContext};
 use super::yaml::{Node, Value};
 
@@ -42,7 +42,7 @@ fn permission(reader: &mut Reader, node: &Node, path: &str) -> Result<Permission
             "has no `object`; name the installed path it applies to",
         ));
     }
-    if super::parse::climbs(&object) {
+    if climbs(&object) {
         return Err(error(
             KIND,
             node,

@@ -105,24 +105,10 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                     .map(|at| at.line())
                     .filter(|line| *line > 0),
                 too_large: refusal.is_some(),
-                message: refusal.unwrap_or_else(|| first_line(&error.to_string())),
+                message: refusal.unwrap_or_else(|| yaml_limits::first_line(&error.to_string())),
             }
         })?;
     Ok(parsed.map(|root| into_node(root, source)))
-}
-
-/// The parser's first line, without its own `error:` and `line N column M:` prefixes
-/// (the line is reported separately).
-fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or(text).trim();
-    let line = line.strip_prefix("error:").unwrap_or(line).trim_start();
-    match line
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((position, message)) if position.contains("column") => message.to_owned(),
-        _ => line.to_owned(),
-    }
 }
 
 /// What serde-saphyr hands us: values with spans, before the source text is attached.

@@ -6,6 +6,7 @@ mod ids;
 pub mod journal;
 pub mod plan;
 mod policy;
+mod policy_file;
 
 pub use host::{Ended, Failure, GroupHost, MAX_REVERT_ATTEMPTS, Work};
 pub use ids::{deployment_id, revert_id};
@@ -15,3 +16,4 @@ pub use plan::{
     Action, Command, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View,
 };
 pub use policy::{Amount, Linear, Policy, PolicyError, RawPolicy, Scalar, Strategy};
+pub use policy_file::{PolicyFileError, Shape, parse_policy_file};

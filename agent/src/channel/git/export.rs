@@ -11,9 +11,8 @@ use std::path::Path;
 use git2::{Oid, Repository};
 use tar::{Builder, EntryType, Header};
 
+use crate::bundle::{self, APPSPEC_NAMES, BundleError, Limits};
 use crate::channel::cache::ReleaseCache;
-use crate::execute::bundle::{self, BundleError, Limits};
-use crate::execute::deployment::APPSPEC_NAMES;
 
 /// Why an export stopped.
 pub(super) enum ExportError {

@@ -32,8 +32,7 @@ pub use publish::{Publication, publish};
 
 use super::cache::ReleaseCache;
 use super::{Digest, Release};
-use crate::execute::bundle::{self, BundleError, Limits};
-use crate::execute::deployment::APPSPEC_NAMES;
+use crate::bundle::{self, APPSPEC_NAMES, BundleError, Limits};
 use crate::verify::Refusal;
 use record::Record;
 use tolerant::Unreadable;

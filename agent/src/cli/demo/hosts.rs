@@ -11,13 +11,11 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
 
-use super::workspace::Workspace;
+use super::workspace::{APPLICATION, Workspace};
 use crate::execute::deployment::DeploymentRecord;
 
 /// The group every host belongs to.
 pub const GROUP: &str = "web";
-/// The application of the demo's group, which its tags are bound to.
-pub const APPLICATION: &str = "hello-app";
 /// The mesh's name.
 pub const MESH: &str = "demo";
 

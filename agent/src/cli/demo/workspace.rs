@@ -62,6 +62,9 @@ rollout:
 /// Who signs the demo's releases.
 pub const PRINCIPAL: &str = "release@shoal-demo";
 
+/// The application the demo's tags are bound to, and the hosts' group's.
+pub const APPLICATION: &str = "hello-app";
+
 /// What a release changes in the example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -164,9 +167,9 @@ impl Workspace {
             version,
             "-m",
             &format!("hello-app {version}"),
-            // Binds the release to the demo group's application (see `hosts`).
+            // Binds the release to the demo group's application.
             "-m",
-            &format!("Shoal-Application: {}", super::hosts::APPLICATION),
+            &format!("Shoal-Application: {APPLICATION}"),
         ])
     }
 

@@ -8,12 +8,11 @@ mod sign;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use shoal_shared::release::manifest::BundleRef;
 use shoal_shared::release::{Manifest, check_application};
 use shoal_shared::release::{Version, version::VersionError};
-use shoal_shared::rollout::{Policy, RawPolicy};
+use shoal_shared::rollout::{Policy, RawPolicy, Shape, parse_policy_file};
 
 use super::{error_chain, exit};
 use crate::channel::store::{Publication, StoreError, StoreLocation, StoreSource, publish};
@@ -184,21 +183,12 @@ fn release(args: &Args) -> Result<(), Failure> {
 /// The rollout file: a `rollout:` block (like a bundle's shoal.yaml) or the policy's keys
 /// alone; checked here so a bad policy never reaches a release.
 fn read_rollout(path: &Path) -> Result<RawPolicy, String> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Wrapped {
-        rollout: RawPolicy,
-    }
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("--rollout: cannot read {shown}: {e}"))?;
-    let wrapped = text.lines().any(|l| l.starts_with("rollout:"));
-    let policy = if wrapped {
-        serde_saphyr::from_str::<Wrapped>(&text).map(|w| w.rollout)
-    } else {
-        serde_saphyr::from_str::<RawPolicy>(&text)
-    }
-    .map_err(|e| format!("{shown}: {e}"))?;
+    let policy = parse_policy_file(&text, &shown.to_string(), Shape::BlockOrKeys)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
     policy
         .check(&Policy::default())
         .map_err(|e| format!("{shown}: {e}"))?;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
-use crate::execute::bundle::{BundleKind, detect};
+use crate::bundle::{BundleKind, detect};
 
 /// The mtime of every entry of a packaged directory (the `tar` crate's deterministic time).
 const FIXED_MTIME: u64 = 1_153_704_088;
@@ -32,7 +32,7 @@ pub struct Packaged {
 pub enum PackageError {
     /// The bundle is neither a directory nor a supported archive.
     #[error(transparent)]
-    Bundle(#[from] crate::execute::bundle::BundleError),
+    Bundle(#[from] crate::bundle::BundleError),
     /// A file of the directory is not a regular file, directory or symlink.
     #[error(
         "{} is a {what}; a bundle holds only regular files, directories and symlinks: remove it from --bundle",

@@ -7,11 +7,12 @@ use tokio::time::Instant;
 
 use super::record::{self, EventRecord, ScriptRecord, Status};
 use super::{DeployError, DeploymentRecord, Request, check_events, read_appspec};
+use crate::bundle;
 use crate::execute::hooks::{self, ScriptResult, ScriptRun};
+use crate::execute::install;
 use crate::execute::layout::Layout;
 use crate::execute::scripts_log::ScriptsLog;
-use crate::execute::stop::Stop;
-use crate::execute::{bundle, install};
+use crate::stop::Stop;
 
 pub(super) struct Run<'a> {
     pub(super) request: &'a Request,
@@ -37,7 +38,7 @@ impl Run<'_> {
                 archive.clone(),
                 self.request.limits.clone(),
             );
-            let names = super::APPSPEC_NAMES;
+            let names = bundle::APPSPEC_NAMES;
             blocking(move || bundle::unpack(&bundle, &archive, &names, &limits)).await
         };
         if let Err(why) = unpacked {

@@ -15,14 +15,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use shoal_shared::appspec::{self, AppSpec, FileExistsBehavior, lifecycle};
 
-use super::bundle;
 use super::layout::{Layout, is_safe_component};
 use super::scripts_log::ScriptsLog;
-use super::stop::Stop;
+use crate::bundle::{self, APPSPEC_NAMES};
+use crate::stop::Stop;
 pub use record::{DeploymentRecord, EventRecord, ScriptRecord, Status};
-
-/// The AppSpec names looked for in a bundle, in order.
-pub const APPSPEC_NAMES: [&str; 2] = ["appspec.yml", "appspec.yaml"];
 
 /// Everything a deployment needs to know.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::scripts_log::{self, ScriptsLog};
-use super::stop::Stop;
+use crate::stop::Stop;
 
 mod launch;
 mod process;

@@ -18,7 +18,7 @@ use tracing::warn;
 
 use super::*;
 use crate::execute::scripts_log::{ScriptsLog, Stream};
-use crate::execute::stop::Stop;
+use crate::stop::Stop;
 
 /// How waiting for a script ended.
 pub(super) enum Waited {

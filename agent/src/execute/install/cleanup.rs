@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::sys::stat::SFlag;
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
-use super::InstallError;
+use super::error::InstallError;
 use crate::execute::walk::{self, LastDir, WalkError};
 
 const SELINUX_PREFIX: &str = "semanage\0";

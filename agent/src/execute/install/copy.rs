@@ -19,7 +19,7 @@ use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
 
-use super::InstallError;
+use super::error::InstallError;
 use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
 
 /// Each copying thread's buffer.

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 use shoal_shared::appspec::{FileExistsBehavior, FileMapping};
 
-use super::InstallError;
+use super::error::InstallError;
 
 /// One step of an install, in the shape of the CodeDeploy agent's `install.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

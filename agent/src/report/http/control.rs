@@ -14,9 +14,9 @@ use tracing::{info, warn};
 
 use super::Control;
 use super::auth::{Credential, is_local};
-use super::handlers::{Asked, Body, error, json};
 use super::peer::Peer;
-use super::server::ServerState;
+use super::reply::{Asked, Body, error, json};
+use super::state::ServerState;
 use super::steer::{Steer, SteerError};
 
 /// The reason of a halt sent without one.

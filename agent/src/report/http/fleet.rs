@@ -5,7 +5,7 @@
 use shoal_shared::fleet::{NodeView, assemble};
 use shoal_shared::status::Fleet;
 
-use super::server::ServerState;
+use super::state::ServerState;
 
 /// The fleet as this host sees it now.
 pub(super) async fn fleet(state: &ServerState) -> Fleet {

@@ -6,44 +6,24 @@
 use std::io;
 
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt as _, Empty, Full, StreamBody};
+use http_body_util::{BodyExt as _, Empty, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-use serde::Serialize;
-use shoal_shared::status::{ErrorBody, Phase, Readiness};
+use shoal_shared::status::{Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
-use super::peer::Peer;
-use super::server::ServerState;
+use super::reply::{Asked, Body, error, json, text};
+use super::state::ServerState;
 use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet, page, private};
 use crate::report::deployments::{self, DeploymentsError, LogSlice};
 
-/// The body of every response.
-pub(super) type Body = UnsyncBoxBody<Bytes, io::Error>;
-
-const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// How much of a log is read at a time while it is sent.
 const LOG_CHUNK: u64 = 64 * 1024;
-
-/// A request, read and routed.
-pub(super) struct Asked<'a> {
-    /// Where it goes.
-    pub route: Route,
-    /// Its path (named in a 404 or 405).
-    pub path: &'a str,
-    /// Who sent it.
-    pub peer: Peer,
-    /// Its `Authorization` header.
-    pub authorization: Option<&'a str>,
-    /// Its body (bounded by the server).
-    pub body: Bytes,
-}
 
 /// The answer to a request.
 pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<Body> {
@@ -111,16 +91,6 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
         ),
         Route::BadRequest(message) => error(StatusCode::BAD_REQUEST, &message),
     }
-}
-
-/// `{ "error": message }` with `status`.
-pub(super) fn error(status: StatusCode, message: &str) -> Response<Body> {
-    json(
-        status,
-        &ErrorBody {
-            error: message.to_owned(),
-        },
-    )
 }
 
 fn ready(state: &ServerState) -> Response<Body> {
@@ -228,33 +198,6 @@ fn file_body(file: tokio::fs::File, length: u64) -> Body {
         }
     });
     StreamBody::new(chunks).boxed_unsync()
-}
-
-pub(super) fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    match serde_json::to_string(value) {
-        Ok(mut body) => {
-            body.push('\n');
-            text(status, JSON, body)
-        }
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            JSON,
-            format!("{{\"error\":\"cannot encode the response as JSON: {e}\"}}\n"),
-        ),
-    }
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// A failure of work done on the blocking pool.

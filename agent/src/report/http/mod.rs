@@ -2,7 +2,8 @@
 //! ([`handlers`]; the fleet view in [`fleet`], as a page for a browser in [`page`], the steering
 //! calls in [`control`], guarded as [`auth`] says; hook output guarded as [`private`] says) and
 //! the hyper server with its limits ([`server`], connections shared out by [`slots`], who
-//! asks told by [`peer`]).
+//! asks told by [`peer`]). Server and answers share what is served ([`state`]) and what a
+//! response is made of ([`reply`]).
 
 mod auth;
 mod control;
@@ -11,8 +12,10 @@ mod handlers;
 mod page;
 mod peer;
 mod private;
+mod reply;
 mod server;
 mod slots;
+mod state;
 mod steer;
 
 use hyper::Method;
@@ -20,7 +23,8 @@ use hyper::Method;
 use super::deployments::{DeploymentsError, is_deployment_id};
 pub use auth::AdminToken;
 pub use peer::Peer;
-pub use server::{Limits, ServerState, serve, serve_all, serve_with};
+pub use server::{Limits, serve, serve_all, serve_with};
+pub use state::ServerState;
 pub use steer::{Steer, SteerError};
 
 /// The control socket of the agent whose data directory is `data_dir`: root on this host

@@ -9,9 +9,9 @@ use hyper::StatusCode;
 use hyper::header::{self, HeaderValue};
 
 use super::auth::{Credential, is_local};
-use super::handlers::{Asked, Body, error};
 use super::peer::Peer;
-use super::server::ServerState;
+use super::reply::{Asked, Body, error};
+use super::state::ServerState;
 use hyper::Response;
 
 /// Whether the asker may read hook output.

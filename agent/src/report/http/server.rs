@@ -7,7 +7,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,34 +23,13 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::auth::{AdminToken, is_local, names_this_host};
-use super::handlers::{self, Asked, Body};
+use super::auth::{is_local, names_this_host};
+use super::handlers;
 use super::peer::{Peer, accept_control, root_peer};
+use super::reply::{Asked, Body, error};
 use super::route;
 use super::slots::{Busy, Slots};
-use super::steer::Steer;
-use crate::coordinate::Mesh;
-use crate::report::{Board, Metrics};
-
-/// What the endpoint serves from.
-pub struct ServerState {
-    /// The groups' state, written by the runtime.
-    pub board: Board,
-    /// The agent's metrics.
-    pub metrics: Metrics,
-    /// Where deployment directories are (`<data_dir>/deployment-root`).
-    pub deployment_root: PathBuf,
-    /// This host's node id.
-    pub node: String,
-    /// The token the steering calls must carry (from `status.token_file`).
-    pub admin: AdminToken,
-    /// Each group, steered and shown, by group name, in config order.
-    pub groups: Vec<(String, Arc<dyn Steer>)>,
-    /// The gossip mesh, when the agent has one (else each group is a group of one).
-    pub mesh: Option<Arc<Mesh>>,
-    /// Serve hook output without the admin token (`status.public_logs`).
-    pub public_logs: bool,
-}
+use super::state::ServerState;
 
 /// The endpoint's bounds.
 #[derive(Debug, Clone)]
@@ -351,7 +329,7 @@ fn foreign_host(request: &Request<Incoming>, hostname: &str, peer: Peer) -> Opti
     if names_this_host(host, hostname) {
         return None;
     }
-    let mut refused = handlers::error(
+    let mut refused = error(
         StatusCode::FORBIDDEN,
         &format!(
             "the Host header {host:?} does not name this host; ask for 127.0.0.1, localhost or {hostname:?} (a proxy on this host must pass one of them)"
@@ -376,7 +354,7 @@ async fn read_body(
         } else {
             format!("{} KiB", limit / 1024)
         };
-        handlers::error(
+        error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "the request body is over {what}; only a halt takes a body, \
@@ -397,11 +375,11 @@ async fn read_body(
     match tokio::time::timeout(timeout, body).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(e)) => Err(handlers::error(
+        Ok(Err(e)) => Err(error(
             StatusCode::BAD_REQUEST,
             &format!("cannot read the request body: {e}"),
         )),
-        Err(_) => Err(handlers::error(
+        Err(_) => Err(error(
             StatusCode::REQUEST_TIMEOUT,
             "the request body did not arrive in time",
         )),

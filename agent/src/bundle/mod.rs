@@ -50,6 +50,10 @@ impl std::fmt::Display for BundleKind {
     }
 }
 
+/// The AppSpec names looked for in a bundle, in order: the `appspec_names` every caller gives
+/// [`unpack`], and where a deployment reads its AppSpec.
+pub const APPSPEC_NAMES: [&str; 2] = ["appspec.yml", "appspec.yaml"];
+
 /// Bounds on what one bundle may unpack to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

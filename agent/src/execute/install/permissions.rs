@@ -20,8 +20,8 @@ use shoal_shared::appspec::{AclEntry, Permission, SelinuxContext};
 use xattr::FileExt;
 
 use super::acl;
-use super::install::InstallError;
-use super::walk::{self, FileId, LastDir, WalkError};
+use super::error::InstallError;
+use crate::execute::walk::{self, FileId, LastDir, WalkError};
 
 /// What one target gets, and from which entry each setting came.
 #[derive(Default)]
