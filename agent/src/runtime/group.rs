@@ -264,6 +264,11 @@ impl GroupTask {
         }
         let keeper = self.keeper.clone();
         self.show(|g| keeper.read(|host| super::show::show(g, host)));
+        let revision = self
+            .keeper
+            .read(|host| host.journal().current.as_ref().map(|c| c.revision.clone()));
+        self.metrics
+            .set_revision(&self.group.name, revision.as_deref());
         Ok(work)
     }
 
@@ -317,11 +322,6 @@ impl GroupTask {
                 g.last_deployment = Some(summary);
             });
         }
-        let revision = self
-            .keeper
-            .read(|host| host.journal().current.as_ref().map(|c| c.revision.clone()));
-        self.metrics
-            .set_revision(&self.group.name, revision.as_deref());
     }
 
     fn snapshot(&self) -> impl Future<Output = GroupSnapshot> + Send + 'static {
