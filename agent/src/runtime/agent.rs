@@ -23,11 +23,11 @@ use crate::clock::{now_ms, now_rfc3339};
 use crate::config::Settings;
 use crate::coordinate::{GroupValues, Mesh, MeshSettings};
 use crate::execute::layout::Layout;
-use crate::stop::Stop;
 use crate::report::http::{AdminToken, ServerState, Steer, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
+use crate::stop::Stop;
 use shoal_shared::rollout::{GroupHost, Settings as PlannerSettings};
 
 /// Why the agent could not start.

@@ -18,15 +18,15 @@ use super::health::{self, Verdict, Window};
 use super::journal::InFlight;
 use super::keeper::Keeper;
 use super::observer::StepObserver;
-use crate::config::Group;
 use crate::bundle::Limits;
+use crate::config::Group;
 use crate::execute::deployment::{
     self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
 };
 use crate::execute::layout::Layout;
-use crate::stop::Stop;
 use crate::report::board::summarize;
 use crate::report::{Board, Metrics};
+use crate::stop::Stop;
 
 /// What a group's runs need.
 pub(super) struct Deployer {

@@ -20,8 +20,8 @@ use super::watcher::{Prepared, Watcher};
 use crate::clock::now_ms;
 use crate::config::Group;
 use crate::coordinate::{GroupSnapshot, Mesh};
-use crate::stop::Stop;
 use crate::report::{Board, Metrics};
+use crate::stop::Stop;
 
 /// How often a waiting host looks again without news (deadlines, linear steps, warmup).
 const TICK: Duration = Duration::from_secs(1);

@@ -231,3 +231,93 @@ pub fn a_deployment_cut_short_before_it_changed_anything_runs_again(make: Make) 
     });
     assert_eq!(world.installed(), "v1.0.0");
 }
+
+/// `shoal halt` sends a host that completed v2.0.0 back to v1.0.0; the agent is killed (-9) in
+/// that revert's BeforeInstall. The restarted agent finishes the revert to v1.0.0 (not to the
+/// halted v2.0.0), once, without spinning, and a newer release still deploys after it.
+pub fn kill_9_in_a_halts_revert_finishes_that_revert_on_restart(make: Make) {
+    let (world, channel, mut agent) = start(make, "30s");
+    channel.publish(&world, "v1.0.0", Hooks::HoldBeforeInstall);
+    agent.wait_status(DEPLOY, "v1.0.0 deployed", |s| settled_on(s, "v1.0.0"));
+    channel.publish(&world, "v2.0.0", Hooks::Good);
+    agent.wait_status(DEPLOY, "v2.0.0 deployed", |s| settled_on(s, "v2.0.0"));
+    std::fs::write(world.marks.join("hold"), "").unwrap();
+    let halt = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["halt", "web", "--reason", "bad build", "--config"])
+        .arg(&world.config)
+        .output()
+        .unwrap();
+    assert!(halt.status.success(), "{halt:?}");
+    world.wait_started("v1.0.0", &agent);
+    let status = agent.status();
+    assert_eq!(group(&status)["phase"], "reverting", "{status}");
+    assert_eq!(group(&status)["target_revision"], "v1.0.0", "{status}");
+    agent.kill9();
+    std::fs::remove_file(world.marks.join("hold")).unwrap();
+
+    let agent = world.start_agent(&channel.env());
+    let status = agent.wait_status(DEPLOY, "the revert to v1.0.0 finished", |s| {
+        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    assert_eq!(world.installed(), "v1.0.0");
+    assert_eq!(group(&status)["phase"], "halted", "{status}");
+    assert_eq!(group(&status)["last_known_good"], "v1.0.0", "{status}");
+    let journal =
+        shoal_agent::runtime::journal::JournalFile::of(&world.data_dir, crate::world::GROUP)
+            .load()
+            .unwrap();
+    assert_eq!(journal.in_flight, None);
+    let step = journal.plan.and_then(|m| m.state).and_then(|s| s.step);
+    assert_eq!(step, Some(shoal_shared::gossip::Step::Reverted));
+    // Both agents log to one file: the revert the halt started, and its one retry.
+    let log = agent.log_text();
+    let reverts = log
+        .matches("reverting to the last known good revision")
+        .count();
+    assert_eq!(reverts, 2, "one retry of the cut revert, no loop:\n{log}");
+    assert!(!log.contains("not on this host"), "{log}");
+
+    channel.publish(&world, "v3.0.0", Hooks::Good);
+    agent.wait_status(DEPLOY, "v3.0.0 deployed after the halt", |s| {
+        settled_on(s, "v3.0.0")
+    });
+    assert_eq!(world.installed(), "v3.0.0");
+}
+
+/// kill -9 in v2.0.0's BeforeInstall, and again in the revert to v1.0.0 that the restart
+/// runs: the third agent finishes that revert and still knows the rollout of v2.0.0 (its
+/// failure halts it), rather than starting over from what is installed.
+pub fn kill_9_twice_keeps_the_rollout_in_the_journal(make: Make) {
+    let (world, channel, mut agent) = start(make, "30s");
+    channel.publish(&world, "v1.0.0", Hooks::HoldBeforeInstall);
+    agent.wait_status(DEPLOY, "v1.0.0 deployed", |s| settled_on(s, "v1.0.0"));
+    channel.publish(&world, "v2.0.0", Hooks::BlockBeforeInstall);
+    world.wait_started("v2.0.0", &agent);
+    agent.kill9();
+
+    std::fs::write(world.marks.join("hold"), "").unwrap();
+    let mut agent = world.start_agent(&channel.env());
+    world.wait_started("v1.0.0", &agent);
+    assert_eq!(group(&agent.status())["phase"], "reverting");
+    agent.kill9();
+    std::fs::remove_file(world.marks.join("hold")).unwrap();
+
+    let agent = world.start_agent(&channel.env());
+    let status = agent.wait_status(DEPLOY, "back on v1.0.0, v2.0.0 halted", |s| {
+        settled_on(s, "v1.0.0") && group(s)["phase"] == "halted"
+    });
+    assert_eq!(world.installed(), "v1.0.0");
+    assert_eq!(group(&status)["rollout"]["revision"], "v2.0.0", "{status}");
+    let journal =
+        shoal_agent::runtime::journal::JournalFile::of(&world.data_dir, crate::world::GROUP)
+            .load()
+            .unwrap();
+    let state = journal.plan.and_then(|m| m.state).unwrap();
+    assert_eq!(state.target.map(|t| t.revision).as_deref(), Some("v2.0.0"));
+    assert_eq!(
+        state.revision.as_deref(),
+        Some("v1.0.0"),
+        "it says what runs"
+    );
+    assert_eq!(state.step, Some(shoal_shared::gossip::Step::Reverted));
+}

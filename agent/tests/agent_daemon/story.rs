@@ -249,3 +249,35 @@ pub fn a_failing_health_check_reverts(make: Make) {
     assert_eq!(group(&status)["last_failure"]["id"], failed["id"]);
     assert_eq!(world.installed(), "v1.0.0");
 }
+
+/// A group without a `health:` check still waits `min_healthy_time` after ValidateService
+/// before the run counts as done: "healthy" then means the hooks passed and the host stayed
+/// up that long, and the record says so.
+pub fn without_a_health_check_min_healthy_time_still_holds(make: Make) {
+    let world = World::new();
+    let channel = make(&world);
+    world.write_config(&channel.config(), "30s");
+    let config = std::fs::read_to_string(&world.config).unwrap();
+    let config: String = config
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("health:"))
+        .map(|line| line.replace("min_healthy_time: 500ms", "min_healthy_time: 1500ms") + "\n")
+        .collect();
+    std::fs::write(&world.config, config).unwrap();
+    let agent = world.start_agent(&channel.env());
+    channel.publish(&world, "v1.0.0", Hooks::Good);
+    agent.wait_status(DEPLOY, "v1.0.0 in its health window", |s| {
+        group(s)["phase"] == "checking-health"
+    });
+    agent.wait_status(DEPLOY, "v1.0.0 deployed", |s| settled_on(s, "v1.0.0"));
+    let done = deployment_of(&agent, "v1.0.0", false);
+    let window = event(&done, "HealthCheck");
+    assert_eq!(window["status"], "succeeded", "{done}");
+    assert!(window["duration_ms"].as_u64().unwrap() >= 1500, "{done}");
+    assert!(
+        window["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no health check configured")),
+        "{done}"
+    );
+}

@@ -30,6 +30,9 @@ pub enum Hooks {
     SlowStart(Duration),
     /// Every hook succeeds, but the installed app fails the health check.
     Unhealthy,
+    /// BeforeInstall waits while the test keeps `marks/hold` (a run of this revision later, a
+    /// revert to it say, can be held).
+    HoldBeforeInstall,
 }
 
 pub struct World {
@@ -116,6 +119,9 @@ impl World {
         let before_install = match hooks {
             Hooks::BlockBeforeInstall => format!(
                 "{record}echo $$ > {marks}/started-{revision}\nwhile [ ! -e {marks}/go ]; do sleep 0.05; done\necho \"{revision} BeforeInstall went on\" >> {marks}/hooks.log\n"
+            ),
+            Hooks::HoldBeforeInstall => format!(
+                "{record}if [ -e {marks}/hold ]; then\n  echo $$ > {marks}/started-{revision}\n  while [ -e {marks}/hold ]; do sleep 0.05; done\nfi\n"
             ),
             _ => record.clone(),
         };

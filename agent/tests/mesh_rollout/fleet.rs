@@ -26,6 +26,10 @@ pub enum Hooks {
     Slow(Duration),
     /// ValidateService exits 1.
     FailValidate,
+    /// ValidateService exits 1 on the first host to run it, and passes on the others.
+    FailValidateFirst,
+    /// BeforeInstall waits while `marks/hold` exists (a revert to this revision can be held).
+    HoldBeforeInstall,
 }
 
 struct Host {
@@ -232,11 +236,18 @@ impl Fleet {
         };
         let wait = match hooks {
             Hooks::Slow(d) => format!("sleep {}\n", d.as_secs_f64()),
+            Hooks::HoldBeforeInstall => {
+                format!("while [ -e {marks}/hold ]; do sleep 0.05; done\n")
+            }
             _ => String::new(),
         };
         let before = format!("#!/bin/sh\n{}{wait}", record("start"));
         let validate = match hooks {
             Hooks::FailValidate => "#!/bin/sh\necho 'service answers 500' >&2\nexit 1\n".to_owned(),
+            Hooks::FailValidateFirst => format!(
+                "#!/bin/sh\nif mkdir {marks}/failed 2>/dev/null; then echo 'service answers 500' >&2; exit 1; fi\n{}",
+                record("end")
+            ),
             _ => format!("#!/bin/sh\n{}", record("end")),
         };
         for (name, text) in [("before.sh", before), ("validate.sh", validate)] {
@@ -357,6 +368,16 @@ impl Fleet {
                 .map(|(host, started)| (host, started, last)),
         );
         runs
+    }
+
+    /// Holds a BeforeInstall of [`Hooks::HoldBeforeInstall`] (`true`) or lets it go.
+    pub fn hold(&self, held: bool) {
+        let mark = self.marks.join("hold");
+        if held {
+            fs::write(mark, "").unwrap();
+        } else {
+            fs::remove_file(mark).unwrap();
+        }
     }
 
     #[allow(dead_code)]

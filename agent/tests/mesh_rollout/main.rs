@@ -84,6 +84,49 @@ fn a_failing_canary_halts_every_host_and_goes_back() {
     }
 }
 
+/// The host whose ValidateService fails publishes the failure, and the halt it causes, before
+/// it goes back: while its revert is held, every host learns the halt and nobody else starts
+/// the release, though the other host of the first batch finished and freed its slot.
+#[test]
+fn a_failure_halts_the_group_before_the_failing_host_goes_back() {
+    let fleet = Fleet::start(
+        4,
+        "{ strategy: rolling, max_parallel: 2, min_healthy_time: 0s }",
+    );
+    fleet.publish("v1.0.0", Hooks::HoldBeforeInstall);
+    fleet.wait_all_on("v1.0.0");
+    fleet.hold(true);
+    fleet.publish("v2.0.0", Hooks::FailValidateFirst);
+    for host in 0..fleet.len() {
+        fleet.wait_status(host, "knows the halt of v2.0.0", |g| {
+            g["rollout"]["revision"] == "v2.0.0" && !g["rollout"]["halted"].is_null()
+        });
+    }
+    let starts = fleet.starts("v2.0.0");
+    assert_eq!(
+        starts.len(),
+        2,
+        "only the first batch started v2.0.0:\n{}",
+        fleet.hooks_log()
+    );
+    let failed = (0..fleet.len())
+        .find(|host| fleet.group(*host)["phase"] == "reverting")
+        .unwrap_or_else(|| {
+            panic!(
+                "the failing host is still going back:\n{}",
+                fleet.hooks_log()
+            )
+        });
+    assert_eq!(fleet.group(failed)["rollout"]["step"], "reverting");
+    fleet.hold(false);
+    for host in 0..fleet.len() {
+        fleet.wait_status(host, "halted on v1.0.0", |g| {
+            g["current_revision"] == "v1.0.0" && g["phase"] == "halted"
+        });
+    }
+    assert_eq!(fleet.starts("v2.0.0").len(), 2, "{}", fleet.hooks_log());
+}
+
 /// `kill -9` of a host in the middle of its BeforeInstall: the others finish, and the
 /// restarted host goes back, takes its turn again and arrives.
 #[test]
