@@ -1,7 +1,7 @@
-//! The planner over real chitchat: every node of an in-memory cluster runs the agent's rollout
-//! loop in small (step the planner on every gossip change, publish what it publishes, run the
-//! lifecycle it asks for as a timed stand-in for the hooks), so the batch rule is checked and
-//! the coordination overhead measured on the real gossip layer.
+//! The agent's group host over real chitchat: every node of an in-memory cluster drives the
+//! very `GroupHost` the agent runs (step it on every gossip change, publish what it publishes,
+//! carry out the run it asks for as a timed stand-in for the hooks), so the batch rule is
+//! checked and the coordination overhead measured on the real gossip layer.
 //!
 //! ```sh
 //! cargo test --release -p shoal-agent --test mesh_gossip -- --ignored --nocapture bench_rollout
@@ -14,7 +14,7 @@ use std::time::Duration;
 use shoal_agent::coordinate::Mesh;
 use shoal_shared::gossip::{Step, Target};
 use shoal_shared::rollout::{
-    Action, Amount, Event, Memory, Outcome, Planner, Policy, Settings, Strategy, deployment_id,
+    Amount, Ended, Event, GroupHost, Journal, Policy, Settings, Strategy, Work, deployment_id,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -51,19 +51,19 @@ async fn roll_out(cluster: Cluster, policy: Policy, hook: Duration) -> (Rollout,
             warmup: 0,
             forget_after: 600_000,
         };
-        let mut planner = Planner::new(settings, Memory::default(), &policy, 0);
+        let mut host = GroupHost::start("web", settings, Journal::empty(), &policy, 0);
         let snapshot = mesh.group("web").await;
-        planner.step(Event::Tick, &snapshot.view(), millis(epoch));
-        mesh.publish("web", &planner.values()).await;
-        planners.push(planner);
+        host.step(Event::Tick, &snapshot.view(), millis(epoch));
+        mesh.publish("web", &host.planner().values()).await;
+        planners.push(host);
     }
     tokio::time::sleep(interval * 5).await;
     let released = Instant::now();
     let mut tasks = Vec::new();
-    for (mesh, planner) in meshes.iter().cloned().zip(planners) {
+    for (mesh, host) in meshes.iter().cloned().zip(planners) {
         let node = Node {
             mesh,
-            planner,
+            host,
             running: running.clone(),
             most: most.clone(),
             hook,
@@ -105,7 +105,7 @@ fn millis(epoch: Instant) -> u64 {
 /// One node's rollout loop.
 struct Node {
     mesh: Arc<Mesh>,
-    planner: Planner,
+    host: GroupHost,
     running: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
     hook: Duration,
@@ -116,29 +116,42 @@ struct Node {
 impl Node {
     async fn run(mut self, target: Target, policy: Policy) {
         let mut changes = self.mesh.changes();
-        let mut event = Event::Release { target, policy };
+        let snapshot = self.mesh.group("web").await;
+        let mut work = self.host.release(
+            target,
+            policy,
+            "/cache/tree".into(),
+            &snapshot.view(),
+            millis(self.epoch),
+        );
         loop {
+            self.mesh
+                .publish("web", &self.host.planner().values())
+                .await;
             let snapshot = self.mesh.group("web").await;
-            let actions = self
-                .planner
-                .step(event, &snapshot.view(), millis(self.epoch));
-            self.mesh.publish("web", &self.planner.values()).await;
-            event = Event::Tick;
-            if actions.iter().any(|a| matches!(a, Action::Deploy(_))) {
-                let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-                self.most.fetch_max(now, Ordering::SeqCst);
+            let now = millis(self.epoch);
+            if work.iter().any(|w| matches!(w, Work::Run(_))) {
+                let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(running, Ordering::SeqCst);
                 tokio::time::sleep(self.hook).await;
                 self.running.fetch_sub(1, Ordering::SeqCst);
-                event = Event::Ran(Outcome::Done);
+                let done = Ended::Succeeded {
+                    dir: "/deployment-root/web/d".into(),
+                };
+                work = self.host.ended(done, &snapshot.view(), now);
                 continue;
             }
-            if self.planner.step_now() == Some(Step::Done) {
+            if self.host.planner().step_now() == Some(Step::Done) {
                 return;
             }
             tokio::select! {
                 _ = changes.changed() => {}
                 () = tokio::time::sleep(self.interval / 2) => {}
             }
+            let snapshot = self.mesh.group("web").await;
+            work = self
+                .host
+                .step(Event::Tick, &snapshot.view(), millis(self.epoch));
         }
     }
 }
