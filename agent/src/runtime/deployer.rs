@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use super::health::{self, Verdict, Window};
 use super::journal::InFlight;
 use super::keeper::Keeper;
-use super::observer::StepObserver;
+use super::observer::{StepObserver, dir_name};
 use crate::bundle::Limits;
 use crate::config::Group;
 use crate::execute::deployment::{
@@ -265,12 +265,15 @@ pub fn mark_interrupted(record: &mut DeploymentRecord, step: &str, now_ms: u64) 
     record.finished_at_ms.get_or_insert(now_ms);
 }
 
-/// Adds why a failed run is not reverted to its record; the record, for status.
-pub(super) fn note_unreverted(dir: &Path, why: &str) -> Option<DeploymentRecord> {
+/// Adds why a failed run is not reverted to its record; its summary, for status.
+pub(super) fn note_unreverted(
+    dir: &Path,
+    why: &str,
+) -> Option<shoal_shared::status::DeploymentSummary> {
     let mut record = DeploymentRecord::load(dir).ok().flatten()?;
     record.warnings.push(format!("not reverted: {why}"));
     save(dir, &record);
-    Some(record)
+    Some(summarize(&dir_name(dir), &record))
 }
 
 /// The environment of the health check.
@@ -280,13 +283,6 @@ pub(super) fn health_env(group: &Group, revision: &str) -> Vec<(String, String)>
         ("APPLICATION_NAME".to_owned(), group.application.clone()),
         ("SHOAL_REVISION".to_owned(), revision.to_owned()),
     ]
-}
-
-/// The last path component of a deployment directory: the deployment's id in status.
-pub(super) fn dir_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// The status summary of the record in `dir`.

@@ -206,12 +206,8 @@ impl GroupTask {
                     }
                     Work::Unreverted { dir, why } => {
                         error!(reason = %why, "not reverted");
-                        if let Some(record) = dir.as_deref().and_then(|d| note_unreverted(d, &why))
+                        if let Some(summary) = dir.as_deref().and_then(|d| note_unreverted(d, &why))
                         {
-                            let id = super::deployer::dir_name(
-                                dir.as_deref().unwrap_or_else(|| std::path::Path::new("")),
-                            );
-                            let summary = crate::report::board::summarize(&id, &record);
                             self.show(|g| g.last_deployment = Some(summary));
                         }
                     }

@@ -6,11 +6,17 @@ use std::path::Path;
 
 use shoal_shared::rollout::journal::PREPARE;
 
-use super::deployer::dir_name;
 use super::keeper::Keeper;
 use crate::execute::deployment::{DeploymentRecord, Observer};
 use crate::report::board::summarize;
 use crate::report::{Board, Metrics};
+
+/// The last path component of a deployment directory: the deployment's id in status.
+pub(super) fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
 
 /// The observer of one group's deployments.
 pub(super) struct StepObserver {
