@@ -1,7 +1,7 @@
 //! Benchmarks for docs/performance.md, ignored by default; each prints its figures on stderr:
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=/work/target-mesh cargo test --release -p shoal-agent --test mesh_gossip \
+//! cargo test --release -p shoal-agent --test mesh_gossip \
 //!     -- --ignored --nocapture --test-threads 1 bench_
 //! ```
 //!

@@ -93,7 +93,8 @@ fn refusal(state: &ServerState, action: Control, asked: &Asked<'_>) -> Option<Re
         Credential::Admin => return None,
         Credential::Missing => format!(
             "this call needs the admin token: send `Authorization: Bearer <token>` with the \
-             token in the agent's status.token_file (`shoal {}` does)",
+             token in the agent's status.token_file, or run `sudo shoal {}`, which asks over \
+             the control socket",
             action.as_str()
         ),
         Credential::Wrong => "the admin token is wrong: send the token in the agent's \
