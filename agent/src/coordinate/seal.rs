@@ -277,11 +277,7 @@ pub fn sent_at_of(datagram: &[u8]) -> Option<u64> {
 }
 
 /// This host's clock in Unix milliseconds (0 before 1970).
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use crate::clock::now_ms as unix_ms;
 
 /// What the tag covers besides the ciphertext: a label, the mesh name and the header.
 fn associated(mesh: &str, header: &[u8]) -> Vec<u8> {

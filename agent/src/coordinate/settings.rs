@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chitchat::{ChitchatConfig, ChitchatId, FailureDetectorConfig, ProtocolVersion};
 use tokio::net::{UdpSocket, lookup_host};
@@ -130,9 +130,7 @@ impl MeshSettings {
 /// taken for the older one until its dead grace ends.
 pub(super) fn next_generation() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let now = crate::clock::now_ns();
     let previous = LAST
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
             Some(now.max(last.saturating_add(1)))

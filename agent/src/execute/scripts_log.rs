@@ -6,7 +6,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
@@ -126,11 +125,9 @@ pub fn read_tail(path: &Path, max_lines: usize) -> io::Result<Vec<String>> {
 }
 
 fn now_utc() -> String {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    shoal_shared::time::format_utc(secs, since_epoch.subsec_millis())
+    let ms = crate::clock::now_ms();
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    shoal_shared::time::format_utc(secs, u32::try_from(ms % 1000).unwrap_or(0))
 }
 
 /// Starts one task per stream that reads it line by line and sends `(stream, line)` on the

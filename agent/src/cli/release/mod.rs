@@ -6,7 +6,6 @@ mod package;
 mod sign;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 use shoal_shared::release::manifest::BundleRef;
@@ -16,6 +15,7 @@ use shoal_shared::rollout::{Policy, RawPolicy, Shape, parse_policy_file};
 
 use super::{error_chain, exit};
 use crate::channel::store::{Publication, StoreError, StoreLocation, StoreSource, publish};
+use crate::clock::unix_now;
 
 /// Where the store is and how to reach it; shared with `shoal verify store`.
 #[derive(Debug, Clone, clap::Args)]
@@ -193,10 +193,4 @@ fn read_rollout(path: &Path) -> Result<RawPolicy, String> {
         .check(&Policy::default())
         .map_err(|e| format!("{shown}: {e}"))?;
     Ok(policy)
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -2,7 +2,6 @@
 //! temporary mirror and verify it with the agent's own verify path, as `git verify-tag` would.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use shoal_shared::release::AllowedSigners;
 
@@ -71,9 +70,7 @@ pub fn run(mut args: Args) -> u8 {
             return exit::FAILURE;
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::clock::unix_now();
     let expected = args
         .application
         .as_deref()

@@ -3,7 +3,6 @@
 //! and say who signed what (exit 0), or why it is refused (exit 1). Bad usage exits 2.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use shoal_shared::release::{AllowedSigners, Version};
 
@@ -75,9 +74,7 @@ pub fn run(args: Args) -> u8 {
             return exit::FAILURE;
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::clock::unix_now();
     let checked = runtime.block_on(check_release(
         store.as_ref(),
         &location,
