@@ -16,7 +16,6 @@ use shoal_shared::rollout::Policy;
 use crate::channel::git::GitSource;
 use crate::channel::store::StoreSource;
 use crate::coordinate::MeshSettings;
-use crate::coordinate::seal::Keyring;
 use crate::execute::hooks::DEFAULT_RUNAS_ENV;
 use crate::execute::layout::is_safe_component;
 use file::ConfigFile;
@@ -57,7 +56,7 @@ pub struct Settings {
     /// How hook scripts are run.
     pub hooks: Hooks,
     /// The gossip mesh, if any (a group with no mesh is a group of one).
-    pub mesh: Option<Mesh>,
+    pub mesh: Option<MeshSettings>,
     /// The groups this host belongs to, in file order.
     pub groups: Vec<Group>,
 }
@@ -103,44 +102,6 @@ pub struct Log {
     pub format: LogFormat,
     /// A level or `tracing` filter directive, e.g. `info` or `shoal_agent=debug`.
     pub level: String,
-}
-
-/// `mesh:`.
-#[derive(Debug, Clone)]
-pub struct Mesh {
-    /// The cluster id.
-    pub name: String,
-    /// Gossip listen address.
-    pub listen: SocketAddr,
-    /// The address peers reach this host at.
-    pub advertise: Option<SocketAddr>,
-    /// Peers to join through (`host:port`).
-    pub seeds: Vec<String>,
-    /// Gossip interval.
-    pub interval: Duration,
-    /// How long a dead member is still shown (and its last values kept) before it is forgotten.
-    pub dead_grace: Duration,
-    /// The cluster keys gossip is sealed with; `None` only with `mesh.insecure: true`.
-    pub keyring: Option<std::sync::Arc<Keyring>>,
-    /// The largest gossip datagram; larger messages are sent in parts.
-    pub max_datagram: usize,
-}
-
-impl MeshSettings {
-    /// The settings of the `mesh:` section for node `node`.
-    pub fn from_config(mesh: &Mesh, node: &str) -> Self {
-        Self {
-            cluster: mesh.name.clone(),
-            node: node.to_owned(),
-            listen: mesh.listen,
-            advertise: mesh.advertise,
-            seeds: mesh.seeds.clone(),
-            interval: mesh.interval,
-            dead_grace: mesh.dead_grace,
-            keyring: mesh.keyring.clone(),
-            max_datagram: mesh.max_datagram,
-        }
-    }
 }
 
 /// One entry of `groups:`.
@@ -321,7 +282,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     let mesh = raw
         .mesh
         .as_ref()
-        .map(|m| mesh(&m.value, &resolve).map_err(|msg| invalid(line_of(m), msg)))
+        .map(|m| mesh(&m.value, &node.id, &resolve).map_err(|msg| invalid(line_of(m), msg)))
         .transpose()?;
 
     // With a mesh, an agent with no groups is a plain member (a seed, a fleet view).
@@ -667,7 +628,7 @@ mod tests {
         .expect("a mesh member without groups");
         assert!(settings.groups.is_empty());
         let mesh = settings.mesh.expect("mesh");
-        assert_eq!(mesh.name, "prod");
+        assert_eq!(mesh.cluster, "prod");
         assert!(mesh.keyring.is_none(), "insecure: no key");
     }
 

@@ -14,14 +14,18 @@ use shoal_shared::rollout::Policy;
 use super::file::{GroupFile, HealthFile, MeshFile};
 use super::{
     Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_KEY_FILE, Group, HealthCheck,
-    MIN_DEAD_GRACE_INTERVALS, Mesh, Probe, check_name, line_of,
+    MIN_DEAD_GRACE_INTERVALS, Probe, check_name, line_of,
 };
 use crate::channel::git::GitSource;
 use crate::channel::store::{StoreLocation, StoreSource};
 use crate::coordinate::seal::{KeyError, Keyring};
-use crate::coordinate::{MAX_DATAGRAM, MIN_DATAGRAM};
+use crate::coordinate::{MAX_DATAGRAM, MIN_DATAGRAM, MeshSettings};
 
-pub(super) fn mesh(raw: &MeshFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Mesh, String> {
+pub(super) fn mesh(
+    raw: &MeshFile,
+    node: &str,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<MeshSettings, String> {
     if raw.name.trim().is_empty() {
         return Err("mesh.name: must not be empty; name the mesh, e.g. `prod`".to_owned());
     }
@@ -91,15 +95,16 @@ pub(super) fn mesh(raw: &MeshFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result
             "mesh.max_datagram: {max_datagram} is not between {MIN_DATAGRAM} and {MAX_DATAGRAM} bytes; use e.g. 1400 on networks that drop IP fragments"
         ));
     }
-    Ok(Mesh {
-        keyring,
-        max_datagram,
-        name: raw.name.clone(),
+    Ok(MeshSettings {
+        cluster: raw.name.clone(),
+        node: node.to_owned(),
         listen,
         advertise,
         seeds: raw.seeds.clone(),
         interval,
         dead_grace,
+        keyring,
+        max_datagram,
     })
 }
 

@@ -28,8 +28,7 @@ const ROUTE_PROBE_V6: SocketAddr = SocketAddr::new(
     9,
 );
 
-/// How this host joins the mesh; the config's `mesh:` section gives them
-/// (`MeshSettings::from_config`, in `config`).
+/// How this host joins the mesh: the config's `mesh:` section, read by `config`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshSettings {
     /// The cluster id (`mesh.name`): nodes of other meshes are refused.

@@ -21,7 +21,7 @@ use super::watcher::Watcher;
 use crate::channel::cache::ReleaseCache;
 use crate::clock::{now_ms, now_rfc3339};
 use crate::config::Settings;
-use crate::coordinate::{GroupValues, Mesh, MeshSettings};
+use crate::coordinate::{GroupValues, Mesh};
 use crate::execute::layout::Layout;
 use crate::report::http::{AdminToken, ServerState, Steer, control_socket, serve};
 use crate::report::notify::Notifier;
@@ -148,10 +148,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     })?;
     let mut signals = Signals::install().map_err(StartError::Signals)?;
 
-    let mesh_settings = settings
-        .mesh
-        .as_ref()
-        .map(|config| MeshSettings::from_config(config, &settings.node.id));
+    let mesh_settings = settings.mesh.clone();
     let planner_settings = PlannerSettings {
         node: settings.node.id.clone(),
         warmup: mesh_settings
