@@ -722,3 +722,42 @@ fn a_failed_revert_is_not_asked_for_again() {
     }
     assert_eq!(group.hosts[done].step_now(), Some(Step::Failed));
 }
+
+/// A host cut off since before a resume may have started the release in the voided epoch (the
+/// hosts ahead of it had settled then): until it is seen again or forgotten, it holds a slot,
+/// wherever it stands in the order.
+#[test]
+fn a_host_cut_off_before_a_resume_may_be_running_and_holds_its_slot() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        progress_deadline: Duration::from_secs(3600),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    group.finish(
+        first,
+        Outcome::Failed {
+            reason: "boom".into(),
+            changed_host: true,
+        },
+    );
+    group.settle();
+    assert!(group.hosts.iter().all(|h| h.halted().is_some()));
+    let order = group.hosts[first].order().to_vec();
+    let nodes: Vec<String> = group.hosts.iter().map(|h| h.node().to_owned()).collect();
+    let index = |node: &str| nodes.iter().position(|n| n == node).unwrap();
+    let (head, second, last) = (index(&order[0]), index(&order[1]), index(&order[2]));
+    assert_eq!(head, first, "the first in the order went first");
+    // The last in the order is cut off before it hears of the resume.
+    group.alive[last] = false;
+    group.hosts[first].command(Command::Resume).unwrap();
+    group.step(first, Event::Tick);
+    group.step(second, Event::Tick);
+    let actions = group.step(head, Event::Tick);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(group.hosts[head].wait(), &Wait::Turn { busy: 1, batch: 1 });
+    // Forgotten after the dead-node grace, it holds nothing any more.
+    group.now += 601 * SECOND;
+    assert_eq!(group.settle(), [head]);
+}

@@ -48,7 +48,11 @@ impl Planner {
             return; // a completed release is not undone by a peer's halt
         }
         // A host whose revert failed is left failed: it is not sent back again and again.
-        let broken = self.memory.broken && self.step_now() == Some(Step::Waiting);
+        if self.gave_up.is_some() && self.gave_up == self.deployment_epoch() {
+            return;
+        }
+        let broken =
+            self.memory.broken && matches!(self.step_now(), Some(Step::Waiting | Step::Failed));
         if broken {
             self.set_step(Step::Failed);
         } else if self.step_now() != Some(Step::Done) {

@@ -82,6 +82,9 @@ pub struct Planner {
     /// Halts from peers not taken (the deployment was complete, or the peer was not in it),
     /// each counted once: (deployment id, epoch, peer).
     ignored: BTreeSet<(String, u32, String)>,
+    /// The deployment and epoch whose revert failed on this host during this run of the agent:
+    /// the halt does not send it back again and again (a restart tries once more).
+    gave_up: Option<(String, u32)>,
 }
 
 impl Planner {
@@ -116,6 +119,7 @@ impl Planner {
             members_hash: None,
             forgotten: BTreeSet::new(),
             ignored: BTreeSet::new(),
+            gave_up: None,
         }
     }
 
@@ -242,6 +246,12 @@ impl Planner {
             health,
             ..GroupState::default()
         })
+    }
+
+    /// The target's deployment id and this host's epoch of it.
+    fn deployment_epoch(&self) -> Option<(String, u32)> {
+        let state = self.state()?;
+        Some((state.target.as_ref()?.id.clone(), state.epoch))
     }
 
     fn set_step(&mut self, step: Step) {

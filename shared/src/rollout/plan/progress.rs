@@ -151,6 +151,9 @@ impl Planner {
         if again {
             self.fetched = None;
         }
+        if !ok {
+            self.gave_up = self.deployment_epoch();
+        }
         let state = self.state_mut();
         if !ok {
             state.step = Some(Step::Failed);

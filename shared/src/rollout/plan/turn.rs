@@ -276,6 +276,9 @@ impl Slot {
             Some(Step::Done) => Self::Done,
             Some(step) if settled(Some(step)) && !voided => Self::Settled,
             _ if peer.alive => Self::NotStarted,
+            // Cut off since before the resume, it may have started in the voided epoch, when
+            // the hosts ahead of it had settled: it may be running now, unseen.
+            Some(Step::Waiting) if voided => Self::Unknown,
             _ => Self::Skipped,
         }
     }
