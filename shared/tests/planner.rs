@@ -761,3 +761,37 @@ fn a_host_cut_off_before_a_resume_may_be_running_and_holds_its_slot() {
     group.now += 601 * SECOND;
     assert_eq!(group.settle(), [head]);
 }
+
+/// A run cut short by a restart keeps its slot while the host goes back, and the host then
+/// waits for its turn again: it never shows a settled step that becomes unsettled in the same
+/// epoch, so nobody behind it takes the slot meanwhile.
+#[test]
+fn a_run_cut_short_keeps_its_slot_while_it_goes_back() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        max_failures: 1,
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    let actions = group.step(
+        first,
+        Event::Ran(Outcome::Interrupted {
+            reason: "interrupted by agent restart during BeforeInstall".into(),
+            changed_host: true,
+        }),
+    );
+    assert!(
+        matches!(&actions[..], [Action::Revert(r)] if r.name == "v1"),
+        "{actions:?}"
+    );
+    let published = group.hosts[first].published().unwrap();
+    assert_eq!(
+        (published.step, published.failures),
+        (Some(Step::Running), 1)
+    );
+    assert!(group.settle().is_empty(), "its slot stays taken");
+    group.step(first, Event::Reverted { ok: true });
+    assert_eq!(group.hosts[first].step_now(), Some(Step::Waiting));
+    assert_eq!(group.hosts[first].wait(), &Wait::Fetching);
+}

@@ -51,6 +51,7 @@ impl Planner {
         let Some(target) = self.target().cloned() else {
             return;
         };
+        self.memory.again = false;
         match outcome {
             Outcome::Done => {
                 let state = self.state_mut();
@@ -116,8 +117,16 @@ impl Planner {
             .filter(|lkg| lkg.digest != target.digest);
         match lkg {
             Some(lkg) if auto_revert => {
+                // A run cut short keeps its slot while it goes back, as it runs again after:
+                // `running` then `waiting` never shows a settled step that becomes unsettled
+                // in the same epoch (hosts behind it would count the slot free, then it takes
+                // it again). A failed run settles: `reverting`, then `reverted`.
                 self.memory.again = again;
-                self.set_step(Step::Reverting);
+                self.set_step(if again {
+                    Step::Running
+                } else {
+                    Step::Reverting
+                });
                 actions.push(Action::Revert(lkg));
             }
             _ => self.set_step(if again { Step::Waiting } else { Step::Failed }),

@@ -78,6 +78,8 @@ pub(super) fn published_matches_work(planner: &Planner, work: &Work) -> Result<(
             Ok(())
         }
         (Some(Step::Reverting), Work::Reverting { .. }) => Ok(()),
+        // A run cut short keeps its slot while it goes back, to run again after.
+        (Some(Step::Running), Work::Reverting { .. }) if planner.memory().again => Ok(()),
         (Some(Step::Running | Step::Reverting), _)
         | (_, Work::Deploying(_) | Work::Reverting { .. }) => Err(format!(
             "publishes {} but really {}",
