@@ -3,10 +3,20 @@
 
 use std::time::Duration;
 
+/// Text that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a duration; write e.g. 500ms, 30s, 5m or 1h")]
+pub struct DurationError {
+    /// The text as written.
+    pub text: String,
+}
+
 /// Reads `500ms`, `30s`, `5m`, `1h` or a sum of them (`1m30s`). A bare number is refused, because
 /// it is ambiguous.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration; write e.g. 500ms, 30s, 5m or 1h");
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError {
+        text: text.to_owned(),
+    };
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -80,7 +90,7 @@ mod tests {
             "-1s",
             "99999999999999999999h",
         ] {
-            let err = parse_duration(text).expect_err(text);
+            let err = parse_duration(text).expect_err(text).to_string();
             assert!(err.contains("500ms, 30s, 5m or 1h"), "{err}");
         }
     }

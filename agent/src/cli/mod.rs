@@ -140,8 +140,13 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     }
 }
 
+/// The async runtime could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the async runtime: {0}")]
+pub(crate) struct RuntimeError(std::io::Error);
+
 /// The async runtime a command runs on: `workers` threads, or the calling thread alone for 0.
-pub(crate) fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, RuntimeError> {
     let mut builder = if workers == 0 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -149,10 +154,7 @@ pub(crate) fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, String>
         builder.worker_threads(workers);
         builder
     };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+    builder.enable_all().build().map_err(RuntimeError)
 }
 
 /// An error and its causes, one per line (`  caused by: …`).

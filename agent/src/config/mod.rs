@@ -188,6 +188,40 @@ pub enum ConfigError {
     },
 }
 
+/// A key whose value cannot be used: the key as the file spells it (`mesh.interval`) and what
+/// is wrong with the value and what would be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+struct BadValue {
+    key: String,
+    message: String,
+}
+
+impl BadValue {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A name that cannot be a node id or a group name: it becomes a directory name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a valid name; use letters, digits, `-`, `_` and `.`")]
+struct BadName(String);
+
+/// Why the hostname cannot stand in for an unset `node.id`.
+#[derive(Debug, thiserror::Error)]
+enum HostnameError {
+    /// The hostname cannot be read.
+    #[error("not set, and the hostname cannot be read ({0}); set node.id")]
+    Unreadable(nix::errno::Errno),
+    /// The hostname is not a valid name.
+    #[error("not set, and the hostname {0}; set node.id")]
+    Invalid(BadName),
+}
+
 /// Reads and checks the config at `path`.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -219,10 +253,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
 
     let id = match &raw.node.id {
         Some(id) => {
-            check_name(&id.value).map_err(|m| invalid(line_of(id), format!("node.id: {m}")))?;
+            check_name(&id.value).map_err(|e| invalid(line_of(id), format!("node.id: {e}")))?;
             id.value.clone()
         }
-        None => hostname().map_err(|m| invalid(None, format!("node.id: {m}")))?,
+        None => hostname().map_err(|e| invalid(None, format!("node.id: {e}")))?,
     };
     let data_dir = resolve(
         raw.node
@@ -255,7 +289,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     let hooks = Hooks {
         runas_env: match &raw.hooks.runas_env {
             Some(names) => {
-                check_runas_env(&names.value).map_err(|m| invalid(line_of(names), m))?;
+                check_runas_env(&names.value)
+                    .map_err(|e| invalid(line_of(names), e.to_string()))?;
                 names.value.clone()
             }
             None => DEFAULT_RUNAS_ENV.map(str::to_owned).to_vec(),
@@ -282,7 +317,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     let mesh = raw
         .mesh
         .as_ref()
-        .map(|m| mesh(&m.value, &node.id, &resolve).map_err(|msg| invalid(line_of(m), msg)))
+        .map(|m| mesh(&m.value, &node.id, &resolve).map_err(|e| invalid(line_of(m), e.to_string())))
         .transpose()?;
 
     // With a mesh, an agent with no groups is a plain member (a seed, a fleet view).
@@ -334,7 +369,8 @@ const SET_BY_SHOAL: [&str; 10] = [
 ];
 
 /// `hooks.runas_env` names variables, and none that shoal sets for the script itself.
-fn check_runas_env(names: &[String]) -> Result<(), String> {
+fn check_runas_env(names: &[String]) -> Result<(), BadValue> {
+    let bad = |message: String| BadValue::new("hooks.runas_env", message);
     for name in names {
         let mut chars = name.chars();
         let well_formed = chars
@@ -342,17 +378,17 @@ fn check_runas_env(names: &[String]) -> Result<(), String> {
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !well_formed {
-            return Err(format!(
-                "hooks.runas_env: `{name}` is not a variable name; list names such as LANG, TZ or HTTPS_PROXY"
-            ));
+            return Err(bad(format!(
+                "`{name}` is not a variable name; list names such as LANG, TZ or HTTPS_PROXY"
+            )));
         }
         let ours = SET_BY_SHOAL.contains(&name.as_str())
             || name.starts_with("SHOAL_")
             || name.starts_with("BUNDLE_");
         if ours {
-            return Err(format!(
-                "hooks.runas_env: shoal sets {name} for a runas script itself (its login or deployment value); remove it from the list"
-            ));
+            return Err(bad(format!(
+                "shoal sets {name} for a runas script itself (its login or deployment value); remove it from the list"
+            )));
         }
     }
     Ok(())
@@ -404,21 +440,18 @@ fn key_before(source: &str, line: usize, column: usize) -> Option<String> {
     (!key.is_empty()).then(|| key.chars().rev().collect())
 }
 
-pub(super) fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), BadName> {
     if is_safe_component(name) {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` is not a valid name; use letters, digits, `-`, `_` and `.`"
-        ))
+        Err(BadName(name.to_owned()))
     }
 }
 
-fn hostname() -> Result<String, String> {
-    let name = nix::unistd::gethostname()
-        .map_err(|e| format!("not set, and the hostname cannot be read ({e}); set node.id"))?;
+fn hostname() -> Result<String, HostnameError> {
+    let name = nix::unistd::gethostname().map_err(HostnameError::Unreadable)?;
     let name = name.to_string_lossy().into_owned();
-    check_name(&name).map_err(|m| format!("not set, and the hostname {m}; set node.id"))?;
+    check_name(&name).map_err(HostnameError::Invalid)?;
     Ok(name)
 }
 

@@ -13,8 +13,8 @@ use shoal_shared::rollout::Policy;
 
 use super::file::{GroupFile, HealthFile, MeshFile};
 use super::{
-    Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_KEY_FILE, Group, HealthCheck,
-    MIN_DEAD_GRACE_INTERVALS, Probe, check_name, line_of,
+    BadValue, Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_KEY_FILE, Group,
+    HealthCheck, MIN_DEAD_GRACE_INTERVALS, Probe, check_name, line_of,
 };
 use crate::channel::git::GitSource;
 use crate::channel::store::{StoreLocation, StoreSource};
@@ -25,13 +25,20 @@ pub(super) fn mesh(
     raw: &MeshFile,
     node: &str,
     resolve: &dyn Fn(&Path) -> PathBuf,
-) -> Result<MeshSettings, String> {
+) -> Result<MeshSettings, BadValue> {
     if raw.name.trim().is_empty() {
-        return Err("mesh.name: must not be empty; name the mesh, e.g. `prod`".to_owned());
+        return Err(BadValue::new(
+            "mesh.name",
+            "must not be empty; name the mesh, e.g. `prod`",
+        ));
     }
-    let addr = |key: &str, text: &str| -> Result<SocketAddr, String> {
-        text.parse()
-            .map_err(|_| format!("mesh.{key}: `{text}` is not IP:port, e.g. 10.0.0.5:7946"))
+    let addr = |key: &str, text: &str| -> Result<SocketAddr, BadValue> {
+        text.parse().map_err(|_| {
+            BadValue::new(
+                format!("mesh.{key}"),
+                format!("`{text}` is not IP:port, e.g. 10.0.0.5:7946"),
+            )
+        })
     };
     let listen = addr("listen", raw.listen.as_deref().unwrap_or("0.0.0.0:7946"))?;
     let advertise = raw
@@ -42,57 +49,70 @@ pub(super) fn mesh(
     for seed in &raw.seeds {
         let port = seed.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
         if !matches!(port, Some(Ok(_))) {
-            return Err(format!(
-                "mesh.seeds: `{seed}` is not host:port, e.g. 10.0.0.6:7946"
+            return Err(BadValue::new(
+                "mesh.seeds",
+                format!("`{seed}` is not host:port, e.g. 10.0.0.6:7946"),
             ));
         }
     }
     let interval = raw.interval.map_or(DEFAULT_GOSSIP_INTERVAL, |d| d.0);
     if interval.is_zero() {
-        return Err("mesh.interval: must be more than 0, e.g. 1s".to_owned());
+        return Err(BadValue::new(
+            "mesh.interval",
+            "must be more than 0, e.g. 1s",
+        ));
     }
     let dead_grace = raw.dead_grace.map_or(DEFAULT_DEAD_GRACE, |d| d.0);
     let shortest = interval.saturating_mul(MIN_DEAD_GRACE_INTERVALS);
     if dead_grace < shortest {
-        return Err(format!(
-            "mesh.dead_grace: {} is shorter than {MIN_DEAD_GRACE_INTERVALS} gossip intervals ({}), so dead hosts would be forgotten as soon as they are noticed; use e.g. 10m",
-            format_duration(dead_grace),
-            format_duration(shortest)
+        return Err(BadValue::new(
+            "mesh.dead_grace",
+            format!(
+                "{} is shorter than {MIN_DEAD_GRACE_INTERVALS} gossip intervals ({}), so dead hosts would be forgotten as soon as they are noticed; use e.g. 10m",
+                format_duration(dead_grace),
+                format_duration(shortest)
+            ),
         ));
     }
     let keyring = match (raw.insecure, &raw.key_file) {
         (true, Some(_)) => {
-            return Err(
-                "mesh.insecure: true turns gossip sealing off, so mesh.key_file would not be used; remove one of them"
-                    .to_owned(),
-            );
+            return Err(BadValue::new(
+                "mesh.insecure",
+                "true turns gossip sealing off, so mesh.key_file would not be used; remove one of them",
+            ));
         }
         (true, None) => None,
         (false, file) => {
             let file = resolve(file.as_deref().unwrap_or(Path::new(DEFAULT_KEY_FILE)));
-            let keyring = Keyring::load(&file).map_err(|e| match e {
-                KeyError::Read { ref source, .. } if source.kind() == ErrorKind::NotFound => {
-                    format!(
-                        "mesh.key_file: {} does not exist; make one with `shoal keygen --out {}` and copy it to every host of the mesh (or set mesh.insecure: true to gossip in the clear)",
-                        file.display(),
-                        file.display()
-                    )
-                }
-                other => format!("mesh.key_file: {other}"),
+            let keyring = Keyring::load(&file).map_err(|e| {
+                let message = match e {
+                    KeyError::Read { ref source, .. } if source.kind() == ErrorKind::NotFound => {
+                        format!(
+                            "{} does not exist; make one with `shoal keygen --out {}` and copy it to every host of the mesh (or set mesh.insecure: true to gossip in the clear)",
+                            file.display(),
+                            file.display()
+                        )
+                    }
+                    other => other.to_string(),
+                };
+                BadValue::new("mesh.key_file", message)
             })?;
             Some(Arc::new(keyring))
         }
     };
     let max_datagram = raw.max_datagram.unwrap_or(MAX_DATAGRAM);
     if raw.insecure && raw.max_datagram.is_some() {
-        return Err(
-            "mesh.max_datagram: only sealed gossip can send a message in parts, and mesh.insecure is true; remove mesh.max_datagram"
-                .to_owned(),
-        );
+        return Err(BadValue::new(
+            "mesh.max_datagram",
+            "only sealed gossip can send a message in parts, and mesh.insecure is true; remove mesh.max_datagram",
+        ));
     }
     if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&max_datagram) {
-        return Err(format!(
-            "mesh.max_datagram: {max_datagram} is not between {MIN_DATAGRAM} and {MAX_DATAGRAM} bytes; use e.g. 1400 on networks that drop IP fragments"
+        return Err(BadValue::new(
+            "mesh.max_datagram",
+            format!(
+                "{max_datagram} is not between {MIN_DATAGRAM} and {MAX_DATAGRAM} bytes; use e.g. 1400 on networks that drop IP fragments"
+            ),
         ));
     }
     Ok(MeshSettings {
@@ -116,7 +136,7 @@ pub(super) fn group(
     resolve: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<Group, GroupError> {
     let key = |k: &str| format!("groups[{index}].{k}");
-    check_name(&raw.name).map_err(|m| (None, format!("{}: {m}", key("name"))))?;
+    check_name(&raw.name).map_err(|e| (None, format!("{}: {e}", key("name"))))?;
     let channel_line = line_of(&raw.channel);
     let channel = match (&raw.channel.value.git, &raw.channel.value.store) {
         (Some(git), None) => {
@@ -213,7 +233,7 @@ pub(super) fn group(
     let health = raw
         .health
         .as_ref()
-        .map(|h| health(&h.value).map_err(|m| (line_of(h), format!("{}{m}", key("health")))))
+        .map(|h| health(&h.value).map_err(|e| (line_of(h), format!("groups[{index}].{e}"))))
         .transpose()?;
     // What a release must be bound to (see `verify::Expect`): checked here so that a name no
     // release could carry is a config error, not every release refused.
@@ -242,26 +262,36 @@ pub(super) fn group(
     })
 }
 
-fn health(raw: &HealthFile) -> Result<HealthCheck, String> {
+/// A group's `health:`; the key of an error is under the group (`health.http`).
+fn health(raw: &HealthFile) -> Result<HealthCheck, BadValue> {
     let probe = match (&raw.command, &raw.http) {
         (Some(command), None) if !command.trim().is_empty() => Probe::Command(command.clone()),
         (None, Some(url)) => {
-            let parsed =
-                url::Url::parse(url).map_err(|e| format!(".http: `{url}` is not a URL ({e})"))?;
+            let parsed = url::Url::parse(url)
+                .map_err(|e| BadValue::new("health.http", format!("`{url}` is not a URL ({e})")))?;
             if parsed.scheme() != "http" || parsed.host_str().is_none() {
-                return Err(format!(
-                    ".http: `{url}` is not an http:// URL; health checks talk plain HTTP to a local service, e.g. http://127.0.0.1:8080/health"
+                return Err(BadValue::new(
+                    "health.http",
+                    format!(
+                        "`{url}` is not an http:// URL; health checks talk plain HTTP to a local service, e.g. http://127.0.0.1:8080/health"
+                    ),
                 ));
             }
             Probe::Http(url.clone())
         }
         _ => {
-            return Err(": set exactly one of `command:` or `http:`".to_owned());
+            return Err(BadValue::new(
+                "health",
+                "set exactly one of `command:` or `http:`",
+            ));
         }
     };
     let interval = raw.interval.map_or(Duration::from_secs(5), |d| d.0);
     if interval.is_zero() {
-        return Err(".interval: must be more than 0, e.g. 5s".to_owned());
+        return Err(BadValue::new(
+            "health.interval",
+            "must be more than 0, e.g. 5s",
+        ));
     }
     let timeout = raw
         .timeout

@@ -35,6 +35,12 @@ pub enum DeploymentsError {
         /// What was asked for.
         id: String,
     },
+    /// The log's offset asked for is not a byte count.
+    #[error("offset `{offset}` is not a byte count: use ?offset=N with N a whole number >= 0")]
+    BadOffset {
+        /// The offset as written in the query.
+        offset: String,
+    },
     /// The log is shorter than the offset asked for (it was replaced since).
     #[error("offset {offset} is past the end of the log ({size} bytes): start again from 0")]
     OffsetPastEnd {

@@ -1,8 +1,9 @@
 //! Health checks: a probe (a command's exit code, or an HTTP answer's status) and the window
 //! after ValidateService in which it must pass continuously for `min_healthy_time`.
 
+use std::io;
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -10,6 +11,103 @@ use nix::unistd::Pid;
 use tokio::io::AsyncReadExt as _;
 
 use crate::config::{HealthCheck, Probe};
+use crate::net::GetError;
+
+/// Why one probe did not pass, in the sentence the health window and the logs show. The cause
+/// is part of the sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The command could not be started.
+    #[error("cannot run `{command}`: {error}")]
+    Spawn {
+        /// The command as configured.
+        command: String,
+        /// Why it could not start.
+        error: io::Error,
+    },
+    /// The command ran past the check's timeout and was killed.
+    #[error("`{command}` did not finish within {} s", timeout.as_secs_f64())]
+    CommandTimeout {
+        /// The command as configured.
+        command: String,
+        /// The check's timeout.
+        timeout: Duration,
+    },
+    /// The command's end could not be waited for.
+    #[error("lost track of `{command}`: {error}")]
+    Wait {
+        /// The command as configured.
+        command: String,
+        /// Why.
+        error: io::Error,
+    },
+    /// The command ended unsuccessfully.
+    #[error("`{command}` {}{}", ended(*status), said(stderr))]
+    Failed {
+        /// The command as configured.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The end of what it wrote to stderr (its last 200 characters), trimmed.
+        stderr: String,
+    },
+    /// The URL did not answer within the check's timeout.
+    #[error("{url} did not answer within {} s", timeout.as_secs_f64())]
+    HttpTimeout {
+        /// The URL as configured.
+        url: String,
+        /// The check's timeout.
+        timeout: Duration,
+    },
+    /// The URL could not be asked.
+    #[error("{url}: {error}")]
+    Request {
+        /// The URL as configured.
+        url: String,
+        /// Why.
+        error: RequestError,
+    },
+    /// The answer's status is not 2xx.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL as configured.
+        url: String,
+        /// The status it answered.
+        status: u16,
+    },
+}
+
+/// Why an `http:` probe got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The URL does not parse (config checks it; kept for safety).
+    #[error("{0}")]
+    Url(url::ParseError),
+    /// The URL names no host.
+    #[error("no host")]
+    NoHost,
+    /// The request failed.
+    #[error("{0}")]
+    Get(GetError),
+}
+
+/// How a failed command ended, as the probe's sentence says it.
+fn ended(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "failed".to_owned(),
+    }
+}
+
+/// `: <stderr>` after a failed command's sentence, when it wrote something.
+fn said(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
+}
 
 /// What the window says after one more probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +140,7 @@ impl Window {
     }
 
     /// Takes the probe result seen `elapsed` after the window opened.
-    pub fn observe(&mut self, elapsed: Duration, result: &Result<(), String>) -> Verdict {
+    pub fn observe(&mut self, elapsed: Duration, result: &Result<(), ProbeError>) -> Verdict {
         if let Err(why) = result {
             return Verdict::Failed(format!(
                 "health check failed {} s into the {} s min_healthy_time: {why}",
@@ -66,7 +164,7 @@ impl Window {
 }
 
 /// Runs the probe once, within its timeout.
-pub async fn probe(check: &HealthCheck, env: &[(String, String)]) -> Result<(), String> {
+pub async fn probe(check: &HealthCheck, env: &[(String, String)]) -> Result<(), ProbeError> {
     match &check.probe {
         Probe::Command(command) => run_command(command, env, check.timeout).await,
         Probe::Http(url) => http_status(url, check.timeout).await,
@@ -77,7 +175,7 @@ async fn run_command(
     command: &str,
     env: &[(String, String)],
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let mut child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
@@ -89,7 +187,10 @@ async fn run_command(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run `{command}`: {e}"))?;
+        .map_err(|error| ProbeError::Spawn {
+            command: command.to_owned(),
+            error,
+        })?;
     let pgid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
@@ -107,12 +208,15 @@ async fn run_command(
         if let Some(pgid) = pgid {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
-        return Err(format!(
-            "`{command}` did not finish within {} s",
-            timeout.as_secs_f64()
-        ));
+        return Err(ProbeError::CommandTimeout {
+            command: command.to_owned(),
+            timeout,
+        });
     };
-    let status = status.map_err(|e| format!("lost track of `{command}`: {e}"))?;
+    let status = status.map_err(|error| ProbeError::Wait {
+        command: command.to_owned(),
+        error,
+    })?;
     if status.success() {
         return Ok(());
     }
@@ -126,34 +230,35 @@ async fn run_command(
         .into_iter()
         .rev()
         .collect();
-    let how = match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        _ => "failed".to_owned(),
-    };
-    Err(if tail.is_empty() {
-        format!("`{command}` {how}")
-    } else {
-        format!("`{command}` {how}: {tail}")
+    Err(ProbeError::Failed {
+        command: command.to_owned(),
+        status,
+        stderr: tail,
     })
 }
 
-async fn http_status(url: &str, timeout: Duration) -> Result<(), String> {
+async fn http_status(url: &str, timeout: Duration) -> Result<(), ProbeError> {
     let answer = tokio::time::timeout(timeout, get_status(url)).await;
     match answer {
-        Err(_) => Err(format!(
-            "{url} did not answer within {} s",
-            timeout.as_secs_f64()
-        )),
-        Ok(Err(why)) => Err(format!("{url}: {why}")),
+        Err(_) => Err(ProbeError::HttpTimeout {
+            url: url.to_owned(),
+            timeout,
+        }),
+        Ok(Err(error)) => Err(ProbeError::Request {
+            url: url.to_owned(),
+            error,
+        }),
         Ok(Ok(status)) if (200..300).contains(&status) => Ok(()),
-        Ok(Ok(status)) => Err(format!("{url} answered {status}")),
+        Ok(Ok(status)) => Err(ProbeError::Status {
+            url: url.to_owned(),
+            status,
+        }),
     }
 }
 
-async fn get_status(url: &str) -> Result<u16, String> {
-    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
-    let host = parsed.host_str().ok_or("no host")?;
+async fn get_status(url: &str) -> Result<u16, RequestError> {
+    let parsed = url::Url::parse(url).map_err(RequestError::Url)?;
+    let host = parsed.host_str().ok_or(RequestError::NoHost)?;
     let port = parsed.port_or_known_default().unwrap_or(80);
     let path = match parsed.query() {
         Some(query) => format!("{}?{query}", parsed.path()),
@@ -161,7 +266,7 @@ async fn get_status(url: &str) -> Result<u16, String> {
     };
     let response = crate::net::get((host, port), host, &path)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RequestError::Get)?;
     Ok(response.status().as_u16())
 }
 
@@ -185,9 +290,14 @@ mod tests {
     fn one_failure_in_the_window_fails_the_deployment() {
         let mut window = Window::new(secs(10), secs(300));
         assert_eq!(window.observe(secs(0), &Ok(())), Verdict::Continue);
-        let verdict = window.observe(secs(5), &Err("`check` exited with code 1".into()));
+        let failed = ProbeError::Failed {
+            command: "check".into(),
+            status: ExitStatus::from_raw(1 << 8),
+            stderr: String::new(),
+        };
+        let verdict = window.observe(secs(5), &Err(failed));
         assert!(
-            matches!(&verdict, Verdict::Failed(why) if why.contains("exited with code 1")),
+            matches!(&verdict, Verdict::Failed(why) if why.ends_with(": `check` exited with code 1")),
             "{verdict:?}"
         );
     }
@@ -216,17 +326,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_probe_reports_exit_codes_output_and_hangs() {
-        assert_eq!(probe(&command("exit 0", secs(5)), &[]).await, Ok(()));
+        let passed = probe(&command("exit 0", secs(5)), &[]).await;
+        assert!(passed.is_ok(), "{passed:?}");
         let failed = probe(&command("echo db down >&2; exit 3", secs(5)), &[])
             .await
-            .expect_err("exit 3");
+            .expect_err("exit 3")
+            .to_string();
         assert!(failed.contains("exited with code 3: db down"), "{failed}");
         let env = [("SHOAL_REVISION".to_owned(), "v2".to_owned())];
         let seen = probe(&command("test \"$SHOAL_REVISION\" = v2", secs(5)), &env).await;
-        assert_eq!(seen, Ok(()));
+        assert!(seen.is_ok(), "{seen:?}");
         let hung = probe(&command("sleep 30", Duration::from_millis(200)), &[])
             .await
-            .expect_err("hangs");
+            .expect_err("hangs")
+            .to_string();
         assert!(hung.contains("did not finish within 0.2 s"), "{hung}");
     }
 
@@ -260,14 +373,13 @@ mod tests {
     #[tokio::test]
     async fn an_http_probe_needs_a_2xx() {
         let ok = answering("204 No Content");
-        assert_eq!(
-            probe(&http(format!("http://{ok}/health?deep=1")), &[]).await,
-            Ok(())
-        );
+        let passed = probe(&http(format!("http://{ok}/health?deep=1")), &[]).await;
+        assert!(passed.is_ok(), "{passed:?}");
         let failing = answering("503 Service Unavailable");
         let said = probe(&http(format!("http://{failing}/health")), &[])
             .await
-            .expect_err("503");
+            .expect_err("503")
+            .to_string();
         assert!(said.ends_with("answered 503"), "{said}");
         let closed = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -275,7 +387,8 @@ mod tests {
         };
         let refused = probe(&http(format!("http://{closed}/health")), &[])
             .await
-            .expect_err("closed port");
+            .expect_err("closed port")
+            .to_string();
         assert!(refused.contains("cannot connect"), "{refused}");
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use shoal_shared::gossip::Target;
 use shoal_shared::release::AllowedSigners;
-use shoal_shared::rollout::{Policy, RawPolicy, Shape, deployment_id, parse_policy_file};
+use shoal_shared::rollout::{
+    Policy, PolicyError, PolicyFileError, RawPolicy, Shape, deployment_id, parse_policy_file,
+};
 use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto};
 use tracing::{info, warn};
 
@@ -275,7 +277,7 @@ impl Watcher {
                 policy,
             }),
             Err(why) => {
-                self.refused(&name, "bad_policy", &why);
+                self.refused(&name, "bad_policy", &why.to_string());
                 self.keeper.note(|host| host.attempted(&name));
                 None
             }
@@ -321,25 +323,44 @@ impl Watcher {
     }
 }
 
+/// Why a release's rollout policy cannot be used: the release is refused as `bad_policy`.
+#[derive(Debug, thiserror::Error)]
+enum ReleasePolicyError {
+    /// The store manifest's `rollout:` has a bad key.
+    #[error("release.yaml: {0}")]
+    Manifest(PolicyError),
+    /// The bundle's `shoal.yaml` exists but cannot be read.
+    #[error("cannot read shoal.yaml in the bundle: {0}")]
+    Read(std::io::Error),
+    /// The bundle's `shoal.yaml` is not a policy file.
+    #[error("{0}")]
+    File(PolicyFileError),
+    /// The bundle's `shoal.yaml` has a bad key.
+    #[error("{BUNDLE_POLICY}: {0}")]
+    Bundle(PolicyError),
+}
+
+/// How a bundle's policy file is named in refusals.
+const BUNDLE_POLICY: &str = "the bundle's shoal.yaml";
+
 /// The policy of a release: the store manifest's, else the bundle's `shoal.yaml`, else the
 /// group's default; each checked against the default.
 fn release_policy(
     manifest: Option<&RawPolicy>,
     tree: &Path,
     default: &Policy,
-) -> Result<Policy, String> {
+) -> Result<Policy, ReleasePolicyError> {
     if let Some(raw) = manifest {
-        return raw.check(default).map_err(|e| format!("release.yaml: {e}"));
+        return raw.check(default).map_err(ReleasePolicyError::Manifest);
     }
     let path = tree.join("shoal.yaml");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(default.clone()),
-        Err(e) => return Err(format!("cannot read shoal.yaml in the bundle: {e}")),
+        Err(e) => return Err(ReleasePolicyError::Read(e)),
     };
-    let file = "the bundle's shoal.yaml";
-    match parse_policy_file(&text, file, Shape::Block).map_err(|e| e.to_string())? {
-        Some(raw) => raw.check(default).map_err(|e| format!("{file}: {e}")),
+    match parse_policy_file(&text, BUNDLE_POLICY, Shape::Block).map_err(ReleasePolicyError::File)? {
+        Some(raw) => raw.check(default).map_err(ReleasePolicyError::Bundle),
         None => Ok(default.clone()),
     }
 }

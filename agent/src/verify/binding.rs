@@ -101,7 +101,7 @@ pub(super) fn unreadable_tag(name: &str, error: &BindingError, expected: Expect<
     let reason = error.to_string();
     match error {
         BindingError::Missing => Refusal::Unbound { subject, reason },
-        BindingError::Repeated { .. } | BindingError::Invalid { .. } => {
+        BindingError::Repeated { .. } | BindingError::NotUtf8 | BindingError::Invalid { .. } => {
             Refusal::BadBinding { subject, reason }
         }
     }

@@ -12,4 +12,4 @@ pub mod yaml;
 pub use diagnostic::{AppSpecError, ErrorKind, Warning};
 pub use model::*;
 pub use parse::{EVENT_TIMEOUT_LIMIT, Parsed, parse};
-pub use permissions::{acl_entry, selinux_range};
+pub use permissions::{AclEntryError, SelinuxRangeError, acl_entry, selinux_range};

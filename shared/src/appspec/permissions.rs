@@ -79,7 +79,9 @@ fn permission(reader: &mut Reader, node: &Node, path: &str) -> Result<Permission
             for (i, entry) in entries.iter().enumerate() {
                 let key = format!("{key}[{i}]");
                 let written = text(entry, KIND, &key, "an ACL entry such as `u:deploy:rwx`")?;
-                acls.push(acl_entry(&written).map_err(|m| error(KIND, entry, &key, m))?);
+                acls.push(
+                    acl_entry(&written).map_err(|e| error(KIND, entry, &key, e.to_string()))?,
+                );
             }
             acls
         }
@@ -164,7 +166,7 @@ fn mode(reader: &mut Reader, node: &Node, key: &str) -> Result<Mode, AppSpecErro
         Value::Str(s) => s.trim().to_owned(),
         _ => node.raw.trim().to_owned(),
     };
-    let bits = parse_mode(&written).map_err(|m| error(KIND, node, key, m))?;
+    let bits = parse_mode(&written).map_err(|e| error(KIND, node, key, e.to_string()))?;
     let plain_leading_zero = matches!(node.value, Value::Str(_)) && !node.is_quoted();
     if plain_leading_zero && written.len() > 1 && written.starts_with('0') {
         let as_yaml_1_1 = u32::from_str_radix(&written, 8).map(|n| n.to_string());
@@ -193,27 +195,71 @@ fn mode(reader: &mut Reader, node: &Node, key: &str) -> Result<Mode, AppSpecErro
     Ok(Mode(bits))
 }
 
-fn parse_mode(digits: &str) -> Result<u32, String> {
+/// A mode as written that is not 1 to 4 octal digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ModeError {
+    /// No digits, or more than 4.
+    #[error("`{digits}` has {} digits; a mode has 1 to 4 octal digits such as 644 or 2755", digits.chars().count())]
+    Length { digits: String },
+    /// A character that is not an octal digit.
+    #[error(
+        "`{digits}` contains `{bad}`; a mode has 1 to 4 octal digits (0-7) such as 644 or 2755"
+    )]
+    NotOctal { digits: String, bad: char },
+}
+
+fn parse_mode(digits: &str) -> Result<u32, ModeError> {
     if digits.is_empty() || digits.len() > 4 {
-        return Err(format!(
-            "`{digits}` has {} digits; a mode has 1 to 4 octal digits such as 644 or 2755",
-            digits.chars().count()
-        ));
+        return Err(ModeError::Length {
+            digits: digits.to_owned(),
+        });
     }
     if let Some(bad) = digits.chars().find(|c| !('0'..='7').contains(c)) {
-        return Err(format!(
-            "`{digits}` contains `{bad}`; a mode has 1 to 4 octal digits (0-7) such as 644 or 2755"
-        ));
+        return Err(ModeError::NotOctal {
+            digits: digits.to_owned(),
+            bad,
+        });
     }
-    u32::from_str_radix(digits, 8).map_err(|e| e.to_string())
+    Ok(digits
+        .bytes()
+        .fold(0, |bits, digit| bits * 8 + u32::from(digit - b'0')))
+}
+
+/// How an ACL entry is written, for the sentence that refuses one.
+const ACL_GRAMMAR: &str = "write `[d[efault]:][u[ser]|g[roup]|m[ask]|o[ther]:]name:perms`, e.g. `u:deploy:rwx` or `d:g:staff:r-x`";
+
+/// Why an ACL entry is refused; each sentence quotes the entry as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AclEntryError {
+    /// Not of the grammar's shape, or an unknown tag.
+    #[error("`{0}` is not an ACL entry; {ACL_GRAMMAR}")]
+    NotAnEntry(String),
+    /// A mask or other entry with a name.
+    #[error("`{0}`: mask and other entries take no name; write e.g. `m::rx`")]
+    NamedMaskOrOther(String),
+    /// An owner, group or other entry, which `mode` sets.
+    #[error("`{0}` sets a base entry; use `mode` for the owner, group and other permissions")]
+    BaseEntry(String),
+    /// Permissions that are not `rwx` letters or one octal digit.
+    #[error(
+        "`{written}`: permissions `{perms}` must be up to three of r, w, x, - (e.g. `rw-`) or one digit 0-7"
+    )]
+    BadPerms {
+        /// The entry as written.
+        written: String,
+        /// Its permissions part.
+        perms: String,
+    },
+    /// No permissions after the last `:`.
+    #[error("`{0}` has no permissions; end it with e.g. `:rwx`")]
+    NoPerms(String),
 }
 
 /// Parses `[d[efault]:][u[ser]|g[roup]|m[ask]|o[ther]:]name:perms`.
-pub fn acl_entry(written: &str) -> Result<AclEntry, String> {
-    let grammar = "write `[d[efault]:][u[ser]|g[roup]|m[ask]|o[ther]:]name:perms`, e.g. `u:deploy:rwx` or `d:g:staff:r-x`";
+pub fn acl_entry(written: &str) -> Result<AclEntry, AclEntryError> {
     let parts: Vec<&str> = written.trim().split(':').collect();
     if !(2..=4).contains(&parts.len()) {
-        return Err(format!("`{written}` is not an ACL entry; {grammar}"));
+        return Err(AclEntryError::NotAnEntry(written.to_owned()));
     }
     let (head, tail) = parts.split_at(parts.len() - 2);
     let (name, perms) = (tail[0], tail[1]);
@@ -225,7 +271,7 @@ pub fn acl_entry(written: &str) -> Result<AclEntry, String> {
         "o" | "other" => Some(AclTag::Other),
         _ => None,
     };
-    let bad = || format!("`{written}` is not an ACL entry; {grammar}");
+    let bad = || AclEntryError::NotAnEntry(written.to_owned());
     let (default, tag) = match head {
         [] => (false, AclTag::User),
         [only] if is_default(only) => (true, AclTag::User),
@@ -234,14 +280,10 @@ pub fn acl_entry(written: &str) -> Result<AclEntry, String> {
         _ => return Err(bad()),
     };
     if matches!(tag, AclTag::Mask | AclTag::Other) && !name.is_empty() {
-        return Err(format!(
-            "`{written}`: mask and other entries take no name; write e.g. `m::rx`"
-        ));
+        return Err(AclEntryError::NamedMaskOrOther(written.to_owned()));
     }
     if !default && name.is_empty() && tag != AclTag::Mask {
-        return Err(format!(
-            "`{written}` sets a base entry; use `mode` for the owner, group and other permissions"
-        ));
+        return Err(AclEntryError::BaseEntry(written.to_owned()));
     }
     Ok(AclEntry {
         default,
@@ -251,7 +293,7 @@ pub fn acl_entry(written: &str) -> Result<AclEntry, String> {
     })
 }
 
-fn acl_perms(written: &str, perms: &str) -> Result<u8, String> {
+fn acl_perms(written: &str, perms: &str) -> Result<u8, AclEntryError> {
     if let [digit @ b'0'..=b'7'] = perms.as_bytes() {
         return Ok(digit - b'0');
     }
@@ -265,16 +307,15 @@ fn acl_perms(written: &str, perms: &str) -> Result<u8, String> {
             _ => 8,
         };
         if bit == 8 || (bit != 0 && bits & bit != 0) || perms.len() > 3 {
-            return Err(format!(
-                "`{written}`: permissions `{perms}` must be up to three of r, w, x, - (e.g. `rw-`) or one digit 0-7"
-            ));
+            return Err(AclEntryError::BadPerms {
+                written: written.to_owned(),
+                perms: perms.to_owned(),
+            });
         }
         bits |= bit;
     }
     if perms.is_empty() {
-        return Err(format!(
-            "`{written}` has no permissions; end it with e.g. `:rwx`"
-        ));
+        return Err(AclEntryError::NoPerms(written.to_owned()));
     }
     Ok(bits)
 }
@@ -328,7 +369,8 @@ fn context(reader: &mut Reader, node: &Node, key: &str) -> Result<SelinuxContext
                 &fields.path("range"),
                 "a string such as `s0` or `s0-s2:c0.c7`",
             )?;
-            selinux_range(&written).map_err(|m| error(KIND, n, &fields.path("range"), m))?;
+            selinux_range(&written)
+                .map_err(|e| error(KIND, n, &fields.path("range"), e.to_string()))?;
             Some(written)
         }
         None => None,
@@ -337,10 +379,21 @@ fn context(reader: &mut Reader, node: &Node, key: &str) -> Result<SelinuxContext
     Ok(SelinuxContext { user, type_, range })
 }
 
+/// An SELinux range that cannot be applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{written}` is not an SELinux range ({reason}); write e.g. `s0` or `s0-s2:c0.c7,c12`")]
+pub struct SelinuxRangeError {
+    /// The range as written.
+    pub written: String,
+    /// The rule it breaks.
+    pub reason: &'static str,
+}
+
 /// Validates an MLS range such as `s0`, `s3-s5:c0.c7,c13` (categories 0-1023, each at most once).
-pub fn selinux_range(written: &str) -> Result<(), String> {
-    let bad = |why: &str| {
-        format!("`{written}` is not an SELinux range ({why}); write e.g. `s0` or `s0-s2:c0.c7,c12`")
+pub fn selinux_range(written: &str) -> Result<(), SelinuxRangeError> {
+    let bad = |reason: &'static str| SelinuxRangeError {
+        written: written.to_owned(),
+        reason,
     };
     let (levels, categories) = match written.split_once(':') {
         Some((l, c)) => (l, Some(c)),

@@ -60,12 +60,75 @@ pub enum SignerKey {
 
 /// Why an `allowed_signers` file was refused: the line and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
+#[error("line {line}: {reason}")]
 pub struct ParseError {
     /// 1-based line number.
     pub line: usize,
-    /// One sentence saying what is wrong and what would be accepted.
-    pub message: String,
+    /// What is wrong with the line.
+    pub reason: LineError,
+}
+
+/// What is wrong with one line, in one sentence saying what would be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// `""` before the key.
+    #[error("the principals field is empty; write `name@example.com ssh-ed25519 AAAA...`")]
+    EmptyPrincipals,
+    /// A principals field opened with `"` and not closed.
+    #[error("a quoted principals field has no closing `\"`")]
+    UnclosedPrincipals,
+    /// An option value opened with `"` and not closed.
+    #[error("an option value has no closing `\"`")]
+    UnclosedOption,
+    /// The field after the principals is neither a key type nor options.
+    #[error(
+        "`{0}` is neither a key type (shoal verifies ssh-ed25519) nor options (namespaces=\"...\", valid-after=\"...\", valid-before=\"...\")"
+    )]
+    NotKeyOrOptions(String),
+    /// No key type and key after the principals (and options).
+    #[error(
+        "there is no public key; a line is `principals [options] ssh-ed25519 AAAA... [comment]`"
+    )]
+    NoKey,
+    /// A certificate type, e.g. `ssh-ed25519-cert-v01@openssh.com`.
+    #[error("`{0}` is a certificate; shoal verifies plain keys only")]
+    Certificate(String),
+    /// An ssh-ed25519 key that does not decode.
+    #[error("the ssh-ed25519 key cannot be read ({0})")]
+    BadKey(ssh_key::Error),
+    /// A key type OpenSSH does not know either.
+    #[error("`{0}` is not a public key type; shoal verifies ssh-ed25519 keys")]
+    UnknownKeyType(String),
+    /// An option given twice (OpenSSH refuses the line).
+    #[error("option `{0}` is given twice; OpenSSH refuses such a line, so write it once")]
+    OptionTwice(String),
+    /// `cert-authority`: shoal does not verify certificates.
+    #[error(
+        "cert-authority is not supported: shoal verifies signatures by plain keys, so list the signing keys themselves"
+    )]
+    CertAuthority,
+    /// `namespaces`, `valid-after` or `valid-before` without `=value`.
+    #[error("option `{0}` needs a value, e.g. {0}=\"...\"")]
+    OptionNeedsValue(String),
+    /// An option shoal does not know.
+    #[error(
+        "unknown option `{0}`; accepted: namespaces=\"...\", valid-after=\"...\", valid-before=\"...\""
+    )]
+    UnknownOption(String),
+    /// Two commas in a row, or one at an end, in the options.
+    #[error("the options `{0}` have an empty entry")]
+    EmptyOption(String),
+    /// An option value with quotes that do not enclose it.
+    #[error("the option value `{0}` has unbalanced quotes")]
+    UnbalancedQuotes(String),
+    /// A `valid-after` or `valid-before` that is not a time.
+    #[error(
+        "`{0}` is not a time; write YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally ending in Z"
+    )]
+    BadTime(String),
+    /// `valid-after` is not before `valid-before`.
+    #[error("valid-after is not earlier than valid-before, so the key is never valid")]
+    NeverValid,
 }
 
 impl AllowedSigners {
@@ -78,8 +141,7 @@ impl AllowedSigners {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let entry =
-                parse_line(trimmed, line).map_err(|message| ParseError { line, message })?;
+            let entry = parse_line(trimmed, line).map_err(|reason| ParseError { line, reason })?;
             entries.push(entry);
         }
         Ok(Self { entries })
@@ -155,12 +217,10 @@ pub fn pattern_matches(pattern: &str, text: &str) -> bool {
     pattern[p..].iter().all(|&c| c == '*')
 }
 
-fn parse_line(line: &str, number: usize) -> Result<Entry, String> {
+fn parse_line(line: &str, number: usize) -> Result<Entry, LineError> {
     let (principals, rest) = take_field(line)?;
     if principals.is_empty() {
-        return Err(
-            "the principals field is empty; write `name@example.com ssh-ed25519 AAAA...`".into(),
-        );
+        return Err(LineError::EmptyPrincipals);
     }
     let rest = rest.trim_start();
     let (first, after_first) = take_field(rest)?;
@@ -169,9 +229,7 @@ fn parse_line(line: &str, number: usize) -> Result<Entry, String> {
     } else if first.contains('=') || first.eq_ignore_ascii_case("cert-authority") {
         (Some(first), after_first.trim_start())
     } else {
-        return Err(format!(
-            "`{first}` is neither a key type (shoal verifies ssh-ed25519) nor options (namespaces=\"...\", valid-after=\"...\", valid-before=\"...\")"
-        ));
+        return Err(LineError::NotKeyOrOptions(first));
     };
     let mut entry = Entry {
         line: number,
@@ -187,20 +245,16 @@ fn parse_line(line: &str, number: usize) -> Result<Entry, String> {
     if let (Some(after), Some(before)) = (entry.valid_after, entry.valid_before)
         && after >= before
     {
-        return Err(
-            "valid-after is not earlier than valid-before, so the key is never valid".into(),
-        );
+        return Err(LineError::NeverValid);
     }
     Ok(entry)
 }
 
 /// Takes one whitespace-separated field; double quotes group text (quotes are kept for options
 /// and dropped for a quoted principals field).
-fn take_field(text: &str) -> Result<(String, &str), String> {
+fn take_field(text: &str) -> Result<(String, &str), LineError> {
     if let Some(quoted) = text.strip_prefix('"') {
-        let end = quoted
-            .find('"')
-            .ok_or("a quoted principals field has no closing `\"`")?;
+        let end = quoted.find('"').ok_or(LineError::UnclosedPrincipals)?;
         return Ok((quoted[..end].to_owned(), &quoted[end + 1..]));
     }
     let mut in_quotes = false;
@@ -212,7 +266,7 @@ fn take_field(text: &str) -> Result<(String, &str), String> {
         }
     }
     if in_quotes {
-        return Err("an option value has no closing `\"`".into());
+        return Err(LineError::UnclosedOption);
     }
     Ok((text.to_owned(), ""))
 }
@@ -223,19 +277,16 @@ fn is_key_type(word: &str) -> bool {
         || word.contains("-cert-v01@openssh.com")
 }
 
-fn parse_key(text: &str) -> Result<SignerKey, String> {
+fn parse_key(text: &str) -> Result<SignerKey, LineError> {
     let mut words = text.split_whitespace();
     let (Some(kind), Some(blob)) = (words.next(), words.next()) else {
-        return Err("there is no public key; a line is `principals [options] ssh-ed25519 AAAA... [comment]`".into());
+        return Err(LineError::NoKey);
     };
     if kind.contains("-cert-v01@openssh.com") {
-        return Err(format!(
-            "`{kind}` is a certificate; shoal verifies plain keys only"
-        ));
+        return Err(LineError::Certificate(kind.to_owned()));
     }
     if kind == "ssh-ed25519" {
-        let key = PublicKey::from_openssh(&format!("{kind} {blob}"))
-            .map_err(|e| format!("the ssh-ed25519 key cannot be read ({e})"))?;
+        let key = PublicKey::from_openssh(&format!("{kind} {blob}")).map_err(LineError::BadKey)?;
         return Ok(SignerKey::Supported(key.key_data().clone()));
     }
     if UNSUPPORTED_KEY_TYPES.contains(&kind) {
@@ -243,12 +294,10 @@ fn parse_key(text: &str) -> Result<SignerKey, String> {
             algorithm: kind.to_owned(),
         });
     }
-    Err(format!(
-        "`{kind}` is not a public key type; shoal verifies ssh-ed25519 keys"
-    ))
+    Err(LineError::UnknownKeyType(kind.to_owned()))
 }
 
-fn apply_options(entry: &mut Entry, options: &str) -> Result<(), String> {
+fn apply_options(entry: &mut Entry, options: &str) -> Result<(), LineError> {
     let mut given: Vec<String> = Vec::new();
     for option in split_options(options)? {
         let (name, value) = match option.split_once('=') {
@@ -258,16 +307,12 @@ fn apply_options(entry: &mut Entry, options: &str) -> Result<(), String> {
         // OpenSSH refuses a line that gives an option twice ("multiple clauses"), even with
         // the same value; taking the first or the last would trust what ssh-keygen does not.
         if given.contains(&name) {
-            return Err(format!(
-                "option `{name}` is given twice; OpenSSH refuses such a line, so write it once"
-            ));
+            return Err(LineError::OptionTwice(name));
         }
         given.push(name.clone());
         match (name.as_str(), value) {
             ("cert-authority", None) => {
-                return Err(
-                    "cert-authority is not supported: shoal verifies signatures by plain keys, so list the signing keys themselves".into(),
-                );
+                return Err(LineError::CertAuthority);
             }
             ("namespaces", Some(value)) => {
                 entry.namespaces = Some(value.split(',').map(str::to_owned).collect());
@@ -275,14 +320,10 @@ fn apply_options(entry: &mut Entry, options: &str) -> Result<(), String> {
             ("valid-after", Some(value)) => entry.valid_after = Some(parse_time(&value)?),
             ("valid-before", Some(value)) => entry.valid_before = Some(parse_time(&value)?),
             ("namespaces" | "valid-after" | "valid-before", None) => {
-                return Err(format!(
-                    "option `{name}` needs a value, e.g. {name}=\"...\""
-                ));
+                return Err(LineError::OptionNeedsValue(name));
             }
             _ => {
-                return Err(format!(
-                    "unknown option `{option}`; accepted: namespaces=\"...\", valid-after=\"...\", valid-before=\"...\""
-                ));
+                return Err(LineError::UnknownOption(option.to_owned()));
             }
         }
     }
@@ -290,7 +331,7 @@ fn apply_options(entry: &mut Entry, options: &str) -> Result<(), String> {
 }
 
 /// Splits `a,b="x,y",c` at the commas outside quotes.
-fn split_options(options: &str) -> Result<Vec<&str>, String> {
+fn split_options(options: &str) -> Result<Vec<&str>, LineError> {
     let mut parts = Vec::new();
     let (mut start, mut in_quotes) = (0, false);
     for (i, c) in options.char_indices() {
@@ -305,28 +346,24 @@ fn split_options(options: &str) -> Result<Vec<&str>, String> {
     }
     parts.push(&options[start..]);
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("the options `{options}` have an empty entry"));
+        return Err(LineError::EmptyOption(options.to_owned()));
     }
     Ok(parts)
 }
 
-fn unquote(value: &str) -> Result<String, String> {
+fn unquote(value: &str) -> Result<String, LineError> {
     match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
         Some(inner) => Ok(inner.to_owned()),
         None if !value.contains('"') => Ok(value.to_owned()),
-        None => Err(format!("the option value `{value}` has unbalanced quotes")),
+        None => Err(LineError::UnbalancedQuotes(value.to_owned())),
     }
 }
 
 /// `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, with an optional `Z`. Times are read as UTC
 /// with or without the `Z` (OpenSSH reads them without `Z` in the host's local zone).
-fn parse_time(value: &str) -> Result<i64, String> {
+fn parse_time(value: &str) -> Result<i64, LineError> {
     let digits = value.strip_suffix(['Z', 'z']).unwrap_or(value);
-    let bad = || {
-        format!(
-            "`{value}` is not a time; write YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally ending in Z"
-        )
-    };
+    let bad = || LineError::BadTime(value.to_owned());
     if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
@@ -463,7 +500,8 @@ mod tests {
         for (text, line, needle) in cases {
             let err = parse(&text).expect_err(&text);
             assert_eq!(err.line, line, "{text}");
-            assert!(err.message.contains(needle), "{text}: {}", err.message);
+            let reason = err.reason.to_string();
+            assert!(reason.contains(needle), "{text}: {reason}");
         }
     }
 

@@ -24,35 +24,58 @@ pub enum BindingError {
         /// How many there are.
         count: usize,
     },
+    /// The line's value is not UTF-8.
+    #[error("its `{TRAILER_KEY}:` line is not UTF-8")]
+    NotUtf8,
     /// The line's value is not an application name.
     #[error("its `{TRAILER_KEY}:` line {reason}")]
     Invalid {
         /// What is wrong with the value.
-        reason: String,
+        reason: ApplicationNameError,
     },
 }
 
-/// Checks an application name as a config, a manifest or a trailer gives it: `Err` says what
-/// is wrong, to follow the key or line it came from ("must not be empty").
-pub fn check_application(name: &str) -> Result<(), String> {
+/// Why a name cannot be an application's. The sentence follows the key or line the name came
+/// from: "application: must not be empty".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplicationNameError {
+    /// Nothing is written.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than [`MAX_APPLICATION_LEN`].
+    #[error("is longer than {MAX_APPLICATION_LEN} bytes; use a shorter name")]
+    TooLong,
+    /// A control character (a newline, an escape) is in it.
+    #[error("`{}` holds a control character; use letters, digits, `-`, `_` and `.`", name.escape_debug())]
+    ControlCharacter {
+        /// The name as written.
+        name: String,
+    },
+    /// It starts or ends with white space.
+    #[error("`{name}` starts or ends with a space; write the name without it")]
+    Spaces {
+        /// The name as written.
+        name: String,
+    },
+}
+
+/// Checks an application name as a config, a manifest or a trailer gives it.
+pub fn check_application(name: &str) -> Result<(), ApplicationNameError> {
     if name.is_empty() {
-        return Err("must not be empty".to_owned());
+        return Err(ApplicationNameError::Empty);
     }
     if name.len() > MAX_APPLICATION_LEN {
-        return Err(format!(
-            "is longer than {MAX_APPLICATION_LEN} bytes; use a shorter name"
-        ));
+        return Err(ApplicationNameError::TooLong);
     }
     if name.chars().any(char::is_control) {
-        return Err(format!(
-            "`{}` holds a control character; use letters, digits, `-`, `_` and `.`",
-            name.escape_debug()
-        ));
+        return Err(ApplicationNameError::ControlCharacter {
+            name: name.to_owned(),
+        });
     }
     if name.trim() != name {
-        return Err(format!(
-            "`{name}` starts or ends with a space; write the name without it"
-        ));
+        return Err(ApplicationNameError::Spaces {
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }
@@ -76,9 +99,7 @@ pub fn tag_application(message: &[u8]) -> Result<String, BindingError> {
     match found.as_slice() {
         [] => Err(BindingError::Missing),
         [value] => {
-            let value = std::str::from_utf8(value).map_err(|_| BindingError::Invalid {
-                reason: "is not UTF-8".to_owned(),
-            })?;
+            let value = std::str::from_utf8(value).map_err(|_| BindingError::NotUtf8)?;
             let value = value.trim_matches([' ', '\t']);
             check_application(value).map_err(|reason| BindingError::Invalid { reason })?;
             Ok(value.to_owned())
@@ -136,7 +157,7 @@ mod tests {
     fn names_are_checked() {
         assert!(check_application("web").is_ok());
         assert!(check_application("Shop Front").is_ok());
-        assert!(check_application("").is_err());
+        assert_eq!(check_application(""), Err(ApplicationNameError::Empty));
         assert!(check_application(" web").is_err());
         assert!(check_application("web\u{7}").is_err());
         assert!(check_application(&"a".repeat(MAX_APPLICATION_LEN + 1)).is_err());

@@ -102,7 +102,7 @@ impl Manifest {
         };
         let version = Version::parse(&raw.version).map_err(|e| value("version", e.to_string()))?;
         let application = raw.application.ok_or(ManifestError::Unbound)?;
-        check_application(&application).map_err(|m| value("application", m))?;
+        check_application(&application).map_err(|e| value("application", e.to_string()))?;
         let created = parse_rfc3339(&raw.created).ok_or_else(|| {
             value(
                 "created",
@@ -112,7 +112,7 @@ impl Manifest {
                 ),
             )
         })?;
-        check_bundle_path(&raw.bundle.path).map_err(|m| value("bundle.path", m))?;
+        check_bundle_path(&raw.bundle.path).map_err(|e| value("bundle.path", e.to_string()))?;
         let sha = &raw.bundle.sha256;
         if sha.len() != 64
             || !sha
@@ -160,20 +160,29 @@ impl Manifest {
     }
 }
 
+/// Why a `bundle.path` is refused; the sentence follows the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BundlePathError {
+    /// Not one plain file name: it could point elsewhere.
+    #[error("`{0}` must be a plain file name beside release.yaml, like bundle.tar.gz")]
+    NotPlain(String),
+    /// Not a bundle's ending.
+    #[error("`{0}` must end in .tar.gz, .tgz, .tar or .zip")]
+    Suffix(String),
+}
+
 /// A bundle path is one file name with a bundle ending: nothing that could point elsewhere.
-fn check_bundle_path(path: &str) -> Result<(), String> {
+fn check_bundle_path(path: &str) -> Result<(), BundlePathError> {
     if path.is_empty()
         || path.contains('/')
         || path.contains('\\')
         || path.starts_with('.')
         || path.contains('\0')
     {
-        return Err(format!(
-            "`{path}` must be a plain file name beside release.yaml, like bundle.tar.gz"
-        ));
+        return Err(BundlePathError::NotPlain(path.to_owned()));
     }
     if !BUNDLE_SUFFIXES.iter().any(|s| path.ends_with(s)) {
-        return Err(format!("`{path}` must end in .tar.gz, .tgz, .tar or .zip"));
+        return Err(BundlePathError::Suffix(path.to_owned()));
     }
     Ok(())
 }

@@ -11,7 +11,9 @@ pub mod tag;
 pub mod version;
 
 pub use allowed_signers::AllowedSigners;
-pub use binding::{BindingError, TRAILER_KEY, check_application, tag_application};
+pub use binding::{
+    ApplicationNameError, BindingError, TRAILER_KEY, check_application, tag_application,
+};
 pub use manifest::Manifest;
 pub use signature::{SignatureError, Signer, verify};
 pub use tag::{SignedTag, TagError, split_signed_tag};

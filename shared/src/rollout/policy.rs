@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{format_duration, parse_duration};
+use crate::duration::{DurationError, format_duration, parse_duration};
 
 /// How hosts of a group take turns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,10 +340,13 @@ impl Policy {
 
 fn duration(key: &str, value: &Scalar) -> Result<Duration, PolicyError> {
     match value {
-        Scalar::Text(t) => parse_duration(t).map_err(|e| PolicyError::new(key, e)),
+        Scalar::Text(t) => parse_duration(t).map_err(|e| PolicyError::new(key, e.to_string())),
         other => Err(PolicyError::new(
             key,
-            format!("`{other}` is not a duration; write e.g. 500ms, 30s, 5m or 1h"),
+            DurationError {
+                text: other.to_string(),
+            }
+            .to_string(),
         )),
     }
 }

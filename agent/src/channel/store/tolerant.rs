@@ -124,13 +124,12 @@ pub fn filter_listing(xml: &[u8]) -> Result<(Vec<u8>, Vec<String>), quick_xml::E
             let done = open.read(&event);
             open.events.push(event.into_owned());
             if done && let Some(open) = entry.take() {
-                match open.readable_name() {
-                    Ok(()) => {
-                        for event in open.events {
-                            writer.write_event(event)?;
-                        }
+                if open.name_is_readable() {
+                    for event in open.events {
+                        writer.write_event(event)?;
                     }
-                    Err(name) => dropped.push(name),
+                } else {
+                    dropped.push(open.name);
                 }
             }
             continue;
@@ -217,12 +216,9 @@ impl Entry {
         false
     }
 
-    /// `Err(name)` when object_store could not read the entry's name.
-    fn readable_name(&self) -> Result<(), String> {
-        if self.undecodable || ObjPath::parse(&self.name).is_err() {
-            return Err(self.name.clone());
-        }
-        Ok(())
+    /// Whether object_store can read the entry's name.
+    fn name_is_readable(&self) -> bool {
+        !self.undecodable && ObjPath::parse(&self.name).is_ok()
     }
 }
 

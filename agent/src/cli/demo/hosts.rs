@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
 use super::workspace::{APPLICATION, Workspace};
+use super::{DemoError, failed};
 use crate::execute::deployment::DeploymentRecord;
 
 /// The group every host belongs to.
@@ -46,11 +47,11 @@ impl Host {
         seed: Option<SocketAddr>,
         bin_dir: &Path,
         hello_port: u16,
-    ) -> Result<Host, String> {
+    ) -> Result<Host, DemoError> {
         let home = workspace.root.join("hosts").join(id);
         let files_root = home.join("root");
         fs::create_dir_all(&files_root)
-            .map_err(|e| format!("cannot create {}: {e}", files_root.display()))?;
+            .map_err(failed(format!("cannot create {}", files_root.display())))?;
         let quoted =
             |path: &Path| serde_json::to_string(&path.display().to_string()).unwrap_or_default();
         let seeds = seed.map(|s| format!("\"{s}\"")).unwrap_or_default();
@@ -74,18 +75,18 @@ impl Host {
             repo = quoted(&workspace.repo),
             signers = quoted(&workspace.allowed_signers),
         );
-        fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        fs::write(&config, text).map_err(failed(format!("cannot write {}", config.display())))?;
         let log = home.join("agent.log");
         let output =
-            File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+            File::create(&log).map_err(failed(format!("cannot create {}", log.display())))?;
         let errors = output
             .try_clone()
-            .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+            .map_err(failed(format!("cannot open {}", log.display())))?;
         let path = std::env::var_os("PATH").unwrap_or_default();
         let path = std::env::join_paths(
             std::iter::once(bin_dir.to_owned()).chain(std::env::split_paths(&path)),
         )
-        .map_err(|e| format!("cannot put {} on PATH: {e}", bin_dir.display()))?;
+        .map_err(failed(format!("cannot put {} on PATH", bin_dir.display())))?;
         let mut child = Command::new(bin_dir.join("shoal"))
             .arg("agent")
             .arg("--config")
@@ -102,7 +103,7 @@ impl Host {
             // the agents itself (or leaves them running with --keep).
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start the agent {id}: {e}"))?;
+            .map_err(failed(format!("cannot start the agent {id}")))?;
         let started = wait_for_log(&mut child, &log, id).await;
         let (status, gossip) = match started {
             Ok(addrs) => addrs,
@@ -194,14 +195,14 @@ impl Host {
 /// health checks), which then keep it in TIME_WAIT. The kernel never hands out ports below the
 /// range, so only a program binding that very port could take one. The search starts at a
 /// random port so that demos side by side pick different ones.
-pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+pub fn free_ports(n: usize) -> Result<Vec<u16>, DemoError> {
     let low = ephemeral_range_start().unwrap_or(32_768);
     let span = low.saturating_sub(PRIVILEGED_END);
     if span < 1_000 {
         return ephemeral_ports(n);
     }
     let mut seed = [0u8; 2];
-    getrandom::fill(&mut seed).map_err(|e| format!("cannot pick a port at random: {e}"))?;
+    getrandom::fill(&mut seed).map_err(failed("cannot pick a port at random"))?;
     let offset = u16::from_le_bytes(seed) % span;
     // Each port stays bound until all are found, so none is picked twice.
     let mut held = Vec::with_capacity(n);
@@ -215,9 +216,9 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
             }
         }
     }
-    Err(format!(
+    Err(DemoError::Unmet(format!(
         "cannot find {n} free ports on 127.0.0.1 between {PRIVILEGED_END} and {low}"
-    ))
+    )))
 }
 
 /// The first port the kernel may pick for a port-0 bind or an outgoing connection.
@@ -234,16 +235,17 @@ fn ephemeral_range_start() -> Option<u16> {
 const PRIVILEGED_END: u16 = 1024;
 
 /// `n` ports picked by the kernel (when its ephemeral range leaves no room below it).
-fn ephemeral_ports(n: usize) -> Result<Vec<u16>, String> {
+fn ephemeral_ports(n: usize) -> Result<Vec<u16>, DemoError> {
+    let doing = "cannot find a free port on 127.0.0.1";
     let listeners = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))?;
+        .map_err(failed(doing))?;
     listeners
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+        .map_err(failed(doing))
 }
 
 /// The status and gossip addresses from the agent's first log lines, within 30 s.
@@ -251,7 +253,7 @@ async fn wait_for_log(
     child: &mut Child,
     log: &Path,
     id: &str,
-) -> Result<(SocketAddr, SocketAddr), String> {
+) -> Result<(SocketAddr, SocketAddr), DemoError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = fs::read_to_string(log).unwrap_or_default();
@@ -262,16 +264,16 @@ async fn wait_for_log(
         }
         if let Ok(Some(status)) = child.try_wait() {
             let last = text.lines().last().unwrap_or("(nothing logged)");
-            return Err(format!(
+            return Err(DemoError::Unmet(format!(
                 "the agent {id} exited ({status}) before listening: {last} (log: {})",
                 log.display()
-            ));
+            )));
         }
         if Instant::now() >= deadline {
-            return Err(format!(
+            return Err(DemoError::Unmet(format!(
                 "the agent {id} did not start listening within 30 s (log: {})",
                 log.display()
-            ));
+            )));
         }
         sleep(Duration::from_millis(20)).await;
     }

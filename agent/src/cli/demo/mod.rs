@@ -11,6 +11,7 @@ mod watch;
 mod workspace;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 
 use tokio::time::Instant;
 
@@ -20,6 +21,53 @@ use watch::Watch;
 
 /// How many agents make the mesh.
 const HOSTS: usize = 5;
+
+/// Why the demo stopped short, in one sentence for the end of its output.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A step of setting up (a file, a process, a port) failed: what it was, and why.
+    #[error("{doing}: {cause}")]
+    Setup {
+        /// What was being done, e.g. `cannot create /tmp/x/keys`.
+        doing: String,
+        /// Why it failed.
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A tool the demo runs (git, ssh-keygen) failed.
+    #[error("{command} failed ({status}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// What it wrote to stderr, trimmed.
+        stderr: String,
+    },
+    /// `--dir` names a directory that has something in it.
+    #[error("--dir {}: the directory is not empty; give a new or empty one", dir.display())]
+    DirNotEmpty {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// What the demo waited for or checked did not happen, as the check says it.
+    #[error("{0}")]
+    Unmet(String),
+    /// Ctrl-C.
+    #[error("interrupted (Ctrl-C)")]
+    Interrupted,
+}
+
+/// For `map_err`: a setup step, `doing` (e.g. `cannot create /tmp/x`), failed with its cause.
+fn failed<E>(doing: impl Into<String>) -> impl FnOnce(E) -> DemoError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let doing = doing.into();
+    move |cause| DemoError::Setup {
+        doing,
+        cause: cause.into(),
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -59,7 +107,7 @@ pub(super) fn run(args: Args) -> u8 {
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = story.tell(&root) => outcome,
-            _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C)".to_owned()),
+            _ = tokio::signal::ctrl_c() => Err(DemoError::Interrupted),
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
@@ -88,36 +136,39 @@ pub(super) fn run(args: Args) -> u8 {
 }
 
 /// The workspace's directory: `dir` (new or empty), or a new temporary one.
-fn make_root(dir: Option<&Path>) -> Result<PathBuf, String> {
+fn make_root(dir: Option<&Path>) -> Result<PathBuf, DemoError> {
     let Some(dir) = dir else {
         return tempfile::Builder::new()
             .prefix("shoal-demo-")
             .tempdir()
             .map(tempfile::TempDir::keep)
-            .map_err(|e| format!("cannot make a temporary directory: {e}"));
+            .map_err(failed("cannot make a temporary directory"));
     };
+    let given = || format!("--dir {}", dir.display());
     let empty = match std::fs::read_dir(dir) {
         Ok(mut entries) => entries.next().is_none(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => return Err(format!("--dir {}: {e}", dir.display())),
+        Err(e) => return Err(failed(given())(e)),
     };
     if !empty {
-        return Err(format!(
-            "--dir {}: the directory is not empty; give a new or empty one",
-            dir.display()
-        ));
+        return Err(DemoError::DirNotEmpty {
+            dir: dir.to_owned(),
+        });
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("--dir {}: {e}", dir.display()))?;
-    std::path::absolute(dir).map_err(|e| format!("--dir {}: {e}", dir.display()))
+    std::fs::create_dir_all(dir).map_err(failed(given()))?;
+    std::path::absolute(dir).map_err(failed(given()))
 }
 
 /// Where the demo's agents find `shoal` (for the hello-app's `shoal hello-server`): a `bin/`
 /// in the workspace with a link to this very binary.
-fn bin_dir(root: &Path) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+fn bin_dir(root: &Path) -> Result<PathBuf, DemoError> {
+    let exe = std::env::current_exe().map_err(failed("cannot find this program"))?;
     let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
-    std::os::unix::fs::symlink(&exe, bin.join("shoal"))
-        .map_err(|e| format!("cannot link {} into {}: {e}", exe.display(), bin.display()))?;
+    std::fs::create_dir_all(&bin).map_err(failed(format!("cannot create {}", bin.display())))?;
+    std::os::unix::fs::symlink(&exe, bin.join("shoal")).map_err(failed(format!(
+        "cannot link {} into {}",
+        exe.display(),
+        bin.display()
+    )))?;
     Ok(bin)
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::hosts::{self, Host, MESH};
 use super::watch::{self, View, Watch};
 use super::workspace::{BROKEN_HEALTH, Change, Workspace};
-use super::{HOSTS, bin_dir};
+use super::{DemoError, HOSTS, bin_dir};
 use crate::execute::deployment::{DeploymentRecord, Status};
 use crate::runtime::HEALTH_CHECK;
 
@@ -37,7 +37,7 @@ impl Story {
     }
 
     /// Runs the whole story in the workspace at `root`.
-    pub async fn tell(&mut self, root: &Path) -> Result<(), String> {
+    pub async fn tell(&mut self, root: &Path) -> Result<(), DemoError> {
         self.watch.chapter(&format!(
             "Starting {HOSTS} agents on 127.0.0.1 as the mesh `{MESH}` (workspace {})",
             root.display()
@@ -75,7 +75,7 @@ impl Story {
     }
 
     /// Every agent sees every other one alive in its fleet view.
-    async fn mesh_formed(&mut self) -> Result<(), String> {
+    async fn mesh_formed(&mut self) -> Result<(), DemoError> {
         let began = Instant::now();
         let deadline = began + CHAPTER;
         loop {
@@ -95,17 +95,17 @@ impl Story {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(DemoError::Unmet(format!(
                     "the {HOSTS} agents did not all see each other within {} s",
                     CHAPTER.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Waits until every host runs `revision` and is done with it.
-    async fn all_on(&mut self, revision: &str) -> Result<(), String> {
+    async fn all_on(&mut self, revision: &str) -> Result<(), DemoError> {
         let what = format!("every host on {revision}");
         let result = self
             .watch
@@ -119,10 +119,10 @@ impl Story {
                         .halted
                         .clone()
                 }) {
-                    return Err(format!(
+                    return Err(DemoError::Unmet(format!(
                         "the rollout of {revision} halted: {} on {}",
                         halt.reason, halt.host
-                    ));
+                    )));
                 }
                 Ok(views
                     .iter()
@@ -134,7 +134,7 @@ impl Story {
 
     /// From the hosts' records of `revision`: the canary finished before any other host
     /// started, and no more than `MAX_PARALLEL` ran at once.
-    fn rolled_out(&mut self, revision: &str) -> Result<(), String> {
+    fn rolled_out(&mut self, revision: &str) -> Result<(), DemoError> {
         let mut runs: Vec<(String, u64, u64)> = Vec::new();
         let mut healthy_ms = 0;
         for host in &self.hosts {
@@ -142,11 +142,18 @@ impl Story {
                 .records()
                 .into_iter()
                 .rfind(|r| r.revision == revision && r.reverts.is_none())
-                .ok_or_else(|| format!("{} has no record of deploying {revision}", host.id))?;
+                .ok_or_else(|| {
+                    DemoError::Unmet(format!("{} has no record of deploying {revision}", host.id))
+                })?;
             let finished = record
                 .finished_at_ms
                 .filter(|_| record.status == Status::Succeeded)
-                .ok_or_else(|| format!("{}'s deployment of {revision} did not succeed", host.id))?;
+                .ok_or_else(|| {
+                    DemoError::Unmet(format!(
+                        "{}'s deployment of {revision} did not succeed",
+                        host.id
+                    ))
+                })?;
             if runs.is_empty() || record.started_at_ms < runs[0].1 {
                 healthy_ms = record
                     .events
@@ -160,16 +167,16 @@ impl Story {
         let (canary, _, canary_done) = runs[0].clone();
         let next = runs[1..].iter().map(|&(_, started, _)| started).min();
         if let Some(next) = next.filter(|&next| next < canary_done) {
-            return Err(format!(
+            return Err(DemoError::Unmet(format!(
                 "a host started {revision} {} ms before the canary {canary} had finished",
                 canary_done - next
-            ));
+            )));
         }
         let most = most_at_once(&runs[1..]);
         if most > MAX_PARALLEL {
-            return Err(format!(
+            return Err(DemoError::Unmet(format!(
                 "{most} hosts ran {revision} at once after the canary; the policy allows {MAX_PARALLEL}"
-            ));
+            )));
         }
         let gap = next.map_or(0, |next| next - canary_done);
         let fact = format!(
@@ -184,7 +191,7 @@ impl Story {
 
     /// The broken release halts on every host, only its canary ran it, and the canary went
     /// back to `good`.
-    async fn halted_and_back(&mut self, bad: &str, good: &str) -> Result<(), String> {
+    async fn halted_and_back(&mut self, bad: &str, good: &str) -> Result<(), DemoError> {
         let (mut first_halt, mut all_halted) = (None, None);
         let started = Instant::now();
         let result = self
@@ -218,12 +225,12 @@ impl Story {
         let halt = views
             .iter()
             .find_map(|v| v.group.as_ref()?.rollout.as_ref()?.halted.clone())
-            .ok_or("no host shows the halt")?;
+            .ok_or_else(|| DemoError::Unmet("no host shows the halt".to_owned()))?;
         if !halt.reason.contains("ValidateService") {
-            return Err(format!(
+            return Err(DemoError::Unmet(format!(
                 "the halt does not name ValidateService: {}",
                 halt.reason
-            ));
+            )));
         }
         let mut ran_bad = Vec::new();
         let mut said = None;
@@ -236,11 +243,11 @@ impl Story {
             }
         }
         if ran_bad != [halt.host.clone()] {
-            return Err(format!(
+            return Err(DemoError::Unmet(format!(
                 "{bad} should have run on its canary {} alone, but ran on: {}",
                 halt.host,
                 ran_bad.join(", ")
-            ));
+            )));
         }
         let spread = match (first_halt, all_halted) {
             (Some(first), Some(all)) if all - first < Duration::from_millis(100) => {
@@ -271,18 +278,18 @@ impl Story {
     }
 
     /// Every host's hello-app answers `GET /` with the page of `revision`.
-    async fn serving(&mut self, revision: &str) -> Result<(), String> {
+    async fn serving(&mut self, revision: &str) -> Result<(), DemoError> {
         for host in &self.hosts {
-            let (_, port) = host
-                .hello()
-                .ok_or_else(|| format!("{}'s hello-app is not running", host.id))?;
+            let (_, port) = host.hello().ok_or_else(|| {
+                DemoError::Unmet(format!("{}'s hello-app is not running", host.id))
+            })?;
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             let page = watch::fetch_text(addr, "/").await.unwrap_or_default();
             if !page.contains(revision) {
-                return Err(format!(
+                return Err(DemoError::Unmet(format!(
                     "{}'s hello-app on port {port} does not serve {revision}: {page:?}",
                     host.id
-                ));
+                )));
             }
         }
         let fact = format!(
@@ -394,23 +401,26 @@ fn reverted(
     records: &[DeploymentRecord],
     failed: &DeploymentRecord,
     good: &str,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     if failed.status != Status::Failed {
-        return Err(format!(
+        return Err(DemoError::Unmet(format!(
             "{}'s run of {} did not fail as it should",
             host.id, failed.revision
-        ));
+        )));
     }
     let back = records
         .iter()
         .find(|r| r.reverts.as_deref() == Some(failed.deployment_id.as_str()));
     match back {
         Some(r) if r.revision == good && r.status == Status::Succeeded => Ok(()),
-        Some(r) => Err(format!(
+        Some(r) => Err(DemoError::Unmet(format!(
             "{}'s revert went to {} and ended {:?}",
             host.id, r.revision, r.status
-        )),
-        None => Err(format!("{} did not go back to {good}", host.id)),
+        ))),
+        None => Err(DemoError::Unmet(format!(
+            "{} did not go back to {good}",
+            host.id
+        ))),
     }
 }
 

@@ -10,6 +10,7 @@ use http_body_util::BodyExt as _;
 use shoal_shared::status::{GroupStatus, NodeStatus, Phase};
 use tokio::time::Instant;
 
+use super::DemoError;
 use super::hosts::{GROUP, Host};
 
 /// How often the hosts are asked.
@@ -80,8 +81,8 @@ impl Watch {
         hosts: &[Host],
         what: &str,
         timeout: Duration,
-        mut check: impl FnMut(&[View]) -> Result<bool, String>,
-    ) -> Result<Vec<View>, String> {
+        mut check: impl FnMut(&[View]) -> Result<bool, DemoError>,
+    ) -> Result<Vec<View>, DemoError> {
         let deadline = Instant::now() + timeout;
         loop {
             let views = snapshot(hosts).await;
@@ -90,10 +91,10 @@ impl Watch {
                 return Ok(views);
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(DemoError::Unmet(format!(
                     "{what} did not happen within {} s",
                     timeout.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(EVERY).await;
         }

@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::{DemoError, failed};
+
 /// The example bundle, as committed: (path in the repository, text, executable).
 const APP: &[(&str, &str, bool)] = &[
     (
@@ -93,29 +95,30 @@ pub struct Workspace {
     key: PathBuf,
 }
 
-/// A step of setting up that failed, in one sentence.
-pub type SetupError = String;
-
 impl Workspace {
     /// Makes the key, the allowed_signers file and the repository under `root`.
-    pub fn create(root: &Path) -> Result<Workspace, SetupError> {
+    pub fn create(root: &Path) -> Result<Workspace, DemoError> {
         let keys = root.join("keys");
-        fs::create_dir_all(&keys).map_err(|e| format!("cannot create {}: {e}", keys.display()))?;
+        fs::create_dir_all(&keys).map_err(failed(format!("cannot create {}", keys.display())))?;
         let key = keys.join("release");
         run(Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", PRINCIPAL, "-f"])
             .arg(&key))?;
         let public = fs::read_to_string(key.with_extension("pub"))
-            .map_err(|e| format!("cannot read the new public key: {e}"))?;
+            .map_err(failed("cannot read the new public key"))?;
         let allowed_signers = root.join("allowed_signers");
         let line = format!("{PRINCIPAL} namespaces=\"git\" {}", public.trim());
-        fs::write(&allowed_signers, format!("{line}\n"))
-            .map_err(|e| format!("cannot write {}: {e}", allowed_signers.display()))?;
+        fs::write(&allowed_signers, format!("{line}\n")).map_err(failed(format!(
+            "cannot write {}",
+            allowed_signers.display()
+        )))?;
         let gossip_key = keys.join("gossip.key");
-        crate::coordinate::seal::write_new_key_file(&gossip_key)
-            .map_err(|e| format!("cannot write the gossip key {}: {e}", gossip_key.display()))?;
+        crate::coordinate::seal::write_new_key_file(&gossip_key).map_err(failed(format!(
+            "cannot write the gossip key {}",
+            gossip_key.display()
+        )))?;
         let repo = root.join("hello-app.git");
-        fs::create_dir_all(&repo).map_err(|e| format!("cannot create {}: {e}", repo.display()))?;
+        fs::create_dir_all(&repo).map_err(failed(format!("cannot create {}", repo.display())))?;
         let workspace = Workspace {
             root: root.to_owned(),
             repo,
@@ -128,7 +131,7 @@ impl Workspace {
     }
 
     /// Commits the example with `change` and tags it `version`, signed with the demo's key.
-    pub fn release(&self, version: &str, change: Change) -> Result<(), SetupError> {
+    pub fn release(&self, version: &str, change: Change) -> Result<(), DemoError> {
         for (path, text, executable) in APP {
             let text = match (*path, change) {
                 ("www/index.html", Change::NewGreeting) => text.replace(
@@ -173,20 +176,20 @@ impl Workspace {
         ])
     }
 
-    fn write(&self, path: &str, text: &str, executable: bool) -> Result<(), SetupError> {
+    fn write(&self, path: &str, text: &str, executable: bool) -> Result<(), DemoError> {
         let full = self.repo.join(path);
         if let Some(parent) = full.parent() {
             fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                .map_err(failed(format!("cannot create {}", parent.display())))?;
         }
-        fs::write(&full, text).map_err(|e| format!("cannot write {}: {e}", full.display()))?;
+        fs::write(&full, text).map_err(failed(format!("cannot write {}", full.display())))?;
         let mode = if executable { 0o755 } else { 0o644 };
         fs::set_permissions(&full, fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("cannot set the mode of {}: {e}", full.display()))
+            .map_err(failed(format!("cannot set the mode of {}", full.display())))
     }
 
     /// `git` in the repository, away from the user's own git config.
-    fn git(&self, args: &[&str]) -> Result<(), SetupError> {
+    fn git(&self, args: &[&str]) -> Result<(), DemoError> {
         run(Command::new("git")
             .current_dir(&self.repo)
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -204,19 +207,19 @@ impl Workspace {
 }
 
 /// Runs `command`; its stderr is the error when it fails.
-fn run(command: &mut Command) -> Result<(), SetupError> {
+fn run(command: &mut Command) -> Result<(), DemoError> {
     let shown = format!("{command:?}");
     let output = command
         .output()
-        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+        .map_err(failed(format!("cannot run {shown}")))?;
     if output.status.success() {
         return Ok(());
     }
-    Err(format!(
-        "{shown} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    ))
+    Err(DemoError::Command {
+        command: shown,
+        status: output.status,
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    })
 }
 
 /// The programs the demo needs besides shoal, missing from `PATH`.

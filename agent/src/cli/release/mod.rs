@@ -11,7 +11,9 @@ use sha2::{Digest as _, Sha256};
 use shoal_shared::release::manifest::BundleRef;
 use shoal_shared::release::{Manifest, check_application};
 use shoal_shared::release::{Version, version::VersionError};
-use shoal_shared::rollout::{Policy, RawPolicy, Shape, parse_policy_file};
+use shoal_shared::rollout::{
+    Policy, PolicyError, PolicyFileError, RawPolicy, Shape, parse_policy_file,
+};
 
 use super::{error_chain, exit};
 use crate::channel::store::{Publication, StoreError, StoreLocation, StoreSource, publish};
@@ -111,7 +113,7 @@ fn release(args: &Args) -> Result<(), Failure> {
     let store = location
         .open(&source, &env)
         .map_err(|e| store_failure(&e))?;
-    let runtime = super::runtime(2).map_err(|e| (exit::FAILURE, e))?;
+    let runtime = super::runtime(2).map_err(|e| (exit::FAILURE, e.to_string()))?;
 
     // Refused before anything is packaged, signed (no passphrase prompt in vain) or uploaded.
     runtime
@@ -180,17 +182,38 @@ fn release(args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Why the `--rollout` file cannot be used; the sentence names the file.
+#[derive(Debug, thiserror::Error)]
+enum RolloutFileError {
+    /// It cannot be read.
+    #[error("--rollout: cannot read {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// It is not a policy file.
+    #[error("{0}")]
+    Parse(PolicyFileError),
+    /// A key has a bad value.
+    #[error("{}: {error}", path.display())]
+    Policy { path: PathBuf, error: PolicyError },
+}
+
 /// The rollout file: a `rollout:` block (like a bundle's shoal.yaml) or the policy's keys
 /// alone; checked here so a bad policy never reaches a release.
-fn read_rollout(path: &Path) -> Result<RawPolicy, String> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--rollout: cannot read {shown}: {e}"))?;
-    let policy = parse_policy_file(&text, &shown.to_string(), Shape::BlockOrKeys)
-        .map_err(|e| e.to_string())?
+fn read_rollout(path: &Path) -> Result<RawPolicy, RolloutFileError> {
+    let text = std::fs::read_to_string(path).map_err(|error| RolloutFileError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
+    let policy = parse_policy_file(&text, &path.display().to_string(), Shape::BlockOrKeys)
+        .map_err(RolloutFileError::Parse)?
         .unwrap_or_default();
     policy
         .check(&Policy::default())
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|error| RolloutFileError::Policy {
+            path: path.to_owned(),
+            error,
+        })?;
     Ok(policy)
 }

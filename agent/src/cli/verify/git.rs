@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use shoal_shared::release::AllowedSigners;
+use shoal_shared::release::allowed_signers::ParseError;
 
 use super::super::exit;
 use crate::channel::git::{self, GitSource, TagCheck};
@@ -134,15 +135,33 @@ fn report(args: &Args, source: &GitSource, check: &TagCheck) -> u8 {
     code
 }
 
-/// Reads and parses the trust file; the error is one sentence naming the file (and line).
-fn load_signers(path: &Path) -> Result<AllowedSigners, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "{}: cannot read the allowed_signers file ({e}); give the file `git config gpg.ssh.allowedSignersFile` names",
-            path.display()
-        )
+/// Why the trust file cannot be used: one sentence naming the file (and line).
+#[derive(Debug, thiserror::Error)]
+enum SignersError {
+    /// It cannot be read.
+    #[error(
+        "{}: cannot read the allowed_signers file ({error}); give the file `git config gpg.ssh.allowedSignersFile` names",
+        path.display()
+    )]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A line is refused.
+    #[error("{}: {error}", path.display())]
+    Parse { path: PathBuf, error: ParseError },
+}
+
+/// Reads and parses the trust file.
+fn load_signers(path: &Path) -> Result<AllowedSigners, SignersError> {
+    let text = std::fs::read_to_string(path).map_err(|error| SignersError::Read {
+        path: path.to_owned(),
+        error,
     })?;
-    AllowedSigners::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    AllowedSigners::parse(&text).map_err(|error| SignersError::Parse {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 /// A name git accepts under `refs/tags/`, and no refspec pattern.

@@ -23,7 +23,7 @@ pub(super) struct Run<'a> {
 }
 
 /// The AppSpec of the previous successful revision, or why it cannot be read.
-type Previous = Option<(PathBuf, Result<AppSpec, String>)>;
+type Previous = Option<(PathBuf, Result<AppSpec, DeployError>)>;
 
 impl Run<'_> {
     pub(super) async fn all(&mut self) -> Result<(), DeployError> {
@@ -42,7 +42,7 @@ impl Run<'_> {
             blocking(move || bundle::unpack(&bundle, &archive, &names, &limits)).await
         };
         if let Err(why) = unpacked {
-            return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, why);
+            return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, why.to_string());
         }
         self.event(lifecycle::DOWNLOAD_BUNDLE, started, Vec::new(), None);
         let pointer = self.request.layout.most_recent_install(&self.request.group);
@@ -78,9 +78,7 @@ impl Run<'_> {
             .unwrap_or(FileExistsBehavior::Disallow);
         let previous: Previous = self.previous_dir.as_ref().map(|dir| {
             let archive = Layout::archive_dir(dir);
-            let spec = read_appspec(&archive, appspec_name)
-                .map(|(_, p)| p.spec)
-                .map_err(|e| e.to_string());
+            let spec = read_appspec(&archive, appspec_name).map(|(_, p)| p.spec);
             (archive, spec)
         });
 
@@ -200,7 +198,7 @@ impl Run<'_> {
                 );
                 self.event(lifecycle::INSTALL, started, Vec::new(), Some(note));
             }
-            Err(why) => self.fail(lifecycle::INSTALL, started, Vec::new(), why),
+            Err(why) => self.fail(lifecycle::INSTALL, started, Vec::new(), why.to_string()),
         }
         self.save()
     }
@@ -434,15 +432,26 @@ impl Run<'_> {
     }
 }
 
-/// Runs blocking file work off the async workers; its error, or a panic, becomes the message.
-async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, String>
+/// Why blocking file work gave no result: its own error, or the task panicked.
+#[derive(Debug, thiserror::Error)]
+enum BlockingError<E> {
+    #[error("{0}")]
+    Failed(E),
+    #[error("{0}")]
+    Panicked(tokio::task::JoinError),
+}
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, BlockingError<E>>
 where
     T: Send + 'static,
-    E: std::fmt::Display + Send + 'static,
+    E: Send + 'static,
 {
     match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(join) => Err(join.to_string()),
+        Ok(result) => result.map_err(BlockingError::Failed),
+        Err(join) => Err(BlockingError::Panicked(join)),
     }
 }
 

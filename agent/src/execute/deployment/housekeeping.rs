@@ -2,9 +2,40 @@
 //! the newest few deployment directories on disk (CodeDeploy's `max_revisions`).
 
 use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+
+/// Why a group's lock cannot be taken. The cause is part of the sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The group's directory cannot be made.
+    #[error("cannot create {}: {error}", dir.display())]
+    Create {
+        /// The group's directory.
+        dir: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The lock file cannot be opened.
+    #[error("cannot open {}: {error}", path.display())]
+    Open {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// Another deployment holds the lock.
+    #[error(
+        "another deployment of this group is running (it holds {}); wait for it to finish",
+        path.display()
+    )]
+    Held {
+        /// The lock file.
+        path: PathBuf,
+    },
+}
 
 /// Held while a deployment of a group runs; released on drop.
 pub struct GroupLock {
@@ -13,24 +44,24 @@ pub struct GroupLock {
 
 impl GroupLock {
     /// Takes `<root>/<group>/.lock`, or says that another deployment holds it.
-    pub fn acquire(group_dir: &Path) -> Result<Self, String> {
-        fs::create_dir_all(group_dir)
-            .map_err(|e| format!("cannot create {}: {e}", group_dir.display()))?;
+    pub fn acquire(group_dir: &Path) -> Result<Self, LockError> {
+        fs::create_dir_all(group_dir).map_err(|error| LockError::Create {
+            dir: group_dir.to_owned(),
+            error,
+        })?;
         let path = group_dir.join(".lock");
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(|error| LockError::Open {
+                path: path.clone(),
+                error,
+            })?;
         Flock::lock(file, FlockArg::LockExclusiveNonblock)
             .map(|lock| Self { _lock: lock })
-            .map_err(|_| {
-                format!(
-                    "another deployment of this group is running (it holds {}); wait for it to finish",
-                    path.display()
-                )
-            })
+            .map_err(|_| LockError::Held { path })
     }
 }
 
@@ -94,7 +125,8 @@ mod tests {
         let first = GroupLock::acquire(tmp.path()).expect("first lock");
         let error = GroupLock::acquire(tmp.path())
             .err()
-            .expect("second lock refused");
+            .expect("second lock refused")
+            .to_string();
         assert!(
             error.contains("another deployment of this group is running"),
             "{error}"

@@ -93,9 +93,9 @@ pub enum DeployError {
         /// What is wrong.
         error: String,
     },
-    /// Another deployment of the group is running.
+    /// The group's lock cannot be taken: most often, another deployment of the group holds it.
     #[error("{0}")]
-    Busy(String),
+    Busy(housekeeping::LockError),
     /// The deployment directory or its record could not be written.
     #[error("cannot write the deployment state under {}", path.display())]
     State {

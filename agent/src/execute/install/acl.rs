@@ -37,6 +37,17 @@ pub struct Encoded {
     pub default: Option<Vec<u8>>,
 }
 
+/// Why a list of ACL entries cannot be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum AclError<E> {
+    /// Two entries for one slot: the same tag, and the same user or group.
+    #[error("`{0}` is given twice")]
+    Twice(AclEntry),
+    /// A user or group name that could not be turned into an id.
+    #[error("{0}")]
+    Id(E),
+}
+
 /// One ACL under construction: the three base entries, named ones by id, and a mask.
 #[derive(Default)]
 struct Acl {
@@ -49,8 +60,8 @@ struct Acl {
 }
 
 impl Acl {
-    fn add(&mut self, entry: &AclEntry, id: Option<u32>) -> Result<(), String> {
-        let duplicate = || format!("`{entry}` is given twice");
+    fn add<E>(&mut self, entry: &AclEntry, id: Option<u32>) -> Result<(), AclError<E>> {
+        let duplicate = || AclError::Twice(entry.clone());
         let slot = match (entry.tag, id) {
             (AclTag::User, Some(id)) => {
                 if self.users.iter().any(|(u, _)| *u == id) {
@@ -114,18 +125,18 @@ impl Acl {
 
 /// Encodes `entries` for a file whose mode is `mode`. `id_of` turns a user (`true`) or group
 /// name into its id.
-pub fn encode(
+pub fn encode<E>(
     entries: &[AclEntry],
     mode: u32,
-    id_of: impl Fn(bool, &str) -> Result<u32, String>,
-) -> Result<Encoded, String> {
+    id_of: impl Fn(bool, &str) -> Result<u32, E>,
+) -> Result<Encoded, AclError<E>> {
     let mut access = Acl::default();
     let mut default = Acl::default();
     let mut any_default = false;
     for entry in entries {
         let id = match entry.tag {
             AclTag::User | AclTag::Group if !entry.name.is_empty() => {
-                Some(id_of(entry.tag == AclTag::User, &entry.name)?)
+                Some(id_of(entry.tag == AclTag::User, &entry.name).map_err(AclError::Id)?)
             }
             _ => None,
         };
@@ -231,9 +242,13 @@ mod tests {
 
     #[test]
     fn duplicates_and_unknown_names_are_refused_by_name() {
-        let error = encode(&entries(&["u:bob:rw", "u:bob:r"]), 0o644, ids).expect_err("dup");
+        let error = encode(&entries(&["u:bob:rw", "u:bob:r"]), 0o644, ids)
+            .expect_err("dup")
+            .to_string();
         assert!(error.contains("`user:bob:r--` is given twice"), "{error}");
-        let error = encode(&entries(&["g:nobody-here:r"]), 0o644, ids).expect_err("unknown");
+        let error = encode(&entries(&["g:nobody-here:r"]), 0o644, ids)
+            .expect_err("unknown")
+            .to_string();
         assert!(error.contains("nobody-here"), "{error}");
     }
 }

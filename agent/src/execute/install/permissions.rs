@@ -270,17 +270,20 @@ fn set_acl(
         .map_err(|e| InstallError::io("inspect", path, e.into()))?
         .st_mode;
     let encoded = acl::encode(acls, mode, |is_user, name| {
-        let id = if is_user {
+        if is_user {
             user_id(index, name)
         } else {
             group_id(index, name)
-        };
-        id.map_err(|e| match e {
-            InstallError::Permission { why, .. } => why,
-            other => other.to_string(),
-        })
+        }
     })
-    .map_err(|why| InstallError::Permission { index, why })?;
+    .map_err(|e| match e {
+        // Already about this permissions entry.
+        acl::AclError::Id(error @ InstallError::Permission { .. }) => error,
+        other => InstallError::Permission {
+            index,
+            why: other.to_string(),
+        },
+    })?;
     let set = |attribute: &str, value: &[u8]| {
         file.set_xattr(attribute, value).map_err(|e| {
             if e.raw_os_error() == Some(Errno::EOPNOTSUPP as i32) {

@@ -42,7 +42,7 @@ pub(super) async fn answer(
     };
     let command = match command(action, &asked.body) {
         Ok(command) => command,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(refused) => return error(StatusCode::BAD_REQUEST, &refused.to_string()),
     };
     let deployment = match apply(steered, command).await {
         Ok(deployment) => deployment,
@@ -120,8 +120,13 @@ fn unknown_group(state: &ServerState, group: &str) -> String {
     )
 }
 
+/// A halt's body that is neither empty nor `{"reason": "..."}`: a 400.
+#[derive(Debug, thiserror::Error)]
+#[error("the body of a halt is JSON like {{\"reason\": \"bad build\"}} or nothing: {0}")]
+struct HaltBodyError(serde_json::Error);
+
 /// The command `action` asks for; a halt reads its reason from the optional JSON body.
-fn command(action: Control, body: &[u8]) -> Result<Command, String> {
+fn command(action: Control, body: &[u8]) -> Result<Command, HaltBodyError> {
     Ok(match action {
         Control::Resume => Command::Resume,
         Control::Promote => Command::Promote,
@@ -131,13 +136,11 @@ fn command(action: Control, body: &[u8]) -> Result<Command, String> {
     })
 }
 
-fn halt_reason(body: &[u8]) -> Result<String, String> {
+fn halt_reason(body: &[u8]) -> Result<String, HaltBodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(NO_REASON.to_owned());
     }
-    let request: HaltRequest = serde_json::from_slice(body).map_err(|e| {
-        format!("the body of a halt is JSON like {{\"reason\": \"bad build\"}} or nothing: {e}")
-    })?;
+    let request: HaltRequest = serde_json::from_slice(body).map_err(HaltBodyError)?;
     let reason = one_line(request.reason.as_deref().unwrap_or_default());
     Ok(if reason.is_empty() {
         NO_REASON.to_owned()
@@ -183,34 +186,39 @@ mod tests {
 
     #[test]
     fn a_halt_reason_is_optional_and_kept_on_one_line() {
-        assert_eq!(halt_reason(b"").as_deref(), Ok(NO_REASON));
-        assert_eq!(halt_reason(b" \n").as_deref(), Ok(NO_REASON));
-        assert_eq!(halt_reason(b"{}").as_deref(), Ok(NO_REASON));
+        assert_eq!(halt_reason(b"").ok().as_deref(), Some(NO_REASON));
+        assert_eq!(halt_reason(b" \n").ok().as_deref(), Some(NO_REASON));
+        assert_eq!(halt_reason(b"{}").ok().as_deref(), Some(NO_REASON));
         assert_eq!(
-            halt_reason(br#"{"reason": "  "}"#).as_deref(),
-            Ok(NO_REASON)
+            halt_reason(br#"{"reason": "  "}"#).ok().as_deref(),
+            Some(NO_REASON)
         );
         assert_eq!(
-            halt_reason(b"{\"reason\": \"bad\\nbuild\\u0007 v2\"}").as_deref(),
-            Ok("bad build v2")
+            halt_reason(b"{\"reason\": \"bad\\nbuild\\u0007 v2\"}")
+                .ok()
+                .as_deref(),
+            Some("bad build v2")
         );
     }
 
     #[test]
     fn a_halt_body_that_is_not_the_json_expected_is_refused() {
         for body in [&b"bad build"[..], br#"{"reson": "x"}"#, br#"{"reason": 3}"#] {
-            let message = halt_reason(body).expect_err("refused");
+            let message = halt_reason(body).expect_err("refused").to_string();
             assert!(message.contains("JSON like"), "{message}");
         }
     }
 
     #[test]
     fn resume_and_promote_take_no_reason() {
-        assert_eq!(command(Control::Resume, b"ignored"), Ok(Command::Resume));
-        assert_eq!(command(Control::Promote, b""), Ok(Command::Promote));
         assert_eq!(
-            command(Control::Halt, br#"{"reason":"canary slow"}"#),
-            Ok(Command::Halt {
+            command(Control::Resume, b"ignored").ok(),
+            Some(Command::Resume)
+        );
+        assert_eq!(command(Control::Promote, b"").ok(), Some(Command::Promote));
+        assert_eq!(
+            command(Control::Halt, br#"{"reason":"canary slow"}"#).ok(),
+            Some(Command::Halt {
                 reason: "canary slow".into()
             })
         );

@@ -142,7 +142,9 @@ async fn fleet_page(state: &ServerState) -> Response<Body> {
 
 fn deployments_error(failure: &BlockingError) -> Response<Body> {
     let status = match failure {
-        BlockingError::Deployments(DeploymentsError::BadId { .. }) => StatusCode::BAD_REQUEST,
+        BlockingError::Deployments(
+            DeploymentsError::BadId { .. } | DeploymentsError::BadOffset { .. },
+        ) => StatusCode::BAD_REQUEST,
         BlockingError::Deployments(DeploymentsError::NotFound { .. }) => StatusCode::NOT_FOUND,
         BlockingError::Deployments(DeploymentsError::OffsetPastEnd { .. }) => {
             StatusCode::RANGE_NOT_SATISFIABLE

@@ -139,7 +139,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
         ["v1", "deployments", id] => (with_id(id, |id| Route::Deployment { id }), ALLOW),
         ["v1", "deployments", id, "log"] => match offset(query) {
             Ok(offset) => (with_id(id, |id| Route::DeploymentLog { id, offset }), ALLOW),
-            Err(message) => (Route::BadRequest(message), ALLOW),
+            Err(refused) => (Route::BadRequest(refused.to_string()), ALLOW),
         },
         ["v1", "groups", group, action] if !group.is_empty() => match Control::parse(action) {
             Some(action) => {
@@ -173,7 +173,7 @@ fn with_id(id: &str, make: impl FnOnce(String) -> Route) -> Route {
 }
 
 /// `offset=N` from a query string (0 when absent); other parameters are ignored.
-fn offset(query: Option<&str>) -> Result<u64, String> {
+fn offset(query: Option<&str>) -> Result<u64, DeploymentsError> {
     let Some(value) = query
         .unwrap_or_default()
         .split('&')
@@ -181,8 +181,8 @@ fn offset(query: Option<&str>) -> Result<u64, String> {
     else {
         return Ok(0);
     };
-    value.parse().map_err(|_| {
-        format!("offset `{value}` is not a byte count: use ?offset=N with N a whole number >= 0")
+    value.parse().map_err(|_| DeploymentsError::BadOffset {
+        offset: value.to_owned(),
     })
 }
 
