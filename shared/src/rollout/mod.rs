@@ -1,5 +1,7 @@
 //! Rollouts: the policy that says how a group upgrades (strategy, batch sizes, health gates),
-//! and the planner that carries it out over gossip, one host at a time.
+//! the planner that carries it out over gossip, one host at a time ([`plan`]), and each host's
+//! own side of it ([`host`]): the journal and what follows a run, a failure, a restart or a
+//! halt. All of it pure: the agent and the simulator drive the same code.
 
 pub mod host;
 mod ids;
@@ -11,7 +13,6 @@ mod policy_file;
 pub use host::{Ended, Failure, GroupHost, MAX_REVERT_ATTEMPTS, Work};
 pub use ids::{deployment_id, revert_id};
 pub use journal::{InFlight, Installed, Journal};
-
 pub use plan::{
     Action, Command, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View,
 };
