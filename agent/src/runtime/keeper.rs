@@ -87,3 +87,68 @@ impl Steer for Keeper {
         self.read(|host| host.planner().values())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shoal_shared::rollout::{Journal, Policy, Settings, View};
+
+    use super::*;
+
+    fn keeper(dir: &std::path::Path) -> Keeper {
+        let settings = Settings {
+            node: "h0".into(),
+            warmup: 0,
+            forget_after: 0,
+        };
+        let host = GroupHost::start("web", settings, Journal::empty(), &Policy::default(), 0);
+        Keeper::new(JournalFile::of(dir, "web"), host)
+    }
+
+    fn release(host: &mut GroupHost) {
+        let target = shoal_shared::gossip::Target {
+            id: "d-0123456789ab".into(),
+            revision: "v1".into(),
+            digest: "git:v1".into(),
+        };
+        host.release(
+            target,
+            Policy::default(),
+            "/cache/v1".into(),
+            &View::default(),
+            1,
+        );
+    }
+
+    #[test]
+    fn what_the_host_decides_is_on_disk_before_change_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keeper = keeper(dir.path());
+        keeper.change(release).expect("written");
+        let on_disk = JournalFile::of(dir.path(), "web").load().expect("load");
+        assert_eq!(on_disk, keeper.read(|host| host.journal().clone()));
+        assert_eq!(on_disk.in_flight.map(|r| r.revision).as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_written_is_not_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keeper = keeper(dir.path());
+        keeper.change(release).expect("written");
+        // The journal's directory becomes a file: no write can succeed.
+        std::fs::remove_dir_all(dir.path().join("journal")).expect("rm");
+        std::fs::write(dir.path().join("journal"), "").expect("block");
+        let refused = keeper.command(Command::Halt {
+            reason: "bad build".into(),
+        });
+        assert!(
+            matches!(refused, Err(SteerError::Journal(_))),
+            "{refused:?}"
+        );
+        assert!(keeper.read(|host| host.planner().halted().is_none()));
+        let nothing = keeper.command(Command::Resume);
+        assert!(
+            matches!(nothing, Err(SteerError::Refused(_))),
+            "{nothing:?}"
+        );
+    }
+}

@@ -48,3 +48,88 @@ pub(super) fn show(status: &mut GroupStatus, host: &GroupHost) {
     status.target_revision = target_revision;
     status.current_event = None;
 }
+
+#[cfg(test)]
+mod tests {
+    use shoal_shared::rollout::{Command, Ended, Failure, Journal, Policy, Settings, View};
+
+    use super::*;
+
+    fn host() -> GroupHost {
+        let settings = Settings {
+            node: "h0".into(),
+            warmup: 0,
+            forget_after: 0,
+        };
+        GroupHost::start("web", settings, Journal::empty(), &Policy::default(), 0)
+    }
+
+    fn shown(host: &GroupHost) -> GroupStatus {
+        let mut status = GroupStatus::starting("web", "shop", "git /srv/repo");
+        status.phase = Phase::Idle;
+        show(&mut status, host);
+        status
+    }
+
+    fn released(host: &mut GroupHost) {
+        let target = shoal_shared::gossip::Target {
+            id: "d-0123456789ab".into(),
+            revision: "v1".into(),
+            digest: "git:v1".into(),
+        };
+        host.release(
+            target,
+            Policy::default(),
+            "/cache/v1".into(),
+            &View::default(),
+            1,
+        );
+    }
+
+    #[test]
+    fn a_run_in_flight_shows_itself_and_the_rollout_shows_its_step() {
+        let mut host = host();
+        released(&mut host);
+        let status = shown(&host);
+        assert_eq!(status.phase, Phase::Idle, "the deployer shows the run");
+        assert_eq!(status.rollout.map(|r| r.step).as_deref(), Some("running"));
+    }
+
+    #[test]
+    fn a_first_deployment_that_failed_shows_failed_and_a_halt_shows_halted() {
+        let mut host = host();
+        released(&mut host);
+        host.at_step(Some(std::path::Path::new("/root/web/d-1")), "BeforeInstall");
+        let failure = Failure {
+            reason: "BeforeInstall: exit 1".into(),
+            changed_host: true,
+            installed: false,
+        };
+        host.ended(Ended::Failed(failure), &View::default(), 2);
+        let status = shown(&host);
+        assert_eq!(
+            status.phase,
+            Phase::Failed,
+            "nothing to go back to: {status:?}"
+        );
+
+        let mut halted = self::host();
+        released(&mut halted);
+        halted.ended(
+            Ended::Succeeded {
+                dir: "/root/web/d-1".into(),
+            },
+            &View::default(),
+            2,
+        );
+        halted
+            .command(Command::Halt {
+                reason: "bad build".into(),
+            })
+            .expect("halt");
+        let status = shown(&halted);
+        assert_eq!(status.phase, Phase::Halted);
+        assert_eq!(status.current_revision.as_deref(), Some("v1"));
+        assert!(status.rollout.and_then(|r| r.halted).is_some());
+    }
+}

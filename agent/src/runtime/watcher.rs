@@ -364,3 +364,61 @@ fn release_policy(
         None => Ok(default.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shoal_shared::rollout::Strategy;
+
+    use super::*;
+
+    fn bundle(shoal_yaml: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if let Some(text) = shoal_yaml {
+            std::fs::write(dir.path().join("shoal.yaml"), text).expect("write");
+        }
+        dir
+    }
+
+    fn raw(text: &str) -> RawPolicy {
+        parse_policy_file(text, "release.yaml", Shape::Block)
+            .expect("parses")
+            .expect("a rollout")
+    }
+
+    #[test]
+    fn a_release_without_a_policy_gets_the_groups() {
+        let default = Policy::default();
+        let tree = bundle(None);
+        assert_eq!(
+            release_policy(None, tree.path(), &default).ok(),
+            Some(default)
+        );
+    }
+
+    #[test]
+    fn the_manifest_wins_over_the_bundle_and_the_bundle_over_the_group() {
+        let default = Policy::default();
+        let tree = bundle(Some(
+            "rollout:\n  strategy: canary\n  min_healthy_time: 3s\n",
+        ));
+        let from_bundle = release_policy(None, tree.path(), &default).expect("policy");
+        assert_eq!(from_bundle.strategy, Strategy::Canary);
+        assert_eq!(from_bundle.min_healthy_time, Duration::from_secs(3));
+        let manifest = raw("rollout:\n  strategy: all-at-once\n");
+        let from_manifest = release_policy(Some(&manifest), tree.path(), &default).expect("policy");
+        assert_eq!(from_manifest.strategy, Strategy::AllAtOnce);
+    }
+
+    #[test]
+    fn a_bad_policy_is_refused_with_the_file_and_key() {
+        let tree = bundle(Some("rollout:\n  max_paralel: 2\n"));
+        let error = release_policy(None, tree.path(), &Policy::default()).expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("the bundle's shoal.yaml") && text.contains("max_paralel"),
+            "{text}"
+        );
+    }
+}

@@ -26,7 +26,8 @@ pub enum Hooks {
     Slow(Duration),
     /// ValidateService exits 1.
     FailValidate,
-    /// ValidateService exits 1 on the first host to run it, and passes on the others.
+    /// ValidateService exits 1 on the first host to run it; on the others it passes once the
+    /// test lets it go ([`Fleet::go`]).
     FailValidateFirst,
     /// BeforeInstall waits while `marks/hold` exists (a revert to this revision can be held).
     HoldBeforeInstall,
@@ -245,7 +246,8 @@ impl Fleet {
         let validate = match hooks {
             Hooks::FailValidate => "#!/bin/sh\necho 'service answers 500' >&2\nexit 1\n".to_owned(),
             Hooks::FailValidateFirst => format!(
-                "#!/bin/sh\nif mkdir {marks}/failed 2>/dev/null; then echo 'service answers 500' >&2; exit 1; fi\n{}",
+                "#!/bin/sh\nif mkdir {marks}/failed 2>/dev/null; then echo 'service answers 500' >&2; exit 1; fi\n\
+                 while [ ! -e {marks}/go ]; do sleep 0.05; done\n{}",
                 record("end")
             ),
             _ => format!("#!/bin/sh\n{}", record("end")),
@@ -307,6 +309,11 @@ impl Fleet {
     }
 
     /// Which host (by index) has node id `id`.
+    /// Host `i`'s node id.
+    pub fn id(&self, i: usize) -> String {
+        self.hosts[i].id.clone()
+    }
+
     pub fn index_of(&self, id: &str) -> usize {
         self.hosts
             .iter()
@@ -368,6 +375,11 @@ impl Fleet {
                 .map(|(host, started)| (host, started, last)),
         );
         runs
+    }
+
+    /// Lets the ValidateService of [`Hooks::FailValidateFirst`] pass on the other hosts.
+    pub fn go(&self) {
+        fs::write(self.marks.join("go"), "").unwrap();
     }
 
     /// Holds a BeforeInstall of [`Hooks::HoldBeforeInstall`] (`true`) or lets it go.

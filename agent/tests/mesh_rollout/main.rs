@@ -85,8 +85,8 @@ fn a_failing_canary_halts_every_host_and_goes_back() {
 }
 
 /// The host whose ValidateService fails publishes the failure, and the halt it causes, before
-/// it goes back: while its revert is held, every host learns the halt and nobody else starts
-/// the release, though the other host of the first batch finished and freed its slot.
+/// it goes back: while its revert is held, every host learns the halt; then the other host of
+/// the first batch finishes and frees its slot, and nobody else starts the release.
 #[test]
 fn a_failure_halts_the_group_before_the_failing_host_goes_back() {
     let fleet = Fleet::start(
@@ -97,11 +97,20 @@ fn a_failure_halts_the_group_before_the_failing_host_goes_back() {
     fleet.wait_all_on("v1.0.0");
     fleet.hold(true);
     fleet.publish("v2.0.0", Hooks::FailValidateFirst);
-    for host in 0..fleet.len() {
+    fleet.wait_nth_start("v2.0.0", 2);
+    // The hosts that wait for their turn learn the halt while the revert is held (the other
+    // host of the first batch is busy in its ValidateService until `go`).
+    let started = fleet.starts("v2.0.0");
+    let waiting: Vec<usize> = (0..fleet.len())
+        .filter(|host| !started.contains(&fleet.id(*host)))
+        .collect();
+    assert_eq!(waiting.len(), 2, "{}", fleet.hooks_log());
+    for host in waiting {
         fleet.wait_status(host, "knows the halt of v2.0.0", |g| {
             g["rollout"]["revision"] == "v2.0.0" && !g["rollout"]["halted"].is_null()
         });
     }
+    fleet.go();
     let starts = fleet.starts("v2.0.0");
     assert_eq!(
         starts.len(),
