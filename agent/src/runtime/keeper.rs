@@ -90,33 +90,11 @@ impl Steer for Keeper {
 
 #[cfg(test)]
 mod tests {
-    use shoal_shared::rollout::{Journal, Policy, Settings, View};
-
     use super::*;
+    use crate::runtime::testing::{host, release_v1 as release};
 
     fn keeper(dir: &std::path::Path) -> Keeper {
-        let settings = Settings {
-            node: "h0".into(),
-            warmup: 0,
-            forget_after: 0,
-        };
-        let host = GroupHost::start("web", settings, Journal::empty(), &Policy::default(), 0);
-        Keeper::new(JournalFile::of(dir, "web"), host)
-    }
-
-    fn release(host: &mut GroupHost) {
-        let target = shoal_shared::gossip::Target {
-            id: "d-0123456789ab".into(),
-            revision: "v1".into(),
-            digest: "git:v1".into(),
-        };
-        host.release(
-            target,
-            Policy::default(),
-            "/cache/v1".into(),
-            &View::default(),
-            1,
-        );
+        Keeper::new(JournalFile::of(dir, "web"), host())
     }
 
     #[test]

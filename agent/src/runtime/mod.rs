@@ -20,6 +20,8 @@ mod observer;
 pub mod orphans;
 mod show;
 pub mod signals;
+#[cfg(test)]
+mod testing;
 mod watcher;
 
 pub use deployer::{changed_host, mark_interrupted};

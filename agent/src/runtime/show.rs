@@ -51,39 +51,16 @@ pub(super) fn show(status: &mut GroupStatus, host: &GroupHost) {
 
 #[cfg(test)]
 mod tests {
-    use shoal_shared::rollout::{Command, Ended, Failure, Journal, Policy, Settings, View};
+    use shoal_shared::rollout::{Command, Ended, Failure, View};
 
     use super::*;
-
-    fn host() -> GroupHost {
-        let settings = Settings {
-            node: "h0".into(),
-            warmup: 0,
-            forget_after: 0,
-        };
-        GroupHost::start("web", settings, Journal::empty(), &Policy::default(), 0)
-    }
+    use crate::runtime::testing::{host, release_v1 as released};
 
     fn shown(host: &GroupHost) -> GroupStatus {
         let mut status = GroupStatus::starting("web", "shop", "git /srv/repo");
         status.phase = Phase::Idle;
         show(&mut status, host);
         status
-    }
-
-    fn released(host: &mut GroupHost) {
-        let target = shoal_shared::gossip::Target {
-            id: "d-0123456789ab".into(),
-            revision: "v1".into(),
-            digest: "git:v1".into(),
-        };
-        host.release(
-            target,
-            Policy::default(),
-            "/cache/v1".into(),
-            &View::default(),
-            1,
-        );
     }
 
     #[test]
@@ -97,23 +74,23 @@ mod tests {
 
     #[test]
     fn a_first_deployment_that_failed_shows_failed_and_a_halt_shows_halted() {
-        let mut host = host();
-        released(&mut host);
-        host.at_step(Some(std::path::Path::new("/root/web/d-1")), "BeforeInstall");
+        let mut first = host();
+        released(&mut first);
+        first.at_step(Some(std::path::Path::new("/root/web/d-1")), "BeforeInstall");
         let failure = Failure {
             reason: "BeforeInstall: exit 1".into(),
             changed_host: true,
             installed: false,
         };
-        host.ended(Ended::Failed(failure), &View::default(), 2);
-        let status = shown(&host);
+        first.ended(Ended::Failed(failure), &View::default(), 2);
+        let status = shown(&first);
         assert_eq!(
             status.phase,
             Phase::Failed,
             "nothing to go back to: {status:?}"
         );
 
-        let mut halted = self::host();
+        let mut halted = host();
         released(&mut halted);
         halted.ended(
             Ended::Succeeded {
