@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_shared::gossip::{GroupValues, Step};
+use shoal_shared::gossip::GroupValues;
 use shoal_shared::rollout::{Ended, Event, Failure, GroupHost, View, Work};
 use shoal_shared::status::{GroupStatus, Health, Phase};
 use tokio::time::{Instant, sleep_until};
@@ -82,7 +82,10 @@ impl GroupTask {
         self.advance(Input::Step(Event::Tick)).await;
         while !self.stop.is_requested() {
             let mut stop = self.stop.clone();
-            let tick = self.wants_tick().then(|| Instant::now() + TICK);
+            let tick = self
+                .keeper
+                .read(GroupHost::wants_tick)
+                .then(|| Instant::now() + TICK);
             let woke = tokio::select! {
                 () = stop.requested() => Wake::Stop,
                 () = sleep_until(next_poll) => Wake::Check,
@@ -137,38 +140,15 @@ impl GroupTask {
 
     /// Looks at the channel once and hands the host a release that verified.
     async fn check(&mut self) {
-        let wanted = self.wanted();
+        let wanted = self
+            .keeper
+            .read(|host| host.wants_release().map(str::to_owned));
         self.watcher.look(wanted).await;
         let input = match self.watcher.prepared.clone() {
             Some(prepared) => Input::Release(Box::new(prepared)),
             None => Input::Step(Event::Tick),
         };
         self.advance(input).await;
-    }
-
-    /// The host's target when it waits for its turn without its files at hand (after a
-    /// restart, or to run again): the channel must give it again, though it was started before.
-    fn wanted(&self) -> Option<String> {
-        let prepared = self
-            .watcher
-            .prepared
-            .as_ref()
-            .map(|p| p.release.digest.to_string());
-        self.keeper.read(|host| {
-            let planner = host.planner();
-            let target = planner.target()?;
-            let at_hand = prepared.as_deref() == Some(target.digest.as_str());
-            (planner.step_now() == Some(Step::Waiting) && !at_hand).then(|| target.revision.clone())
-        })
-    }
-
-    /// Whether the host wants to be stepped again without news.
-    fn wants_tick(&self) -> bool {
-        self.keeper.read(|host| {
-            let planner = host.planner();
-            matches!(planner.step_now(), Some(Step::Waiting | Step::Running))
-                || planner.halted().is_some()
-        })
     }
 
     /// Gives the host `input` and carries out the work it asks for, until it asks for none.

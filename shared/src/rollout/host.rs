@@ -134,6 +134,22 @@ impl GroupHost {
         self.journal.in_flight.as_ref()
     }
 
+    /// The release the host waits to run without its files at hand (after a restart, or to
+    /// run again after a run cut short): the channel must give it again, though it was
+    /// started before.
+    pub fn wants_release(&self) -> Option<&str> {
+        let target = self.planner.target()?;
+        (self.planner.step_now() == Some(Step::Waiting) && !self.planner.has_files())
+            .then_some(target.revision.as_str())
+    }
+
+    /// Whether the host wants to be stepped again without news: it waits for its turn (whose
+    /// conditions change with time: deadlines, linear steps, warmup), runs, or is halted.
+    pub fn wants_tick(&self) -> bool {
+        matches!(self.planner.step_now(), Some(Step::Waiting | Step::Running))
+            || self.planner.halted().is_some()
+    }
+
     /// Whether the journal changed since this was last asked (then it must be written before
     /// any work asked for since is carried out).
     pub fn take_changed(&mut self) -> bool {

@@ -195,11 +195,8 @@ impl World {
             // The release at the floor is handed again while the planner waits to run it
             // (after a restart it needs the files again), as the agent fetches it again.
             let floor = self.hosts[h].floor;
-            let planner = self.hosts[h].planner();
-            if floor > 0
-                && planner.step_now() == Some(Step::Waiting)
-                && planner.target() == Some(&self.releases[floor - 1].0)
-            {
+            let wants = self.hosts[h].core.wants_release();
+            if floor > 0 && wants == Some(self.releases[floor - 1].0.revision.as_str()) {
                 let (target, policy, _) = self.releases[floor - 1].clone();
                 return self.step(h, Event::Release { target, policy });
             }

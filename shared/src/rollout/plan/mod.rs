@@ -179,6 +179,13 @@ impl Planner {
         &self.wait
     }
 
+    /// Whether this run of the agent has the target's files at hand ([`Event::Release`] gave
+    /// them; a restart or a run cut short needs them again).
+    pub fn has_files(&self) -> bool {
+        self.target()
+            .is_some_and(|t| self.fetched.as_deref() == Some(t.id.as_str()))
+    }
+
     /// The halt in force for the target, if any.
     pub fn halted(&self) -> Option<&Halt> {
         let state = self.state()?;
