@@ -227,16 +227,17 @@ impl GroupHost {
 
     /// The run in flight ended.
     pub fn ended(&mut self, ended: Ended, view: &View<'_>, now: Millis) -> Vec<Work> {
-        if matches!(ended, Ended::Stopped) {
-            return Vec::new();
-        }
         let Some(run) = self.journal.in_flight.take() else {
             return Vec::new();
         };
-        self.changed = true;
         let (failure, cut) = match ended {
-            Ended::Stopped => return Vec::new(),
+            Ended::Stopped => {
+                // Still in flight: the next start finds it cut short.
+                self.journal.in_flight = Some(run);
+                return Vec::new();
+            }
             Ended::Succeeded { dir } => {
+                self.changed = true;
                 let installed = Installed {
                     revision: run.revision.clone(),
                     digest: run.digest.clone(),
@@ -256,6 +257,7 @@ impl GroupHost {
             Ended::Failed(failure) => (failure, false),
             Ended::Cut(failure) => (failure, true),
         };
+        self.changed = true;
         if failure.installed
             && let Some(dir) = run.dir.clone()
         {
