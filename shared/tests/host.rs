@@ -245,3 +245,72 @@ fn a_step_left_without_a_run_heals() {
         "the revert is asked for again"
     );
 }
+
+/// A host's journal written and read back, as a restart finds it.
+fn restarted(host: &GroupHost) -> GroupHost {
+    let text = serde_json::to_string(host.journal()).unwrap();
+    start(serde_json::from_str(&text).unwrap())
+}
+
+/// A shutdown in the middle of a run is journaled as a planned stop; the next start runs the
+/// release again from the start once the channel gives it again, and counts no failure.
+#[test]
+fn a_planned_stop_runs_the_release_again_without_a_failure() {
+    let (mut host, run) = deploying_v2(true);
+    host.take_changed();
+    assert!(host.ended(Ended::Stopped, &View::default(), 2).is_empty());
+    assert!(host.take_changed(), "the stop is written down");
+    assert!(host.journal().in_flight.as_ref().is_some_and(|r| r.stopped));
+    let mut host = restarted(&host);
+    let work = host.recover(failed(true, false), &View::default(), 3);
+    assert!(work.is_empty(), "no revert: {work:?}");
+    let state = host.planner().published().unwrap();
+    assert_eq!((state.step, state.failures), (Some(Step::Running), 0));
+    assert_eq!(host.wants_release(), Some("v2"));
+    // A restart while it waits for the files keeps it so.
+    let mut host = restarted(&host);
+    assert!(
+        host.recover(failed(false, false), &View::default(), 4)
+            .is_empty()
+    );
+    assert_eq!(host.wants_release(), Some("v2"));
+    let work = host.release(
+        target("v2"),
+        policy(true),
+        "/cache/v2".into(),
+        &View::default(),
+        5,
+    );
+    let again = the_run(&work);
+    assert_eq!(
+        (again.deployment_id, again.stopped),
+        (run.deployment_id, false)
+    );
+}
+
+/// A crash (no stop written down) is run again once; the second crash of the same release
+/// counts as a failure and the host goes back.
+#[test]
+fn a_second_crash_of_one_release_counts_as_a_failure() {
+    let (host, _) = deploying_v2(true);
+    let mut host = restarted(&host);
+    assert!(
+        host.recover(failed(true, false), &View::default(), 2)
+            .is_empty()
+    );
+    let work = host.release(
+        target("v2"),
+        policy(true),
+        "/cache/v2".into(),
+        &View::default(),
+        3,
+    );
+    the_run(&work);
+    host.at_step(Some(&PathBuf::from("/root/web/d-v2b")), "AfterInstall");
+    let mut host = restarted(&host);
+    let work = host.recover(failed(true, true), &View::default(), 4);
+    let revert = the_run(&work);
+    assert_eq!(revert.revision, "v1");
+    let state = host.planner().published().unwrap();
+    assert_eq!(state.failures, 1);
+}

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use shoal_shared::gossip::{GroupState, Halt, Promote, Resume, Step, Target};
-use shoal_shared::rollout::plan::{Peer, Wait};
+use shoal_shared::rollout::plan::{Cut, MAX_INTERRUPTIONS, Peer, Wait};
 use shoal_shared::rollout::{
     Action, Amount, Command, Event, Memory, Outcome, Planner, Policy, Revision, Settings, Strategy,
     View,
@@ -375,12 +375,21 @@ fn a_dead_host_keeps_its_place_until_it_is_forgotten() {
     );
 }
 
+fn cut(cut: Cut) -> Outcome {
+    Outcome::Interrupted {
+        reason: "interrupted by agent restart during BeforeInstall".into(),
+        changed_host: true,
+        cut,
+    }
+}
+
+/// A crash in the middle of a hook of a good release is no reason to halt: the host runs the
+/// release again from the start, after a restart, holding its slot meanwhile.
 #[test]
-fn a_restarted_host_waits_for_the_files_then_takes_its_turn_again() {
+fn a_crashed_run_runs_again_from_the_start_and_holds_its_slot() {
     let mut group = Group::new(3);
     let one = Policy {
         max_parallel: Amount::Count(1),
-        max_failures: 1,
         ..policy(Strategy::Rolling)
     };
     let first = group.release("v2", &one)[0];
@@ -390,14 +399,17 @@ fn a_restarted_host_waits_for_the_files_then_takes_its_turn_again() {
     let node = group.hosts[first].node().to_owned();
     group.hosts[first] = Planner::new(settings(&node), memory, &Policy::default(), group.now);
     assert_eq!(group.hosts[first].step_now(), Some(Step::Running));
-    group.finish(
-        first,
-        Outcome::Interrupted {
-            reason: "interrupted by agent restart during BeforeInstall".into(),
-            changed_host: true,
-        },
+    assert!(
+        group.finish(first, cut(Cut::Crashed)).is_empty(),
+        "no revert"
     );
-    assert!(group.settle().is_empty(), "files first");
+    assert!(group.settle().is_empty(), "its slot stays taken");
+    let published = group.hosts[first].published().unwrap();
+    assert_eq!(
+        (published.step, published.failures),
+        (Some(Step::Running), 0)
+    );
+    assert!(group.hosts[first].halted().is_none());
     assert_eq!(group.hosts[first].wait(), &Wait::Fetching);
     let again = group.step(
         first,
@@ -406,8 +418,106 @@ fn a_restarted_host_waits_for_the_files_then_takes_its_turn_again() {
             policy: one.clone(),
         },
     );
-    assert_eq!(again, [Action::Deploy(target("v2"))], "its turn again");
+    assert_eq!(again, [Action::Deploy(target("v2"))], "from the start");
+    assert_eq!(group.finish(first, Outcome::Done), []);
+    assert_eq!(group.settle().len(), 1, "the next host's turn");
+}
+
+/// A newer release that comes while a host waits to run a cut run again replaces it: the
+/// host does not wait for files of a release its channel no longer offers.
+#[test]
+fn a_newer_release_replaces_a_cut_run_waiting_to_run_again() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    assert!(group.step(first, Event::Ran(cut(Cut::Crashed))).is_empty());
+    assert_eq!(group.hosts[first].step_now(), Some(Step::Running));
+    let started = group.release("v3", &one);
+    assert_eq!(group.hosts[first].target(), Some(&target("v3")));
+    assert_eq!(started.len(), 1, "one host takes v3's slot: {started:?}");
+    assert_eq!(group.hosts[first].published().unwrap().failures, 0);
+}
+
+/// The same when the newer release came while the cut run ran: it goes next.
+#[test]
+fn a_release_queued_behind_a_cut_run_goes_instead_of_running_it_again() {
+    let mut group = Group::new(1);
+    let one = policy(Strategy::Rolling);
+    assert_eq!(group.release("v2", &one), [0]);
+    let queued = group.step(
+        0,
+        Event::Release {
+            target: target("v3"),
+            policy: one.clone(),
+        },
+    );
+    assert!(queued.is_empty());
+    // Its files came with the release, in this run of the agent.
+    let actions = group.step(0, Event::Ran(cut(Cut::Crashed)));
+    assert_eq!(actions, [Action::Deploy(target("v3"))]);
+    assert_eq!(group.hosts[0].published().unwrap().failures, 0);
+}
+
+/// A planned stop (a restart, an upgrade of the agent) never counts, up to
+/// `MAX_INTERRUPTIONS` times on one host; then it does.
+#[test]
+fn planned_stops_do_not_count_until_they_repeat_too_often() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    let release = Event::Release {
+        target: target("v2"),
+        policy: one.clone(),
+    };
+    for _ in 0..MAX_INTERRUPTIONS {
+        assert!(group.finish(first, cut(Cut::Stopped)).is_empty());
+        assert_eq!(group.hosts[first].published().unwrap().failures, 0);
+        assert_eq!(
+            group.step(first, release.clone()),
+            [Action::Deploy(target("v2"))]
+        );
+    }
+    let actions = group.step(first, Event::Ran(cut(Cut::Stopped)));
+    assert!(
+        matches!(&actions[..], [Action::Revert(r)] if r.name == "v1"),
+        "{actions:?}"
+    );
     assert_eq!(group.hosts[first].published().unwrap().failures, 1);
+    assert!(group.hosts[first].halted().is_some(), "max_failures 0");
+}
+
+/// A halt while a host waits to run its release again sends it back: the run it cut short
+/// changed it.
+#[test]
+fn a_halt_while_a_cut_run_waits_to_run_again_sends_the_host_back() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    assert!(group.step(first, Event::Ran(cut(Cut::Crashed))).is_empty());
+    let other = (first + 1) % 3;
+    group.hosts[other]
+        .command(Command::Halt {
+            reason: "operator".into(),
+        })
+        .unwrap();
+    group.step(other, Event::Tick);
+    let actions = group.step(first, Event::Tick);
+    assert!(
+        matches!(&actions[..], [Action::Revert(r)] if r.name == "v1"),
+        "{actions:?}"
+    );
+    assert_eq!(group.hosts[first].step_now(), Some(Step::Reverting));
+    group.step(first, Event::Reverted { ok: true });
+    assert_eq!(group.hosts[first].step_now(), Some(Step::Reverted));
 }
 
 #[test]
@@ -762,7 +872,7 @@ fn a_host_cut_off_before_a_resume_may_be_running_and_holds_its_slot() {
     assert_eq!(group.settle(), [head]);
 }
 
-/// A run cut short by a restart keeps its slot while the host goes back, and the host then
+/// A run cut short by a second crash keeps its slot while the host goes back, and the host then
 /// waits for its turn again: it never shows a settled step that becomes unsettled in the same
 /// epoch, so nobody behind it takes the slot meanwhile.
 #[test]
@@ -774,13 +884,16 @@ fn a_run_cut_short_keeps_its_slot_while_it_goes_back() {
         ..policy(Strategy::Rolling)
     };
     let first = group.release("v2", &one)[0];
-    let actions = group.step(
+    // The first crash runs it again; the second counts.
+    assert!(group.step(first, Event::Ran(cut(Cut::Crashed))).is_empty());
+    group.step(
         first,
-        Event::Ran(Outcome::Interrupted {
-            reason: "interrupted by agent restart during BeforeInstall".into(),
-            changed_host: true,
-        }),
+        Event::Release {
+            target: target("v2"),
+            policy: one.clone(),
+        },
     );
+    let actions = group.step(first, Event::Ran(cut(Cut::Crashed)));
     assert!(
         matches!(&actions[..], [Action::Revert(r)] if r.name == "v1"),
         "{actions:?}"

@@ -172,9 +172,13 @@ impl GroupTask {
                         let (env, policy) = self.release_of(&run);
                         let ended = self.deployer.run(&run, env, policy.as_ref()).await;
                         if ended == Ended::Stopped {
-                            info!(deployment.id = %run.deployment_id, "deployment left in flight by shutdown");
+                            info!(deployment.id = %run.deployment_id, "deployment stopped by shutdown; the next start runs it again");
                             self.metrics
                                 .deployment_ended(&self.group.name, "interrupted");
+                            // Journaled as a planned stop: not a failure at the next start.
+                            if let Err(e) = self.take(Input::Ended(ended), &snapshot.view()) {
+                                error!(error = %e, "cannot write the journal; the stop will read as a crash");
+                            }
                             return;
                         }
                         self.count(&run, &ended);

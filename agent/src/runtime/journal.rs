@@ -99,6 +99,7 @@ mod tests {
             step: "BeforeInstall".into(),
             started_ms: 1,
             attempt: 0,
+            stopped: false,
         });
         file.save(&journal).expect("save");
         assert_eq!(file.load().expect("load"), journal);

@@ -39,11 +39,11 @@ over_channels!(
     without_a_health_check_min_healthy_time_still_holds,
 );
 over_channels!(
-    restarts: kill_9_mid_hook_is_reverted_on_restart,
+    restarts: kill_9_mid_hook_runs_the_release_again_on_restart,
     sigterm_lets_the_hook_finish_then_exits,
     sigterm_kills_a_hook_that_outlives_the_grace,
     a_release_verified_before_a_crash_is_deployed_after_it,
     a_deployment_cut_short_before_it_changed_anything_runs_again,
     kill_9_in_a_halts_revert_finishes_that_revert_on_restart,
-    kill_9_twice_keeps_the_rollout_in_the_journal,
+    kill_9_thrice_keeps_the_rollout_in_the_journal,
 );

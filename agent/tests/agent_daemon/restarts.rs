@@ -1,17 +1,19 @@
 //! Stories across a stop or a crash of the agent: `kill -9` mid-hook, SIGTERM within and past
-//! the grace, and the crash windows around a release the channel has verified.
+//! the grace, and the crash windows around a release the channel has verified. A planned stop
+//! and a first crash run the release again; only a second crash counts as a failure.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::story::{DEPLOY, Make, deploy_v1, deployment_of, event, start};
+use crate::story::{DEPLOY, Make, deploy_v1, deployments, event, start};
 use crate::world::{Hooks, World, group, settled_on};
 
-/// `kill -9` while a hook runs; the restarted agent marks the deployment interrupted and
-/// reverts to the last known good revision.
-pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
+/// `kill -9` while a hook of a good release runs (a power cut, not a bad release): the
+/// restarted agent stops the hook left running, marks that deployment interrupted and runs the
+/// release again from the start, which completes. Nothing counts as a failure.
+pub fn kill_9_mid_hook_runs_the_release_again_on_restart(make: Make) {
     let (world, channel, mut agent) = start(make, "30s");
     deploy_v1(&world, channel.as_ref(), &agent);
     channel.publish(&world, "v2.0.0", Hooks::BlockBeforeInstall);
@@ -28,25 +30,36 @@ pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
     );
 
     let agent = world.start_agent(&channel.env());
-    let status = agent.wait_status(DEPLOY, "reverted after the restart", |s| {
-        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    world.wait_started_again("v2.0.0", &group_id, &agent);
+    let alive = World::group_alive(&group_id);
+    assert!(
+        alive.is_empty(),
+        "the restarted agent stops the left hook first: {alive:?}"
+    );
+    let status = agent.status();
+    assert_eq!(group(&status)["phase"], "deploying", "{status}");
+    assert_eq!(group(&status)["target_revision"], "v2.0.0", "{status}");
+    std::fs::write(world.marks.join("go"), "").unwrap();
+    agent.wait_status(DEPLOY, "v2.0.0 deployed on its second run", |s| {
+        settled_on(s, "v2.0.0")
     });
-    let cut = deployment_of(&agent, "v2.0.0", false);
-    assert_eq!(cut["result"], "interrupted");
+    assert_eq!(world.installed(), "v2.0.0");
+    let runs: Vec<Value> = deployments(&agent)
+        .into_iter()
+        .filter(|d| d["revision"] == "v2.0.0")
+        .collect();
+    let results: Vec<&str> = runs.iter().map(|d| d["result"].as_str().unwrap()).collect();
+    assert_eq!(results.len(), 2, "{runs:?}");
+    assert!(
+        results.contains(&"interrupted") && results.contains(&"succeeded"),
+        "{runs:?}"
+    );
+    let cut = runs.iter().find(|d| d["result"] == "interrupted").unwrap();
     assert_eq!(
         cut["error"], "interrupted by agent restart during BeforeInstall",
         "{cut}"
     );
-    assert_eq!(event(&cut, "BeforeInstall")["status"], "interrupted");
-    assert_eq!(group(&status)["last_deployment"]["reverts"], cut["id"]);
-    assert_eq!(world.installed(), "v1.0.0");
-    let alive = World::group_alive(&group_id);
-    assert!(
-        alive.is_empty(),
-        "the restarted agent stops the left hook: {alive:?}"
-    );
-    let hooks = world.hooks_log();
-    assert!(!hooks.contains("BeforeInstall went on"), "{hooks}");
+    assert_eq!(event(cut, "BeforeInstall")["status"], "interrupted");
     let detail: Value = serde_json::from_str(
         &agent
             .get(&format!("/v1/deployments/{}", cut["id"].as_str().unwrap()))
@@ -63,15 +76,43 @@ pub fn kill_9_mid_hook_is_reverted_on_restart(make: Make) {
             )),
         "{detail}"
     );
+    let hooks = world.hooks_log();
+    assert_eq!(
+        hooks.matches("v2.0.0 BeforeInstall went on").count(),
+        1,
+        "{hooks}"
+    );
+    assert_eq!(failures(&world), 0, "a crash once is not a failure");
     let metrics = agent.get("/metrics").unwrap().body;
     assert!(
         metrics.contains("shoal_deployments_total{group=\"web\",result=\"interrupted\"} 1"),
         "{metrics}"
     );
+    assert!(!metrics.contains("result=\"failed\""), "{metrics}");
+}
+
+/// The one run of `revision` that was stopped or cut short.
+fn the_stopped_run(agent: &shoal_tests::agent::AgentProcess, revision: &str) -> Value {
+    let cut: Vec<Value> = deployments(agent)
+        .into_iter()
+        .filter(|d| d["revision"] == revision && d["result"] == "interrupted")
+        .collect();
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    cut[0].clone()
+}
+
+/// The failures this host published for its target.
+fn failures(world: &World) -> u32 {
+    let journal =
+        shoal_agent::runtime::journal::JournalFile::of(&world.data_dir, crate::world::GROUP)
+            .load()
+            .unwrap();
+    journal.plan.and_then(|m| m.state).map_or(0, |s| s.failures)
 }
 
 /// SIGTERM while a hook runs: the hook finishes within the grace, nothing new starts, the
-/// agent exits 0; the restarted agent reverts the deployment it had stopped.
+/// agent exits 0; the restarted agent runs the deployment it had stopped again, with no
+/// failure counted and no revert.
 pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
     let world = World::new();
     let channel = make(&world);
@@ -123,21 +164,28 @@ pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
         "nothing new started:\n{hooks}"
     );
 
+    // A planned stop is no failure: the next start runs v2.0.0 again, from the start.
     let agent = world.start_agent(&channel.env());
-    agent.wait_status(DEPLOY, "reverted after the restart", |s| {
-        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    agent.wait_status(DEPLOY, "v2.0.0 deployed after the restart", |s| {
+        settled_on(s, "v2.0.0")
     });
-    let stopped = deployment_of(&agent, "v2.0.0", false);
-    assert_eq!(stopped["result"], "interrupted");
+    let stopped = the_stopped_run(&agent, "v2.0.0");
     assert_eq!(
         stopped["error"],
         "stopped by agent shutdown before ValidateService"
     );
-    assert_eq!(world.installed(), "v1.0.0");
+    assert_eq!(world.installed(), "v2.0.0");
+    assert_eq!(failures(&world), 0);
+    let hooks = world.hooks_log();
+    assert_eq!(hooks.matches("v2.0.0 start finished").count(), 2, "{hooks}");
+    assert!(
+        deployments(&agent).iter().all(|d| d["reverts"].is_null()),
+        "no revert"
+    );
 }
 
 /// SIGTERM while a hook runs longer than the grace: its process group is killed when the
-/// grace runs out and the agent exits 0.
+/// grace runs out and the agent exits 0; the next start runs the release again.
 pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
     let (world, channel, mut agent) = start(make, "1s");
     deploy_v1(&world, channel.as_ref(), &agent);
@@ -164,12 +212,13 @@ pub fn sigterm_kills_a_hook_that_outlives_the_grace(make: Make) {
         "the hook was cut short"
     );
 
+    // The next start runs v2.0.0 again (its start runs long again), counting no failure.
     let agent = world.start_agent(&channel.env());
-    agent.wait_status(DEPLOY, "reverted after the restart", |s| {
-        settled_on(s, "v1.0.0")
-    });
-    let stopped = deployment_of(&agent, "v2.0.0", false);
-    assert_eq!(stopped["result"], "interrupted");
+    world.wait_started_again("v2.0.0", &group_id, &agent);
+    let status = agent.status();
+    assert_eq!(group(&status)["phase"], "deploying", "{status}");
+    assert_eq!(failures(&world), 0);
+    let stopped = the_stopped_run(&agent, "v2.0.0");
     let start = event(&stopped, "ApplicationStart");
     assert_eq!(start["status"], "interrupted", "{stopped}");
     assert!(
@@ -223,6 +272,7 @@ pub fn a_deployment_cut_short_before_it_changed_anything_runs_again(make: Make) 
         step: "Prepare".into(),
         started_ms: 0,
         attempt: 0,
+        stopped: false,
     });
     file.save(&journal).unwrap();
     let agent = world.start_agent(&channel.env());
@@ -284,15 +334,21 @@ pub fn kill_9_in_a_halts_revert_finishes_that_revert_on_restart(make: Make) {
     assert_eq!(world.installed(), "v3.0.0");
 }
 
-/// kill -9 in v2.0.0's BeforeInstall, and again in the revert to v1.0.0 that the restart
-/// runs: the third agent finishes that revert and still knows the rollout of v2.0.0 (its
-/// failure halts it), rather than starting over from what is installed.
-pub fn kill_9_twice_keeps_the_rollout_in_the_journal(make: Make) {
+/// kill -9 in v2.0.0's BeforeInstall, again in its second run (a second crash counts as a
+/// failure, which halts the rollout), and again in the revert to v1.0.0 that follows: the
+/// fourth agent finishes that revert and still knows the rollout of v2.0.0, rather than
+/// starting over from what is installed.
+pub fn kill_9_thrice_keeps_the_rollout_in_the_journal(make: Make) {
     let (world, channel, mut agent) = start(make, "30s");
     channel.publish(&world, "v1.0.0", Hooks::HoldBeforeInstall);
     agent.wait_status(DEPLOY, "v1.0.0 deployed", |s| settled_on(s, "v1.0.0"));
     channel.publish(&world, "v2.0.0", Hooks::BlockBeforeInstall);
     world.wait_started("v2.0.0", &agent);
+    agent.kill9();
+    let first = world.hook_group("v2.0.0");
+    let mut agent = world.start_agent(&channel.env());
+    world.wait_started_again("v2.0.0", &first, &agent);
+    assert_eq!(failures(&world), 0, "the first crash is run again");
     agent.kill9();
 
     std::fs::write(world.marks.join("hold"), "").unwrap();
@@ -320,4 +376,5 @@ pub fn kill_9_twice_keeps_the_rollout_in_the_journal(make: Make) {
         "it says what runs"
     );
     assert_eq!(state.step, Some(shoal_shared::gossip::Step::Reverted));
+    assert_eq!(state.failures, 1, "the second crash counted");
 }

@@ -215,6 +215,23 @@ impl World {
         });
     }
 
+    /// Waits until the slow or blocked hook of `revision` runs again, in another process group
+    /// than `before`.
+    pub fn wait_started_again(&self, revision: &str, before: &str, agent: &AgentProcess) {
+        let mark = self.marks.join(format!("started-{revision}"));
+        poll_until(Duration::from_secs(60), || {
+            let now = fs::read_to_string(&mark).ok()?;
+            (!now.trim().is_empty() && now.trim() != before).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the hook of {revision} did not run again\nstatus: {}\nlog:\n{}",
+                agent.status(),
+                agent.log_text()
+            )
+        });
+    }
+
     /// The process group of the slow or blocked hook of `revision` (its shell leads the group).
     pub fn hook_group(&self, revision: &str) -> String {
         fs::read_to_string(self.marks.join(format!("started-{revision}")))

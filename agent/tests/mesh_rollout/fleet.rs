@@ -203,6 +203,18 @@ impl Fleet {
         self.hosts[i].agent = Some(agent);
     }
 
+    /// SIGTERM to host `i` (as `systemctl stop` or a package upgrade sends it); waits until
+    /// it exited 0.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut agent) = self.hosts[i].agent.take() {
+            agent.signal("TERM");
+            let exit = agent.wait_exit(WAIT).unwrap_or_else(|| {
+                panic!("{} did not stop:\n{}", self.hosts[i].id, agent.log_text())
+            });
+            assert!(exit.success(), "{exit}:\n{}", agent.log_text());
+        }
+    }
+
     /// `kill -9` of host `i`.
     pub fn kill9(&mut self, i: usize) {
         if let Some(mut agent) = self.hosts[i].agent.take() {

@@ -136,13 +136,14 @@ fn a_failure_halts_the_group_before_the_failing_host_goes_back() {
     assert_eq!(fleet.starts("v2.0.0").len(), 2, "{}", fleet.hooks_log());
 }
 
-/// `kill -9` of a host in the middle of its BeforeInstall: the others finish, and the
-/// restarted host goes back, takes its turn again and arrives.
+/// `kill -9` of a host in the middle of its BeforeInstall (a power cut, not a bad release):
+/// the others finish, and the restarted host runs the release again from the start, holding
+/// its slot, and arrives; with `max_failures: 0` nothing halts.
 #[test]
 fn a_host_killed_mid_rollout_converges_after_restart() {
     let mut fleet = Fleet::start(
         6,
-        "{ strategy: rolling, max_parallel: 2, min_healthy_time: 0s, max_failures: 1 }",
+        "{ strategy: rolling, max_parallel: 2, min_healthy_time: 0s, max_failures: 0 }",
     );
     fleet.publish("v1.0.0", Hooks::Good);
     fleet.wait_all_on("v1.0.0");
@@ -170,6 +171,49 @@ fn a_host_killed_mid_rollout_converges_after_restart() {
         "{victim} ran v2.0.0 again:\n{}",
         fleet.hooks_log()
     );
+    for host in 0..fleet.len() {
+        let group = fleet.group(host);
+        assert!(group["rollout"]["halted"].is_null(), "host {host}: {group}");
+    }
+}
+
+/// A rolling upgrade of the agent in the middle of a rollout: each of five agents in turn is
+/// stopped with SIGTERM in the middle of its hook and started again. Planned stops are no
+/// failure: the release completes everywhere with no halt, one host at a time throughout.
+#[test]
+fn restarting_each_agent_mid_hook_with_sigterm_completes_with_no_halt() {
+    let mut fleet = Fleet::start(
+        5,
+        "{ strategy: one-at-a-time, min_healthy_time: 0s, max_failures: 0 }",
+    );
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    fleet.publish("v2.0.0", Hooks::Slow(Duration::from_millis(2000)));
+    let mut stopped = Vec::new();
+    for k in 0..fleet.len() {
+        // Each host starts v2.0.0, is stopped, and starts it again: its first start is the
+        // (2k+1)th.
+        let victim = fleet.wait_nth_start("v2.0.0", 2 * k + 1);
+        let host = fleet.index_of(&victim);
+        assert!(
+            !stopped.contains(&host),
+            "{victim} again:\n{}",
+            fleet.hooks_log()
+        );
+        fleet.stop(host);
+        fleet.restart(host);
+        stopped.push(host);
+    }
+    fleet.wait_all_on("v2.0.0");
+    for host in 0..fleet.len() {
+        let group = fleet.group(host);
+        assert_eq!(group["phase"], "idle", "host {host}: {group}");
+        assert!(group["rollout"]["halted"].is_null(), "host {host}: {group}");
+    }
+    let starts = fleet.starts("v2.0.0");
+    assert_eq!(starts.len(), 10, "each host twice:\n{}", fleet.hooks_log());
+    let runs = fleet.runs("v2.0.0");
+    assert!(overlap(&runs) <= 1, "one at a time:\n{}", fleet.hooks_log());
 }
 
 /// A plain mesh member (`groups: []`) is a seed every host joins through, and serves the

@@ -8,25 +8,28 @@
 //! What follows a run:
 //! - A run of the target that succeeded makes it current and last known good; the revision
 //!   before becomes `previous`, where the host goes back if the group halts the release later.
-//! - A run of the target that failed, or that a restart found cut short, goes to the planner:
-//!   it counts the failure and publishes it (with the halt it may cause) and, when the run
-//!   changed the host and the policy says so, asks for a revert to the last known good
-//!   revision, which runs only after that. A run cut short before it changed anything runs
-//!   again once the channel gives the release again.
+//! - A run of the target that failed goes to the planner: it counts the failure and publishes
+//!   it (with the halt it may cause) and, when the run changed the host and the policy says
+//!   so, asks for a revert to the last known good revision, which runs only after that.
+//! - A run of the target that a restart found cut short goes to the planner too. A planned
+//!   stop (the agent stopped it at an event boundary, [`Ended::Stopped`]) is not a failure,
+//!   nor is the first crash of the target's run on this host: the host runs the target again
+//!   from the start once the channel gives it the release again, holding its slot. Only a
+//!   run cut short more often counts as a failure, as above.
 //! - A revert cut short by a restart is tried again, to the very revision it was installing,
 //!   up to [`MAX_REVERT_ATTEMPTS`] in all. A revert that failed is not tried again: the host is
 //!   failed, for the operator.
 //! - A journal whose planner is mid-run with nothing in flight (left by an older agent) heals
 //!   at the start: a run that never started runs again, a revert is asked for again.
-//! - A shutdown leaves the run in flight; the next start finds it cut short.
+//! - A shutdown leaves the run in flight, marked stopped; the next start finds it cut short.
 
 use std::path::{Path, PathBuf};
 
 use super::ids::revert_id;
 use super::journal::{InFlight, Installed, Journal, PREPARE};
 use super::plan::{
-    Action, Command, CommandError, Event, Memory, Millis, Outcome, Planner, Revision, Settings,
-    View,
+    Action, Command, CommandError, Cut, Event, Memory, Millis, Outcome, Planner, Revision,
+    Settings, View,
 };
 use super::policy::Policy;
 use crate::gossip::{GroupState, Step, Target};
@@ -139,8 +142,12 @@ impl GroupHost {
     /// started before.
     pub fn wants_release(&self) -> Option<&str> {
         let target = self.planner.target()?;
-        (self.planner.step_now() == Some(Step::Waiting) && !self.planner.has_files())
-            .then_some(target.revision.as_str())
+        let waits = match self.planner.step_now() {
+            Some(Step::Waiting) => true,
+            Some(Step::Running) => self.planner.memory().rerun,
+            _ => false,
+        };
+        (waits && !self.planner.has_files()).then_some(target.revision.as_str())
     }
 
     /// Whether the host wants to be stepped again without news: it waits for its turn (whose
@@ -164,10 +171,13 @@ impl GroupHost {
             return self.ended(Ended::Cut(cut), view, now);
         }
         match self.planner.step_now() {
+            // It waits for the files to run its target again.
+            Some(Step::Running) if self.planner.memory().rerun => Vec::new(),
             Some(Step::Running) => {
                 let outcome = Outcome::Interrupted {
                     reason: "the agent restarted before the run started".to_owned(),
                     changed_host: false,
+                    cut: Cut::NotStarted,
                 };
                 self.feed(Event::Ran(outcome), view, now)
             }
@@ -232,8 +242,13 @@ impl GroupHost {
         };
         let (failure, cut) = match ended {
             Ended::Stopped => {
-                // Still in flight: the next start finds it cut short.
-                self.journal.in_flight = Some(run);
+                // Still in flight, stopped on purpose: the next start finds it cut short and
+                // runs it again without counting a failure.
+                self.journal.in_flight = Some(InFlight {
+                    stopped: true,
+                    ..run
+                });
+                self.changed = true;
                 return Vec::new();
             }
             Ended::Succeeded { dir } => {
@@ -276,6 +291,7 @@ impl GroupHost {
                     step: PREPARE.to_owned(),
                     started_ms: now,
                     attempt,
+                    stopped: false,
                     ..run
                 };
                 self.journal.in_flight = Some(retry.clone());
@@ -303,6 +319,11 @@ impl GroupHost {
             Outcome::Interrupted {
                 reason: failure.reason,
                 changed_host,
+                cut: if run.stopped {
+                    Cut::Stopped
+                } else {
+                    Cut::Crashed
+                },
             }
         } else {
             Outcome::Failed {
@@ -314,7 +335,8 @@ impl GroupHost {
         let reverting = work
             .iter()
             .any(|w| matches!(w, Work::Run(r) if r.is_revert()));
-        if changed_host && !reverting && self.planner.memory().broken {
+        let memory = self.planner.memory();
+        if changed_host && !reverting && memory.broken && !memory.rerun {
             let why = if self.planner.policy().is_some_and(|p| p.auto_revert) {
                 "there is no last known good revision on this host to go back to".to_owned()
             } else {
@@ -346,6 +368,7 @@ impl GroupHost {
                         let outcome = Outcome::Interrupted {
                             reason: "the release is not fetched yet".to_owned(),
                             changed_host: false,
+                            cut: Cut::NotStarted,
                         };
                         work.extend(self.feed(Event::Ran(outcome), view, now));
                     }
@@ -384,6 +407,7 @@ impl GroupHost {
             step: PREPARE.to_owned(),
             started_ms: now,
             attempt: 0,
+            stopped: false,
         };
         self.journal.last_target = Some(target.revision.clone());
         self.journal.in_flight = Some(run.clone());
@@ -409,6 +433,7 @@ impl GroupHost {
             step: PREPARE.to_owned(),
             started_ms: now,
             attempt: 1,
+            stopped: false,
         };
         self.journal.in_flight = Some(run.clone());
         self.changed = true;

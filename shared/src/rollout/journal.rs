@@ -65,6 +65,10 @@ pub struct InFlight {
     /// How many times this revert has been tried (a revert cut short is tried again, a few times).
     #[serde(default)]
     pub attempt: u32,
+    /// The agent stopped it on purpose (a shutdown or restart), at an event boundary: a
+    /// planned stop, not a crash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 impl InFlight {

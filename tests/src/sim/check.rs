@@ -11,6 +11,7 @@ use std::fmt;
 
 use shoal_shared::gossip::Target;
 use shoal_shared::rollout::Policy;
+use shoal_shared::rollout::plan::MAX_INTERRUPTIONS;
 
 use super::host::Host;
 use super::scenario::{Scenario, secs};
@@ -110,6 +111,8 @@ struct HostTruth {
     running: Option<String>,
     /// Since when it has been cut off from a majority of the group.
     minority_since: Option<u64>,
+    /// Its lifecycles of each target cut short: (all, crashes).
+    cuts: BTreeMap<String, (u32, u32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,7 +124,9 @@ struct TargetTruth {
     starters: Vec<usize>,
     running: usize,
     promoted: bool,
-    /// Lifecycles cut by a restart after they changed the host.
+    /// Lifecycles cut short that count as failures: a host's second crash in one target's
+    /// lifecycle, or more cuts of any kind than `MAX_INTERRUPTIONS`. A planned stop and a
+    /// first crash are no failure.
     interruptions: u32,
 }
 
@@ -224,9 +229,14 @@ impl Checker {
         }
     }
 
-    /// A restart cut a lifecycle of `target` short.
-    pub fn interrupted(&mut self, target: &str, changed_host: bool) {
-        if let (Some(truth), true) = (self.targets.get_mut(target), changed_host) {
+    /// A restart found a lifecycle of `target` on host `h` cut short: stopped on purpose
+    /// (`planned`) or by a crash.
+    pub fn interrupted(&mut self, h: usize, target: &str, planned: bool) {
+        let (all, crashes) = self.hosts[h].cuts.entry(target.to_owned()).or_default();
+        *all += 1;
+        *crashes += u32::from(!planned);
+        let counts = *all > MAX_INTERRUPTIONS || *crashes > 1;
+        if let (Some(truth), true) = (self.targets.get_mut(target), counts) {
             truth.interruptions += 1;
         }
     }

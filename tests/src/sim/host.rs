@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use shoal_shared::gossip::{GroupState, Target};
 use shoal_shared::rollout::plan::Wait;
 use shoal_shared::rollout::{
-    GroupHost, Installed, Journal, Memory, Millis, Planner, Policy, Revision, Settings,
+    Ended, GroupHost, Installed, Journal, Memory, Millis, Planner, Policy, Revision, Settings, View,
 };
 
 use super::rng::Rng;
@@ -239,6 +239,15 @@ impl Host {
             }
         };
         Ok(cut)
+    }
+
+    /// A planned stop: the work in hand ends as stopped, which the journal records (the
+    /// crash that follows persists it).
+    pub fn stop(&mut self) {
+        if !matches!(self.work, Work::Idle) {
+            self.core.ended(Ended::Stopped, &View::default(), 0);
+            self.core.take_changed();
+        }
     }
 
     /// Starts the host again at `t` from its journal; the caller recovers what it had in flight.

@@ -98,6 +98,9 @@ pub struct CrashPlan {
     pub down_for: Option<u64>,
     /// What `at` counts from.
     pub when: CrashAt,
+    /// A planned stop (a restart or an upgrade of the agent) rather than a crash: the agent
+    /// stops its work on purpose and says so in its journal.
+    pub planned: bool,
 }
 
 /// What a crash's time counts from.
@@ -105,7 +108,8 @@ pub struct CrashPlan {
 pub enum CrashAt {
     /// The start of the run.
     Time,
-    /// The start of the host's first lifecycle.
+    /// The start of a lifecycle of the host: the first, or for a second such crash of the
+    /// host, the next after the first crash.
     Lifecycle,
     /// The start of the host's first revert (whatever caused it: its own failure, a halt, or
     /// the recovery from an earlier crash).
@@ -321,10 +325,11 @@ impl Scenario {
                 .map_or("for good".to_owned(), |d| format!("for {}", secs(d)));
             let at = match c.when {
                 CrashAt::Time => format!("at {}", secs(c.at)),
-                CrashAt::Lifecycle => format!("{} into its first lifecycle", secs(c.at)),
+                CrashAt::Lifecycle => format!("{} into a lifecycle", secs(c.at)),
                 CrashAt::Revert => format!("{} into its first revert", secs(c.at)),
             };
-            let _ = write!(text, "\n  crash of h{} {at} {down}", c.host);
+            let what = if c.planned { "planned stop" } else { "crash" };
+            let _ = write!(text, "\n  {what} of h{} {at} {down}", c.host);
         }
         for c in &self.commands {
             let _ = write!(text, "\n  operator {:?} at {}", c.command, secs(c.at));

@@ -96,15 +96,17 @@ impl World {
         Ok(())
     }
 
-    /// Schedules the crashes planned for the middle of `h`'s first piece of work of a kind.
+    /// Schedules the next crash planned for the middle of `h`'s work of a kind: one per
+    /// piece of work, in the plan's order.
     fn arm_crashes(&mut self, h: usize, when: CrashAt) {
-        for i in 0..self.sc.crashes.len() {
+        let next = (0..self.sc.crashes.len()).find(|&i| {
             let plan = &self.sc.crashes[i];
-            if plan.when == when && plan.host == h && !self.armed[i] {
-                self.armed[i] = true;
-                let at = self.t + plan.at;
-                self.at(at, Ev::Crash(i));
-            }
+            plan.when == when && plan.host == h && !self.armed[i]
+        });
+        if let Some(i) = next {
+            self.armed[i] = true;
+            let at = self.t + self.sc.crashes[i].at;
+            self.at(at, Ev::Crash(i));
         }
     }
 
@@ -202,6 +204,10 @@ impl World {
         if !self.hosts[h].up {
             return Ok(());
         }
+        if plan.planned {
+            // The agent stops its work at a safe point and journals it stopped.
+            self.hosts[h].stop();
+        }
         let cut = self.hosts[h]
             .crash(self.t)
             .map_err(|e| Violation::new(property::CRASH, Some(h), e))?;
@@ -215,6 +221,11 @@ impl World {
                 format!("crashes (down for {})", secs(d))
             }
             None => "crashes for good".to_owned(),
+        };
+        let text = if plan.planned {
+            text.replacen("crashes", "stops on purpose", 1)
+        } else {
+            text
         };
         self.trace.note(self.t, Some(h), text);
         self.topology_changed(false);
@@ -257,7 +268,7 @@ impl World {
             |run| matches!(&host.disk, super::host::Disk::Partial { to, .. } if *to == run.digest),
         );
         if let Some(run) = in_flight.as_ref().filter(|r| !r.is_revert()) {
-            self.checker.interrupted(&run.deployment_id, changed);
+            self.checker.interrupted(h, &run.deployment_id, run.stopped);
         }
         let cut = Failure {
             reason: "the agent restarted during the lifecycle".to_owned(),

@@ -51,8 +51,9 @@ impl Planner {
         if self.gave_up.is_some() && self.gave_up == self.deployment_epoch() {
             return;
         }
-        let broken =
-            self.memory.broken && matches!(self.step_now(), Some(Step::Waiting | Step::Failed));
+        let rerun = std::mem::take(&mut self.memory.rerun);
+        let broken = self.memory.broken
+            && (rerun || matches!(self.step_now(), Some(Step::Waiting | Step::Failed)));
         if broken {
             self.set_step(Step::Failed);
         } else if self.step_now() != Some(Step::Done) {

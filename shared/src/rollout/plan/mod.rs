@@ -43,8 +43,8 @@ use std::collections::BTreeSet;
 
 pub use turn::rollout_order;
 pub use types::{
-    Action, Command, CommandError, Event, MAX_INTERRUPTIONS, Memory, Millis, Outcome, Peer,
-    Revision, Settings, View, Wait,
+    Action, Command, CommandError, Cut, Cuts, Event, MAX_INTERRUPTIONS, Memory, Millis, Outcome,
+    Peer, Revision, Settings, View, Wait,
 };
 
 use super::policy::Policy;
@@ -229,6 +229,20 @@ impl Planner {
             self.revert_if_moved(&mut actions);
         }
         self.wait = Wait::Nothing;
+        if self.memory.rerun && self.step_now() == Some(Step::Running) {
+            // Its run was cut short: it holds its slot and runs the target again from the
+            // start once it has the files and passes every start's gates (warmed up, a
+            // majority in sight); a halt sends it back instead.
+            match self.rerun_blocked(view, now) {
+                Some(wait) => self.wait = wait,
+                None => {
+                    if let Some(target) = self.target().cloned() {
+                        self.memory.rerun = false;
+                        actions.push(Action::Deploy(target));
+                    }
+                }
+            }
+        }
         if self.step_now() == Some(Step::Waiting) {
             match self.blocked(view, now) {
                 Some(wait) => self.wait = wait,

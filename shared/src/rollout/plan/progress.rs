@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::Planner;
 use super::turn::settled;
-use super::types::{Action, MAX_INTERRUPTIONS, Millis, Outcome, View, Wait};
+use super::types::{Action, Cuts, MAX_INTERRUPTIONS, Millis, Outcome, View, Wait};
 use crate::gossip::{GroupState, Step, Target, short_reason};
 use crate::rollout::policy::Policy;
 
@@ -14,6 +14,13 @@ impl Planner {
     pub(super) fn release(&mut self, target: Target, policy: Policy, now: Millis) {
         if self.target() == Some(&target) {
             self.fetched = Some(target.id);
+            return;
+        }
+        if self.memory.rerun && self.step_now() == Some(Step::Running) {
+            // A run cut short is not run again when a newer release came meanwhile: the new
+            // release installs over what it left.
+            self.memory.rerun = false;
+            self.adopt(target, policy, now);
             return;
         }
         if self.step_now() == Some(Step::Running) || self.step_now() == Some(Step::Reverting) {
@@ -27,6 +34,8 @@ impl Planner {
     fn adopt(&mut self, target: Target, policy: Policy, now: Millis) {
         self.memory.lkg = self.current();
         self.memory.complete = false;
+        self.memory.rerun = false;
+        self.memory.cuts = Cuts::default();
         self.memory.policy = Some(policy.to_raw());
         self.memory.halt = None;
         self.memory.resume = None;
@@ -52,6 +61,7 @@ impl Planner {
             return;
         };
         self.memory.again = false;
+        self.memory.rerun = false;
         match outcome {
             Outcome::Done => {
                 let state = self.state_mut();
@@ -82,21 +92,35 @@ impl Planner {
             Outcome::Interrupted {
                 reason,
                 changed_host,
+                cut,
             } => {
-                // It runs again unless that halts the deployment, or it was cut short too
-                // often; once the channel gave it the release's files again.
+                // It runs again once the channel gave it the release's files again: from the
+                // start, holding its slot, when the cut is forgiven (a newer release that came
+                // meanwhile goes instead); otherwise it counts as a
+                // failure, and a host it changed goes back first unless that halts the
+                // deployment, or it was cut short too often.
                 self.fetched = None;
-                if changed_host {
-                    self.count_failure(&reason);
-                }
-                let failures = self.state().map_or(0, |s| s.failures);
-                let again = failures < MAX_INTERRUPTIONS;
-                if changed_host {
-                    self.go_back(&target, again, actions);
-                } else if again {
-                    self.set_step(Step::Waiting);
+                if self.memory.cuts.count(cut) {
+                    if changed_host {
+                        self.memory.broken = true;
+                    }
+                    if changed_host && self.memory.next.is_none() {
+                        self.memory.rerun = true;
+                        self.set_step(Step::Running);
+                    } else {
+                        self.set_step(Step::Waiting);
+                    }
                 } else {
-                    self.set_step(Step::Failed);
+                    self.count_failure(&reason);
+                    let failures = self.state().map_or(0, |s| s.failures);
+                    let again = failures < MAX_INTERRUPTIONS;
+                    if changed_host {
+                        self.go_back(&target, again, actions);
+                    } else if again {
+                        self.set_step(Step::Waiting);
+                    } else {
+                        self.set_step(Step::Failed);
+                    }
                 }
             }
         }

@@ -56,6 +56,20 @@ impl Planner {
         }
     }
 
+    /// Why this host may not run its target again from the start now (after a run of it was
+    /// cut short; it holds its slot): the gates every start passes. `None` when it may.
+    pub(super) fn rerun_blocked(&self, view: &View<'_>, now: Millis) -> Option<Wait> {
+        let state = self.state()?;
+        let target = state.target.clone()?;
+        let peers: Peers<'_, '_> = view
+            .peers
+            .iter()
+            .filter(|p| p.node != self.settings.node)
+            .map(|p| (p.node, p))
+            .collect();
+        self.gate(view, &peers, &target, state.epoch, now)
+    }
+
     /// What holds back every strategy: a halt, the release's files not at hand, no majority
     /// in sight, a start too recent, members that disagree on the members, or members alive
     /// that have not learned of the last resume.

@@ -84,18 +84,37 @@ pub enum Outcome {
         /// Whether it changed the host (a refused AppSpec, say, changes nothing).
         changed_host: bool,
     },
-    /// The agent restarted in the middle of it. It counts as a failure if it had changed the
-    /// host, which then goes back to its last known good revision first; unless that halts the
-    /// deployment the host takes its turn again.
+    /// It was cut short: the agent stopped, crashed or restarted in the middle of it. A
+    /// planned stop never counts as a failure, nor does the first crash of the target's run on
+    /// a host: the host runs the target again from the start, keeping its slot (hooks are
+    /// meant to be re-runnable). A run cut short more often than that counts as a failure if
+    /// it had changed the host, which then goes back to its last known good revision first;
+    /// unless that halts the deployment the host takes its turn again.
     Interrupted {
         /// Why (which step was cut short).
         reason: String,
         /// Whether the host had been changed (files installed or hooks run) before it stopped.
         changed_host: bool,
+        /// What cut it short.
+        cut: Cut,
     },
 }
 
-/// A run interrupted this many times on one host fails for good.
+/// What cut a run short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The agent stopped it on purpose at a safe point (a shutdown, a restart, an upgrade).
+    Stopped,
+    /// The agent died in the middle of it (kill -9, a power cut, an out-of-memory kill).
+    Crashed,
+    /// It never started: the agent restarted before it began, or the release's files were
+    /// not at hand yet. Nothing is counted.
+    NotStarted,
+}
+
+/// A run interrupted this many times on one host fails for good; a target's run stopped or
+/// cut short up to this many times on one host is run again without counting a failure
+/// (crashes: only the first).
 pub const MAX_INTERRUPTIONS: u32 = 3;
 
 /// Something that happens to the planner.
@@ -210,6 +229,42 @@ pub struct Memory {
     /// its turn again once back (unless the deployment halted meanwhile).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub again: bool,
+    /// Its run of the target was cut short and it runs it again from the start, keeping its
+    /// slot (`running`), once it has the release's files at hand again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rerun: bool,
+    /// Runs of the target cut short on this host (stopped or crashed), and of those, crashes.
+    #[serde(default, skip_serializing_if = "Cuts::is_zero")]
+    pub cuts: Cuts,
+}
+
+/// Runs of a target cut short on one host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cuts {
+    /// Every run cut short, planned or not.
+    pub all: u32,
+    /// Those the agent did not stop on purpose.
+    pub crashed: u32,
+}
+
+impl Cuts {
+    fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Counts a run cut short by `cut`; returns whether it is forgiven: run again without
+    /// counting a failure.
+    pub fn count(&mut self, cut: Cut) -> bool {
+        match cut {
+            Cut::NotStarted => return true,
+            Cut::Stopped => self.all += 1,
+            Cut::Crashed => {
+                self.all += 1;
+                self.crashed += 1;
+            }
+        }
+        self.all <= MAX_INTERRUPTIONS && self.crashed <= 1
+    }
 }
 
 /// Why a host is not starting the target (shown in status and traces).

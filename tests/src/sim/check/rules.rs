@@ -80,6 +80,9 @@ pub(super) fn published_matches_work(planner: &Planner, work: &Work) -> Result<(
         (Some(Step::Reverting), Work::Reverting { .. }) => Ok(()),
         // A run cut short keeps its slot while it goes back, to run again after.
         (Some(Step::Running), Work::Reverting { .. }) if planner.memory().again => Ok(()),
+        // A run stopped or crashed keeps its slot until it runs again from the start, once
+        // the channel gave it the files again.
+        (Some(Step::Running), Work::Idle) if planner.memory().rerun => Ok(()),
         (Some(Step::Running | Step::Reverting), _)
         | (_, Work::Deploying(_) | Work::Reverting { .. }) => Err(format!(
             "publishes {} but really {}",

@@ -244,28 +244,36 @@ fn draw_crashes(rng: &mut Rng, sc: &Scenario, clean: bool) -> Vec<CrashPlan> {
                 Some(rng.range(3, 60) * SECOND)
             },
             when: CrashAt::Time,
+            // Operators restart and upgrade agents at any time.
+            planned: rng.chance(300),
         })
         .collect();
-    // Crashes in the middle of work: a lifecycle, then (often) the revert that recovers
-    // from it; or a revert of any cause (its own failure, a halt).
+    // Stops and crashes in the middle of work: a lifecycle (a planned stop, or a first crash,
+    // runs it again), sometimes its second run too (a second crash counts as a failure), then
+    // (often) the revert that follows; or a revert of any cause (its own failure, a halt).
     if !clean && rng.chance(250) {
         let host = rng.index(sc.hosts);
         let (hooks_lo, hooks_hi) = sc.hook_ms;
         let (revert_lo, revert_hi) = sc.revert_ms;
         let down = |rng: &mut Rng| Some(rng.range(3, 30) * SECOND);
         if rng.chance(500) {
-            crashes.push(CrashPlan {
-                host,
-                at: rng.range(hooks_lo / 2, hooks_hi),
-                down_for: down(rng),
-                when: CrashAt::Lifecycle,
-            });
+            let runs = if rng.chance(500) { 2 } else { 1 };
+            for _ in 0..runs {
+                crashes.push(CrashPlan {
+                    host,
+                    at: rng.range(hooks_lo / 2, hooks_hi),
+                    down_for: down(rng),
+                    when: CrashAt::Lifecycle,
+                    planned: rng.chance(300),
+                });
+            }
         }
         crashes.push(CrashPlan {
             host,
             at: rng.range(revert_lo / 4, revert_hi),
             down_for: down(rng),
             when: CrashAt::Revert,
+            planned: rng.chance(300),
         });
     }
     crashes
