@@ -62,7 +62,7 @@ pub struct Settings {
 }
 
 /// `node:`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     /// This host's name in the fleet.
     pub id: String,
@@ -77,7 +77,7 @@ pub struct Node {
 }
 
 /// `status:`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     /// Where the status endpoint listens.
     pub listen: SocketAddr,
@@ -88,7 +88,7 @@ pub struct Status {
 }
 
 /// `hooks:`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Hooks {
     /// The names of the agent's variables a runas script gets; nothing else of the agent's
     /// environment reaches it.
@@ -96,7 +96,7 @@ pub struct Hooks {
 }
 
 /// `log:`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Log {
     /// pretty or json.
     pub format: LogFormat,
@@ -105,7 +105,7 @@ pub struct Log {
 }
 
 /// One entry of `groups:`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     /// Group name (its directory under the deployment root).
     pub name: String,
@@ -126,7 +126,7 @@ pub struct Group {
 }
 
 /// A group's release channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Channel {
     /// Signed tags of a git repository.
     Git(GitSource),

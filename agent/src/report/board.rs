@@ -35,6 +35,25 @@ impl Board {
         self.changed_tx.send_replace(());
     }
 
+    /// Adds `group` at the end (a reload), or replaces the group of that name.
+    pub fn add(&self, group: GroupStatus) {
+        let mut status = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match status.groups.iter_mut().find(|g| g.name == group.name) {
+            Some(entry) => *entry = group,
+            None => status.groups.push(group),
+        }
+        drop(status);
+        self.changed_tx.send_replace(());
+    }
+
+    /// Removes the group called `name` (a reload).
+    pub fn remove(&self, name: &str) {
+        let mut status = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        status.groups.retain(|g| g.name != name);
+        drop(status);
+        self.changed_tx.send_replace(());
+    }
+
     /// Wakes on every update (for a one-line summary to systemd, say).
     pub fn subscribe(&self) -> watch::Receiver<()> {
         self.changed_tx.subscribe()

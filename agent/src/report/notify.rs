@@ -67,6 +67,11 @@ impl Notifier {
         self.send_or_warn(&format!("STATUS={line}"));
     }
 
+    /// `RELOADING=1`: the config is being read again; [`Self::ready`] follows.
+    pub fn reloading(&self) {
+        self.send_or_warn("RELOADING=1");
+    }
+
     /// `STOPPING=1`: shutdown has begun.
     pub fn stopping(&self) {
         self.send_or_warn("STOPPING=1");

@@ -6,24 +6,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
 use shoal_shared::status::NodeInfo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tracing::{Instrument as _, error, info, warn};
+use tracing::{error, info, warn};
 
-use super::deployer::Deployer;
 use super::group::GroupTask;
+use super::groups::{Context, Groups};
 use super::journal::JournalFile;
 use super::keeper::Keeper;
-use super::signals::Signals;
-use super::watcher::Watcher;
+use super::signals::{Asked, Signals};
 use crate::channel::cache::ReleaseCache;
 use crate::clock::{now_ms, now_rfc3339};
 use crate::config::Settings;
 use crate::coordinate::{GroupValues, Mesh};
 use crate::execute::layout::Layout;
-use crate::report::http::{AdminToken, ServerState, Steer, control_socket, serve};
+use crate::report::http::{AdminToken, ServerState, Steer as _, Steering, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
@@ -156,6 +153,19 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .map_or(0, |m| millis(m.interval.saturating_mul(WARMUP_ROUNDS))),
         forget_after: mesh_settings.as_ref().map_or(0, |m| millis(m.dead_grace)),
     };
+    let groups_context = |board: Board, mesh: Option<Arc<Mesh>>, steering, stop| Context {
+        node: settings.node.id.clone(),
+        data_dir: data_dir.clone(),
+        layout: layout.clone(),
+        cache: cache.clone(),
+        runas_env: settings.hooks.runas_env.clone(),
+        planner: planner_settings.clone(),
+        board,
+        metrics: metrics.clone(),
+        mesh,
+        steering,
+        stop,
+    };
     let keepers: Vec<Keeper> = settings
         .groups
         .iter()
@@ -205,22 +215,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         None => None,
     };
     let (server_stop, server_stop_handle) = Stop::new(Duration::ZERO);
+    let steering = Steering::default();
     let state = Arc::new(ServerState {
         board: board.clone(),
         metrics: metrics.clone(),
         deployment_root: layout.root().to_owned(),
         node: settings.node.id.clone(),
         admin: AdminToken::new(&token),
-        groups: settings
-            .groups
-            .iter()
-            .map(|g| g.name.clone())
-            .zip(
-                keepers
-                    .iter()
-                    .map(|k| Arc::new(k.clone()) as Arc<dyn Steer>),
-            )
-            .collect(),
+        groups: steering.clone(),
         mesh: mesh.clone(),
         public_logs: settings.status.public_logs,
     });
@@ -231,41 +233,17 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     info!(addr = %bound, node = %settings.node.id, groups = settings.groups.len(), "status endpoint listening");
 
     let (stop, stop_handle) = Stop::new(settings.node.shutdown_grace);
-    let mut tasks = JoinSet::new();
+    let mut groups = Groups::new(groups_context(
+        board.clone(),
+        mesh.clone(),
+        steering,
+        stop.clone(),
+    ));
     for (group, keeper) in settings.groups.iter().zip(keepers) {
-        let watcher = Watcher::new(
-            group.clone(),
-            data_dir.clone(),
-            cache.clone(),
-            keeper.clone(),
-            board.clone(),
-            metrics.clone(),
-            seed(&settings.node.id, &group.name),
-        );
-        let deployer = Deployer {
-            group: group.clone(),
-            layout: layout.clone(),
-            runas_env: settings.hooks.runas_env.clone(),
-            keeper: keeper.clone(),
-            board: board.clone(),
-            metrics: metrics.clone(),
-            stop: stop.clone(),
-        };
-        let task = GroupTask {
-            group: group.clone(),
-            keeper,
-            watcher,
-            deployer,
-            mesh: mesh.clone(),
-            published: values.get(&group.name).cloned().unwrap_or_default(),
-            board: board.clone(),
-            metrics: metrics.clone(),
-            stop: stop.clone(),
-            check_soon: false,
-        };
-        let span = tracing::info_span!("group", group = %group.name);
-        tasks.spawn(task.run().instrument(span));
+        let published = values.get(&group.name).cloned().unwrap_or_default();
+        groups.start(group.clone(), keeper, published);
     }
+    groups.steer();
     let notifier = Notifier::from_env();
     notifier.ready();
     let status_line = notifier.is_enabled().then(|| {
@@ -283,12 +261,20 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         })
     });
 
-    tokio::select! {
-        name = signals.recv() => {
-            info!(signal = name, grace = ?settings.node.shutdown_grace, "shutting down");
-        }
-        Some(ended) = tasks.join_next() => {
-            error!(?ended, "a group task ended on its own; shutting down");
+    let mut running = settings;
+    loop {
+        tokio::select! {
+            asked = signals.recv() => match asked {
+                Asked::Stop(name) => {
+                    info!(signal = name, grace = ?running.node.shutdown_grace, "shutting down");
+                    break;
+                }
+                Asked::Reload => reload(&mut running, &mut groups, &notifier).await,
+            },
+            Some(group) = groups.next_unexpected() => {
+                error!(group = %group, "a group task ended on its own; shutting down");
+                break;
+            }
         }
     }
     if let Some(task) = status_line {
@@ -297,11 +283,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     notifier.stopping();
     notifier.status("stopping: letting running hooks finish");
     stop_handle.request();
-    while let Some(ended) = tasks.join_next().await {
-        if let Err(e) = ended {
-            warn!(error = %e, "a group task panicked");
-        }
-    }
+    groups.wait_all().await;
     server_stop_handle.request();
     if let Err(e) = server.await {
         warn!(error = %e, "the status endpoint panicked");
@@ -325,14 +307,38 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
         .create(path)
 }
 
-fn seed(node: &str, group: &str) -> u64 {
-    let digest = Sha256::new()
-        .chain_update(node)
-        .chain_update([0])
-        .chain_update(group)
-        .chain_update(now_rfc3339())
-        .finalize();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(bytes) | 1
+/// SIGHUP: reads the config file again. Groups added, removed or changed apply at once, each
+/// between its deployments; a running deployment goes on. Settings that only a restart can
+/// change are named. A file that does not load changes nothing, and the log says why.
+async fn reload(running: &mut Settings, groups: &mut Groups, notifier: &Notifier) {
+    notifier.reloading();
+    let path = running.path.clone();
+    match crate::config::load(&path) {
+        Ok(new) => {
+            for section in restart_only(running, &new) {
+                warn!(config = %path.display(), section, "{section} changed; it applies at the next restart of the agent");
+            }
+            info!(config = %path.display(), groups = new.groups.len(), "config reloaded");
+            groups.reload(&new.groups).await;
+            running.groups = new.groups;
+        }
+        Err(e) => {
+            error!(error = %e, "config not reloaded: the running config stays in force");
+        }
+    }
+    notifier.ready();
+}
+
+/// The sections of `new` that differ from `old` and apply only at a start.
+fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    [
+        ("node", old.node != new.node),
+        ("status", old.status != new.status),
+        ("log", old.log != new.log),
+        ("hooks", old.hooks != new.hooks),
+        ("mesh", old.mesh != new.mesh),
+    ]
+    .into_iter()
+    .filter_map(|(section, changed)| changed.then_some(section))
+    .collect()
 }

@@ -39,6 +39,9 @@ pub(super) struct GroupTask {
     pub(super) board: Board,
     pub(super) metrics: Metrics,
     pub(super) stop: Stop,
+    /// A reload retires the task (to change or remove the group): it ends between
+    /// deployments, never in the middle of one.
+    pub(super) retire: Stop,
     /// Look at the channel at once (a peer announced a release, or the target must be fetched).
     pub(super) check_soon: bool,
 }
@@ -80,14 +83,16 @@ impl GroupTask {
         let mut next_poll = Instant::now();
         let mut next_health = self.health_interval().map(|i| Instant::now() + i);
         self.advance(Input::Step(Event::Tick)).await;
-        while !self.stop.is_requested() {
+        while !self.stop.is_requested() && !self.retire.is_requested() {
             let mut stop = self.stop.clone();
+            let mut retire = self.retire.clone();
             let tick = self
                 .keeper
                 .read(GroupHost::wants_tick)
                 .then(|| Instant::now() + TICK);
             let woke = tokio::select! {
                 () = stop.requested() => Wake::Stop,
+                () = retire.requested() => Wake::Stop,
                 () = sleep_until(next_poll) => Wake::Check,
                 _ = self.watcher.changed() => Wake::Check,
                 () = sleep_until_opt(next_health) => Wake::Health,
@@ -111,8 +116,10 @@ impl GroupTask {
                 next_poll = Instant::now();
             }
         }
-        self.board
-            .update(&self.group.name, |g| g.phase = Phase::Stopping);
+        if self.stop.is_requested() {
+            self.board
+                .update(&self.group.name, |g| g.phase = Phase::Stopping);
+        }
     }
 
     /// At the start: the run the journal has in flight was cut short by a crash or a

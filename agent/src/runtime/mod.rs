@@ -13,6 +13,7 @@ pub mod agent;
 mod channel;
 mod deployer;
 mod group;
+mod groups;
 pub mod health;
 pub mod journal;
 pub mod keeper;

@@ -9,6 +9,7 @@
 mod config;
 mod git;
 mod groups;
+mod reload;
 mod restarts;
 mod runas;
 mod store;

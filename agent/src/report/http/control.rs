@@ -32,12 +32,7 @@ pub(super) async fn answer(
     if let Some(refused) = refusal(state, action, asked) {
         return refused;
     }
-    let Some(steered) = state
-        .groups
-        .iter()
-        .find(|(name, _)| name == group)
-        .map(|(_, steered)| Arc::clone(steered))
-    else {
+    let Some(steered) = state.groups.get(group) else {
         return error(StatusCode::NOT_FOUND, &unknown_group(state, group));
     };
     let command = match command(action, &asked.body) {
@@ -110,10 +105,10 @@ fn refusal(state: &ServerState, action: Control, asked: &Asked<'_>) -> Option<Re
 }
 
 fn unknown_group(state: &ServerState, group: &str) -> String {
-    if state.groups.is_empty() {
+    let names = state.groups.names();
+    if names.is_empty() {
         return format!("no group `{group}` on this host: it has no groups");
     }
-    let names: Vec<&str> = state.groups.iter().map(|(name, _)| name.as_str()).collect();
     format!(
         "no group `{group}` on this host: its groups are {}",
         names.join(", ")

@@ -20,15 +20,15 @@ pub(super) async fn fleet(state: &ServerState) -> Fleet {
 
 /// This host, from its planners: fresher than what gossip echoes back of it.
 fn own_view(state: &ServerState) -> NodeView {
-    let values = state
-        .groups
+    let groups = state.groups.all();
+    let values = groups
         .iter()
         .map(|(name, group)| (name.clone(), group.values()))
         .collect();
     NodeView {
         id: state.node.clone(),
         alive: true,
-        groups: state.groups.iter().map(|(name, _)| name.clone()).collect(),
+        groups: groups.into_iter().map(|(name, _)| name).collect(),
         values,
     }
 }

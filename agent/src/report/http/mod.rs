@@ -24,7 +24,7 @@ use super::deployments::{DeploymentsError, is_deployment_id};
 pub use auth::AdminToken;
 pub use peer::Peer;
 pub use server::{Limits, serve, serve_all, serve_with};
-pub use state::ServerState;
+pub use state::{ServerState, Steering};
 pub use steer::{Steer, SteerError};
 
 /// The control socket of the agent whose data directory is `data_dir`: root on this host
