@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::{LogFormat, exit, init_logging};
 use crate::config::{self, Channel};
+use crate::logging::error_text;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -19,7 +20,7 @@ pub(super) fn run(args: Args) -> u8 {
     let settings = match config::load(&args.config) {
         Ok(settings) => settings,
         Err(e) => {
-            errln!("error: {e}");
+            errln!("{}", error_text(&format!("error: {e}")));
             return exit::USAGE;
         }
     };
@@ -55,7 +56,7 @@ pub(super) fn run(args: Args) -> u8 {
     let runtime = match super::runtime(2) {
         Ok(runtime) => runtime,
         Err(message) => {
-            errln!("error: {message}");
+            errln!("{}", error_text(&format!("error: {message}")));
             return exit::FAILURE;
         }
     };
@@ -63,7 +64,8 @@ pub(super) fn run(args: Args) -> u8 {
         Ok(()) => exit::OK,
         Err(e) => {
             tracing::error!(error = %e, "agent stopped");
-            errln!("error: {}", super::error_chain(&e));
+            let chain = super::error_chain(&e);
+            errln!("{}", error_text(&format!("error: {chain}")));
             exit::FAILURE
         }
     }

@@ -9,6 +9,7 @@
 mod config;
 mod git;
 mod groups;
+mod journald;
 mod restarts;
 mod runas;
 mod store;
