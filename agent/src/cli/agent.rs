@@ -1,9 +1,11 @@
-//! `shoal agent`: read the config, set up logging from it, and run the agent until SIGTERM.
+//! `shoal agent`: read the config, hold the data directory (one agent per data directory), set
+//! up logging from the config, and run the agent until SIGTERM.
 
 use std::path::PathBuf;
 
 use super::{LogFormat, exit, init_logging};
 use crate::config::{self, Channel};
+use crate::lock::{DataDirLock, LockError};
 use crate::logging::error_text;
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +50,18 @@ pub(super) fn run(args: Args) -> u8 {
         }
         return exit::OK;
     }
+    // Before anything under the data directory is read or written; held until the process
+    // ends. `--check-config` takes no lock, so it can check a file while the agent runs.
+    let _held = match DataDirLock::acquire(&settings.node.data_dir) {
+        Ok(held) => held,
+        Err(e) => {
+            errln!("{}", error_text(&format!("error: {e}")));
+            return match e {
+                LockError::Held { .. } => exit::USAGE,
+                LockError::DataDir { .. } | LockError::File { .. } => exit::FAILURE,
+            };
+        }
+    };
     let format = match settings.log.format {
         config::LogFormat::Pretty => LogFormat::Pretty,
         config::LogFormat::Json => LogFormat::Json,

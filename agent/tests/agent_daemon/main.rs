@@ -10,6 +10,7 @@ mod config;
 mod git;
 mod groups;
 mod journald;
+mod lock;
 mod restarts;
 mod runas;
 mod store;
