@@ -2,40 +2,9 @@
 //! exits 2 with one sentence naming the directory and the first agent's pid, and leaves the
 //! first alone; after `kill -9` of the first, the lock file it left does not block a start.
 
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
 use shoal_tests::agent::AgentProcess;
-use shoal_tests::poll_until;
 
 use crate::world::World;
-
-/// Runs `shoal agent --config <world's> args` to its end; one that is still running after 30 s
-/// (an agent that started when it should not have) is killed, and the test fails.
-fn agent(world: &World, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .arg("agent")
-        .arg("--config")
-        .arg(&world.config)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let ended = poll_until(Duration::from_secs(30), || child.try_wait().unwrap());
-    if ended.is_none() {
-        let _ = child.kill();
-        let out = child.wait_with_output().unwrap();
-        panic!(
-            "`shoal agent {}` still ran after 30 s:\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn lock_file(world: &World) -> String {
     std::fs::read_to_string(world.data_dir.join("agent.lock")).unwrap()
@@ -54,7 +23,7 @@ fn a_second_agent_on_one_data_dir_exits_2_and_a_killed_ones_lock_does_not_block(
     let mut first = world.start_agent(&[]);
     assert_eq!(lock_file(&world), format!("{}\n", first.pid()));
 
-    let second = agent(&world, &[]);
+    let second = world.run_agent(&[]);
     let said = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{said}");
     assert!(
@@ -78,7 +47,7 @@ fn a_second_agent_on_one_data_dir_exits_2_and_a_killed_ones_lock_does_not_block(
     answers(&first);
 
     // Checking the config takes no lock: it works while the agent runs.
-    let check = agent(&world, &["--check-config"]);
+    let check = world.run_agent(&["--check-config"]);
     assert_eq!(
         check.status.code(),
         Some(0),
