@@ -13,13 +13,16 @@ pub(super) struct Args {
     /// The agent's config file.
     #[arg(long, default_value = config::DEFAULT_PATH)]
     config: PathBuf,
-    /// Check the config file and exit: 0 when it is good, 2 (with the reason) when not.
+    /// Check the config file (and the files it names) and exit: 0 when it is good, 2 (with the
+    /// reason) when not.
     #[arg(long)]
     check_config: bool,
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    let settings = match config::load(&args.config) {
+    let loaded = config::load(&args.config)
+        .and_then(|settings| config::check_credential_files(&settings).map(|()| settings));
+    let settings = match loaded {
         Ok(settings) => settings,
         Err(e) => {
             errln!("{}", error_text(&format!("error: {e}")));
