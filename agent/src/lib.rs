@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 pub mod coordinate;
 pub mod execute;
+pub mod lock;
+pub mod logging;
 pub mod net;
 pub mod report;
 pub mod runtime;

@@ -44,8 +44,9 @@ fn trust(dir: &Path) -> (SigningKey, PathBuf) {
 /// `--check-config` reads each group's allowed_signers file. So each sample is checked as it
 /// would be on a host: copied to `<temp>/etc/shoal/agent.yaml` with `/etc/shoal/` turned into
 /// `<temp>/etc/shoal/` (nothing else changes), beside a real allowed_signers file at every
-/// path the sample names, and a gossip key made by `shoal keygen`. The other files they name
-/// (tokens, ssh keys) are read only when the agent runs.
+/// path the sample names, a placeholder at each token or ssh key path (`--check-config` checks
+/// that they are readable files; their content is read at a fetch), and a gossip key made by
+/// `shoal keygen`.
 #[test]
 fn every_config_sample_passes_check_config() {
     let mut samples: Vec<PathBuf> = std::fs::read_dir(examples("config"))
@@ -83,6 +84,19 @@ fn every_config_sample_passes_check_config() {
                     sample.display()
                 );
                 std::fs::copy(&signers, path).expect("place allowed_signers");
+            }
+            // Credential files must exist and be readable; their content is read at a fetch.
+            let credential = ["token_file:", "ssh_key:"].iter().find_map(|key| {
+                let rest = line.trim_start().strip_prefix(key)?;
+                Some(rest.split('#').next().unwrap_or_default().trim())
+            });
+            if let Some(path) = credential {
+                assert!(
+                    path.starts_with(etc.to_str().expect("utf-8")),
+                    "{}: credential file {path} is not under /etc/shoal/",
+                    sample.display()
+                );
+                std::fs::write(path, "placeholder\n").expect("place a credential file");
             }
         }
         // The mesh's cluster key, as a host has it after `shoal keygen --out`.

@@ -125,19 +125,14 @@ impl Cli {
     }
 }
 
-/// Sends log lines to stderr in `format`; `RUST_LOG`, when set, overrides `filter`.
+/// Sends log lines to stderr in `format` (see [`crate::logging`]: colour only on a terminal,
+/// syslog priorities when stderr is the journal); `RUST_LOG`, when set, overrides `filter`.
 pub fn init_logging(format: LogFormat, filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-    }
+    let format = match format {
+        LogFormat::Pretty => crate::logging::Format::Pretty,
+        LogFormat::Json => crate::logging::Format::Json,
+    };
+    crate::logging::init(format, filter);
 }
 
 /// The async runtime could not be started.

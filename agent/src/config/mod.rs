@@ -2,6 +2,7 @@
 //! [`Settings`]. Every error names the file, the line when known, the key, and what would be
 //! accepted. Relative paths in the file are taken from the file's own directory.
 
+mod credentials;
 mod file;
 mod sections;
 
@@ -18,6 +19,7 @@ use crate::channel::store::StoreSource;
 use crate::coordinate::MeshSettings;
 use crate::execute::hooks::DEFAULT_RUNAS_ENV;
 use crate::execute::layout::is_safe_component;
+pub use credentials::check_credential_files;
 use file::ConfigFile;
 pub use file::LogFormat;
 use sections::{group, mesh};

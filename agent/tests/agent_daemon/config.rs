@@ -1,6 +1,9 @@
 //! `shoal agent` on configs that are good, bad or unusable: `--check-config` exit codes and
-//! the one sentence that names the file, line and key; a status address in use.
+//! the one sentence that names the file, line and key; credential files that are missing or
+//! unreadable; a status address in use.
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -105,4 +108,94 @@ fn a_status_address_in_use_stops_the_agent_with_exit_1() {
         "{}",
         text(&out)
     );
+}
+
+/// A git channel's `ssh_key` or `token_file` that is missing, not a regular file, or that the
+/// agent cannot read: `--check-config` and a start both exit 2 with one sentence naming the key,
+/// the group and the path, before anything is made under the data dir. The secret never shows.
+#[test]
+fn credential_files_must_exist_be_regular_files_and_readable() {
+    let world = World::new();
+    let key = world.dir.path().join("deploy_ed25519");
+    let token = world.dir.path().join("git-token");
+    let git = |extra: &str| {
+        world.write_config(&format!("{{ git: {{ {extra} }} }}"), "30s");
+    };
+    let refused = |args: &[&str], key_name: &str, path: &Path, problem: &str| {
+        let out = world.run_agent(args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert_eq!(
+            said,
+            format!(
+                "error: {}: groups[0].channel.git.{key_name} (group web): {} {problem}\n",
+                world.config.display(),
+                path.display()
+            ),
+            "{args:?}"
+        );
+    };
+
+    git(&format!(
+        "url: 'ssh://git@127.0.0.1:1/app.git', ssh_key: {}",
+        key.display()
+    ));
+    let missing = "does not exist; put the private key there or correct the path";
+    refused(&["--check-config"], "ssh_key", &key, missing);
+    refused(&[], "ssh_key", &key, missing);
+    assert!(
+        !world.data_dir.exists(),
+        "a refused start makes nothing under the data dir"
+    );
+
+    std::fs::create_dir(&token).unwrap();
+    git(&format!(
+        "url: 'https://git.example.com/app.git', token_file: {}",
+        token.display()
+    ));
+    refused(
+        &["--check-config"],
+        "token_file",
+        &token,
+        "is a directory, not a regular file; point it at the file that holds the token",
+    );
+
+    std::fs::remove_dir(&token).unwrap();
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&key, "not really a key\n").unwrap();
+    git(&format!(
+        "url: 'https://git.example.com/app.git', token_file: {}, ssh_key: {}",
+        token.display(),
+        key.display()
+    ));
+    let out = world.run_agent(&["--check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("s3cret"), "{}", text(&out));
+
+    // Unreadable: as root, check as another user (root reads any file); else take the mode away.
+    let mut check = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    check
+        .args(["agent", "--check-config", "--config"])
+        .arg(&world.config)
+        .env_remove("RUST_LOG");
+    let uid = if nix::unistd::geteuid().is_root() {
+        std::fs::set_permissions(world.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        check.uid(65534).gid(65534);
+        65534
+    } else {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o000)).unwrap();
+        nix::unistd::geteuid().as_raw()
+    };
+    let out = check.output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "groups[0].channel.git.token_file (group web): {} is not readable by the agent (uid {uid})",
+            token.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "one sentence: {said}");
 }

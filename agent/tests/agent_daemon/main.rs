@@ -9,6 +9,8 @@
 mod config;
 mod git;
 mod groups;
+mod journald;
+mod lock;
 mod reload;
 mod restarts;
 mod runas;

@@ -5,6 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -98,6 +99,33 @@ impl World {
             &self.log,
             env,
         )
+    }
+
+    /// Runs `shoal agent --config <this world's> args` to its end; one still running after 30 s
+    /// (an agent that started when it should have refused to) is killed, and the test fails.
+    pub fn run_agent(&self, args: &[&str]) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .arg("agent")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ended = poll_until(Duration::from_secs(30), || child.try_wait().unwrap());
+        if ended.is_none() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "`shoal agent {}` still ran after 30 s:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        child.wait_with_output().unwrap()
     }
 
     /// Writes the bundle of `revision` into `dir` (which may be a git working tree).
