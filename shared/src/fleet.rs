@@ -258,6 +258,8 @@ mod tests {
             reason: None,
             health: Health::Healthy,
             members: None,
+            forgets: Vec::new(),
+            leaving: false,
         }
     }
 

@@ -199,7 +199,18 @@ pub struct GroupState {
     /// take turns in the same order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<String>,
+    /// Members the operator told this host to forget (`shoal forget`): every host drops them
+    /// from the group while they are dead. At most [`MAX_FORGETS`], newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgets: Vec<String>,
+    /// The host leaves the group for good (`shoal leave`): the others drop it from the group
+    /// at once, and it starts nothing more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
 }
+
+/// The most forgets a host publishes.
+pub const MAX_FORGETS: usize = 16;
 
 fn no_check() -> Health {
     Health::None
@@ -217,6 +228,8 @@ impl Default for GroupState {
             reason: None,
             health: Health::None,
             members: None,
+            forgets: Vec::new(),
+            leaving: false,
         }
     }
 }
@@ -304,6 +317,8 @@ mod tests {
             reason: None,
             health: Health::Healthy,
             members: Some("0a1b2c3d".into()),
+            forgets: Vec::new(),
+            leaving: false,
         };
         let text = encode(&state);
         assert!(text.starts_with(r#"{"v":1,"#), "{text}");

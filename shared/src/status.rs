@@ -216,6 +216,14 @@ pub struct HaltRequest {
     pub reason: Option<String>,
 }
 
+/// The body of `POST /v1/groups/{group}/forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetRequest {
+    /// The node id of the member to forget.
+    pub node: String,
+}
+
 /// The `202 Accepted` answer of `POST /v1/groups/{group}/{halt|resume|promote}`: the command
 /// is recorded on this host, which publishes it to the group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,6 +34,7 @@ fn start(journal: Journal) -> GroupHost {
         node: "h0".into(),
         warmup: 0,
         forget_after: 600_000,
+        expected_members: None,
     };
     GroupHost::start("web", settings, journal, &policy(true), 0)
 }

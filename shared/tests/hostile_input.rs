@@ -228,9 +228,23 @@ fn group_state() -> impl Strategy<Value = GroupState> {
         prop::option::of(any_text()),
         health,
         prop::option::of(any_text()),
+        prop::collection::vec(any_text(), 0..3),
+        any::<bool>(),
     )
         .prop_map(
-            |(revision, digest, target, step, epoch, failures, reason, health, members)| {
+            |(
+                revision,
+                digest,
+                target,
+                step,
+                epoch,
+                failures,
+                reason,
+                health,
+                members,
+                forgets,
+                leaving,
+            )| {
                 GroupState {
                     revision,
                     digest,
@@ -241,6 +255,8 @@ fn group_state() -> impl Strategy<Value = GroupState> {
                     reason,
                     health,
                     members,
+                    forgets,
+                    leaving,
                 }
             },
         )

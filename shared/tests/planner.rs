@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use shoal_shared::gossip::{GroupState, Halt, Promote, Resume, Step, Target};
-use shoal_shared::rollout::plan::{Cut, MAX_INTERRUPTIONS, Peer, Wait};
+use shoal_shared::rollout::plan::{CommandError, Cut, MAX_INTERRUPTIONS, Peer, Wait};
 use shoal_shared::rollout::{
     Action, Amount, Command, Event, Memory, Outcome, Planner, Policy, Revision, Settings, Strategy,
     View,
@@ -35,6 +35,7 @@ fn settings(node: &str) -> Settings {
         node: node.to_owned(),
         warmup: 0,
         forget_after: 600 * SECOND,
+        expected_members: None,
     }
 }
 
@@ -907,4 +908,119 @@ fn a_run_cut_short_keeps_its_slot_while_it_goes_back() {
     group.step(first, Event::Reverted { ok: true });
     assert_eq!(group.hosts[first].step_now(), Some(Step::Waiting));
     assert_eq!(group.hosts[first].wait(), &Wait::Fetching);
+}
+
+/// Hosts `cut` see only each other: every other host is dead to them (a partition).
+fn cut_off(group: &mut Group, cut: &[usize]) {
+    for i in 0..group.hosts.len() {
+        group.alive[i] = cut.contains(&i);
+    }
+}
+
+/// A minority cut off for far longer than the dead-node grace never becomes a majority of
+/// itself: the others leave its rollout order but still count in its quorum.
+#[test]
+fn a_minority_cut_off_for_hours_starts_nothing() {
+    let mut group = Group::new(5);
+    group.settle();
+    cut_off(&mut group, &[3, 4]);
+    for _ in 0..6 {
+        group.now += 3600 * SECOND;
+        group.step(3, Event::Tick);
+        group.step(4, Event::Tick);
+    }
+    let started = group.release("v2", &policy(Strategy::AllAtOnce));
+    assert!(started.is_empty(), "{started:?} started in a minority");
+    assert_eq!(
+        group.hosts[3].wait(),
+        &Wait::NoMajority {
+            alive: 2,
+            members: 5
+        }
+    );
+    let memory = group.hosts[3].memory();
+    assert_eq!(memory.members.len(), 1, "the others left its order");
+    assert_eq!(memory.known.len(), 4, "and still count");
+}
+
+/// With the group's expected size configured, the quorum is a majority of it: members gone
+/// quiet stop counting once forgotten, and a minority still starts nothing.
+#[test]
+fn with_an_expected_size_the_quorum_is_a_majority_of_it() {
+    let mut group = Group::new(5);
+    for (i, host) in group.hosts.iter_mut().enumerate() {
+        *host = Planner::new(
+            Settings {
+                expected_members: Some(5),
+                ..settings(&format!("h{i}"))
+            },
+            installed("v1"),
+            &Policy::default(),
+            0,
+        );
+    }
+    group.settle();
+    cut_off(&mut group, &[3, 4]);
+    group.now += 3600 * SECOND;
+    assert!(group.release("v2", &policy(Strategy::AllAtOnce)).is_empty());
+    assert_eq!(
+        group.hosts[3].wait(),
+        &Wait::NoMajority {
+            alive: 2,
+            members: 5
+        }
+    );
+    assert!(
+        group.hosts[3].memory().known.len() <= 2,
+        "gone-quiet members forgotten"
+    );
+}
+
+/// `shoal forget` of the dead members, on one host: every host drops them, and the hosts left
+/// are a majority again.
+#[test]
+fn forgetting_dead_members_gives_the_rest_their_quorum_back() {
+    let mut group = Group::new(4);
+    group.settle();
+    cut_off(&mut group, &[0]);
+    group.alive[1] = true;
+    group.now += 3600 * SECOND;
+    group.settle();
+    assert!(
+        group.release("v2", &policy(Strategy::AllAtOnce)).is_empty(),
+        "2 of 4"
+    );
+    assert_eq!(
+        group.hosts[0].command(Command::Forget { node: "h0".into() }),
+        Err(CommandError::Itself("h0".into()))
+    );
+    assert!(matches!(
+        group.hosts[0].command(Command::Forget { node: "h9".into() }),
+        Err(CommandError::NotAMember { .. })
+    ));
+    group.hosts[0]
+        .command(Command::Forget { node: "h2".into() })
+        .unwrap();
+    let mut started = group.settle();
+    started.sort_unstable();
+    // h1 learns the forget from h0; h3 is still counted, so 2 of 3 is a majority.
+    assert_eq!(started, [0, 1], "h0 and h1 start v2");
+    assert_eq!(group.hosts[1].memory().known.len(), 2, "h0 and h3");
+}
+
+/// A host that leaves is dropped by the others at once, and starts nothing itself.
+#[test]
+fn a_host_that_leaves_is_dropped_at_once_and_starts_nothing() {
+    let mut group = Group::new(3);
+    group.settle();
+    group.hosts[2].command(Command::Leave).unwrap();
+    group.step(2, Event::Tick);
+    group.settle();
+    for i in 0..2 {
+        assert!(!group.hosts[i].memory().known.contains("h2"), "h{i}");
+    }
+    let started = group.release("v2", &policy(Strategy::AllAtOnce));
+    assert!(!started.contains(&2), "{started:?}");
+    assert_eq!(started.len(), 2);
+    assert_eq!(group.hosts[2].wait(), &Wait::Leaving);
 }

@@ -1,5 +1,5 @@
-//! `shoal halt GROUP [--reason TEXT]`, `shoal resume GROUP`, `shoal promote GROUP`: steer a
-//! group's rollout through this host's agent (`POST /v1/groups/{group}/{action}`), which
+//! `shoal halt GROUP [--reason TEXT]`, `shoal resume GROUP`, `shoal promote GROUP`, `shoal
+//! forget GROUP NODE`, `shoal leave [GROUP…]`: steer a group through this host's agent (`POST /v1/groups/{group}/{action}`), which
 //! records the command and spreads it to the group over gossip.
 //!
 //! The call goes over the agent's control socket (`<data_dir>/control.sock`), which only root
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt as _;
 use hyper::{Method, StatusCode};
-use shoal_shared::status::{CommandAccepted, HaltRequest};
+use shoal_shared::status::{CommandAccepted, ForgetRequest, HaltRequest};
 use tokio::net::UnixStream;
 
 use super::exit;
@@ -31,6 +31,26 @@ pub(super) struct HaltArgs {
     /// Why, shown in status and fleet views and kept with the halt.
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// `shoal forget`.
+#[derive(Debug, clap::Args)]
+pub(super) struct ForgetArgs {
+    /// The group (as in the agent's config).
+    group: String,
+    /// The node id of the member to drop: a host gone for good that did not run `shoal leave`.
+    node: String,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// `shoal leave`.
+#[derive(Debug, clap::Args)]
+pub(super) struct LeaveArgs {
+    /// The groups this host leaves (as in the agent's config); every group when none is named.
+    groups: Vec<String>,
     #[command(flatten)]
     target: TargetArgs,
 }
@@ -60,14 +80,48 @@ pub(super) fn halt(args: HaltArgs) -> u8 {
 }
 
 pub(super) fn resume(args: Args) -> u8 {
-    run(Control::Resume, &args.group, None, &args.target)
+    run::<()>(Control::Resume, &args.group, None, &args.target)
 }
 
 pub(super) fn promote(args: Args) -> u8 {
-    run(Control::Promote, &args.group, None, &args.target)
+    run::<()>(Control::Promote, &args.group, None, &args.target)
 }
 
-fn run(action: Control, group: &str, body: Option<&HaltRequest>, target: &TargetArgs) -> u8 {
+pub(super) fn forget(args: ForgetArgs) -> u8 {
+    let body = ForgetRequest { node: args.node };
+    run(Control::Forget, &args.group, Some(&body), &args.target)
+}
+
+pub(super) fn leave(args: LeaveArgs) -> u8 {
+    let groups = if args.groups.is_empty() {
+        match config::load(&args.target.config) {
+            Ok(settings) => settings.groups.into_iter().map(|g| g.name).collect(),
+            Err(e) => {
+                super::client::print_config_error(&e);
+                return exit::USAGE;
+            }
+        }
+    } else {
+        args.groups
+    };
+    let mut code = exit::OK;
+    for group in &groups {
+        code = code.max(run::<()>(Control::Leave, group, None, &args.target));
+    }
+    if code == exit::OK {
+        outln!(
+            "once `shoal fleet` on another host no longer counts this one, stop the agent (`systemctl disable --now shoal`)"
+        );
+    }
+    code
+}
+
+fn run<B: serde::Serialize>(
+    action: Control,
+    group: &str,
+    body: Option<&B>,
+    target: &TargetArgs,
+) -> u8 {
     if !is_group_name(group) {
         errln!(
             "error: `{group}` is not a group name: use letters, digits, `-`, `_` and `.`, as in \
@@ -215,6 +269,8 @@ fn said(accepted: &CommandAccepted) -> String {
         "halt" => ("halted", "halt"),
         "resume" => ("resumed", "resume"),
         "promote" => ("promoted", "promotion"),
+        "forget" => ("forgot a member of", "forget"),
+        "leave" => ("leaving", "leave"),
         other => (other, other),
     };
     let spread = if accepted.gossip {
@@ -222,9 +278,14 @@ fn said(accepted: &CommandAccepted) -> String {
     } else {
         "this agent has no mesh, so the group is this host alone".to_owned()
     };
+    let deployment = if accepted.deployment.is_empty() {
+        String::new()
+    } else {
+        format!(" (deployment {})", accepted.deployment)
+    };
     format!(
-        "{done} {} (deployment {}) on this host; {spread}",
-        accepted.group, accepted.deployment
+        "{done} {}{deployment} on this host; {spread}",
+        accepted.group
     )
 }
 

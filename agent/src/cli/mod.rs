@@ -80,6 +80,10 @@ enum Command {
     Resume(control::Args),
     /// Let a canary rollout go on past its canaries (when the policy does not auto-promote).
     Promote(control::Args),
+    /// Drop a member gone for good from a group: it no longer counts in the quorum, on any host.
+    Forget(control::ForgetArgs),
+    /// Take this host out of its groups for good (decommissioning), then stop the agent.
+    Leave(control::LeaveArgs),
     /// The showcase: five agents on this machine, a signed git channel, a canary that passes
     /// and one that fails, halts the rollout everywhere and goes back. Needs git and ssh-keygen.
     Demo(demo::Args),
@@ -115,6 +119,8 @@ impl Cli {
             Command::Halt(args) => control::halt(args),
             Command::Resume(args) => control::resume(args),
             Command::Promote(args) => control::promote(args),
+            Command::Forget(args) => control::forget(args),
+            Command::Leave(args) => control::leave(args),
             Command::Demo(args) => demo::run(args),
             Command::Keygen(args) => keygen::run(args),
             Command::HelloServer(args) => hello_server::run(args),

@@ -111,6 +111,8 @@ pub struct GroupFile {
     pub max_revisions: Option<usize>,
     /// SIGTERM → SIGKILL grace for a timed-out script.
     pub kill_grace: Option<DurationValue>,
+    /// The group's size across the mesh, if the quorum is to count against it.
+    pub expected_members: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -125,6 +125,9 @@ pub struct Group {
     pub max_revisions: usize,
     /// SIGTERM → SIGKILL grace for a timed-out script.
     pub kill_grace: Duration,
+    /// The group's size across the mesh (`expected_members`), if configured: the quorum is a
+    /// majority of it rather than of every member ever seen.
+    pub expected_members: Option<usize>,
 }
 
 /// A group's release channel.

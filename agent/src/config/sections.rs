@@ -250,7 +250,17 @@ pub(super) fn group(
             ),
         ));
     }
+    if raw.expected_members == Some(0) {
+        return Err((
+            None,
+            format!(
+                "{}: 0 is no group; give the number of hosts in the group across the mesh, or leave it out to count every member ever seen",
+                key("expected_members")
+            ),
+        ));
+    }
     Ok(Group {
+        expected_members: raw.expected_members,
         name: raw.name.clone(),
         application,
         channel,

@@ -304,6 +304,8 @@ mod tests {
             reason: None,
             health: shoal_shared::gossip::Health::None,
             members: None,
+            forgets: Vec::new(),
+            leaving: false,
         }
     }
 

@@ -152,6 +152,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .as_ref()
             .map_or(0, |m| millis(m.interval.saturating_mul(WARMUP_ROUNDS))),
         forget_after: mesh_settings.as_ref().map_or(0, |m| millis(m.dead_grace)),
+        expected_members: None,
     };
     let groups_context = |board: Board, mesh: Option<Arc<Mesh>>, steering, stop| Context {
         node: settings.node.id.clone(),
@@ -173,7 +174,10 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         .map(|(group, (file, journal))| {
             let host = GroupHost::start(
                 &group.name,
-                planner_settings.clone(),
+                PlannerSettings {
+                    expected_members: group.expected_members,
+                    ..planner_settings.clone()
+                },
                 journal,
                 &group.rollout,
                 now_ms(),

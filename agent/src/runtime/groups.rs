@@ -78,7 +78,10 @@ impl Groups {
         let journal = file.load()?;
         let host = GroupHost::start(
             &group.name,
-            self.context.planner.clone(),
+            PlannerSettings {
+                expected_members: group.expected_members,
+                ..self.context.planner.clone()
+            },
             journal,
             &group.rollout,
             now_ms(),

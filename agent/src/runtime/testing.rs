@@ -9,6 +9,7 @@ pub(super) fn host() -> GroupHost {
         node: "h0".into(),
         warmup: 0,
         forget_after: 0,
+        expected_members: None,
     };
     GroupHost::start("web", settings, Journal::empty(), &Policy::default(), 0)
 }

@@ -50,6 +50,7 @@ async fn roll_out(cluster: Cluster, policy: Policy, hook: Duration) -> (Rollout,
             node: mesh.node().to_owned(),
             warmup: 0,
             forget_after: 600_000,
+            expected_members: None,
         };
         let mut host = GroupHost::start("web", settings, Journal::empty(), &policy, 0);
         let snapshot = mesh.group("web").await;

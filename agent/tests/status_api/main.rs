@@ -223,6 +223,7 @@ fn control(dir: &Path, group: &str) -> Keeper {
         node: "web-1".into(),
         warmup: 0,
         forget_after: 0,
+        expected_members: None,
     };
     let host = GroupHost::start(group, settings, Journal::empty(), &Policy::default(), 0);
     Keeper::new(JournalFile::of(dir, group), host)

@@ -66,11 +66,14 @@ pub struct Gossip {
     /// The snapshot each host sends until its knowledge changes or its next round.
     snapshots: Vec<Option<Snapshot>>,
     dead_after: u64,
+    /// A node dead this long after it was deemed dead leaves the views (chitchat's garbage
+    /// collection of dead nodes, after the mesh's dead-node grace).
+    gc_after: u64,
 }
 
 impl Gossip {
     /// A mesh of `names` where nobody knows anybody yet.
-    pub fn new(names: Vec<String>, dead_after: u64) -> Self {
+    pub fn new(names: Vec<String>, dead_after: u64, gc_after: u64) -> Self {
         let n = names.len();
         Self {
             names,
@@ -79,6 +82,7 @@ impl Gossip {
             heard: vec![vec![0; n]; n],
             snapshots: vec![None; n],
             dead_after,
+            gc_after,
         }
     }
 
@@ -207,10 +211,16 @@ impl Gossip {
             if node == host || !self.knows(host, node) {
                 continue;
             }
+            let alive = self.alive(host, node, now);
+            if !alive
+                && now.saturating_sub(self.heard[host][node]) > self.dead_after + self.gc_after
+            {
+                continue;
+            }
             let record = self.record(host, node);
             peers.push(Peer {
                 node: &self.names[node],
-                alive: self.alive(host, node, now),
+                alive,
                 state: record.and_then(|r| r.state.as_ref()),
                 halt: record.and_then(|r| r.halt.as_ref()),
                 resume: record.and_then(|r| r.resume.as_ref()),
@@ -226,7 +236,11 @@ mod tests {
     use super::*;
 
     fn mesh(n: usize) -> Gossip {
-        Gossip::new((0..n).map(|i| format!("h{i}")).collect(), 3_000)
+        Gossip::new(
+            (0..n).map(|i| format!("h{i}")).collect(),
+            3_000,
+            u64::MAX / 2,
+        )
     }
 
     #[test]

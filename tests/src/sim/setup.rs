@@ -83,6 +83,7 @@ pub(super) fn boot_hosts(
                 node: name.clone(),
                 warmup: sc.agent.warmup_ms,
                 forget_after: sc.agent.forget_after_ms,
+                expected_members: None,
             };
             let mut memory = Memory {
                 state: Some(GroupState {
@@ -95,6 +96,8 @@ pub(super) fn boot_hosts(
                     reason: None,
                     members: None,
                     health: Health::None,
+                    forgets: Vec::new(),
+                    leaving: false,
                 }),
                 ..Memory::default()
             };

@@ -144,7 +144,7 @@ impl World {
         let limit = plan_end + checker.bound().total() + 2 * max_progress_deadline(&sc) + 300_000;
         Self {
             net: Network::new(&sc.net),
-            gossip: Gossip::new(names, dead_after),
+            gossip: Gossip::new(names, dead_after, sc.agent.forget_after_ms),
             sc,
             rng,
             t: 0,

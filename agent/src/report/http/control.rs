@@ -9,7 +9,7 @@ use hyper::{Response, StatusCode};
 use std::sync::Arc;
 
 use shoal_shared::rollout::Command;
-use shoal_shared::status::{CommandAccepted, HaltRequest};
+use shoal_shared::status::{CommandAccepted, ForgetRequest, HaltRequest};
 use tracing::{info, warn};
 
 use super::Control;
@@ -115,27 +115,41 @@ fn unknown_group(state: &ServerState, group: &str) -> String {
     )
 }
 
-/// A halt's body that is neither empty nor `{"reason": "..."}`: a 400.
+/// A body that does not read: a 400.
 #[derive(Debug, thiserror::Error)]
-#[error("the body of a halt is JSON like {{\"reason\": \"bad build\"}} or nothing: {0}")]
-struct HaltBodyError(serde_json::Error);
+enum BodyError {
+    /// A halt's body that is neither empty nor `{"reason": "..."}`.
+    #[error("the body of a halt is JSON like {{\"reason\": \"bad build\"}} or nothing: {0}")]
+    Halt(serde_json::Error),
+    /// A forget's body that is not `{"node": "..."}`.
+    #[error("the body of a forget is JSON like {{\"node\": \"web-3\"}}: {0}")]
+    Forget(serde_json::Error),
+}
 
-/// The command `action` asks for; a halt reads its reason from the optional JSON body.
-fn command(action: Control, body: &[u8]) -> Result<Command, HaltBodyError> {
+/// The command `action` asks for; a halt reads its reason from the optional JSON body, a
+/// forget its node from the JSON body.
+fn command(action: Control, body: &[u8]) -> Result<Command, BodyError> {
     Ok(match action {
         Control::Resume => Command::Resume,
         Control::Promote => Command::Promote,
+        Control::Leave => Command::Leave,
         Control::Halt => Command::Halt {
-            reason: halt_reason(body)?,
+            reason: halt_reason(body).map_err(BodyError::Halt)?,
         },
+        Control::Forget => {
+            let request: ForgetRequest = serde_json::from_slice(body).map_err(BodyError::Forget)?;
+            Command::Forget {
+                node: one_line(&request.node),
+            }
+        }
     })
 }
 
-fn halt_reason(body: &[u8]) -> Result<String, HaltBodyError> {
+fn halt_reason(body: &[u8]) -> Result<String, serde_json::Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(NO_REASON.to_owned());
     }
-    let request: HaltRequest = serde_json::from_slice(body).map_err(HaltBodyError)?;
+    let request: HaltRequest = serde_json::from_slice(body)?;
     let reason = one_line(request.reason.as_deref().unwrap_or_default());
     Ok(if reason.is_empty() {
         NO_REASON.to_owned()

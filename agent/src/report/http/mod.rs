@@ -55,6 +55,10 @@ pub enum Control {
     Resume,
     /// `shoal promote`: lets a canary deployment go on past its canaries.
     Promote,
+    /// `shoal forget`: drops a dead member from the group, on every host.
+    Forget,
+    /// `shoal leave`: this host leaves the group for good.
+    Leave,
 }
 
 impl Control {
@@ -64,13 +68,21 @@ impl Control {
             Self::Halt => "halt",
             Self::Resume => "resume",
             Self::Promote => "promote",
+            Self::Forget => "forget",
+            Self::Leave => "leave",
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [Self::Halt, Self::Resume, Self::Promote]
-            .into_iter()
-            .find(|c| c.as_str() == name)
+        [
+            Self::Halt,
+            Self::Resume,
+            Self::Promote,
+            Self::Forget,
+            Self::Leave,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
     }
 }
 
@@ -303,6 +315,8 @@ mod tests {
             ("halt", Control::Halt),
             ("resume", Control::Resume),
             ("promote", Control::Promote),
+            ("forget", Control::Forget),
+            ("leave", Control::Leave),
         ] {
             let path = format!("/v1/groups/web.eu-1/{name}");
             assert_eq!(

@@ -3,13 +3,21 @@
 
 use super::Planner;
 use super::types::{Action, Command, CommandError, Peer, View};
-use crate::gossip::{Halt, Promote, Resume, Step, Target, short_reason};
+use crate::gossip::{Halt, MAX_FORGETS, Promote, Resume, Step, Target, short_reason};
 use crate::rollout::policy::Strategy;
 
 impl Planner {
     /// Records an operator command and what it publishes; the next [`Planner::step`] acts on
     /// it. Returns the deployment it applies to.
     pub fn command(&mut self, command: Command) -> Result<String, CommandError> {
+        match command {
+            Command::Forget { node } => return self.forget(node),
+            Command::Leave => {
+                self.state_mut().leaving = true;
+                return Ok(self.target().map(|t| t.id.clone()).unwrap_or_default());
+            }
+            _ => {}
+        }
         let target = self
             .target()
             .cloned()
@@ -36,8 +44,38 @@ impl Planner {
                     id: target.id.clone(),
                 });
             }
+            Command::Forget { .. } | Command::Leave => {}
         }
         Ok(target.id)
+    }
+
+    /// `shoal forget NODE`: published, so every member drops the node while it is dead (the
+    /// next step applies it here too).
+    fn forget(&mut self, node: String) -> Result<String, CommandError> {
+        if node == self.settings.node {
+            return Err(CommandError::Itself(node));
+        }
+        if !self.counts(&node) {
+            let members: Vec<&str> = self
+                .memory
+                .known
+                .iter()
+                .chain(self.memory.members.keys())
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            return Err(CommandError::NotAMember {
+                node,
+                members: members.join(", "),
+            });
+        }
+        let forgets = &mut self.state_mut().forgets;
+        forgets.retain(|n| *n != node);
+        forgets.push(node);
+        let excess = forgets.len().saturating_sub(MAX_FORGETS);
+        forgets.drain(..excess);
+        Ok(self.target().map(|t| t.id.clone()).unwrap_or_default())
     }
 
     /// Halted: a host done on the target goes back to its last known good revision (one still

@@ -1,6 +1,10 @@
 //! The group's members as this host knows them: who they are and when each was last seen
 //! alive, whether it sees a majority of them, and the hash by which members check that they
-//! all know the same ones.
+//! all know the same ones. A member gone quiet leaves the rollout order after the dead-node
+//! grace but still counts in the quorum, however long, until it leaves (`shoal leave`) or an
+//! operator forgets it (`shoal forget`): partitions of any length fail safe.
+
+use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
@@ -14,24 +18,44 @@ impl Planner {
         alive * 2 > members
     }
 
-    /// Members it sees alive and members it knows, itself included in both.
+    /// Members it sees alive and the members the quorum counts, itself included in both. The
+    /// quorum counts every member it has known, however long gone quiet, unless the group's
+    /// expected size is configured: then a majority of that (or of the members known now,
+    /// when more).
     pub(super) fn alive_members(&self, view: &View<'_>) -> (usize, usize) {
         let alive = view
             .peers
             .iter()
-            .filter(|p| {
-                p.alive && p.node != self.settings.node && self.memory.members.contains_key(p.node)
-            })
+            .filter(|p| p.alive && p.node != self.settings.node && self.counts(p.node))
             .count();
-        (alive + 1, self.memory.members.len() + 1)
+        let members = match self.settings.expected_members {
+            Some(expected) => expected.max(self.memory.members.len() + 1),
+            None => {
+                let gone_quiet = self
+                    .memory
+                    .known
+                    .iter()
+                    .filter(|m| !self.memory.members.contains_key(*m))
+                    .count();
+                self.memory.members.len() + gone_quiet + 1
+            }
+        };
+        (alive + 1, members)
     }
 
-    /// Remembers the members gossip shows; forgets those not seen alive for `forget_after`.
-    /// Returns whether the set of members changed.
+    /// Whether `node` counts in the quorum.
+    pub(super) fn counts(&self, node: &str) -> bool {
+        self.memory.members.contains_key(node) || self.memory.known.contains(node)
+    }
+
+    /// Remembers the members gossip shows; takes members out of the rollout order once not
+    /// seen alive for `forget_after` (they still count in the quorum); drops members that
+    /// leave, and dead members an operator had forgotten (here or on a member). Returns
+    /// whether the set of members changed.
     pub(super) fn learn_members(&mut self, view: &View<'_>, now: Millis) -> bool {
-        let mut changed = false;
+        let mut changed = self.drop_departed(view);
         for peer in &view.peers {
-            if peer.node == self.settings.node {
+            if peer.node == self.settings.node || peer.state.is_some_and(|s| s.leaving) {
                 continue;
             }
             if peer.alive {
@@ -42,6 +66,7 @@ impl Planner {
                     changed |= seen.is_none();
                     self.memory.members.insert(peer.node.to_owned(), now);
                 }
+                changed |= self.memory.known.insert(peer.node.to_owned());
                 if !self.heard.contains(peer.node) {
                     self.heard.insert(peer.node.to_owned());
                 }
@@ -53,19 +78,66 @@ impl Planner {
                 // it counts until forgotten. One it forgot stays forgotten while it is dead.
                 changed = true;
                 self.memory.members.insert(peer.node.to_owned(), now);
+                self.memory.known.insert(peer.node.to_owned());
             }
         }
         let forget_after = self.settings.forget_after;
+        let expected = self.settings.expected_members.is_some();
         let forgotten = &mut self.forgotten;
+        let known = &mut self.memory.known;
         let before = self.memory.members.len();
         self.memory.members.retain(|node, seen| {
             let keep = now.saturating_sub(*seen) <= forget_after;
             if !keep {
                 forgotten.insert(node.clone());
+                if expected {
+                    known.remove(node);
+                }
             }
             keep
         });
         changed || self.memory.members.len() != before
+    }
+
+    /// Drops members that leave the group, and dead members forgotten by an operator (on this
+    /// host or on a member); a forget of a member seen alive again is withdrawn.
+    fn drop_departed(&mut self, view: &View<'_>) -> bool {
+        let alive: BTreeSet<&str> = view
+            .peers
+            .iter()
+            .filter(|p| p.alive && !p.state.is_some_and(|s| s.leaving))
+            .map(|p| p.node)
+            .collect();
+        let mut gone: BTreeSet<String> = view
+            .peers
+            .iter()
+            .filter(|p| p.state.is_some_and(|s| s.leaving))
+            .map(|p| p.node.to_owned())
+            .collect();
+        let own = self.state().map(|s| s.forgets.clone()).unwrap_or_default();
+        let from_members = view
+            .peers
+            .iter()
+            .filter(|p| self.counts(p.node))
+            .filter_map(|p| p.state)
+            .flat_map(|s| s.forgets.iter().cloned());
+        for node in own.iter().cloned().chain(from_members) {
+            if !alive.contains(node.as_str()) && node != self.settings.node {
+                gone.insert(node);
+            }
+        }
+        if own.iter().any(|n| alive.contains(n.as_str())) {
+            self.state_mut()
+                .forgets
+                .retain(|n| !alive.contains(n.as_str()));
+        }
+        let mut changed = false;
+        for node in gone {
+            let was = self.memory.members.remove(&node).is_some();
+            changed |= was | self.memory.known.remove(&node);
+            self.forgotten.insert(node);
+        }
+        changed
     }
 
     /// 8 hex digits of sha256 over the sorted members (this host included), 0-separated.

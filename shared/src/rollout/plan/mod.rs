@@ -90,7 +90,19 @@ pub struct Planner {
 impl Planner {
     /// A planner starting at `now` from what was persisted (default for a first start).
     /// `default_policy` applies when the memory holds no readable policy.
-    pub fn new(settings: Settings, memory: Memory, default_policy: &Policy, now: Millis) -> Self {
+    pub fn new(
+        settings: Settings,
+        mut memory: Memory,
+        default_policy: &Policy,
+        now: Millis,
+    ) -> Self {
+        // Older journals kept only the members still in the order.
+        let members: Vec<String> = memory.members.keys().cloned().collect();
+        memory.known.extend(members);
+        // A host that left and starts again rejoins.
+        if let Some(state) = memory.state.as_mut() {
+            state.leaving = false;
+        }
         let policy = memory
             .state
             .as_ref()

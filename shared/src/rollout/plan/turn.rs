@@ -27,12 +27,7 @@ impl Planner {
         let state = self.state()?;
         let target = state.target.clone()?;
         let epoch = state.epoch;
-        let peers: Peers<'_, '_> = view
-            .peers
-            .iter()
-            .filter(|p| p.node != self.settings.node)
-            .map(|p| (p.node, p))
-            .collect();
+        let peers = self.peers(view);
         if let Some(wait) = self.gate(view, &peers, &target, epoch, now) {
             return Some(wait);
         }
@@ -61,13 +56,17 @@ impl Planner {
     pub(super) fn rerun_blocked(&self, view: &View<'_>, now: Millis) -> Option<Wait> {
         let state = self.state()?;
         let target = state.target.clone()?;
-        let peers: Peers<'_, '_> = view
-            .peers
-            .iter()
-            .filter(|p| p.node != self.settings.node)
-            .map(|p| (p.node, p))
-            .collect();
+        let peers = self.peers(view);
         self.gate(view, &peers, &target, state.epoch, now)
+    }
+
+    /// The other members gossip shows, but those that leave the group.
+    fn peers<'v, 'a>(&self, view: &'v View<'a>) -> Peers<'v, 'a> {
+        view.peers
+            .iter()
+            .filter(|p| p.node != self.settings.node && !p.state.is_some_and(|s| s.leaving))
+            .map(|p| (p.node, p))
+            .collect()
     }
 
     /// What holds back every strategy: a halt, the release's files not at hand, no majority
@@ -83,6 +82,9 @@ impl Planner {
     ) -> Option<Wait> {
         if self.halted().is_some() {
             return Some(Wait::Halted);
+        }
+        if self.state().is_some_and(|s| s.leaving) {
+            return Some(Wait::Leaving);
         }
         if self.fetched.as_deref() != Some(target.id.as_str()) {
             return Some(Wait::Fetching);
@@ -116,12 +118,7 @@ impl Planner {
     /// Whether it is too soon after the start: `warmup` has not passed, or it has not heard
     /// from a majority of the `members` it knows (itself included) since.
     fn warming_up(&self, members: usize, now: Millis) -> bool {
-        let heard = 1 + self
-            .memory
-            .members
-            .keys()
-            .filter(|m| self.heard.contains(*m))
-            .count();
+        let heard = 1 + self.heard.iter().filter(|m| self.counts(m)).count();
         now.saturating_sub(self.up_since) < self.settings.warmup || heard * 2 <= members
     }
 

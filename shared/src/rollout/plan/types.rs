@@ -1,7 +1,7 @@
 //! The planner's vocabulary: what it is given (settings, a view of the peers, events), what
 //! it asks for (actions), what it keeps across restarts (memory) and why it waits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,8 +28,13 @@ pub struct Settings {
     pub node: String,
     /// After a (re)start, how long to listen to gossip before starting anything.
     pub warmup: Millis,
-    /// How long a member not seen alive is remembered (the dead-node grace).
+    /// How long a member not seen alive keeps its place in the rollout order (the dead-node
+    /// grace). It still counts in the quorum after that, until it leaves (`shoal leave`), is
+    /// forgotten (`shoal forget`), or `expected_members` is set.
     pub forget_after: Millis,
+    /// The group's expected size, if configured: the quorum is a majority of it (or of the
+    /// members known, when more), and members gone quiet stop counting after `forget_after`.
+    pub expected_members: Option<usize>,
 }
 
 /// One other member of the group as gossip shows it to this host.
@@ -152,6 +157,15 @@ pub enum Command {
     Resume,
     /// Let a canary rollout go on past its canaries.
     Promote,
+    /// Drop a dead member from the group (decommissioned without `shoal leave`): it no
+    /// longer counts in the quorum, on every host.
+    Forget {
+        /// Its node id.
+        node: String,
+    },
+    /// This host leaves the group for good: the others drop it at once, and it starts
+    /// nothing more (until the agent starts again).
+    Leave,
 }
 
 impl Command {
@@ -161,6 +175,8 @@ impl Command {
             Self::Halt { .. } => "halt",
             Self::Resume => "resume",
             Self::Promote => "promote",
+            Self::Forget { .. } => "forget",
+            Self::Leave => "leave",
         }
     }
 }
@@ -189,6 +205,19 @@ pub enum CommandError {
     /// Promote outside a canary deployment.
     #[error("deployment {0} is not a canary deployment")]
     NotCanary(String),
+    /// Forget of a node the group does not know.
+    #[error(
+        "{node} is not a member of this group as this host knows it; its members are {members}"
+    )]
+    NotAMember {
+        /// The node asked for.
+        node: String,
+        /// The members known, comma-separated.
+        members: String,
+    },
+    /// Forget of this host itself.
+    #[error("{0} is this host; run `shoal leave` on a host to take it out of its groups")]
+    Itself(String),
 }
 
 /// What a host keeps across restarts (the agent persists it before acting on any change).
@@ -236,6 +265,12 @@ pub struct Memory {
     /// Runs of the target cut short on this host (stopped or crashed), and of those, crashes.
     #[serde(default, skip_serializing_if = "Cuts::is_zero")]
     pub cuts: Cuts,
+    /// Every member it has known, kept when they go quiet, however long: the quorum counts
+    /// against them, so a minority cut off for hours never becomes a majority of itself. A
+    /// member leaves it by `shoal leave`, `shoal forget`, or (with `expected_members`) once
+    /// forgotten.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub known: BTreeSet<String>,
 }
 
 /// Runs of a target cut short on one host.
@@ -288,6 +323,8 @@ pub enum Wait {
     Membership,
     /// The release's files are not at hand yet (after a restart, until the channel is read).
     Fetching,
+    /// It leaves the group (`shoal leave`): it starts nothing more.
+    Leaving,
     /// Some alive members have not learned of the last resume yet.
     Resuming,
     /// Canaries not all done yet.
@@ -316,6 +353,7 @@ impl std::fmt::Display for Wait {
             Self::WarmingUp => f.write_str("listening to gossip after a start"),
             Self::Membership => f.write_str("waiting for every member to know the same members"),
             Self::Fetching => f.write_str("fetching the release"),
+            Self::Leaving => f.write_str("leaving the group (`shoal leave`)"),
             Self::Resuming => f.write_str("waiting for every member to learn of the resume"),
             Self::Canaries => f.write_str("waiting for the canaries to be healthy"),
             Self::Promotion => f.write_str("canaries healthy; waiting for `shoal promote`"),

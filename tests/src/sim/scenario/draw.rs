@@ -73,7 +73,7 @@ impl Scenario {
                 fail_permille: fail,
             });
         }
-        sc.partitions = draw_partitions(&mut rng, hosts, first_at);
+        sc.partitions = draw_partitions(&mut rng, hosts, first_at, sc.agent.forget_after_ms);
         sc.crashes = draw_crashes(&mut rng, &sc, clean);
         if !clean && rng.chance(250) {
             sc.commands = draw_commands(&mut rng, first_at);
@@ -130,7 +130,8 @@ fn draw_agent(rng: &mut Rng) -> AgentPlan {
         debounce_ms: rng.range(0, 300),
         throttle_ms: rng.range(SECOND, 5 * SECOND / 2),
         warmup_ms: rng.range(8, 15) * SECOND,
-        forget_after_ms: 24 * 3600 * SECOND,
+        // The mesh's dead-node grace, as operators set it (the default is 5 minutes).
+        forget_after_ms: rng.range(60, 600) * SECOND,
     }
 }
 
@@ -194,7 +195,10 @@ fn draw_failures(rng: &mut Rng) -> u32 {
     }
 }
 
-fn draw_partitions(rng: &mut Rng, hosts: usize, first_at: u64) -> Vec<PartitionPlan> {
+/// Partitions: a few, and one in five outlasting the dead-node grace `grace` (the side that
+/// does not hear from the others forgets them from its order, and must still start nothing
+/// when it is a minority).
+fn draw_partitions(rng: &mut Rng, hosts: usize, first_at: u64, grace: u64) -> Vec<PartitionPlan> {
     let count = match rng.below(10) {
         0..=5 => 0,
         6..=8 => 1,
@@ -205,7 +209,11 @@ fn draw_partitions(rng: &mut Rng, hosts: usize, first_at: u64) -> Vec<PartitionP
     (0..count)
         .map(|_| {
             at += rng.range(0, 120 * SECOND);
-            let lasts = rng.range(5, 200) * SECOND;
+            let lasts = if rng.chance(200) {
+                grace + rng.range(10, 900) * SECOND
+            } else {
+                rng.range(5, 200) * SECOND
+            };
             let sides = if rng.chance(200) {
                 (0..hosts).map(|_| rng.below(3) as u8).collect()
             } else {
