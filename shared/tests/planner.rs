@@ -82,6 +82,7 @@ impl Group {
                     Peer {
                         node: h.node(),
                         alive: self.alive[j],
+                        recent: self.alive[j],
                         state: h.published(),
                         halt: memory.halt.as_ref(),
                         resume: memory.resume.as_ref(),
@@ -630,6 +631,7 @@ fn halts_and_resumes_from_peers_are_only_taken_for_the_same_deployment() {
         peers: vec![Peer {
             node: "h9",
             alive: true,
+            recent: true,
             state: None,
             halt: Some(&stale),
             resume: Some(&resume),
@@ -685,6 +687,7 @@ fn a_halt_after_the_release_completed_sends_no_one_back() {
         view.peers.push(Peer {
             node: "intruder",
             alive: true,
+            recent: true,
             state: Some(&on_v2),
             halt: Some(&forged),
             resume: None,
@@ -750,6 +753,7 @@ fn a_halt_from_a_node_not_in_the_deployment_is_ignored_and_counted() {
         view.peers.push(Peer {
             node: "outsider",
             alive: true,
+            recent: true,
             state,
             halt: Some(&halt),
             resume: None,
@@ -1023,4 +1027,51 @@ fn a_host_that_leaves_is_dropped_at_once_and_starts_nothing() {
     assert!(!started.contains(&2), "{started:?}");
     assert_eq!(started.len(), 2);
     assert_eq!(group.hosts[2].wait(), &Wait::Leaving);
+}
+
+/// Peers the failure detector still deems alive but not heard from within the last few
+/// rounds do not make a majority: a host just cut off starts nothing in the seconds its
+/// detector takes.
+#[test]
+fn peers_not_heard_from_lately_make_no_majority() {
+    let mut group = Group::new(3);
+    group.settle();
+    let peers: Vec<(String, GroupState)> = (1..3)
+        .map(|j| {
+            let host = &group.hosts[j];
+            (host.node().to_owned(), host.published().unwrap().clone())
+        })
+        .collect();
+    for recent in [false, true] {
+        let view = View {
+            peers: peers
+                .iter()
+                .map(|(node, state)| Peer {
+                    recent,
+                    ..Peer::new(node, true, Some(state))
+                })
+                .collect(),
+        };
+        let mut host = group.hosts[0].clone();
+        let actions = host.step(
+            Event::Release {
+                target: target("v2"),
+                policy: policy(Strategy::AllAtOnce),
+            },
+            &view,
+            group.now,
+        );
+        if recent {
+            assert_eq!(actions, [Action::Deploy(target("v2"))]);
+        } else {
+            assert!(actions.is_empty(), "{actions:?}");
+            assert_eq!(
+                host.wait(),
+                &Wait::NoMajority {
+                    alive: 1,
+                    members: 3
+                }
+            );
+        }
+    }
 }

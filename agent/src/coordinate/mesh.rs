@@ -13,6 +13,7 @@ use shoal_shared::gossip::{
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
+use super::heard::Heard;
 use super::sealed::{self, Dropped};
 use super::settings::next_generation;
 use super::snapshot::{Reader, Source};
@@ -30,6 +31,7 @@ pub struct Mesh {
     changes_rx: watch::Receiver<u64>,
     changes: ChangesHandle,
     dropped: Arc<Dropped>,
+    heard: Arc<Heard>,
 }
 
 impl Mesh {
@@ -101,7 +103,13 @@ impl Mesh {
         );
         let chitchat = handle.chitchat();
         let (changes_tx, changes_rx) = watch::channel(0);
-        let changes = spawn_changes(chitchat.clone(), settings.interval, changes_tx);
+        let heard = Arc::new(Heard::new(settings.interval));
+        let changes = spawn_changes(
+            chitchat.clone(),
+            settings.interval,
+            changes_tx,
+            Arc::clone(&heard),
+        );
         Ok(Mesh {
             node: settings.node,
             addr,
@@ -111,6 +119,7 @@ impl Mesh {
             changes_rx,
             changes,
             dropped,
+            heard,
         })
     }
 
@@ -154,7 +163,9 @@ impl Mesh {
     /// dead grace ends, one entry per node id (its newest generation), sorted by node id.
     pub async fn group(&self, group: &str) -> GroupSnapshot {
         let chitchat = self.chitchat.lock().await;
-        self.reader().group(&Source::of(&chitchat), group)
+        let recent = self.heard.recent(&chitchat);
+        self.reader()
+            .group(&Source::of(&chitchat).with_recent(recent), group)
     }
 
     /// Every node the mesh knows, this one included, alive or dead, with all its groups' values.

@@ -9,6 +9,7 @@
 //! reading and decoding peers is `snapshot.rs`, the change notifier `task.rs`, the socket `udp.rs`.
 
 pub mod fragment;
+mod heard;
 mod mesh;
 mod relay;
 pub mod seal;
@@ -37,6 +38,8 @@ pub struct PeerState {
     pub node: String,
     /// Whether the failure detector deems its newest generation alive.
     pub alive: bool,
+    /// Whether this host heard from it (a newer heartbeat) within the last few rounds.
+    pub recent: bool,
     /// Its `g:<group>:state`, if published and readable.
     pub state: Option<GroupState>,
     /// Its `g:<group>:halt`, if published and readable.
@@ -73,6 +76,7 @@ impl PeerState {
         Peer {
             node: &self.node,
             alive: self.alive,
+            recent: self.recent,
             state: self.state.as_ref(),
             halt: self.halt.as_ref(),
             resume: self.resume.as_ref(),

@@ -21,6 +21,8 @@ pub(super) struct Source<'a> {
     me: &'a ChitchatId,
     nodes: &'a BTreeMap<ChitchatId, NodeState>,
     live: HashSet<&'a ChitchatId>,
+    /// Peers heard from within the last few rounds ([`super::heard::Heard`]).
+    recent: HashSet<ChitchatId>,
 }
 
 impl<'a> Source<'a> {
@@ -29,7 +31,18 @@ impl<'a> Source<'a> {
             me: chitchat.self_chitchat_id(),
             nodes: chitchat.node_states(),
             live: chitchat.live_nodes().collect(),
+            recent: HashSet::new(),
         }
+    }
+
+    /// With the peers heard from recently.
+    pub(super) fn with_recent(mut self, recent: HashSet<ChitchatId>) -> Self {
+        self.recent = recent;
+        self
+    }
+
+    fn recent(&self, id: &ChitchatId) -> bool {
+        self.alive(id) && self.recent.contains(id)
     }
 
     fn alive(&self, id: &ChitchatId) -> bool {
@@ -143,6 +156,7 @@ impl Reader {
             peers.push(PeerState {
                 node: id.node_id.to_string(),
                 alive: source.alive(id),
+                recent: source.recent(id),
                 state: values.state,
                 halt: values.halt,
                 resume: values.resume,
@@ -362,6 +376,7 @@ mod tests {
             me: chitchat.self_chitchat_id(),
             nodes: chitchat.node_states(),
             live: live.iter().copied().collect(),
+            recent: live.iter().map(|id| (*id).clone()).collect(),
         }
     }
 

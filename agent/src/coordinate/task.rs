@@ -17,6 +17,8 @@ use tokio::sync::{Mutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::heard::Heard;
+
 /// What a change is measured against: each peer generation, whether it is alive, and its
 /// newest version.
 type Fingerprint = Vec<(ChitchatId, bool, Version)>;
@@ -40,6 +42,7 @@ pub(super) fn spawn_changes(
     chitchat: Arc<Mutex<Chitchat>>,
     interval: Duration,
     changes_tx: watch::Sender<u64>,
+    heard: Arc<Heard>,
 ) -> ChangesHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
     let task = Changes {
@@ -47,6 +50,7 @@ pub(super) fn spawn_changes(
         interval,
         changes_tx,
         last: Fingerprint::new(),
+        heard,
     };
     ChangesHandle {
         stop_tx,
@@ -59,6 +63,8 @@ struct Changes {
     interval: Duration,
     changes_tx: watch::Sender<u64>,
     last: Fingerprint,
+    /// Sampled every round: when each peer was last heard from.
+    heard: Arc<Heard>,
 }
 
 impl Changes {
@@ -93,7 +99,10 @@ impl Changes {
     }
 
     async fn check(&mut self) {
-        let now = fingerprint(&*self.chitchat.lock().await);
+        let chitchat = self.chitchat.lock().await;
+        self.heard.sample(&chitchat);
+        let now = fingerprint(&chitchat);
+        drop(chitchat);
         if now != self.last {
             self.last = now;
             bump(&self.changes_tx);

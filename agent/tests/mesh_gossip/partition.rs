@@ -83,3 +83,61 @@ async fn thirty_percent_loss_still_converges_and_spreads_a_halt() {
     );
     cluster.shutdown().await;
 }
+
+/// A node cut off from the others stops hearing them within `RECENT_ROUNDS` (plus the rounds
+/// a look and the last datagrams take), however long its failure detector takes to declare
+/// them dead: a start needs a majority heard from that recently, so a minority cannot start
+/// in the seconds the detector may take. While the mesh is whole, every peer stays heard from,
+/// round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_node_stops_hearing_the_others_before_they_are_dead() {
+    use shoal_shared::rollout::plan::RECENT_ROUNDS;
+
+    let _one = exclusive().await;
+    let transport = channel();
+    let cluster = Cluster::web(5, INTERVAL, &transport).await;
+    cluster.converge(DEADLINE).await;
+    // Whole: every node hears from every peer at every look, for 30 rounds.
+    let mut misses = 0;
+    for _ in 0..30 {
+        tokio::time::sleep(INTERVAL).await;
+        for node in &cluster.nodes {
+            let web = node.group("web").await;
+            misses += web.peers.iter().filter(|p| !p.recent).count();
+        }
+    }
+    assert!(
+        misses <= 6,
+        "{misses} of 600 looks found a live peer not heard from"
+    );
+
+    let addr = |i: usize| cluster.nodes[i].gossip_addr();
+    for b in 1..5 {
+        transport.remove_link(addr(0), addr(b)).await;
+    }
+    let cut = tokio::time::Instant::now();
+    let (mut unheard, mut dead) = (None, None);
+    while dead.is_none() && cut.elapsed() < DEADLINE {
+        let web = cluster.nodes[0].group("web").await;
+        if unheard.is_none() && web.peers.iter().all(|p| !p.recent) {
+            unheard = Some(cut.elapsed());
+        }
+        if web.peers.iter().all(|p| !p.alive) {
+            dead = Some(cut.elapsed());
+        }
+        tokio::time::sleep(INTERVAL / 4).await;
+    }
+    let dead = dead.expect("node 0 never saw the others dead");
+    let unheard = unheard.unwrap_or(dead);
+    eprintln!(
+        "cut off: the others unheard after {unheard:?} ({:.1} rounds), dead after {dead:?} ({:.1} rounds)",
+        cluster.rounds(unheard),
+        cluster.rounds(dead)
+    );
+    let bound = INTERVAL * (RECENT_ROUNDS + 3);
+    assert!(
+        unheard <= bound,
+        "unheard after {unheard:?}, over {bound:?}"
+    );
+    cluster.shutdown().await;
+}

@@ -51,21 +51,28 @@ pub struct Fleet {
     hosts: Vec<Host>,
     /// A plain mesh member (no groups) every host joins through, if started with one.
     seed: Option<AgentProcess>,
+    /// More keys of each host's `mesh:` (`, key: value…`).
+    mesh_extra: String,
 }
 
 impl Fleet {
     /// Starts `n` agents as one mesh (each joins through the ones started before it) with
     /// the group's default rollout `policy` (a YAML flow mapping).
     pub fn start(n: usize, policy: &str) -> Fleet {
-        Self::start_with(n, policy, false)
+        Self::start_with(n, policy, false, "")
+    }
+
+    /// The same with the mesh's `dead_grace` set to `grace` (e.g. `3s`).
+    pub fn start_with_dead_grace(n: usize, policy: &str, grace: &str) -> Fleet {
+        Self::start_with(n, policy, false, &format!(", dead_grace: {grace}"))
     }
 
     /// The same, joining through a plain mesh member with `groups: []` started first.
     pub fn start_with_seed(n: usize, policy: &str) -> Fleet {
-        Self::start_with(n, policy, true)
+        Self::start_with(n, policy, true, "")
     }
 
-    fn start_with(n: usize, policy: &str, seed: bool) -> Fleet {
+    fn start_with(n: usize, policy: &str, seed: bool, mesh_extra: &str) -> Fleet {
         let mut dir = tempfile::tempdir().unwrap();
         if std::env::var_os("SHOAL_KEEP_FLEET").is_some() {
             dir.disable_cleanup(true);
@@ -111,6 +118,7 @@ impl Fleet {
             policy: policy.to_owned(),
             hosts,
             seed: None,
+            mesh_extra: mesh_extra.to_owned(),
         };
         if seed {
             fleet.seed = Some(fleet.start_seed());
@@ -176,7 +184,7 @@ impl Fleet {
             "node: {{ id: {id}, data_dir: {data}, shutdown_grace: 5s }}\n\
              status: {{ listen: 127.0.0.1:0 }}\n\
              log: {{ format: json, level: info }}\n\
-             mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms, key_file: {key} }}\n\
+             mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms, key_file: {key}{extra} }}\n\
              groups:\n\
              \x20 - name: {GROUP}\n\
              \x20   application: shop\n\
@@ -191,6 +199,7 @@ impl Fleet {
             repo = self.repo.dir().display(),
             signers = self.signers_file.display(),
             policy = self.policy,
+            extra = self.mesh_extra,
         );
         fs::write(&host.config, text).unwrap();
         let env = [("E2E_NODE".to_owned(), host.id.clone())];
@@ -213,6 +222,34 @@ impl Fleet {
             });
             assert!(exit.success(), "{exit}:\n{}", agent.log_text());
         }
+    }
+
+    /// `shoal ARGS --config <host i's config>`, as root on host `i`.
+    pub fn shoal(&self, i: usize, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.hosts[i].config)
+            .output()
+            .unwrap()
+    }
+
+    /// Waits until host `i`'s fleet view shows the hosts `dead` dead.
+    pub fn wait_dead(&self, i: usize, dead: &[usize]) {
+        let ids: Vec<String> = dead.iter().map(|d| self.id(*d)).collect();
+        poll_until(WAIT, || {
+            let fleet: Value =
+                serde_json::from_str(&self.agent(i).get("/v1/fleet").ok()?.body).ok()?;
+            let nodes = fleet["nodes"].as_array()?;
+            ids.iter()
+                .all(|id| {
+                    nodes
+                        .iter()
+                        .any(|n| n["id"] == id.as_str() && n["alive"] == false)
+                })
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("host {i} never saw {ids:?} dead"));
     }
 
     /// `kill -9` of host `i`.

@@ -311,3 +311,65 @@ fn bench_coordination_overhead_20_agents() {
     );
     assert!(overlap(&runs) <= 5);
 }
+
+/// Two of three hosts die for good. The one left is a minority: it starts nothing, still
+/// after the dead-node grace has taken the others out of its rollout order (they still count
+/// in its quorum). Once an operator forgets them (`shoal forget` on it), it deploys alone.
+#[test]
+fn a_host_left_alone_starts_nothing_until_the_dead_are_forgotten() {
+    let mut fleet =
+        Fleet::start_with_dead_grace(3, "{ strategy: all-at-once, min_healthy_time: 0s }", "3s");
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    fleet.kill9(1);
+    fleet.kill9(2);
+    fleet.wait_dead(0, &[1, 2]);
+    fleet.publish("v2.0.0", Hooks::Good);
+    let waiting = fleet.wait_status(0, "past the dead grace, waiting for a majority", |g| {
+        g["rollout"]["revision"] == "v2.0.0"
+            && g["rollout"]["members"] == 1
+            && g["rollout"]["waiting_for"] == "sees 1 of 3 members alive, not a majority"
+    });
+    assert_eq!(waiting["current_revision"], "v1.0.0", "{waiting}");
+    assert!(fleet.starts("v2.0.0").is_empty(), "{}", fleet.hooks_log());
+
+    let unknown = fleet.shoal(0, &["forget", "web", "host-9"]);
+    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(said.contains("host-9 is not a member"), "{said}");
+    for host in [1, 2] {
+        let forget = fleet.shoal(0, &["forget", "web", &fleet.id(host)]);
+        assert!(forget.status.success(), "{forget:?}");
+    }
+    fleet.wait_status(0, "v2.0.0 deployed alone", |g| {
+        g["current_revision"] == "v2.0.0" && g["phase"] == "idle"
+    });
+}
+
+/// `shoal leave` takes a host out of its group at once: the others no longer count it, and
+/// once it is stopped they deploy without it, as the two of two they now are.
+#[test]
+fn a_host_that_leaves_is_no_longer_counted() {
+    let mut fleet = Fleet::start(3, "{ strategy: all-at-once, min_healthy_time: 0s }");
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    let leave = fleet.shoal(2, &["leave"]);
+    assert!(leave.status.success(), "{leave:?}");
+    for host in [0, 1] {
+        fleet.wait_status(host, "host-3 dropped", |g| g["rollout"]["members"] == 2);
+    }
+    fleet.stop(2);
+    fleet.kill9(1);
+    fleet.wait_dead(0, &[1]);
+    fleet.publish("v2.0.0", Hooks::Good);
+    // host-1 alone of two is no majority: it waits until host-2 is back.
+    fleet.wait_status(0, "waiting for a majority", |g| {
+        g["rollout"]["waiting_for"] == "sees 1 of 2 members alive, not a majority"
+    });
+    fleet.restart(1);
+    for host in [0, 1] {
+        fleet.wait_status(host, "v2.0.0 without host-3", |g| {
+            g["current_revision"] == "v2.0.0" && g["phase"] == "idle"
+        });
+    }
+}

@@ -12,8 +12,10 @@
 use std::rc::Rc;
 
 use shoal_shared::gossip::{GroupState, Halt, Promote, Resume};
-use shoal_shared::rollout::plan::Peer;
+use shoal_shared::rollout::plan::{Peer, RECENT_ROUNDS};
 use shoal_shared::rollout::{Planner, View};
+
+use super::scenario::ROUND;
 
 /// What a host knows of one node: its newest heartbeat and record version (0 = none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,6 +223,9 @@ impl Gossip {
             peers.push(Peer {
                 node: &self.names[node],
                 alive,
+                recent: alive
+                    && now.saturating_sub(self.heard[host][node])
+                        <= u64::from(RECENT_ROUNDS) * ROUND,
                 state: record.and_then(|r| r.state.as_ref()),
                 halt: record.and_then(|r| r.halt.as_ref()),
                 resume: record.and_then(|r| r.resume.as_ref()),

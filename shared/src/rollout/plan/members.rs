@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use sha2::{Digest, Sha256};
 
 use super::Planner;
-use super::types::{Millis, View};
+use super::types::{Millis, Peer, View};
 
 impl Planner {
     /// Whether it sees a majority of the members it knows alive (itself included).
@@ -23,10 +23,20 @@ impl Planner {
     /// expected size is configured: then a majority of that (or of the members known now,
     /// when more).
     pub(super) fn alive_members(&self, view: &View<'_>) -> (usize, usize) {
+        self.members_seen(view, |p| p.alive)
+    }
+
+    /// The same, counting only the members heard from within the last few rounds
+    /// ([`super::types::RECENT_ROUNDS`]): what a start needs.
+    pub(super) fn recent_members(&self, view: &View<'_>) -> (usize, usize) {
+        self.members_seen(view, |p| p.alive && p.recent)
+    }
+
+    fn members_seen(&self, view: &View<'_>, seen: impl Fn(&Peer<'_>) -> bool) -> (usize, usize) {
         let alive = view
             .peers
             .iter()
-            .filter(|p| p.alive && p.node != self.settings.node && self.counts(p.node))
+            .filter(|p| seen(p) && p.node != self.settings.node && self.counts(p.node))
             .count();
         let members = match self.settings.expected_members {
             Some(expected) => expected.max(self.memory.members.len() + 1),

@@ -44,7 +44,7 @@ use std::collections::BTreeSet;
 pub use turn::rollout_order;
 pub use types::{
     Action, Command, CommandError, Cut, Cuts, Event, MAX_INTERRUPTIONS, Memory, Millis, Outcome,
-    Peer, Revision, Settings, View, Wait,
+    Peer, RECENT_ROUNDS, Revision, Settings, View, Wait,
 };
 
 use super::policy::Policy;

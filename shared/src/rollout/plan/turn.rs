@@ -89,7 +89,7 @@ impl Planner {
         if self.fetched.as_deref() != Some(target.id.as_str()) {
             return Some(Wait::Fetching);
         }
-        let (alive, members) = self.alive_members(view);
+        let (alive, members) = self.recent_members(view);
         if alive * 2 <= members {
             return Some(Wait::NoMajority { alive, members });
         }

@@ -44,6 +44,11 @@ pub struct Peer<'a> {
     pub node: &'a str,
     /// Whether the failure detector deems it alive.
     pub alive: bool,
+    /// Whether this host heard from it (a newer heartbeat) within the last
+    /// [`RECENT_ROUNDS`] gossip rounds: a host starts a deployment only while it has heard
+    /// from a majority that recently, not merely while the failure detector, which takes
+    /// longer, has not yet declared them dead.
+    pub recent: bool,
     /// Its `g:<group>:state`, if published and readable.
     pub state: Option<&'a GroupState>,
     /// The halt it publishes.
@@ -60,6 +65,7 @@ impl<'a> Peer<'a> {
         Self {
             node,
             alive,
+            recent: alive,
             state,
             halt: None,
             resume: None,
@@ -67,6 +73,13 @@ impl<'a> Peer<'a> {
         }
     }
 }
+
+/// How recently a host must have heard from a member for it to count towards the majority a
+/// start needs: 3 gossip rounds. A member's heartbeat rises every round and reaches the others
+/// within a round or two in the meshes this is for, so a live member is heard well within 3;
+/// chitchat's failure detector needs about 4 to 15 rounds to declare a silent one dead, which
+/// left a host cut off from the majority a few seconds in which it could still start.
+pub const RECENT_ROUNDS: u32 = 3;
 
 /// What gossip shows of the group's other members. An entry for this host itself is ignored.
 #[derive(Debug, Clone, Default)]

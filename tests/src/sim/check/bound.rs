@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use shoal_shared::rollout::plan::RECENT_ROUNDS;
 use shoal_shared::rollout::{Policy, Strategy};
 
 use crate::sim::scenario::{ROUND, Scenario, millis, secs};
@@ -134,12 +135,14 @@ pub fn spread_rounds(n: usize) -> u64 {
     2 * u64::from(n.max(2).next_power_of_two().trailing_zeros()) + 4
 }
 
-/// How long a host cut off from a majority may still start (its failure detector has not
-/// yet declared the others dead): the detection time, the spread of the last heartbeats that
-/// crossed before the cut, the longest message delay, and the time until its next step.
+/// How long a host cut off from a majority may still start (it heard from a majority within
+/// the last [`RECENT_ROUNDS`], which is shorter than its failure detector's detection time):
+/// those rounds, the spread of the last heartbeats that crossed before the cut, the longest
+/// message delay, and the time until its next step.
 pub fn minority_grace(sc: &Scenario) -> u64 {
     let a = &sc.agent;
-    (sc.net.detect_rounds + 2 + spread_rounds(sc.hosts)) * ROUND
+    let heard = sc.net.detect_rounds.min(u64::from(RECENT_ROUNDS));
+    (heard + 2 + spread_rounds(sc.hosts)) * ROUND
         + sc.net.delay_ms.1
         + a.tick_ms
         + a.throttle_ms
