@@ -218,6 +218,7 @@ fn fleet_node<'a>(node: &NodeView, deployment: impl Fn(&str) -> Option<&'a Targe
     FleetNode {
         id: node.id.clone(),
         alive: node.alive,
+        duplicate: false,
         groups,
     }
 }

@@ -29,6 +29,10 @@ pub struct NodeInfo {
     pub started: String,
     /// Whether every group has made its first channel check.
     pub ready: bool,
+    /// The gossip addresses of other live hosts that gossip under this node id (cloned
+    /// images, a copied config): while any does, this host takes no rollout slot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicated_by: Vec<String>,
 }
 
 /// Where a group is in its life on this host.
@@ -172,6 +176,9 @@ pub struct FleetNode {
     pub id: String,
     /// Whether the failure detector of the answering node deems it alive.
     pub alive: bool,
+    /// Several live hosts gossip under this node id: none of them takes a rollout slot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
     /// Its groups.
     pub groups: Vec<FleetNodeGroup>,
 }

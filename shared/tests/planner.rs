@@ -90,6 +90,7 @@ impl Group {
                     }
                 })
                 .collect(),
+            duplicate: false,
         }
     }
 
@@ -637,6 +638,7 @@ fn halts_and_resumes_from_peers_are_only_taken_for_the_same_deployment() {
             resume: Some(&resume),
             promote: Some(&promote),
         }],
+        duplicate: false,
     };
     let mut host = group.hosts[0].clone();
     host.step(Event::Tick, &view, 0);
@@ -1051,6 +1053,7 @@ fn peers_not_heard_from_lately_make_no_majority() {
                     ..Peer::new(node, true, Some(state))
                 })
                 .collect(),
+            duplicate: false,
         };
         let mut host = group.hosts[0].clone();
         let actions = host.step(

@@ -58,7 +58,12 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 fn node_row(node: &FleetNode, fleet: &Fleet) -> Vec<String> {
     let mut row = vec![
         node.id.clone(),
-        if node.alive { "alive" } else { "dead" }.to_owned(),
+        match (node.alive, node.duplicate) {
+            (_, true) => "DUPLICATE",
+            (true, false) => "alive",
+            (false, false) => "dead",
+        }
+        .to_owned(),
     ];
     row.extend(fleet.groups.iter().map(|group| {
         node.groups
@@ -140,6 +145,7 @@ mod tests {
                 FleetNode {
                     id: "host-1".into(),
                     alive: true,
+                    duplicate: false,
                     groups: vec![
                         member("api", Some("v1.0.0"), "idle", Health::Healthy),
                         member("web", Some("v2.0.0"), "idle", Health::Healthy),
@@ -148,6 +154,7 @@ mod tests {
                 FleetNode {
                     id: "host-4".into(),
                     alive: false,
+                    duplicate: false,
                     groups: vec![member("web", Some("v1.0.0"), "reverted", Health::Unhealthy)],
                 },
             ],

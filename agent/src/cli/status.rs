@@ -32,6 +32,14 @@ pub(super) fn render(status: &NodeStatus) -> String {
         node.started,
         if node.ready { "ready" } else { "not ready" }
     );
+    if !node.duplicated_by.is_empty() {
+        let _ = writeln!(
+            out,
+            "DUPLICATE NODE ID: another live host gossips as {} (from {}); neither takes a rollout slot until each has its own node.id",
+            node.id,
+            node.duplicated_by.join(", ")
+        );
+    }
     if !node.labels.is_empty() {
         let labels: Vec<String> = node
             .labels
@@ -183,6 +191,7 @@ mod tests {
                 labels: [("az".to_owned(), "eu-1".to_owned())].into(),
                 started: "2026-05-01T10:00:00Z".into(),
                 ready: false,
+                duplicated_by: Vec::new(),
             },
             groups,
         }

@@ -13,6 +13,7 @@ use shoal_shared::gossip::{
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
+use super::duplicates::Duplicates;
 use super::heard::Heard;
 use super::sealed::{self, Dropped};
 use super::settings::next_generation;
@@ -32,6 +33,7 @@ pub struct Mesh {
     changes: ChangesHandle,
     dropped: Arc<Dropped>,
     heard: Arc<Heard>,
+    duplicates: Arc<Duplicates>,
 }
 
 impl Mesh {
@@ -104,11 +106,13 @@ impl Mesh {
         let chitchat = handle.chitchat();
         let (changes_tx, changes_rx) = watch::channel(0);
         let heard = Arc::new(Heard::new(settings.interval));
+        let duplicates = Arc::new(Duplicates::default());
         let changes = spawn_changes(
             chitchat.clone(),
             settings.interval,
             changes_tx,
             Arc::clone(&heard),
+            Arc::clone(&duplicates),
         );
         Ok(Mesh {
             node: settings.node,
@@ -120,7 +124,19 @@ impl Mesh {
             changes,
             dropped,
             heard,
+            duplicates,
         })
+    }
+
+    /// The node ids several live hosts gossip under (found once per gossip round), with the
+    /// gossip addresses of the hosts using each; this host's own id among them when another
+    /// host took it.
+    pub fn duplicates(&self) -> BTreeMap<String, Vec<SocketAddr>> {
+        self.duplicates
+            .get()
+            .into_iter()
+            .map(|(id, addrs)| (id, addrs.into_iter().collect()))
+            .collect()
     }
 
     /// Gossip datagrams dropped so far, by reason (`forged`, `unknown_key`, `short`,
@@ -164,8 +180,11 @@ impl Mesh {
     pub async fn group(&self, group: &str) -> GroupSnapshot {
         let chitchat = self.chitchat.lock().await;
         let recent = self.heard.recent(&chitchat);
-        self.reader()
-            .group(&Source::of(&chitchat).with_recent(recent), group)
+        let mut snapshot = self
+            .reader()
+            .group(&Source::of(&chitchat).with_recent(recent), group);
+        snapshot.duplicate = self.duplicates.get().contains_key(&self.node);
+        snapshot
     }
 
     /// Every node the mesh knows, this one included, alive or dead, with all its groups' values.

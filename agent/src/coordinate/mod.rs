@@ -8,6 +8,7 @@
 //! generation. [`Mesh`] is the handle (`mesh.rs`), [`MeshSettings`] the knobs (`settings.rs`);
 //! reading and decoding peers is `snapshot.rs`, the change notifier `task.rs`, the socket `udp.rs`.
 
+mod duplicates;
 pub mod fragment;
 mod heard;
 mod mesh;
@@ -55,6 +56,8 @@ pub struct PeerState {
 pub struct GroupSnapshot {
     /// The members, this host excluded.
     pub peers: Vec<PeerState>,
+    /// Another live host gossips under this host's node id.
+    pub duplicate: bool,
 }
 
 impl GroupSnapshot {
@@ -62,6 +65,7 @@ impl GroupSnapshot {
     pub fn view(&self) -> View<'_> {
         View {
             peers: self.peers.iter().map(PeerState::peer).collect(),
+            duplicate: self.duplicate,
         }
     }
 

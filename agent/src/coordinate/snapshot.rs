@@ -164,7 +164,10 @@ impl Reader {
             });
         }
         self.forget_gone(source);
-        GroupSnapshot { peers }
+        GroupSnapshot {
+            peers,
+            duplicate: false,
+        }
     }
 
     /// Every node, this one included.

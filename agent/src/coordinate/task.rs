@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::duplicates::Duplicates;
 use super::heard::Heard;
 
 /// What a change is measured against: each peer generation, whether it is alive, and its
@@ -43,6 +44,7 @@ pub(super) fn spawn_changes(
     interval: Duration,
     changes_tx: watch::Sender<u64>,
     heard: Arc<Heard>,
+    duplicates: Arc<Duplicates>,
 ) -> ChangesHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
     let task = Changes {
@@ -51,6 +53,7 @@ pub(super) fn spawn_changes(
         changes_tx,
         last: Fingerprint::new(),
         heard,
+        duplicates,
     };
     ChangesHandle {
         stop_tx,
@@ -65,6 +68,8 @@ struct Changes {
     last: Fingerprint,
     /// Sampled every round: when each peer was last heard from.
     heard: Arc<Heard>,
+    /// Found every round: node ids several live hosts gossip under.
+    duplicates: Arc<Duplicates>,
 }
 
 impl Changes {
@@ -101,6 +106,7 @@ impl Changes {
     async fn check(&mut self) {
         let chitchat = self.chitchat.lock().await;
         self.heard.sample(&chitchat);
+        self.duplicates.update(&chitchat);
         let now = fingerprint(&chitchat);
         drop(chitchat);
         if now != self.last {

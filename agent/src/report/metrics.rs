@@ -59,6 +59,7 @@ pub struct Metrics {
     unreadable_names: Family<GroupLabels, Counter>,
     ignored_halts: Family<GroupLabels, Counter>,
     gossip_dropped: Family<DropLabels, Counter>,
+    duplicate_ids: Gauge,
 }
 
 /// Why a gossip datagram was dropped.
@@ -130,9 +131,16 @@ impl Metrics {
             "Gossip datagrams dropped, by reason (forged, unknown_key, short, version, replayed, stale, early, before_start, undecodable, too_large)",
             gossip_dropped.clone(),
         );
+        let duplicate_ids = Gauge::default();
+        registry.register(
+            "mesh_duplicate_node_ids",
+            "Node ids that several live hosts gossip under, as this host sees the mesh (each needs its own node.id)",
+            duplicate_ids.clone(),
+        );
         Self {
             ignored_halts,
             gossip_dropped,
+            duplicate_ids,
             registry: Arc::new(registry),
             deployments,
             hook_seconds,
@@ -234,6 +242,12 @@ impl Metrics {
         drop(self.poll_errors.get_or_create(&labels));
         drop(self.unreadable_names.get_or_create(&labels));
         drop(self.ignored_halts.get_or_create(&labels));
+    }
+
+    /// How many node ids several live hosts gossip under now.
+    pub fn set_duplicate_ids(&self, count: usize) {
+        self.duplicate_ids
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The mesh's counts of dropped gossip datagrams, by reason, as they are now.

@@ -129,6 +129,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         labels: settings.node.labels.clone(),
         started: now_rfc3339(),
         ready: false,
+        duplicated_by: Vec::new(),
     };
 
     let listener = TcpListener::bind(settings.status.listen)

@@ -234,6 +234,17 @@ impl Fleet {
             .unwrap()
     }
 
+    /// Gives host `i` the node id `id` (at its next start), as a host cloned from another's
+    /// image would have.
+    pub fn set_id(&mut self, i: usize, id: &str) {
+        id.clone_into(&mut self.hosts[i].id);
+    }
+
+    /// `GET path` on host `i`'s status endpoint.
+    pub fn get(&self, i: usize, path: &str) -> shoal_tests::http::Reply {
+        self.agent(i).get(path).unwrap()
+    }
+
     /// Waits until host `i`'s fleet view shows the hosts `dead` dead.
     pub fn wait_dead(&self, i: usize, dead: &[usize]) {
         let ids: Vec<String> = dead.iter().map(|d| self.id(*d)).collect();

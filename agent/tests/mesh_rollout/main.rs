@@ -12,6 +12,7 @@ mod strangers;
 use std::time::Duration;
 
 use fleet::{Fleet, Hooks, overlap};
+use shoal_tests::poll_until;
 
 /// Six hosts rolling two at a time never have more than two between BeforeInstall and done,
 /// and do use both slots.
@@ -372,4 +373,81 @@ fn a_host_that_leaves_is_no_longer_counted() {
             g["current_revision"] == "v2.0.0" && g["phase"] == "idle"
         });
     }
+}
+
+/// A fourth host started with the second one's node id (a cloned image): every host finds the
+/// duplicate within a few gossip rounds; neither twin takes a rollout slot while both live;
+/// `/ready`, status, fleet and metrics say so. Once the clone stops, the original deploys.
+#[test]
+fn two_hosts_with_one_node_id_are_found_and_take_no_slot() {
+    let mut fleet = Fleet::start(4, "{ strategy: all-at-once, min_healthy_time: 0s }");
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    let twin = fleet.id(1);
+    fleet.stop(3);
+    fleet.set_id(3, &twin);
+    fleet.restart(3);
+    let started = std::time::Instant::now();
+    for host in [0, 1, 2, 3] {
+        poll_until(Duration::from_secs(30), || {
+            let view: serde_json::Value =
+                serde_json::from_str(&fleet.get(host, "/v1/fleet").body).ok()?;
+            view["nodes"]
+                .as_array()?
+                .iter()
+                .any(|n| n["id"] == twin.as_str() && n["duplicate"] == true)
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("host {host} never found the duplicate {twin}"));
+    }
+    let found = started.elapsed();
+    eprintln!(
+        "every host found the duplicate {found:?} after the clone started ({:.0} rounds of 100 ms)",
+        found.as_secs_f64() / 0.1
+    );
+    for host in [1, 3] {
+        let ready = fleet.get(host, "/ready");
+        assert_eq!(ready.status, 503, "{}", ready.body);
+        assert!(
+            ready
+                .body
+                .contains("another live host gossips under this node id"),
+            "{}",
+            ready.body
+        );
+        let status: serde_json::Value =
+            serde_json::from_str(&fleet.get(host, "/v1/status").body).unwrap();
+        assert_eq!(
+            status["node"]["duplicated_by"].as_array().map(Vec::len),
+            Some(1)
+        );
+    }
+    assert_eq!(fleet.get(0, "/ready").status, 200);
+    let metrics = fleet.get(0, "/metrics").body;
+    assert!(
+        metrics.contains("shoal_mesh_duplicate_node_ids 1"),
+        "{metrics}"
+    );
+
+    fleet.publish("v2.0.0", Hooks::Good);
+    for host in [0, 2] {
+        fleet.wait_status(host, "v2.0.0 deployed", |g| {
+            g["current_revision"] == "v2.0.0" && g["phase"] == "idle"
+        });
+    }
+    for host in [1, 3] {
+        fleet.wait_status(host, "held back by the duplicate id", |g| {
+            g["rollout"]["waiting_for"]
+                == "another live host gossips under this node id; give each host its own node.id"
+        });
+    }
+    assert!(
+        !fleet.starts("v2.0.0").contains(&twin),
+        "{}",
+        fleet.hooks_log()
+    );
+    fleet.stop(3);
+    fleet.wait_status(1, "v2.0.0 deployed once the clone is gone", |g| {
+        g["current_revision"] == "v2.0.0" && g["phase"] == "idle"
+    });
 }

@@ -86,6 +86,7 @@ impl Agent {
                 labels: [("az".to_owned(), "eu-1".to_owned())].into(),
                 started: "2026-05-01T10:00:00Z".into(),
                 ready: false,
+                duplicated_by: Vec::new(),
             },
             vec![group("web"), group("db")],
         );

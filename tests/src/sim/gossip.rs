@@ -232,7 +232,10 @@ impl Gossip {
                 promote: record.and_then(|r| r.promote.as_ref()),
             });
         }
-        View { peers }
+        View {
+            peers,
+            duplicate: false,
+        }
     }
 }
 

@@ -15,7 +15,14 @@ pub(super) async fn fleet(state: &ServerState) -> Fleet {
     };
     let mut views = vec![own_view(state)];
     views.extend(peers.into_iter().filter(|peer| peer.id != state.node));
-    assemble(&state.node, views)
+    let mut fleet = assemble(&state.node, views);
+    if let Some(mesh) = &state.mesh {
+        let duplicates = mesh.duplicates();
+        for node in &mut fleet.nodes {
+            node.duplicate = duplicates.contains_key(&node.id);
+        }
+    }
+    fleet
 }
 
 /// This host, from its planners: fresher than what gossip echoes back of it.

@@ -31,13 +31,18 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
     match asked.route {
         Route::Live => text(StatusCode::OK, TEXT, "ok\n".to_owned()),
         Route::Ready => ready(state),
-        Route::Status => json(StatusCode::OK, &state.board.snapshot()),
+        Route::Status => {
+            let mut status = state.board.snapshot();
+            status.node.duplicated_by = duplicated_by(state);
+            json(StatusCode::OK, &status)
+        }
         Route::Fleet => json(StatusCode::OK, &fleet::fleet(state).await),
         Route::Page => fleet_page(state).await,
         Route::Control { ref group, action } => control::answer(state, group, action, &asked).await,
         Route::Metrics => {
             if let Some(mesh) = &state.mesh {
                 state.metrics.set_gossip_dropped(&mesh.dropped());
+                state.metrics.set_duplicate_ids(mesh.duplicates().len());
             }
             text(StatusCode::OK, OPENMETRICS, state.metrics.encode())
         }
@@ -93,8 +98,24 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
     }
 }
 
+/// The gossip addresses of the other live hosts that gossip under this host's node id.
+fn duplicated_by(state: &ServerState) -> Vec<String> {
+    let Some(mesh) = &state.mesh else {
+        return Vec::new();
+    };
+    let own = mesh.gossip_addr();
+    mesh.duplicates()
+        .remove(&state.node)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|addr| *addr != own)
+        .map(|addr| addr.to_string())
+        .collect()
+}
+
 fn ready(state: &ServerState) -> Response<Body> {
     let status = state.board.snapshot();
+    let duplicated_by = duplicated_by(state);
     let waiting: Vec<String> = status
         .groups
         .iter()
@@ -106,6 +127,15 @@ fn ready(state: &ServerState) -> Response<Body> {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "the agent is shutting down".to_owned(),
+        )
+    } else if !duplicated_by.is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "another live host gossips under this node id {} (from {}): it takes no rollout slot until each host has its own node.id",
+                state.node,
+                duplicated_by.join(", ")
+            ),
         )
     } else if status.node.ready {
         (
@@ -122,7 +152,7 @@ fn ready(state: &ServerState) -> Response<Body> {
         )
     };
     let readiness = Readiness {
-        ready: status.node.ready && !stopping,
+        ready: status.node.ready && !stopping && duplicated_by.is_empty(),
         reason,
         waiting,
     };

@@ -236,11 +236,13 @@ mod tests {
                 FleetNode {
                     id: node.into(),
                     alive: true,
+                    duplicate: false,
                     groups: vec![member(group, revision, "waiting", Health::Healthy)],
                 },
                 FleetNode {
                     id: "host-4".into(),
                     alive: false,
+                    duplicate: false,
                     groups: vec![member(group, revision, "reverted", Health::Unhealthy)],
                 },
             ],
@@ -275,6 +277,7 @@ mod tests {
                 labels: Default::default(),
                 started: "2026-05-01T10:00:00Z".into(),
                 ready: true,
+                duplicated_by: Vec::new(),
             },
             groups: vec![own],
         };

@@ -86,6 +86,9 @@ impl Planner {
         if self.state().is_some_and(|s| s.leaving) {
             return Some(Wait::Leaving);
         }
+        if view.duplicate {
+            return Some(Wait::DuplicateId);
+        }
         if self.fetched.as_deref() != Some(target.id.as_str()) {
             return Some(Wait::Fetching);
         }

@@ -86,6 +86,9 @@ pub const RECENT_ROUNDS: u32 = 3;
 pub struct View<'a> {
     /// Every other member gossip knows, alive or dead.
     pub peers: Vec<Peer<'a>>,
+    /// Another live host gossips under this host's node id: its state and the other's are
+    /// one to the group, so it takes no slot until each has its own id.
+    pub duplicate: bool,
 }
 
 /// How this host's lifecycle of the target ended.
@@ -338,6 +341,8 @@ pub enum Wait {
     Fetching,
     /// It leaves the group (`shoal leave`): it starts nothing more.
     Leaving,
+    /// Another live host gossips under this host's node id.
+    DuplicateId,
     /// Some alive members have not learned of the last resume yet.
     Resuming,
     /// Canaries not all done yet.
@@ -367,6 +372,9 @@ impl std::fmt::Display for Wait {
             Self::Membership => f.write_str("waiting for every member to know the same members"),
             Self::Fetching => f.write_str("fetching the release"),
             Self::Leaving => f.write_str("leaving the group (`shoal leave`)"),
+            Self::DuplicateId => f.write_str(
+                "another live host gossips under this node id; give each host its own node.id",
+            ),
             Self::Resuming => f.write_str("waiting for every member to learn of the resume"),
             Self::Canaries => f.write_str("waiting for the canaries to be healthy"),
             Self::Promotion => f.write_str("canaries healthy; waiting for `shoal promote`"),
