@@ -387,7 +387,7 @@ fn two_hosts_with_one_node_id_are_found_and_take_no_slot() {
     fleet.stop(3);
     fleet.set_id(3, &twin);
     fleet.restart(3);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     for host in [0, 1, 2, 3] {
         poll_until(Duration::from_secs(30), || {
             let view: serde_json::Value =
