@@ -17,7 +17,7 @@ h1{font-size:1.4em;margin:0}h2{font-size:1.1em;margin:1.4em 0 .4em}\
 table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left}\
 th{background:#f4f4f4}tr.me td:first-child{font-weight:bold}tr.dead td{color:#999}\
 .alive,.healthy{color:#1a7f37}.dead{color:#999}\
-.unhealthy,.failed,.reverting,.reverted{color:#b00020;font-weight:bold}\
+.unhealthy,.failed,.reverting,.reverted,.duplicate{color:#b00020;font-weight:bold}\
 code{font-family:ui-monospace,monospace}\
 .group{border:1px solid #ddd;padding:.6em 1em;margin:.6em 0;max-width:60em}\
 .group h3{margin:0 0 .3em;font-size:1.05em}.group p{margin:.2em 0}\
@@ -92,7 +92,11 @@ fn nodes(out: &mut String, fleet: &Fleet) {
 
 fn node_row(out: &mut String, node: &FleetNode, fleet: &Fleet) {
     let me = node.id == fleet.node;
-    let state = if node.alive { "alive" } else { "dead" };
+    let state = match (node.alive, node.duplicate) {
+        (_, true) => "duplicate",
+        (true, false) => "alive",
+        (false, false) => "dead",
+    };
     let class = match (me, node.alive) {
         (true, _) => " class=\"me\"",
         (false, false) => " class=\"dead\"",
@@ -343,6 +347,18 @@ mod tests {
         ] {
             assert!(page.contains(part), "{part}\nnot in\n{page}");
         }
+    }
+
+    #[test]
+    fn a_node_id_several_hosts_gossip_under_shows_as_duplicate() {
+        let (mut fleet, local) = fleet("host-1", "web", "v1.0.0", "bad", "halted");
+        fleet.nodes[1].alive = true;
+        fleet.nodes[1].duplicate = true;
+        let page = render(&fleet, &local);
+        assert!(
+            page.contains("<td>host-4</td><td class=\"duplicate\">duplicate</td>"),
+            "{page}"
+        );
     }
 
     #[test]
