@@ -104,10 +104,11 @@ fn sigterm_stops_the_agent_within_shutdown_grace_while_a_fetch_hangs() {
         &[],
     );
     let agent_pid = i32::try_from(agent.pid()).unwrap();
+    // The fetch: a git that the agent started as the leader of a process group of its own.
     let git = poll_until(Duration::from_secs(15), || {
         processes()
             .into_iter()
-            .find(|(_, ppid, _, name)| *ppid == agent_pid && name == "git")
+            .find(|(pid, ppid, pgrp, name)| *ppid == agent_pid && name == "git" && pgrp == pid)
     })
     .unwrap_or_else(|| panic!("no git fetch started:\n{}", agent.log_text()));
     let group = git.2;
