@@ -85,9 +85,9 @@ requires() {
   local listed
   listed=$(rpm -qp --requires "$rpm")
   for name in ca-certificates git openssh-clients; do grep -qx "$name" <<<"$listed" || return 1; done
-  grep -q '^libssl.so.3' <<<"$listed"
+  grep -q '^libc.so.6' <<<"$listed"
 }
-check "rpm: requires ca-certificates, git, openssh-clients and libssl" requires
+check "rpm: requires ca-certificates, git, openssh-clients and libc" requires
 deb_depends() {
   local listed
   listed=$(dpkg-deb -f "$deb" Depends)
