@@ -55,17 +55,20 @@ impl Attempt {
 /// without saying why comes back as [`FetchError::Tls`], for the caller to look at closer.
 pub(super) fn classify(stderr: &str, attempt: &Attempt) -> FetchError {
     let server = attempt.server();
-    let lines: Vec<&str> = stderr
+    // ssh's own debug lines (`ssh -v`) say what was offered and seen; the rest say what failed.
+    let all: Vec<&str> = stderr
         .split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    let lines: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("debug1:"))
+        .collect();
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
-    let after = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.find(prefix).map(|i| l[i + prefix.len()..].trim()))
-    };
+    let after = |prefix: &str| text_after(&lines, prefix);
+    let debug = |prefix: &str| text_after(&all, prefix);
 
     // ssh: host keys first (nothing else happens before them), then authentication.
     if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("has changed and you have requested") {
@@ -94,17 +97,17 @@ pub(super) fn classify(stderr: &str, attempt: &Attempt) -> FetchError {
     if has("Host key verification failed") {
         return FetchError::HostKeyUnknown {
             host: attempt.ssh_host(),
-            key: after("Server host key:").map(str::to_owned),
+            key: debug("Server host key:").map(str::to_owned),
             files: Vec::new(),
             keyscan: attempt.keyscan(),
         };
     }
     if has("Permission denied (") {
-        let user = after("Authenticating to ")
+        let user = debug("Authenticating to ")
             .and_then(|rest| rest.split(" as '").nth(1))
             .map(|u| u.trim_end_matches('\'').to_owned())
             .unwrap_or_else(|| "?".to_owned());
-        let keys: Vec<String> = lines
+        let keys: Vec<String> = all
             .iter()
             .filter_map(|l| l.split("Offering public key: ").nth(1))
             .map(offered_key)
@@ -172,10 +175,10 @@ pub(super) fn classify(stderr: &str, attempt: &Attempt) -> FetchError {
             },
         };
     }
-    if has("not found")
+    if (has("fatal: repository '") && has("' not found"))
+        || has("Repository not found")
         || has("does not appear to be a git repository")
         || has("repository not exported")
-        || has("No such file or directory")
     {
         return FetchError::NotFound {
             url: attempt.url.clone(),
@@ -190,7 +193,7 @@ pub(super) fn classify(stderr: &str, attempt: &Attempt) -> FetchError {
         .iter()
         .rev()
         .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
-        .or_else(|| lines.iter().rev().find(|l| !l.starts_with("debug1:")))
+        .or_else(|| lines.last())
         .map_or_else(
             || "git said nothing".to_owned(),
             |l| {
@@ -201,6 +204,13 @@ pub(super) fn classify(stderr: &str, attempt: &Attempt) -> FetchError {
             },
         );
     FetchError::Other { detail }
+}
+
+/// The text after `prefix` on the first of `lines` that holds it.
+fn text_after<'a>(lines: &[&'a str], prefix: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .find_map(|l| l.find(prefix).map(|i| l[i + prefix.len()..].trim()))
 }
 
 /// A curl error (git's "unable to access" message) as a case, if it is one.
@@ -482,5 +492,16 @@ mod tests {
     fn anything_else_keeps_gits_last_word() {
         let error = classify("remote: odd\nfatal: something new\n", &https());
         assert_eq!(error.to_string(), "git fetch failed: something new");
+        // ssh's debug lines are read for what was offered, not for what failed.
+        let ssh_said = "debug1: load_hostkeys: fopen /root/.ssh/known_hosts2: No such file or directory\n\
+            debug1: identity file /root/.ssh/id_rsa not found\n\
+            fatal: the remote end hung up unexpectedly\n";
+        let error = classify(ssh_said, &ssh());
+        assert_eq!(
+            error.to_string(),
+            "git fetch failed: the remote end hung up unexpectedly"
+        );
+        let missing = "fatal: '/srv/x.git' does not appear to be a git repository\n";
+        assert_eq!(classify(missing, &ssh()).kind(), "git_not_found");
     }
 }
