@@ -87,16 +87,19 @@ pub(super) fn fetch(
         quiet: source.timeout,
         overall: source.deadline(),
     };
+    tracing::debug!(url = %attempt.url, "fetching with git");
     let run = child::run(&mut command, limits).map_err(|source| FetchError::Spawn { source })?;
-    let secrets = credentials
+    let mut secrets = credentials
         .as_ref()
         .map(Credentials::secrets)
         .unwrap_or_default();
+    secrets.extend(source.url_password().map(str::to_owned));
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let stderr = redact(&run.stderr, &secrets);
     match run.ended {
         Ended::Exited(status) if status.success() => Ok(received_bytes(&stderr)),
-        Ended::Exited(_) => {
+        Ended::Exited(status) => {
+            tracing::debug!(url = %attempt.url, %status, stderr = %stderr, "git fetch failed");
             let error = diagnose::classify(&stderr, &attempt);
             Err(refine(error, &attempt, source, ssh_config.as_deref()))
         }
