@@ -72,8 +72,8 @@ pub(super) struct Run {
     pub(super) stderr: String,
 }
 
-/// Runs `command` (stdin and stdout closed, stderr kept) to its end under `limits`. Its whole
-/// process group is gone when this returns.
+/// Runs `command` (stdin and stdout closed, stderr kept) to its end under `limits`. When this
+/// returns, the child is reaped and the rest of its process group has been sent SIGKILL.
 pub(super) fn run(command: &mut Command, limits: Limits) -> io::Result<Run> {
     let stop = STOP.try_with(Stop::clone).ok();
     if stop.as_ref().is_some_and(Stop::is_requested) {
@@ -279,13 +279,18 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // Gone, or dead and waiting for init to reap it.
-        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        let state = state.rsplit(") ").next().unwrap_or_default();
-        assert!(
-            state.is_empty() || state.starts_with('Z'),
-            "the grandchild outlived the cut: {state}"
-        );
+        // Gone, or dead and waiting for init to reap it, once the kernel has delivered SIGKILL.
+        let dead = || {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
+            let stat = stat.unwrap_or_default();
+            let state = stat.rsplit(") ").next().unwrap_or_default();
+            state.is_empty() || state.starts_with('Z')
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dead() {
+            assert!(Instant::now() < deadline, "the grandchild outlived the cut");
+            std::thread::yield_now();
+        }
     }
 
     #[test]

@@ -132,12 +132,19 @@ fn sigterm_stops_the_agent_within_shutdown_grace_while_a_fetch_hangs() {
         agent.log_text()
     );
     eprintln!("stopped {took:?} after SIGTERM, mid-fetch");
-    let left: Vec<_> = processes()
-        .into_iter()
-        .filter(|(_, _, pgrp, _)| *pgrp == group)
-        .collect();
+    // SIGKILL was sent to the fetch's group before the agent exited; the kernel ends them.
+    let in_group = || -> Vec<_> {
+        processes()
+            .into_iter()
+            .filter(|(_, _, pgrp, _)| *pgrp == group)
+            .collect()
+    };
+    let gone = poll_until(Duration::from_secs(5), || {
+        in_group().is_empty().then_some(())
+    });
     assert!(
-        left.is_empty(),
-        "the fetch's processes outlived the agent: {left:?}"
+        gone.is_some(),
+        "the fetch's processes outlived the agent: {:?}",
+        in_group()
     );
 }
