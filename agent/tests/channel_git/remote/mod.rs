@@ -6,6 +6,7 @@
 //! `/etc/ssh` is `/etc/ssh`: the machine's own files are never touched.
 
 mod agent;
+mod certs;
 mod https;
 mod idle;
 mod proxy;

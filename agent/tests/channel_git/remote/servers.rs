@@ -17,6 +17,8 @@ use std::time::Duration;
 use shoal_tests::command::{clean, stdout};
 use shoal_tests::poll_until;
 
+use super::certs;
+
 /// The user whose key the sshd accepts (the only one with an authorized_keys file).
 pub const SSH_USER: &str = "root";
 /// The https user and token of the repositories under `/private/`.
@@ -68,16 +70,22 @@ fn start() -> Option<Servers> {
         .filter(|p| !Path::new(p).exists())
         .collect();
     let root = nix::unistd::geteuid().is_root();
-    if !missing.is_empty() || !root {
+    // The tests' processes see the test's home as /root in a mount namespace of their own.
+    let namespaces = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !missing.is_empty() || !root || !namespaces {
         eprintln!(
-            "\n!!! SKIPPED: the remote git tests need root and openssh-server, nginx and fcgiwrap \
-             (scripts/test.sh installs them); missing: {missing:?}, root: {root} !!!\n"
+            "\n!!! SKIPPED: the remote git tests need root, mount namespaces (unshare) and \
+             openssh-server, nginx and fcgiwrap (scripts/test.sh installs them); missing: \
+             {missing:?}, root: {root}, namespaces: {namespaces} !!!\n"
         );
         return None;
     }
     let dir = std::env::temp_dir().join(format!("shoal-remote-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["srv", "ssh", "tls", "nginx", "ca"] {
+    for sub in ["srv", "ssh", "tls", "nginx"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     let (keeper, keeper_process) = keeper(&dir);
@@ -123,121 +131,7 @@ fn start() -> Option<Servers> {
 
     // certificates
     let tls = dir.join("tls");
-    let ca = tls.join("ca.pem");
-    let openssl = |args: &[&str]| {
-        stdout(Command::new("openssl").args(args).current_dir(&tls));
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=shoal test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-out",
-        "server.key",
-    ]);
-    let sign = |name: &str, cn: &str, san: &str| {
-        let csr = format!("{name}.csr");
-        openssl(&[
-            "req",
-            "-new",
-            "-key",
-            "server.key",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-out",
-            &csr,
-        ]);
-        std::fs::write(
-            tls.join(format!("{name}.ext")),
-            format!("subjectAltName={san}\n"),
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ]);
-    };
-    sign("local", "localhost", "DNS:localhost,IP:127.0.0.1");
-    sign("other", "other.example", "DNS:other.example");
-    // An expired certificate: `openssl ca` sets both dates.
-    let ca_dir = dir.join("ca");
-    std::fs::write(ca_dir.join("index.txt"), "").unwrap();
-    std::fs::write(ca_dir.join("serial"), "01\n").unwrap();
-    std::fs::write(
-        tls.join("ca.cnf"),
-        format!(
-            "[ca]\ndefault_ca = test\n[test]\ndir = {}\ndatabase = $dir/index.txt\n\
-             serial = $dir/serial\nnew_certs_dir = $dir\ndefault_md = sha256\npolicy = any\n\
-             copy_extensions = copy\n[any]\ncommonName = supplied\n",
-            ca_dir.display()
-        ),
-    )
-    .unwrap();
-    openssl(&[
-        "req",
-        "-new",
-        "-key",
-        "server.key",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-out",
-        "expired.csr",
-    ]);
-    openssl(&[
-        "ca",
-        "-batch",
-        "-config",
-        "ca.cnf",
-        "-cert",
-        "ca.pem",
-        "-keyfile",
-        "ca.key",
-        "-startdate",
-        "20200101000000Z",
-        "-enddate",
-        "20200201000000Z",
-        "-in",
-        "expired.csr",
-        "-out",
-        "expired.pem",
-    ]);
+    let ca = certs::make(&tls);
 
     // nginx + fcgiwrap + git http-backend
     let fcgi_socket = dir.join("fcgi.sock");
