@@ -99,3 +99,28 @@ fn certificates_read_as_untrusted_for_another_name_or_expired() {
         )],
     );
 }
+
+/// Only the url's own protocol is allowed: a `url.<base>.insteadOf` in git's config (or a
+/// server's redirect) cannot turn an https channel into a fetch of a repository on this host.
+#[test]
+fn only_the_urls_protocol_is_allowed() {
+    let Some((scene, _servers, _name)) = served("https-protocol") else {
+        return;
+    };
+    let home = Home::new();
+    home.write(
+        ".gitconfig",
+        &format!(
+            "[url \"file://{}\"]\n\tinsteadOf = https://git.example.invalid/app.git\n",
+            scene.repo.dir().display()
+        ),
+    );
+    let (ok, said) = verify(
+        &home,
+        &scene,
+        "https://git.example.invalid/app.git",
+        &[],
+        &[],
+    );
+    refused_saying(ok, &said, &["transport 'file' not allowed"]);
+}
