@@ -98,6 +98,9 @@ pub(super) fn fetch(
     let stderr = redact(&run.stderr, &secrets);
     match run.ended {
         Ended::Exited(status) if status.success() => Ok(received_bytes(&stderr)),
+        // A single tag asked for by name (`shoal verify git`) that the remote does not have:
+        // nothing to fetch, as libgit2 had it; the caller finds the tag missing.
+        Ended::Exited(_) if stderr.contains("couldn't find remote ref refs/tags/") => Ok(0),
         Ended::Exited(status) => {
             tracing::debug!(url = %attempt.url, %status, stderr = %stderr, "git fetch failed");
             let error = diagnose::classify(&stderr, &attempt);

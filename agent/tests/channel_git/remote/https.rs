@@ -124,3 +124,29 @@ fn only_the_urls_protocol_is_allowed() {
     );
     refused_saying(ok, &said, &["transport 'file' not allowed"]);
 }
+
+/// A tag the remote does not have reads as missing (exit 1, `missing:`), as for a local
+/// repository, not as a failed fetch.
+#[test]
+fn a_tag_the_remote_does_not_have_is_missing() {
+    let Some((scene, servers, name)) = served("https-missing") else {
+        return;
+    };
+    let home = Home::new();
+    let ca = servers.ca.to_str().unwrap();
+    let url = servers.https_url(servers.https_port, "127.0.0.1", &name);
+    let out = home
+        .command(
+            std::path::Path::new(env!("CARGO_BIN_EXE_shoal")),
+            &[("GIT_SSL_CAINFO", ca)],
+        )
+        .args(["verify", "git", "--repo", &url, "--tag", "v9.9.9"])
+        .arg("--allowed-signers")
+        .arg(&scene.signers_path)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.starts_with("missing:"), "{said}");
+}
