@@ -81,8 +81,19 @@ if [ "$rpmlint_ok" = 1 ]; then pass "rpmlint: $summary"; else fail "rpmlint: $su
 grep -E '^[^ ]+: [EW]: ' <<<"$lint" | indent || true
 
 # The rpm's metadata, contents and scripts (which also run further down, in the chroot).
-requires() { rpm -qp --requires "$rpm" | grep -qx ca-certificates && rpm -qp --requires "$rpm" | grep -q '^libssl.so.3'; }
-check "rpm: requires ca-certificates and libssl" requires
+requires() {
+  local listed
+  listed=$(rpm -qp --requires "$rpm")
+  for name in ca-certificates git openssh-clients; do grep -qx "$name" <<<"$listed" || return 1; done
+  grep -q '^libc.so.6' <<<"$listed"
+}
+check "rpm: requires ca-certificates, git, openssh-clients and libc" requires
+deb_depends() {
+  local listed
+  listed=$(dpkg-deb -f "$deb" Depends)
+  for name in ca-certificates git openssh-client; do grep -qE "(^|, )$name( |,|$)" <<<"$listed" || return 1; done
+}
+check "deb: depends on ca-certificates, git and openssh-client" deb_depends
 noreplace() { rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" | grep -qx '/etc/shoal/agent.yaml cn'; }
 check "rpm: /etc/shoal/agent.yaml is %config(noreplace)" noreplace
 rpm_contents() {

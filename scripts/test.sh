@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the build and the tests use: a C toolchain for -sys crates, setfacl/getfacl
 # for ACL permissions, zip for zip bundles, and the tools the hook tests create users with;
-# openssl makes the certificate of the https git servers the credential tests run.
+# openssl makes the certificates of the https git servers the credential tests run. The remote
+# git tests run a second sshd (openssh-server), nginx with git-http-backend under fcgiwrap,
+# each in a mount namespace (util-linux: unshare).
 # python3 and python3-venv hold moto_server, the S3 server the release-channel tests talk to.
 # The package check (scripts/check-packages.sh) lints with lintian and rpmlint, reads the rpm
 # with rpm, installs the .deb into a debootstrap chroot and verifies the unit with systemd.
 packages=(gcc pkg-config libssl-dev zlib1g-dev acl zip unzip passwd git openssh-client python3 python3-venv openssl
-  lintian rpmlint rpm debootstrap systemd binutils)
+  openssh-server nginx fcgiwrap util-linux lintian rpmlint rpm debootstrap systemd binutils)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -131,6 +131,7 @@ pub struct GitFile {
     pub token_file: Option<PathBuf>,
     pub username: Option<String>,
     pub ssh_key: Option<PathBuf>,
+    pub timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -504,9 +504,15 @@ mod tests {
             panic!("git channel expected");
         };
         assert_eq!(
-            (source.tags.as_str(), source.poll),
-            ("v*", Duration::from_secs(30))
+            (source.tags.as_str(), source.poll, source.timeout),
+            ("v*", Duration::from_secs(30), Duration::from_secs(30))
         );
+        let slow = MINIMAL.replace("shop.git }", "shop.git, timeout: 2m }");
+        let settings = parse_in(dir.path(), &slow).expect("valid");
+        let Channel::Git(source) = &settings.groups[0].channel else {
+            panic!("git channel expected");
+        };
+        assert_eq!(source.timeout, Duration::from_secs(120));
     }
 
     #[test]
@@ -710,6 +716,11 @@ mod tests {
                 &MINIMAL.replace("/srv/shop.git }", "/srv/shop.git, poll: 30 }"),
                 ":4: poll: `30` has no unit",
                 "30s",
+            ),
+            (
+                &MINIMAL.replace("shop.git }", "shop.git, timeout: 0s }"),
+                ":4:",
+                "groups[0].channel.git.timeout: must be 1s or more",
             ),
             (
                 &MINIMAL.replace("git: { url: /srv/shop.git }", "{}"),

@@ -165,6 +165,18 @@ pub(super) fn group(
             source.token_file = git.token_file.as_deref().map(resolve);
             source.username = git.username.clone();
             source.ssh_key = git.ssh_key.as_deref().map(resolve);
+            if let Some(timeout) = git.timeout {
+                if timeout.0.as_secs() == 0 {
+                    return Err((
+                        channel_line,
+                        format!(
+                            "{}: must be 1s or more, e.g. 30s",
+                            key("channel.git.timeout")
+                        ),
+                    ));
+                }
+                source.timeout = timeout.0;
+            }
             if let Err((field, reason)) = source.check_secrets() {
                 let field = format!("channel.git.{field}");
                 return Err((channel_line, format!("{}: {reason}", key(&field))));

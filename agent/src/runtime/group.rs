@@ -17,6 +17,7 @@ use super::deployer::{Deployer, health_env, note_unreverted, summary_of};
 use super::health;
 use super::keeper::Keeper;
 use super::watcher::{Prepared, Watcher};
+use crate::channel::git;
 use crate::clock::now_ms;
 use crate::config::Group;
 use crate::coordinate::{GroupSnapshot, Mesh};
@@ -108,7 +109,9 @@ impl GroupTask {
                 }
                 Wake::News => self.advance(Input::Step(Event::Tick)).await,
                 Wake::Check => {
-                    self.check().await;
+                    // A stop ends a fetch that hangs on a remote server, and kills its git.
+                    let stop = self.stop.clone();
+                    git::with_stop(stop, self.check()).await;
                     next_poll = Instant::now() + self.watcher.next_poll();
                 }
             }

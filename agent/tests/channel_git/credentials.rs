@@ -1,8 +1,8 @@
 //! https credentials: the token is read from its file and sent as basic auth (user
 //! `x-access-token` unless configured), only to the server configured, never in clear text,
 //! and no output ever shows it. The servers are `tests/fixtures/tls/recorder.py` on 127.0.0.1
-//! with a certificate made here, which `shoal verify git` trusts through `SSL_CERT_FILE`; they
-//! answer 401 (or redirect) and record what they were sent.
+//! with a certificate made here, which `shoal verify git` (its git) trusts through
+//! `GIT_SSL_CAINFO`; they answer 401 (or redirect) and record what they were sent.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ fn verify_with_token(scene: &Scene, url: &str, token: &Path, extra: &[&str]) -> 
         .arg("--token-file")
         .arg(token)
         .args(extra)
-        .env("SSL_CERT_FILE", cert)
+        .env("GIT_SSL_CAINFO", cert)
         .env("RUST_LOG", "debug")
         .output()
         .expect("shoal verify git")
@@ -203,8 +203,8 @@ fn an_unreadable_token_file_is_named_in_the_error() {
 }
 
 /// The configured server redirects the fetch elsewhere (another port, another host name for
-/// the same machine, as an open redirect or a hijacked server would): the other server asks for
-/// credentials and gets none. The token goes only to the host, port and scheme configured.
+/// the same machine, as an open redirect or a hijacked server would): the redirect is not
+/// followed, so the other server is not even asked, and the error says to change the url.
 #[test]
 fn a_redirect_to_another_server_gets_no_token() {
     for other_name in ["127.0.0.1", "localhost"] {
@@ -213,18 +213,17 @@ fn a_redirect_to_another_server_gets_no_token() {
         let base = format!("https://{other_name}:{}", other.port);
         let redirect = Server::redirecting(&scene, "redirect", &base);
         let out = verify_with_token(&scene, &redirect.url("127.0.0.1"), &token_file(&scene), &[]);
-        assert!(!said(&out).contains(TOKEN));
+        let said = said(&out);
+        assert!(!said.contains(TOKEN), "{said}");
         assert!(!redirect.heads().is_empty(), "the redirect was asked for");
-        let other_heads = other.heads();
         assert!(
-            !other_heads.is_empty(),
-            "libgit2 follows the redirect to {other_name}: {}",
-            said(&out)
+            other.heads().is_empty(),
+            "the redirect to {other_name} was followed: {:?}",
+            other.heads()
         );
         assert!(
-            other_heads.iter().all(|h| h.ends_with("Authorization: -")),
-            "the token went to {other_name}:{}: {other_heads:?}",
-            other.port
+            said.contains("answers with a redirect (HTTP 302)"),
+            "{said}"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The git channel against real repositories: keys from `ssh-keygen`, tags from `git tag -s`
-//! (gpg.format=ssh) and `git mktag`, fetched by the channel through libgit2, verified, and
-//! exported into the release cache; `shoal verify git` checked against `git verify-tag`.
+//! (gpg.format=ssh) and `git mktag`, fetched by the channel (with libgit2 on this host, with
+//! `git` from real sshd and nginx servers), verified, and exported into the release cache;
+//! `shoal verify git` checked against `git verify-tag`.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -11,5 +12,6 @@ mod credentials;
 mod export;
 mod fixture;
 mod poll;
+mod remote;
 mod tags;
 mod watch;

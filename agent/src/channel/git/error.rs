@@ -5,6 +5,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::failure::FetchError;
 use crate::verify::Refusal;
 use crate::verify::state::StateError;
 
@@ -28,16 +29,15 @@ pub enum GitError {
         #[source]
         source: Cause,
     },
-    /// Fetching tags failed: network, authentication, or not a repository.
-    #[error(
-        "cannot fetch tags from {url}; check the url, the network and the credentials (token_file for https, ssh_key or an ssh-agent for ssh)"
-    )]
+    /// Fetching tags failed: the cause says which of the network, a timeout, a host key, a
+    /// key, a token or a certificate, and the fix.
+    #[error("cannot fetch tags from {url}")]
     Fetch {
         /// The repository (credentials removed).
         url: String,
         /// The cause.
         #[source]
-        source: Cause,
+        source: FetchError,
     },
     /// An object or ref of the mirror could not be read.
     #[error(
@@ -108,7 +108,7 @@ impl GitError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Mirror { .. } => "git_mirror",
-            Self::Fetch { .. } => "git_fetch",
+            Self::Fetch { source, .. } => source.kind(),
             Self::Read { .. } => "git_read",
             Self::State { .. } => "channel_state",
             Self::Export { .. } => "git_export",

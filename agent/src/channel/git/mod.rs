@@ -5,18 +5,26 @@
 //! tags refused, the newest tag above the anti-rollback floor verified like `git verify-tag`,
 //! and a verified release's tree exported into the release cache ([`export`]).
 
+mod child;
+mod cli;
+mod diagnose;
 mod error;
 mod export;
+mod failure;
 mod fetch;
 mod source;
+mod ssh;
 mod tags;
+mod tls;
 
 use std::path::{Path, PathBuf};
 
 use git2::Repository;
 use shoal_shared::release::AllowedSigners;
 
+pub use child::with_stop;
 pub use error::{Cause, GitError};
+pub use failure::FetchError;
 pub use source::{Endpoint, GitSource, Location};
 
 use super::cache::ReleaseCache;

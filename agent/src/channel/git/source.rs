@@ -25,6 +25,9 @@ pub struct GitSource {
     pub username: Option<String>,
     /// ssh: a private key file (without a passphrase); else the ssh-agent at `SSH_AUTH_SOCK`.
     pub ssh_key: Option<PathBuf>,
+    /// A fetch from a remote repository that connects no faster, or goes this long without
+    /// progress, is ended; so is one still running after [`GitSource::OVERALL`] times this.
+    pub timeout: Duration,
 }
 
 /// The server a url names: scheme, host (lowercase) and port (the scheme's default when none is
@@ -88,8 +91,13 @@ impl GitSource {
     pub const DEFAULT_TAGS: &'static str = "v*";
     /// The default poll interval.
     pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
+    /// The default connect and stall timeout of a fetch.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// A fetch is ended once it has run this many times its `timeout`, progress or not.
+    pub const OVERALL: u32 = 20;
 
-    /// A source for `url` with the defaults: tags `v*`, polled every 30 s, no credentials.
+    /// A source for `url` with the defaults: tags `v*`, polled every 30 s, fetches cut off
+    /// after 30 s without progress, no credentials.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -98,7 +106,13 @@ impl GitSource {
             token_file: None,
             username: None,
             ssh_key: None,
+            timeout: Self::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// The longest a fetch may run, progress or not: [`Self::OVERALL`] times `timeout`.
+    pub fn deadline(&self) -> Duration {
+        self.timeout.saturating_mul(Self::OVERALL)
     }
 
     /// Whether the repository is on this host (a path or `file://`) or remote.
@@ -139,6 +153,29 @@ impl GitSource {
         let (userinfo, _) = authority.rsplit_once('@')?;
         let (_, password) = userinfo.split_once(':')?;
         Some(password).filter(|p| !p.is_empty())
+    }
+
+    /// The user written into the url (`ssh://user@host/…`, `user@host:path`,
+    /// `https://user:password@host/…`), if any.
+    pub(super) fn url_user(&self) -> Option<&str> {
+        let url = self.url.as_str();
+        let authority = match url.split_once("://") {
+            Some((_, rest)) => rest.split('/').next()?,
+            None if is_scp_like(url) => url.split(':').next()?,
+            None => return None,
+        };
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+        Some(user).filter(|u| !u.is_empty())
+    }
+
+    /// The url as `git` is given it on its command line: without a password, which travels
+    /// through the environment instead (a command line is readable by every local user).
+    pub(super) fn url_without_password(&self) -> String {
+        match self.url_password() {
+            Some(password) => self.url.replacen(&format!(":{password}@"), "@", 1),
+            None => self.url.clone(),
+        }
     }
 
     /// The server the url names (see [`Endpoint::of`]).
@@ -197,6 +234,7 @@ impl fmt::Debug for GitSource {
             .field("token_file", &self.token_file)
             .field("username", &self.username)
             .field("ssh_key", &self.ssh_key)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -253,6 +291,29 @@ mod tests {
         let plain = GitSource::new("git@github.com:acme/app.git");
         assert_eq!(plain.url_password(), None);
         assert_eq!(plain.display_url(), "git@github.com:acme/app.git");
+    }
+
+    #[test]
+    fn users_come_from_the_url_and_passwords_stay_off_the_command_line() {
+        let of = |u: &str| GitSource::new(u);
+        assert_eq!(of("git@github.com:acme/app.git").url_user(), Some("git"));
+        assert_eq!(
+            of("ssh://deploy@host:2222/app.git").url_user(),
+            Some("deploy")
+        );
+        assert_eq!(of("ssh://host/app.git").url_user(), None);
+        assert_eq!(of("host:app.git").url_user(), None);
+        assert_eq!(of("https://bot:t0ken@host/a.git").url_user(), Some("bot"));
+        assert_eq!(of("/srv/app.git").url_user(), None);
+        let with_password = of("https://bot:t0ken@host/a.git");
+        assert_eq!(
+            with_password.url_without_password(),
+            "https://bot@host/a.git"
+        );
+        assert_eq!(
+            of("https://host/a.git").url_without_password(),
+            "https://host/a.git"
+        );
     }
 
     #[test]
