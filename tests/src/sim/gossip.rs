@@ -173,6 +173,16 @@ impl Gossip {
                 && now.saturating_sub(self.heard[host][node]) <= self.dead_after)
     }
 
+    /// How long `host` has not heard from `node` past its failure detector's time: 0 while it
+    /// deems it alive.
+    pub fn quiet_for(&self, host: usize, node: usize, now: u64) -> u64 {
+        if self.alive(host, node, now) {
+            return 0;
+        }
+        now.saturating_sub(self.heard[host][node])
+            .saturating_sub(self.dead_after)
+    }
+
     /// Whether `host` knows `node` at all.
     pub fn knows(&self, host: usize, node: usize) -> bool {
         let e = self.know[host][node];

@@ -243,6 +243,17 @@ impl Scenario {
         }
     }
 
+    /// Whether a host is cut off or down for longer than the dead-node grace, so that members
+    /// leave the others' rollout orders (and may come back).
+    pub fn membership_moves(&self) -> bool {
+        let grace = self.agent.forget_after_ms;
+        self.partitions.iter().any(|p| p.lasts > grace)
+            || self
+                .crashes
+                .iter()
+                .any(|c| c.down_for.is_none_or(|d| d > grace))
+    }
+
     /// Whether nothing in the run is meant to fail: no failing release, no operator halt, no
     /// host gone for good. Such a run must finish on the newest release in bounded time
     /// (property 5), unless restarts cut more lifecycles short than `max_failures` tolerates.

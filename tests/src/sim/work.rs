@@ -56,11 +56,19 @@ impl World {
             digest: run.digest.clone(),
         };
         let planner = self.hosts[h].planner();
+        // Hosts it has not heard from for nearly the dead-node grace have left its order (the
+        // planner refreshes a member's last sighting coarsely, every 16th of the grace, and its
+        // clock drifts by up to 1 %).
+        let grace = self.sc.agent.forget_after_ms;
+        let gone = (0..self.hosts.len())
+            .filter(|&c| c != h && self.gossip.quiet_for(h, c, self.t) > grace - grace / 16 - grace / 50)
+            .collect();
         let start = Start {
             t: self.t,
             halted: planner.halted().is_some(),
             epoch: planner.published().map_or(0, |s| s.epoch),
             seen,
+            gone,
         };
         self.checker.deploy(h, &target, start)?;
         self.idle(h, "deploy")?;

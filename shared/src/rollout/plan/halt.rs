@@ -242,32 +242,51 @@ impl Planner {
         if self.halted().is_some() {
             return;
         }
-        let mut total = state.failures;
-        let mut first: Option<(&str, Option<&str>)> =
-            (state.failures > 0).then_some((self.settings.node.as_str(), state.reason.as_deref()));
+        let (epoch, own, own_reason) = (state.epoch, state.failures, state.reason.clone());
+        let (target, max_failures) = (target.id.clone(), policy.max_failures);
+        // Failures are remembered, so a member that fails and then goes quiet past the
+        // dead-node grace (out of the view, out of the order) still counts.
         for peer in &view.peers {
             let Some(theirs) = peer.state else { continue };
             if peer.node == self.settings.node
-                || !self.memory.members.contains_key(peer.node)
-                || theirs.target.as_ref().map(|t| &t.id) != Some(&target.id)
-                || theirs.epoch != state.epoch
+                || !self.counts(peer.node)
+                || theirs.target.as_ref().map(|t| &t.id) != Some(&target)
+                || theirs.epoch != epoch
                 || theirs.failures == 0
             {
                 continue;
             }
-            total += theirs.failures;
-            if first.is_none_or(|(node, _)| peer.node < node)
-                && first.map(|(n, _)| n) != Some(self.settings.node.as_str())
-            {
-                first = Some((peer.node, theirs.reason.as_deref()));
+            let seen = self
+                .memory
+                .failed
+                .entry(peer.node.to_owned())
+                .or_insert_with(|| (epoch, 0, None));
+            if seen.0 != epoch || theirs.failures > seen.1 {
+                *seen = (epoch, theirs.failures, theirs.reason.clone());
             }
         }
-        if total <= policy.max_failures {
+        let peers = self
+            .memory
+            .failed
+            .iter()
+            .filter(|(node, (e, _, _))| *e == epoch && **node != self.settings.node);
+        let total = own + peers.clone().map(|(_, (_, n, _))| n).sum::<u32>();
+        if total <= max_failures {
             return;
         }
-        let (host, reason) = first.unwrap_or((self.settings.node.as_str(), None));
-        let reason = format!("{host} failed: {}", reason.unwrap_or("deployment failed"));
-        let host = host.to_owned();
+        let (host, reason) = if own > 0 {
+            (self.settings.node.clone(), own_reason)
+        } else {
+            peers
+                .min_by_key(|(node, _)| node.as_str())
+                .map_or((self.settings.node.clone(), None), |(node, (_, _, r))| {
+                    (node.clone(), r.clone())
+                })
+        };
+        let reason = format!(
+            "{host} failed: {}",
+            reason.as_deref().unwrap_or("deployment failed")
+        );
         self.halt(host, &reason);
     }
 }

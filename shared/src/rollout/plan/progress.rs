@@ -36,6 +36,7 @@ impl Planner {
         self.memory.complete = false;
         self.memory.rerun = false;
         self.memory.cuts = Cuts::default();
+        self.memory.failed.clear();
         self.memory.policy = Some(policy.to_raw());
         self.memory.halt = None;
         self.memory.resume = None;

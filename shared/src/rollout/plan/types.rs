@@ -287,6 +287,10 @@ pub struct Memory {
     /// forgotten.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub known: BTreeSet<String>,
+    /// The failures of the target each peer published, by peer: (epoch, failures, reason).
+    /// Kept when the peer goes quiet, so its failures still count towards `max_failures`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<String, (u32, u32, Option<String>)>,
 }
 
 /// Runs of a target cut short on one host.

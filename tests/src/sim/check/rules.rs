@@ -29,23 +29,32 @@ pub(super) fn allowed(truth: &TargetTruth, n: usize) -> usize {
 
 /// Canaries are the first hosts to start; any later host may start only once each canary's
 /// last lifecycle ended done (and none runs again), and, without `auto_promote`, after a
-/// promote.
+/// promote. A canary the starting host has not heard from for the dead-node grace (`gone`) left
+/// its order, and the next starter takes its place.
 pub(super) fn canary_gate(
     truth: &TargetTruth,
     hosts: &[HostTruth],
     h: usize,
     n: usize,
+    gone: &[usize],
 ) -> Result<(), String> {
     let p = &truth.policy;
     if p.strategy != Strategy::Canary {
         return Ok(());
     }
-    let canaries = p.canary.of(n);
-    let position = truth.starters.iter().position(|k| *k == h).unwrap_or(0);
+    // The canaries are a share of the members in the starting host's order.
+    let canaries = p.canary.of(n - gone.len());
+    let starters: Vec<usize> = truth
+        .starters
+        .iter()
+        .copied()
+        .filter(|k| !gone.contains(k))
+        .collect();
+    let position = starters.iter().position(|k| *k == h).unwrap_or(0);
     if position < canaries {
         return Ok(());
     }
-    for &c in &truth.starters[..canaries] {
+    for &c in &starters[..canaries] {
         let last = hosts[c].last.get(&truth.id);
         let running = hosts[c].running.as_deref() == Some(truth.id.as_str());
         if last != Some(&Ended::Done) || running {
