@@ -10,6 +10,7 @@ mod cli;
 mod credentials;
 mod export;
 mod fixture;
+mod mirror;
 mod poll;
 mod tags;
 mod watch;
