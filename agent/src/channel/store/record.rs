@@ -96,6 +96,18 @@ impl Record {
         self.data.manifests.insert(name.to_owned(), recorded);
     }
 
+    /// Forgets the names the store no longer lists; true if there were any.
+    pub fn forget_unlisted(&mut self, listed: &BTreeSet<&str>) -> bool {
+        let before = self.data.known.len() + self.data.manifests.len();
+        self.data
+            .known
+            .retain(|name| listed.contains(name.as_str()));
+        self.data
+            .manifests
+            .retain(|name, _| listed.contains(name.as_str()));
+        before != self.data.known.len() + self.data.manifests.len()
+    }
+
     /// Forgets the manifests below `floor`: they are never re-checked.
     pub fn prune_below(&mut self, floor: &Version) {
         self.data
