@@ -156,6 +156,19 @@ mod tests {
     }
 
     #[test]
+    fn names_the_store_no_longer_lists_are_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut record = Record::load(&Record::path_for(dir.path(), "web")).expect("fresh");
+        record.mark_known("v1.0.0");
+        record.set_manifest("v2.0.0", recorded("\"a\""));
+        let listed = BTreeSet::from(["v2.0.0"]);
+        assert!(record.forget_unlisted(&listed));
+        assert!(!record.is_known("v1.0.0"));
+        assert_eq!(record.manifest("v2.0.0"), Some(&recorded("\"a\"")));
+        assert!(!record.forget_unlisted(&listed), "nothing more to forget");
+    }
+
+    #[test]
     fn a_corrupt_record_names_the_file_and_the_fix() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("web.json");
