@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod coordinate;
 pub mod execute;
+pub mod heap;
 pub mod net;
 pub mod report;
 pub mod runtime;

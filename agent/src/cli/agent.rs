@@ -52,7 +52,7 @@ pub(super) fn run(args: Args) -> u8 {
         config::LogFormat::Json => LogFormat::Json,
     };
     init_logging(format, &settings.log.level);
-    cap_malloc_arenas();
+    crate::heap::tune();
     let runtime = match super::runtime(2) {
         Ok(runtime) => runtime,
         Err(message) => {
@@ -66,26 +66,6 @@ pub(super) fn run(args: Args) -> u8 {
             tracing::error!(error = %e, "agent stopped");
             errln!("error: {}", super::error_chain(&e));
             exit::FAILURE
-        }
-    }
-}
-
-/// The most heaps glibc's malloc keeps for the agent's threads, unless `MALLOC_ARENA_MAX` says
-/// otherwise. glibc gives threads up to 8 per core and never returns one: the pool threads that
-/// fetch, unpack and install leave each with a few MiB free that no other thread reuses, so
-/// the agent's memory crept up release after release (docs/performance.md, the soak).
-const MALLOC_ARENAS: i32 = 2;
-
-/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`]; before the runtime starts its threads.
-fn cap_malloc_arenas() {
-    #[cfg(target_env = "gnu")]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets one of glibc's own tunables; no memory crosses, and no
-        // other thread is running yet.
-        #[allow(unsafe_code)]
-        let set = unsafe { nix::libc::mallopt(nix::libc::M_ARENA_MAX, MALLOC_ARENAS) };
-        if set == 0 {
-            tracing::debug!("cannot cap malloc arenas");
         }
     }
 }

@@ -171,7 +171,15 @@ impl Watcher {
         self.cache
             .holds(&self.group.name, in_use, self.group.keep_releases);
         let cache = self.cache.clone();
-        match tokio::task::spawn_blocking(move || cache.clean()).await {
+        let cleaned = tokio::task::spawn_blocking(move || {
+            let cleaned = cache.clean();
+            if cleaned.as_ref().is_ok_and(|c| *c != Cleaned::default()) {
+                // A release came and another went: what that allocated is free now.
+                crate::heap::give_back();
+            }
+            cleaned
+        });
+        match cleaned.await {
             Ok(Ok(cleaned)) if cleaned != Cleaned::default() => {
                 info!(
                     trees = cleaned.trees,
