@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod coordinate;
 pub mod execute;
+pub mod heap;
 pub mod lock;
 pub mod logging;
 pub mod net;

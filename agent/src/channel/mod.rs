@@ -35,6 +35,31 @@ impl Digest {
             Self::Sha256(hex) => format!("sha256-{hex}"),
         }
     }
+
+    /// The digest as it is displayed (`git:<commit>`, `sha256:<hex>`), which is how journals
+    /// and gossip carry it; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::split(text, ':')
+    }
+
+    /// The digest a cache entry named by [`Digest::file_name`] holds; `None` for other names.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        Self::split(name, '-')
+    }
+
+    fn split(text: &str, separator: char) -> Option<Self> {
+        let (kind, hex) = text.split_once(separator)?;
+        let hex_ok = !hex.is_empty()
+            && hex.len() <= 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        match kind {
+            "git" if hex_ok => Some(Self::Commit(hex.to_owned())),
+            "sha256" if hex_ok && hex.len() == 64 => Some(Self::Sha256(hex.to_owned())),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Digest {
@@ -103,5 +128,29 @@ mod tests {
     fn digests_name_their_kind() {
         assert_eq!(Digest::Commit("ab".into()).to_string(), "git:ab");
         assert_eq!(Digest::Sha256("cd".into()).file_name(), "sha256-cd");
+    }
+
+    #[test]
+    fn digests_read_back_from_their_text_and_file_names() {
+        let sha = Digest::Sha256("0f".repeat(32));
+        let commit = Digest::Commit("ab12".into());
+        for digest in [&sha, &commit] {
+            assert_eq!(Digest::parse(&digest.to_string()).as_ref(), Some(digest));
+            assert_eq!(
+                Digest::from_file_name(&digest.file_name()).as_ref(),
+                Some(digest)
+            );
+        }
+        for bad in [
+            "git:",
+            "git:AB",
+            "sha256:0f",
+            "md5:00",
+            "git:../x",
+            "git-ab.partial",
+        ] {
+            assert_eq!(Digest::parse(bad), None, "{bad}");
+            assert_eq!(Digest::from_file_name(bad), None, "{bad}");
+        }
     }
 }

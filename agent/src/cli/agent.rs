@@ -70,6 +70,7 @@ pub(super) fn run(args: Args) -> u8 {
         config::LogFormat::Json => LogFormat::Json,
     };
     init_logging(format, &settings.log.level);
+    crate::heap::tune();
     let runtime = match super::runtime(2) {
         Ok(runtime) => runtime,
         Err(message) => {

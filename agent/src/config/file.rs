@@ -109,6 +109,8 @@ pub struct GroupFile {
     pub health: Option<Spanned<HealthFile>>,
     /// Deployment directories kept on disk, this one included.
     pub max_revisions: Option<usize>,
+    /// Releases of the group kept in the release cache besides those in use.
+    pub keep_releases: Option<usize>,
     /// SIGTERM → SIGKILL grace for a timed-out script.
     pub kill_grace: Option<DurationValue>,
     /// The group's size across the mesh, if the quorum is to count against it.

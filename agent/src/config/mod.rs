@@ -123,6 +123,9 @@ pub struct Group {
     pub health: Option<HealthCheck>,
     /// Deployment directories kept on disk.
     pub max_revisions: usize,
+    /// How many of the releases it fetched last stay in the release cache, besides those in
+    /// use (what runs, the last known good, the one deploying, the one queued).
+    pub keep_releases: usize,
     /// SIGTERM → SIGKILL grace for a timed-out script.
     pub kill_grace: Duration,
     /// The group's size across the mesh (`expected_members`), if configured: the quorum is a
@@ -704,6 +707,30 @@ mod tests {
             .to_string();
         assert!(err.contains("remove one of them"), "{err}");
         assert!(mesh("  insecure: true\n").expect("clear").keyring.is_none());
+    }
+
+    #[test]
+    fn a_group_keeps_a_few_releases_in_the_cache_unless_told() {
+        let dir = with_signers();
+        let keep = |extra: &str| {
+            parse_in(dir.path(), &format!("{MINIMAL}{extra}")).map(|s| s.groups[0].keep_releases)
+        };
+        assert_eq!(keep("").expect("default"), 2);
+        assert_eq!(keep("    keep_releases: 0\n").expect("none"), 0);
+        let err = keep("    keep_releases: 101\n")
+            .expect_err("too many")
+            .to_string();
+        assert!(
+            err.contains("groups[0].keep_releases: 101 is more than 100"),
+            "{err}"
+        );
+        let err = keep("    keep_releases: -1\n")
+            .expect_err("negative")
+            .to_string();
+        assert!(
+            err.contains(":6:") && err.contains("keep_releases"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::{
     BadValue, Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_KEY_FILE, Group,
     HealthCheck, MIN_DEAD_GRACE_INTERVALS, Probe, check_name, line_of,
 };
+use crate::channel::cache::MAX_KEEP;
 use crate::channel::git::GitSource;
 use crate::channel::store::{StoreLocation, StoreSource};
 use crate::coordinate::seal::{KeyError, Keyring};
@@ -129,6 +130,9 @@ pub(super) fn mesh(
 }
 
 pub(super) type GroupError = (Option<u64>, String);
+
+/// `keep_releases` unless configured.
+pub const DEFAULT_KEEP_RELEASES: usize = 2;
 
 pub(super) fn group(
     index: usize,
@@ -271,6 +275,16 @@ pub(super) fn group(
             ),
         ));
     }
+    let keep_releases = raw.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES);
+    if keep_releases > MAX_KEEP {
+        return Err((
+            None,
+            format!(
+                "{}: {keep_releases} is more than {MAX_KEEP}; it counts whole bundles kept in the release cache besides those in use, so use a small number such as {DEFAULT_KEEP_RELEASES}",
+                key("keep_releases")
+            ),
+        ));
+    }
     Ok(Group {
         expected_members: raw.expected_members,
         name: raw.name.clone(),
@@ -280,6 +294,7 @@ pub(super) fn group(
         rollout,
         health,
         max_revisions,
+        keep_releases,
         kill_grace: raw.kill_grace.map_or(Duration::from_secs(10), |d| d.0),
     })
 }

@@ -110,7 +110,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     })?;
     let layout = Layout::new(data_dir.join("deployment-root"))
         .with_files_root(settings.node.files_root.clone());
-    let cache = ReleaseCache::new(&data_dir);
+    let cache = ReleaseCache::new(&data_dir).shared_by(settings.groups.iter().map(|g| &g.name));
     let metrics = Metrics::new();
     let mut journals = Vec::new();
     for group in &settings.groups {

@@ -168,6 +168,7 @@ impl Groups {
             match self.keeper(group) {
                 Ok(keeper) => {
                     info!(group = %group.name, "group added by the config");
+                    self.context.cache.add_group(&group.name);
                     self.context.metrics.register_group(&group.name);
                     self.context
                         .board
@@ -203,6 +204,7 @@ impl Groups {
                 Some(After::Remove) => {
                     let member = self.members.remove(i);
                     self.context.board.remove(&name);
+                    self.context.cache.remove_group(&name);
                     if let Some(mesh) = &self.context.mesh {
                         // Tombstones: peers no longer count this host in the group.
                         mesh.publish(&name, &GroupValues::default()).await;

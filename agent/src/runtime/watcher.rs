@@ -1,7 +1,8 @@
 //! The channel watcher: a group's look at its channel (poll, or a change on a local channel):
 //! verify what is new against the allowed signers and the floor, fetch it into the release
 //! cache and read its rollout policy, so a release is [`Prepared`] for its turn. Refusals are
-//! shown and counted once each.
+//! shown and counted once each. After each look it tells the cache what the group still uses,
+//! and the cache removes what no group sharing it does.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,16 +11,17 @@ use std::time::Duration;
 use shoal_shared::gossip::Target;
 use shoal_shared::release::AllowedSigners;
 use shoal_shared::rollout::{
-    Policy, PolicyError, PolicyFileError, RawPolicy, Shape, deployment_id, parse_policy_file,
+    GroupHost, Policy, PolicyError, PolicyFileError, RawPolicy, Shape, deployment_id,
+    parse_policy_file,
 };
 use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto};
 use tracing::{info, warn};
 
 use super::channel::{ChannelFailure, GroupChannel, one_line};
 use super::keeper::Keeper;
-use crate::channel::cache::ReleaseCache;
+use crate::channel::cache::{Cleaned, ReleaseCache};
 use crate::channel::watch::Watch;
-use crate::channel::{Release, jittered};
+use crate::channel::{Digest, Release, jittered};
 use crate::clock::{now_rfc3339, unix_now};
 use crate::config::{self, Group};
 use crate::report::{Board, Metrics};
@@ -158,6 +160,38 @@ impl Watcher {
         if self.watch.is_none() {
             self.start_watch();
         }
+        self.tidy_cache().await;
+    }
+
+    /// Tells the release cache what this group holds now and removes what no group sharing
+    /// it holds (see [`ReleaseCache::clean`]).
+    async fn tidy_cache(&self) {
+        let mut in_use = self.keeper.read(in_use);
+        in_use.extend(self.prepared.iter().map(|p| p.release.digest.clone()));
+        self.cache
+            .holds(&self.group.name, in_use, self.group.keep_releases);
+        let cache = self.cache.clone();
+        let cleaned = tokio::task::spawn_blocking(move || {
+            let cleaned = cache.clean();
+            if cleaned.as_ref().is_ok_and(|c| *c != Cleaned::default()) {
+                // A release came and another went: what that allocated is free now.
+                crate::heap::give_back();
+            }
+            cleaned
+        });
+        match cleaned.await {
+            Ok(Ok(cleaned)) if cleaned != Cleaned::default() => {
+                info!(
+                    trees = cleaned.trees,
+                    blobs = cleaned.blobs,
+                    leftovers = cleaned.leftovers,
+                    "release cache cleaned"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "cannot clean the release cache"),
+            Err(e) => warn!(error = %e, "the release cache clean stopped"),
+        }
     }
 
     async fn poll(&mut self, wanted: Option<String>) -> Result<(), ChannelFailure> {
@@ -257,8 +291,13 @@ impl Watcher {
     async fn prepare(&mut self, release: Release) -> Option<Prepared> {
         let name = release.version.name().to_owned();
         let channel = self.channel.as_mut()?;
+        self.cache.fetching(&self.group.name, &release.digest);
         let tree = match channel.materialize(&release, &self.cache).await {
-            Ok(tree) => tree,
+            Ok(tree) => {
+                let keep = self.group.keep_releases;
+                self.cache.fetched(&self.group.name, &release.digest, keep);
+                tree
+            }
             Err(failure) => {
                 if let Some(refusal) = &failure.refusal {
                     self.refused(&name, refusal.kind(), &failure.message);
@@ -323,6 +362,29 @@ impl Watcher {
     }
 }
 
+/// The releases `host` may still read from the cache or go back to: what runs, the last known
+/// good revision and the one before it, the run in flight, the target and the release queued
+/// after it.
+fn in_use(host: &GroupHost) -> Vec<Digest> {
+    let journal = host.journal();
+    let memory = host.planner().memory();
+    let installed = [
+        &journal.current,
+        &journal.last_known_good,
+        &journal.previous,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|i| i.digest.as_str());
+    installed
+        .chain(journal.in_flight.iter().map(|r| r.digest.as_str()))
+        .chain(host.planner().target().map(|t| t.digest.as_str()))
+        .chain(memory.next.iter().map(|(t, _)| t.digest.as_str()))
+        .chain(memory.lkg.iter().map(|r| r.digest.as_str()))
+        .filter_map(Digest::parse)
+        .collect()
+}
+
 /// Why a release's rollout policy cannot be used: the release is refused as `bad_policy`.
 #[derive(Debug, thiserror::Error)]
 enum ReleasePolicyError {
@@ -369,7 +431,8 @@ fn release_policy(
 mod tests {
     use std::time::Duration;
 
-    use shoal_shared::rollout::Strategy;
+    use shoal_shared::rollout::journal::PREPARE;
+    use shoal_shared::rollout::{InFlight, Installed, Journal, Settings, Strategy, View};
 
     use super::*;
 
@@ -409,6 +472,124 @@ mod tests {
         let manifest = raw("rollout:\n  strategy: all-at-once\n");
         let from_manifest = release_policy(Some(&manifest), tree.path(), &default).expect("policy");
         assert_eq!(from_manifest.strategy, Strategy::AllAtOnce);
+    }
+
+    fn digest(n: u8) -> Digest {
+        Digest::Commit(format!("{n:02x}").repeat(20))
+    }
+
+    fn installed(n: u8) -> Installed {
+        Installed {
+            revision: format!("v{n}"),
+            digest: digest(n).to_string(),
+            dir: format!("/deployment-root/web/d-{n}").into(),
+        }
+    }
+
+    fn target(n: u8) -> Target {
+        Target {
+            id: format!("d-{n:012}"),
+            revision: format!("v{n}"),
+            digest: digest(n).to_string(),
+        }
+    }
+
+    /// The host of group `web` with `journal`, listening to gossip for `warmup` ms first.
+    fn start(journal: Journal, warmup: u64) -> GroupHost {
+        let settings = Settings {
+            node: "h0".into(),
+            warmup,
+            forget_after: 0,
+        };
+        GroupHost::start("web", settings, journal, &Policy::default(), 0)
+    }
+
+    /// `host` verifies the release numbered `n`, whose files are in the cache.
+    fn release(host: &mut GroupHost, n: u8) {
+        let files = format!("/data/releases/trees/{}", digest(n).file_name()).into();
+        host.release(target(n), Policy::default(), files, &View::default(), 1);
+    }
+
+    /// For each kind of release a group uses, a host that uses one (numbered as its digest).
+    fn hosts_using_each_kind() -> Vec<(&'static str, GroupHost, u8)> {
+        let journal = |change: &dyn Fn(&mut Journal)| {
+            let mut journal = Journal::empty();
+            change(&mut journal);
+            journal
+        };
+        let waiting = {
+            let mut host = start(Journal::empty(), 60_000);
+            release(&mut host, 5);
+            host
+        };
+        let queued = {
+            let mut host = start(Journal::empty(), 0);
+            release(&mut host, 6);
+            release(&mut host, 7);
+            host
+        };
+        vec![
+            (
+                "current",
+                start(journal(&|j| j.current = Some(installed(1))), 0),
+                1,
+            ),
+            (
+                "last known good",
+                start(journal(&|j| j.last_known_good = Some(installed(2))), 0),
+                2,
+            ),
+            (
+                "previous",
+                start(journal(&|j| j.previous = Some(installed(3))), 0),
+                3,
+            ),
+            (
+                "in flight",
+                start(
+                    journal(&|j| {
+                        j.in_flight = Some(InFlight {
+                            deployment_id: "d-4".into(),
+                            revision: "v4".into(),
+                            digest: digest(4).to_string(),
+                            bundle: "/data/releases/trees/x".into(),
+                            reverts: None,
+                            auto_revert: true,
+                            dir: None,
+                            step: PREPARE.into(),
+                            started_ms: 0,
+                            attempt: 0,
+                        });
+                    }),
+                    0,
+                ),
+                4,
+            ),
+            ("target waiting for its turn", waiting, 5),
+            ("release queued after the run", queued, 7),
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_release_in_use_stays_in_the_cache() {
+        let mut removed = Vec::new();
+        for (kind, host, n) in hosts_using_each_kind() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cache = ReleaseCache::new(dir.path());
+            for digest in [digest(n), digest(9)] {
+                std::fs::create_dir_all(cache.tree_path(&digest)).expect("tree");
+            }
+            cache.holds("web", in_use(&host), 0);
+            cache.clean().expect("clean");
+            if !cache.has_tree(&digest(n)) {
+                removed.push(kind);
+            }
+            assert!(
+                !cache.has_tree(&digest(9)),
+                "{kind}: a release not in use stayed"
+            );
+        }
+        assert!(removed.is_empty(), "removed while in use: {removed:?}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod cli;
 mod credentials;
 mod export;
 mod fixture;
+mod mirror;
 mod poll;
 mod remote;
 mod tags;

@@ -47,6 +47,7 @@ mod backend;
 mod bench;
 mod binding;
 mod bundles;
+mod cache;
 mod commands;
 mod fixture;
 mod odd_names;

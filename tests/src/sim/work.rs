@@ -61,7 +61,9 @@ impl World {
         // clock drifts by up to 1 %).
         let grace = self.sc.agent.forget_after_ms;
         let gone = (0..self.hosts.len())
-            .filter(|&c| c != h && self.gossip.quiet_for(h, c, self.t) > grace - grace / 16 - grace / 50)
+            .filter(|&c| {
+                c != h && self.gossip.quiet_for(h, c, self.t) > grace - grace / 16 - grace / 50
+            })
             .collect();
         let start = Start {
             t: self.t,

@@ -4,6 +4,10 @@
 //! Tags are fetched into a bare mirror under `<data_dir>/mirrors/`, judged ([`tags`]): moved
 //! tags refused, the newest tag above the anti-rollback floor verified like `git verify-tag`,
 //! and a verified release's tree exported into the release cache ([`export`]).
+//!
+//! The mirror is opened for each use and closed after it, with its lock held throughout, so
+//! between polls the agent holds no pack open or mapped; a fetch that leaves it with too many
+//! packs is followed by a repack ([`repack`]).
 
 mod child;
 mod cli;
@@ -12,6 +16,7 @@ mod error;
 mod export;
 mod failure;
 mod fetch;
+mod repack;
 mod source;
 mod ssh;
 mod tags;
@@ -25,6 +30,7 @@ use shoal_shared::release::AllowedSigners;
 pub use child::with_stop;
 pub use error::{Cause, GitError};
 pub use failure::FetchError;
+pub use repack::MAX_PACKS;
 pub use source::{Endpoint, GitSource, Location};
 
 use super::cache::ReleaseCache;
@@ -42,7 +48,6 @@ pub struct GitChannel {
     /// The group's application: only tags whose signed message names it are releases.
     application: String,
     mirror_path: PathBuf,
-    repo: Repository,
     memory: tags::Memory,
 }
 
@@ -57,18 +62,24 @@ impl GitChannel {
         application: &str,
     ) -> Result<Self, GitError> {
         let mirror_path = fetch::mirror_path(data_dir, &source);
-        let repo = {
+        {
             let _lock = MirrorLock::take(&source, &mirror_path)?;
-            fetch::open_mirror(&source, &mirror_path)?
-        };
+            fetch::open_mirror(&source, &mirror_path)?;
+        }
         Ok(Self {
             source,
             group: group.to_owned(),
             application: application.to_owned(),
             mirror_path,
-            repo,
             memory: tags::Memory::default(),
         })
+    }
+
+    /// Takes the mirror's lock and opens it; both are let go when the pair is dropped.
+    fn open_locked(&self) -> Result<(MirrorLock, Repository), GitError> {
+        let lock = MirrorLock::take(&self.source, &self.mirror_path)?;
+        let repo = fetch::open_mirror(&self.source, &self.mirror_path)?;
+        Ok((lock, repo))
     }
 
     /// The channel's configuration.
@@ -91,27 +102,52 @@ impl GitChannel {
         state: &mut ChannelState,
         now: i64,
     ) -> Result<Poll, GitError> {
-        let listing = {
-            let _lock = MirrorLock::take(&self.source, &self.mirror_path)?;
-            let received = fetch::fetch(&self.repo, &self.source, &[ALL_TAGS], true)?;
-            tracing::debug!(group = %self.group, bytes = received, "tags fetched");
-            tags::list(&self.repo, &self.source.tags).map_err(|e| self.read_error("tags", &e))?
-        };
+        let (lock, repo) = self.open_locked()?;
+        let received = fetch::fetch(&repo, &self.source, &[ALL_TAGS], true)?;
+        tracing::debug!(group = %self.group, bytes = received, "tags fetched");
+        let listing =
+            tags::list(&repo, &self.source.tags).map_err(|e| self.read_error("tags", &e))?;
         let context = tags::Context {
             group: &self.group,
             application: &self.application,
             url: self.source.display_url(),
             mirror: &self.mirror_path,
         };
-        tags::judge(
-            &self.repo,
+        let poll = tags::judge(
+            &repo,
             listing,
             signers,
             state,
             now,
             &mut self.memory,
             &context,
-        )
+        );
+        drop(repo);
+        self.repack();
+        drop(lock);
+        poll
+    }
+
+    /// Repacks the mirror when fetches left it too many packs (the lock held, no handle open);
+    /// a repack that fails leaves the mirror readable, and is logged and tried after the next
+    /// fetch.
+    fn repack(&self) {
+        match repack::repack_if_needed(&self.mirror_path) {
+            Ok(Some(done)) => tracing::info!(
+                group = %self.group,
+                mirror = %self.mirror_path.display(),
+                packs = done.packs,
+                objects = done.objects,
+                "mirror repacked"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                group = %self.group,
+                mirror = %self.mirror_path.display(),
+                error = %e,
+                "cannot repack the mirror"
+            ),
+        }
     }
 
     /// The directory holding the release's files in `cache`: exported from the mirror the
@@ -132,7 +168,8 @@ impl GitChannel {
         if cache.has_tree(&release.digest) {
             return Ok(dest);
         }
-        export::to_cache(&self.repo, commit, cache, &dest).map_err(|e| match e {
+        let (_lock, repo) = self.open_locked()?;
+        export::to_cache(&repo, commit, cache, &dest).map_err(|e| match e {
             ExportError::Refused(bundle) => GitError::Refused {
                 version: release.version.name().to_owned(),
                 url: self.source.display_url(),
@@ -166,7 +203,8 @@ impl GitChannel {
         let Ok(version) = shoal_shared::release::Version::parse(name) else {
             return Ok(None);
         };
-        let target = match self.repo.find_reference(&format!("refs/tags/{name}")) {
+        let (_lock, repo) = self.open_locked()?;
+        let target = match repo.find_reference(&format!("refs/tags/{name}")) {
             Ok(reference) => reference
                 .resolve()
                 .map_err(|e| self.read_error(&format!("tag {name}"), &e))?
@@ -183,7 +221,7 @@ impl GitChannel {
         }
         let at = state.key_time(name, &identity, now);
         let expected = Expect::Application(&self.application);
-        let verified = tags::verify_one(&self.repo, name, target, signers, at, expected)
+        let verified = tags::verify_one(&repo, name, target, signers, at, expected)
             .map_err(|e| self.read_error(&format!("tag {name}"), &e))?;
         Ok(verified.ok().map(|tag| tags::release(version, tag)))
     }

@@ -190,16 +190,20 @@ impl StoreChannel {
             tracing::info!(revision.id = %version, bundle.size = bundle.size, "bundle downloaded");
         }
         let limits = self.limits.clone();
-        let (blob_task, tree_task) = (blob.clone(), tree.clone());
+        let staged = cache
+            .temp_path("tree")
+            .map_err(StoreError::io("create the release cache in", cache.root()))?;
+        let (blob_task, staged_task, tree_task) = (blob.clone(), staged.clone(), tree.clone());
         let unpacked = tokio::task::spawn_blocking(move || {
-            bundle::unpack(&blob_task, &tree_task, &APPSPEC_NAMES, &limits)
+            bundle::unpack(&blob_task, &staged_task, &APPSPEC_NAMES, &limits)
+                .map(|_| move_into_place(&staged_task, &tree_task))
         })
         .await
         .map_err(|e| StoreError::io("unpack", &blob)(std::io::Error::other(e)))?;
         match unpacked {
-            Ok(_) => Ok(tree),
-            // Another materialize of the same release finished first.
-            Err(BundleError::DestinationNotEmpty { .. }) if tree.is_dir() => Ok(tree),
+            Ok(moved) => moved
+                .map(|()| tree.clone())
+                .map_err(StoreError::io("move the unpacked bundle to", &tree)),
             Err(BundleError::Io { op, path, source }) => Err(StoreError::Io {
                 action: op,
                 path,
@@ -216,4 +220,16 @@ impl StoreChannel {
             }
         }
     }
+}
+
+/// Renames the tree unpacked at `staged` (under the cache's `tmp/`) to `tree`; when another
+/// channel of the same release put it there first, the staged copy is removed instead.
+fn move_into_place(staged: &Path, tree: &Path) -> std::io::Result<()> {
+    if let Err(e) = std::fs::rename(staged, tree) {
+        std::fs::remove_dir_all(staged)?;
+        if !tree.is_dir() {
+            return Err(e);
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,8 @@
 //! re-checks the manifests recorded at the floor with a conditional GET, so a release replaced
 //! in the store is caught and an unchanged one costs a 304.
 
+use std::collections::BTreeSet;
+
 use object_store::ObjectStoreExt as _;
 use object_store::path::Path as ObjPath;
 use sha2::{Digest as _, Sha256};
@@ -100,6 +102,16 @@ impl StoreChannel {
             if self.settled.contains(version.name()) && !above_floor(version, floor.as_ref()) {
                 changed |= self.record.mark_known(version.name());
             }
+        }
+        // Nothing later needs what the floor passed or the store no longer lists: a release
+        // below the floor is never fetched, and a name that comes back is a new upload.
+        let listed: BTreeSet<&str> = versions.iter().map(Version::name).collect();
+        self.settled.retain(|name| listed.contains(name.as_str()));
+        changed |= self.record.forget_unlisted(&listed);
+        if let Some(floor) = &floor {
+            self.verified.retain(|name, _| {
+                Version::parse(name).is_ok_and(|v| !above_floor(floor, Some(&v)))
+            });
         }
         if changed {
             if let Some(floor) = &floor {

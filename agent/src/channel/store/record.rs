@@ -96,6 +96,18 @@ impl Record {
         self.data.manifests.insert(name.to_owned(), recorded);
     }
 
+    /// Forgets the names the store no longer lists; true if there were any.
+    pub fn forget_unlisted(&mut self, listed: &BTreeSet<&str>) -> bool {
+        let before = self.data.known.len() + self.data.manifests.len();
+        self.data
+            .known
+            .retain(|name| listed.contains(name.as_str()));
+        self.data
+            .manifests
+            .retain(|name, _| listed.contains(name.as_str()));
+        before != self.data.known.len() + self.data.manifests.len()
+    }
+
     /// Forgets the manifests below `floor`: they are never re-checked.
     pub fn prune_below(&mut self, floor: &Version) {
         self.data
@@ -141,6 +153,19 @@ mod tests {
         assert!(record.is_known("v0.9.0") && record.is_known("v1.0.0"));
         assert_eq!(record.manifest("v1.0.0"), None);
         assert_eq!(record.manifest("v1.1.0"), Some(&recorded("\"b\"")));
+    }
+
+    #[test]
+    fn names_the_store_no_longer_lists_are_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut record = Record::load(&Record::path_for(dir.path(), "web")).expect("fresh");
+        record.mark_known("v1.0.0");
+        record.set_manifest("v2.0.0", recorded("\"a\""));
+        let listed = BTreeSet::from(["v2.0.0"]);
+        assert!(record.forget_unlisted(&listed));
+        assert!(!record.is_known("v1.0.0"));
+        assert_eq!(record.manifest("v2.0.0"), Some(&recorded("\"a\"")));
+        assert!(!record.forget_unlisted(&listed), "nothing more to forget");
     }
 
     #[test]
