@@ -500,6 +500,7 @@ mod tests {
             node: "h0".into(),
             warmup,
             forget_after: 0,
+            expected_members: None,
         };
         GroupHost::start("web", settings, journal, &Policy::default(), 0)
     }
@@ -559,6 +560,7 @@ mod tests {
                             step: PREPARE.into(),
                             started_ms: 0,
                             attempt: 0,
+                            stopped: false,
                         });
                     }),
                     0,
