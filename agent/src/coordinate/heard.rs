@@ -2,6 +2,11 @@
 //! heartbeat was last seen to rise, sampled every gossip round and at every snapshot. A start
 //! needs a majority heard from within the last [`RECENT_ROUNDS`] rounds, which a host cut off
 //! from the others loses well before chitchat's failure detector declares them dead.
+//!
+//! What a host learns of a peer in the first rounds after it first hears of it may be old
+//! news: a host that starts on the far side of a partition learns the others' last heartbeats
+//! from its side, each new to it. So only a rise seen more than [`RECENT_ROUNDS`] rounds after
+//! the first sighting counts.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
@@ -11,9 +16,18 @@ use chitchat::{Chitchat, ChitchatId, Heartbeat};
 use shoal_shared::rollout::plan::RECENT_ROUNDS;
 use tokio::time::Instant;
 
-/// Each peer generation's newest heartbeat and when it was first seen.
+/// What was seen of one peer generation.
+struct Seen {
+    /// When it was first seen.
+    first: Instant,
+    /// Its newest heartbeat, and when that was first seen.
+    heartbeat: Heartbeat,
+    at: Instant,
+}
+
+/// What was seen of each peer generation.
 pub(super) struct Heard {
-    last: Mutex<HashMap<ChitchatId, (Heartbeat, Instant)>>,
+    last: Mutex<HashMap<ChitchatId, Seen>>,
     window: Duration,
 }
 
@@ -40,19 +54,27 @@ impl Heard {
             }
             let heartbeat = state.heartbeat();
             match last.get_mut(id) {
-                Some((seen, at)) if heartbeat > *seen => {
-                    *seen = heartbeat;
-                    *at = now;
+                Some(seen) if heartbeat > seen.heartbeat => {
+                    seen.heartbeat = heartbeat;
+                    seen.at = now;
                 }
                 Some(_) => {}
                 None => {
-                    last.insert(id.clone(), (heartbeat, now));
+                    last.insert(
+                        id.clone(),
+                        Seen {
+                            first: now,
+                            heartbeat,
+                            at: now,
+                        },
+                    );
                 }
             }
         }
     }
 
-    /// The peers heard from within the window, after a fresh sample.
+    /// The peers whose heartbeat rose within the window, past the first rounds after they
+    /// were first seen; after a fresh sample.
     pub(super) fn recent(&self, chitchat: &Chitchat) -> HashSet<ChitchatId> {
         self.sample(chitchat);
         let now = Instant::now();
@@ -60,7 +82,10 @@ impl Heard {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|(_, (_, at))| now.duration_since(*at) <= self.window)
+            .filter(|(_, seen)| {
+                now.duration_since(seen.at) <= self.window
+                    && seen.at.duration_since(seen.first) > self.window
+            })
             .map(|(id, _)| id.clone())
             .collect()
     }

@@ -65,6 +65,9 @@ pub struct Gossip {
     know: Vec<Vec<Entry>>,
     /// `heard[h][i]`: when (true time) `h` last learned a newer heartbeat of `i`.
     heard: Vec<Vec<u64>>,
+    /// `first[h][i]`: when `h` first learned a heartbeat of `i` (since its last start); the
+    /// heartbeats learned then may be old news relayed by others.
+    first: Vec<Vec<u64>>,
     /// The snapshot each host sends until its knowledge changes or its next round.
     snapshots: Vec<Option<Snapshot>>,
     dead_after: u64,
@@ -82,6 +85,7 @@ impl Gossip {
             records: vec![Vec::new(); n],
             know: vec![vec![Entry::default(); n]; n],
             heard: vec![vec![0; n]; n],
+            first: vec![vec![0; n]; n],
             snapshots: vec![None; n],
             dead_after,
             gc_after,
@@ -132,6 +136,7 @@ impl Gossip {
         let mut changed = false;
         let mine = self.know[host].as_mut_slice();
         let heard = self.heard[host].as_mut_slice();
+        let first = self.first[host].as_mut_slice();
         let own = mine[host];
         // A plain indexed loop: this is the simulator's hottest code, and it runs in debug.
         let n = mine.len().min(theirs.len()).min(heard.len());
@@ -139,6 +144,9 @@ impl Gossip {
             let t = theirs[i];
             let m = &mut mine[i];
             if t.heartbeat > m.heartbeat {
+                if m.heartbeat == 0 {
+                    first[i] = now;
+                }
                 m.heartbeat = t.heartbeat;
                 heard[i] = now;
             }
@@ -163,6 +171,7 @@ impl Gossip {
         self.know[host].fill(Entry::default());
         self.know[host][host] = own;
         self.heard[host].fill(0);
+        self.first[host].fill(0);
         self.snapshots[host] = None;
     }
 
@@ -181,6 +190,15 @@ impl Gossip {
         }
         now.saturating_sub(self.heard[host][node])
             .saturating_sub(self.dead_after)
+    }
+
+    /// Whether `host` saw `node`'s heartbeat rise within the last [`RECENT_ROUNDS`] rounds,
+    /// past the rounds after it first learned of it (when what it learned may be old news
+    /// relayed by others, as after a restart on the far side of a partition).
+    pub fn recent(&self, host: usize, node: usize, now: u64) -> bool {
+        let window = u64::from(RECENT_ROUNDS) * ROUND;
+        let heard = self.heard[host][node];
+        now.saturating_sub(heard) <= window && heard > self.first[host][node] + window
     }
 
     /// Whether `host` knows `node` at all.
@@ -233,9 +251,7 @@ impl Gossip {
             peers.push(Peer {
                 node: &self.names[node],
                 alive,
-                recent: alive
-                    && now.saturating_sub(self.heard[host][node])
-                        <= u64::from(RECENT_ROUNDS) * ROUND,
+                recent: alive && self.recent(host, node, now),
                 state: record.and_then(|r| r.state.as_ref()),
                 halt: record.and_then(|r| r.halt.as_ref()),
                 resume: record.and_then(|r| r.resume.as_ref()),

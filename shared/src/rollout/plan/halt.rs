@@ -162,6 +162,10 @@ impl Planner {
         if matches!(state.step, Some(Step::Failed | Step::Reverted)) {
             state.step = Some(Step::Waiting);
         }
+        // A run cut short held its slot in the old epoch only: it takes its turn again.
+        if std::mem::take(&mut self.memory.rerun) {
+            self.set_step(Step::Waiting);
+        }
         self.memory.resume = Some(resume);
     }
 
