@@ -1078,3 +1078,34 @@ fn peers_not_heard_from_lately_make_no_majority() {
         }
     }
 }
+
+/// A run cut short holds its slot in its own epoch only: after a halt and a resume, the host
+/// takes its turn again in the new epoch rather than running at once.
+#[test]
+fn a_resume_sends_a_cut_run_back_to_its_turn() {
+    let mut group = Group::new(3);
+    let one = Policy {
+        max_parallel: Amount::Count(1),
+        max_failures: 1,
+        ..policy(Strategy::Rolling)
+    };
+    let first = group.release("v2", &one)[0];
+    assert!(group.step(first, Event::Ran(cut(Cut::Crashed))).is_empty());
+    let other = (first + 1) % 3;
+    group.hosts[other]
+        .command(Command::Halt {
+            reason: "operator".into(),
+        })
+        .unwrap();
+    group.step(other, Event::Tick);
+    group.hosts[other].command(Command::Resume).unwrap();
+    group.step(other, Event::Tick);
+    // The halt and the resume reach the cut-off host together.
+    let actions = group.step(first, Event::Tick);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Deploy(_))),
+        "{actions:?}"
+    );
+    assert_eq!(group.hosts[first].step_now(), Some(Step::Waiting));
+    assert!(!group.hosts[first].memory().rerun);
+}

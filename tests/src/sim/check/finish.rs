@@ -32,7 +32,10 @@ impl Checker {
             // Waiting, untouched or with the failure that left it half-installed on record.
             let state = host.planner().published();
             let shown = host.disk.clean().is_some() || state.is_some_and(|s| s.reason.is_some());
-            let stuck = host.planner().step_now() == Some(Step::Waiting) && shown;
+            let planner = host.planner();
+            // Or holding its slot to run a cut run again (half-installed, shown `running`).
+            let stuck = (planner.step_now() == Some(Step::Waiting) && shown)
+                || (planner.step_now() == Some(Step::Running) && planner.memory().rerun);
             if !quorum && halted == 0 && stuck {
                 continue;
             }
