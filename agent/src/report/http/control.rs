@@ -213,8 +213,26 @@ mod tests {
     #[test]
     fn a_halt_body_that_is_not_the_json_expected_is_refused() {
         for body in [&b"bad build"[..], br#"{"reson": "x"}"#, br#"{"reason": 3}"#] {
-            let message = halt_reason(body).expect_err("refused").to_string();
+            let message = command(Control::Halt, body)
+                .expect_err("refused")
+                .to_string();
             assert!(message.contains("JSON like"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_forget_names_its_node_in_json() {
+        assert_eq!(
+            command(Control::Forget, br#"{"node": "web-3"}"#).ok(),
+            Some(Command::Forget {
+                node: "web-3".into()
+            })
+        );
+        for body in [&b""[..], b"web-3", br#"{"host": "web-3"}"#] {
+            let message = command(Control::Forget, body)
+                .expect_err("refused")
+                .to_string();
+            assert!(message.contains("{\"node\": \"web-3\"}"), "{message}");
         }
     }
 
