@@ -11,12 +11,10 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use super::group::GroupTask;
-use super::groups::{Context, Groups};
-use super::journal::JournalFile;
-use super::keeper::Keeper;
+use super::groups::{Context, Groups, keeper};
 use super::signals::{Asked, Signals};
 use crate::channel::cache::ReleaseCache;
-use crate::clock::{now_ms, now_rfc3339};
+use crate::clock::now_rfc3339;
 use crate::config::Settings;
 use crate::coordinate::{GroupValues, Mesh};
 use crate::execute::layout::Layout;
@@ -25,7 +23,7 @@ use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics};
 use crate::stop::Stop;
-use shoal_shared::rollout::{GroupHost, Settings as PlannerSettings};
+use shoal_shared::rollout::Settings as PlannerSettings;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -112,17 +110,6 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         .with_files_root(settings.node.files_root.clone());
     let cache = ReleaseCache::new(&data_dir).shared_by(settings.groups.iter().map(|g| &g.name));
     let metrics = Metrics::new();
-    let mut journals = Vec::new();
-    for group in &settings.groups {
-        let file = JournalFile::of(&data_dir, &group.name);
-        let journal = file.load()?;
-        metrics.register_group(&group.name);
-        metrics.set_revision(
-            &group.name,
-            journal.current.as_ref().map(|c| c.revision.as_str()),
-        );
-        journals.push((file, journal));
-    }
     let node = NodeInfo {
         id: settings.node.id.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -168,24 +155,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         steering,
         stop,
     };
-    let keepers: Vec<Keeper> = settings
-        .groups
-        .iter()
-        .zip(journals)
-        .map(|(group, (file, journal))| {
-            let host = GroupHost::start(
-                &group.name,
-                PlannerSettings {
-                    expected_members: group.expected_members,
-                    ..planner_settings.clone()
-                },
-                journal,
-                &group.rollout,
-                now_ms(),
-            );
-            Keeper::new(file, host)
-        })
-        .collect();
+    let mut keepers = Vec::new();
+    for group in &settings.groups {
+        let keeper = keeper(&data_dir, &planner_settings, group)?;
+        metrics.register_group(&group.name);
+        let current = keeper.read(|host| host.journal().current.clone());
+        metrics.set_revision(&group.name, current.as_ref().map(|c| c.revision.as_str()));
+        keepers.push(keeper);
+    }
     let statuses = settings
         .groups
         .iter()

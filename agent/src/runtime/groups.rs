@@ -40,6 +40,28 @@ pub(super) struct Context {
     pub(super) stop: Stop,
 }
 
+/// A keeper for `group` from its journal under `data_dir`, its planner with `planner` and
+/// the group's expected size.
+pub(super) fn keeper(
+    data_dir: &std::path::Path,
+    planner: &PlannerSettings,
+    group: &Group,
+) -> Result<Keeper, JournalError> {
+    let file = JournalFile::of(data_dir, &group.name);
+    let journal = file.load()?;
+    let host = GroupHost::start(
+        &group.name,
+        PlannerSettings {
+            expected_members: group.expected_members,
+            ..planner.clone()
+        },
+        journal,
+        &group.rollout,
+        now_ms(),
+    );
+    Ok(Keeper::new(file, host))
+}
+
 /// One group and its task.
 struct Member {
     group: Group,
@@ -74,19 +96,7 @@ impl Groups {
 
     /// A keeper for `group` from its journal on disk.
     pub(super) fn keeper(&self, group: &Group) -> Result<Keeper, JournalError> {
-        let file = JournalFile::of(&self.context.data_dir, &group.name);
-        let journal = file.load()?;
-        let host = GroupHost::start(
-            &group.name,
-            PlannerSettings {
-                expected_members: group.expected_members,
-                ..self.context.planner.clone()
-            },
-            journal,
-            &group.rollout,
-            now_ms(),
-        );
-        Ok(Keeper::new(file, host))
+        keeper(&self.context.data_dir, &self.context.planner, group)
     }
 
     /// Starts the task of `group`, whose values `published` are in the mesh already.

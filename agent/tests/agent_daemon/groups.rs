@@ -17,20 +17,25 @@ fn group<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no group {name} in {status}"))
 }
 
-/// A world whose agent has groups `web` and `api`, each on a repository of its own whose tags
-/// are bound to its application (its name).
-fn two_groups() -> (World, Vec<Repo>) {
-    let world = World::new();
-    let repos: Vec<Repo> = ["web", "api"]
+/// A repository each for groups `web` and `api` in `world`, each with a first commit; each
+/// group's tags are bound to its application: its name.
+pub fn web_and_api(world: &World) -> Vec<Repo> {
+    ["web", "api"]
         .iter()
         .map(|name| {
-            // Each group's tags are bound to its application: its name.
             let repo = Repo::init(&world.dir.path().join(format!("repo-{name}")))
                 .for_application(Some(name));
             repo.commit_file("README", name, "initial");
             repo
         })
-        .collect();
+        .collect()
+}
+
+/// A world whose agent has groups `web` and `api`, each on a repository of its own whose tags
+/// are bound to its application (its name).
+fn two_groups() -> (World, Vec<Repo>) {
+    let world = World::new();
+    let repos = web_and_api(&world);
     let config = format!(
         "node: {{ id: test-node, data_dir: {data} }}\n\
          status: {{ listen: 127.0.0.1:0 }}\n\

@@ -54,15 +54,7 @@ fn release(world: &World, repo: &Repo, app: &str, revision: &str, hooks: Hooks) 
 #[test]
 fn sighup_adds_a_group_and_changes_another_without_interrupting_its_hook() {
     let world = World::new();
-    let repos: Vec<Repo> = ["web", "api"]
-        .iter()
-        .map(|name| {
-            let repo = Repo::init(&world.dir.path().join(format!("repo-{name}")))
-                .for_application(Some(name));
-            repo.commit_file("README", name, "initial");
-            repo
-        })
-        .collect();
+    let repos = crate::groups::web_and_api(&world);
     let (web, api) = (&repos[0], &repos[1]);
     write_config(&world, &[entry("web", web, "1h", &world)]);
     let agent = world.start_agent(&[]);
