@@ -1109,3 +1109,36 @@ fn a_resume_sends_a_cut_run_back_to_its_turn() {
     assert_eq!(group.hosts[first].step_now(), Some(Step::Waiting));
     assert!(!group.hosts[first].memory().rerun);
 }
+
+/// A forget from a node outside the group drops no one, and a forget of a member alive drops
+/// it nowhere: a peer cannot shrink the quorum by claiming others gone.
+#[test]
+fn forgets_from_outsiders_and_of_live_members_drop_no_one() {
+    let mut group = Group::new(3);
+    group.settle();
+    let outsider = GroupState {
+        forgets: vec!["h1".into(), "h2".into()],
+        ..GroupState::default()
+    };
+    group.alive[1] = false;
+    let mut view = group.view_of(0);
+    view.peers
+        .push(Peer::new("intruder", true, Some(&outsider)));
+    let mut host = group.hosts[0].clone();
+    host.step(Event::Tick, &view, group.now);
+    let known = &host.memory().known;
+    assert!(known.contains("h1") && known.contains("h2"), "{known:?}");
+
+    group.alive[1] = true;
+    group.hosts[1]
+        .command(Command::Forget { node: "h2".into() })
+        .unwrap();
+    group.settle();
+    for i in 0..3 {
+        assert_eq!(
+            group.hosts[i].memory().known.len(),
+            2,
+            "h{i} keeps every live member"
+        );
+    }
+}
