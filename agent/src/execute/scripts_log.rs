@@ -1,6 +1,7 @@
 //! A deployment's `logs/scripts.log`: every line a hook script prints, stamped and tagged,
 //! and the readers that turn a script's stdout and stderr into those lines.
 
+use std::collections::VecDeque;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
@@ -35,14 +36,42 @@ impl Stream {
     }
 }
 
+/// The most a deployment's `scripts.log` grows to from script output; past it only the end
+/// of each script's output is kept (see [`HELD_BYTES`]).
+pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Past [`MAX_LOG_BYTES`], how much of the end of each script's output is held back and
+/// written when the script ends, after one line saying how much was left out.
+pub const HELD_BYTES: usize = 256 * 1024;
+
 /// An append-only `scripts.log`, safe to write from several threads and tasks at once.
 ///
 /// Each line reaches the file in one `write` on an unbuffered `O_APPEND` file, so `tail -f`
-/// sees it at once and a crash of the agent loses nothing already logged.
+/// sees it at once and a crash of the agent loses nothing already logged. The log is bounded:
+/// once script output has taken it past its cap, each script's lines are held in memory (the
+/// last [`HELD_BYTES`] of them) and written, after a line saying how many were left out, when
+/// shoal next writes a line of its own (the script's exit). A script that prints without end
+/// keeps its beginning and its last lines, and the file stays append-only for readers that
+/// follow it by offset.
 #[derive(Debug)]
 pub struct ScriptsLog {
     path: PathBuf,
-    file: Mutex<File>,
+    cap: u64,
+    held_cap: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    /// The file's length.
+    size: u64,
+    /// Lines past the cap, oldest first, each a whole record with its newline.
+    held: VecDeque<String>,
+    held_bytes: usize,
+    /// Lines (and their bytes) held and then pushed out by later ones.
+    dropped: u64,
+    dropped_bytes: u64,
 }
 
 impl ScriptsLog {
@@ -52,6 +81,15 @@ impl ScriptsLog {
     /// modes above them (an operator may have opened the data dir) or the umask, and a log
     /// made by an older agent is closed up when it is opened again.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        Self::with_cap(path, MAX_LOG_BYTES, HELD_BYTES)
+    }
+
+    /// [`open`](Self::open) with another cap and held tail (tests use small ones).
+    pub(crate) fn with_cap(
+        path: impl Into<PathBuf>,
+        cap: u64,
+        held_cap: usize,
+    ) -> io::Result<Self> {
         let path = path.into();
         if let Some(parent) = path.parent() {
             DirBuilder::new()
@@ -66,9 +104,19 @@ impl ScriptsLog {
             .mode(0o600)
             .open(&path)?;
         file.set_permissions(Permissions::from_mode(0o600))?;
+        let size = file.metadata()?.len();
         Ok(Self {
             path,
-            file: Mutex::new(file),
+            cap,
+            held_cap,
+            inner: Mutex::new(Inner {
+                file,
+                size,
+                held: VecDeque::new(),
+                held_bytes: 0,
+                dropped: 0,
+                dropped_bytes: 0,
+            }),
         })
     }
 
@@ -79,25 +127,99 @@ impl ScriptsLog {
 
     /// Appends `text` as `<UTC time> [<event>] [<location>] [<stream>] <text>`.
     ///
-    /// A newline inside `text` starts a new log line with the same tags.
+    /// A newline inside `text` starts a new log line with the same tags. Script output past
+    /// the cap is held (see the type); a line of shoal's own first writes what is held.
     pub fn line(&self, event: &str, location: &str, stream: Stream, text: &str) -> io::Result<()> {
         let stamp = now_utc();
         let text = text.strip_suffix('\n').unwrap_or(text);
-        let mut record = String::with_capacity(text.len() + 64);
-        for part in text.split('\n') {
-            record.push_str(&stamp);
-            record.push_str(" [");
-            record.push_str(event);
-            record.push_str("] [");
-            record.push_str(location);
-            record.push_str("] [");
-            record.push_str(stream.as_str());
-            record.push_str("] ");
-            record.push_str(part);
-            record.push('\n');
+        let record = |part: &str| {
+            format!(
+                "{stamp} [{event}] [{location}] [{}] {part}\n",
+                stream.as_str()
+            )
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if stream == Stream::Shoal {
+            self.write_held(&mut inner, &stamp, event, location)?;
+            let records: String = text.split('\n').map(record).collect();
+            return inner.write(&records);
         }
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        file.write_all(record.as_bytes())
+        let records: String = text.split('\n').map(record).collect();
+        if inner.held.is_empty() && inner.size + records.len() as u64 <= self.cap {
+            return inner.write(&records);
+        }
+        for part in text.split('\n') {
+            inner.hold(record(part), self.held_cap);
+        }
+        Ok(())
+    }
+
+    /// Writes the lines held past the cap, after one saying how many were left out.
+    fn write_held(
+        &self,
+        inner: &mut Inner,
+        stamp: &str,
+        event: &str,
+        location: &str,
+    ) -> io::Result<()> {
+        if inner.held.is_empty() {
+            return Ok(());
+        }
+        let mut out = format!(
+            "{stamp} [{event}] [{location}] [shoal] this deployment's log passed its {} MiB cap: \
+             {} lines ({} bytes) of output were left out; the last {} lines follow\n",
+            self.cap / (1024 * 1024),
+            inner.dropped,
+            inner.dropped_bytes,
+            inner.held.len(),
+        );
+        out.extend(inner.held.drain(..));
+        inner.held_bytes = 0;
+        inner.dropped = 0;
+        inner.dropped_bytes = 0;
+        inner.write(&out)
+    }
+}
+
+impl Drop for ScriptsLog {
+    /// Writes what is still held (a script whose end was not logged).
+    fn drop(&mut self) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(last) = inner.held.back() {
+            let (event, location) = tags(last);
+            let _ = self.write_held(&mut inner, &now_utc(), &event, &location);
+        }
+    }
+}
+
+/// The event and location of a record written by [`ScriptsLog::line`].
+fn tags(record: &str) -> (String, String) {
+    let mut fields = record
+        .splitn(4, " [")
+        .skip(1)
+        .map(|f| f.trim_end_matches(']'));
+    let event = fields.next().unwrap_or("-").to_owned();
+    let location = fields.next().unwrap_or("-").to_owned();
+    (event, location)
+}
+
+impl Inner {
+    fn write(&mut self, records: &str) -> io::Result<()> {
+        self.file.write_all(records.as_bytes())?;
+        self.size += records.len() as u64;
+        Ok(())
+    }
+
+    fn hold(&mut self, record: String, held_cap: usize) {
+        self.held_bytes += record.len();
+        self.held.push_back(record);
+        while self.held_bytes > held_cap
+            && let Some(out) = self.held.pop_front()
+        {
+            self.held_bytes -= out.len();
+            self.dropped += 1;
+            self.dropped_bytes += out.len() as u64;
+        }
     }
 }
 
@@ -462,6 +584,74 @@ mod tests {
                 (Stream::Stdout, "out 1".to_string()),
                 (Stream::Stdout, "out 2".to_string()),
             ]
+        );
+    }
+
+    #[test]
+    fn past_the_cap_a_script_keeps_its_beginning_and_its_last_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("logs/scripts.log");
+        let log = ScriptsLog::with_cap(&path, 4096, 1024).expect("open");
+        log.line("Install", "a.sh", Stream::Shoal, "script started: a.sh")
+            .expect("line");
+        for n in 0..1000 {
+            log.line("Install", "a.sh", Stream::Stdout, &format!("line {n}"))
+                .expect("line");
+        }
+        let before_exit = fs::metadata(&path).expect("stat").len();
+        assert!(before_exit <= 4096, "grew to {before_exit} past the cap");
+        log.line(
+            "Install",
+            "a.sh",
+            Stream::Shoal,
+            "script exited with code 0",
+        )
+        .expect("line");
+        let lines = lines_of(&path);
+        let texts: Vec<&str> = lines.iter().map(|l| split_stamp(l).1).collect();
+        assert_eq!(texts[0], "[Install] [a.sh] [shoal] script started: a.sh");
+        assert_eq!(texts[1], "[Install] [a.sh] [stdout] line 0");
+        let notice = texts
+            .iter()
+            .position(|t| t.contains("passed its"))
+            .expect("a line saying what was left out");
+        let kept_head = notice - 1;
+        let kept_tail = texts.len() - notice - 2;
+        assert!(
+            texts[notice].contains(&format!("{} lines (", 1000 - kept_head - kept_tail)),
+            "{}",
+            texts[notice]
+        );
+        assert_eq!(texts[texts.len() - 2], "[Install] [a.sh] [stdout] line 999");
+        assert_eq!(
+            texts[texts.len() - 1],
+            "[Install] [a.sh] [shoal] script exited with code 0"
+        );
+        let size = fs::metadata(&path).expect("stat").len();
+        assert!(size <= 4096 + 1024 + 256, "{size} bytes");
+    }
+
+    #[test]
+    fn held_lines_are_written_when_the_log_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scripts.log");
+        let log = ScriptsLog::with_cap(&path, 100, 1024).expect("open");
+        for n in 0..10 {
+            log.line("Install", "b.sh", Stream::Stderr, &format!("err {n}"))
+                .expect("line");
+        }
+        drop(log);
+        let lines = lines_of(&path);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("[Install] [b.sh] [shoal] this deployment's log passed"))
+        );
+        assert!(
+            lines
+                .last()
+                .expect("lines")
+                .ends_with("[Install] [b.sh] [stderr] err 9")
         );
     }
 }

@@ -70,6 +70,56 @@ async fn stdout_and_stderr_lines_land_in_scripts_log_tagged_by_stream() {
 }
 
 #[tokio::test]
+async fn a_script_printing_without_end_keeps_its_start_and_end_within_the_cap() {
+    let deployment = Deployment::new();
+    let cap = scripts_log::MAX_LOG_BYTES;
+    // 1.5 × the cap in lines of 1,000 bytes, between a first and a last line.
+    let script = deployment.script(
+        "scripts/chatty.sh",
+        &format!(
+            "#!/bin/sh\n\
+             echo first\n\
+             head -c {} /dev/zero | tr '\\0' x | fold -w 1000\n\
+             echo\n\
+             echo last\n",
+            cap * 3 / 2
+        ),
+    );
+
+    let outcome = run_to_end(deployment.run(&script, &[])).await.expect("ran");
+
+    assert_succeeded(&outcome);
+    let size = fs::metadata(deployment.log.path()).expect("stat").len();
+    assert!(
+        size <= cap + scripts_log::HELD_BYTES as u64 + 4096,
+        "the log grew to {size} bytes, past its cap of {cap}"
+    );
+    let stdout = deployment.texts("scripts/chatty.sh", "stdout");
+    assert_eq!(stdout.first().map(String::as_str), Some("first"));
+    assert_eq!(stdout.last().map(String::as_str), Some("last"));
+    let shoal = deployment.texts("scripts/chatty.sh", "shoal");
+    let notice = shoal
+        .iter()
+        .find(|text| text.starts_with("this deployment's log passed its 64 MiB cap: "))
+        .unwrap_or_else(|| panic!("no line says what was left out: {shoal:?}"));
+    let left_out: usize = notice
+        .split_once(": ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {notice:?}"));
+    let printed = 2 + (cap * 3 / 2).div_ceil(1000) as usize;
+    assert_eq!(
+        left_out + stdout.len(),
+        printed,
+        "every line is either kept or counted as left out"
+    );
+    assert_eq!(
+        shoal.last().map(String::as_str),
+        Some("script exited with code 0")
+    );
+}
+
+#[tokio::test]
 async fn a_script_sees_the_extra_env_the_agents_env_and_cwd_and_an_empty_stdin() {
     let deployment = Deployment::new();
     let script = deployment.script(
