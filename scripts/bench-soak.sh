@@ -12,6 +12,8 @@
 #   SOAK_GIT_CHURN_KIB=4   new random content in each git release (the rest of the ~1 MiB bundle
 #                          stays, as in a real repository); 1024 makes every release all new
 #   SOAK_KEEP=1            keep the work directory (its path is printed)
+#   SOAK_SMAPS=1           also copy the agent's /proc/PID/smaps to <work>/smaps.N at each
+#                          sample (with SOAK_KEEP, to see which mappings grow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 releases=${1:-200}
@@ -141,6 +143,7 @@ sample() { # n
   state=$(( $(kib "$data/journal") + $(kib "$data/channels") ))
   packs=$(find "$data/mirrors" -name '*.pack' 2>/dev/null | wc -l)
   rss_at[$n]=$rss fds_at[$n]=$fds data_at[$n]=$total
+  if [ -n "${SOAK_SMAPS:-}" ]; then cp "/proc/$agent/smaps" "$work/smaps.$n"; fi
   printf '%8s %8s %8s %5s %6s | %9s %9s %9s %9s %9s %9s | %5s %7s\n' "$n" "$(mib "$rss")" "$(mib "$anon")" \
     "$fds" "$tasks" "$(mib "$total")" "$(mib "$cache")" "$trees" "$(mib "$mirrors")" "$(mib "$deploy")" \
     "$(mib "$state")" "$packs" "$(awk -v s="$SECONDS" -v t="$started" -v n="$n" 'BEGIN { printf "%.2f", (s - t) / n }')"

@@ -35,6 +35,8 @@ pub enum Hooks {
 
 struct Host {
     id: String,
+    /// The shoal it runs: this build, or an older one for the upgrade story.
+    binary: PathBuf,
     config: PathBuf,
     data_dir: PathBuf,
     log: PathBuf,
@@ -62,6 +64,11 @@ impl Fleet {
         Self::start_with(n, policy, false, "")
     }
 
+    /// The same with every host running `binary` (an older build) until [`Fleet::upgrade`].
+    pub fn start_on(n: usize, policy: &str, binary: &Path) -> Fleet {
+        Self::start_on_with(n, policy, false, "", binary)
+    }
+
     /// The same with the mesh's `dead_grace` set to `grace` (e.g. `3s`).
     pub fn start_with_dead_grace(n: usize, policy: &str, grace: &str) -> Fleet {
         Self::start_with(n, policy, false, &format!(", dead_grace: {grace}"))
@@ -73,6 +80,16 @@ impl Fleet {
     }
 
     fn start_with(n: usize, policy: &str, seed: bool, mesh_extra: &str) -> Fleet {
+        Self::start_on_with(
+            n,
+            policy,
+            seed,
+            mesh_extra,
+            Path::new(env!("CARGO_BIN_EXE_shoal")),
+        )
+    }
+
+    fn start_on_with(n: usize, policy: &str, seed: bool, mesh_extra: &str, binary: &Path) -> Fleet {
         let mut dir = tempfile::tempdir().unwrap();
         if std::env::var_os("SHOAL_KEEP_FLEET").is_some() {
             dir.disable_cleanup(true);
@@ -101,6 +118,7 @@ impl Fleet {
                 let home = dir.path().join(&id);
                 fs::create_dir_all(&home).unwrap();
                 Host {
+                    binary: binary.to_owned(),
                     config: home.join("agent.yaml"),
                     data_dir: home.join("data"),
                     log: home.join("agent.log"),
@@ -203,13 +221,15 @@ impl Fleet {
         );
         fs::write(&host.config, text).unwrap();
         let env = [("E2E_NODE".to_owned(), host.id.clone())];
-        let agent = AgentProcess::start(
-            Path::new(env!("CARGO_BIN_EXE_shoal")),
-            &host.config,
-            &host.log,
-            &env,
-        );
+        let agent = AgentProcess::start(&host.binary, &host.config, &host.log, &env);
         self.hosts[i].agent = Some(agent);
+    }
+
+    /// A package upgrade on host `i`: SIGTERM, then the same config and data dir on `binary`.
+    pub fn upgrade(&mut self, i: usize, binary: &Path) {
+        self.stop(i);
+        self.hosts[i].binary = binary.to_owned();
+        self.restart(i);
     }
 
     /// SIGTERM to host `i` (as `systemctl stop` or a package upgrade sends it); waits until

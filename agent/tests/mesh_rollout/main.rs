@@ -217,6 +217,69 @@ fn restarting_each_agent_mid_hook_with_sigterm_completes_with_no_halt() {
     assert!(overlap(&runs) <= 1, "one at a time:\n{}", fleet.hooks_log());
 }
 
+/// A package upgrade rolled across the mesh in the middle of a rollout, between two real
+/// builds: every host starts on an older one (`SHOAL_UPGRADE_FROM`, which
+/// `scripts/upgrade-mesh.sh OLD_REV` builds) and in turn is stopped with SIGTERM, as the
+/// package's `try-restart` does, and started on this one, with the same config and data dir.
+/// `SHOAL_UPGRADE_AT=hook` (the default) upgrades each host in the middle of its hook;
+/// `turn` once it is done with the release, for older builds whose stop still counted as a
+/// failure. Mixed versions share the mesh throughout: the release completes everywhere with no
+/// halt, one host at a time, and the next one deploys on the upgraded mesh.
+#[test]
+#[ignore = "needs an older build: scripts/upgrade-mesh.sh OLD_REV"]
+fn an_agent_upgrade_across_the_mesh_mid_rollout_completes_with_no_halt() {
+    let from = std::env::var_os("SHOAL_UPGRADE_FROM")
+        .map(std::path::PathBuf::from)
+        .expect("SHOAL_UPGRADE_FROM names the older shoal binary");
+    let mid_hook = std::env::var("SHOAL_UPGRADE_AT").map_or(true, |at| at != "turn");
+    let this = std::path::Path::new(env!("CARGO_BIN_EXE_shoal"));
+    let mut fleet = Fleet::start_on(
+        5,
+        "{ strategy: one-at-a-time, min_healthy_time: 0s, max_failures: 0 }",
+        &from,
+    );
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    fleet.publish("v2.0.0", Hooks::Slow(Duration::from_millis(2000)));
+    let mut upgraded = Vec::new();
+    for k in 0..fleet.len() {
+        let host = if mid_hook {
+            // Each host starts v2.0.0, is upgraded, and starts it again.
+            let victim = fleet.wait_nth_start("v2.0.0", 2 * k + 1);
+            fleet.index_of(&victim)
+        } else {
+            let victim = fleet.wait_nth_start("v2.0.0", k + 1);
+            let host = fleet.index_of(&victim);
+            fleet.wait_status(host, "idle on v2.0.0", |g| {
+                g["current_revision"] == "v2.0.0" && g["phase"] == "idle"
+            });
+            host
+        };
+        assert!(
+            !upgraded.contains(&host),
+            "host {host} again:\n{}",
+            fleet.hooks_log()
+        );
+        fleet.upgrade(host, this);
+        upgraded.push(host);
+    }
+    fleet.wait_all_on("v2.0.0");
+    for host in 0..fleet.len() {
+        let group = fleet.group(host);
+        assert!(group["rollout"]["halted"].is_null(), "host {host}: {group}");
+    }
+    let starts = fleet.starts("v2.0.0");
+    let expected = if mid_hook { 10 } else { 5 };
+    assert_eq!(starts.len(), expected, "{}", fleet.hooks_log());
+    assert!(
+        overlap(&fleet.runs("v2.0.0")) <= 1,
+        "one at a time:\n{}",
+        fleet.hooks_log()
+    );
+    fleet.publish("v3.0.0", Hooks::Good);
+    fleet.wait_all_on("v3.0.0");
+}
+
 /// A plain mesh member (`groups: []`) is a seed every host joins through, and serves the
 /// fleet view from gossip, as JSON and as the page at `/`: every node, each one's revision,
 /// and the group's progress.
