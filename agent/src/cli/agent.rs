@@ -20,6 +20,9 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
+    if !args.check_config {
+        crate::heap::restart_tuned();
+    }
     let loaded = config::load(&args.config)
         .and_then(|settings| config::check_credential_files(&settings).map(|()| settings));
     let settings = match loaded {

@@ -135,6 +135,12 @@ pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
         }
     };
     read_until("READY=1");
+    let environ = std::fs::read(format!("/proc/{}/environ", agent.pid())).unwrap();
+    let tuned = format!("GLIBC_TUNABLES={}", shoal_agent::heap::TUNABLES);
+    assert!(
+        environ.split(|&b| b == 0).any(|v| v == tuned.as_bytes()),
+        "the agent did not start itself again with {tuned}"
+    );
     deploy_v1(&world, channel.as_ref(), &agent);
     read_until("STATUS=web: idle on v1.0.0");
     channel.publish(
@@ -153,6 +159,12 @@ pub fn sigterm_lets_the_hook_finish_then_exits(make: Make) {
     assert!(
         !env_seen.is_empty() && env_seen.lines().all(|l| l.ends_with("notify=none")),
         "hooks must not inherit NOTIFY_SOCKET:\n{env_seen}"
+    );
+    // The agent ran with glibc's thread cache off (started itself again with the setting);
+    // its hooks got the environment it was given, without it.
+    assert!(
+        env_seen.lines().all(|l| l.contains(" tunables=none ")),
+        "hooks must not inherit the agent's GLIBC_TUNABLES:\n{env_seen}"
     );
     let hooks = world.hooks_log();
     assert!(

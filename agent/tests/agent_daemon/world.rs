@@ -138,7 +138,7 @@ impl World {
         let marks = self.marks.display();
         let record = format!(
             "#!/bin/sh\necho \"{revision} $LIFECYCLE_EVENT as $SHOAL_REVISION\" >> {marks}/hooks.log\n\
-             echo \"$LIFECYCLE_EVENT notify=${{NOTIFY_SOCKET:-none}}\" >> {marks}/env.log\n"
+             echo \"$LIFECYCLE_EVENT tunables=${{GLIBC_TUNABLES:-none}} notify=${{NOTIFY_SOCKET:-none}}\" >> {marks}/env.log\n"
         );
         let validate = match hooks {
             Hooks::FailValidate => format!("{record}echo 'service answers 500' >&2\nexit 1\n"),
@@ -218,7 +218,8 @@ impl World {
         fs::read_to_string(self.marks.join("hooks.log")).unwrap_or_default()
     }
 
-    /// What the hooks saw of `NOTIFY_SOCKET`: one `<event> notify=<value or none>` line each.
+    /// What the hooks saw of `GLIBC_TUNABLES` and `NOTIFY_SOCKET`: one
+    /// `<event> tunables=<value or none> notify=<value or none>` line each.
     pub fn hooks_env(&self) -> String {
         fs::read_to_string(self.marks.join("env.log")).unwrap_or_default()
     }
