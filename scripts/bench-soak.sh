@@ -113,16 +113,21 @@ deployed() { [ "$(grep '"deployment succeeded"' "$work/agent.log" | grep -c "\"v
 alive() { kill -0 "$agent" 2>/dev/null || { echo "the agent exited:"; tail -n 50 "$work/agent.log"; exit 1; }; }
 
 kib() { du -sk "$1" 2>/dev/null | cut -f1 || echo 0; }
-# Open fds: the fewest of 5 reads 0.1 s apart, so a poll or download in flight at the moment
-# of a read (a socket, the mirror's lock) does not count; what leaks stays open in all five.
-open_fds() {
-  local fewest='' n
+# RSS, anonymous memory and open fds: each the fewest of 5 reads 0.1 s apart, so a poll or
+# download in flight at the moment of a read (a socket, the mirror's lock, a listing being
+# parsed) does not count; what leaks stays in all five.
+fewest_of_5() { # prints "rss anon fds"
+  local rss anon fds r a f
   for _ in 1 2 3 4 5; do
-    n=$(find "/proc/$agent/fd" -mindepth 1 -maxdepth 1 | wc -l)
-    if [ -z "$fewest" ] || [ "$n" -lt "$fewest" ]; then fewest=$n; fi
+    r=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent/status")
+    a=$(awk '/^RssAnon/ { print $2 }' "/proc/$agent/status")
+    f=$(find "/proc/$agent/fd" -mindepth 1 -maxdepth 1 | wc -l)
+    if [ -z "${rss:-}" ] || [ "$r" -lt "$rss" ]; then rss=$r; fi
+    if [ -z "${anon:-}" ] || [ "$a" -lt "$anon" ]; then anon=$a; fi
+    if [ -z "${fds:-}" ] || [ "$f" -lt "$fds" ]; then fds=$f; fi
     python3 -c 'import time; time.sleep(0.1)'
   done
-  echo "$fewest"
+  echo "$rss $anon $fds"
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 declare -A rss_at fds_at data_at
@@ -131,9 +136,7 @@ printf '%8s %8s %8s %5s %6s | %9s %9s %9s %9s %9s %9s | %5s %7s\n' \
 sample() { # n
   local n=$1
   local rss anon fds tasks total cache trees mirrors deploy state packs
-  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent/status")
-  anon=$(awk '/^RssAnon/ { print $2 }' "/proc/$agent/status")
-  fds=$(open_fds)
+  read -r rss anon fds < <(fewest_of_5)
   tasks=$(awk '/^Threads/ { print $2 }' "/proc/$agent/status")
   total=$(kib "$data")
   cache=$(kib "$data/releases")
