@@ -69,6 +69,36 @@ async fn stdout_and_stderr_lines_land_in_scripts_log_tagged_by_stream() {
     );
 }
 
+/// A script without a `#!` line runs with /bin/sh, as the CodeDeploy agent (through execvp)
+/// runs it; it gets its path as `$0` and the deployment's environment.
+#[tokio::test]
+async fn a_script_without_a_shebang_line_runs_with_bin_sh() {
+    let deployment = Deployment::new();
+    let script = deployment.script(
+        "scripts/plain.sh",
+        "# no interpreter line\n\
+         echo \"ran as $0 in $DEPLOYMENT_GROUP_NAME\"\n",
+    );
+    let env = env(&[("DEPLOYMENT_GROUP_NAME", "web")]);
+
+    let outcome = run_to_end(deployment.run(&script, &env))
+        .await
+        .expect("ran");
+
+    assert_succeeded(&outcome);
+    let path = deployment.archive.join("scripts/plain.sh");
+    assert_eq!(
+        deployment.texts("scripts/plain.sh", "stdout"),
+        [format!("ran as {} in web", path.display())]
+    );
+    let shoal = deployment.texts("scripts/plain.sh", "shoal");
+    assert!(
+        shoal.iter().any(|t| t
+            == "the script has no #! line: it runs with /bin/sh, as execvp(3) runs such scripts"),
+        "{shoal:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_script_printing_without_end_keeps_its_start_and_end_within_the_cap() {
     let deployment = Deployment::new();

@@ -147,11 +147,16 @@ impl std::fmt::Display for Launch {
 /// variables), so nothing else of the agent's environment (credentials, tokens) reaches
 /// another user. The agent's own scripts (no runas) get the agent's environment and `env`, as
 /// the CodeDeploy agent's do.
+///
+/// `through_shell` runs the script as `/bin/sh <path>`: for a script without a `#!` line (see
+/// [`spawn`]). Through sudo that is never needed: `env` starts the script with execvp(3), which
+/// does the same by itself.
 pub(super) fn build_command(
     path: &Path,
     launch: &Launch,
     env: &[(String, String)],
     runas_env: &[String],
+    through_shell: bool,
 ) -> Command {
     let mut command = match launch {
         Launch::Sudo => {
@@ -160,6 +165,11 @@ pub(super) fn build_command(
                 .args(env.iter().map(|(key, value)| format!("{key}={value}")))
                 .arg(path);
             sudo
+        }
+        Launch::Agent | Launch::User(_) if through_shell => {
+            let mut shell = Command::new(SHELL);
+            shell.arg(path);
+            shell
         }
         Launch::Agent | Launch::User(_) => Command::new(path),
     };
@@ -213,23 +223,35 @@ pub(super) fn switch_user(command: &mut Command, user: &RunAsUser) {
     }
 }
 
-/// Spawns, retrying while the freshly written script is busy: another thread's fork can hold
-/// a write descriptor to it for a moment (`ETXTBSY`).
+/// The shell that runs a script without a `#!` line.
+pub(super) const SHELL: &str = "/bin/sh";
+
+/// Spawns the command `build(through_shell)` makes, retrying while the freshly written script
+/// is busy: another thread's fork can hold a write descriptor to it for a moment (`ETXTBSY`).
+/// A script the kernel cannot execute because it has no `#!` line (`ENOEXEC`) is started
+/// again through [`SHELL`], as execvp(3) and the CodeDeploy agent do. Returns the child and
+/// whether it runs through the shell.
 pub(super) async fn spawn(
-    command: &mut Command,
+    build: impl Fn(bool) -> Command,
     path: &Path,
     launch: &Launch,
-) -> Result<Child, HookError> {
+) -> Result<(Child, bool), HookError> {
+    let mut through_shell = false;
+    let mut command = build(through_shell);
     let mut retries = 0;
     loop {
         match command.spawn() {
-            Ok(child) => return Ok(child),
+            Ok(child) => return Ok((child, through_shell)),
             Err(error) if error.raw_os_error() == Some(Errno::ETXTBSY as i32) => {
                 if retries == BUSY_RETRIES {
                     return Err(spawn_error(path, launch, error));
                 }
                 retries += 1;
                 sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) if error.raw_os_error() == Some(Errno::ENOEXEC as i32) && !through_shell => {
+                through_shell = true;
+                command = build(through_shell);
             }
             Err(error) => return Err(spawn_error(path, launch, error)),
         }
@@ -260,9 +282,6 @@ pub(super) fn spawn_error(path: &Path, launch: &Launch, source: io::Error) -> Ho
             "sudo is not installed, and `sudo: true` needs it when the agent is not root"
         }
         (_, io::ErrorKind::NotFound) => "the interpreter named on its #! line does not exist",
-        _ if source.raw_os_error() == Some(Errno::ENOEXEC as i32) => {
-            "it is not a program: start it with a #! line such as #!/bin/sh"
-        }
         _ => "exec failed",
     };
     HookError::Spawn {

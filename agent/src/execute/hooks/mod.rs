@@ -254,14 +254,21 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
         record.shoal(&format!("script not started: {error}{cause}"));
     };
     let (path, launch) = prepare(&run, &record).await.inspect_err(not_started)?;
-    let mut command = build_command(&path, &launch, run.env, run.runas_env);
+    let build =
+        |through_shell| build_command(&path, &launch, run.env, run.runas_env, through_shell);
     record.shoal(&format!("script started: {}{}", path.display(), launch));
     record.check()?;
 
     let started = Instant::now();
-    let mut child = spawn(&mut command, &path, &launch)
+    let (mut child, through_shell) = spawn(build, &path, &launch)
         .await
         .inspect_err(not_started)?;
+    if through_shell {
+        record.shoal(&format!(
+            "the script has no #! line: it runs with {}, as execvp(3) runs such scripts",
+            launch::SHELL
+        ));
+    }
     let (Some(pgid), Some(stdout), Some(stderr)) = (
         child.id().and_then(|id| i32::try_from(id).ok()),
         child.stdout.take(),
