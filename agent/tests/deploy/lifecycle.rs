@@ -166,6 +166,25 @@ fn events_run_in_order_with_their_environment_and_the_previous_revision_stops_fi
     assert!(log.contains("[stdout]"), "{log}");
 }
 
+/// A hook whose script is not in the bundle fails the deployment with one sentence that
+/// names the script once.
+#[test]
+fn a_missing_script_fails_with_one_sentence_naming_it_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bundle = Bundle::new(tmp.path().join("b"));
+    bundle.appspec(
+        "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: scripts/missing.sh\n",
+    );
+    let out = deploy(&bundle.dir, &tmp.path().join("root"), "g", "r1", &[]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("AfterInstall: script scripts/missing.sh is not in the bundle (looked for "),
+        "{err}"
+    );
+    assert!(!err.contains("script at"), "the script named twice: {err}");
+}
+
 #[test]
 fn a_failing_hook_fails_the_deployment_and_skips_the_rest() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -221,6 +221,7 @@ impl Run<'_> {
                 stop: self.request.stop.as_ref(),
             })
             .await;
+            let outcome_named_script = outcome.is_err();
             let (record, failure) = match outcome {
                 Ok(outcome) => {
                     let duration_ms = record::millis(outcome.duration);
@@ -262,6 +263,7 @@ impl Run<'_> {
                         ),
                     }
                 }
+                // The error is a sentence of its own that names the script.
                 Err(error) => (
                     script_record(script, error.kind(), None, 0),
                     Some(error.to_string()),
@@ -269,12 +271,16 @@ impl Run<'_> {
             };
             records.push(record);
             if let Some(why) = failure {
-                let runas = script
-                    .runas
-                    .as_deref()
-                    .map(|u| format!(" run as user {u}"))
-                    .unwrap_or_default();
-                let why = format!("script at {}{runas} {why}", script.location);
+                let why = if outcome_named_script {
+                    why
+                } else {
+                    let runas = script
+                        .runas
+                        .as_deref()
+                        .map(|u| format!(" run as user {u}"))
+                        .unwrap_or_default();
+                    format!("script at {}{runas} {why}", script.location)
+                };
                 let stopped = records.last().is_some_and(|r| r.result == "stopped");
                 if stopped {
                     self.record.status = Status::Interrupted;
