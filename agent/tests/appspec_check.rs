@@ -16,6 +16,12 @@ fn the_corpus_gets_the_reference_outcomes_through_the_command() {
         let out = shoal(&["appspec", "check", path.to_str().expect("utf-8")]);
         let code = out.status.code();
         let ok = match outcome.as_str() {
+            // Accepted by the reference agent's parser, then refused by its Install step.
+            "ACCEPT" if has_hooks_a_deployment_refuses(&path) => {
+                code == Some(2)
+                    && stderr(&out).lines().count() == 1
+                    && stderr(&out).contains("are not lifecycle events of an in-place deployment")
+            }
             "ACCEPT" => code == Some(0) && stdout(&out).trim() == "ok",
             "REJECT" => code == Some(2) && stderr(&out).lines().count() == 1,
             _ => matches!(code, Some(0) | Some(2)),
@@ -35,6 +41,77 @@ fn the_corpus_gets_the_reference_outcomes_through_the_command() {
         }
     }
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+/// The events an in-place deployment runs scripts for (CodeDeploy's AppSpec reference).
+const DEPLOYMENT_EVENTS: [&str; 9] = [
+    "BeforeBlockTraffic",
+    "AfterBlockTraffic",
+    "ApplicationStop",
+    "BeforeInstall",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+];
+
+/// Whether the AppSpec at `path` parses and has a hook for an event outside
+/// [`DEPLOYMENT_EVENTS`].
+fn has_hooks_a_deployment_refuses(path: &std::path::Path) -> bool {
+    let source = String::from_utf8_lossy(&std::fs::read(path).expect("read")).into_owned();
+    shoal_shared::appspec::parse(&source).is_ok_and(|parsed| {
+        parsed
+            .spec
+            .hooks
+            .iter()
+            .any(|h| !DEPLOYMENT_EVENTS.contains(&h.event.as_str()))
+    })
+}
+
+/// A hook a deployment refuses (a misspelt event) fails the check too, with exit 2 and the
+/// sentence the deployment stops with, so a CI gate on the check catches it before a canary.
+#[test]
+fn hooks_a_deployment_refuses_fail_the_check_in_the_deployment_s_words() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bundle = tmp.path().join("bundle");
+    std::fs::create_dir_all(bundle.join("scripts")).expect("mkdir");
+    std::fs::write(bundle.join("scripts/start.sh"), "#!/bin/sh\ntrue\n").expect("script");
+    let appspec = bundle.join("appspec.yml");
+    std::fs::write(
+        &appspec,
+        "version: 0.0\nos: linux\nhooks:\n  ApplicationStrat:\n    - location: scripts/start.sh\n",
+    )
+    .expect("appspec");
+    let sentence = "hooks for ApplicationStrat are not lifecycle events of an in-place deployment";
+
+    let check = shoal(&["appspec", "check", appspec.to_str().expect("utf-8")]);
+    assert_eq!(check.status.code(), Some(2), "{}", stderr(&check));
+    assert_eq!(stdout(&check), "");
+    let said = stderr(&check);
+    assert_eq!(said.lines().count(), 1, "one sentence: {said}");
+    assert!(
+        said.starts_with(&format!("error: {}: {sentence}", appspec.display())),
+        "{said}"
+    );
+
+    let root = tmp.path().join("root");
+    let deploy = shoal(&[
+        "deploy",
+        "--bundle",
+        bundle.to_str().expect("utf-8"),
+        "--root",
+        root.to_str().expect("utf-8"),
+        "--group",
+        "g",
+    ]);
+    assert_ne!(deploy.status.code(), Some(0));
+    let check_words = said.split_once("appspec.yml: ").expect("file named").1;
+    assert!(
+        stderr(&deploy).contains(check_words.trim_end()),
+        "the deployment says: {}",
+        stderr(&deploy)
+    );
 }
 
 #[test]

@@ -9,7 +9,8 @@ use super::exit;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum Command {
-    /// Validate an AppSpec: prints `ok` and any warnings (exit 0), or the error (exit 2).
+    /// Validate an AppSpec: prints `ok` and any warnings (exit 0), or the error (exit 2), the
+    /// same one a deployment of it would stop with.
     Check {
         /// The appspec.yml to check.
         file: PathBuf,
@@ -28,6 +29,11 @@ pub(super) fn run(command: Command) -> u8 {
     };
     match appspec::parse(&source) {
         Ok(parsed) => {
+            // What a deployment refuses, the check refuses, in the same words.
+            if let Some(error) = appspec::lifecycle::refused_hooks(&parsed.spec) {
+                errln!("error: {shown}: {error}");
+                return exit::USAGE;
+            }
             for warning in &parsed.warnings {
                 errln!("warning: {shown}: {warning}");
             }

@@ -65,6 +65,27 @@ pub fn find(name: &str) -> Option<&'static Event> {
     IN_PLACE.iter().find(|event| event.name == name)
 }
 
+/// Why a deployment refuses `spec`: hooks for events an in-place deployment never runs (agent
+/// actions, load balancer steps, misspellings, custom events), as the CodeDeploy agent refuses
+/// them at its Install step. `None` when every hook is for an event it runs. `shoal appspec
+/// check` and a deployment give this same sentence.
+pub fn refused_hooks(spec: &super::AppSpec) -> Option<String> {
+    let refused: Vec<&str> = spec
+        .hooks
+        .iter()
+        .map(|h| h.event.as_str())
+        .filter(|e| find(e).is_none_or(|ev| ev.kind == EventKind::Agent))
+        .collect();
+    (!refused.is_empty()).then(|| {
+        format!(
+            "hooks for {} are not lifecycle events of an in-place deployment; rename them to one \
+             of ApplicationStop, BeforeInstall, AfterInstall, ApplicationStart, ValidateService \
+             or a traffic event",
+            refused.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

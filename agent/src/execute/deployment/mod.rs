@@ -188,23 +188,13 @@ pub fn read_appspec(
 
 /// Refuses hooks for events an in-place deployment never runs, as the CodeDeploy agent does.
 fn check_events(file: &Path, spec: &AppSpec) -> Result<(), DeployError> {
-    let unknown: Vec<&str> = spec
-        .hooks
-        .iter()
-        .map(|h| h.event.as_str())
-        .filter(|e| lifecycle::find(e).is_none_or(|ev| ev.kind == lifecycle::EventKind::Agent))
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
+    match lifecycle::refused_hooks(spec) {
+        None => Ok(()),
+        Some(error) => Err(DeployError::AppSpec {
+            file: file.to_owned(),
+            error,
+        }),
     }
-    Err(DeployError::AppSpec {
-        file: file.to_owned(),
-        error: format!(
-            "hooks for {} are not lifecycle events of an in-place deployment; rename them to one of \
-             ApplicationStop, BeforeInstall, AfterInstall, ApplicationStart, ValidateService or a traffic event",
-            unknown.join(", ")
-        ),
-    })
 }
 
 /// Runs a whole in-place deployment. Errors are returned only when no event could run; a
