@@ -94,6 +94,16 @@ impl MotoServer {
         self.expect_ok("PUT", &format!("/{name}"), b"");
     }
 
+    /// Turns versioning on for bucket `name` (an unsigned `PUT /name?versioning`).
+    pub fn enable_versioning(&self, name: &str) {
+        self.expect_ok(
+            "PUT",
+            &format!("/{name}?versioning"),
+            b"<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+              <Status>Enabled</Status></VersioningConfiguration>",
+        );
+    }
+
     /// Stores `content` at `bucket/key` with an unsigned `PUT`, as another publisher would.
     pub fn put_object(&self, bucket: &str, key: &str, content: &[u8]) {
         self.expect_ok("PUT", &format!("/{bucket}/{key}"), content);

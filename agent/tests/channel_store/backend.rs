@@ -53,8 +53,20 @@ impl Backend {
     }
 
     pub fn s3() -> Backend {
+        Self::s3_with(false)
+    }
+
+    /// The same on a bucket with versioning on.
+    pub fn s3_versioned() -> Backend {
+        Self::s3_with(true)
+    }
+
+    fn s3_with(versioned: bool) -> Backend {
         let moto = MotoServer::start();
         moto.create_bucket(BUCKET);
+        if versioned {
+            moto.enable_versioning(BUCKET);
+        }
         let source = StoreSource {
             endpoint: Some(moto.endpoint()),
             allow_http: true,

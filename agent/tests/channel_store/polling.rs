@@ -52,6 +52,7 @@ async fn a_release_verifies_and_unpacks_into_the_cache(store: Backend) {
     };
     assert_eq!(env("BUNDLE_KEY"), Some(store.location.key(&bundle_path)));
     assert_eq!(env("BUNDLE_ETAG"), Some(etag.clone()));
+    assert_eq!(env("BUNDLE_VERSION"), None, "versioning is off");
     if store.kind == Kind::S3 {
         assert_eq!(env("BUNDLE_BUCKET").as_deref(), Some("releases"));
         assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
@@ -258,4 +259,35 @@ async fn an_upload_without_its_signature_is_skipped_until_it_lands(store: Backen
         poll.newest.map(|r| r.version.name().to_owned()).as_deref(),
         Some("v2.0.0")
     );
+}
+
+/// In a bucket with versioning on, hooks get the bundle object's version id in
+/// `BUNDLE_VERSION`, as the CodeDeploy agent sets it for S3 revisions; it stays with the
+/// release across a restart.
+#[tokio::test]
+async fn a_versioned_bucket_gives_hooks_the_bundle_version() {
+    let store = Backend::s3_versioned();
+    let world = World::new();
+    let app = world.app_dir("app", "hello");
+    store.release(&world, "v1.0.0", &app).await;
+    let bundle_path = store.location.object("v1.0.0", "bundle.tar.gz");
+    let version = store
+        .store
+        .head(&bundle_path)
+        .await
+        .unwrap()
+        .version
+        .expect("moto gives a version id in a versioned bucket");
+
+    for _start in 0..2 {
+        let mut channel = store.channel(&world);
+        let poll = poll_now(&world, &mut channel, &mut world.state()).await;
+        let release = poll.newest.expect("a verified release");
+        let bundle_version = release
+            .env
+            .iter()
+            .find(|(k, _)| k == "BUNDLE_VERSION")
+            .map(|(_, v)| v.clone());
+        assert_eq!(bundle_version.as_ref(), Some(&version), "{:?}", release.env);
+    }
 }

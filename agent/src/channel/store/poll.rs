@@ -1,6 +1,6 @@
 //! One look at a store channel. An idle poll is exactly one LIST of the version directories
 //! and downloads nothing; a new version costs its signature and manifest (and a HEAD of the
-//! bundle for `BUNDLE_ETAG` when it becomes the newest). The first poll after a restart
+//! bundle for `BUNDLE_ETAG` and `BUNDLE_VERSION` when it becomes the newest). The first poll after a restart
 //! re-checks the manifests recorded at the floor with a conditional GET, so a release replaced
 //! in the store is caught and an unchanged one costs a 304.
 
@@ -171,7 +171,7 @@ impl StoreChannel {
                 fetch::SMALL_OBJECT_LIMIT
             ))))
         };
-        let (manifest, signature, etag, bundle_etag) = match recorded {
+        let (manifest, signature, etag, bundle) = match recorded {
             Some(rec) => {
                 let fetched =
                     fetch::get_small(store, &self.location, &manifest_path, rec.etag.as_deref())
@@ -181,7 +181,10 @@ impl StoreChannel {
                         rec.manifest.into_bytes(),
                         rec.signature.into_bytes(),
                         rec.etag,
-                        rec.bundle_etag,
+                        rec.bundle_etag.map(|etag| BundleObject {
+                            etag: Some(etag),
+                            version: rec.bundle_version,
+                        }),
                     ),
                     Fetched::NotFound => return Ok(Checked::Gone),
                     Fetched::TooLarge => return Ok(too_large(MANIFEST_NAME)),
@@ -235,9 +238,9 @@ impl StoreChannel {
         }
         state.record_verified(name, &identity, now);
         let bundle_path = self.location.object(name, &parsed.bundle.path);
-        let bundle_etag = match bundle_etag {
-            Some(etag) => Some(etag),
-            None => self.bundle_etag(&bundle_path).await?,
+        let bundle = match bundle {
+            Some(known) => known,
+            None => self.bundle_object(&bundle_path).await?,
         };
         self.record.set_manifest(
             name,
@@ -245,10 +248,11 @@ impl StoreChannel {
                 etag,
                 manifest: String::from_utf8_lossy(&manifest).into_owned(),
                 signature: String::from_utf8_lossy(&signature).into_owned(),
-                bundle_etag: bundle_etag.clone(),
+                bundle_etag: bundle.etag.clone(),
+                bundle_version: bundle.version.clone(),
             },
         );
-        let env = self.bundle_env(&bundle_path, bundle_etag);
+        let env = self.bundle_env(&bundle_path, bundle);
         self.verified
             .insert(name.to_owned(), (bundle_path, parsed.bundle.clone()));
         Ok(Checked::Verified(Box::new(Release {
@@ -262,10 +266,13 @@ impl StoreChannel {
 
     /// The bundle's ETag, from a HEAD request; `None` when the bundle is missing (the
     /// download will say so).
-    async fn bundle_etag(&self, path: &ObjPath) -> Result<Option<String>, StoreError> {
+    async fn bundle_object(&self, path: &ObjPath) -> Result<BundleObject, StoreError> {
         match self.store.head(path).await {
-            Ok(meta) => Ok(meta.e_tag),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Ok(meta) => Ok(BundleObject {
+                etag: meta.e_tag,
+                version: meta.version,
+            }),
+            Err(object_store::Error::NotFound { .. }) => Ok(BundleObject::default()),
             Err(source) => Err(StoreError::Get {
                 url: self.location.describe(path),
                 source,
@@ -273,9 +280,9 @@ impl StoreChannel {
         }
     }
 
-    /// `BUNDLE_BUCKET`, `BUNDLE_KEY` and `BUNDLE_ETAG`, as the CodeDeploy agent sets them for
-    /// S3 revisions.
-    fn bundle_env(&self, path: &ObjPath, etag: Option<String>) -> Vec<(String, String)> {
+    /// `BUNDLE_BUCKET`, `BUNDLE_KEY`, `BUNDLE_ETAG` and, in a versioned bucket,
+    /// `BUNDLE_VERSION`, as the CodeDeploy agent sets them for S3 revisions.
+    fn bundle_env(&self, path: &ObjPath, bundle: BundleObject) -> Vec<(String, String)> {
         let mut env = Vec::new();
         if self.location.scheme() == Scheme::S3
             && let Some(bucket) = self.location.bucket()
@@ -283,11 +290,22 @@ impl StoreChannel {
             env.push(("BUNDLE_BUCKET".to_owned(), bucket.to_owned()));
         }
         env.push(("BUNDLE_KEY".to_owned(), self.location.key(path)));
-        if let Some(etag) = etag {
+        if let Some(etag) = bundle.etag {
             env.push(("BUNDLE_ETAG".to_owned(), etag));
+        }
+        if let Some(version) = bundle.version {
+            env.push(("BUNDLE_VERSION".to_owned(), version));
         }
         env
     }
+}
+
+/// What the store says of a release's bundle object when the release verified.
+#[derive(Debug, Default)]
+struct BundleObject {
+    etag: Option<String>,
+    /// Its version id, in a bucket with versioning on.
+    version: Option<String>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

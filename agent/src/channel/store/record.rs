@@ -44,6 +44,9 @@ pub(super) struct Recorded {
     pub signature: String,
     /// The ETag of the bundle (for `BUNDLE_ETAG`).
     pub bundle_etag: Option<String>,
+    /// The bundle object's version in a versioned bucket (for `BUNDLE_VERSION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_version: Option<String>,
 }
 
 impl Record {
@@ -136,6 +139,7 @@ mod tests {
             manifest: "version: v1\n".to_owned(),
             signature: "sig".to_owned(),
             bundle_etag: None,
+            bundle_version: None,
         }
     }
 
