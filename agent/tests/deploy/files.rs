@@ -162,6 +162,70 @@ fn permissions_symlinks_and_whole_bundle_sources() {
     }
 }
 
+/// `<group>-install.json` lists what Install did as the CodeDeploy agent lists it: the
+/// directories and copies, then, entry by entry, each matched file's and directory's chmod,
+/// setfacl, semanage and chown.
+#[test]
+fn install_json_lists_the_permission_steps_after_the_copies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dest = tmp.path().join("srv");
+    let bundle = Bundle::new(tmp.path().join("b"));
+    bundle
+        .file("conf/a.conf", "a")
+        .file("conf/b.conf", "b")
+        .file("conf/nested/c.txt", "c");
+    // Owner and group only take effect as root; the instructions list them either way,
+    // but the deployment must succeed, so name the user running the test.
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .expect("passwd")
+        .expect("a user")
+        .name;
+    bundle.appspec(&format!(
+        "version: 0.0\nos: linux\nfiles:\n  - source: /conf\n    destination: {dest}\n\
+         permissions:\n  - object: {dest}\n    pattern: \"*.conf\"\n    mode: 640\n    type: [file]\n\
+         \x20 - object: {dest}\n    type: [directory]\n    mode: 750\n    owner: {me}\n",
+        dest = dest.display()
+    ));
+    let root = tmp.path().join("root");
+    let out = deploy(&bundle.dir, &root, "g", "r1", &[]);
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root.join("deployment-instructions/g-install.json"))
+            .expect("install.json"),
+    )
+    .expect("JSON");
+    let steps = json["instructions"].as_array().expect("instructions");
+    let kinds: Vec<&str> = steps.iter().filter_map(|s| s["type"].as_str()).collect();
+    let first_permission = kinds
+        .iter()
+        .position(|k| !matches!(*k, "mkdir" | "copy"))
+        .expect("permission steps");
+    assert!(
+        kinds[first_permission..]
+            .iter()
+            .all(|k| !matches!(*k, "mkdir" | "copy")),
+        "copies first: {kinds:?}"
+    );
+    let copied: Vec<String> = steps
+        .iter()
+        .filter(|s| s["type"] == "copy")
+        .filter_map(|s| s["destination"].as_str())
+        .filter(|d| d.ends_with(".conf"))
+        .map(str::to_owned)
+        .collect();
+    let path = |p: &str| dest.join(p).display().to_string();
+    let mut expected: Vec<serde_json::Value> = copied
+        .iter()
+        .map(|file| serde_json::json!({"type": "chmod", "mode": "640", "file": file}))
+        .collect();
+    expected.push(serde_json::json!({"type": "chmod", "mode": "750", "file": path("nested")}));
+    expected.push(
+        serde_json::json!({"type": "chown", "owner": me, "group": null, "file": path("nested")}),
+    );
+    assert_eq!(copied.len(), 2, "{steps:?}");
+    assert_eq!(steps[first_permission..], expected[..]);
+}
+
 #[test]
 fn owner_and_group_are_set_when_running_as_root() {
     if !is_root() {

@@ -78,7 +78,23 @@ pub fn install(
     };
     let plan = plan::plan(archive, &spec.files, behavior)?;
     tracing::debug!(elapsed = ?started.elapsed(), removed, steps = plan.instructions.len(), "install planned");
-    let json = serde_json::json!({ "instructions": &plan.instructions });
+    let installed: Vec<&Path> = plan.installed().collect();
+    let copied: Vec<&Path> = plan
+        .instructions
+        .iter()
+        .filter_map(|i| match i {
+            Instruction::Copy { destination, .. } => Some(destination.as_path()),
+            Instruction::Mkdir { .. } => None,
+        })
+        .collect();
+    let mut steps: Vec<serde_json::Value> =
+        plan.instructions.iter().map(Instruction::to_json).collect();
+    steps.extend(permissions::instructions(
+        &spec.permissions,
+        &installed,
+        &copied,
+    ));
+    let json = serde_json::json!({ "instructions": steps });
     let install_json = layout.install_json(group_id);
     write_atomically(&install_json, json.to_string().as_bytes())
         .map_err(|e| InstallError::io("write", &install_json, e))?;
@@ -123,8 +139,6 @@ pub fn install(
     report.files = copies.len();
     tracing::debug!(elapsed = ?started.elapsed(), files = report.files, "install copied");
 
-    let installed: Vec<&Path> = plan.installed().collect();
-    let copied: Vec<&Path> = copies.iter().map(|(_, d)| *d).collect();
     for path in permissions::apply(&spec.permissions, &installed, &copied, &ids)? {
         record.selinux(&path)?;
     }

@@ -80,6 +80,66 @@ pub fn apply(
     Ok(labelled)
 }
 
+/// The `install.json` entries for `permissions`, in the CodeDeploy agent's order and shape:
+/// entry by entry, its object when that is a copied file, else the copied files and then the
+/// directories it matches (in install order); for each, `chmod`, `setfacl`, `semanage` and
+/// `chown` as the entry sets them. What [`apply`] refuses is refused there, not here.
+pub fn instructions(
+    permissions: &[Permission],
+    installed: &[&Path],
+    copied: &[&Path],
+) -> Vec<serde_json::Value> {
+    let copied_set: HashSet<&Path> = copied.iter().copied().collect();
+    let mut out = Vec::new();
+    for permission in permissions {
+        let object = Path::new(&permission.object);
+        let targets: Vec<&Path> = if copied_set.contains(object) {
+            vec![object]
+        } else {
+            let files = installed.iter().filter(|p| copied_set.contains(**p));
+            let dirs = installed.iter().filter(|p| !copied_set.contains(**p));
+            files
+                .chain(dirs)
+                .copied()
+                .filter(|&path| matches(permission, object, path, copied_set.contains(path)))
+                .collect()
+        };
+        for path in targets {
+            let file = path.display().to_string();
+            if let Some(mode) = permission.mode {
+                out.push(
+                    serde_json::json!({"type": "chmod", "mode": mode.to_string(), "file": file}),
+                );
+            }
+            if !permission.acls.is_empty() {
+                let acl: Vec<String> = permission.acls.iter().map(ToString::to_string).collect();
+                out.push(serde_json::json!({"type": "setfacl", "acl": acl, "file": file}));
+            }
+            if let Some(context) = &permission.context {
+                out.push(serde_json::json!({
+                    "type": "semanage",
+                    "context": {
+                        "user": context.user,
+                        "role": null,
+                        "type": context.type_,
+                        "range": context.range,
+                    },
+                    "file": file,
+                }));
+            }
+            if permission.owner.is_some() || permission.group.is_some() {
+                out.push(serde_json::json!({
+                    "type": "chown",
+                    "owner": permission.owner,
+                    "group": permission.group,
+                    "file": file,
+                }));
+            }
+        }
+    }
+    out
+}
+
 /// Entry `index` setting something on `path`.
 struct Claim<'p> {
     index: usize,

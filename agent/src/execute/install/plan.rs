@@ -6,14 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
 use shoal_shared::appspec::{FileExistsBehavior, FileMapping};
 
 use super::error::InstallError;
 
 /// One step of an install, in the shape of the CodeDeploy agent's `install.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Instruction {
     /// Create a directory that does not exist yet.
     Mkdir {
@@ -29,13 +27,31 @@ pub enum Instruction {
     },
 }
 
+impl Instruction {
+    /// Its `install.json` entry (a path that is not UTF-8 is shown with U+FFFD).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Mkdir { directory } => {
+                serde_json::json!({"type": "mkdir", "directory": directory.display().to_string()})
+            }
+            Self::Copy {
+                source,
+                destination,
+            } => serde_json::json!({
+                "type": "copy",
+                "source": source.display().to_string(),
+                "destination": destination.display().to_string(),
+            }),
+        }
+    }
+}
+
 /// What the Install step will do.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct Plan {
     /// Steps in order: every directory before anything inside it.
     pub instructions: Vec<Instruction>,
     /// Paths left alone because they exist and the behaviour is RETAIN.
-    #[serde(skip)]
     pub retained: Vec<PathBuf>,
 }
 
