@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{shoal, stderr, stdout};
+use common::{DEPLOYMENT_EVENTS, deploy, shoal, stderr, stdout};
 
 #[test]
 fn the_corpus_gets_the_reference_outcomes_through_the_command() {
@@ -42,19 +42,6 @@ fn the_corpus_gets_the_reference_outcomes_through_the_command() {
     }
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
 }
-
-/// The events an in-place deployment runs scripts for (CodeDeploy's AppSpec reference).
-const DEPLOYMENT_EVENTS: [&str; 9] = [
-    "BeforeBlockTraffic",
-    "AfterBlockTraffic",
-    "ApplicationStop",
-    "BeforeInstall",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-    "BeforeAllowTraffic",
-    "AfterAllowTraffic",
-];
 
 /// Whether the AppSpec at `path` parses and has a hook for an event outside
 /// [`DEPLOYMENT_EVENTS`].
@@ -95,16 +82,7 @@ fn hooks_a_deployment_refuses_fail_the_check_in_the_deployment_s_words() {
         "{said}"
     );
 
-    let root = tmp.path().join("root");
-    let deploy = shoal(&[
-        "deploy",
-        "--bundle",
-        bundle.to_str().expect("utf-8"),
-        "--root",
-        root.to_str().expect("utf-8"),
-        "--group",
-        "g",
-    ]);
+    let deploy = deploy(&bundle, &tmp.path().join("root"), "g", "r1", &[]);
     assert_ne!(deploy.status.code(), Some(0));
     let check_words = said.split_once("appspec.yml: ").expect("file named").1;
     assert!(

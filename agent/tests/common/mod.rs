@@ -6,6 +6,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The events an in-place deployment runs scripts for, in order (CodeDeploy's AppSpec
+/// reference).
+pub const DEPLOYMENT_EVENTS: [&str; 9] = [
+    "BeforeBlockTraffic",
+    "AfterBlockTraffic",
+    "ApplicationStop",
+    "BeforeInstall",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+];
+
 /// A bundle directory under construction.
 pub struct Bundle {
     pub dir: PathBuf,

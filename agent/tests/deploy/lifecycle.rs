@@ -3,26 +3,14 @@
 use std::fs;
 use std::path::Path;
 
-use crate::common::{Bundle, assert_exit, deploy, stderr, stdout};
-
-const ALL_EVENTS: [&str; 9] = [
-    "BeforeBlockTraffic",
-    "AfterBlockTraffic",
-    "ApplicationStop",
-    "BeforeInstall",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-    "BeforeAllowTraffic",
-    "AfterAllowTraffic",
-];
+use crate::common::{Bundle, DEPLOYMENT_EVENTS, assert_exit, deploy, stderr, stdout};
 
 /// A bundle whose every hook appends `<revision> <event> <env…>` to `trace`, and which
 /// installs `app/` into `dest`.
 fn traced_bundle(dir: &Path, revision: &str, trace: &Path, dest: &Path) -> Bundle {
     let bundle = Bundle::new(dir);
     let mut hooks = String::new();
-    for event in ALL_EVENTS {
+    for event in DEPLOYMENT_EVENTS {
         bundle.script(
             &format!("scripts/{event}.sh"),
             &format!(
