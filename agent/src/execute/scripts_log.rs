@@ -6,10 +6,13 @@ use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
+
+use super::deployments_log::DeploymentsLog;
 
 /// The longest line kept as one log line; longer output is split into several lines.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -59,6 +62,18 @@ pub struct ScriptsLog {
     cap: u64,
     held_cap: usize,
     inner: Mutex<Inner>,
+    /// The deployment root's deployments log and this deployment's id, when it has one.
+    deployments: Option<Deployments>,
+}
+
+#[derive(Debug)]
+struct Deployments {
+    log: Arc<DeploymentsLog>,
+    id: String,
+    /// The event whose `LifecycleEvent` line was written last.
+    event: Mutex<Option<String>>,
+    /// Whether a failed write was already reported (once is enough).
+    failed: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -117,7 +132,42 @@ impl ScriptsLog {
                 dropped: 0,
                 dropped_bytes: 0,
             }),
+            deployments: None,
         })
+    }
+
+    /// Also copies script output to the deployment root's deployments log, as deployment
+    /// `id` (see [`DeploymentsLog`]).
+    pub fn with_deployments_log(mut self, log: Arc<DeploymentsLog>, id: &str) -> Self {
+        self.deployments = Some(Deployments {
+            log,
+            id: id.to_owned(),
+            event: Mutex::new(None),
+            failed: AtomicBool::new(false),
+        });
+        self
+    }
+
+    /// A script of `event` at `location` starts: the deployments log gets the agent's
+    /// `LifecycleEvent - <event>` (once an event) and `Script - <location>` lines.
+    pub fn script_started(&self, event: &str, location: &str) {
+        let Some(deployments) = &self.deployments else {
+            return;
+        };
+        let mut last = deployments
+            .event
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let new_event = last.as_deref() != Some(event);
+        let lifecycle = format!("LifecycleEvent - {event}");
+        let script = format!("Script - {location}");
+        let messages: &[&str] = if new_event {
+            &[&lifecycle, &script]
+        } else {
+            &[&script]
+        };
+        deployments.append(messages);
+        *last = Some(event.to_owned());
     }
 
     /// The file this log appends to.
@@ -143,6 +193,15 @@ impl ScriptsLog {
             self.write_held(&mut inner, &stamp, event, location)?;
             let records: String = text.split('\n').map(record).collect();
             return inner.write(&records);
+        }
+        if let Some(deployments) = &self.deployments {
+            let tag = format!("[{}]", stream.as_str());
+            let lines: Vec<String> = text
+                .split('\n')
+                .map(|part| format!("{tag}{part}"))
+                .collect();
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            deployments.append(&lines);
         }
         let records: String = text.split('\n').map(record).collect();
         if inner.held.is_empty() && inner.size + records.len() as u64 <= self.cap {
@@ -178,6 +237,18 @@ impl ScriptsLog {
         inner.dropped = 0;
         inner.dropped_bytes = 0;
         inner.write(&out)
+    }
+}
+
+impl Deployments {
+    /// Appends, reporting the first failure only: the deployments log is a copy, and a
+    /// deployment does not stop for it.
+    fn append(&self, messages: &[&str]) {
+        if let Err(error) = self.log.append(&self.id, messages)
+            && !self.failed.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(path = %self.log.path().display(), %error, "could not write the deployments log");
+        }
     }
 }
 

@@ -154,6 +154,59 @@ fn events_run_in_order_with_their_environment_and_the_previous_revision_stops_fi
     assert!(log.contains("[stdout]"), "{log}");
 }
 
+/// Hook output also goes to `<root>/deployment-logs/codedeploy-agent-deployments.log`, in the
+/// CodeDeploy agent's lines: `[time] [deployment id]` then `LifecycleEvent - …`,
+/// `Script - …`, `[stdout]…`, `[stderr]…`; deployments add to it.
+#[test]
+fn hook_output_goes_to_the_agent_wide_deployments_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bundle = Bundle::new(tmp.path().join("b"));
+    bundle.script("a.sh", "echo hello\necho oops >&2");
+    bundle.script("b.sh", "echo second");
+    bundle.appspec(
+        "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: a.sh\n    - location: b.sh\n",
+    );
+    let root = tmp.path().join("root");
+    let out = deploy(&bundle.dir, &root, "g", "r1", &[]);
+    assert_exit(&out, 0);
+    let ids: Vec<String> = fs::read_dir(root.join("g"))
+        .expect("group dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("d-"))
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = &ids[0];
+    let log = root.join("deployment-logs/codedeploy-agent-deployments.log");
+    let messages = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|line| {
+                let (stamp, rest) = line.split_once("] ").expect("a stamp");
+                assert_eq!(stamp.len(), "[2026-12-07 05:41:39.123".len(), "{line}");
+                rest.strip_prefix(&format!("[{id}]"))
+                    .unwrap_or_else(|| panic!("no deployment id in {line}"))
+                    .to_owned()
+            })
+            .collect()
+    };
+    let first = fs::read_to_string(&log).expect("the deployments log");
+    assert_eq!(
+        messages(&first),
+        [
+            "LifecycleEvent - AfterInstall",
+            "Script - a.sh",
+            "[stdout]hello",
+            "[stderr]oops",
+            "Script - b.sh",
+            "[stdout]second",
+        ]
+    );
+    let out = deploy(&bundle.dir, &root, "g", "r2", &[]);
+    assert_exit(&out, 0);
+    let both = fs::read_to_string(&log).expect("the deployments log");
+    assert!(both.starts_with(&first), "appended, not replaced");
+    assert_eq!(both.lines().count(), 12, "{both}");
+}
+
 /// A hook whose script is not in the bundle fails the deployment with one sentence that
 /// names the script once.
 #[test]

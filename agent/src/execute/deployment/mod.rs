@@ -15,6 +15,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use shoal_shared::appspec::{self, AppSpec, FileExistsBehavior, lifecycle};
 
+use super::deployments_log::DeploymentsLog;
 use super::layout::{Layout, is_safe_component};
 use super::scripts_log::ScriptsLog;
 use crate::bundle::{self, APPSPEC_NAMES};
@@ -219,7 +220,9 @@ pub async fn deploy(request: &Request) -> Result<Outcome, DeployError> {
         move |source| DeployError::State { path, source }
     };
     std::fs::create_dir_all(dir.join("logs")).map_err(state_error(&dir))?;
-    let log = ScriptsLog::open(Layout::scripts_log(&dir)).map_err(state_error(&dir))?;
+    let log = ScriptsLog::open(Layout::scripts_log(&dir))
+        .map_err(state_error(&dir))?
+        .with_deployments_log(DeploymentsLog::of_root(layout.root()), &deployment_id);
     let previous_dir = Layout::read_pointer(&layout.last_successful_install(&request.group))
         .map_err(state_error(layout.root()))?
         .filter(|d| d.is_dir());

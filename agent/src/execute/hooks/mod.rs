@@ -256,6 +256,7 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
     let (path, launch) = prepare(&run, &record).await.inspect_err(not_started)?;
     let build =
         |through_shell| build_command(&path, &launch, run.env, run.runas_env, through_shell);
+    run.log.script_started(run.event, location);
     record.shoal(&format!("script started: {}{}", path.display(), launch));
     record.check()?;
 
