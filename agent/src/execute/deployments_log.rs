@@ -13,16 +13,16 @@
 //! one of them rotates, and the other reopens the new file.
 
 use std::collections::HashMap;
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::fs::{self, File};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{
-    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
-};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use super::scripts_log::open_private;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -133,17 +133,7 @@ impl DeploymentsLog {
     }
 
     fn open(&self) -> io::Result<Open> {
-        if let Some(dir) = self.path.parent() {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-            fs::set_permissions(dir, Permissions::from_mode(0o700))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)?;
-        file.set_permissions(Permissions::from_mode(0o600))?;
-        self.reread(file)
+        self.reread(open_private(&self.path)?)
     }
 
     /// Moves the full file aside (`.0`, the older ones up by one, the oldest dropped) and
@@ -179,6 +169,8 @@ fn now() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     fn lines(path: &Path) -> Vec<String> {

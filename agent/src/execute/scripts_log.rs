@@ -106,19 +106,7 @@ impl ScriptsLog {
         held_cap: usize,
     ) -> io::Result<Self> {
         let path = path.into();
-        if let Some(parent) = path.parent() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)?;
-            fs::set_permissions(parent, Permissions::from_mode(0o700))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)?;
-        file.set_permissions(Permissions::from_mode(0o600))?;
+        let file = open_private(&path)?;
         let size = file.metadata()?.len();
         Ok(Self {
             path,
@@ -292,6 +280,26 @@ impl Inner {
             self.dropped_bytes += out.len() as u64;
         }
     }
+}
+
+/// Opens (or creates, with its parent directories) a log of hook output at `path` for
+/// appending: 0600 in a 0700 directory, whatever the modes above it or the umask, and closed
+/// up again if an older agent left it open.
+pub(crate) fn open_private(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+        fs::set_permissions(parent, Permissions::from_mode(0o700))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// Reads the last `max_lines` lines of the log at `path`, oldest first, without reading the
