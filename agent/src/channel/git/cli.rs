@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 
 use base64ct::{Base64, Encoding as _};
 
+use super::cause::redact;
 use super::child::{self, Ended, Limits};
 use super::diagnose::{self, Attempt};
-use super::error::redact;
 use super::failure::FetchError;
 use super::source::{Endpoint, GitSource};
 use super::ssh;

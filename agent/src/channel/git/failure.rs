@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::error::Cause;
+use super::cause::Cause;
 
 /// Why a fetch from a remote repository failed.
 #[derive(Debug, thiserror::Error)]

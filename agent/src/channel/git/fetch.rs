@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use git2::{AutotagOption, FetchOptions, FetchPrune, Repository, RepositoryInitOptions};
 use nix::fcntl::{Flock, FlockArg};
 
+use super::cause::Cause;
 use super::cli;
-use super::error::{Cause, GitError};
+use super::error::GitError;
 use super::failure::FetchError;
 use super::source::{GitSource, Location};
 

@@ -9,6 +9,7 @@
 //! between polls the agent holds no pack open or mapped; a fetch that leaves it with too many
 //! packs is followed by a repack ([`repack`]).
 
+mod cause;
 mod child;
 mod cli;
 mod diagnose;
@@ -27,8 +28,9 @@ use std::path::{Path, PathBuf};
 use git2::Repository;
 use shoal_shared::release::AllowedSigners;
 
+pub use cause::Cause;
 pub use child::with_stop;
-pub use error::{Cause, GitError};
+pub use error::GitError;
 pub use failure::FetchError;
 pub use repack::MAX_PACKS;
 pub use source::{Endpoint, GitSource, Location};

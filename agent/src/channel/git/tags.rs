@@ -8,7 +8,8 @@ use shoal_shared::release::allowed_signers::pattern_matches;
 use shoal_shared::release::version::above_floor;
 use shoal_shared::release::{AllowedSigners, TagError, Version};
 
-use super::error::{Cause, GitError};
+use super::cause::Cause;
+use super::error::GitError;
 use crate::channel::{Digest, Poll, Release};
 use crate::verify::state::ChannelState;
 use crate::verify::{self, Expect, KeyTime, Refusal, VerifiedTag};
