@@ -13,16 +13,16 @@
 //! one of them rotates, and the other reopens the new file.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
-
-use super::scripts_log::open_private;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -158,6 +158,26 @@ impl DeploymentsLog {
     }
 }
 
+/// Opens (or creates, with its parent directories) a log of hook output at `path` for
+/// appending: 0600 in a 0700 directory, whatever the modes above it or the umask, and closed
+/// up again if an older agent left it open.
+pub(crate) fn open_private(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+        fs::set_permissions(parent, Permissions::from_mode(0o700))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// The agent's stamp: `YYYY-MM-DD HH:MM:SS.mmm`, here in UTC.
 fn now() -> String {
     let ms = crate::clock::now_ms();
@@ -169,8 +189,6 @@ fn now() -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
-
     use super::*;
 
     fn lines(path: &Path) -> Vec<String> {

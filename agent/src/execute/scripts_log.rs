@@ -2,9 +2,8 @@
 //! and the readers that turn a script's stdout and stderr into those lines.
 
 use std::collections::VecDeque;
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
-use super::deployments_log::DeploymentsLog;
+use super::deployments_log::{DeploymentsLog, open_private};
 
 /// The longest line kept as one log line; longer output is split into several lines.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -282,26 +281,6 @@ impl Inner {
     }
 }
 
-/// Opens (or creates, with its parent directories) a log of hook output at `path` for
-/// appending: 0600 in a 0700 directory, whatever the modes above it or the umask, and closed
-/// up again if an older agent left it open.
-pub(crate) fn open_private(path: &Path) -> io::Result<File> {
-    if let Some(parent) = path.parent() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
-        fs::set_permissions(parent, Permissions::from_mode(0o700))?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(Permissions::from_mode(0o600))?;
-    Ok(file)
-}
-
 /// Reads the last `max_lines` lines of the log at `path`, oldest first, without reading the
 /// whole file.
 pub fn read_tail(path: &Path, max_lines: usize) -> io::Result<Vec<String>> {
@@ -447,6 +426,9 @@ fn utf8_cut(bytes: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::{self, Permissions};
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     fn lines_of(path: &Path) -> Vec<String> {
