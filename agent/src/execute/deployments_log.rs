@@ -87,11 +87,14 @@ impl DeploymentsLog {
     }
 
     /// Appends one line per `messages` entry for `deployment_id`, in one write.
-    pub fn append(&self, deployment_id: &str, messages: &[&str]) -> io::Result<()> {
+    pub fn append<S: AsRef<str>>(&self, deployment_id: &str, messages: &[S]) -> io::Result<()> {
         let stamp = now();
         let mut lines = String::new();
         for message in messages {
-            lines.push_str(&format!("[{stamp}] [{deployment_id}]{}\n", message.trim()));
+            lines.push_str(&format!(
+                "[{stamp}] [{deployment_id}]{}\n",
+                message.as_ref().trim()
+            ));
         }
         let len = lines.len() as u64;
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);

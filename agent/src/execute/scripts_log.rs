@@ -145,16 +145,13 @@ impl ScriptsLog {
             .event
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let new_event = last.as_deref() != Some(event);
-        let lifecycle = format!("LifecycleEvent - {event}");
-        let script = format!("Script - {location}");
-        let messages: &[&str] = if new_event {
-            &[&lifecycle, &script]
-        } else {
-            &[&script]
-        };
-        deployments.append(messages);
-        *last = Some(event.to_owned());
+        let mut messages = Vec::with_capacity(2);
+        if last.as_deref() != Some(event) {
+            messages.push(format!("LifecycleEvent - {event}"));
+            *last = Some(event.to_owned());
+        }
+        messages.push(format!("Script - {location}"));
+        deployments.append(&messages);
     }
 
     /// The file this log appends to.
@@ -175,27 +172,26 @@ impl ScriptsLog {
                 stream.as_str()
             )
         };
+        let records: Vec<String> = text.split('\n').map(record).collect();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if stream == Stream::Shoal {
             self.write_held(&mut inner, &stamp, event, location)?;
-            let records: String = text.split('\n').map(record).collect();
-            return inner.write(&records);
+            return inner.write(&records.concat());
         }
         if let Some(deployments) = &self.deployments {
-            let tag = format!("[{}]", stream.as_str());
+            let tag = stream.as_str();
             let lines: Vec<String> = text
                 .split('\n')
-                .map(|part| format!("{tag}{part}"))
+                .map(|part| format!("[{tag}]{part}"))
                 .collect();
-            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
             deployments.append(&lines);
         }
-        let records: String = text.split('\n').map(record).collect();
-        if inner.held.is_empty() && inner.size + records.len() as u64 <= self.cap {
-            return inner.write(&records);
+        let len: usize = records.iter().map(String::len).sum();
+        if inner.held.is_empty() && inner.size + len as u64 <= self.cap {
+            return inner.write(&records.concat());
         }
-        for part in text.split('\n') {
-            inner.hold(record(part), self.held_cap);
+        for record in records {
+            inner.hold(record, self.held_cap);
         }
         Ok(())
     }
@@ -230,7 +226,7 @@ impl ScriptsLog {
 impl Deployments {
     /// Appends, reporting the first failure only: the deployments log is a copy, and a
     /// deployment does not stop for it.
-    fn append(&self, messages: &[&str]) {
+    fn append<S: AsRef<str>>(&self, messages: &[S]) {
         if let Err(error) = self.log.append(&self.id, messages)
             && !self.failed.swap(true, Ordering::Relaxed)
         {

@@ -221,7 +221,6 @@ impl Run<'_> {
                 stop: self.request.stop.as_ref(),
             })
             .await;
-            let outcome_named_script = outcome.is_err();
             let (record, failure) = match outcome {
                 Ok(outcome) => {
                     let duration_ms = record::millis(outcome.duration);
@@ -231,7 +230,7 @@ impl Run<'_> {
                             .iter()
                             .map(|w| format!("{event} {}: {w}", script.location)),
                     );
-                    match outcome.result {
+                    let (record, why) = match outcome.result {
                         ScriptResult::Succeeded => (
                             script_record(script, "succeeded", Some(0), duration_ms),
                             None,
@@ -261,7 +260,14 @@ impl Run<'_> {
                                 after.as_secs()
                             )),
                         ),
-                    }
+                    };
+                    let runas = script
+                        .runas
+                        .as_deref()
+                        .map(|u| format!(" run as user {u}"))
+                        .unwrap_or_default();
+                    let subject = format!("script at {}{runas}", script.location);
+                    (record, why.map(|why| format!("{subject} {why}")))
                 }
                 // The error is a sentence of its own that names the script.
                 Err(error) => (
@@ -271,16 +277,6 @@ impl Run<'_> {
             };
             records.push(record);
             if let Some(why) = failure {
-                let why = if outcome_named_script {
-                    why
-                } else {
-                    let runas = script
-                        .runas
-                        .as_deref()
-                        .map(|u| format!(" run as user {u}"))
-                        .unwrap_or_default();
-                    format!("script at {}{runas} {why}", script.location)
-                };
                 let stopped = records.last().is_some_and(|r| r.result == "stopped");
                 if stopped {
                     self.record.status = Status::Interrupted;

@@ -79,14 +79,18 @@ pub fn install(
     let plan = plan::plan(archive, &spec.files, behavior)?;
     tracing::debug!(elapsed = ?started.elapsed(), removed, steps = plan.instructions.len(), "install planned");
     let installed: Vec<&Path> = plan.installed().collect();
-    let copied: Vec<&Path> = plan
+    let copies: Vec<(&Path, &Path)> = plan
         .instructions
         .iter()
         .filter_map(|i| match i {
-            Instruction::Copy { destination, .. } => Some(destination.as_path()),
+            Instruction::Copy {
+                source,
+                destination,
+            } => Some((source.as_path(), destination.as_path())),
             Instruction::Mkdir { .. } => None,
         })
         .collect();
+    let copied: Vec<&Path> = copies.iter().map(|(_, d)| *d).collect();
     let mut steps: Vec<serde_json::Value> =
         plan.instructions.iter().map(Instruction::to_json).collect();
     steps.extend(permissions::instructions(
@@ -117,17 +121,6 @@ pub fn install(
         }
     }
     drop(dirs);
-    let copies: Vec<(&Path, &Path)> = plan
-        .instructions
-        .iter()
-        .filter_map(|i| match i {
-            Instruction::Copy {
-                source,
-                destination,
-            } => Some((source.as_path(), destination.as_path())),
-            Instruction::Mkdir { .. } => None,
-        })
-        .collect();
     for (_, destination) in &copies {
         record.path(destination)?;
     }
