@@ -37,12 +37,6 @@ pub enum BundleError {
     ParentDir { entry: String },
 
     #[error(
-        "link {entry} points to {target}, outside the bundle root; \
-         links must use relative targets that stay inside the bundle"
-    )]
-    LinkEscape { entry: String, target: String },
-
-    #[error(
         "hard link {entry} points to {target}, which is not a file earlier in the bundle; \
          hard links must point to a file or symlink that comes before them"
     )]
@@ -134,7 +128,6 @@ impl BundleError {
             Self::DestinationInsideBundle { .. } => "destination-inside-bundle",
             Self::AbsolutePath { .. } => "absolute-path",
             Self::ParentDir { .. } => "parent-dir",
-            Self::LinkEscape { .. } => "link-escape",
             Self::HardLinkTarget { .. } => "hard-link-target",
             Self::SpecialFile { .. } => "special-file",
             Self::UnknownEntryType { .. } => "unknown-entry-type",
@@ -154,7 +147,6 @@ impl BundleError {
         match self {
             Self::AbsolutePath { entry }
             | Self::ParentDir { entry }
-            | Self::LinkEscape { entry, .. }
             | Self::HardLinkTarget { entry, .. }
             | Self::SpecialFile { entry, .. }
             | Self::UnknownEntryType { entry, .. }

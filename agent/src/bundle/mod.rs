@@ -7,6 +7,7 @@
 mod detect;
 mod dir;
 mod error;
+mod inside;
 mod paths;
 mod staging;
 mod tar;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use detect::detect;
 pub use error::BundleError;
+pub use inside::{Outside, inside};
 use staging::{Staged, Staging};
 use write::Meta;
 

@@ -203,7 +203,6 @@ impl Staging {
         target: &[u8],
         mtime: Option<SystemTime>,
     ) -> Result<(), BundleError> {
-        paths::check_symlink_target(&rel, entry, target)?;
         let path = self.prepare(&rel, entry, false)?;
         let target = PathBuf::from(std::ffi::OsStr::from_bytes(target));
         std::os::unix::fs::symlink(&target, &path)
@@ -211,7 +210,7 @@ impl Staging {
         if let Some(mtime) = mtime {
             set_mtime(&path, mtime)?;
         }
-        self.tree.insert(rel, Node::Symlink(target));
+        self.tree.insert(rel, Node::Symlink);
         self.files += 1;
         Ok(())
     }
@@ -228,13 +227,10 @@ impl Staging {
             target: paths::display(target),
         };
         let target_rel = paths::normalize(target)
-            .map_err(|_| BundleError::LinkEscape {
-                entry: entry.to_owned(),
-                target: paths::display(target),
-            })?
+            .map_err(|_| refuse())?
             .ok_or_else(refuse)?;
         let node = match self.tree.get(&target_rel) {
-            Some(node @ (Node::File | Node::Symlink(_))) => node.clone(),
+            Some(node @ (Node::File | Node::Symlink)) => node.clone(),
             _ => return Err(refuse()),
         };
         // The target may still be queued for a worker.
@@ -308,22 +304,13 @@ impl Staging {
         }
     }
 
-    /// Waits for every file, strips a single top-level directory holding the appspec, checks
-    /// every symlink against the final root, and sets directory modes and mtimes.
+    /// Waits for every file, strips a single top-level directory holding the appspec, and sets
+    /// directory modes and mtimes. Links may point anywhere: nothing is ever written through
+    /// one, and what reads the bundle later follows only links inside it ([`super::inside`]).
     pub fn finish(mut self, appspec_names: &[&str]) -> Result<Staged, BundleError> {
         self.writer.drain()?;
         let top = self.single_top_dir(appspec_names);
         let final_root = top.clone().unwrap_or_default();
-        for (rel, node) in &self.tree {
-            if let Node::Symlink(target) = node
-                && paths::escapes(&self.tree, &final_root, rel)
-            {
-                return Err(BundleError::LinkEscape {
-                    entry: rel.to_string_lossy().into_owned(),
-                    target: target.to_string_lossy().into_owned(),
-                });
-            }
-        }
         // Deepest first, so a parent's mode (maybe read-only) is set after its children.
         self.dirs
             .sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
@@ -357,7 +344,7 @@ impl Staging {
         let holds_appspec = appspec_names.iter().any(|n| {
             matches!(
                 self.tree.get(&top.join(n)),
-                Some(Node::File | Node::Symlink(_))
+                Some(Node::File | Node::Symlink)
             )
         });
         (holds_appspec && !top_is_appspec).then(|| top.clone())

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::channel::{ChannelFailure, GroupChannel, one_line};
 use super::keeper::Keeper;
+use crate::bundle;
 use crate::channel::cache::{Cleaned, ReleaseCache};
 use crate::channel::watch::Watch;
 use crate::channel::{Digest, Release, jittered};
@@ -394,6 +395,9 @@ enum ReleasePolicyError {
     /// The bundle's `shoal.yaml` exists but cannot be read.
     #[error("cannot read shoal.yaml in the bundle: {0}")]
     Read(std::io::Error),
+    /// The bundle's `shoal.yaml` is reached through a link out of the bundle.
+    #[error("{BUNDLE_POLICY} is not read: {0}")]
+    Outside(bundle::Outside),
     /// The bundle's `shoal.yaml` is not a policy file.
     #[error("{0}")]
     File(PolicyFileError),
@@ -415,7 +419,8 @@ fn release_policy(
     if let Some(raw) = manifest {
         return raw.check(default).map_err(ReleasePolicyError::Manifest);
     }
-    let path = tree.join("shoal.yaml");
+    let path =
+        bundle::inside(tree, Path::new("shoal.yaml"), true).map_err(ReleasePolicyError::Outside)?;
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(default.clone()),

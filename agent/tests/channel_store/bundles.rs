@@ -168,7 +168,7 @@ async fn hostile_bundles_are_refused_and_write_nothing_outside_the_cache(store: 
                 .symlink("out", "../../../../..")
                 .file(&format!("out/{marker}"), b"x")
                 .gz(),
-            "link-escape",
+            "through-non-directory",
         ),
         (
             "v1.0.4",

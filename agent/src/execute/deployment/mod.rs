@@ -165,17 +165,25 @@ pub fn read_appspec(
         Some(name) => vec![name],
         None => APPSPEC_NAMES.to_vec(),
     };
-    let Some(file) = candidates
-        .iter()
-        .map(|n| archive.join(n))
-        .find(|p| p.is_file())
-    else {
+    let mut found = None;
+    for name in &candidates {
+        let path =
+            bundle::inside(archive, Path::new(name), true).map_err(|why| DeployError::AppSpec {
+                file: archive.join(name),
+                error: format!("{why}; the AppSpec must be a file of the bundle"),
+            })?;
+        if path.is_file() {
+            found = Some((archive.join(name), path));
+            break;
+        }
+    }
+    let Some((file, real)) = found else {
         return Err(DeployError::AppSpec {
             file: archive.join(candidates[0]),
             error: format!("the bundle has no {} at its root", candidates.join(" or ")),
         });
     };
-    let bytes = std::fs::read(&file).map_err(|e| DeployError::AppSpec {
+    let bytes = std::fs::read(&real).map_err(|e| DeployError::AppSpec {
         file: file.clone(),
         error: e.to_string(),
     })?;

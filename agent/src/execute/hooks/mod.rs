@@ -5,7 +5,7 @@ use std::fs::{self, Permissions};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::scripts_log::{self, ScriptsLog};
+use crate::bundle::{self, Outside};
 use crate::stop::Stop;
 
 mod launch;
@@ -179,6 +180,8 @@ pub enum HookError {
         path.display()
     )]
     ScriptMissing { location: String, path: PathBuf },
+    #[error("script location {location:?} does not stay inside the bundle: {why}")]
+    LinkOutside { location: String, why: Outside },
     #[error("script {} is not executable and its execute bits could not be set", path.display())]
     ScriptNotExecutable {
         path: PathBuf,
@@ -218,7 +221,7 @@ impl HookError {
     /// A stable name for status JSON and metric labels.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::LocationEscapes { .. } => "location_escapes",
+            Self::LocationEscapes { .. } | Self::LinkOutside { .. } => "location_escapes",
             Self::ScriptMissing { .. } => "script_missing",
             Self::ScriptNotExecutable { .. } => "script_not_executable",
             Self::RunAs { .. } => "run_as",
@@ -396,28 +399,18 @@ async fn prepare(
     Ok((path, launch))
 }
 
-/// The script's path inside the archive; a leading `/` still means the bundle root.
+/// The script's path inside the archive; a leading `/` still means the bundle root. Links of
+/// the bundle are followed only while they stay inside it.
 pub fn script_path(archive_dir: &Path, location: &str) -> Result<PathBuf, HookError> {
-    let mut path = archive_dir.to_path_buf();
-    let mut depth = 0_usize;
-    for component in Path::new(location.trim_start_matches('/')).components() {
-        match component {
-            Component::Normal(part) => {
-                path.push(part);
-                depth += 1;
-            }
-            Component::ParentDir if depth > 0 => {
-                path.pop();
-                depth -= 1;
-            }
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                let location = location.to_string();
-                return Err(HookError::LocationEscapes { location });
-            }
-        }
-    }
-    Ok(path)
+    bundle::inside(archive_dir, Path::new(location), true).map_err(|why| match why {
+        Outside::Climbs => HookError::LocationEscapes {
+            location: location.to_owned(),
+        },
+        why => HookError::LinkOutside {
+            location: location.to_owned(),
+            why,
+        },
+    })
 }
 
 #[cfg(test)]

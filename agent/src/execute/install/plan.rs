@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use shoal_shared::appspec::{FileExistsBehavior, FileMapping};
 
 use super::error::InstallError;
+use crate::bundle;
 
 /// One step of an install, in the shape of the CodeDeploy agent's `install.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +118,13 @@ impl Planner<'_> {
             source_path: mapping.source.clone(),
             why: "it leaves the bundle (`..`)".to_owned(),
         })?;
-        let source = self.archive.join(&relative);
+        // A link named as the source is installed as a link; links on the way to it are
+        // followed only inside the bundle.
+        let source =
+            bundle::inside(self.archive, &relative, false).map_err(|why| InstallError::Source {
+                source_path: mapping.source.clone(),
+                why: why.to_string(),
+            })?;
         let meta = fs::symlink_metadata(&source).map_err(|_| InstallError::Source {
             source_path: mapping.source.clone(),
             why: "no such file or directory in the bundle".to_owned(),
