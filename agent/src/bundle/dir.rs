@@ -3,7 +3,7 @@
 
 use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::error::BundleError;
@@ -38,7 +38,12 @@ pub(super) fn copy(bundle: &Path, staging: &mut Staging) -> Result<(), BundleErr
                     src: path,
                     len: meta.len(),
                 };
-                staging.add_file(rel, &name, entry_meta(&meta), data)?;
+                let owner = staging.kept_owner(meta.uid(), meta.gid());
+                let meta = Meta {
+                    owner,
+                    ..entry_meta(&meta)
+                };
+                staging.add_file(rel, &name, meta, data)?;
             } else if kind.is_symlink() {
                 let target =
                     fs::read_link(&path).map_err(BundleError::io("read the link", &path))?;
@@ -65,5 +70,6 @@ fn entry_meta(meta: &Metadata) -> Meta {
     Meta {
         mode: meta.permissions().mode() & 0o7777,
         mtime: meta.modified().ok(),
+        owner: None,
     }
 }

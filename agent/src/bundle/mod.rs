@@ -74,6 +74,20 @@ impl Default for Limits {
     }
 }
 
+/// Whose files an unpack creates when root runs it (otherwise every file is the unpacker's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Owners {
+    /// A tar's regular files get the owner and group the archive records, by name when this
+    /// host knows the name, else by number, as `tar -xp` run by root gives them (and the
+    /// CodeDeploy agent does). Everything else is root's: directories, links, a zip's files
+    /// and a directory bundle's.
+    #[default]
+    Recorded,
+    /// As `Recorded`, and a directory bundle's regular files keep their owners: for copying a
+    /// tree an earlier unpack made, such as the agent's release cache.
+    Kept,
+}
+
 /// What [`unpack`] produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpacked {
@@ -90,12 +104,14 @@ pub struct Unpacked {
 ///
 /// When the bundle's root holds a single directory that contains one of `appspec_names` (and
 /// the root holds none), that directory's contents become `dest` (GitHub tarballs look like
-/// this). Modes and mtimes are kept, ownership is not. On error nothing is left at `dest`.
+/// this). Modes and mtimes are kept, owners as `owners` says. On error nothing is left at
+/// `dest`.
 pub fn unpack(
     bundle: &Path,
     dest: &Path,
     appspec_names: &[&str],
     limits: &Limits,
+    owners: Owners,
 ) -> Result<Unpacked, BundleError> {
     let kind = detect(bundle)?;
     check_dest(dest)?;
@@ -112,7 +128,7 @@ pub fn unpack(
         .create(&partial)
         .map_err(BundleError::io("create the directory", &partial))?;
 
-    let result = stage(kind, bundle, &partial, appspec_names, limits)
+    let result = stage(kind, bundle, &partial, appspec_names, limits, owners)
         .and_then(|staged| install(staged, &partial, dest));
     match result {
         Ok(staged) => {
@@ -146,8 +162,9 @@ fn stage(
     partial: &Path,
     appspec_names: &[&str],
     limits: &Limits,
+    owners: Owners,
 ) -> Result<Staged, BundleError> {
-    let mut staging = Staging::new(bundle, partial.to_path_buf(), limits);
+    let mut staging = Staging::new(bundle, partial.to_path_buf(), limits, owners);
     match kind {
         BundleKind::Directory => dir::copy(bundle, &mut staging)?,
         BundleKind::Tar => tar::unpack(bundle, &mut staging, false)?,
@@ -162,6 +179,7 @@ fn install(staged: Staged, partial: &Path, dest: &Path) -> Result<Staged, Bundle
     let meta = staged.root_meta.unwrap_or(Meta {
         mode: 0o755,
         mtime: None,
+        owner: None,
     });
     // A fresh directory has 0o755 less the umask; pass an impossible umask to force the chmod.
     staging::set_dir_meta(&staged.root, meta, 0o7777)?;

@@ -167,6 +167,21 @@ impl Records {
         }
     }
 
+    /// The entry's owner and group, each as a number and a name: pax values, else its
+    /// header's. A number that cannot be read is `None`.
+    fn owner<'a>(&'a self, header: &'a Header) -> (Recorded<'a>, Recorded<'a>) {
+        let number = |key: &[u8], in_header: io::Result<u64>| match self.pax(key) {
+            Some(value) => std::str::from_utf8(value).ok()?.parse().ok(),
+            None => in_header.ok(),
+        };
+        let user = self.pax(b"uname").or(header.username_bytes());
+        let group = self.pax(b"gname").or(header.groupname_bytes());
+        (
+            (number(b"uid", header.uid()), user),
+            (number(b"gid", header.gid()), group),
+        )
+    }
+
     /// The entry's mtime, to the nanosecond when a pax header gives one.
     fn mtime(&self, header: &Header) -> io::Result<SystemTime> {
         match self
@@ -179,6 +194,9 @@ impl Records {
         }
     }
 }
+
+/// An owner or group as an archive records it: a number and a name.
+type Recorded<'a> = (Option<u64>, Option<&'a [u8]>);
 
 /// A GNU long name or link without its terminating NUL.
 fn trim_nul(bytes: &[u8]) -> &[u8] {
@@ -254,12 +272,18 @@ fn add_entry<R: Read>(
     let mtime = records
         .mtime(entry.header())
         .map_err(BundleError::archive(bundle))?;
+    // Old (v7) archives mark directories only with a trailing slash.
+    let old_style_dir = kind == EntryType::Regular && raw.ends_with(b"/") && size == 0;
+    let is_file = matches!(kind, EntryType::Regular | EntryType::Continuous) && !old_style_dir;
+    let (user, group) = records.owner(entry.header());
+    let owner = is_file
+        .then(|| staging.recorded_owner(user, group))
+        .flatten();
     let meta = Meta {
         mode,
         mtime: Some(mtime),
+        owner,
     };
-    // Old (v7) archives mark directories only with a trailing slash.
-    let old_style_dir = kind == EntryType::Regular && raw.ends_with(b"/") && size == 0;
     match kind {
         EntryType::Directory => staging.add_dir(rel, &name, meta),
         _ if old_style_dir => staging.add_dir(rel, &name, meta),

@@ -11,14 +11,26 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+use nix::unistd::{Gid, Uid, fchown};
+
 use super::error::BundleError;
 
-/// Mode and modification time of an entry, as the bundle declares them.
+/// Mode, modification time and owner of an entry, as the bundle declares them.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Meta {
     /// Permission bits, including setuid, setgid and sticky.
     pub mode: u32,
     pub mtime: Option<SystemTime>,
+    /// Who owns a regular file; `None` leaves it the unpacker's. Directories are always the
+    /// unpacker's.
+    pub owner: Option<Owner>,
+}
+
+/// A file's owner and group, as numbers on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Owner {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Where a regular file's bytes come from.
@@ -258,8 +270,13 @@ pub(super) fn create(path: &Path, mode: u32) -> Result<File, BundleError> {
         .map_err(BundleError::io("create", path))
 }
 
-/// Sets the exact mode (the umask, and writing, may have cleared bits) and the mtime.
+/// Sets the owner, the exact mode (the umask, writing, and a change of owner may have cleared
+/// bits) and the mtime.
 pub(super) fn finish(file: &File, path: &Path, meta: Meta, umask: u32) -> Result<(), BundleError> {
+    if let Some(Owner { uid, gid }) = meta.owner {
+        fchown(file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| BundleError::io("set the owner of", path)(e.into()))?;
+    }
     if meta.mode & 0o7000 != 0 || meta.mode & umask != 0 {
         file.set_permissions(Permissions::from_mode(meta.mode & 0o7777))
             .map_err(BundleError::io("set the mode of", path))?;

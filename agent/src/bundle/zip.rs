@@ -52,7 +52,8 @@ pub(super) fn unpack(bundle: &Path, staging: &mut Staging) -> Result<(), BundleE
         match kind {
             Kind::Dir => {
                 let mode = unix_mode(&entry).map_or(0o755, |m| m & 0o7777);
-                staging.add_dir(rel, &name, Meta { mode, mtime })?;
+                let owner = None;
+                staging.add_dir(rel, &name, Meta { mode, mtime, owner })?;
             }
             Kind::Symlink => {
                 let mut target = Vec::new();
@@ -64,7 +65,13 @@ pub(super) fn unpack(bundle: &Path, staging: &mut Staging) -> Result<(), BundleE
             }
             Kind::File => {
                 let mode = unix_mode(&entry).map_or(0o644, |m| m & 0o7777);
-                staging.add_file_from(rel, &name, Meta { mode, mtime }, declared, &mut entry)?;
+                // Like the CodeDeploy agent's `unzip`, no owners from a zip.
+                let meta = Meta {
+                    mode,
+                    mtime,
+                    owner: None,
+                };
+                staging.add_file_from(rel, &name, meta, declared, &mut entry)?;
             }
         }
     }

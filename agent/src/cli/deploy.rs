@@ -6,7 +6,7 @@ use std::time::Duration;
 use shoal_shared::appspec::FileExistsBehavior;
 
 use super::exit;
-use crate::bundle::Limits;
+use crate::bundle::{Limits, Owners};
 use crate::execute::deployment::{self, Outcome, Request, Status};
 use crate::execute::hooks;
 use crate::execute::layout::Layout;
@@ -91,6 +91,7 @@ pub(super) fn run(args: Args) -> u8 {
         extra_env: Vec::new(),
         runas_env: hooks::DEFAULT_RUNAS_ENV.map(str::to_owned).to_vec(),
         max_revisions: usize::try_from(args.max_revisions).unwrap_or(usize::MAX),
+        owners: Owners::Recorded,
         ignore_application_stop_failures: args.ignore_application_stop_failures,
         deployment_id: None,
         reverts: None,

@@ -18,7 +18,7 @@ use super::health::{self, Verdict, Window};
 use super::journal::InFlight;
 use super::keeper::Keeper;
 use super::observer::{StepObserver, dir_name};
-use crate::bundle::Limits;
+use crate::bundle::{Limits, Owners};
 use crate::config::Group;
 use crate::execute::deployment::{
     self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
@@ -88,6 +88,7 @@ impl Deployer {
             extra_env,
             runas_env: self.runas_env.clone(),
             max_revisions: self.group.max_revisions,
+            owners: Owners::Kept,
             ignore_application_stop_failures: false,
             deployment_id: Some(run.deployment_id.clone()),
             reverts: run.reverts.clone(),

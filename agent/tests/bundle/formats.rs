@@ -304,3 +304,35 @@ fn detect_refuses_what_is_no_bundle() {
 
 // ---------------------------------------------------------------------------------------------
 // Refusals: hostile tar archives
+
+#[test]
+fn a_directory_keeps_its_owners_only_when_asked() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: giving files away needs the tests to run as root");
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let tree = tmp.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("appspec.yml"), "version: 0.0\nos: linux\n").unwrap();
+    fs::write(tree.join("owned.txt"), "x").unwrap();
+    let (uid, gid) = (4242, 4343);
+    nix::unistd::chown(
+        &tree.join("owned.txt"),
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .unwrap();
+    let owner = |dir: &std::path::Path| {
+        let meta = fs::metadata(dir.join("owned.txt")).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    for (owners, expected) in [
+        (bundle::Owners::Kept, (uid, gid)),
+        (bundle::Owners::Recorded, (0, 0)),
+    ] {
+        let dest = tmp.path().join(format!("{owners:?}"));
+        bundle::unpack(&tree, &dest, APPSPEC, &bundle::Limits::default(), owners).unwrap();
+        assert_eq!(owner(&dest), expected, "{owners:?}");
+    }
+}

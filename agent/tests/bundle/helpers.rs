@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use shoal_agent::bundle::{self, BundleError, Limits, Unpacked};
+use shoal_agent::bundle::{self, BundleError, Limits, Owners, Unpacked};
 use tar::EntryType;
 
 pub const APPSPEC: &[&str] = &["appspec.yml", "appspec.yaml"];
@@ -17,7 +17,7 @@ pub const APPSPEC: &[&str] = &["appspec.yml", "appspec.yaml"];
 // Helpers
 
 pub fn unpack(bundle: &Path, dest: &Path) -> Result<Unpacked, BundleError> {
-    bundle::unpack(bundle, dest, APPSPEC, &Limits::default())
+    bundle::unpack(bundle, dest, APPSPEC, &Limits::default(), Owners::Recorded)
 }
 
 pub fn partial(dest: &Path) -> PathBuf {

@@ -5,7 +5,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use shoal_agent::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits, Owners};
 use tar::EntryType;
 use tempfile::TempDir;
 
@@ -137,7 +137,7 @@ fn a_bundle_over_the_byte_limit_is_refused() {
         ..Limits::default()
     };
     assert_refused(
-        bundle::unpack(&bundle, &dest, APPSPEC, &limits),
+        bundle::unpack(&bundle, &dest, APPSPEC, &limits, Owners::Recorded),
         &dest,
         "too-large",
         "big",
@@ -163,7 +163,7 @@ fn a_gzip_bundle_over_the_byte_limit_is_refused_while_streaming() {
         ..Limits::default()
     };
     assert_refused(
-        bundle::unpack(&tgz, &dest, APPSPEC, &limits),
+        bundle::unpack(&tgz, &dest, APPSPEC, &limits, Owners::Recorded),
         &dest,
         "too-large",
         "zeros",
@@ -182,7 +182,7 @@ fn a_bundle_over_the_entry_limit_is_refused() {
         ..Limits::default()
     };
     assert_refused(
-        bundle::unpack(&bundle, &dest, APPSPEC, &limits),
+        bundle::unpack(&bundle, &dest, APPSPEC, &limits, Owners::Recorded),
         &dest,
         "too-many-entries",
         "f3",
@@ -292,7 +292,7 @@ fn a_directory_bundle_over_the_limits_is_refused() {
         ..Limits::default()
     };
     assert_refused(
-        bundle::unpack(&src, &dest, APPSPEC, &limits),
+        bundle::unpack(&src, &dest, APPSPEC, &limits, Owners::Recorded),
         &dest,
         "too-large",
         "b",
@@ -302,7 +302,7 @@ fn a_directory_bundle_over_the_limits_is_refused() {
         ..Limits::default()
     };
     assert_refused(
-        bundle::unpack(&src, &dest, APPSPEC, &limits),
+        bundle::unpack(&src, &dest, APPSPEC, &limits, Owners::Recorded),
         &dest,
         "too-many-entries",
         "b",

@@ -4,7 +4,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use shoal_agent::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits, Owners};
 use tempfile::TempDir;
 use zip::write::SimpleFileOptions;
 
@@ -91,7 +91,7 @@ fn a_zip_declaring_too_much_is_refused_before_writing() {
         ..Limits::default()
     };
     assert_refused(
-        bundle::unpack(&bundle, &dest, APPSPEC, &limits),
+        bundle::unpack(&bundle, &dest, APPSPEC, &limits, Owners::Recorded),
         &dest,
         "too-large",
         "b",
@@ -123,7 +123,7 @@ fn a_zip_entry_lying_about_its_size_cannot_pass_the_limit() {
         max_total_bytes: 50_000,
         ..Limits::default()
     };
-    let err = bundle::unpack(&bundle, &dest, APPSPEC, &limits).unwrap_err();
+    let err = bundle::unpack(&bundle, &dest, APPSPEC, &limits, Owners::Recorded).unwrap_err();
     // Either the size check or the zip reader's own consistency checks stop it; never a success.
     assert!(
         matches!(err.kind(), "too-large" | "corrupt-archive"),

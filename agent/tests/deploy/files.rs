@@ -386,3 +386,122 @@ fn acls_match_what_setfacl_sets() {
         );
     }
 }
+
+/// A tar entry with the owner and group it records, by name and number.
+struct Owned<'a> {
+    path: &'a str,
+    kind: tar::EntryType,
+    mode: u32,
+    user: (&'a str, u64),
+    group: (&'a str, u64),
+    data: &'a [u8],
+}
+
+fn owned_tar(path: &Path, entries: &[Owned<'_>]) {
+    let mut builder = tar::Builder::new(fs::File::create(path).expect("create"));
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(entry.kind);
+        header.set_mode(entry.mode);
+        header.set_size(entry.data.len() as u64);
+        header.set_uid(entry.user.1);
+        header.set_gid(entry.group.1);
+        header.set_username(entry.user.0).expect("user name");
+        header.set_groupname(entry.group.0).expect("group name");
+        header.set_mtime(1_700_000_000);
+        if entry.kind == tar::EntryType::Symlink {
+            header.set_link_name("owned.txt").expect("link");
+        }
+        builder
+            .append_data(&mut header, entry.path, entry.data)
+            .expect("append");
+    }
+    builder.finish().expect("finish");
+}
+
+#[test]
+fn owners_a_tar_records_are_given_to_installed_files_as_tar_xp_does() {
+    if !is_root() {
+        eprintln!("skipped: giving files away needs the tests to run as root");
+        return;
+    }
+    let user = shoal_tests::users::ThrowawayUser::create();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dest = tmp.path().join("srv");
+    let appspec = format!(
+        "version: 0.0\nos: linux\nfiles:\n  - source: app\n    destination: {}\n",
+        dest.display()
+    );
+    let name = user.name.as_str();
+    let file = |path, mode, user, group, data| Owned {
+        path,
+        kind: tar::EntryType::Regular,
+        mode,
+        user,
+        group,
+        data,
+    };
+    let entries = [
+        file(
+            "appspec.yml",
+            0o644,
+            ("root", 0),
+            ("root", 0),
+            appspec.as_bytes(),
+        ),
+        Owned {
+            kind: tar::EntryType::Directory,
+            ..file("app/sub/", 0o755, (name, 7), (name, 7), b"")
+        },
+        // A name this host knows wins over the recorded number, as with GNU tar.
+        file(
+            "app/owned.txt",
+            0o640,
+            (name, 99_999),
+            (name, 99_999),
+            b"mine",
+        ),
+        // A name it does not know: the number.
+        file(
+            "app/sub/numeric.txt",
+            0o644,
+            ("shoal-nobody-here", 4242),
+            ("shoal-nogroup-here", 4343),
+            b"by number",
+        ),
+        file("app/setuid", 0o4755, (name, 7), (name, 7), b"#!/bin/sh\n"),
+        file("app/root.txt", 0o644, ("root", 0), ("root", 0), b"root's"),
+        Owned {
+            kind: tar::EntryType::Symlink,
+            ..file("app/link", 0o777, (name, 7), (name, 7), b"")
+        },
+    ];
+    let tar = tmp.path().join("owned.tar");
+    owned_tar(&tar, &entries);
+
+    let root = tmp.path().join("root");
+    let out = deploy(&tar, &root, "g", "r1", &[]);
+    assert_exit(&out, 0);
+    let owner = |path: &Path| {
+        let meta = fs::symlink_metadata(path).expect("installed");
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+    };
+    assert_eq!(owner(&dest.join("owned.txt")), (user.uid, user.gid, 0o640));
+    assert_eq!(owner(&dest.join("sub/numeric.txt")), (4242, 4343, 0o644));
+    assert_eq!(
+        owner(&dest.join("setuid")),
+        (user.uid, user.gid, 0o4755),
+        "setuid survives the change of owner"
+    );
+    assert_eq!(owner(&dest.join("root.txt")), (0, 0, 0o644));
+    // As the CodeDeploy agent's install: directories it makes and links are root's.
+    assert_eq!(owner(&dest.join("sub")).0, 0);
+    assert_eq!(owner(&dest.join("link")).0, 0);
+    let archive = fs::read_dir(root.join("g"))
+        .expect("group dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("deployment-archive"))
+        .find(|p| p.exists())
+        .expect("the deployment's archive");
+    assert_eq!(owner(&archive.join("app/owned.txt")).0, user.uid);
+}

@@ -118,10 +118,16 @@ async fn runas_reaches_its_bundle_under_a_private_directory() {
     }
     let user = ThrowawayUser::create();
     let deployment = Deployment::new();
-    fs::write(deployment.archive.join("scripts/beside.txt"), "beside\n").expect("write");
+    let beside = deployment.archive.join("scripts/beside.txt");
+    fs::write(&beside, "beside\n").expect("write");
+    // The user's own file, as a tar recording it as theirs unpacks it: still not theirs to
+    // change, since root runs scripts from this archive too.
+    let entry = User::from_name(&user.name).expect("passwd").expect("user");
+    nix::unistd::chown(&beside, Some(entry.uid), Some(entry.gid)).expect("chown");
     let mut script = deployment.script(
         "scripts/read.sh",
-        "#!/bin/sh\nset -e\nhere=$(cd \"$(dirname \"$0\")\" && pwd)\necho \"$(id -un) $(cat \"$here/beside.txt\")\"\n",
+        "#!/bin/sh\nset -e\nhere=$(cd \"$(dirname \"$0\")\" && pwd)\necho \"$(id -un) $(cat \"$here/beside.txt\")\"\n\
+         if echo changed >> \"$here/beside.txt\"; then echo changed; else echo read-only; fi\n",
     );
     script.runas = Some(user.name.clone());
     // Private to root above the archive, as the packaged data dir is.
@@ -133,6 +139,7 @@ async fn runas_reaches_its_bundle_under_a_private_directory() {
     assert_succeeded(&outcome);
     assert_eq!(
         deployment.texts("scripts/read.sh", "stdout"),
-        [format!("{} beside", user.name)]
+        [format!("{} beside", user.name), "read-only".to_owned()]
     );
+    assert_eq!(fs::read_to_string(&beside).expect("read"), "beside\n");
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use proptest::prelude::*;
-use shoal_agent::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits, Owners};
 use tar::EntryType;
 use zip::write::SimpleFileOptions;
 
@@ -340,7 +340,7 @@ proptest! {
         fs::create_dir_all(&outside).expect("sentinel");
         let dest = root.join("dest");
 
-        let result = bundle::unpack(&archive, &dest, &["appspec.yml"], &LIMITS);
+        let result = bundle::unpack(&archive, &dest, &["appspec.yml"], &LIMITS, Owners::Recorded);
 
         prop_assert_eq!(names(tmp), set(&["bundle", "root"]));
         prop_assert!(fs::read(&archive).expect("read the bundle") == bytes, "the bundle changed");

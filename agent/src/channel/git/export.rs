@@ -11,7 +11,7 @@ use std::path::Path;
 use git2::{Oid, Repository};
 use tar::{Builder, EntryType, Header};
 
-use crate::bundle::{self, APPSPEC_NAMES, BundleError, Limits};
+use crate::bundle::{self, APPSPEC_NAMES, BundleError, Limits, Owners};
 use crate::channel::cache::ReleaseCache;
 
 /// Why an export stopped.
@@ -56,8 +56,15 @@ pub(super) fn to_cache(
     let limits = Limits::default();
     let tar = cache.temp_path("export")?;
     let staged = cache.temp_path("tree")?;
-    let result = write_tar(repo, commit, &tar, &limits)
-        .and_then(|()| Ok(bundle::unpack(&tar, &staged, &APPSPEC_NAMES, &limits)?));
+    let result = write_tar(repo, commit, &tar, &limits).and_then(|()| {
+        Ok(bundle::unpack(
+            &tar,
+            &staged,
+            &APPSPEC_NAMES,
+            &limits,
+            Owners::Recorded,
+        )?)
+    });
     if let Err(e) = fs::remove_file(&tar)
         && e.kind() != io::ErrorKind::NotFound
     {

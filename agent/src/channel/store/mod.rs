@@ -32,7 +32,7 @@ pub use publish::{Publication, publish};
 
 use super::cache::ReleaseCache;
 use super::{Digest, Release};
-use crate::bundle::{self, APPSPEC_NAMES, BundleError, Limits};
+use crate::bundle::{self, APPSPEC_NAMES, BundleError, Limits, Owners};
 use crate::verify::Refusal;
 use record::Record;
 use tolerant::Unreadable;
@@ -195,8 +195,14 @@ impl StoreChannel {
             .map_err(StoreError::io("create the release cache in", cache.root()))?;
         let (blob_task, staged_task, tree_task) = (blob.clone(), staged.clone(), tree.clone());
         let unpacked = tokio::task::spawn_blocking(move || {
-            bundle::unpack(&blob_task, &staged_task, &APPSPEC_NAMES, &limits)
-                .map(|_| move_into_place(&staged_task, &tree_task))
+            bundle::unpack(
+                &blob_task,
+                &staged_task,
+                &APPSPEC_NAMES,
+                &limits,
+                Owners::Recorded,
+            )
+            .map(|_| move_into_place(&staged_task, &tree_task))
         })
         .await
         .map_err(|e| StoreError::io("unpack", &blob)(std::io::Error::other(e)))?;

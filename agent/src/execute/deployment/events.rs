@@ -38,8 +38,8 @@ impl Run<'_> {
                 archive.clone(),
                 self.request.limits.clone(),
             );
-            let names = bundle::APPSPEC_NAMES;
-            blocking(move || bundle::unpack(&bundle, &archive, &names, &limits)).await
+            let (names, owners) = (bundle::APPSPEC_NAMES, self.request.owners);
+            blocking(move || bundle::unpack(&bundle, &archive, &names, &limits, owners)).await
         };
         if let Err(why) = unpacked {
             return self.finish_failed(lifecycle::DOWNLOAD_BUNDLE, started, why.to_string());

@@ -51,6 +51,9 @@ pub struct Request {
     pub runas_env: Vec<String>,
     /// How many deployment directories of the group to keep, this one included.
     pub max_revisions: usize,
+    /// Whose files the unpacked bundle holds: the agent's release trees keep what their
+    /// archive recorded.
+    pub owners: bundle::Owners,
     /// Go on when the previous revision's ApplicationStop or block-traffic scripts fail.
     pub ignore_application_stop_failures: bool,
     /// The deployment's id, the same on every host; `None` makes a local one (`d-…-local`).

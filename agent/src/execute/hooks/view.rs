@@ -1,7 +1,7 @@
 //! How a `runas` user reaches its bundle when the data dir above it is private (0700 root,
 //! as packaged): the script runs in its own mount namespace, where the highest directory the
 //! user cannot search is covered by an empty tmpfs holding only the path down to the
-//! deployment archive, and the archive itself is bind-mounted there.
+//! deployment archive, and the archive itself is bind-mounted there, read-only.
 //!
 //! Why this and not the alternatives:
 //! - Opening the data dir (`chmod 755`, or an ACL `u:<user>:x` on each directory above) hands
@@ -177,6 +177,19 @@ impl BundleView {
             target.as_c_str(),
             none,
             MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )?;
+        // Read-only to the user: files its archive records as the user's own (`tar -xp`) are
+        // scripts root runs later too.
+        mount(
+            none,
+            target.as_c_str(),
+            none,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV,
             none,
         )
     }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{Mode, SFlag};
-use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, getegid, geteuid, symlinkat, unlinkat};
 
 use super::error::InstallError;
 use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
@@ -134,6 +134,11 @@ fn copy_one(
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let to = File::from(openat(dir.fd(), at, flags, Mode::from_bits_truncate(mode))?);
         copied = copy_bytes(&from, &to, buffer)?;
+        // The archive's owner, as root gave it at unpack (`cp -p`); before the mode, since a
+        // change of owner clears setuid and setgid.
+        if let Some((uid, gid)) = given_away(&meta) {
+            fchown(&to, Some(uid), Some(gid))?;
+        }
         if mode & (umask() | 0o7000) != 0 {
             to.set_permissions(meta.permissions())?;
         }
@@ -141,6 +146,14 @@ fn copy_one(
         Ok(FileId::of(&nix::sys::stat::fstat(&to)?))
     })?;
     Ok((copied, id))
+}
+
+/// The owner to give a copy of the archive file `meta` describes: its own, when this process is
+/// root and it is not root's.
+fn given_away(meta: &fs::Metadata) -> Option<(Uid, Gid)> {
+    let me = geteuid();
+    let (uid, gid) = (Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid()));
+    (me.is_root() && (uid != me || gid != getegid())).then_some((uid, gid))
 }
 
 /// Copies the file's bytes through `buffer`. Measured against `copy_file_range` on freshly
