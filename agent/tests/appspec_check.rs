@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{DEPLOYMENT_EVENTS, deploy, shoal, stderr, stdout};
+use common::{DEPLOYMENT_EVENTS, assert_exit, deploy, shoal, stderr, stdout};
 
 #[test]
 fn the_corpus_gets_the_reference_outcomes_through_the_command() {
@@ -129,4 +129,36 @@ fn a_missing_file_and_bad_usage_exit_2() {
     );
     let out = shoal(&["deploy", "--bundle", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn events_lets_the_check_accept_hooks_for_the_custom_events_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("appspec.yml");
+    std::fs::write(
+        &file,
+        "version: 0.0\nos: linux\nhooks:\n  Warmup:\n    - location: w.sh\n",
+    )
+    .expect("write");
+    let path = file.to_str().expect("utf-8");
+    let refused = shoal(&["appspec", "check", path]);
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("hooks for Warmup"),
+        "{}",
+        stderr(&refused)
+    );
+    let accepted = shoal(&[
+        "appspec",
+        "check",
+        path,
+        "--events",
+        "ApplicationStop,Warmup",
+    ]);
+    assert_exit(&accepted, 0);
+    assert_eq!(stdout(&accepted).trim(), "ok");
+    assert!(stderr(&accepted).is_empty(), "{}", stderr(&accepted));
+    let bad = shoal(&["appspec", "check", path, "--events", "AllowTraffic"]);
+    assert_exit(&bad, 2);
+    assert!(stderr(&bad).contains("`AllowTraffic`"), "{}", stderr(&bad));
 }

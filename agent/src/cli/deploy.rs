@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shoal_shared::appspec::FileExistsBehavior;
+use shoal_shared::appspec::lifecycle::RunOrder;
 
 use super::exit;
 use crate::bundle::{Limits, Owners};
@@ -37,6 +38,12 @@ pub(super) struct Args {
     /// Name of the revision, given to scripts as SHOAL_REVISION (default: the bundle's file name).
     #[arg(long)]
     revision: Option<String>,
+    /// Run these lifecycle events, in this order, instead of the AppSpec's (comma-separated,
+    /// as codedeploy-local's option of the same name): DownloadBundle and Install run first
+    /// when left out, and a name that is no lifecycle event runs the AppSpec's hooks of that
+    /// name.
+    #[arg(long, value_delimiter = ',')]
+    events: Option<Vec<String>>,
     /// Go on when the previous revision's ApplicationStop (or block-traffic) scripts fail, as
     /// CodeDeploy's option of the same name: the way out when an old stop script is broken.
     #[arg(long)]
@@ -65,6 +72,14 @@ pub(super) fn run(args: Args) -> u8 {
         );
         return exit::USAGE;
     }
+    let events = match args.events.as_deref().map(RunOrder::from_list) {
+        None => RunOrder::default(),
+        Some(Ok(order)) => order,
+        Some(Err(why)) => {
+            errln!("error: {why}");
+            return exit::USAGE;
+        }
+    };
     let revision = args.revision.unwrap_or_else(|| {
         args.bundle.file_name().map_or_else(
             || args.bundle.display().to_string(),
@@ -91,6 +106,7 @@ pub(super) fn run(args: Args) -> u8 {
         extra_env: Vec::new(),
         runas_env: hooks::DEFAULT_RUNAS_ENV.map(str::to_owned).to_vec(),
         max_revisions: usize::try_from(args.max_revisions).unwrap_or(usize::MAX),
+        events,
         owners: Owners::Recorded,
         ignore_application_stop_failures: args.ignore_application_stop_failures,
         deployment_id: None,

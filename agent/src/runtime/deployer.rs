@@ -88,6 +88,7 @@ impl Deployer {
             extra_env,
             runas_env: self.runas_env.clone(),
             max_revisions: self.group.max_revisions,
+            events: lifecycle::RunOrder::default(),
             owners: Owners::Kept,
             ignore_application_stop_failures: false,
             deployment_id: Some(run.deployment_id.clone()),

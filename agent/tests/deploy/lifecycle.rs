@@ -367,3 +367,85 @@ fn a_broken_application_stop_blocks_deploys_until_it_is_ignored() {
     );
     assert_exit(&deploy(&fixed.dir, &root, "g", "v3", &[]), 0);
 }
+
+#[test]
+fn events_runs_the_listed_events_custom_ones_included_as_codedeploy_local_does() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (root, dest, trace) = (
+        tmp.path().join("root"),
+        tmp.path().join("srv/app"),
+        tmp.path().join("trace"),
+    );
+    let v1 = traced_bundle(&tmp.path().join("v1"), "v1", &trace, &dest);
+    assert_exit(&deploy(&v1.dir, &root, "web", "v1", &[]), 0);
+    fs::remove_file(&trace).expect("reset the trace");
+
+    let v2 = traced_bundle(&tmp.path().join("v2"), "v2", &trace, &dest);
+    v2.script(
+        "scripts/Warmup.sh",
+        &format!("echo \"v2 $LIFECYCLE_EVENT\" >> {}", trace.display()),
+    );
+    let appspec = fs::read_to_string(v2.dir.join("appspec.yml")).expect("appspec");
+    v2.appspec(&format!(
+        "{appspec}  Warmup:\n    - location: scripts/Warmup.sh\n"
+    ));
+    let without = deploy(&v2.dir, &root, "web", "v2-refused", &[]);
+    assert_exit(&without, 2);
+    assert!(
+        stderr(&without).contains("hooks for Warmup"),
+        "{}",
+        stderr(&without)
+    );
+
+    let events = ["--events", "ApplicationStop,Warmup,ApplicationStart"];
+    let out = deploy(&v2.dir, &root, "web", "v2", &events);
+    assert_exit(&out, 0);
+    let ran: Vec<String> = trace_lines(&trace)
+        .iter()
+        .map(|l| format!("{} {}", l[0], l[1]))
+        .collect();
+    assert_eq!(
+        ran,
+        ["v1 ApplicationStop", "v2 Warmup", "v2 ApplicationStart"],
+        "only the listed events, the previous revision's stop included"
+    );
+    let shown = stdout(&out);
+    let table: Vec<&str> = shown
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|e| e.chars().next().is_some_and(char::is_uppercase))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "DownloadBundle",
+            "Install",
+            "ApplicationStop",
+            "Warmup",
+            "ApplicationStart"
+        ],
+        "{}",
+        stdout(&out)
+    );
+    assert!(dest.join("only-v2.txt").exists(), "Install ran");
+    assert!(
+        !stderr(&out).contains("Warmup"),
+        "no warning: {}",
+        stderr(&out)
+    );
+
+    let out = deploy(
+        &v2.dir,
+        &root,
+        "web",
+        "v3",
+        &["--events", "ValidateService,Install"],
+    );
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--events puts `ValidateService` before Install"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -54,7 +54,7 @@ impl Run<'_> {
         let appspec_name = self.request.appspec_name.as_deref();
         let (file, parsed) =
             match read_appspec(&archive, appspec_name).and_then(|(file, parsed)| {
-                check_events(&file, &parsed.spec)?;
+                check_events(&file, &parsed.spec, &self.request.events)?;
                 Ok((file, parsed))
             }) {
                 Ok(found) => found,
@@ -65,12 +65,13 @@ impl Run<'_> {
                     return Err(error);
                 }
             };
-        self.record.warnings.extend(
-            parsed
-                .warnings
-                .iter()
-                .map(|w| format!("{}: {w}", file.display())),
-        );
+        let warnings: Vec<String> = parsed
+            .warnings
+            .iter()
+            .filter(|w| !self.request.events.expects(&w.key))
+            .map(|w| format!("{}: {w}", file.display()))
+            .collect();
+        self.record.warnings.extend(warnings);
         let spec = parsed.spec;
         let behavior = spec
             .file_exists_behavior
@@ -82,44 +83,45 @@ impl Run<'_> {
             (archive, spec)
         });
 
-        for event in &lifecycle::IN_PLACE {
+        let steps = self.request.events.steps().to_vec();
+        for event in &steps {
+            let name = event.name.as_str();
             if self.stopping() {
-                return self.interrupt(event.name);
+                return self.interrupt(name);
             }
             let ok = self.record.status != Status::Failed;
             match event.kind {
-                lifecycle::EventKind::Agent if event.name == lifecycle::INSTALL => {
+                lifecycle::EventKind::Agent if name == lifecycle::INSTALL => {
                     if !ok {
-                        self.skip(event.name);
+                        self.skip(name);
                         continue;
                     }
-                    if !self.begin(event.name)? {
-                        return self.interrupt(event.name);
+                    if !self.begin(name)? {
+                        return self.interrupt(name);
                     }
                     self.install(&archive, &spec, behavior).await?;
                 }
                 lifecycle::EventKind::Agent => {}
                 lifecycle::EventKind::PreviousScripts => {
                     let defined = previous.as_ref().is_some_and(|(_, s)| {
-                        s.as_ref()
-                            .map_or(true, |s| !s.scripts(event.name).is_empty())
+                        s.as_ref().map_or(true, |s| !s.scripts(name).is_empty())
                     });
                     if event.optional && !defined {
                         continue;
                     }
                     if !ok {
-                        self.skip(event.name);
+                        self.skip(name);
                         continue;
                     }
-                    if !self.begin(event.name)? {
-                        return self.interrupt(event.name);
+                    if !self.begin(name)? {
+                        return self.interrupt(name);
                     }
                     match &previous {
                         None => {
                             let note =
                                 "first deployment of this group: no previous revision to run"
                                     .to_owned();
-                            self.event(event.name, Instant::now(), Vec::new(), Some(note));
+                            self.event(name, Instant::now(), Vec::new(), Some(note));
                         }
                         Some((_, Err(why))) => {
                             let why = format!(
@@ -130,27 +132,27 @@ impl Run<'_> {
                                     .last_successful_install(&self.request.group)
                                     .display()
                             );
-                            self.fail(event.name, Instant::now(), Vec::new(), why);
+                            self.fail(name, Instant::now(), Vec::new(), why);
                         }
                         Some((archive, Ok(spec))) => {
-                            let scripts = spec.scripts(event.name).to_vec();
-                            self.scripts(event.name, archive, &scripts).await;
+                            let scripts = spec.scripts(name).to_vec();
+                            self.scripts(name, archive, &scripts).await;
                         }
                     }
                 }
                 lifecycle::EventKind::Scripts => {
-                    let scripts = spec.scripts(event.name).to_vec();
+                    let scripts = spec.scripts(name).to_vec();
                     if event.optional && scripts.is_empty() {
                         continue;
                     }
                     if !ok {
-                        self.skip(event.name);
+                        self.skip(name);
                         continue;
                     }
-                    if !self.begin(event.name)? {
-                        return self.interrupt(event.name);
+                    if !self.begin(name)? {
+                        return self.interrupt(name);
                     }
-                    self.scripts(event.name, &archive, &scripts).await;
+                    self.scripts(name, &archive, &scripts).await;
                 }
             }
         }

@@ -51,6 +51,8 @@ pub struct Request {
     pub runas_env: Vec<String>,
     /// How many deployment directories of the group to keep, this one included.
     pub max_revisions: usize,
+    /// The events to run, in order: CodeDeploy's in-place order unless a list was given.
+    pub events: lifecycle::RunOrder,
     /// Whose files the unpacked bundle holds: the agent's release trees keep what their
     /// archive recorded.
     pub owners: bundle::Owners,
@@ -199,8 +201,12 @@ pub fn read_appspec(
 }
 
 /// Refuses hooks for events an in-place deployment never runs, as the CodeDeploy agent does.
-fn check_events(file: &Path, spec: &AppSpec) -> Result<(), DeployError> {
-    match lifecycle::refused_hooks(spec) {
+fn check_events(
+    file: &Path,
+    spec: &AppSpec,
+    order: &lifecycle::RunOrder,
+) -> Result<(), DeployError> {
+    match lifecycle::refused_hooks(spec, order) {
         None => Ok(()),
         Some(error) => Err(DeployError::AppSpec {
             file: file.to_owned(),
