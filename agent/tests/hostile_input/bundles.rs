@@ -251,8 +251,8 @@ fn climbs(path: &str) -> bool {
 }
 
 /// Whether the unpacker must refuse the bundle whatever else it holds: an entry named from the
-/// root or with `..`, a symlink to an absolute path, a tar hard link that climbs, an entry over
-/// the size limit.
+/// root or with `..`, a tar hard link that climbs, an entry over the size limit. (A symlink
+/// may point anywhere: writing through one is what is refused.)
 fn must_refuse(format: Format, entries: &[Entry]) -> bool {
     let tar = !matches!(format, Format::Zip);
     let held: Vec<&Entry> = if tar {
@@ -275,7 +275,8 @@ fn must_refuse(format: Format, entries: &[Entry]) -> bool {
         let refused = climbs(&e.name)
             || match &e.kind {
                 Kind::Huge => true,
-                Kind::Symlink(target) => target.starts_with('/'),
+                // Links may point anywhere; only writing through one is refused.
+                Kind::Symlink(_) => false,
                 Kind::Hardlink(target) => tar && climbs(target),
                 Kind::File(_) | Kind::Dir => false,
             };
@@ -295,31 +296,6 @@ fn names(dir: &Path) -> BTreeSet<OsString> {
 
 fn set(names: &[&str]) -> BTreeSet<OsString> {
     names.iter().map(OsString::from).collect()
-}
-
-/// Every symlink under `dest` that resolves at all resolves inside it.
-fn links_stay_inside(dest: &Path) -> Result<(), TestCaseError> {
-    let real_dest = fs::canonicalize(dest).expect("canonical dest");
-    let mut pending = vec![dest.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for child in fs::read_dir(&dir).expect("read a directory") {
-            let path = child.expect("a directory entry").path();
-            let meta = fs::symlink_metadata(&path).expect("metadata");
-            if meta.is_dir() {
-                pending.push(path);
-            } else if meta.file_type().is_symlink()
-                && let Ok(real) = fs::canonicalize(&path)
-            {
-                prop_assert!(
-                    real.starts_with(&real_dest),
-                    "{} resolves to {}",
-                    path.display(),
-                    real.display()
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 proptest! {
@@ -350,7 +326,6 @@ proptest! {
                 prop_assert!(!must_refuse(format, &entries), "accepted: {:?}", unpacked);
                 prop_assert_eq!(names(&root), set(&["dest", "outside"]));
                 prop_assert!(unpacked.bytes <= LIMITS.max_total_bytes);
-                links_stay_inside(&dest)?;
             }
             Err(error) => {
                 prop_assert_eq!(names(&root), set(&["outside"]), "after {}", error);
