@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::Spanned;
 use shoal_shared::duration::parse_duration;
-use shoal_shared::rollout::RawPolicy;
+use shoal_shared::rollout::{RawHealth, RawPolicy};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -106,7 +106,7 @@ pub struct GroupFile {
     pub channel: Spanned<ChannelFile>,
     pub allowed_signers: Spanned<PathBuf>,
     pub rollout: Option<Spanned<RawPolicy>>,
-    pub health: Option<Spanned<HealthFile>>,
+    pub health: Option<Spanned<RawHealth>>,
     /// Deployment directories kept on disk, this one included.
     pub max_revisions: Option<usize>,
     /// Releases of the group kept in the release cache besides those in use.
@@ -145,15 +145,6 @@ pub struct StoreFile {
     pub region: Option<String>,
     #[serde(default)]
     pub allow_http: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthFile {
-    pub command: Option<String>,
-    pub http: Option<String>,
-    pub interval: Option<DurationValue>,
-    pub timeout: Option<DurationValue>,
 }
 
 /// A duration written `500ms`, `30s`, `5m` or `1h`.

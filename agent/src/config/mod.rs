@@ -172,6 +172,12 @@ pub enum Probe {
     Http(String),
 }
 
+/// Checks a `health:` block (of a release's `shoal.yaml`); the error names the key under
+/// `health` and what would be accepted.
+pub fn check_health(raw: &shoal_shared::rollout::RawHealth) -> Result<HealthCheck, String> {
+    sections::health(raw).map_err(|e| e.to_string())
+}
+
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

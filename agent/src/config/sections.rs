@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_shared::duration::format_duration;
+use shoal_shared::duration::{DurationError, format_duration, parse_duration};
 use shoal_shared::release::AllowedSigners;
-use shoal_shared::rollout::Policy;
+use shoal_shared::rollout::{Policy, RawHealth, Scalar};
 
-use super::file::{GroupFile, HealthFile, MeshFile};
+use super::file::{GroupFile, MeshFile};
 use super::{
     BadValue, Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_KEY_FILE, Group,
     HealthCheck, MIN_DEAD_GRACE_INTERVALS, Probe, check_name, line_of,
@@ -299,8 +299,9 @@ pub(super) fn group(
     })
 }
 
-/// A group's `health:`; the key of an error is under the group (`health.http`).
-fn health(raw: &HealthFile) -> Result<HealthCheck, BadValue> {
+/// A `health:` block, of a group or a release; the key of an error starts at `health`
+/// (`health.http`).
+pub(crate) fn health(raw: &RawHealth) -> Result<HealthCheck, BadValue> {
     let probe = match (&raw.command, &raw.http) {
         (Some(command), None) if !command.trim().is_empty() => Probe::Command(command.clone()),
         (None, Some(url)) => {
@@ -323,19 +324,36 @@ fn health(raw: &HealthFile) -> Result<HealthCheck, BadValue> {
             ));
         }
     };
-    let interval = raw.interval.map_or(Duration::from_secs(5), |d| d.0);
+    let interval =
+        duration("health.interval", raw.interval.as_ref())?.unwrap_or(Duration::from_secs(5));
     if interval.is_zero() {
         return Err(BadValue::new(
             "health.interval",
             "must be more than 0, e.g. 5s",
         ));
     }
-    let timeout = raw
-        .timeout
-        .map_or(interval.min(Duration::from_secs(10)), |d| d.0);
+    let timeout = duration("health.timeout", raw.timeout.as_ref())?
+        .unwrap_or(interval.min(Duration::from_secs(10)));
     Ok(HealthCheck {
         probe,
         interval,
         timeout,
     })
+}
+
+/// A duration written as `5s`, `500ms`, `1m`.
+fn duration(key: &str, value: Option<&Scalar>) -> Result<Option<Duration>, BadValue> {
+    match value {
+        None => Ok(None),
+        Some(Scalar::Text(text)) => parse_duration(text)
+            .map(Some)
+            .map_err(|e| BadValue::new(key, e.to_string())),
+        Some(other) => Err(BadValue::new(
+            key,
+            DurationError {
+                text: other.to_string(),
+            }
+            .to_string(),
+        )),
+    }
 }

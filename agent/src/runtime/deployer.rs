@@ -18,8 +18,9 @@ use super::health::{self, Verdict, Window};
 use super::journal::InFlight;
 use super::keeper::Keeper;
 use super::observer::{StepObserver, dir_name};
+use super::release_file;
 use crate::bundle::{Limits, Owners};
-use crate::config::Group;
+use crate::config::{Group, HealthCheck};
 use crate::execute::deployment::{
     self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
 };
@@ -68,6 +69,9 @@ impl Deployer {
                 .map(|lkg| lkg.dir.clone())
                 .collect()
         });
+        // The release's own settings, read from its unpacked bundle (a revert's: the archive
+        // of the revision going back in).
+        let settings = release_file::settings(&run.bundle);
         let observer = StepObserver {
             group: self.group.name.clone(),
             keeper: self.keeper.clone(),
@@ -90,7 +94,7 @@ impl Deployer {
             max_revisions: self.group.max_revisions,
             events: lifecycle::RunOrder::default(),
             owners: Owners::Kept,
-            ignore_application_stop_failures: false,
+            ignore_application_stop_failures: settings.ignore_application_stop_failures,
             deployment_id: Some(run.deployment_id.clone()),
             reverts: run.reverts.clone(),
             observer: Some(Arc::new(observer)),
@@ -119,7 +123,8 @@ impl Deployer {
         }
         match policy {
             Some(policy) => {
-                self.health_window(run, policy, outcome.dir, outcome.record)
+                let check = release_file::health_check(&settings, self.group.health.as_ref());
+                self.health_window(run, policy, check, outcome.dir, outcome.record)
                     .await
             }
             // A revert: the revision ran here before.
@@ -134,6 +139,7 @@ impl Deployer {
         &self,
         run: &InFlight,
         policy: &Policy,
+        check: Option<&HealthCheck>,
         dir: PathBuf,
         mut record: DeploymentRecord,
     ) -> Ended {
@@ -143,7 +149,7 @@ impl Deployer {
             g.current_event = Some(HEALTH_CHECK.to_owned());
         });
         let opened = Instant::now();
-        let Some(check) = self.group.health.clone() else {
+        let Some(check) = check else {
             let mut stop = self.stop.clone();
             tokio::select! {
                 () = stop.requested() => return Ended::Stopped,
@@ -160,7 +166,7 @@ impl Deployer {
         let env = health_env(&self.group, &run.revision);
         let mut window = Window::new(policy.min_healthy_time, policy.healthy_deadline);
         loop {
-            let result = health::probe(&check, &env).await;
+            let result = health::probe(check, &env).await;
             let health = if result.is_ok() {
                 Health::Healthy
             } else {

@@ -4,6 +4,7 @@
 //! work it asks for with the [`Deployer`]; between deployments, keep the health check going.
 //! Without a mesh the group is a group of one and the same host runs with no peers.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +17,13 @@ use tracing::{error, info, warn};
 use super::deployer::{Deployer, health_env, note_unreverted, summary_of};
 use super::health;
 use super::keeper::Keeper;
+use super::release_file;
 use super::watcher::{Prepared, Watcher};
 use crate::channel::git;
 use crate::clock::now_ms;
-use crate::config::Group;
+use crate::config::{Group, HealthCheck};
 use crate::coordinate::{GroupSnapshot, Mesh};
+use crate::execute::layout::Layout;
 use crate::report::{Board, Metrics};
 use crate::stop::Stop;
 
@@ -45,6 +48,8 @@ pub(super) struct GroupTask {
     pub(super) retire: Stop,
     /// Look at the channel at once (a peer announced a release, or the target must be fetched).
     pub(super) check_soon: bool,
+    /// The health check of the running revision, and the deployment it was read from.
+    pub(super) running_check: Option<(PathBuf, Option<HealthCheck>)>,
 }
 
 /// What the group's host takes.
@@ -69,7 +74,8 @@ impl GroupTask {
         let mut status =
             GroupStatus::starting(&group.name, &group.application, &group.channel.display());
         super::show::show(&mut status, host);
-        if group.health.is_some() {
+        let running = host.journal().current.as_ref();
+        if running_check(group, running.map(|c| c.dir.as_path())).is_some() {
             status.health = Health::Unknown;
         }
         status
@@ -117,6 +123,10 @@ impl GroupTask {
             }
             if std::mem::take(&mut self.check_soon) {
                 next_poll = Instant::now();
+            }
+            // A deployment may have brought a release with a check of its own.
+            if next_health.is_none() {
+                next_health = self.health_interval().map(|i| Instant::now() + i);
             }
         }
         if self.stop.is_requested() {
@@ -336,13 +346,30 @@ impl GroupTask {
         self.published = published;
     }
 
-    fn health_interval(&self) -> Option<Duration> {
-        self.group.health.as_ref().map(|h| h.interval)
+    fn health_interval(&mut self) -> Option<Duration> {
+        self.running_check().map(|h| h.interval)
+    }
+
+    /// The check of the running revision: its release's own, else the group's; read once per
+    /// deployment.
+    fn running_check(&mut self) -> Option<HealthCheck> {
+        let dir = self
+            .keeper
+            .read(|host| host.journal().current.as_ref().map(|c| c.dir.clone()));
+        match (&self.running_check, dir) {
+            (Some((read, check)), Some(dir)) if *read == dir => check.clone(),
+            (_, Some(dir)) => {
+                let check = running_check(&self.group, Some(&dir));
+                self.running_check = Some((dir, check.clone()));
+                check
+            }
+            (_, None) => self.group.health.clone(),
+        }
     }
 
     /// One probe of the running revision, between deployments.
     async fn monitor_health(&mut self) {
-        let Some(check) = &self.group.health else {
+        let Some(check) = self.running_check() else {
             return;
         };
         let current = self.keeper.read(|host| host.journal().current.clone());
@@ -350,7 +377,7 @@ impl GroupTask {
             return;
         };
         let env = health_env(&self.group, &current.revision);
-        let result = health::probe(check, &env).await;
+        let result = health::probe(&check, &env).await;
         let health = if result.is_ok() {
             Health::Healthy
         } else {
@@ -394,4 +421,13 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The check that judges the revision installed from deployment `dir`: its release's own
+/// `health:`, else the group's.
+fn running_check(group: &Group, dir: Option<&Path>) -> Option<HealthCheck> {
+    let settings = dir
+        .map(|dir| release_file::settings(&Layout::archive_dir(dir)))
+        .unwrap_or_default();
+    release_file::health_check(&settings, group.health.as_ref()).cloned()
 }

@@ -19,6 +19,7 @@ pub mod journal;
 pub mod keeper;
 mod observer;
 pub mod orphans;
+mod release_file;
 mod show;
 pub mod signals;
 #[cfg(test)]

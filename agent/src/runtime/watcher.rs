@@ -10,16 +10,13 @@ use std::time::Duration;
 
 use shoal_shared::gossip::Target;
 use shoal_shared::release::AllowedSigners;
-use shoal_shared::rollout::{
-    GroupHost, Policy, PolicyError, PolicyFileError, RawPolicy, Shape, deployment_id,
-    parse_policy_file,
-};
+use shoal_shared::rollout::{GroupHost, Policy, PolicyError, RawPolicy, deployment_id};
 use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto};
 use tracing::{info, warn};
 
 use super::channel::{ChannelFailure, GroupChannel, one_line};
 use super::keeper::Keeper;
-use crate::bundle;
+use super::release_file;
 use crate::channel::cache::{Cleaned, ReleaseCache};
 use crate::channel::watch::Watch;
 use crate::channel::{Digest, Release, jittered};
@@ -392,41 +389,27 @@ enum ReleasePolicyError {
     /// The store manifest's `rollout:` has a bad key.
     #[error("release.yaml: {0}")]
     Manifest(PolicyError),
-    /// The bundle's `shoal.yaml` exists but cannot be read.
-    #[error("cannot read shoal.yaml in the bundle: {0}")]
-    Read(std::io::Error),
-    /// The bundle's `shoal.yaml` is reached through a link out of the bundle.
-    #[error("{BUNDLE_POLICY} is not read: {0}")]
-    Outside(bundle::Outside),
-    /// The bundle's `shoal.yaml` is not a policy file.
+    /// The bundle's `shoal.yaml` cannot be read or has a bad `health:`.
     #[error("{0}")]
-    File(PolicyFileError),
-    /// The bundle's `shoal.yaml` has a bad key.
-    #[error("{BUNDLE_POLICY}: {0}")]
+    File(release_file::ReadError),
+    /// The bundle's `shoal.yaml` has a bad rollout key.
+    #[error("{name}: {0}", name = release_file::NAME)]
     Bundle(PolicyError),
 }
 
-/// How a bundle's policy file is named in refusals.
-const BUNDLE_POLICY: &str = "the bundle's shoal.yaml";
-
 /// The policy of a release: the store manifest's, else the bundle's `shoal.yaml`, else the
-/// group's default; each checked against the default.
+/// group's default; each checked against the default. The bundle's `shoal.yaml` is read and
+/// checked whole either way, since it also sets the release's health check.
 fn release_policy(
     manifest: Option<&RawPolicy>,
     tree: &Path,
     default: &Policy,
 ) -> Result<Policy, ReleasePolicyError> {
+    let (file, _) = release_file::read(tree).map_err(ReleasePolicyError::File)?;
     if let Some(raw) = manifest {
         return raw.check(default).map_err(ReleasePolicyError::Manifest);
     }
-    let path =
-        bundle::inside(tree, Path::new("shoal.yaml"), true).map_err(ReleasePolicyError::Outside)?;
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(default.clone()),
-        Err(e) => return Err(ReleasePolicyError::Read(e)),
-    };
-    match parse_policy_file(&text, BUNDLE_POLICY, Shape::Block).map_err(ReleasePolicyError::File)? {
+    match file.rollout {
         Some(raw) => raw.check(default).map_err(ReleasePolicyError::Bundle),
         None => Ok(default.clone()),
     }
@@ -437,7 +420,9 @@ mod tests {
     use std::time::Duration;
 
     use shoal_shared::rollout::journal::PREPARE;
-    use shoal_shared::rollout::{InFlight, Installed, Journal, Settings, Strategy, View};
+    use shoal_shared::rollout::{
+        InFlight, Installed, Journal, Settings, Shape, Strategy, View, parse_policy_file,
+    };
 
     use super::*;
 

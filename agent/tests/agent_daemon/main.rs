@@ -40,6 +40,8 @@ over_channels!(
     story: deploys_reverts_and_refuses,
     a_failing_health_check_reverts,
     without_a_health_check_min_healthy_time_still_holds,
+    a_release_carries_its_own_health_check,
+    a_release_can_go_past_a_broken_application_stop,
 );
 over_channels!(
     restarts: kill_9_mid_hook_runs_the_release_again_on_restart,

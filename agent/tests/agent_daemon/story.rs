@@ -250,6 +250,49 @@ pub fn a_failing_health_check_reverts(make: Make) {
     assert_eq!(world.installed(), "v1.0.0");
 }
 
+/// A release's own `health:` (in its signed `shoal.yaml`) judges it in place of the group's:
+/// here the group's check would pass the app, the release's fails it.
+pub fn a_release_carries_its_own_health_check(make: Make) {
+    let (world, channel, agent) = start(make, "30s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(&world, "v2.0.0", Hooks::OwnHealthFails);
+    agent.wait_status(DEPLOY, "v2.0.0 failing its own check and reverted", |s| {
+        settled_on(s, "v1.0.0") && !group(s)["last_deployment"]["reverts"].is_null()
+    });
+    let failed = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(
+        event(&failed, "ValidateService")["status"],
+        "succeeded",
+        "{failed}"
+    );
+    assert_eq!(
+        event(&failed, "HealthCheck")["status"],
+        "failed",
+        "{failed}"
+    );
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("exited with code 1"), "{error}");
+    assert_eq!(world.installed(), "v1.0.0");
+}
+
+/// `ignore_application_stop_failures: true` in a release's `shoal.yaml` takes it past the
+/// running revision's broken ApplicationStop, as CodeDeploy's deployment option does.
+pub fn a_release_can_go_past_a_broken_application_stop(make: Make) {
+    let (world, channel, agent) = start(make, "30s");
+    channel.publish(&world, "v1.0.0", Hooks::BrokenStop);
+    agent.wait_status(DEPLOY, "v1.0.0 deployed", |s| settled_on(s, "v1.0.0"));
+    channel.publish(&world, "v2.0.0", Hooks::IgnoreStopFailures);
+    agent.wait_status(DEPLOY, "v2.0.0 deployed", |s| settled_on(s, "v2.0.0"));
+    let done = deployment_of(&agent, "v2.0.0", false);
+    assert_eq!(done["result"], "succeeded", "{done}");
+    assert_eq!(
+        event(&done, "ApplicationStop")["status"],
+        "failed-ignored",
+        "{done}"
+    );
+    assert_eq!(world.installed(), "v2.0.0");
+}
+
 /// A group without a `health:` check still waits `min_healthy_time` after ValidateService
 /// before the run counts as done: "healthy" then means the hooks passed and the host stayed
 /// up that long, and the record says so.

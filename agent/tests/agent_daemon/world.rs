@@ -34,6 +34,13 @@ pub enum Hooks {
     /// BeforeInstall waits while the test keeps `marks/hold` (a run of this revision later, a
     /// revert to it say, can be held).
     HoldBeforeInstall,
+    /// Its `shoal.yaml` brings a health check of its own, which the installed app fails (the
+    /// group's check would pass it).
+    OwnHealthFails,
+    /// Its ApplicationStop exits 1 (it fails when the next revision is deployed).
+    BrokenStop,
+    /// Every hook succeeds, and its `shoal.yaml` sets `ignore_application_stop_failures`.
+    IgnoreStopFailures,
 }
 
 pub struct World {
@@ -168,6 +175,25 @@ impl World {
              \x20 ValidateService:\n    - location: scripts/validate.sh\n",
             app_dir.display()
         );
+        let stop = match hooks {
+            Hooks::BrokenStop => format!("{record}echo 'stop is broken' >&2\nexit 1\n"),
+            _ => record.clone(),
+        };
+        let release_file = match hooks {
+            Hooks::OwnHealthFails => format!(
+                "rollout: {{ min_healthy_time: 500ms, healthy_deadline: 30s }}\n\
+                 health: {{ command: \"grep -q release-check-passes {}/version.txt\", interval: 100ms }}\n",
+                app_dir.display()
+            ),
+            Hooks::IgnoreStopFailures => "ignore_application_stop_failures: true\n".to_owned(),
+            _ => String::new(),
+        };
+        // A git working tree keeps the last revision's file otherwise.
+        let _ = fs::remove_file(dir.join("shoal.yaml"));
+        if !release_file.is_empty() {
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join("shoal.yaml"), release_file).unwrap();
+        }
         let files = [
             ("appspec.yml", appspec, 0o644),
             (
@@ -178,7 +204,7 @@ impl World {
                 },
                 0o644,
             ),
-            ("scripts/stop.sh", record.clone(), 0o755),
+            ("scripts/stop.sh", stop, 0o755),
             ("scripts/before_install.sh", before_install, 0o755),
             ("scripts/start.sh", start, 0o755),
             ("scripts/validate.sh", validate, 0o755),

@@ -17,4 +17,6 @@ pub use plan::{
     Action, Command, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View,
 };
 pub use policy::{Amount, Linear, Policy, PolicyError, RawPolicy, Scalar, Strategy};
-pub use policy_file::{PolicyFileError, Shape, parse_policy_file};
+pub use policy_file::{
+    PolicyFileError, RawHealth, ReleaseFile, Shape, parse_policy_file, parse_release_file,
+};

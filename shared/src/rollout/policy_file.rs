@@ -1,13 +1,14 @@
-//! A rollout policy file: the `shoal.yaml` a bundle may carry at its root, and the file
-//! `shoal release --rollout` reads. One reader for both, bounded as every document from a
-//! channel is, so an alias bomb or deep nesting is refused quickly in one sentence.
+//! A release's settings file: the `shoal.yaml` a bundle may carry at its root (`rollout:`,
+//! `health:`, `ignore_application_stop_failures:`), and the file `shoal release --rollout`
+//! reads (`rollout:` alone). One reader for both, bounded as every document from a channel is,
+//! so an alias bomb or deep nesting is refused quickly in one sentence.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use super::policy::RawPolicy;
+use super::policy::{RawPolicy, Scalar};
 use crate::yaml_limits::{self, first_line};
 
 /// How a policy file may be written.
@@ -19,12 +20,42 @@ pub enum Shape {
     BlockOrKeys,
 }
 
-/// A policy file's one key.
-#[derive(Deserialize)]
+/// A `health:` block as written, in a bundle's `shoal.yaml` or a group of the agent's config;
+/// the agent checks its values.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Block {
+#[allow(missing_docs)]
+pub struct RawHealth {
     #[serde(default)]
-    rollout: Option<RawPolicy>,
+    pub command: Option<String>,
+    #[serde(default)]
+    pub http: Option<String>,
+    #[serde(default)]
+    pub interval: Option<Scalar>,
+    #[serde(default)]
+    pub timeout: Option<Scalar>,
+}
+
+/// What a bundle's `shoal.yaml` sets, each part signed with the release.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseFile {
+    /// The rollout policy.
+    #[serde(default)]
+    pub rollout: Option<RawPolicy>,
+    /// The health check of this release, in place of the group's.
+    #[serde(default)]
+    pub health: Option<RawHealth>,
+    /// Go on when the previous revision's ApplicationStop (or block-traffic) scripts fail, as
+    /// CodeDeploy's deployment option of the same name.
+    #[serde(default)]
+    pub ignore_application_stop_failures: bool,
+}
+
+/// Reads a bundle's `shoal.yaml`, which `file` names in errors. Empty or comments only sets
+/// nothing. Values are not checked here.
+pub fn parse_release_file(text: &str, file: &str) -> Result<ReleaseFile, PolicyFileError> {
+    Ok(parse::<Option<ReleaseFile>>(text, file)?.unwrap_or_default())
 }
 
 /// A policy file that cannot be read, in one sentence.
@@ -56,10 +87,27 @@ pub fn parse_policy_file(
         }
     };
     if keys_alone {
-        parse::<Option<RawPolicy>>(text, file)
-    } else {
-        Ok(parse::<Option<Block>>(text, file)?.and_then(|block| block.rollout))
+        return parse::<Option<RawPolicy>>(text, file);
     }
+    let release = parse_release_file(text, file)?;
+    let release_only = [
+        ("health", release.health.is_some()),
+        (
+            "ignore_application_stop_failures",
+            release.ignore_application_stop_failures,
+        ),
+    ];
+    if let Some((key, _)) = release_only.iter().find(|(_, set)| *set) {
+        return Err(PolicyFileError {
+            file: file.to_owned(),
+            line: None,
+            message: format!(
+                "`{key}:` belongs in the bundle's own shoal.yaml, signed with it, where every \
+                 host reads it; this file sets `rollout:` only"
+            ),
+        });
+    }
+    Ok(release.rollout)
 }
 
 fn parse<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, PolicyFileError> {
@@ -141,6 +189,25 @@ mod tests {
             both.to_string()
                 .starts_with("rollout.yaml: line 2: unknown field `canary`"),
             "{both}"
+        );
+    }
+
+    #[test]
+    fn a_bundle_file_carries_health_and_the_stop_option_the_release_command_does_not() {
+        let text = "rollout: {strategy: canary}\nhealth: {command: /bin/true}\n\
+                    ignore_application_stop_failures: true\n";
+        let file = parse_release_file(text, FILE).expect("valid");
+        assert_eq!(
+            file.health.and_then(|h| h.command).as_deref(),
+            Some("/bin/true")
+        );
+        assert!(file.ignore_application_stop_failures);
+        let refused = parse_policy_file(text, "rollout.yaml", Shape::BlockOrKeys)
+            .expect_err("release-only keys")
+            .to_string();
+        assert!(
+            refused.starts_with("rollout.yaml: `health:` belongs in the bundle's own shoal.yaml"),
+            "{refused}"
         );
     }
 
