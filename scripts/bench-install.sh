@@ -1,60 +1,154 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): `shoal deploy` of a generated tar bundle of ~20,000 files / ~300 MB,
-# against `tar -xf` of the same archive into an empty directory, interleaved on the same run.
-# Prints the median of each and their ratio. Usage: scripts/bench-install.sh [rounds]
+# Benchmark (not a test): `shoal deploy` against `tar -xf` of the same content, interleaved in one
+# run on the same filesystem, `sync` before each timed step. Prints medians and ratios.
+#
+#   scripts/bench-install.sh [rounds]          the cases below, 5 rounds by default
+#   BENCH_DIR=/mnt/xfs/bench scripts/bench-install.sh   on another filesystem
+#   BENCH_CASES="large" scripts/bench-install.sh        one group of cases only
+#
+# Cases ("small": 5,000 files / 50 MiB in 50 directories; "large": 20,000 files / ~330 MiB in
+# 400 directories):
+#   dir-first   a directory bundle, first deployment     vs  tar -xf into an empty directory
+#   dir-again   the same, deployed again over the first  vs  rm -rf DEST; tar -xf
+#   tgz-first   a .tar.gz bundle, first deployment       vs  tar -xzf into an empty directory
+#   tgz-again   the same, deployed again                 vs  rm -rf DEST; tar -xzf
+#   large       a .tar bundle of the large tree, first   vs  tar -xf into an empty directory
+# For each, the DownloadBundle (unpack) and Install steps are shown against the same baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 work=${BENCH_DIR:-$PWD/bench-out}
-files=${BENCH_FILES:-20000}
+cases=${BENCH_CASES:-"small large"}
 
 cargo build --release -q -p shoal-agent
 shoal=$PWD/target/release/shoal
-rm -rf "$work" && mkdir -p "$work/src"
+rm -rf "$work" && mkdir -p "$work"
 
-python3 - "$work/src/data" "$files" <<'PY'
+# make_tree DIR FILES SPREAD SIZES: FILES random files, of sizes picked from SIZES (comma-
+# separated bytes), over FILES/SPREAD directories.
+make_tree() {
+  python3 - "$1" "$2" "$3" "$4" <<'PY'
 import os, random, sys
-root, count = sys.argv[1], int(sys.argv[2])
+root, count, spread = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(42)
-sizes = [2_000, 8_000, 15_000, 25_000, 25_000]
+sizes = [int(s) for s in sys.argv[4].split(",")]
 for i in range(count):
-    d = os.path.join(root, f"dir{i // 2000:02d}", f"sub{i // 100:03d}")
+    d = os.path.join(root, f"dir{i // (spread * 20):02d}", f"sub{i // spread:03d}")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, f"file{i:05d}.bin"), "wb") as f:
         f.write(rng.randbytes(rng.choice(sizes)))
 PY
-cat > "$work/src/appspec.yml" <<YAML
+}
+
+# make_bundle NAME FILES SPREAD SIZES: $work/NAME/src (a bundle directory), NAME.tar, NAME.tgz.
+make_bundle() {
+  local name=$1 src=$work/$1/src
+  mkdir -p "$src"
+  make_tree "$src/data" "$2" "$3" "$4"
+  cat > "$src/appspec.yml" <<YAML
 version: 0.0
 os: linux
 files:
   - source: data
-    destination: $work/dest
+    destination: $work/$name/dest
 YAML
-tar -cf "$work/bundle.tar" -C "$work/src" .
-echo "bundle: $(find "$work/src" -type f | wc -l) files, $(du -sm "$work/src" | cut -f1) MiB, tar $(du -m "$work/bundle.tar" | cut -f1) MiB"
+  tar -cf "$work/$name.tar" -C "$src" .
+  gzip -1 -c "$work/$name.tar" > "$work/$name.tgz"
+  echo "$name bundle: $(find "$src" -type f | wc -l) files, $(du -sm "$src" | cut -f1) MiB"
+}
 
 now() { date +%s.%N; }
-tar_times=() shoal_times=() unpack_times=() install_times=()
-for round in $(seq "$rounds"); do
-  rm -rf "$work/tar-out" && mkdir "$work/tar-out" && sync
-  t0=$(now); tar -xf "$work/bundle.tar" -C "$work/tar-out"; t1=$(now)
-  tar_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+secs() { awk "BEGIN{print $2 - $1}"; }
+# event_secs RECORD NAME: the duration of event NAME in a deployment record, in seconds.
+event_secs() {
+  python3 -c 'import json,sys; e={x["name"]:x["duration_ms"] for x in json.load(open(sys.argv[1]))["events"]}; print(e[sys.argv[2]]/1000)' "$1" "$2"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-  rm -rf "$work/root" "$work/dest" && sync
-  t0=$(now); "$shoal" deploy --bundle "$work/bundle.tar" --root "$work/root" --group bench >/dev/null; t1=$(now)
-  shoal_times+=("$(awk "BEGIN{print $t1 - $t0}")")
-  record=$(ls "$work"/root/bench/*/shoal-deployment.json)
-  unpack_times+=("$(python3 -c 'import json,sys; e={x["name"]:x["duration_ms"] for x in json.load(open(sys.argv[1]))["events"]}; print(e["DownloadBundle"]/1000)' "$record")")
-  install_times+=("$(python3 -c 'import json,sys; e={x["name"]:x["duration_ms"] for x in json.load(open(sys.argv[1]))["events"]}; print(e["Install"]/1000)' "$record")")
-  echo "round $round: tar -xf ${tar_times[-1]} s, shoal deploy ${shoal_times[-1]} s (unpack ${unpack_times[-1]} s, install ${install_times[-1]} s)"
+declare -A samples
+add() { samples[$1]="${samples[$1]:-} $2"; }
+
+# Every timed step writes into fresh paths of the round, $run; what a round wrote is removed at
+# the start of the next, then synced, so no step pays for another's deletions (the VM's ext4
+# is mounted with `discard`, which makes writes right after mass deletions slow).
+
+# baseline CASE NAME ARCHIVE FLAGS AGAIN: tar into a new directory; when AGAIN, into one that
+# already holds the content (timed: rm -rf and tar).
+baseline() {
+  local case=$1 out=$run/$1-tar archive=$3 flags=$4 again=$5 t0 t1
+  mkdir -p "$out"
+  if [ "$again" = again ]; then
+    tar "$flags" "$archive" -C "$out" && sync
+    t0=$(now); rm -rf "$out"; mkdir "$out"; tar "$flags" "$archive" -C "$out"; t1=$(now)
+  else
+    sync
+    t0=$(now); tar "$flags" "$archive" -C "$out"; t1=$(now)
+  fi
+  add "$case.tar" "$(secs "$t0" "$t1")"
+}
+
+# deploy CASE NAME BUNDLE AGAIN: shoal deploy into a new root; when AGAIN, the first
+# deployment is done before the clock.
+deploy() {
+  local case=$1 bundle=$3 again=$4 root=$run/$1-root t0 t1 record
+  local shoal_deploy=("$shoal" deploy --bundle "$bundle" --root "$root" --group bench
+    --files-root "$run/$1-files")
+  if [ "$again" = again ]; then
+    "${shoal_deploy[@]}" --revision r1 >/dev/null
+  fi
+  sync
+  t0=$(now); "${shoal_deploy[@]}" --revision r2 >/dev/null; t1=$(now)
+  add "$case.shoal" "$(secs "$t0" "$t1")"
+  record=$(ls -t "$root"/bench/*/shoal-deployment.json | head -n 1)
+  add "$case.unpack" "$(event_secs "$record" DownloadBundle)"
+  add "$case.install" "$(event_secs "$record" Install)"
+}
+
+run_case() {
+  local case=$1 name=$2 bundle=$3 archive=$4 flags=$5 again=$6
+  baseline "$case" "$name" "$archive" "$flags" "$again"
+  deploy "$case" "$name" "$bundle" "$again"
+}
+
+for group in $cases; do
+  case $group in
+    small) make_bundle small 5000 100 2000,6000,10000,14000,20000 ;;
+    large) make_bundle large 20000 50 2000,8000,15000,25000,25000 ;;
+  esac
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-tar_m=$(median "${tar_times[@]}") shoal_m=$(median "${shoal_times[@]}")
-unpack_m=$(median "${unpack_times[@]}") install_m=$(median "${install_times[@]}")
-ratio() { awk "BEGIN{printf \"%.2f\", $1 / $tar_m}"; }
-echo "median tar -xf (baseline):        ${tar_m} s"
-echo "median Install event:             ${install_m} s  ($(ratio "$install_m")x tar)"
-echo "median DownloadBundle (unpack):   ${unpack_m} s  ($(ratio "$unpack_m")x tar)"
-echo "median whole shoal deploy:        ${shoal_m} s  ($(ratio "$shoal_m")x tar)"
+run=
+for round in $(seq "$rounds"); do
+  [ -z "$run" ] || rm -rf "$run"
+  run=$work/round-$round && mkdir -p "$run" && sync
+  for group in $cases; do
+    case $group in
+      small)
+        run_case dir-first small "$work/small/src" "$work/small.tar" -xf first
+        run_case dir-again small "$work/small/src" "$work/small.tar" -xf again
+        run_case tgz-first small "$work/small.tgz" "$work/small.tgz" -xzf first
+        run_case tgz-again small "$work/small.tgz" "$work/small.tgz" -xzf again
+        ;;
+      large) run_case large large "$work/large.tar" "$work/large.tar" -xf first ;;
+    esac
+  done
+  echo "round $round done"
+done
+
+printf '\n%-10s %9s %9s %7s %9s %7s %9s %7s\n' case baseline deploy ratio unpack ratio install ratio
+for group in $cases; do
+  case $group in
+    small) names="dir-first dir-again tgz-first tgz-again" ;;
+    large) names="large" ;;
+  esac
+  for c in $names; do
+    # shellcheck disable=SC2086
+    base=$(median ${samples[$c.tar]}) whole=$(median ${samples[$c.shoal]})
+    # shellcheck disable=SC2086
+    unpack=$(median ${samples[$c.unpack]}) install=$(median ${samples[$c.install]})
+    ratio() { awk "BEGIN{printf \"%.2f\", $1 / $base}"; }
+    printf '%-10s %8.2fs %8.2fs %6sx %8.2fs %6sx %8.2fs %6sx\n' "$c" "$base" "$whole" \
+      "$(ratio "$whole")" "$unpack" "$(ratio "$unpack")" "$install" "$(ratio "$install")"
+  done
+done
 rm -rf "$work"

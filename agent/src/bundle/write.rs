@@ -5,9 +5,9 @@ use std::fs::{File, FileTimes, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -60,9 +60,16 @@ pub(super) struct Job {
     pub data: Data,
 }
 
-/// Writes files, on worker threads when it has any, and reports the first failure.
+/// Writes files, on worker threads when it has any, and reports the first failure. A
+/// directory's files go to one worker while they come one after another: workers creating
+/// files in the same directory wait on its lock (and, on ext4, on each other's journal
+/// handles).
 pub(super) struct Writer {
-    job_tx: Option<SyncSender<Job>>,
+    /// One queue per worker; none without workers.
+    job_txs: Vec<SyncSender<Job>>,
+    /// The worker taking the current directory's files, and that directory.
+    route: usize,
+    routed_dir: PathBuf,
     done_rx: Receiver<Result<u64, BundleError>>,
     workers: Vec<JoinHandle<()>>,
     abort: Arc<AtomicBool>,
@@ -88,13 +95,12 @@ impl Writer {
     /// written on the calling thread.
     pub fn new(workers: usize) -> Self {
         let umask = current_umask();
-        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(QUEUE);
         let (done_tx, done_rx) = mpsc::channel();
-        let job_rx = Arc::new(Mutex::new(job_rx));
         let abort = Arc::new(AtomicBool::new(false));
+        let mut job_txs = Vec::new();
         let workers = (0..workers)
             .filter_map(|_| {
-                let job_rx = Arc::clone(&job_rx);
+                let (job_tx, job_rx) = mpsc::sync_channel::<Job>(QUEUE / workers.max(1));
                 let done_tx = done_tx.clone();
                 let abort = Arc::clone(&abort);
                 let spawned = std::thread::Builder::new()
@@ -102,10 +108,7 @@ impl Writer {
                     .spawn(move || {
                         let mut buf = Vec::new();
                         loop {
-                            let job = match job_rx.lock() {
-                                Ok(rx) => rx.recv(),
-                                Err(_) => return,
-                            };
+                            let job = job_rx.recv();
                             let Ok(job) = job else { return };
                             let result = if abort.load(Ordering::Relaxed) {
                                 Ok(0)
@@ -117,12 +120,15 @@ impl Writer {
                             }
                         }
                     });
-                spawned.ok()
+                let worker = spawned.ok()?;
+                job_txs.push(job_tx);
+                Some(worker)
             })
             .collect::<Vec<_>>();
-        let job_tx = (!workers.is_empty()).then_some(job_tx);
         Self {
-            job_tx,
+            job_txs,
+            route: 0,
+            routed_dir: PathBuf::new(),
             done_rx,
             workers,
             abort,
@@ -135,11 +141,16 @@ impl Writer {
 
     /// Writes the file now or queues it; a failure may surface on a later call.
     pub fn submit(&mut self, job: Job) -> Result<(), BundleError> {
-        let Some(job_tx) = &self.job_tx else {
+        if self.job_txs.is_empty() {
             self.bytes += write_file(job, self.umask, &mut self.buf)?;
             return Ok(());
-        };
-        if job_tx.send(job).is_err() {
+        }
+        let dir = job.path.parent().unwrap_or(Path::new(""));
+        if dir != self.routed_dir {
+            self.route = (self.route + 1) % self.job_txs.len();
+            dir.clone_into(&mut self.routed_dir);
+        }
+        if self.job_txs[self.route].send(job).is_err() {
             // Every worker has gone, which only a panic does.
             self.drain()?;
             return Err(stopped());
@@ -177,7 +188,7 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.abort.store(true, Ordering::Relaxed);
-        self.job_tx = None;
+        self.job_txs.clear();
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
