@@ -41,6 +41,7 @@ over_channels!(
     a_failing_health_check_reverts,
     without_a_health_check_min_healthy_time_still_holds,
     a_release_carries_its_own_health_check,
+    the_running_release_is_watched_with_its_own_check,
     a_release_can_go_past_a_broken_application_stop,
 );
 over_channels!(

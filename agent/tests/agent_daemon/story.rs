@@ -275,6 +275,23 @@ pub fn a_release_carries_its_own_health_check(make: Make) {
     assert_eq!(world.installed(), "v1.0.0");
 }
 
+/// Between deployments, the running revision is watched with its release's own check too.
+pub fn the_running_release_is_watched_with_its_own_check(make: Make) {
+    let (world, channel, agent) = start(make, "30s");
+    channel.publish(&world, "v1.0.0", Hooks::OwnHealth);
+    agent.wait_status(DEPLOY, "v1.0.0 deployed and healthy", |s| {
+        settled_on(s, "v1.0.0") && group(s)["health"] == "healthy"
+    });
+    std::fs::write(world.marks.join("release-down"), "").unwrap();
+    agent.wait_status(DEPLOY, "v1.0.0 unhealthy by its own check", |s| {
+        group(s)["health"] == "unhealthy"
+    });
+    std::fs::remove_file(world.marks.join("release-down")).unwrap();
+    agent.wait_status(DEPLOY, "v1.0.0 healthy again", |s| {
+        group(s)["health"] == "healthy"
+    });
+}
+
 /// `ignore_application_stop_failures: true` in a release's `shoal.yaml` takes it past the
 /// running revision's broken ApplicationStop, as CodeDeploy's deployment option does.
 pub fn a_release_can_go_past_a_broken_application_stop(make: Make) {

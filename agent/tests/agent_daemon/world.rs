@@ -37,6 +37,9 @@ pub enum Hooks {
     /// Its `shoal.yaml` brings a health check of its own, which the installed app fails (the
     /// group's check would pass it).
     OwnHealthFails,
+    /// Its `shoal.yaml` brings a health check of its own, passing while `marks/release-down`
+    /// does not exist (the group's check cannot see that file).
+    OwnHealth,
     /// Its ApplicationStop exits 1 (it fails when the next revision is deployed).
     BrokenStop,
     /// Every hook succeeds, and its `shoal.yaml` sets `ignore_application_stop_failures`.
@@ -184,6 +187,9 @@ impl World {
                 "rollout: {{ min_healthy_time: 500ms, healthy_deadline: 30s }}\n\
                  health: {{ command: \"grep -q release-check-passes {}/version.txt\", interval: 100ms }}\n",
                 app_dir.display()
+            ),
+            Hooks::OwnHealth => format!(
+                "health: {{ command: \"test ! -e {marks}/release-down\", interval: 100ms }}\n"
             ),
             Hooks::IgnoreStopFailures => "ignore_application_stop_failures: true\n".to_owned(),
             _ => String::new(),
