@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => {
             assert!((1..=lines.len()).contains(&error.line), "{error}");
-            assert!(!error.message.is_empty());
+            assert!(!error.reason.to_string().is_empty());
             assert!(
                 error
                     .to_string()

@@ -5,8 +5,8 @@
 //! - nothing is written outside the destination: the scratch directory holds exactly
 //!   `bundle.tar` (unchanged) and `root/`, `root/` holds the empty sentinel `outside/` and, only
 //!   after a success, `dest/`;
-//! - after a success no symlink under `dest/` resolves to a place outside it, and the bytes and
-//!   entries stay within the limits;
+//! - after a success the bytes and entries stay within the limits (links may point anywhere:
+//!   what is refused is writing through one, which the sentinel catches);
 //! - after a refusal `dest/` does not exist.
 #![no_main]
 
@@ -16,7 +16,7 @@ use std::fs;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use shoal_agent::bundle::{self, Limits};
+use shoal_agent::bundle::{self, Limits, Owners};
 
 const APPSPEC: &[&str] = &["appspec.yml", "appspec.yaml"];
 
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         max_entries: 64,
     };
 
-    let result = bundle::unpack(&archive, &dest, APPSPEC, &limits);
+    let result = bundle::unpack(&archive, &dest, APPSPEC, &limits, Owners::Recorded);
 
     assert_eq!(names(tmp), set(&["bundle.tar", "root"]));
     assert_eq!(
@@ -53,7 +53,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(fs::symlink_metadata(&dest).expect("dest").is_dir());
             assert!(unpacked.bytes <= limits.max_total_bytes, "{unpacked:?}");
             assert!(unpacked.files <= limits.max_entries, "{unpacked:?}");
-            links_stay_inside(&dest);
         }
         Err(error) => {
             assert_eq!(names(&root), set(&["outside"]), "after {error}");
@@ -71,29 +70,4 @@ fn names(dir: &Path) -> BTreeSet<OsString> {
 
 fn set(names: &[&str]) -> BTreeSet<OsString> {
     names.iter().map(OsString::from).collect()
-}
-
-/// Every symlink under `dest` that resolves at all resolves inside `dest`.
-fn links_stay_inside(dest: &Path) {
-    let real_dest = fs::canonicalize(dest).expect("canonical dest");
-    let mut pending = vec![dest.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).expect("read a directory") {
-            let path = entry.expect("a directory entry").path();
-            let meta = fs::symlink_metadata(&path).expect("metadata");
-            if meta.is_dir() {
-                pending.push(path);
-            } else if meta.file_type().is_symlink()
-                && let Ok(real) = fs::canonicalize(&path)
-            {
-                assert!(
-                    real.starts_with(&real_dest),
-                    "{} -> {:?} resolves to {}",
-                    path.display(),
-                    fs::read_link(&path),
-                    real.display()
-                );
-            }
-        }
-    }
 }
