@@ -42,6 +42,8 @@ pub(super) fn copy_all(
         .map_or(2, |n| n.get())
         .clamp(1, 4)
         .min(batches.len().max(1));
+    // Who copies: asked once, not per file.
+    let me = (geteuid(), getegid());
     let next = AtomicUsize::new(0);
     let bytes = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
@@ -58,8 +60,9 @@ pub(super) fn copy_all(
                         break;
                     };
                     for (source, destination) in *batch {
-                        let result = into_parent(&mut parents, dirs, destination)
-                            .and_then(|(parent, name)| copy_one(parent, source, name, &mut buffer));
+                        let result = into_parent(&mut parents, dirs, destination).and_then(
+                            |(parent, name)| copy_one(parent, source, name, me, &mut buffer),
+                        );
                         match result {
                             Ok((n, id)) => {
                                 bytes.fetch_add(n, Ordering::Relaxed);
@@ -117,6 +120,7 @@ fn copy_one(
     dir: &Dir,
     source: &Path,
     name: &OsStr,
+    me: (Uid, Gid),
     buffer: &mut [u8],
 ) -> Result<(u64, FileId), InstallError> {
     let destination = dir.join(name);
@@ -130,7 +134,7 @@ fn copy_one(
         let stat = dir
             .lstat(name)
             .map_err(|e| InstallError::io("inspect", &destination, e.into()))?;
-        if walk::kind(&stat) != SFlag::S_IFLNK || stat.st_uid != nix::unistd::geteuid().as_raw() {
+        if walk::kind(&stat) != SFlag::S_IFLNK || stat.st_uid != me.0.as_raw() {
             return Err(WalkError::Replaced { path: destination }.into());
         }
         return Ok((0, FileId::of(&stat)));
@@ -151,7 +155,7 @@ fn copy_one(
         copied = copy_bytes(&from, &to, buffer)?;
         // The archive's owner, as root gave it at unpack (`cp -p`); before the mode, since a
         // change of owner clears setuid and setgid.
-        if let Some((uid, gid)) = given_away(&meta) {
+        if let Some((uid, gid)) = given_away(&meta, me) {
             fchown(&to, Some(uid), Some(gid))?;
         }
         if mode & (umask() | 0o7000) != 0 {
@@ -163,12 +167,11 @@ fn copy_one(
     Ok((copied, id))
 }
 
-/// The owner to give a copy of the archive file `meta` describes: its own, when this process is
-/// root and it is not root's.
-fn given_away(meta: &fs::Metadata) -> Option<(Uid, Gid)> {
-    let me = geteuid();
+/// The owner to give a copy of the archive file `meta` describes: its own, when the copier
+/// `me` is root and the file is not the copier's.
+fn given_away(meta: &fs::Metadata, (my_uid, my_gid): (Uid, Gid)) -> Option<(Uid, Gid)> {
     let (uid, gid) = (Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid()));
-    (me.is_root() && (uid != me || gid != getegid())).then_some((uid, gid))
+    (my_uid.is_root() && (uid != my_uid || gid != my_gid)).then_some((uid, gid))
 }
 
 /// Copies the file's bytes through `buffer`. Measured against `copy_file_range` on freshly
