@@ -7,3 +7,4 @@ mod bundles;
 mod files;
 mod lifecycle;
 mod race;
+mod redeploy;

@@ -195,8 +195,13 @@ impl Run<'_> {
                     }
                 })?;
                 let note = format!(
-                    "{} files ({} bytes) and {} directories installed, {} retained, {} previous paths removed",
-                    report.files, report.bytes, report.directories, report.retained, report.removed
+                    "{} files and {} directories installed ({} bytes written, {} unchanged files kept in place), {} retained, {} previous paths removed",
+                    report.files,
+                    report.directories,
+                    report.bytes,
+                    report.kept,
+                    report.retained,
+                    report.removed
                 );
                 self.event(lifecycle::INSTALL, started, Vec::new(), Some(note));
             }

@@ -2,29 +2,37 @@
 //! the next install can remove them in reverse. SELinux records are `semanage\0<path>`.
 //! Removal goes through safely opened parents (`walk`): a path whose directory was swapped for
 //! a link is left alone, never removed through the link.
+//!
+//! The file's modification time is when its install ended; the next install holds back what
+//! has not changed since (`held`). A new file is written beside it and renamed over once it
+//! lists everything the new install will make, so a crash leaves one whole list.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{BufWriter, ErrorKind, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::sys::stat::SFlag;
-use nix::unistd::{UnlinkatFlags, unlinkat};
+use nix::sys::stat::{FileStat, SFlag, fstat};
+use nix::unistd::{UnlinkatFlags, getegid, geteuid, unlinkat};
 
 use super::error::InstallError;
-use crate::execute::walk::{self, LastDir, WalkError};
+use super::held::{self, Held};
+use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
 
 const SELINUX_PREFIX: &str = "semanage\0";
 
-/// Removes what the previous install recorded, newest first, then the file itself.
-/// A last line without a newline (a crash mid-write) is skipped; directories are removed only
-/// when empty. Returns how many paths were removed.
-pub(super) fn replay(cleanup_file: &Path) -> Result<usize, InstallError> {
-    let bytes = match fs::read(cleanup_file) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+/// Removes what the previous install recorded, newest first, except what it holds back (see
+/// `held`). A last line without a newline (a crash mid-write) is skipped; directories are
+/// removed only when empty. Returns how many paths were removed, and what was held. The file
+/// stays until the next `Recorder` replaces it, or `forget`.
+pub(super) fn replay(cleanup_file: &Path) -> Result<(usize, Held), InstallError> {
+    let (bytes, ended) = match read(cleanup_file) {
+        Ok(read) => read,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((0, Held::default())),
         Err(e) => return Err(InstallError::io("read", cleanup_file, e)),
     };
     let complete = match bytes.iter().rposition(|b| *b == b'\n') {
@@ -32,6 +40,7 @@ pub(super) fn replay(cleanup_file: &Path) -> Result<usize, InstallError> {
         None => &[][..],
     };
     let mut removed = 0;
+    let mut held = Held::default();
     let mut dirs = LastDir::default();
     for line in complete
         .split(|b| *b == b'\n')
@@ -39,38 +48,180 @@ pub(super) fn replay(cleanup_file: &Path) -> Result<usize, InstallError> {
         .filter(|l| !l.is_empty())
     {
         if let Some(path) = line.strip_prefix(SELINUX_PREFIX.as_bytes()) {
-            remove_selinux_context(Path::new(std::ffi::OsStr::from_bytes(path)));
+            remove_selinux_context(Path::new(OsStr::from_bytes(path)));
             continue;
         }
-        let path = Path::new(std::ffi::OsStr::from_bytes(line));
-        if remove(&mut dirs, path)? {
-            removed += 1;
+        let path = Path::new(OsStr::from_bytes(line));
+        removed += hold_or_remove(&mut dirs, path, ended, &mut held)?;
+    }
+    Ok((removed, held))
+}
+
+/// The cleanup file's bytes and when its install ended.
+fn read(cleanup_file: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
+    let bytes = fs::read(cleanup_file)?;
+    let ended = fs::metadata(cleanup_file)?.modified()?;
+    Ok((bytes, ended))
+}
+
+/// Removes the cleanup file (the install stopped before recording anything new).
+pub(super) fn forget(cleanup_file: &Path) -> Result<(), InstallError> {
+    match fs::remove_file(cleanup_file) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(InstallError::io("remove", cleanup_file, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `remove`, except that a file unchanged since `ended`, and a directory left holding only
+/// held paths and as a `mkdir` would make it, are held instead. Returns how many paths were
+/// removed.
+fn hold_or_remove(
+    dirs: &mut LastDir,
+    path: &Path,
+    ended: SystemTime,
+    held: &mut Held,
+) -> Result<usize, InstallError> {
+    let Some((dir, name)) = parent(dirs, path)? else {
+        return Ok(0);
+    };
+    let stat = match dir.lstat(name) {
+        Ok(stat) => stat,
+        Err(Errno::ENOENT) => return Ok(0),
+        Err(e) => return Err(InstallError::io("inspect", path, e.into())),
+    };
+    let kind = walk::kind(&stat);
+    if kind == SFlag::S_IFREG && stat.st_nlink == 1 && changed(&stat) <= ended {
+        held.hold_file(path, FileId::of(&stat));
+        return Ok(0);
+    }
+    if kind != SFlag::S_IFDIR || held.is_empty() {
+        return unlink(dir, name, kind, path).map(usize::from);
+    }
+    match unlinkat(dir.fd(), name, UnlinkatFlags::RemoveDir) {
+        Ok(()) => Ok(1),
+        Err(Errno::ENOTEMPTY | Errno::EEXIST) => match judge(dir, name, path, held) {
+            Kept::Held(id) => {
+                held.hold_dir(path, id);
+                Ok(0)
+            }
+            Kept::Foreign => Ok(0),
+            Kept::Changed => {
+                let released = held.release_under(path)?;
+                Ok(released + usize::from(unlink(dir, name, kind, path)?))
+            }
+        },
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(0),
+        Err(e) => Err(InstallError::io("remove", path, e.into())),
+    }
+}
+
+/// What a directory of the previous install that is not empty is to the hold.
+enum Kept {
+    /// Something in it is not held: it stays, as the cleanup leaves it.
+    Foreign,
+    /// Only held paths in it, and it is as a `mkdir` would make it now.
+    Held(FileId),
+    /// Only held paths in it, but its owner, mode or extended attributes changed: they go, and
+    /// it is removed as the cleanup would.
+    Changed,
+}
+
+fn judge(dir: &Dir, name: &OsStr, path: &Path, held: &Held) -> Kept {
+    let Ok(child) = dir.child(name) else {
+        return Kept::Foreign;
+    };
+    let only_held = child
+        .fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| nix::dir::Dir::from_fd(fd).ok())
+        .is_some_and(|mut listing| {
+            listing.iter().all(|entry| {
+                entry.is_ok_and(|entry| {
+                    let entry = OsStr::from_bytes(entry.file_name().to_bytes());
+                    entry == "." || entry == ".." || held.contains(&path.join(entry))
+                })
+            })
+        });
+    if !only_held {
+        return Kept::Foreign;
+    }
+    if as_made(dir, &child) {
+        Kept::Held(child.id())
+    } else {
+        Kept::Changed
+    }
+}
+
+/// Whether directory `child` of `parent` has the owner, mode and (no) extended attributes a
+/// `mkdir` of the installer would give it.
+fn as_made(parent: &Dir, child: &Dir) -> bool {
+    let (Ok(stat), Ok(above)) = (fstat(child.fd()), fstat(parent.fd())) else {
+        return false;
+    };
+    let (uid, gid) = held::new_owner(&above, (geteuid(), getegid()));
+    let mode = (0o777 & !super::copy::umask()) | (above.st_mode & 0o2000);
+    (stat.st_uid, stat.st_gid) == (uid.as_raw(), gid.as_raw())
+        && stat.st_mode & 0o7777 == mode
+        && child
+            .fd()
+            .try_clone_to_owned()
+            .is_ok_and(|fd| held::no_xattrs(&File::from(fd)))
+        && !held::default_acl(parent)
+}
+
+/// When the inode last changed (its content, mode, owner, links or extended attributes).
+fn changed(stat: &FileStat) -> SystemTime {
+    let at = |secs: i64, nanos: i64| {
+        let nanos = Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+        match u64::try_from(secs) {
+            Ok(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + nanos,
+            Err(_) => SystemTime::UNIX_EPOCH,
+        }
+    };
+    at(stat.st_ctime, stat.st_ctime_nsec)
+}
+
+/// The safely opened parent of `path` and its name in it; `None` when it is gone or cannot be
+/// reached safely (left in place).
+fn parent<'d, 'p>(
+    dirs: &'d mut LastDir,
+    path: &'p Path,
+) -> Result<Option<(&'d Dir, &'p OsStr)>, InstallError> {
+    let Some((parent, name)) = walk::split(path) else {
+        return Ok(None);
+    };
+    match dirs.open(parent, None) {
+        Ok(dir) => Ok(Some((dir, name))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e @ WalkError::Io { .. }) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "left in place by the cleanup");
+            Ok(None)
         }
     }
-    fs::remove_file(cleanup_file).map_err(|e| InstallError::io("remove", cleanup_file, e))?;
-    Ok(removed)
 }
 
 /// Removes `path` (a directory only when empty) through its safely opened parent; returns
 /// whether it was there to remove.
-fn remove(dirs: &mut LastDir, path: &Path) -> Result<bool, InstallError> {
-    let Some((parent, name)) = walk::split(path) else {
+pub(super) fn remove(dirs: &mut LastDir, path: &Path) -> Result<bool, InstallError> {
+    let Some((dir, name)) = parent(dirs, path)? else {
         return Ok(false);
     };
-    let dir = match dirs.open(parent, None) {
-        Ok(dir) => dir,
-        Err(e) if e.is_not_found() => return Ok(false),
-        Err(e @ WalkError::Io { .. }) => return Err(e.into()),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "left in place by the cleanup");
-            return Ok(false);
-        }
-    };
-    let flag = match dir.lstat(name) {
-        Ok(stat) if walk::kind(&stat) == SFlag::S_IFDIR => UnlinkatFlags::RemoveDir,
-        Ok(_) => UnlinkatFlags::NoRemoveDir,
-        Err(Errno::ENOENT) => return Ok(false),
-        Err(e) => return Err(InstallError::io("inspect", path, e.into())),
+    match dir.lstat(name) {
+        Ok(stat) => unlink(dir, name, walk::kind(&stat), path),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(InstallError::io("inspect", path, e.into())),
+    }
+}
+
+/// Unlinks entry `name` of `dir`, seen as `kind`.
+fn unlink(dir: &Dir, name: &OsStr, kind: SFlag, path: &Path) -> Result<bool, InstallError> {
+    let flag = match kind {
+        SFlag::S_IFDIR => UnlinkatFlags::RemoveDir,
+        _ => UnlinkatFlags::NoRemoveDir,
     };
     match unlinkat(dir.fd(), name, flag) {
         Ok(()) => Ok(true),
@@ -92,10 +243,11 @@ fn remove_selinux_context(path: &Path) {
     }
 }
 
-/// Appends to a new cleanup file as the install goes.
+/// Writes the new cleanup file as the install goes: beside the old one until `commit`.
 pub(super) struct Recorder {
     writer: BufWriter<File>,
     path: PathBuf,
+    new: PathBuf,
 }
 
 impl Recorder {
@@ -104,14 +256,34 @@ impl Recorder {
             fs::create_dir_all(parent)
                 .map_err(|e| InstallError::io("create directory", parent, e))?;
         }
-        let file = File::create(path).map_err(|e| InstallError::io("create", path, e))?;
+        let mut new = path.as_os_str().to_owned();
+        new.push(".new");
+        let new = PathBuf::from(new);
+        let file = File::create(&new).map_err(|e| InstallError::io("create", &new, e))?;
         Ok(Self {
             writer: BufWriter::with_capacity(64 * 1024, file),
             path: path.to_owned(),
+            new,
         })
     }
 
-    pub(super) fn flush(&mut self) -> Result<(), InstallError> {
+    /// Puts what is recorded so far in place of the old cleanup file; later lines go on
+    /// being appended to it.
+    pub(super) fn commit(&mut self) -> Result<(), InstallError> {
+        self.flush()?;
+        fs::rename(&self.new, &self.path).map_err(|e| InstallError::io("replace", &self.path, e))
+    }
+
+    /// Flushes the last lines and marks the install's end (see `replay`).
+    pub(super) fn finish(mut self) -> Result<(), InstallError> {
+        self.flush()?;
+        self.writer
+            .get_ref()
+            .set_modified(SystemTime::now())
+            .map_err(|e| InstallError::io("write", &self.path, e))
+    }
+
+    fn flush(&mut self) -> Result<(), InstallError> {
         self.writer
             .flush()
             .map_err(|e| InstallError::io("write", &self.path, e))
@@ -163,13 +335,68 @@ mod tests {
             torn.display()
         );
         fs::write(&cleanup, text).expect("write cleanup");
-        assert_eq!(replay(&cleanup).expect("replay"), 2);
+        // An install that ended before the files last changed: nothing is held.
+        set_ended(&cleanup, SystemTime::UNIX_EPOCH + Duration::from_secs(1));
+        let (removed, held) = replay(&cleanup).expect("replay");
+        assert_eq!(removed, 2);
+        assert!(held.is_empty());
         assert!(!dir.exists(), "emptied directory removed after its file");
         assert!(
             kept_dir.join("user-file").exists(),
             "non-empty directory kept"
         );
         assert!(torn.exists(), "torn last line is not trusted");
-        assert!(!cleanup.exists());
+        assert!(cleanup.exists(), "kept until a new record replaces it");
+    }
+
+    #[test]
+    fn unchanged_files_and_directories_of_only_them_are_held_then_released_as_removed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let path = |p: &str| root.join(p);
+        for dir in ["d", "d/sub", "k"] {
+            fs::create_dir(path(dir)).expect("mkdir");
+        }
+        for file in ["d/f", "d/sub/g", "k/f2", "k/user-file", "d/linked"] {
+            fs::write(path(file), file).expect("write");
+        }
+        fs::hard_link(path("d/linked"), path("elsewhere")).expect("link");
+        std::os::unix::fs::symlink("f", path("d/link")).expect("symlink");
+        let listed = [
+            "d", "d/sub", "d/f", "d/sub/g", "d/linked", "d/link", "k", "k/f2",
+        ];
+        let cleanup = path("g-cleanup");
+        let text: String = listed
+            .iter()
+            .map(|p| format!("{}\n", path(p).display()))
+            .collect();
+        fs::write(&cleanup, text).expect("write cleanup");
+        set_ended(&cleanup, SystemTime::now() + Duration::from_secs(3600));
+
+        let (removed, held) = replay(&cleanup).expect("replay");
+        assert_eq!(removed, 2, "the link and the file with another name");
+        assert!(!path("d/link").exists() && !path("d/linked").exists());
+        for p in ["d/f", "d/sub/g", "k/f2"] {
+            assert!(held.file(&path(p)).is_some(), "{p} held");
+        }
+        for p in ["d", "d/sub"] {
+            assert!(held.dir(&path(p)).is_some(), "{p} held");
+        }
+        assert!(!held.contains(&path("k")), "holds a file of someone else");
+        assert!(path("d/sub/g").exists(), "held files stay until released");
+
+        assert_eq!(held.release_all().expect("release"), 5);
+        for p in ["d", "k/f2"] {
+            assert!(!path(p).exists(), "{p} removed");
+        }
+        assert!(path("k/user-file").exists() && path("elsewhere").exists());
+    }
+
+    fn set_ended(cleanup: &Path, at: SystemTime) {
+        File::options()
+            .write(true)
+            .open(cleanup)
+            .and_then(|f| f.set_modified(at))
+            .expect("set the cleanup file's time");
     }
 }

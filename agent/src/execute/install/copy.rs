@@ -4,35 +4,48 @@
 //! to one thread at a time.
 //!
 //! Every file is created in its safely opened parent directory (`walk`) with
-//! `O_CREAT|O_EXCL|O_NOFOLLOW`, so nothing is ever written through a link.
+//! `O_CREAT|O_EXCL|O_NOFOLLOW`, so nothing is ever written through a link. A file the previous
+//! install made and the cleanup held back (`held`) is left in place when it already is what the
+//! copy would write.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt as _, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use super::error::InstallError;
+use super::held::{self, Held};
+use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, getegid, geteuid, symlinkat, unlinkat};
 
-use super::error::InstallError;
-use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
-
 /// Each copying thread's buffer.
 const BUFFER: usize = 256 * 1024;
 
+/// What `copy_all` did.
+pub(super) struct Copied {
+    /// Bytes written.
+    pub(super) bytes: u64,
+    /// Held files left in place.
+    pub(super) kept: usize,
+    /// The identity of every file installed.
+    pub(super) ids: Vec<(PathBuf, FileId)>,
+}
+
 /// Copies every `(source, destination)` pair, each into a parent that, where this install
-/// created it, must still be the directory `dirs` names. Returns the bytes copied and the
-/// identity of every file created.
+/// created it, must still be the directory `dirs` names; a `held` file already the same is
+/// kept instead.
 pub(super) fn copy_all(
     copies: &[(&Path, &Path)],
     dirs: &HashMap<PathBuf, FileId>,
-) -> Result<(u64, Vec<(PathBuf, FileId)>), InstallError> {
+    held: &Held,
+) -> Result<Copied, InstallError> {
     // Each thread takes a whole directory's files at a time: two threads creating files in
     // one directory wait on its lock and on each other's journal handles (on ext4, right after
     // a cleanup removed thousands of files, two threads on one directory took 3x the time of
@@ -46,6 +59,7 @@ pub(super) fn copy_all(
     let me = (geteuid(), getegid());
     let next = AtomicUsize::new(0);
     let bytes = AtomicU64::new(0);
+    let kept = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error = Mutex::new(None);
     let created = Mutex::new(Vec::with_capacity(copies.len()));
@@ -60,12 +74,17 @@ pub(super) fn copy_all(
                         break;
                     };
                     for (source, destination) in *batch {
+                        let was = held.file(destination);
                         let result = into_parent(&mut parents, dirs, destination).and_then(
-                            |(parent, name)| copy_one(parent, source, name, me, &mut buffer),
+                            |(parent, name)| copy_one(parent, source, name, was, me, &mut buffer),
                         );
                         match result {
-                            Ok((n, id)) => {
+                            Ok(Outcome::Written(n, id)) => {
                                 bytes.fetch_add(n, Ordering::Relaxed);
+                                mine.push((destination.to_path_buf(), id));
+                            }
+                            Ok(Outcome::Kept(id)) => {
+                                kept.fetch_add(1, Ordering::Relaxed);
                                 mine.push((destination.to_path_buf(), id));
                             }
                             Err(e) => {
@@ -88,10 +107,11 @@ pub(super) fn copy_all(
     });
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(error) => Err(error),
-        None => Ok((
-            bytes.into_inner(),
-            created.into_inner().unwrap_or_else(|p| p.into_inner()),
-        )),
+        None => Ok(Copied {
+            bytes: bytes.into_inner(),
+            kept: kept.into_inner(),
+            ids: created.into_inner().unwrap_or_else(|p| p.into_inner()),
+        }),
     }
 }
 
@@ -116,13 +136,24 @@ fn into_parent<'d, 'p>(
     Ok((parents.open(parent, dirs.get(parent).copied())?, name))
 }
 
+/// What became of one copy.
+enum Outcome {
+    /// Bytes written to a new file.
+    Written(u64, FileId),
+    /// The held file was already the same.
+    Kept(FileId),
+}
+
+/// Copies `source` to entry `name` of `dir`, unless `held` (the previous install's file there)
+/// already is the same.
 fn copy_one(
     dir: &Dir,
     source: &Path,
     name: &OsStr,
+    held: Option<FileId>,
     me: (Uid, Gid),
     buffer: &mut [u8],
-) -> Result<(u64, FileId), InstallError> {
+) -> Result<Outcome, InstallError> {
     let destination = dir.join(name);
     let meta = fs::symlink_metadata(source).map_err(|e| InstallError::io("read", source, e))?;
     if meta.file_type().is_symlink() {
@@ -137,7 +168,7 @@ fn copy_one(
         if walk::kind(&stat) != SFlag::S_IFLNK || stat.st_uid != me.0.as_raw() {
             return Err(WalkError::Replaced { path: destination }.into());
         }
-        return Ok((0, FileId::of(&stat)));
+        return Ok(Outcome::Written(0, FileId::of(&stat)));
     }
     if !meta.is_file() {
         return Err(InstallError::Source {
@@ -146,6 +177,11 @@ fn copy_one(
         });
     }
     let from = File::open(source).map_err(|e| InstallError::io("read", source, e))?;
+    if let Some(id) = held
+        && unchanged(dir, name, id, &from, &meta, me, buffer)
+    {
+        return Ok(Outcome::Kept(id));
+    }
     let mode = meta.mode() & 0o7777;
     let mut copied = 0;
     let id = replace_with(dir, name, |at| {
@@ -164,7 +200,66 @@ fn copy_one(
         to.set_modified(meta.modified()?)?;
         Ok(FileId::of(&nix::sys::stat::fstat(&to)?))
     })?;
-    Ok((copied, id))
+    Ok(Outcome::Written(copied, id))
+}
+
+/// Whether entry `name` of `dir`, still the held file `id`, is what copying `from` (`meta`)
+/// would make: the same length, bytes, mode and owner, no extended attributes, in a directory
+/// without a default ACL (which a new file would inherit). Its modification time is then set
+/// to the source's, as a copy's would be. Any doubt (an error included) means "copy it".
+fn unchanged(
+    dir: &Dir,
+    name: &OsStr,
+    id: FileId,
+    from: &File,
+    meta: &fs::Metadata,
+    me: (Uid, Gid),
+    buffer: &mut [u8],
+) -> bool {
+    let Ok((file, stat)) = dir.open_entry(name) else {
+        return false;
+    };
+    let Ok(parent) = nix::sys::stat::fstat(dir.fd()) else {
+        return false;
+    };
+    let (uid, gid) = given_away(meta, me).unwrap_or_else(|| held::new_owner(&parent, me));
+    let same_inode = FileId::of(&stat) == id
+        && walk::kind(&stat) == SFlag::S_IFREG
+        && stat.st_nlink == 1
+        && u64::try_from(stat.st_size).is_ok_and(|size| size == meta.len())
+        && stat.st_mode & 0o7777 == meta.mode() & 0o7777
+        && (stat.st_uid, stat.st_gid) == (uid.as_raw(), gid.as_raw());
+    if !same_inode
+        || !held::no_xattrs(&file)
+        || held::default_acl(dir)
+        || !same_bytes(from, &file, meta.len(), buffer)
+    {
+        return false;
+    }
+    match meta.modified() {
+        Ok(modified) if file.metadata().and_then(|m| m.modified()).ok() == Some(modified) => true,
+        Ok(modified) => file.set_modified(modified).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Whether the first `len` bytes of `a` and `b` are the same (read at offsets, so `a` is left
+/// where it was for a copy), through the two halves of `buffer`.
+fn same_bytes(a: &File, b: &File, len: u64, buffer: &mut [u8]) -> bool {
+    let (left, right) = buffer.split_at_mut(buffer.len() / 2);
+    let mut offset = 0;
+    while offset < len {
+        let n = usize::try_from(len - offset).map_or(left.len(), |rest| rest.min(left.len()));
+        if a.read_exact_at(&mut left[..n], offset).is_err()
+            || b.read_exact_at(&mut right[..n], offset).is_err()
+            || left[..n] != right[..n]
+        {
+            return false;
+        }
+        offset += n as u64;
+    }
+    // Nothing past the end either.
+    matches!(b.read_at(&mut right[..1], len), Ok(0))
 }
 
 /// The owner to give a copy of the archive file `meta` describes: its own, when the copier
@@ -193,7 +288,7 @@ fn copy_bytes(mut from: &File, mut to: &File, buffer: &mut [u8]) -> io::Result<u
 
 /// The process umask, read once from `/proc/self/status` (reading it with `umask(2)` would
 /// change it for a moment under other threads). Unknown means "assume everything is masked".
-fn umask() -> u32 {
+pub(super) fn umask() -> u32 {
     static UMASK: OnceLock<u32> = OnceLock::new();
     *UMASK.get_or_init(|| {
         fs::read_to_string("/proc/self/status")
@@ -277,8 +372,10 @@ mod tests {
             .iter()
             .map(|(s, d, ..)| (s.as_path(), d.as_path()))
             .collect();
-        let (bytes, created) = copy_all(&copies, &HashMap::new()).expect("copy");
-        assert_eq!(bytes, 70_013);
+        let copied = copy_all(&copies, &HashMap::new(), &Held::default()).expect("copy");
+        assert_eq!(copied.bytes, 70_013);
+        assert_eq!(copied.kept, 0);
+        let created = copied.ids;
         for (destination, id) in &created {
             let meta = fs::symlink_metadata(destination).expect("copied");
             assert_eq!(

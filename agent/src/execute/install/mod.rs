@@ -1,6 +1,8 @@
 //! The Install event: remove what the group's previous install created (its cleanup file),
 //! plan the copies, record them, copy in parallel, then apply permissions. Each step follows the
-//! CodeDeploy agent, so its cleanup and instruction files stay interchangeable.
+//! CodeDeploy agent, so its cleanup and instruction files stay interchangeable. One difference:
+//! a file the previous install made that is exactly what the new one would write stays in
+//! place instead of being removed and written again (`held`).
 //!
 //! Root does all of it relative to directories opened by `walk`, never by resolving a path
 //! through a directory another user can write, and remembers which inode each created path is,
@@ -10,6 +12,7 @@ mod acl;
 mod cleanup;
 mod copy;
 mod error;
+mod held;
 mod permissions;
 mod plan;
 
@@ -23,7 +26,7 @@ use shoal_shared::appspec::{AppSpec, FileExistsBehavior};
 use super::layout::{Layout, write_atomically};
 use super::walk::{self, FileId, LastDir, WalkError};
 pub use error::InstallError;
-pub use plan::{Instruction, Plan, bundle_relative, plan};
+pub use plan::{Instruction, Plan, bundle_relative};
 
 /// What an install did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,8 +35,10 @@ pub struct InstallReport {
     pub removed: usize,
     /// Directories created.
     pub directories: usize,
-    /// Files and symlinks copied.
+    /// Files and symlinks installed (copied or kept).
     pub files: usize,
+    /// Files of the previous install kept in place: the same bytes, mode and owner.
+    pub kept: usize,
     /// Bytes copied.
     pub bytes: u64,
     /// Existing files kept because of RETAIN.
@@ -67,7 +72,7 @@ pub fn install(
 ) -> Result<InstallReport, InstallError> {
     let started = tokio::time::Instant::now();
     let cleanup_file = layout.cleanup_file(group_id);
-    let removed = cleanup::replay(&cleanup_file)?;
+    let (mut removed, held) = cleanup::replay(&cleanup_file)?;
     let rooted;
     let spec = match layout.files_root() {
         Some(root) => {
@@ -76,7 +81,16 @@ pub fn install(
         }
         None => spec,
     };
-    let plan = plan::plan(archive, &spec.files, behavior)?;
+    let plan = match plan::plan(archive, &spec.files, behavior, &held) {
+        Ok(plan) => plan,
+        Err(e) => {
+            held.release_all()?;
+            cleanup::forget(&cleanup_file)?;
+            return Err(e);
+        }
+    };
+    let (released, held) = held.release(&plan)?;
+    removed += released;
     tracing::debug!(elapsed = ?started.elapsed(), removed, steps = plan.instructions.len(), "install planned");
     let installed: Vec<&Path> = plan.installed().collect();
     let copies: Vec<(&Path, &Path)> = plan
@@ -113,7 +127,7 @@ pub fn install(
     let mut dirs = LastDir::default();
     for instruction in &plan.instructions {
         if let Instruction::Mkdir { directory } = instruction
-            && let Some(id) = make_directory(&mut dirs, &ids, directory)?
+            && let Some(id) = make_directory(&mut dirs, &ids, directory, held.dir(directory))?
         {
             ids.insert(directory.clone(), id);
             record.path(directory)?;
@@ -124,27 +138,30 @@ pub fn install(
     for (_, destination) in &copies {
         record.path(destination)?;
     }
-    record.flush()?;
+    record.commit()?;
     tracing::debug!(elapsed = ?started.elapsed(), "install recorded");
-    let copied_ids;
-    (report.bytes, copied_ids) = copy::copy_all(&copies, &ids)?;
-    ids.extend(copied_ids);
+    let outcome = copy::copy_all(&copies, &ids, &held)?;
+    report.bytes = outcome.bytes;
+    report.kept = outcome.kept;
+    ids.extend(outcome.ids);
     report.files = copies.len();
-    tracing::debug!(elapsed = ?started.elapsed(), files = report.files, "install copied");
+    tracing::debug!(elapsed = ?started.elapsed(), files = report.files, kept = report.kept, "install copied");
 
     for path in permissions::apply(&spec.permissions, &installed, &copied, &ids)? {
         record.selinux(&path)?;
     }
-    record.flush()?;
+    record.finish()?;
     Ok(report)
 }
 
 /// Creates `directory` in its safely opened parent; returns its identity when this install
-/// made it, `None` when a directory was already there (made since the plan looked).
+/// made it (or keeps it: `held`, the previous install's), `None` when a directory was already
+/// there (made since the plan looked).
 fn make_directory(
     dirs: &mut LastDir,
     ids: &HashMap<PathBuf, FileId>,
     directory: &Path,
+    held: Option<FileId>,
 ) -> Result<Option<FileId>, InstallError> {
     let (parent, name) = walk::split(directory).ok_or_else(|| InstallError::Destination {
         destination: directory.display().to_string(),
@@ -158,7 +175,7 @@ fn make_directory(
         Err(e) => return Err(InstallError::io("create directory", directory, e.into())),
     };
     let made = parent.child(name)?;
-    if !created {
+    if !created && held != Some(made.id()) {
         return Ok(None);
     }
     // Another user's directory swapped in since the mkdir is not ours to fill.

@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use shoal_shared::appspec::{FileExistsBehavior, FileMapping};
 
 use super::error::InstallError;
+use super::held::Held;
 use crate::bundle;
 
 /// One step of an install, in the shape of the CodeDeploy agent's `install.json`.
@@ -80,13 +81,17 @@ struct Planner<'a> {
     targets: HashMap<PathBuf, (Target, PathBuf)>,
     /// Directories this install creates: nothing inside them exists yet, so no need to look.
     fresh: HashSet<PathBuf>,
+    /// What the previous install left held back: as good as removed.
+    held: &'a Held,
 }
 
-/// Plans the copies of `files` from `archive`, after the previous install was cleaned up.
-pub fn plan(
+/// Plans the copies of `files` from `archive`, after the previous install was cleaned up
+/// (what it `held` counts as removed).
+pub(super) fn plan(
     archive: &Path,
     files: &[FileMapping],
     behavior: FileExistsBehavior,
+    held: &Held,
 ) -> Result<Plan, InstallError> {
     let mut planner = Planner {
         archive,
@@ -94,6 +99,7 @@ pub fn plan(
         plan: Plan::default(),
         targets: HashMap::new(),
         fresh: HashSet::new(),
+        held,
     };
     for mapping in files {
         planner.mapping(mapping)?;
@@ -104,9 +110,10 @@ pub fn plan(
 impl Planner<'_> {
     /// What is on disk at `path` now, without asking the disk inside a directory we create.
     fn on_disk(&self, path: &Path) -> Option<fs::Metadata> {
-        if path
-            .parent()
-            .is_some_and(|parent| self.fresh.contains(parent))
+        if self.held.contains(path)
+            || path
+                .parent()
+                .is_some_and(|parent| self.fresh.contains(parent))
         {
             return None;
         }
