@@ -5,5 +5,6 @@ pub mod deployments_log;
 pub mod hooks;
 pub mod install;
 pub mod layout;
+pub mod procs;
 pub mod scripts_log;
 pub mod walk;

@@ -12,6 +12,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::{Instant, sleep};
 
+use crate::execute::procs;
+
 /// How long the groups get between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -42,12 +44,7 @@ fn find(deployment_id: &str, dir: &std::path::Path) -> BTreeSet<i32> {
     let wanted = format!("DEPLOYMENT_ID={deployment_id}");
     let here = format!("SHOAL_DEPLOYMENT_DIR={}", dir.display());
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return BTreeSet::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    procs::pids()
         .filter(|pid| *pid != me)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
@@ -61,19 +58,8 @@ fn find(deployment_id: &str, dir: &std::path::Path) -> BTreeSet<i32> {
                 id && ours && event
             })
         })
-        .filter_map(live_group)
+        .filter_map(procs::live_group)
         .collect()
-}
-
-/// The process group of `pid`, unless it is a zombie (dead, waiting to be reaped).
-fn live_group(pid: u32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?;
-    let pgrp = fields.nth(1)?.parse().ok()?;
-    (state != "Z" && state != "X").then_some(pgrp)
 }
 
 #[cfg(test)]

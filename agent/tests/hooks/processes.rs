@@ -56,6 +56,90 @@ async fn a_timeout_kills_the_script_and_its_grandchildren() {
 }
 
 #[tokio::test]
+async fn a_timeout_is_recorded_without_waiting_on_output_a_process_outside_the_group_holds() {
+    let deployment = Deployment::new();
+    let daemon_pid = deployment.file("daemon.pid");
+    let mut script = deployment.script(
+        "scripts/hang.sh",
+        &format!(
+            "#!/bin/sh\n\
+             setsid sleep 1000 &\n\
+             echo $! > {}\n\
+             echo waiting\n\
+             sleep 1000\n",
+            daemon_pid.display()
+        ),
+    );
+    script.timeout = Duration::from_secs(1);
+    let mut run = deployment.run(&script, &[]);
+    // Were it waited for after a timeout, this grace would hold the record up for a minute.
+    run.output_grace = Duration::from_secs(60);
+    let started = Instant::now();
+
+    let outcome = run_to_end(run).await.expect("ran");
+
+    let waited = started.elapsed();
+    let daemon = read_pid(&daemon_pid);
+    kill(daemon, Signal::SIGKILL).expect("kill the daemon in its own session");
+    assert!(
+        matches!(outcome.result, ScriptResult::TimedOut { .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "recorded after {waited:?}"
+    );
+    assert!(outcome.output_left_open, "{outcome:?}");
+    assert_eq!(deployment.texts("scripts/hang.sh", "stdout"), ["waiting"]);
+}
+
+#[tokio::test]
+async fn a_timed_out_group_left_with_only_a_zombie_is_over_without_sigkill() {
+    let deployment = Deployment::new();
+    let keeper_pid = deployment.file("keeper.pid");
+    // The keeper forks a child that exits at once, then moves to a group of its own and never
+    // reaps it: a zombie stays in the script's group for as long as the keeper lives.
+    let keeper = format!(
+        "import os, time\n\
+         if os.fork() == 0:\n    os._exit(0)\n\
+         os.setpgid(0, 0)\n\
+         open('{}', 'w').write(str(os.getpid()))\n\
+         time.sleep(1000)\n",
+        keeper_pid.display()
+    );
+    let mut script = deployment.script(
+        "scripts/hang.sh",
+        &format!(
+            "#!/bin/sh\npython3 -c \"{keeper}\" &\nwhile [ ! -s {} ]; do sleep 0.05; done\necho waiting\nsleep 1000\n",
+            keeper_pid.display()
+        ),
+    );
+    script.timeout = Duration::from_secs(2);
+    let mut run = deployment.run(&script, &[]);
+    run.kill_grace = Duration::from_secs(60);
+    let started = Instant::now();
+
+    let outcome = run_to_end(run).await.expect("ran");
+
+    let waited = started.elapsed();
+    kill(read_pid(&keeper_pid), Signal::SIGKILL).expect("kill the keeper");
+    assert!(
+        matches!(outcome.result, ScriptResult::TimedOut { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(deployment.texts("scripts/hang.sh", "stdout"), ["waiting"]);
+    let shoal = deployment.texts("scripts/hang.sh", "shoal");
+    assert!(
+        !shoal.iter().any(|line| line.contains("sending SIGKILL")),
+        "a zombie is not a running process: {shoal:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "recorded after {waited:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_script_ignoring_sigterm_is_killed_after_the_grace() {
     let deployment = Deployment::new();
     let (script_pid, grandchild_pid) = (deployment.file("script.pid"), deployment.file("gc.pid"));

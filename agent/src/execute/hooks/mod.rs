@@ -29,6 +29,10 @@ use process::*;
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
 /// How long output is still read after the script exits.
 pub const DEFAULT_OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// How long output is still read after a timed-out or stopped script's group was killed: what
+/// it wrote is already in the pipe, and a process outside the group that holds the pipe must
+/// not hold up the record of a script already over its time.
+const KILLED_OUTPUT_GRACE: Duration = Duration::from_millis(100);
 /// `PATH` of a script run as another user, like a login shell's.
 pub const RUNAS_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The variables of the agent's environment a runas script gets unless `hooks.runas_env`
@@ -326,14 +330,18 @@ pub async fn run_script(run: ScriptRun<'_>) -> Result<ScriptOutcome, HookError> 
     })?;
     group.disarm();
 
-    let output_left_open = !output.drain(&record, run.output_grace).await;
+    let output_grace = match ended {
+        Some(_) => run.output_grace.min(KILLED_OUTPUT_GRACE),
+        None => run.output_grace,
+    };
+    let output_left_open = !output.drain(&record, output_grace).await;
     record.shoal(&format!("script {}", describe(status)));
     let mut warnings = Vec::new();
     if output_left_open {
         let warning = format!(
-            "a background process still held the script's stdout or stderr {:?} after it \
-             exited; its later output is not logged. Start daemons with `cmd > /dev/null 2>&1 &`",
-            run.output_grace
+            "a background process still held the script's stdout or stderr {output_grace:?} \
+             after it exited; its later output is not logged. Start daemons with \
+             `cmd > /dev/null 2>&1 &`"
         );
         warn!(hook.event = %run.event, script = %location, "script output left open");
         record.shoal(&warning);

@@ -97,7 +97,7 @@ pub(super) async fn stop_group(
 }
 
 pub(super) fn group_alive(pgid: Pid) -> bool {
-    killpg(pgid, None) != Err(Errno::ESRCH)
+    crate::execute::procs::group_running(pgid.as_raw())
 }
 
 pub(super) fn signal_group(pgid: Pid, signal: Signal) {
