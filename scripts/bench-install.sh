@@ -12,6 +12,9 @@
 #   dir-again   the same, deployed again over the first  vs  rm -rf DEST; tar -xf
 #   tgz-first   a .tar.gz bundle, first deployment       vs  tar -xzf into an empty directory
 #   tgz-again   the same, deployed again                 vs  rm -rf DEST; tar -xzf
+#   dir-next    the next release over the first, 1 file in 10 rewritten
+#                                                        vs  rm -rf DEST; tar -xf of the next
+#   dir-all     the same with every file rewritten       vs  rm -rf DEST; tar -xf of it
 #   large       a .tar bundle of the large tree, first   vs  tar -xf into an empty directory
 # For each, the DownloadBundle (unpack) and Install steps are shown against the same baseline.
 set -euo pipefail
@@ -57,6 +60,23 @@ YAML
   echo "$name bundle: $(find "$src" -type f | wc -l) files, $(du -sm "$src" | cut -f1) MiB"
 }
 
+# make_next NAME FROM EVERY: bundle NAME, FROM's with every EVERY-th file rewritten (same size).
+make_next() {
+  local name=$1 src=$work/$1/src
+  mkdir -p "$work/$name" && cp -a "$work/$2/src" "$src"
+  python3 - "$src/data" "$3" <<'PY'
+import os, random, sys
+root, every = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+files = sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
+for path in files[::every]:
+    size = os.path.getsize(path)
+    with open(path, "wb") as f:
+        f.write(rng.randbytes(size))
+PY
+  tar -cf "$work/$name.tar" -C "$src" .
+}
+
 now() { date +%s.%N; }
 secs() { awk "BEGIN{print $2 - $1}"; }
 # event_secs RECORD NAME: the duration of event NAME in a deployment record, in seconds.
@@ -72,13 +92,13 @@ add() { samples[$1]="${samples[$1]:-} $2"; }
 # the start of the next, then synced, so no step pays for another's deletions (the VM's ext4
 # is mounted with `discard`, which makes writes right after mass deletions slow).
 
-# baseline CASE NAME ARCHIVE FLAGS AGAIN: tar into a new directory; when AGAIN, into one that
-# already holds the content (timed: rm -rf and tar).
+# baseline CASE NAME ARCHIVE FLAGS AGAIN [BEFORE]: tar into a new directory; when AGAIN, into
+# one that already holds the content of BEFORE (default ARCHIVE) (timed: rm -rf and tar).
 baseline() {
-  local case=$1 out=$run/$1-tar archive=$3 flags=$4 again=$5 t0 t1
+  local case=$1 out=$run/$1-tar archive=$3 flags=$4 again=$5 before=${6:-$3} t0 t1
   mkdir -p "$out"
   if [ "$again" = again ]; then
-    tar "$flags" "$archive" -C "$out" && sync
+    tar "$flags" "$before" -C "$out" && sync
     t0=$(now); rm -rf "$out"; mkdir "$out"; tar "$flags" "$archive" -C "$out"; t1=$(now)
   else
     sync
@@ -87,32 +107,36 @@ baseline() {
   add "$case.tar" "$(secs "$t0" "$t1")"
 }
 
-# deploy CASE NAME BUNDLE AGAIN: shoal deploy into a new root; when AGAIN, the first
-# deployment is done before the clock.
+# deploy CASE NAME BUNDLE AGAIN [BEFORE]: shoal deploy into a new root; when AGAIN, a first
+# deployment of BEFORE (default BUNDLE) is done before the clock.
 deploy() {
-  local case=$1 bundle=$3 again=$4 root=$run/$1-root t0 t1 record
-  local shoal_deploy=("$shoal" deploy --bundle "$bundle" --root "$root" --group bench
-    --files-root "$run/$1-files")
+  local case=$1 bundle=$3 again=$4 before=${5:-$3} root=$run/$1-root t0 t1 record
+  local shoal_deploy=("$shoal" deploy --root "$root" --group bench --files-root "$run/$1-files")
   if [ "$again" = again ]; then
-    "${shoal_deploy[@]}" --revision r1 >/dev/null
+    "${shoal_deploy[@]}" --bundle "$before" --revision r1 >/dev/null
   fi
   sync
-  t0=$(now); "${shoal_deploy[@]}" --revision r2 >/dev/null; t1=$(now)
+  t0=$(now); "${shoal_deploy[@]}" --bundle "$bundle" --revision r2 >/dev/null; t1=$(now)
   add "$case.shoal" "$(secs "$t0" "$t1")"
   record=$(ls -t "$root"/bench/*/shoal-deployment.json | head -n 1)
   add "$case.unpack" "$(event_secs "$record" DownloadBundle)"
   add "$case.install" "$(event_secs "$record" Install)"
 }
 
+# run_case CASE NAME BUNDLE ARCHIVE FLAGS AGAIN [BEFORE-BUNDLE BEFORE-ARCHIVE]
 run_case() {
   local case=$1 name=$2 bundle=$3 archive=$4 flags=$5 again=$6
-  baseline "$case" "$name" "$archive" "$flags" "$again"
-  deploy "$case" "$name" "$bundle" "$again"
+  baseline "$case" "$name" "$archive" "$flags" "$again" "${8:-$archive}"
+  deploy "$case" "$name" "$bundle" "$again" "${7:-$bundle}"
 }
 
 for group in $cases; do
   case $group in
-    small) make_bundle small 5000 100 2000,6000,10000,14000,20000 ;;
+    small)
+      make_bundle small 5000 100 2000,6000,10000,14000,20000
+      make_next small-next small 10
+      make_next small-all small 1
+      ;;
     large) make_bundle large 20000 50 2000,8000,15000,25000,25000 ;;
   esac
 done
@@ -128,6 +152,10 @@ for round in $(seq "$rounds"); do
         run_case dir-again small "$work/small/src" "$work/small.tar" -xf again
         run_case tgz-first small "$work/small.tgz" "$work/small.tgz" -xzf first
         run_case tgz-again small "$work/small.tgz" "$work/small.tgz" -xzf again
+        run_case dir-next small-next "$work/small-next/src" "$work/small-next.tar" -xf again \
+          "$work/small/src" "$work/small.tar"
+        run_case dir-all small-all "$work/small-all/src" "$work/small-all.tar" -xf again \
+          "$work/small/src" "$work/small.tar"
         ;;
       large) run_case large large "$work/large.tar" "$work/large.tar" -xf first ;;
     esac
@@ -138,7 +166,7 @@ done
 printf '\n%-10s %9s %9s %7s %9s %7s %9s %7s\n' case baseline deploy ratio unpack ratio install ratio
 for group in $cases; do
   case $group in
-    small) names="dir-first dir-again tgz-first tgz-again" ;;
+    small) names="dir-first dir-again tgz-first tgz-again dir-next dir-all" ;;
     large) names="large" ;;
   esac
   for c in $names; do
