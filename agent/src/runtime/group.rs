@@ -48,6 +48,9 @@ pub(super) struct GroupTask {
     pub(super) retire: Stop,
     /// Look at the channel at once (a peer announced a release, or the target must be fetched).
     pub(super) check_soon: bool,
+    /// Probe the running revision at once (a deployment just succeeded: its health is news
+    /// for the mesh).
+    pub(super) probe_soon: bool,
     /// The health check of the running revision, and the deployment it was read from.
     pub(super) running_check: Option<(PathBuf, Option<HealthCheck>)>,
 }
@@ -123,6 +126,9 @@ impl GroupTask {
             }
             if std::mem::take(&mut self.check_soon) {
                 next_poll = Instant::now();
+            }
+            if std::mem::take(&mut self.probe_soon) {
+                next_health = self.health_interval().map(|_| Instant::now());
             }
             // A deployment may have brought a release with a check of its own.
             if next_health.is_none() {
@@ -202,6 +208,7 @@ impl GroupTask {
                             return;
                         }
                         self.count(&run, &ended);
+                        self.probe_soon |= matches!(ended, Ended::Succeeded { .. });
                         next = Some(Input::Ended(ended));
                     }
                     Work::CheckChannel(target) => {
@@ -386,7 +393,9 @@ impl GroupTask {
         // Logged when it changes, not at every probe.
         let mut was = Health::Unknown;
         self.show(|g| was = std::mem::replace(&mut g.health, health));
-        if was != health {
+        // Published when the planner's differs: the deployment's health window shows its
+        // probes on the status board, not to the mesh.
+        if self.keeper.read(|host| host.planner().health()) != health {
             self.advance(Input::Step(Event::Health(health))).await;
         }
         match &result {

@@ -143,6 +143,7 @@ impl Groups {
             stop: context.stop.clone(),
             retire,
             check_soon: false,
+            probe_soon: false,
             running_check: None,
         };
         let name = group.name.clone();

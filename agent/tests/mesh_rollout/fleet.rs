@@ -297,10 +297,15 @@ impl Fleet {
 
     /// Tags `revision` with a `shoal.yaml` carrying `policy`.
     pub fn publish_with_policy(&self, revision: &str, hooks: Hooks, policy: &str) {
-        self.commit(revision, hooks, Some(policy));
+        self.commit(revision, hooks, Some(&format!("rollout: {policy}\n")));
     }
 
-    fn commit(&self, revision: &str, hooks: Hooks, policy: Option<&str>) {
+    /// Tags `revision` with `release_file` as its `shoal.yaml`.
+    pub fn publish_with_release_file(&self, revision: &str, hooks: Hooks, release_file: &str) {
+        self.commit(revision, hooks, Some(release_file));
+    }
+
+    fn commit(&self, revision: &str, hooks: Hooks, release_file: Option<&str>) {
         let dir = self.repo.dir();
         let scripts = dir.join("scripts");
         fs::create_dir_all(&scripts).unwrap();
@@ -337,10 +342,8 @@ impl Fleet {
             fs::write(&path, text).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        match policy {
-            Some(policy) => {
-                fs::write(dir.join("shoal.yaml"), format!("rollout: {policy}\n")).unwrap()
-            }
+        match release_file {
+            Some(text) => fs::write(dir.join("shoal.yaml"), text).unwrap(),
             None => {
                 let _ = fs::remove_file(dir.join("shoal.yaml"));
             }
@@ -399,6 +402,11 @@ impl Fleet {
             .iter()
             .position(|h| h.id == id)
             .unwrap_or_else(|| panic!("no host {id}"))
+    }
+
+    /// The folder the hooks leave their marks in, which scripts and checks may read.
+    pub fn marks(&self) -> &Path {
+        &self.marks
     }
 
     pub fn hooks_log(&self) -> String {

@@ -156,6 +156,11 @@ impl Planner {
         &self.settings.node
     }
 
+    /// The health this host was last told of (what it publishes).
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
     /// What this host publishes as `g:<group>:state`.
     pub fn published(&self) -> Option<&GroupState> {
         self.memory.state.as_ref()
