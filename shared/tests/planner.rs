@@ -230,6 +230,50 @@ fn non_canaries_wait_for_healthy_canaries_and_for_promotion_when_asked() {
     group.hosts[other].command(Command::Promote).unwrap();
     let next = group.settle();
     assert_eq!(next.len(), 2, "promoted: max_parallel 2 follow: {next:?}");
+    // Again, here or on a host that heard of it: refused, saying so.
+    let third = (0..5).find(|i| *i != first[0] && *i != other).unwrap();
+    for host in [other, third] {
+        let again = group.hosts[host].command(Command::Promote);
+        assert!(
+            matches!(&again, Err(CommandError::Promoted(_))),
+            "host {host}: {again:?}"
+        );
+    }
+}
+
+#[test]
+fn a_halted_or_self_promoting_canary_deployment_refuses_a_promote() {
+    let mut group = Group::new(3);
+    let canary = Policy {
+        canary: Amount::Count(1),
+        auto_promote: false,
+        ..policy(Strategy::Canary)
+    };
+    let first = group.release("v2", &canary);
+    group.finish(
+        first[0],
+        Outcome::Failed {
+            reason: "ValidateService: exit 1".into(),
+            changed_host: true,
+        },
+    );
+    group.settle();
+    let other = (0..3).find(|i| *i != first[0]).unwrap();
+    let refused = group.hosts[other].command(Command::Promote);
+    let Err(CommandError::Halted { host, reason, .. }) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(host, group.hosts[first[0]].node());
+    assert!(reason.contains("ValidateService: exit 1"), "{reason}");
+
+    let mut group = Group::new(3);
+    let first = group.release("v3", &policy(Strategy::Canary));
+    let other = (0..3).find(|i| *i != first[0]).unwrap();
+    let refused = group.hosts[other].command(Command::Promote);
+    assert!(
+        matches!(&refused, Err(CommandError::AutoPromote(_))),
+        "{refused:?}"
+    );
 }
 
 #[test]

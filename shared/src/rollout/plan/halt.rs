@@ -37,8 +37,33 @@ impl Planner {
                 self.resume();
             }
             Command::Promote => {
-                if self.policy.as_ref().map(|p| p.strategy) != Some(Strategy::Canary) {
+                let Some(policy) = self
+                    .policy
+                    .as_ref()
+                    .filter(|p| p.strategy == Strategy::Canary)
+                else {
                     return Err(CommandError::NotCanary(target.id));
+                };
+                if let Some(halt) = self.halted() {
+                    return Err(CommandError::Halted {
+                        deployment: target.id,
+                        host: halt.host.clone(),
+                        reason: halt.reason.clone(),
+                    });
+                }
+                if self.memory.complete {
+                    return Err(CommandError::Complete(target.id));
+                }
+                if policy.auto_promote {
+                    return Err(CommandError::AutoPromote(target.id));
+                }
+                if self
+                    .memory
+                    .promote
+                    .as_ref()
+                    .is_some_and(|p| p.id == target.id)
+                {
+                    return Err(CommandError::Promoted(target.id));
                 }
                 self.memory.promote = Some(Promote {
                     id: target.id.clone(),

@@ -221,6 +221,27 @@ pub enum CommandError {
     /// Promote outside a canary deployment.
     #[error("deployment {0} is not a canary deployment")]
     NotCanary(String),
+    /// Promote of a halted deployment.
+    #[error(
+        "deployment {deployment} is halted ({host}: {reason}); nothing goes on until `shoal resume`"
+    )]
+    Halted {
+        /// The deployment.
+        deployment: String,
+        /// The host that halted it.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// Promote of a deployment every host finished.
+    #[error("deployment {0} is complete: every host runs it")]
+    Complete(String),
+    /// Promote of a deployment whose policy promotes it once its canaries are healthy.
+    #[error("deployment {0} promotes itself once its canaries are healthy (auto_promote: true)")]
+    AutoPromote(String),
+    /// A second promote.
+    #[error("deployment {0} is already promoted")]
+    Promoted(String),
     /// Forget of a node the group does not know.
     #[error(
         "{node} is not a member of this group as this host knows it; its members are {members}"
@@ -384,7 +405,11 @@ impl std::fmt::Display for Wait {
             Self::Promotion => f.write_str("canaries healthy; waiting for `shoal promote`"),
             Self::Step => f.write_str("waiting for the next linear step"),
             Self::Turn { busy, batch } => {
-                write!(f, "waiting for its turn ({busy} of {batch} slots taken)")
+                let hosts = if *busy == 1 { "host" } else { "hosts" };
+                write!(
+                    f,
+                    "waiting for its turn: {busy} {hosts} ahead of it or running, {batch} at a time"
+                )
             }
         }
     }
