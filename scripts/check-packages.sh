@@ -100,11 +100,12 @@ rpm_contents() {
   local files f
   files=$(rpm -qpl "$rpm")
   for f in /usr/bin/shoal /usr/lib/systemd/system/shoal.service /usr/share/man/man1/shoal.1.gz \
-    /usr/share/bash-completion/completions/shoal /usr/share/zsh/site-functions/_shoal; do
+    /usr/share/bash-completion/completions/shoal /usr/share/zsh/site-functions/_shoal \
+    /usr/share/doc/shoal/prometheus/alerts.yml; do
     grep -qx "$f" <<<"$files" || { echo "missing $f"; return 1; }
   done
 }
-check "rpm: contains the binary, unit, man page and completions" rpm_contents
+check "rpm: contains the binary, unit, man page, completions and alert rules" rpm_contents
 for tag in POSTIN PREUN POSTUN; do
   script=$(rpm -qp --qf "%{$tag}" "$rpm")
   check "rpm: %$tag script is POSIX sh" sh -n -c "$script"
@@ -214,10 +215,11 @@ if [ "$status" = 2 ] && [ "$(wc -l <<<"$refusal")" = 1 ] && grep -q "no groups" 
 else
   fail "shipped config: exit $status, expected 2 with one line: $refusal" "default config"
 fi
-check "man page, bash and zsh completions installed" $sudo test \
+check "man page, bash and zsh completions, alert rules installed" $sudo test \
   -s "$root/usr/share/man/man1/shoal.1.gz" \
   -a -s "$root/usr/share/bash-completion/completions/shoal" \
-  -a -s "$root/usr/share/zsh/vendor-completions/_shoal"
+  -a -s "$root/usr/share/zsh/vendor-completions/_shoal" \
+  -a -s "$root/usr/share/doc/shoal/prometheus/alerts.yml"
 # shellcheck disable=SC2016 # dpkg-query's own ${Field} syntax
 conffile() { in_root dpkg-query -W -f='${Conffiles}' shoal | grep -q ' /etc/shoal/agent.yaml '; }
 check "/etc/shoal/agent.yaml is a conffile" conffile

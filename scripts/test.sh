@@ -44,6 +44,22 @@ if ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check "prometheus_client>=0.20" >/dev/null
 fi
 
+# promtool checks and tests the shipped alert rules: taken from Debian's prometheus package,
+# unpacked into .venv/bin, not installed (so no Prometheus server is set up or started).
+if [ ! -x .venv/bin/promtool ]; then
+  echo "unpacking promtool from Debian's prometheus package into .venv/bin (once)"
+  unpack=$(mktemp -d)
+  if ! (cd "$unpack" && apt-get download prometheus >/dev/null 2>&1); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    (cd "$unpack" && apt-get download prometheus >/dev/null)
+  fi
+  dpkg-deb -x "$unpack"/prometheus_*.deb "$unpack/root"
+  cp "$unpack/root/usr/bin/promtool" .venv/bin/promtool
+  rm -rf "$unpack"
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

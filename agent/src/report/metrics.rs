@@ -1,15 +1,21 @@
 //! The agent's Prometheus metrics (OpenMetrics text via `prometheus-client`): deployments by
 //! group and result, hook durations by event, the current revision, refusals by reason, and
-//! channel polls and errors.
+//! channel polls and errors, counted as they happen; and the state at each scrape (halted,
+//! health, rollout step and progress, promote pending, mesh members), read from the status
+//! board, the fleet view and the planners (`encode_with`).
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use shoal_shared::status::{FleetGroup, GroupStatus, Health};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabels {
@@ -40,6 +46,200 @@ struct ReasonLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    group: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    group: String,
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberLabels {
+    state: String,
+}
+
+/// A gauge of seconds (timestamps, durations).
+type Seconds = Gauge<f64, AtomicU64>;
+
+/// The health states, each a series of `shoal_group_health` (one is 1).
+const HEALTH_STATES: [(Health, &str); 4] = [
+    (Health::None, "none"),
+    (Health::Unknown, "unknown"),
+    (Health::Healthy, "healthy"),
+    (Health::Unhealthy, "unhealthy"),
+];
+
+/// The rollout steps, each a series of `shoal_rollout_step` (one is 1 while there is a
+/// rollout).
+const STEPS: [&str; 6] = [
+    "waiting",
+    "running",
+    "done",
+    "failed",
+    "reverting",
+    "reverted",
+];
+
+/// Where a group's rollout stands on this host, from its planner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutGauges {
+    /// Its canaries are healthy and it waits for `shoal promote`.
+    pub promote_pending: bool,
+    /// When it last progressed (ms since the epoch), while one goes on and is not halted.
+    pub last_progress_ms: Option<u64>,
+    /// Its policy's `progress_deadline`.
+    pub progress_deadline: Option<Duration>,
+}
+
+/// One group's state at a scrape.
+pub struct GroupGauges<'a> {
+    /// What the status board shows of it.
+    pub status: &'a GroupStatus,
+    /// The group as the fleet view sees it.
+    pub fleet: Option<&'a FleetGroup>,
+    /// Its planner's rollout.
+    pub rollout: RolloutGauges,
+}
+
+/// The state families, cleared and set at each scrape.
+#[derive(Clone, Default)]
+struct StateFamilies {
+    halted: Family<GroupLabels, Gauge>,
+    health: Family<StateLabels, Gauge>,
+    step: Family<StepLabels, Gauge>,
+    promote_pending: Family<GroupLabels, Gauge>,
+    hosts_done: Family<GroupLabels, Gauge>,
+    hosts: Family<GroupLabels, Gauge>,
+    last_progress: Family<GroupLabels, Seconds>,
+    progress_deadline: Family<GroupLabels, Seconds>,
+    members: Family<MemberLabels, Gauge>,
+}
+
+impl StateFamilies {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "group_halted",
+            "Whether the group's rollout is halted as this host knows it (1) or not (0)",
+            self.halted.clone(),
+        );
+        registry.register(
+            "group_health",
+            "The group's health check on this host: 1 for its state (none: no check, unknown: not checked yet, healthy, unhealthy), 0 for the others",
+            self.health.clone(),
+        );
+        registry.register(
+            "rollout_step",
+            "This host's step in the group's rollout: 1 for its step, 0 for the others; all 0 without a rollout",
+            self.step.clone(),
+        );
+        registry.register(
+            "rollout_promote_pending",
+            "Whether the group's canaries are healthy and the rollout waits for `shoal promote` (1)",
+            self.promote_pending.clone(),
+        );
+        registry.register(
+            "rollout_hosts_done",
+            "Members of the group done with its newest deployment, as this host sees the fleet",
+            self.hosts_done.clone(),
+        );
+        registry.register(
+            "rollout_hosts",
+            "Members of the group, alive or dead, as this host sees the fleet",
+            self.hosts.clone(),
+        );
+        registry.register(
+            "rollout_last_progress_timestamp_seconds",
+            "When the group's rollout last progressed as this host saw it (while one goes on, not halted)",
+            self.last_progress.clone(),
+        );
+        registry.register(
+            "rollout_progress_deadline_seconds",
+            "The rollout's progress_deadline: how long it may go without progress",
+            self.progress_deadline.clone(),
+        );
+        registry.register(
+            "mesh_members",
+            "Mesh members this host sees, by state (alive, dead), itself included",
+            self.members.clone(),
+        );
+    }
+
+    fn clear(&self) {
+        self.halted.clear();
+        self.health.clear();
+        self.step.clear();
+        self.promote_pending.clear();
+        self.hosts_done.clear();
+        self.hosts.clear();
+        self.last_progress.clear();
+        self.progress_deadline.clear();
+        self.members.clear();
+    }
+
+    fn set(&self, group: &GroupGauges<'_>) {
+        let name = &group.status.name;
+        let labels = GroupLabels {
+            group: name.clone(),
+        };
+        let state = |state: &str| StateLabels {
+            group: name.clone(),
+            state: state.to_owned(),
+        };
+        let rollout = group.status.rollout.as_ref();
+        let halted = rollout.is_some_and(|r| r.halted.is_some())
+            || group.fleet.is_some_and(|f| f.halted.is_some());
+        self.halted.get_or_create(&labels).set(i64::from(halted));
+        for (health, shown) in HEALTH_STATES {
+            let on = i64::from(group.status.health == health);
+            self.health.get_or_create(&state(shown)).set(on);
+        }
+        for step in STEPS {
+            let on = i64::from(rollout.is_some_and(|r| r.step == step));
+            let labels = StepLabels {
+                group: name.clone(),
+                step: step.to_owned(),
+            };
+            self.step.get_or_create(&labels).set(on);
+        }
+        self.promote_pending
+            .get_or_create(&labels)
+            .set(i64::from(group.rollout.promote_pending));
+        if let Some(fleet) = group.fleet {
+            self.hosts_done
+                .get_or_create(&labels)
+                .set(count(fleet.done));
+            self.hosts.get_or_create(&labels).set(count(fleet.total));
+        }
+        if let Some(ms) = group.rollout.last_progress_ms {
+            #[allow(clippy::cast_precision_loss)] // ms since the epoch: exact below 2^53
+            self.last_progress
+                .get_or_create(&labels)
+                .set(ms as f64 / 1000.0);
+        }
+        if let Some(deadline) = group.rollout.progress_deadline {
+            self.progress_deadline
+                .get_or_create(&labels)
+                .set(deadline.as_secs_f64());
+        }
+    }
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Seconds since the epoch, now.
+fn now_seconds() -> f64 {
+    #[allow(clippy::cast_precision_loss)] // ms since the epoch: exact below 2^53
+    let seconds = crate::clock::now_ms() as f64 / 1000.0;
+    seconds
+}
+
 fn hook_histogram() -> Histogram {
     // 0.1 s … about 27 min.
     Histogram::new(exponential_buckets(0.1, 2.0, 15))
@@ -60,6 +260,11 @@ pub struct Metrics {
     ignored_halts: Family<GroupLabels, Counter>,
     gossip_dropped: Family<DropLabels, Counter>,
     duplicate_ids: Gauge,
+    last_poll_success: Family<GroupLabels, Seconds>,
+    last_deploy_success: Family<GroupLabels, Seconds>,
+    state: StateFamilies,
+    /// One scrape at a time sets the state families and encodes them.
+    scrape: Arc<Mutex<()>>,
 }
 
 /// Why a gossip datagram was dropped.
@@ -137,7 +342,30 @@ impl Metrics {
             "Node ids that several live hosts gossip under, as this host sees the mesh (each needs its own node.id)",
             duplicate_ids.clone(),
         );
+        let last_poll_success = Family::<GroupLabels, Seconds>::default();
+        registry.register(
+            "channel_last_success_timestamp_seconds",
+            "When the group's channel was last checked without error",
+            last_poll_success.clone(),
+        );
+        let last_deploy_success = Family::<GroupLabels, Seconds>::default();
+        registry.register(
+            "deployment_last_success_timestamp_seconds",
+            "When a deployment of the group last succeeded on this host (since the agent started)",
+            last_deploy_success.clone(),
+        );
+        registry.register(
+            "build",
+            "The shoal build (value 1)",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        let state = StateFamilies::default();
+        state.register(&mut registry);
         Self {
+            last_poll_success,
+            last_deploy_success,
+            state,
+            scrape: Arc::default(),
             ignored_halts,
             gossip_dropped,
             duplicate_ids,
@@ -160,6 +388,14 @@ impl Metrics {
             result: result.to_owned(),
         };
         self.deployments.get_or_create(&labels).inc();
+        if result == "succeeded" {
+            let group = GroupLabels {
+                group: group.to_owned(),
+            };
+            self.last_deploy_success
+                .get_or_create(&group)
+                .set(now_seconds());
+        }
     }
 
     /// A lifecycle event of `group` took `seconds`.
@@ -207,7 +443,11 @@ impl Metrics {
             group: group.to_owned(),
         };
         self.polls.get_or_create(&labels).inc();
-        if !ok {
+        if ok {
+            self.last_poll_success
+                .get_or_create(&labels)
+                .set(now_seconds());
+        } else {
             self.poll_errors.get_or_create(&labels).inc();
         }
     }
@@ -261,6 +501,23 @@ impl Metrics {
                 .inner()
                 .store(*count, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// The OpenMetrics text exposition with the state of `groups` and of the mesh's members
+    /// (`alive`, `dead`) as they are now.
+    pub fn encode_with(&self, groups: &[GroupGauges<'_>], members: (usize, usize)) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
+        self.state.clear();
+        for group in groups {
+            self.state.set(group);
+        }
+        for (state, n) in [("alive", members.0), ("dead", members.1)] {
+            let labels = MemberLabels {
+                state: state.to_owned(),
+            };
+            self.state.members.get_or_create(&labels).set(count(n));
+        }
+        self.encode()
     }
 
     /// The OpenMetrics text exposition (ends with `# EOF`).

@@ -6,12 +6,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use shoal_shared::gossip::GroupValues;
+use shoal_shared::rollout::plan::Wait;
 use shoal_shared::rollout::{Command, GroupHost};
 use tokio::sync::Notify;
 use tracing::error;
 
 use super::journal::{JournalError, JournalFile};
 use crate::report::http::{Steer, SteerError};
+use crate::report::metrics::RolloutGauges;
 
 /// A group's host and its journal file.
 #[derive(Clone)]
@@ -85,6 +87,24 @@ impl Steer for Keeper {
 
     fn values(&self) -> GroupValues {
         self.read(|host| host.planner().values())
+    }
+
+    fn rollout(&self) -> RolloutGauges {
+        self.read(|host| {
+            let planner = host.planner();
+            let promote_pending = matches!(planner.wait(), Wait::Promotion);
+            // Standing still counts only where nobody is asked to act: not once complete,
+            // halted (an alert of its own) or waiting for a promote (one too).
+            let going = planner.target().is_some()
+                && !planner.complete()
+                && planner.halted().is_none()
+                && !promote_pending;
+            RolloutGauges {
+                promote_pending,
+                last_progress_ms: going.then(|| planner.advanced_at()),
+                progress_deadline: planner.policy().map(|p| p.progress_deadline),
+            }
+        })
     }
 }
 

@@ -1,12 +1,15 @@
 //! `GET /metrics` read by the real OpenMetrics parser (`prometheus_client` in `.venv`), so the
 //! exposition is proven to be what Prometheus accepts, not only what it looks like.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use shoal_tests::poll_until;
 
 use crate::Agent;
+use crate::daemon::{DEPLOY, Hooks, Host, said};
 
 /// Prints the families the parser found as JSON: name, type, and samples as [name, labels, value].
 const PARSE: &str = r#"
@@ -137,4 +140,171 @@ fn metrics_are_valid_openmetrics_with_every_family() {
         ),
         1.0
     );
+}
+
+/// Every sample name in `families`.
+fn sample_names(families: &[Value]) -> BTreeSet<String> {
+    families
+        .iter()
+        .flat_map(|f| f["samples"].as_array().unwrap().iter())
+        .map(|s| s[0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The state families on a real agent as its first release is done, halted by the operator,
+/// and a second one runs; and every series the shipped alert rules read is one it exports.
+#[test]
+fn state_metrics_follow_a_real_agent_and_the_alert_rules_read_them() {
+    let host = Host::start();
+    let scrape = || {
+        let reply = host.agent.get("/metrics").unwrap();
+        assert_eq!(reply.status, 200);
+        parse(&reply.body)
+    };
+    let web = json!({"group": "web"});
+    let web_in = |label: &str, value: &str| json!({"group": "web", label: value});
+    let gauge = |families: &[Value], name: &str, labels: &Value| {
+        sample(family(families, name), name, labels)
+    };
+    let started = shoal_agent::clock::now_ms() as f64 / 1000.0;
+    host.publish("v1.0.0", Hooks::Good);
+    host.wait_web("v1.0.0 deployed", |g| {
+        g["current_revision"] == "v1.0.0" && g["rollout"]["step"] == "done"
+    });
+
+    let done = scrape();
+    let version = json!({"version": env!("CARGO_PKG_VERSION")});
+    assert_eq!(
+        sample(family(&done, "shoal_build"), "shoal_build_info", &version),
+        1.0
+    );
+    assert_eq!(gauge(&done, "shoal_group_halted", &web), 0.0);
+    assert_eq!(
+        gauge(&done, "shoal_group_health", &web_in("state", "none")),
+        1.0
+    );
+    assert_eq!(
+        gauge(&done, "shoal_group_health", &web_in("state", "healthy")),
+        0.0
+    );
+    assert_eq!(
+        gauge(&done, "shoal_rollout_step", &web_in("step", "done")),
+        1.0
+    );
+    assert_eq!(
+        gauge(&done, "shoal_rollout_step", &web_in("step", "running")),
+        0.0
+    );
+    assert_eq!(gauge(&done, "shoal_rollout_promote_pending", &web), 0.0);
+    assert_eq!(gauge(&done, "shoal_rollout_hosts_done", &web), 1.0);
+    assert_eq!(gauge(&done, "shoal_rollout_hosts", &web), 1.0);
+    assert_eq!(
+        gauge(&done, "shoal_mesh_members", &json!({"state": "alive"})),
+        1.0
+    );
+    assert_eq!(
+        gauge(&done, "shoal_mesh_members", &json!({"state": "dead"})),
+        0.0
+    );
+    let now = shoal_agent::clock::now_ms() as f64 / 1000.0;
+    for name in [
+        "shoal_channel_last_success_timestamp_seconds",
+        "shoal_deployment_last_success_timestamp_seconds",
+    ] {
+        let at = gauge(&done, name, &web);
+        assert!(
+            (started..=now).contains(&at),
+            "{name} {at} not in {started}..{now}"
+        );
+    }
+    assert!(
+        !sample_names(&done).contains("shoal_rollout_last_progress_timestamp_seconds"),
+        "a complete rollout does not stand still"
+    );
+
+    let out = host.shoal(&["halt", "web"]);
+    assert!(out.status.success(), "{}", said(&out).1);
+    let halted = poll_until(DEPLOY, || {
+        let families = scrape();
+        (gauge(&families, "shoal_group_halted", &web) == 1.0).then_some(families)
+    })
+    .expect("the halt shows in the metrics");
+
+    host.publish("v2.0.0", Hooks::BlockBeforeInstall);
+    host.wait_blocked("v2.0.0");
+    let running = scrape();
+    host.let_go();
+    assert_eq!(
+        gauge(&running, "shoal_group_halted", &web),
+        0.0,
+        "a newer release clears it"
+    );
+    assert_eq!(
+        gauge(&running, "shoal_rollout_step", &web_in("step", "running")),
+        1.0
+    );
+    let advanced = gauge(
+        &running,
+        "shoal_rollout_last_progress_timestamp_seconds",
+        &web,
+    );
+    assert!(advanced >= started, "{advanced}");
+    assert_eq!(
+        gauge(&running, "shoal_rollout_progress_deadline_seconds", &web),
+        600.0,
+        "the default progress_deadline"
+    );
+
+    let exported: BTreeSet<String> = [done, halted, running]
+        .iter()
+        .flat_map(|f| sample_names(f))
+        .collect();
+    let rules = std::fs::read_to_string(
+        shoal_tests::workspace_root().join("packaging/prometheus/alerts.yml"),
+    )
+    .unwrap();
+    let read: BTreeSet<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("shoal_"))
+        .collect();
+    assert!(read.len() >= 8, "{read:?}");
+    for name in read {
+        assert!(
+            exported.contains(name),
+            "alerts.yml reads {name}, which the agent does not export: {exported:?}"
+        );
+    }
+}
+
+/// The shipped alert rules pass Prometheus's own checks and their test cases.
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let root = shoal_tests::workspace_root();
+    let dir = root.join("packaging/prometheus");
+    let promtool = root.join(".venv/bin/promtool");
+    let found = Command::new(&promtool).arg("--version").output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        panic!(
+            "{} does not run: run scripts/test.sh once (it unpacks it from Debian's prometheus \
+             package)",
+            promtool.display()
+        );
+    }
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

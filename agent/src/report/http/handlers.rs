@@ -17,6 +17,7 @@ use super::reply::{Asked, Body, error, json, text};
 use super::state::ServerState;
 use super::{LOG_RESULT_HEADER, LOG_SIZE_HEADER, Route, control, fleet, page, private};
 use crate::report::deployments::{self, DeploymentsError, LogSlice};
+use crate::report::metrics::GroupGauges;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
@@ -39,13 +40,7 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
         Route::Fleet => json(StatusCode::OK, &fleet::fleet(state).await),
         Route::Page => fleet_page(state).await,
         Route::Control { ref group, action } => control::answer(state, group, action, &asked).await,
-        Route::Metrics => {
-            if let Some(mesh) = &state.mesh {
-                state.metrics.set_gossip_dropped(&mesh.dropped());
-                state.metrics.set_duplicate_ids(mesh.duplicates().len());
-            }
-            text(StatusCode::OK, OPENMETRICS, state.metrics.encode())
-        }
+        Route::Metrics => text(StatusCode::OK, OPENMETRICS, metrics(state).await),
         Route::Deployments => {
             let root = state.deployment_root.clone();
             match blocking(move || deployments::list(&root)).await {
@@ -251,4 +246,31 @@ async fn blocking<T: Send + 'static>(
             Err(BlockingError::Panicked)
         }
     }
+}
+
+/// The metrics, with the state as it is now.
+async fn metrics(state: &ServerState) -> String {
+    if let Some(mesh) = &state.mesh {
+        state.metrics.set_gossip_dropped(&mesh.dropped());
+        state.metrics.set_duplicate_ids(mesh.duplicates().len());
+    }
+    let fleet = fleet::fleet(state).await;
+    let status = state.board.snapshot();
+    let steered = state.groups.all();
+    let groups: Vec<GroupGauges<'_>> = status
+        .groups
+        .iter()
+        .map(|group| GroupGauges {
+            status: group,
+            fleet: fleet.groups.iter().find(|f| f.name == group.name),
+            rollout: steered
+                .iter()
+                .find(|(name, _)| *name == group.name)
+                .map(|(_, steer)| steer.rollout())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let alive = fleet.nodes.iter().filter(|node| node.alive).count();
+    let dead = fleet.nodes.len() - alive;
+    state.metrics.encode_with(&groups, (alive, dead))
 }

@@ -5,6 +5,8 @@ use shoal_shared::gossip::GroupValues;
 use shoal_shared::rollout::Command;
 use shoal_shared::rollout::plan::CommandError;
 
+use crate::report::metrics::RolloutGauges;
+
 /// One group, as the endpoint steers and shows it.
 pub trait Steer: Send + Sync {
     /// Records `command` on this host, durably, and wakes the group, which publishes it to
@@ -13,6 +15,9 @@ pub trait Steer: Send + Sync {
 
     /// What this host publishes about the group now.
     fn values(&self) -> GroupValues;
+
+    /// Where the group's rollout stands, for the metrics.
+    fn rollout(&self) -> RolloutGauges;
 }
 
 /// Why an operator command was not recorded.

@@ -64,6 +64,10 @@ pub struct Planner {
     hinted: BTreeSet<Target>,
     /// Done hosts counted and when that count last rose (progress deadline).
     progress: (usize, Millis),
+    /// When the target last advanced: it arrived, or a host finished (or none was left to).
+    /// Unlike `progress`, not moved while the deadline is not judged (halted, waiting for a
+    /// promote, cut off from a majority): it tells how long a rollout has stood still.
+    advanced: Millis,
     /// Linear: the step found open and when it opened.
     linear_open: Option<(usize, Millis)>,
     /// The order of the members for the target: (deployment id, members, order).
@@ -123,6 +127,7 @@ impl Planner {
             heard: BTreeSet::new(),
             hinted: BTreeSet::new(),
             progress: (0, now),
+            advanced: now,
             linear_open: None,
             order: None,
             wait: Wait::Nothing,
@@ -154,6 +159,12 @@ impl Planner {
     /// This host's node id.
     pub fn node(&self) -> &str {
         &self.settings.node
+    }
+
+    /// When the target's rollout last advanced, as this host saw it (ms since the epoch): it
+    /// arrived, or a host finished it.
+    pub fn advanced_at(&self) -> Millis {
+        self.advanced
     }
 
     /// The health this host was last told of (what it publishes).

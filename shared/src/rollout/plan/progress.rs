@@ -44,6 +44,7 @@ impl Planner {
         self.policy = Some(policy);
         self.fetched = Some(target.id.clone());
         self.progress = (0, now);
+        self.advanced = now;
         self.linear_open = None;
         let broken = self.memory.broken;
         let state = self.state_mut();
@@ -282,6 +283,7 @@ impl Planner {
         }
         if done > self.progress.0 || !open {
             self.progress = (done.max(self.progress.0), now);
+            self.advanced = now;
             return;
         }
         let deadline = policy.progress_deadline;
