@@ -16,12 +16,13 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::sys::stat::{FileStat, SFlag, fstat};
-use nix::unistd::{UnlinkatFlags, getegid, geteuid, unlinkat};
+use nix::sys::stat::{FileStat, SFlag};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::error::InstallError;
-use super::held::{self, Held};
-use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
+use super::held::Held;
+use super::{fresh, remove};
+use crate::execute::walk::{self, Dir, FileId, LastDir};
 
 const SELINUX_PREFIX: &str = "semanage\0";
 
@@ -83,7 +84,7 @@ fn hold_or_remove(
     ended: SystemTime,
     held: &mut Held,
 ) -> Result<usize, InstallError> {
-    let Some((dir, name)) = parent(dirs, path)? else {
+    let Some((dir, name)) = remove::parent(dirs, path)? else {
         return Ok(0);
     };
     let stat = match dir.lstat(name) {
@@ -97,7 +98,7 @@ fn hold_or_remove(
         return Ok(0);
     }
     if kind != SFlag::S_IFDIR || held.is_empty() {
-        return unlink(dir, name, kind, path).map(usize::from);
+        return remove::unlink(dir, name, kind, path).map(usize::from);
     }
     match unlinkat(dir.fd(), name, UnlinkatFlags::RemoveDir) {
         Ok(()) => Ok(1),
@@ -109,7 +110,7 @@ fn hold_or_remove(
             Kept::Foreign => Ok(0),
             Kept::Changed => {
                 let released = held.release_under(path)?;
-                Ok(released + usize::from(unlink(dir, name, kind, path)?))
+                Ok(released + usize::from(remove::unlink(dir, name, kind, path)?))
             }
         },
         Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(0),
@@ -148,28 +149,11 @@ fn judge(dir: &Dir, name: &OsStr, path: &Path, held: &Held) -> Kept {
     if !only_held {
         return Kept::Foreign;
     }
-    if as_made(dir, &child) {
+    if fresh::dir_as_made(dir, &child) {
         Kept::Held(child.id())
     } else {
         Kept::Changed
     }
-}
-
-/// Whether directory `child` of `parent` has the owner, mode and (no) extended attributes a
-/// `mkdir` of the installer would give it.
-fn as_made(parent: &Dir, child: &Dir) -> bool {
-    let (Ok(stat), Ok(above)) = (fstat(child.fd()), fstat(parent.fd())) else {
-        return false;
-    };
-    let (uid, gid) = held::new_owner(&above, (geteuid(), getegid()));
-    let mode = (0o777 & !super::copy::umask()) | (above.st_mode & 0o2000);
-    (stat.st_uid, stat.st_gid) == (uid.as_raw(), gid.as_raw())
-        && stat.st_mode & 0o7777 == mode
-        && child
-            .fd()
-            .try_clone_to_owned()
-            .is_ok_and(|fd| held::no_xattrs(&File::from(fd)))
-        && !held::default_acl(parent)
 }
 
 /// When the inode last changed (its content, mode, owner, links or extended attributes).
@@ -182,54 +166,6 @@ fn changed(stat: &FileStat) -> SystemTime {
         }
     };
     at(stat.st_ctime, stat.st_ctime_nsec)
-}
-
-/// The safely opened parent of `path` and its name in it; `None` when it is gone or cannot be
-/// reached safely (left in place).
-fn parent<'d, 'p>(
-    dirs: &'d mut LastDir,
-    path: &'p Path,
-) -> Result<Option<(&'d Dir, &'p OsStr)>, InstallError> {
-    let Some((parent, name)) = walk::split(path) else {
-        return Ok(None);
-    };
-    match dirs.open(parent, None) {
-        Ok(dir) => Ok(Some((dir, name))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e @ WalkError::Io { .. }) => Err(e.into()),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "left in place by the cleanup");
-            Ok(None)
-        }
-    }
-}
-
-/// Removes `path` (a directory only when empty) through its safely opened parent; returns
-/// whether it was there to remove.
-pub(super) fn remove(dirs: &mut LastDir, path: &Path) -> Result<bool, InstallError> {
-    let Some((dir, name)) = parent(dirs, path)? else {
-        return Ok(false);
-    };
-    match dir.lstat(name) {
-        Ok(stat) => unlink(dir, name, walk::kind(&stat), path),
-        Err(Errno::ENOENT) => Ok(false),
-        Err(e) => Err(InstallError::io("inspect", path, e.into())),
-    }
-}
-
-/// Unlinks entry `name` of `dir`, seen as `kind`.
-fn unlink(dir: &Dir, name: &OsStr, kind: SFlag, path: &Path) -> Result<bool, InstallError> {
-    let flag = match kind {
-        SFlag::S_IFDIR => UnlinkatFlags::RemoveDir,
-        _ => UnlinkatFlags::NoRemoveDir,
-    };
-    match unlinkat(dir.fd(), name, flag) {
-        Ok(()) => Ok(true),
-        Err(Errno::ENOENT | Errno::ENOTEMPTY | Errno::EEXIST) => Ok(false),
-        // Swapped between the look and the unlink: left for the next cleanup.
-        Err(Errno::EISDIR | Errno::ENOTDIR) => Ok(false),
-        Err(e) => Err(InstallError::io("remove", path, e.into())),
-    }
 }
 
 fn remove_selinux_context(path: &Path) {

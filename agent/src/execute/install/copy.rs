@@ -14,12 +14,13 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::fs::{FileExt as _, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::error::InstallError;
-use super::held::{self, Held};
+use super::fresh::{self, umask};
+use super::held::Held;
 use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{Mode, SFlag};
@@ -222,7 +223,7 @@ fn unchanged(
     let Ok(parent) = nix::sys::stat::fstat(dir.fd()) else {
         return false;
     };
-    let (uid, gid) = given_away(meta, me).unwrap_or_else(|| held::new_owner(&parent, me));
+    let (uid, gid) = given_away(meta, me).unwrap_or_else(|| fresh::new_owner(&parent, me));
     let same_inode = FileId::of(&stat) == id
         && walk::kind(&stat) == SFlag::S_IFREG
         && stat.st_nlink == 1
@@ -230,8 +231,8 @@ fn unchanged(
         && stat.st_mode & 0o7777 == meta.mode() & 0o7777
         && (stat.st_uid, stat.st_gid) == (uid.as_raw(), gid.as_raw());
     if !same_inode
-        || !held::no_xattrs(&file)
-        || held::default_acl(dir)
+        || !fresh::no_xattrs(&file)
+        || fresh::default_acl(dir)
         || !same_bytes(from, &file, meta.len(), buffer)
     {
         return false;
@@ -284,21 +285,6 @@ fn copy_bytes(mut from: &File, mut to: &File, buffer: &mut [u8]) -> io::Result<u
         to.write_all(&buffer[..n])?;
         copied += n as u64;
     }
-}
-
-/// The process umask, read once from `/proc/self/status` (reading it with `umask(2)` would
-/// change it for a moment under other threads). Unknown means "assume everything is masked".
-pub(super) fn umask() -> u32 {
-    static UMASK: OnceLock<u32> = OnceLock::new();
-    *UMASK.get_or_init(|| {
-        fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-                u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
-            })
-            .unwrap_or(0o777)
-    })
 }
 
 /// Creates entry `name` of `dir` with `create`; when something is already there, creates a

@@ -14,17 +14,11 @@
 //! owner and extended attributes); otherwise it is replaced as any existing file is.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use nix::sys::stat::FileStat;
-use nix::unistd::{Gid, Uid};
-use xattr::FileExt as _;
-
-use super::cleanup;
 use super::error::InstallError;
-use super::plan::{Instruction, Plan};
-use crate::execute::walk::{Dir, FileId, LastDir};
+use super::remove;
+use crate::execute::walk::{FileId, LastDir};
 
 /// Paths held back from the cleanup.
 #[derive(Debug, Default)]
@@ -65,17 +59,14 @@ impl Held {
         self.dirs.get(path).copied()
     }
 
-    /// Removes what `plan` does not make again: a held file it does not copy to, a held
-    /// directory it does not create. Returns how many paths were removed, and what stays held.
-    pub(super) fn release(self, plan: &Plan) -> Result<(usize, Held), InstallError> {
-        let mut copies = HashSet::new();
-        let mut mkdirs = HashSet::new();
-        for instruction in &plan.instructions {
-            match instruction {
-                Instruction::Copy { destination, .. } => copies.insert(destination.as_path()),
-                Instruction::Mkdir { directory } => mkdirs.insert(directory.as_path()),
-            };
-        }
+    /// Removes what the plan does not make again: a held file it does not copy to (`copies`),
+    /// a held directory it does not create (`mkdirs`). Returns how many paths were removed,
+    /// and what stays held.
+    pub(super) fn release(
+        self,
+        copies: &HashSet<&Path>,
+        mkdirs: &HashSet<&Path>,
+    ) -> Result<(usize, Held), InstallError> {
         let mut removed = 0;
         let mut kept = Held::default();
         let mut dirs = LastDir::default();
@@ -88,7 +79,7 @@ impl Held {
                 && mkdirs.contains(path.as_path())
             {
                 kept.hold_dir(path, id);
-            } else if cleanup::remove(&mut dirs, path)? {
+            } else if remove::remove(&mut dirs, path)? {
                 removed += 1;
             }
         }
@@ -106,7 +97,7 @@ impl Held {
         for path in under {
             self.files.remove(&path);
             self.dirs.remove(&path);
-            if cleanup::remove(&mut dirs, &path)? {
+            if remove::remove(&mut dirs, &path)? {
                 removed += 1;
             }
         }
@@ -115,36 +106,7 @@ impl Held {
 
     /// Removes everything held (the install stopped before writing anything).
     pub(super) fn release_all(self) -> Result<usize, InstallError> {
-        self.release(&Plan::default()).map(|(removed, _)| removed)
-    }
-}
-
-/// The owner of what `me` makes in directory `parent`: its own, with the group of a setgid
-/// directory.
-pub(super) fn new_owner(parent: &FileStat, me: (Uid, Gid)) -> (Uid, Gid) {
-    if parent.st_mode & 0o2000 != 0 {
-        (me.0, Gid::from_raw(parent.st_gid))
-    } else {
-        me
-    }
-}
-
-/// Whether `file` has no extended attributes (a filesystem without them has none).
-pub(super) fn no_xattrs(file: &File) -> bool {
-    match file.list_xattr() {
-        Ok(mut names) => names.next().is_none(),
-        Err(e) => e.raw_os_error() == Some(nix::libc::EOPNOTSUPP),
-    }
-}
-
-/// Whether directory `dir` has a default ACL, which what is made in it inherits (or it
-/// cannot be told).
-pub(super) fn default_acl(dir: &Dir) -> bool {
-    let Ok(fd) = dir.fd().try_clone_to_owned() else {
-        return true;
-    };
-    match File::from(fd).get_xattr("system.posix_acl_default") {
-        Ok(found) => found.is_some(),
-        Err(e) => e.raw_os_error() != Some(nix::libc::EOPNOTSUPP),
+        self.release(&HashSet::new(), &HashSet::new())
+            .map(|(removed, _)| removed)
     }
 }

@@ -12,9 +12,11 @@ mod acl;
 mod cleanup;
 mod copy;
 mod error;
+mod fresh;
 mod held;
 mod permissions;
 mod plan;
+mod remove;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -89,7 +91,8 @@ pub fn install(
             return Err(e);
         }
     };
-    let (released, held) = held.release(&plan)?;
+    let (copy_to, mkdirs) = plan.made();
+    let (released, held) = held.release(&copy_to, &mkdirs)?;
     removed += released;
     tracing::debug!(elapsed = ?started.elapsed(), removed, steps = plan.instructions.len(), "install planned");
     let installed: Vec<&Path> = plan.installed().collect();

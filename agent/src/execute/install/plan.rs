@@ -58,6 +58,19 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The files it copies to, and the directories it creates.
+    pub(super) fn made(&self) -> (HashSet<&Path>, HashSet<&Path>) {
+        let mut copies = HashSet::new();
+        let mut mkdirs = HashSet::new();
+        for instruction in &self.instructions {
+            match instruction {
+                Instruction::Copy { destination, .. } => copies.insert(destination.as_path()),
+                Instruction::Mkdir { directory } => mkdirs.insert(directory.as_path()),
+            };
+        }
+        (copies, mkdirs)
+    }
+
     /// The paths this install creates or overwrites (what permissions may apply to).
     pub fn installed(&self) -> impl Iterator<Item = &Path> {
         self.instructions.iter().map(|i| match i {
