@@ -17,7 +17,7 @@ use hyper::{Method, Response, StatusCode};
 use shoal_shared::status::ErrorBody;
 
 use super::exit;
-use crate::config::{self, ConfigError, Settings};
+use crate::config::{self, ClientSettings, ConfigError};
 use crate::net::{self, GetError};
 
 /// How long connecting and getting the response head may take, and then each piece of body.
@@ -133,12 +133,14 @@ impl AgentArgs {
         self.agent_from(settings.as_ref())
     }
 
-    /// The config, when `needed`.
-    fn settings(&self, needed: bool) -> Result<Option<Settings>, ConfigError> {
-        needed.then(|| config::load(&self.config)).transpose()
+    /// What a client needs of the config, when `needed` (never its root-only files).
+    fn settings(&self, needed: bool) -> Result<Option<ClientSettings>, ConfigError> {
+        needed
+            .then(|| config::load_client(&self.config))
+            .transpose()
     }
 
-    fn agent_from(&self, settings: Option<&Settings>) -> Result<Agent, ConfigError> {
+    fn agent_from(&self, settings: Option<&ClientSettings>) -> Result<Agent, ConfigError> {
         if let Some(addr) = self.addr {
             return Ok(Agent {
                 addr,
@@ -150,11 +152,11 @@ impl AgentArgs {
         let settings = match settings {
             Some(settings) => settings,
             None => {
-                loaded = config::load(&self.config)?;
+                loaded = config::load_client(&self.config)?;
                 &loaded
             }
         };
-        let mut addr = settings.status.listen;
+        let mut addr = settings.listen;
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -164,7 +166,7 @@ impl AgentArgs {
         Ok(Agent {
             addr,
             hint: format!("status.listen in {}", self.config.display()),
-            control: Some(crate::report::http::control_socket(&settings.node.data_dir)),
+            control: Some(crate::report::http::control_socket(&settings.data_dir)),
         })
     }
 }

@@ -245,6 +245,59 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     parse(path, &text)
 }
 
+/// What a client (`shoal status`, `fleet`, `logs`) needs of the agent's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// `status.listen`.
+    pub listen: SocketAddr,
+    /// `node.data_dir`.
+    pub data_dir: PathBuf,
+}
+
+/// Reads the config at `path` for a client: its shape is checked, but nothing it names is
+/// read, so a user who may read the config and not the root-only files it names (the mesh's
+/// key, the admin token) can still ask the agent.
+pub fn load_client(path: &Path) -> Result<ClientSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let raw = read_raw(path, &text)?;
+    let data_dir = raw
+        .node
+        .data_dir
+        .as_deref()
+        .unwrap_or(Path::new(DEFAULT_DATA_DIR));
+    Ok(ClientSettings {
+        listen: raw.status.listen.map_or_else(
+            || DEFAULT_LISTEN.parse().expect("the default address parses"),
+            |a| a.0,
+        ),
+        data_dir: resolve_from(path, data_dir),
+    })
+}
+
+/// `text` as the file `path` holds it, before any check of the values.
+fn read_raw(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let (line, message) = split_location(&e.to_string(), text);
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            message,
+        }
+    })
+}
+
+/// `p` as the config file `path` means it: relative paths are taken from its directory.
+fn resolve_from(path: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
 /// Checks `text` as the config file `path` (which relative paths are taken from).
 pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     let invalid = |line: Option<u64>, message: String| ConfigError::Invalid {
@@ -252,18 +305,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         line,
         message,
     };
-    let raw: ConfigFile = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, message) = split_location(&e.to_string(), text);
-        invalid(line, message)
-    })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let resolve = |p: &Path| -> PathBuf {
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            base.join(p)
-        }
-    };
+    let raw = read_raw(path, text)?;
+    let resolve = |p: &Path| resolve_from(path, p);
 
     let id = match &raw.node.id {
         Some(id) => {

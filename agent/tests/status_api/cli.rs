@@ -315,3 +315,66 @@ fn control_characters_from_the_agent_are_shown_escaped() {
         "[AfterInstall] [stdout] \\u{1b}]0;pwned\\u{7}done\\u{9b}2J\n\tok\n"
     );
 }
+
+/// On a packaged host the config is world-readable and the mesh key root's alone: a user who
+/// may not read the key still gets `shoal status` and `shoal fleet`, which read only where the
+/// agent listens.
+#[test]
+fn status_and_fleet_work_for_a_user_who_cannot_read_the_mesh_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to create a user and a root-only key");
+        return;
+    }
+    let user = shoal_tests::users::ThrowawayUser::create();
+    let agent = busy_agent();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = dir.path().join("gossip.key");
+    let made = shoal()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::write(dir.path().join("allowed_signers"), "").unwrap();
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "status:\n  listen: \"127.0.0.1:{}\"\nmesh:\n  name: prod\n  key_file: gossip.key\n\
+             groups:\n  - name: web\n    channel:\n      store:\n        url: file:///srv/releases\n\
+             \x20   allowed_signers: allowed_signers\n",
+            agent.addr.port()
+        ),
+    )
+    .unwrap();
+    // The user must be able to run the binary, wherever the checkout is.
+    let bin = dir.path().join("shoal");
+    std::fs::copy(env!("CARGO_BIN_EXE_shoal"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for command in ["status", "fleet"] {
+        let out = Command::new("setpriv")
+            .arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", user.gid))
+            .args(["--clear-groups", "--"])
+            .arg(&bin)
+            .args([command, "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`shoal {command}` as {}: {}",
+            user.name,
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("web-1"), "{}", text(&out.stdout));
+    }
+}
