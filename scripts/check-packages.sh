@@ -101,11 +101,13 @@ rpm_contents() {
   files=$(rpm -qpl "$rpm")
   for f in /usr/bin/shoal /usr/lib/systemd/system/shoal.service /usr/share/man/man1/shoal.1.gz \
     /usr/share/bash-completion/completions/shoal /usr/share/zsh/site-functions/_shoal \
-    /usr/share/doc/shoal/prometheus/alerts.yml; do
+    /usr/share/doc/shoal/prometheus/alerts.yml /usr/share/doc/shoal/grafana/shoal.json \
+    /usr/share/doc/shoal/README.md /usr/share/doc/shoal/docs/configuration.md \
+    /usr/share/doc/shoal/examples/config/two-groups.yaml; do
     grep -qx "$f" <<<"$files" || { echo "missing $f"; return 1; }
   done
 }
-check "rpm: contains the binary, unit, man page, completions and alert rules" rpm_contents
+check "rpm: contains the binary, unit, man page, completions, alert rules, dashboard and docs" rpm_contents
 for tag in POSTIN PREUN POSTUN; do
   script=$(rpm -qp --qf "%{$tag}" "$rpm")
   check "rpm: %$tag script is POSIX sh" sh -n -c "$script"
@@ -215,11 +217,15 @@ if [ "$status" = 2 ] && [ "$(wc -l <<<"$refusal")" = 1 ] && grep -q "no groups" 
 else
   fail "shipped config: exit $status, expected 2 with one line: $refusal" "default config"
 fi
-check "man page, bash and zsh completions, alert rules installed" $sudo test \
+check "man page, completions, alert rules, dashboard and docs installed" $sudo test \
   -s "$root/usr/share/man/man1/shoal.1.gz" \
   -a -s "$root/usr/share/bash-completion/completions/shoal" \
   -a -s "$root/usr/share/zsh/vendor-completions/_shoal" \
-  -a -s "$root/usr/share/doc/shoal/prometheus/alerts.yml"
+  -a -s "$root/usr/share/doc/shoal/prometheus/alerts.yml" \
+  -a -s "$root/usr/share/doc/shoal/grafana/shoal.json" \
+  -a -s "$root/usr/share/doc/shoal/README.md" \
+  -a -s "$root/usr/share/doc/shoal/docs/configuration.md" \
+  -a -s "$root/usr/share/doc/shoal/examples/config/two-groups.yaml"
 # shellcheck disable=SC2016 # dpkg-query's own ${Field} syntax
 conffile() { in_root dpkg-query -W -f='${Conffiles}' shoal | grep -q ' /etc/shoal/agent.yaml '; }
 check "/etc/shoal/agent.yaml is a conffile" conffile

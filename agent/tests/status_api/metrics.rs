@@ -151,6 +151,57 @@ fn sample_names(families: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// Every series name `families` can hold, samples or not yet: a counter's `_total`, a
+/// histogram's `_bucket`, `_sum` and `_count`, an info's `_info`, a gauge's own name.
+fn series_names(families: &[Value]) -> BTreeSet<String> {
+    let mut names = sample_names(families);
+    for family in families {
+        let name = family["name"].as_str().unwrap();
+        let suffixes: &[&str] = match family["type"].as_str().unwrap() {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "info" => &["_info"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|suffix| format!("{name}{suffix}")));
+    }
+    names
+}
+
+/// The `shoal_…` names in `text`.
+fn shoal_names(text: &str) -> BTreeSet<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("shoal_"))
+        .collect()
+}
+
+/// The PromQL expressions of the shipped Grafana dashboard's panels.
+fn dashboard_queries() -> Vec<String> {
+    let path = shoal_tests::workspace_root().join("packaging/grafana/shoal.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap().iter())
+        .map(|target| target["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(queries.len() >= 12, "{queries:?}");
+    queries
+}
+
+/// The queries of the dashboard's variables (Grafana's `label_values(…)`, not PromQL).
+fn dashboard_variables() -> Vec<String> {
+    let path = shoal_tests::workspace_root().join("packaging/grafana/shoal.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|variable| variable["definition"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The state families on a real agent as its first release is done, halted by the operator,
 /// and a second one runs; and every series the shipped alert rules read is one it exports.
 #[test]
@@ -255,30 +306,43 @@ fn state_metrics_follow_a_real_agent_and_the_alert_rules_read_them() {
         "the default progress_deadline"
     );
 
-    let exported: BTreeSet<String> = [done, halted, running]
+    let mut exported: BTreeSet<String> = [done, halted, running]
         .iter()
-        .flat_map(|f| sample_names(f))
+        .flat_map(|f| series_names(f))
         .collect();
+    // Families that show once something happened (a refusal, a dropped datagram), each
+    // made to happen once.
+    let every = shoal_agent::report::Metrics::new();
+    every.deployment_ended("web", "failed");
+    every.event_took("web", "Install", 1.0);
+    every.refused("web", "unsigned_tag");
+    every.unreadable_names("web", 1);
+    every.ignored_halts("web", 1);
+    every.set_gossip_dropped(&[("forged", 1)]);
+    exported.extend(series_names(&parse(&every.encode())));
     let rules = std::fs::read_to_string(
         shoal_tests::workspace_root().join("packaging/prometheus/alerts.yml"),
     )
     .unwrap();
-    let read: BTreeSet<&str> = rules
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|word| word.starts_with("shoal_"))
-        .collect();
-    assert!(read.len() >= 8, "{read:?}");
-    for name in read {
-        assert!(
-            exported.contains(name),
-            "alerts.yml reads {name}, which the agent does not export: {exported:?}"
-        );
+    let dashboard = [dashboard_queries(), dashboard_variables()]
+        .concat()
+        .join("\n");
+    for (file, text) in [("alerts.yml", rules.as_str()), ("shoal.json", &dashboard)] {
+        let read = shoal_names(text);
+        assert!(read.len() >= 8, "{file}: {read:?}");
+        for name in read {
+            assert!(
+                exported.contains(name),
+                "{file} reads {name}, which the agent does not export: {exported:?}"
+            );
+        }
     }
 }
 
-/// The shipped alert rules pass Prometheus's own checks and their test cases.
+/// The shipped alert rules pass Prometheus's own checks and their test cases, and every query
+/// of the dashboard parses as PromQL (checked as recording rules, `$group` as `.*`).
 #[test]
-fn the_alert_rules_pass_promtool() {
+fn the_alert_rules_and_the_dashboard_pass_promtool() {
     let root = shoal_tests::workspace_root();
     let dir = root.join("packaging/prometheus");
     let promtool = root.join(".venv/bin/promtool");
@@ -290,9 +354,26 @@ fn the_alert_rules_pass_promtool() {
             promtool.display()
         );
     }
+    let scratch = tempfile::tempdir().unwrap();
+    let rules: String = dashboard_queries()
+        .iter()
+        .enumerate()
+        .map(|(n, query)| {
+            let query = query.replace("$group", ".*");
+            format!("      - record: shoal:dashboard:{n}\n        expr: {query:?}\n")
+        })
+        .collect();
+    let dashboard_rules = scratch.path().join("dashboard.yml");
+    std::fs::write(
+        &dashboard_rules,
+        format!("groups:\n  - name: dashboard\n    rules:\n{rules}"),
+    )
+    .unwrap();
+    let dashboard_rules = dashboard_rules.display().to_string();
     for args in [
         ["check", "rules", "alerts.yml"],
         ["test", "rules", "alerts_test.yml"],
+        ["check", "rules", dashboard_rules.as_str()],
     ] {
         let out = Command::new(&promtool)
             .args(args)
