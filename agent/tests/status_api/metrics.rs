@@ -175,11 +175,15 @@ fn shoal_names(text: &str) -> BTreeSet<&str> {
         .collect()
 }
 
+/// The shipped Grafana dashboard.
+fn dashboard() -> Value {
+    let path = shoal_tests::workspace_root().join("packaging/grafana/shoal.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// The PromQL expressions of the shipped Grafana dashboard's panels.
 fn dashboard_queries() -> Vec<String> {
-    let path = shoal_tests::workspace_root().join("packaging/grafana/shoal.json");
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let queries: Vec<String> = dashboard["panels"]
+    let queries: Vec<String> = dashboard()["panels"]
         .as_array()
         .unwrap()
         .iter()
@@ -192,9 +196,7 @@ fn dashboard_queries() -> Vec<String> {
 
 /// The queries of the dashboard's variables (Grafana's `label_values(…)`, not PromQL).
 fn dashboard_variables() -> Vec<String> {
-    let path = shoal_tests::workspace_root().join("packaging/grafana/shoal.json");
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    dashboard["templating"]["list"]
+    dashboard()["templating"]["list"]
         .as_array()
         .unwrap()
         .iter()
