@@ -238,11 +238,14 @@ enum HostnameError {
 
 /// Reads and checks the config at `path`.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    parse(path, &read_text(path)?)
+}
+
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    parse(path, &text)
+    })
 }
 
 /// What a client (`shoal status`, `fleet`, `logs`) needs of the agent's config.
@@ -258,23 +261,24 @@ pub struct ClientSettings {
 /// read, so a user who may read the config and not the root-only files it names (the mesh's
 /// key, the admin token) can still ask the agent.
 pub fn load_client(path: &Path) -> Result<ClientSettings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let raw = read_raw(path, &text)?;
+    let text = read_text(path)?;
+    Ok(client_settings(path, &read_raw(path, &text)?))
+}
+
+/// `status.listen` and `node.data_dir` of `raw`, the file `path`, with their defaults.
+fn client_settings(path: &Path, raw: &ConfigFile) -> ClientSettings {
     let data_dir = raw
         .node
         .data_dir
         .as_deref()
         .unwrap_or(Path::new(DEFAULT_DATA_DIR));
-    Ok(ClientSettings {
-        listen: raw.status.listen.map_or_else(
+    ClientSettings {
+        listen: raw.status.listen.as_ref().map_or_else(
             || DEFAULT_LISTEN.parse().expect("the default address parses"),
             |a| a.0,
         ),
         data_dir: resolve_from(path, data_dir),
-    })
+    }
 }
 
 /// `text` as the file `path` holds it, before any check of the values.
@@ -315,12 +319,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         }
         None => hostname().map_err(|e| invalid(None, format!("node.id: {e}")))?,
     };
-    let data_dir = resolve(
-        raw.node
-            .data_dir
-            .as_deref()
-            .unwrap_or(Path::new(DEFAULT_DATA_DIR)),
-    );
+    let ClientSettings { listen, data_dir } = client_settings(path, &raw);
     let node = Node {
         id,
         data_dir: data_dir.clone(),
@@ -332,10 +331,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         files_root: raw.node.files_root.as_deref().map(resolve),
     };
     let status = Status {
-        listen: raw.status.listen.map_or_else(
-            || DEFAULT_LISTEN.parse().expect("the default address parses"),
-            |a| a.0,
-        ),
+        listen,
         token_file: raw
             .status
             .token_file

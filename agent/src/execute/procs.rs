@@ -1,5 +1,9 @@
 //! What `/proc` says of processes: their ids, process groups and whether they still run.
 
+use nix::errno::Errno;
+use nix::sys::signal::killpg;
+use nix::unistd::Pid;
+
 /// The ids of the processes `/proc` lists now (none when it cannot be read).
 pub fn pids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc")
@@ -24,9 +28,7 @@ pub fn live_group(pid: u32) -> Option<i32> {
 /// killed script are reparented to init, which may take seconds to reap them (1.9 s on this
 /// project's VMs), and a parent outside the group may never reap its child.
 pub fn group_running(pgid: i32) -> bool {
-    use nix::errno::Errno;
-    use nix::sys::signal::killpg;
-    match killpg(nix::unistd::Pid::from_raw(pgid), None) {
+    match killpg(Pid::from_raw(pgid), None) {
         Err(Errno::ESRCH) => false,
         _ => match std::fs::metadata("/proc/self/stat") {
             Ok(_) => pids().any(|pid| live_group(pid) == Some(pgid)),

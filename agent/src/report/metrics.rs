@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use shoal_shared::gossip::Step;
 use shoal_shared::status::{FleetGroup, GroupStatus, Health};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,22 +68,22 @@ struct MemberLabels {
 type Seconds = Gauge<f64, AtomicU64>;
 
 /// The health states, each a series of `shoal_group_health` (one is 1).
-const HEALTH_STATES: [(Health, &str); 4] = [
-    (Health::None, "none"),
-    (Health::Unknown, "unknown"),
-    (Health::Healthy, "healthy"),
-    (Health::Unhealthy, "unhealthy"),
+const HEALTH_STATES: [Health; 4] = [
+    Health::None,
+    Health::Unknown,
+    Health::Healthy,
+    Health::Unhealthy,
 ];
 
 /// The rollout steps, each a series of `shoal_rollout_step` (one is 1 while there is a
 /// rollout).
-const STEPS: [&str; 6] = [
-    "waiting",
-    "running",
-    "done",
-    "failed",
-    "reverting",
-    "reverted",
+const STEPS: [Step; 6] = [
+    Step::Waiting,
+    Step::Running,
+    Step::Done,
+    Step::Failed,
+    Step::Reverting,
+    Step::Reverted,
 ];
 
 /// Where a group's rollout stands on this host, from its planner.
@@ -194,11 +195,11 @@ impl StateFamilies {
         let halted = rollout.is_some_and(|r| r.halted.is_some())
             || group.fleet.is_some_and(|f| f.halted.is_some());
         self.halted.get_or_create(&labels).set(i64::from(halted));
-        for (health, shown) in HEALTH_STATES {
+        for health in HEALTH_STATES {
             let on = i64::from(group.status.health == health);
-            self.health.get_or_create(&state(shown)).set(on);
+            self.health.get_or_create(&state(health.as_str())).set(on);
         }
-        for step in STEPS {
+        for step in STEPS.map(Step::as_str) {
             let on = i64::from(rollout.is_some_and(|r| r.step == step));
             let labels = StepLabels {
                 group: name.clone(),

@@ -17,7 +17,6 @@ use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::stat::{FileStat, SFlag};
-use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::error::InstallError;
 use super::held::Held;
@@ -97,24 +96,23 @@ fn hold_or_remove(
         held.hold_file(path, FileId::of(&stat));
         return Ok(0);
     }
-    if kind != SFlag::S_IFDIR || held.is_empty() {
-        return remove::unlink(dir, name, kind, path).map(usize::from);
+    if remove::unlink(dir, name, kind, path)? {
+        return Ok(1);
     }
-    match unlinkat(dir.fd(), name, UnlinkatFlags::RemoveDir) {
-        Ok(()) => Ok(1),
-        Err(Errno::ENOTEMPTY | Errno::EEXIST) => match judge(dir, name, path, held) {
-            Kept::Held(id) => {
-                held.hold_dir(path, id);
-                Ok(0)
-            }
-            Kept::Foreign => Ok(0),
-            Kept::Changed => {
-                let released = held.release_under(path)?;
-                Ok(released + usize::from(remove::unlink(dir, name, kind, path)?))
-            }
-        },
-        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(0),
-        Err(e) => Err(InstallError::io("remove", path, e.into())),
+    // A directory still there is not empty (or went since the look, which `judge` sees).
+    if kind != SFlag::S_IFDIR || held.is_empty() {
+        return Ok(0);
+    }
+    match judge(dir, name, path, held) {
+        Kept::Held(id) => {
+            held.hold_dir(path, id);
+            Ok(0)
+        }
+        Kept::Foreign => Ok(0),
+        Kept::Changed => {
+            let released = held.release_under(path)?;
+            Ok(released + usize::from(remove::unlink(dir, name, kind, path)?))
+        }
     }
 }
 
@@ -158,14 +156,15 @@ fn judge(dir: &Dir, name: &OsStr, path: &Path, held: &Held) -> Kept {
 
 /// When the inode last changed (its content, mode, owner, links or extended attributes).
 fn changed(stat: &FileStat) -> SystemTime {
-    let at = |secs: i64, nanos: i64| {
-        let nanos = Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
-        match u64::try_from(secs) {
-            Ok(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + nanos,
-            Err(_) => SystemTime::UNIX_EPOCH,
+    match (
+        u64::try_from(stat.st_ctime),
+        u64::try_from(stat.st_ctime_nsec),
+    ) {
+        (Ok(secs), Ok(nanos)) => {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos)
         }
-    };
-    at(stat.st_ctime, stat.st_ctime_nsec)
+        _ => SystemTime::UNIX_EPOCH,
+    }
 }
 
 fn remove_selinux_context(path: &Path) {

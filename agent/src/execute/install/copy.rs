@@ -15,16 +15,16 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::fs::{FileExt as _, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, getegid, geteuid, symlinkat, unlinkat};
 
 use super::error::InstallError;
 use super::fresh::{self, umask};
 use super::held::Held;
 use crate::execute::walk::{self, Dir, FileId, LastDir, WalkError};
-use nix::fcntl::{OFlag, openat, renameat};
-use nix::sys::stat::{Mode, SFlag};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, getegid, geteuid, symlinkat, unlinkat};
 
 /// Each copying thread's buffer.
 const BUFFER: usize = 256 * 1024;
