@@ -13,15 +13,23 @@
 //! - `done` counts members done on the deployment; `total` counts every member, alive or dead.
 //! - A halt is in force when a member publishes it for the deployment and no member has
 //!   resumed its epoch (a published resume, or a state in a later epoch). The newest epoch
-//!   wins; among equals, the halt of the first node by id.
+//!   wins; among equals, the halt of the first node by id. Its output is what the halting
+//!   host gossips of its failed script, if that host is a member.
+//! - What people watch comes from each member's `live` value for the deployment (a value
+//!   about another deployment is ignored): a member's event, canary mark and times; the
+//!   rollout's start (the first member to learn of it), its end (the last member done, once
+//!   all are), its deadline (the latest a live member sees, while it goes on) and whether it
+//!   waits for a promote (a live member says so). A running member whose release's files are
+//!   installed runs that release.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::gossip::GroupValues;
-use crate::gossip::{GroupState, Halt, Health, Step, Target};
+use crate::gossip::{GroupState, Halt, Health, Live, Step, Target, output_tail, short_reason};
 use crate::release::Version;
-use crate::status::{Fleet, FleetGroup, FleetNode, FleetNodeGroup, HaltInfo};
+use crate::status::{Fleet, FleetGroup, FleetNode, FleetNodeGroup, GroupStatus, HaltInfo, Phase};
+use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// One node as the answering node sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,6 +108,11 @@ impl Member<'_> {
         self.state()?.target.as_ref()
     }
 
+    /// What it says it does in `target`'s deployment.
+    fn live_on(&self, target: &Target) -> Option<&Live> {
+        self.values?.live.as_ref().filter(|l| l.id == target.id)
+    }
+
     /// Its step on `target`, if that is its target.
     fn step_on(&self, target: &Target) -> Option<Step> {
         let state = self.state()?;
@@ -152,22 +165,102 @@ fn deployment(node: &str, members: &[Member<'_>]) -> Option<Target> {
         .map(|(target, _)| target.clone())
 }
 
-/// One group's line: its deployment, how many members are done with it, its halt.
+/// One group's line: its deployment, how many members are where in it, its times and halt.
 fn group(name: &str, members: &[Member<'_>], deployment: Option<&Target>) -> FleetGroup {
-    let done = deployment.map_or(0, |target| {
+    let mut line = FleetGroup {
+        name: name.to_owned(),
+        total: members.len(),
+        ..FleetGroup::default()
+    };
+    let Some(target) = deployment else {
+        return line;
+    };
+    let count = |steps: &[Step]| {
         members
             .iter()
-            .filter(|m| m.step_on(target) == Some(Step::Done))
+            .filter(|m| m.step_on(target).is_some_and(|s| steps.contains(&s)))
             .count()
-    });
-    FleetGroup {
-        name: name.to_owned(),
-        deployment: deployment.map(|t| t.id.clone()),
-        target: deployment.map(|t| t.revision.clone()),
-        done,
-        total: members.len(),
-        halted: deployment.and_then(|target| halt_in_force(members, target)),
+    };
+    line.deployment = Some(target.id.clone());
+    line.target = Some(target.revision.clone());
+    line.done = count(&[Step::Done]);
+    line.running = count(&[Step::Running]);
+    line.failed = count(&[Step::Failed, Step::Reverting, Step::Reverted]);
+    line.halted = halt_in_force(members, target);
+    let lives: Vec<(&Member<'_>, &Live)> = members
+        .iter()
+        .filter_map(|m| Some((m, m.live_on(target)?)))
+        .collect();
+    line.started = lives.iter().filter_map(|(_, l)| l.seen).min().map(time);
+    if line.done == line.total {
+        line.finished = lives.iter().filter_map(|(_, l)| l.done_at).max().map(time);
     }
+    line.promote_pending =
+        line.halted.is_none() && lives.iter().any(|(m, l)| m.alive && l.promote_pending);
+    if line.finished.is_none() && line.halted.is_none() && !line.promote_pending {
+        line.deadline = lives
+            .iter()
+            .filter(|(m, _)| m.alive)
+            .filter_map(|(_, l)| l.deadline)
+            .max()
+            .map(time);
+    }
+    if let Some(halt) = &mut line.halted
+        && let Some(live) = members
+            .iter()
+            .find(|m| m.id == halt.host)
+            .and_then(|m| m.live_on(target))
+    {
+        halt.at = live.failed_at.map(time);
+        halt.output.clone_from(&live.tail);
+    }
+    line
+}
+
+/// The [`Live`] of a group's status: `None` without a deployment.
+pub fn live_of(status: &GroupStatus) -> Option<Live> {
+    let rollout = status.rollout.as_ref()?;
+    let running = matches!(
+        status.phase,
+        Phase::Deploying | Phase::CheckingHealth | Phase::Reverting
+    );
+    let ours = status.target_revision.as_deref() == Some(rollout.revision.as_str());
+    Some(Live {
+        id: rollout.deployment.clone(),
+        seen: secs(rollout.seen.as_deref()),
+        step_since: secs(rollout.step_since.as_deref()),
+        event: status.current_event.clone().filter(|_| running),
+        event_since: secs(status.event_since.as_deref()).filter(|_| running),
+        installed: running && ours && installed(status),
+        canary: rollout.canary,
+        waiting_for: rollout.waiting_for.as_deref().map(short_reason),
+        promote_pending: rollout.promote_pending,
+        deadline: secs(rollout.deadline.as_deref()),
+        done_at: secs(rollout.done_at.as_deref()),
+        failed_at: secs(rollout.failed_at.as_deref()),
+        // Bounded again: the value must stay small whatever status holds.
+        tail: output_tail(&rollout.failure_output.join("\n")),
+    })
+}
+
+/// Whether the run going on has installed its release's files: its record shows `Install`
+/// done.
+fn installed(status: &GroupStatus) -> bool {
+    status.last_deployment.as_ref().is_some_and(|d| {
+        d.result == "in-progress"
+            && d.events
+                .iter()
+                .any(|e| e.name == "Install" && e.status == "succeeded")
+    })
+}
+
+fn secs(time: Option<&str>) -> Option<u64> {
+    u64::try_from(parse_rfc3339(time?)?).ok()
+}
+
+/// Seconds since the epoch as RFC 3339.
+fn time(secs: u64) -> String {
+    format_rfc3339(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// The halt in force for `target`, if any member publishes one.
@@ -197,22 +290,29 @@ fn halt_in_force(members: &[Member<'_>], target: &Target) -> Option<HaltInfo> {
         .map(|h| HaltInfo {
             host: h.host.clone(),
             reason: h.reason.clone(),
+            ..HaltInfo::default()
         })
 }
 
-/// One node's row: each of its groups with its revision, phase and health.
+/// One node's row: each of its groups with its revision, phase, health and what it does.
 fn fleet_node<'a>(node: &NodeView, deployment: impl Fn(&str) -> Option<&'a Target>) -> FleetNode {
     let groups = node
         .groups
         .iter()
         .map(|name| {
-            let state = node.values.get(name).and_then(|v| v.state.as_ref());
-            FleetNodeGroup {
+            let values = node.values.get(name);
+            let state = values.and_then(|v| v.state.as_ref());
+            let mut row = FleetNodeGroup {
                 name: name.clone(),
                 revision: state.and_then(|s| s.revision.clone()),
                 phase: phase(state, deployment(name)),
                 health: state.map_or(Health::Unknown, |s| s.health),
+                ..FleetNodeGroup::default()
+            };
+            if let Some(state) = state {
+                live_row(&mut row, state, values.and_then(|v| v.live.as_ref()));
             }
+            row
         })
         .collect();
     FleetNode {
@@ -220,6 +320,33 @@ fn fleet_node<'a>(node: &NodeView, deployment: impl Fn(&str) -> Option<&'a Targe
         alive: node.alive,
         duplicate: false,
         groups,
+    }
+}
+
+/// What a node's `live` value adds to its row, when it is about the node's own target.
+fn live_row(row: &mut FleetNodeGroup, state: &GroupState, live: Option<&Live>) {
+    let (Some(target), Some(step)) = (state.target.as_ref(), state.step) else {
+        return;
+    };
+    let live = live.filter(|l| l.id == target.id);
+    if matches!(step, Step::Waiting | Step::Running) {
+        if live.is_some_and(|l| l.installed) {
+            row.revision = Some(target.revision.clone());
+        } else {
+            row.target = Some(target.revision.clone());
+        }
+    }
+    let Some(live) = live else {
+        return;
+    };
+    row.canary = live.canary;
+    row.phase_since = live.step_since.map(time);
+    if matches!(step, Step::Running | Step::Reverting) {
+        row.event.clone_from(&live.event);
+        row.event_since = live.event_since.map(time);
+    }
+    if step == Step::Waiting {
+        row.waiting_for.clone_from(&live.waiting_for);
     }
 }
 
@@ -239,6 +366,7 @@ fn phase(state: Option<&GroupState>, deployment: Option<&Target>) -> String {
 mod tests {
     use super::*;
     use crate::gossip::Resume;
+    use crate::status::{DeploymentSummary, EventSummary, Rollout};
 
     fn target(revision: &str) -> Target {
         Target {
@@ -509,6 +637,7 @@ mod tests {
             halt,
             resume,
             promote: None,
+            live: None,
         }
     }
 
@@ -522,7 +651,8 @@ mod tests {
             halted,
             Some(HaltInfo {
                 host: "c".into(),
-                reason: "c failed: ValidateService exit 1".into()
+                reason: "c failed: ValidateService exit 1".into(),
+                ..HaltInfo::default()
             })
         );
     }
@@ -561,6 +691,154 @@ mod tests {
         assert_eq!(halted.map(|h| h.host).as_deref(), Some("a"));
     }
 
+    fn live(id: &str, change: impl FnOnce(&mut Live)) -> Live {
+        let mut live = Live {
+            id: id.to_owned(),
+            ..Live::default()
+        };
+        change(&mut live);
+        live
+    }
+
+    fn with_live(mut view: NodeView, live: Live) -> NodeView {
+        if let Some(values) = view.values.get_mut("web") {
+            values.live = Some(live);
+        }
+        view
+    }
+
+    #[test]
+    fn a_canary_shows_its_event_and_the_rollout_its_times() {
+        let canary = with_live(
+            node(
+                "a",
+                true,
+                Some(state(Some("v1"), Some(("v2", Step::Running)))),
+            ),
+            live("d-v2", |l| {
+                l.seen = Some(1_000);
+                l.canary = true;
+                l.step_since = Some(1_010);
+                l.event = Some("ValidateService".into());
+                l.event_since = Some(1_020);
+                l.installed = true;
+                l.deadline = Some(1_610);
+            }),
+        );
+        let waiting = with_live(
+            node(
+                "b",
+                true,
+                Some(state(Some("v1"), Some(("v2", Step::Waiting)))),
+            ),
+            live("d-v2", |l| {
+                l.seen = Some(990);
+                l.waiting_for = Some("waiting for the canaries to be healthy".into());
+                l.deadline = Some(1_630);
+            }),
+        );
+        // A value about another deployment says nothing about this one.
+        let stale = with_live(
+            node(
+                "c",
+                true,
+                Some(state(Some("v1"), Some(("v2", Step::Waiting)))),
+            ),
+            live("d-v1", |l| {
+                l.seen = Some(10);
+                l.canary = true;
+            }),
+        );
+        let fleet = assemble("a", vec![canary, waiting, stale]);
+        let rows: Vec<&FleetNodeGroup> = fleet.nodes.iter().map(|n| &n.groups[0]).collect();
+        assert_eq!(
+            rows[0].revision.as_deref(),
+            Some("v2"),
+            "installed: runs v2"
+        );
+        assert_eq!(rows[0].target, None);
+        assert!(rows[0].canary);
+        assert_eq!(rows[0].event.as_deref(), Some("ValidateService"));
+        assert_eq!(rows[0].event_since.as_deref(), Some("1970-01-01T00:17:00Z"));
+        assert_eq!(rows[1].revision.as_deref(), Some("v1"));
+        assert_eq!(rows[1].target.as_deref(), Some("v2"));
+        assert_eq!(rows[1].event, None);
+        assert_eq!(
+            rows[1].waiting_for.as_deref(),
+            Some("waiting for the canaries to be healthy")
+        );
+        assert!(!rows[2].canary);
+        let web = web(&fleet);
+        assert_eq!((web.running, web.done, web.failed), (1, 0, 0));
+        assert_eq!(web.started.as_deref(), Some("1970-01-01T00:16:30Z"));
+        assert_eq!(web.finished, None);
+        assert_eq!(web.deadline.as_deref(), Some("1970-01-01T00:27:10Z"));
+        assert!(!web.promote_pending);
+    }
+
+    #[test]
+    fn a_pending_promote_replaces_the_deadline_and_the_last_done_ends_the_rollout() {
+        let done = |id: &str, at: u64| {
+            with_live(
+                node(id, true, Some(state(Some("v2"), Some(("v2", Step::Done))))),
+                live("d-v2", |l| {
+                    l.seen = Some(100);
+                    l.done_at = Some(at);
+                    l.canary = id == "a";
+                }),
+            )
+        };
+        let pending = with_live(
+            node(
+                "b",
+                true,
+                Some(state(Some("v1"), Some(("v2", Step::Waiting)))),
+            ),
+            live("d-v2", |l| {
+                l.promote_pending = true;
+                l.deadline = Some(750);
+            }),
+        );
+        let fleet = assemble("z", vec![done("a", 200), pending]);
+        assert!(web(&fleet).promote_pending);
+        assert_eq!(web(&fleet).deadline, None);
+        let fleet = assemble("z", vec![done("a", 200), done("b", 260)]);
+        assert_eq!(
+            web(&fleet).finished.as_deref(),
+            Some("1970-01-01T00:04:20Z")
+        );
+        assert_eq!(web(&fleet).deadline, None);
+    }
+
+    #[test]
+    fn a_halt_carries_the_failed_scripts_output_from_the_host_that_failed() {
+        let mut failed = state(Some("v1"), Some(("v2", Step::Reverted)));
+        failed.failures = 1;
+        let values = |halt: Option<Halt>, live: Option<Live>| GroupValues {
+            state: Some(failed.clone()),
+            halt,
+            live,
+            ..GroupValues::default()
+        };
+        let tail = vec!["checking /health".to_owned(), "HTTP 500".to_owned()];
+        let halted = halted_fleet(vec![
+            ("a", values(Some(halt("d-v2", 0, "c")), None)),
+            (
+                "c",
+                values(
+                    Some(halt("d-v2", 0, "c")),
+                    Some(live("d-v2", |l| {
+                        l.failed_at = Some(60);
+                        l.tail.clone_from(&tail);
+                    })),
+                ),
+            ),
+        ])
+        .expect("halted");
+        assert_eq!(halted.output, tail);
+        assert_eq!(halted.at.as_deref(), Some("1970-01-01T00:01:00Z"));
+    }
+
     #[test]
     fn among_halts_of_one_epoch_the_first_node_by_id_wins() {
         let halted = halted_fleet(vec![
@@ -568,5 +846,72 @@ mod tests {
             ("a", on_v2(0, Some(halt("d-v2", 0, "y")), None)),
         ]);
         assert_eq!(halted.map(|h| h.host).as_deref(), Some("y"));
+    }
+
+    fn deploying(event: &str, done: &[&str]) -> GroupStatus {
+        let mut status = GroupStatus::starting("web", "shop", "git");
+        status.phase = Phase::Deploying;
+        status.target_revision = Some("v2".into());
+        status.current_event = Some(event.into());
+        status.event_since = Some("2026-12-07T10:00:30Z".into());
+        status.rollout = Some(Rollout {
+            deployment: "d-0123456789ab".into(),
+            revision: "v2".into(),
+            step: "running".into(),
+            canary: true,
+            seen: Some("2026-12-07T10:00:00Z".into()),
+            failure_output: vec!["x".repeat(1000); 20],
+            ..Rollout::default()
+        });
+        status.last_deployment = Some(DeploymentSummary {
+            id: "d-0123456789ab".into(),
+            group: "web".into(),
+            revision: "v2".into(),
+            previous_revision: Some("v1".into()),
+            reverts: None,
+            result: "in-progress".into(),
+            started: "2026-12-07T10:00:10Z".into(),
+            finished: None,
+            error: None,
+            events: done
+                .iter()
+                .map(|name| EventSummary {
+                    name: (*name).into(),
+                    status: "succeeded".into(),
+                    duration_ms: 1,
+                    exit_code: Some(0),
+                    message: None,
+                })
+                .collect(),
+        });
+        status
+    }
+
+    #[test]
+    fn a_running_canary_gossips_its_event_and_whether_it_serves_the_release() {
+        let before = live_of(&deploying("BeforeInstall", &["ApplicationStop"])).expect("live");
+        assert_eq!(before.id, "d-0123456789ab");
+        assert_eq!(before.event.as_deref(), Some("BeforeInstall"));
+        assert_eq!(before.event_since, Some(1_796_637_630));
+        assert_eq!(before.seen, Some(1_796_637_600));
+        assert!(before.canary && !before.installed);
+        // Bounded: at most so many lines, each cut short.
+        assert_eq!(before.tail.len(), crate::gossip::MAX_TAIL_LINES);
+        assert!(before.tail.iter().all(|l| l.len() < 200));
+        let after = live_of(&deploying("ValidateService", &["BeforeInstall", "Install"]));
+        assert!(after.expect("live").installed);
+    }
+
+    #[test]
+    fn an_idle_host_gossips_no_event_and_no_deployment_nothing() {
+        let mut idle = deploying("ValidateService", &["Install"]);
+        idle.phase = Phase::Idle;
+        let live = live_of(&idle).expect("live");
+        assert_eq!(
+            (live.event, live.event_since, live.installed),
+            (None, None, false)
+        );
+        idle.rollout = None;
+        assert_eq!(live_of(&idle), None);
     }
 }

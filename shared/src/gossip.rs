@@ -13,6 +13,7 @@
 //! | `g:<group>:halt` | [`Halt`]: the newest halt this node knows for the group |
 //! | `g:<group>:resume` | [`Resume`]: the newest `shoal resume` this node knows |
 //! | `g:<group>:promote` | [`Promote`]: the newest `shoal promote` this node knows |
+//! | `g:<group>:live` | [`Live`]: what the node is doing in its deployment, for people to watch |
 //!
 //! Group and node names are letters, digits, `-`, `_` and `.`, so `:` separates safely.
 
@@ -59,6 +60,11 @@ pub fn resume_key(group: &str) -> String {
 /// The key of a group's [`Promote`].
 pub fn promote_key(group: &str) -> String {
     format!("g:{group}:promote")
+}
+
+/// The key of a group's [`Live`].
+pub fn live_key(group: &str) -> String {
+    format!("g:{group}:live")
 }
 
 /// Which group and which kind a key is about: `("web", "state")` for `g:web:state`.
@@ -265,6 +271,74 @@ pub struct Promote {
     pub id: String,
 }
 
+/// Most lines of a failed script's output a [`Live`] carries.
+pub const MAX_TAIL_LINES: usize = 8;
+
+/// Longest line of a failed script's output a [`Live`] carries; longer ones are cut.
+pub const MAX_TAIL_LINE: usize = 160;
+
+/// `g:<group>:live`: what one host is doing in its deployment, for the people watching it
+/// (fleet page, `shoal fleet`); no host decides anything from it. Times are the host's wall
+/// clock in seconds since the epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    /// The deployment it is about.
+    pub id: String,
+    /// When this host learned of the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<u64>,
+    /// When its current step (waiting, running, ...) began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_since: Option<u64>,
+    /// The lifecycle event it runs now (`BeforeInstall`, ..., `HealthCheck`), while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// When that event began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_since: Option<u64>,
+    /// The files of the deployment's release are installed: the host serves it (in its
+    /// health window, say) although it is not done yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub installed: bool,
+    /// It is one of the deployment's canaries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
+    /// Why it waits, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+    /// It waits for `shoal promote`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote_pending: bool,
+    /// While the rollout goes on: when it fails for standing still as this host sees it (its
+    /// last progress plus the policy's `progress_deadline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+    /// When it became done on the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<u64>,
+    /// When it failed, and the last lines of the failed script's output (at most
+    /// [`MAX_TAIL_LINES`] of [`MAX_TAIL_LINE`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<u64>,
+    /// See `failed_at`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail: Vec<String>,
+}
+
+/// The last [`MAX_TAIL_LINES`] non-empty lines of `output`, each cut to [`MAX_TAIL_LINE`].
+pub fn output_tail(output: &str) -> Vec<String> {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let from = lines.len().saturating_sub(MAX_TAIL_LINES);
+    lines[from..]
+        .iter()
+        .map(|line| cut(line, MAX_TAIL_LINE))
+        .collect()
+}
+
 /// Everything one node publishes about one group (decoded); `None` is an absent key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupValues {
@@ -276,6 +350,8 @@ pub struct GroupValues {
     pub resume: Option<Resume>,
     /// `g:<group>:promote`.
     pub promote: Option<Promote>,
+    /// `g:<group>:live` (not the planner's: [`crate::rollout`] never reads or writes it).
+    pub live: Option<Live>,
 }
 
 impl GroupValues {
@@ -287,14 +363,19 @@ impl GroupValues {
 
 /// Cuts a reason to [`MAX_REASON`] bytes at a character boundary.
 pub fn short_reason(reason: &str) -> String {
-    if reason.len() <= MAX_REASON {
-        return reason.to_owned();
+    cut(reason, MAX_REASON)
+}
+
+/// `text` cut to `max` bytes at a character boundary, with `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
-    let mut end = MAX_REASON;
-    while !reason.is_char_boundary(end) {
+    let mut end = max;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &reason[..end])
+    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]
@@ -352,6 +433,29 @@ mod tests {
         );
         assert_eq!(split_group_key("groups"), None);
         assert_eq!(split_group_key("g::state"), None);
+    }
+
+    #[test]
+    fn an_output_tail_keeps_the_last_lines_cut_short() {
+        let output: String = (1..=20).map(|i| format!("line {i}\n\n")).collect();
+        let tail = output_tail(&output);
+        assert_eq!(tail.len(), MAX_TAIL_LINES);
+        assert_eq!(tail.first().map(String::as_str), Some("line 13"));
+        assert_eq!(tail.last().map(String::as_str), Some("line 20"));
+        let long = output_tail(&"x".repeat(1000));
+        assert!(long[0].len() <= MAX_TAIL_LINE + '…'.len_utf8());
+        // A whole tail fits a value with room to spare.
+        let live = Live {
+            id: "d-0123456789ab".into(),
+            tail: output_tail(&format!("{}\n", "é".repeat(500)).repeat(20)),
+            waiting_for: Some(short_reason(&"w".repeat(500))),
+            ..Live::default()
+        };
+        assert!(
+            encode(&live).len() < MAX_VALUE / 2,
+            "{}",
+            encode(&live).len()
+        );
     }
 
     #[test]

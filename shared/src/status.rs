@@ -77,10 +77,11 @@ impl Phase {
 }
 
 /// The result of the group's health check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Health {
     /// The group has no health check.
+    #[default]
     None,
     /// Not checked yet.
     Unknown,
@@ -121,6 +122,9 @@ pub struct GroupStatus {
     pub phase: Phase,
     /// The lifecycle event running now.
     pub current_event: Option<String>,
+    /// When it began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_since: Option<String>,
     /// The anti-rollback floor: the highest version verified.
     pub floor: Option<String>,
     /// The health check's last result.
@@ -142,8 +146,8 @@ pub struct GroupStatus {
     pub rollout: Option<Rollout>,
 }
 
-/// This host's part in a group's rollout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// This host's part in a group's rollout. Times are RFC 3339.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollout {
     /// The deployment id (the same on every host of the group).
     pub deployment: String,
@@ -159,15 +163,51 @@ pub struct Rollout {
     pub members: usize,
     /// The halt in force, if any.
     pub halted: Option<HaltInfo>,
+    /// It is one of the deployment's canaries.
+    #[serde(default)]
+    pub canary: bool,
+    /// The canaries are done and the rollout waits for `shoal promote <group>`.
+    #[serde(default)]
+    pub promote_pending: bool,
+    /// When this host learned of the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<String>,
+    /// When its step began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_since: Option<String>,
+    /// While the rollout goes on: when it fails for standing still, unless a host moves
+    /// before (the last progress this host saw plus the policy's `progress_deadline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// When it became done on the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+    /// When it failed on the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<String>,
+    /// The last lines of its failed script's output (empty where logs are private to the
+    /// reader: see `status.public_logs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_output: Vec<String>,
 }
 
 /// A halted rollout: which host's failure (or which operator) halted it, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HaltInfo {
     /// The host that failed, or the host the operator halted from.
     pub host: String,
     /// Why.
     pub reason: String,
+    /// When that host failed (RFC 3339), if it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The last lines of the failed script's output, as that host gossips them (empty where
+    /// logs are private to the reader: see `status.public_logs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
+    /// Output was left out because logs are private to the reader.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_hidden: bool,
 }
 
 /// `GET /v1/fleet`: every node the mesh knows, and each group's rollout, from gossip.
@@ -195,22 +235,40 @@ pub struct FleetNode {
     pub groups: Vec<FleetNodeGroup>,
 }
 
-/// One group on one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One group on one node. Times are RFC 3339, on that node's clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetNodeGroup {
     /// Group name.
     pub name: String,
-    /// The revision it runs.
+    /// The revision it runs: the one it moves to once that one's files are installed.
     pub revision: Option<String>,
     /// Its step in the group's newest deployment (`waiting`, `running`, `done`, `failed`,
     /// `reverting`, `reverted`), or `idle`.
     pub phase: String,
     /// Its health.
     pub health: Health,
+    /// The revision it moves to, while not done with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// It is one of the deployment's canaries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
+    /// The lifecycle event it runs now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// When that event began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_since: Option<String>,
+    /// When its phase began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_since: Option<String>,
+    /// Why it waits, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
 }
 
 /// One group's rollout across the mesh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetGroup {
     /// Group name.
     pub name: String,
@@ -224,6 +282,24 @@ pub struct FleetGroup {
     pub total: usize,
     /// The halt in force, if any member knows one for it.
     pub halted: Option<HaltInfo>,
+    /// Members running it now.
+    #[serde(default)]
+    pub running: usize,
+    /// Members it failed on.
+    #[serde(default)]
+    pub failed: usize,
+    /// When the first member learned of it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// When the last member became done with it, once every member is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// While it goes on: when it fails for standing still, unless a host moves before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// The canaries are done and it waits for `shoal promote <group>`.
+    #[serde(default)]
+    pub promote_pending: bool,
 }
 
 /// The optional body of `POST /v1/groups/{group}/halt` (resume and promote take none).
@@ -271,6 +347,7 @@ impl GroupStatus {
             target_revision: None,
             phase: Phase::Starting,
             current_event: None,
+            event_since: None,
             floor: None,
             health: Health::None,
             last_check: None,

@@ -22,6 +22,29 @@ pub fn format_rfc3339(unix_secs: i64) -> String {
     text
 }
 
+/// A span of seconds as people read it, two units at most: `45s`, `2m05s`, `1h02m`, `3d04h`.
+pub fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3_600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3_600..86_400 => format!("{}h{:02}m", secs / 3_600, secs / 60 % 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs / 3_600 % 24),
+    }
+}
+
+/// How long before `now` the RFC 3339 `time` was, as a [`span`] (`0s` for a time ahead of
+/// `now`: another host's clock); `None` when `time` does not parse.
+pub fn since(time: &str, now: i64) -> Option<String> {
+    let then = parse_rfc3339(time)?;
+    Some(span(u64::try_from(now.saturating_sub(then)).unwrap_or(0)))
+}
+
+/// How long after `now` the RFC 3339 `time` is, as a [`span`] (`0s` once past).
+pub fn until(time: &str, now: i64) -> Option<String> {
+    let then = parse_rfc3339(time)?;
+    Some(span(u64::try_from(then.saturating_sub(now)).unwrap_or(0)))
+}
+
 /// Seconds since the Unix epoch of a UTC calendar instant, or `None` when a field is out of range.
 pub fn unix_from_utc(
     year: i64,
@@ -157,5 +180,19 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn spans_read_in_two_units_at_most() {
+        assert_eq!(span(0), "0s");
+        assert_eq!(span(59), "59s");
+        assert_eq!(span(125), "2m05s");
+        assert_eq!(span(3_720), "1h02m");
+        assert_eq!(span(3 * 86_400 + 4 * 3_600 + 59), "3d04h");
+        let now = 1_796_637_630;
+        assert_eq!(since("2026-12-07T10:00:00Z", now).as_deref(), Some("30s"));
+        assert_eq!(since("2026-12-07T10:01:00Z", now).as_deref(), Some("0s"));
+        assert_eq!(until("2026-12-07T10:10:00Z", now).as_deref(), Some("9m30s"));
+        assert_eq!(since("yesterday", now), None);
     }
 }

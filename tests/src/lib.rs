@@ -4,6 +4,7 @@
 //! and end-to-end tests of the mesh build on it.
 
 pub mod agent;
+pub mod browser;
 pub mod command;
 pub mod http;
 mod poll;

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use shoal_shared::status::{Fleet, FleetGroup, FleetNode, Health};
+use shoal_shared::fleet::IDLE;
+use shoal_shared::status::{Fleet, FleetGroup, FleetNode, FleetNodeGroup, Health};
+use shoal_shared::time;
 
 use super::client::{self, AgentArgs};
 
@@ -18,12 +20,14 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    client::show::<Fleet>(args.agent, "/v1/fleet", args.json, render)
+    client::show::<Fleet>(args.agent, "/v1/fleet", args.json, |fleet| {
+        render(fleet, crate::clock::unix_now())
+    })
 }
 
-/// The human view: a summary line, a row per node with its revision and phase in each group,
-/// then a progress line per group.
-fn render(fleet: &Fleet) -> String {
+/// The human view at `now`: a summary line, a row per node with what it does in each group,
+/// then each group's rollout.
+fn render(fleet: &Fleet, now: i64) -> String {
     let dead = fleet.nodes.iter().filter(|n| !n.alive).count();
     let mut out = format!(
         "fleet seen from {}: {} {}, {dead} dead, {} {}\n",
@@ -38,13 +42,16 @@ fn render(fleet: &Fleet) -> String {
     }
     let mut header = vec!["NODE".to_owned(), "STATE".to_owned()];
     header.extend(fleet.groups.iter().map(|g| g.name.clone()));
-    let rows: Vec<Vec<String>> = fleet.nodes.iter().map(|n| node_row(n, fleet)).collect();
+    let rows: Vec<Vec<String>> = fleet
+        .nodes
+        .iter()
+        .map(|n| node_row(n, fleet, now))
+        .collect();
     out.push('\n');
     push_table(&mut out, &header, &rows);
-    if !fleet.groups.is_empty() {
+    for group in &fleet.groups {
         out.push('\n');
-        let lines: Vec<Vec<String>> = fleet.groups.iter().map(group_line).collect();
-        push_table(&mut out, &[], &lines);
+        push_group(&mut out, group, now);
     }
     out
 }
@@ -53,9 +60,9 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// A node: its id, alive or dead, then per group of the fleet `revision phase` (`-` when it
-/// is not a member).
-fn node_row(node: &FleetNode, fleet: &Fleet) -> Vec<String> {
+/// A node: its id, alive or dead, then per group of the fleet what it does (`-` when it is
+/// not a member).
+fn node_row(node: &FleetNode, fleet: &Fleet, now: i64) -> Vec<String> {
     let mut row = vec![
         node.id.clone(),
         match (node.alive, node.duplicate) {
@@ -69,33 +76,124 @@ fn node_row(node: &FleetNode, fleet: &Fleet) -> Vec<String> {
         node.groups
             .iter()
             .find(|g| g.name == group.name)
-            .map_or_else(
-                || "-".to_owned(),
-                |g| {
-                    let revision = g.revision.as_deref().unwrap_or("-");
-                    let mut cell = format!("{revision} {}", g.phase);
-                    if g.health == Health::Unhealthy {
-                        cell.push_str(" unhealthy");
-                    }
-                    cell
-                },
-            )
+            .map_or_else(|| "-".to_owned(), |g| cell(g, now))
     }));
     row
 }
 
-/// `web  v2.0.0  3/6 done  HALTED by host-4: reason` (name and release in columns).
-fn group_line(group: &FleetGroup) -> Vec<String> {
+/// `v1.0.0 → v2.0.0 running ValidateService 12s canary`: the revision it runs, the one it
+/// moves to, its phase, its event and for how long, its canary mark and bad health.
+fn cell(g: &FleetNodeGroup, now: i64) -> String {
+    let mut cell = g.revision.clone().unwrap_or_else(|| "-".to_owned());
+    if let Some(target) = &g.target {
+        let _ = write!(cell, " → {target}");
+    }
+    let _ = write!(cell, " {}", g.phase);
+    match (&g.event, &g.event_since) {
+        (Some(event), since) => {
+            let _ = write!(cell, " {event}");
+            if let Some(span) = since.as_deref().and_then(|t| time::since(t, now)) {
+                let _ = write!(cell, " {span}");
+            }
+        }
+        (None, _) if g.phase != IDLE => {
+            if let Some(span) = g.phase_since.as_deref().and_then(|t| time::since(t, now)) {
+                let _ = write!(cell, " {span}");
+            }
+        }
+        (None, _) => {}
+    }
+    if g.canary {
+        cell.push_str(" canary");
+    }
+    if g.health == Health::Unhealthy {
+        cell.push_str(" unhealthy");
+    }
+    cell
+}
+
+/// A group's rollout: release, progress with a bar, times; then what it waits for, its halt
+/// and the failed script's last lines, indented.
+fn push_group(out: &mut String, group: &FleetGroup, now: i64) {
     let Some(target) = &group.target else {
         let members = plural(group.total, "member", "members");
-        let progress = format!("no release yet ({} {members})", group.total);
-        return vec![group.name.clone(), "-".to_owned(), progress];
+        let _ = writeln!(
+            out,
+            "{}  no release yet ({} {members})",
+            group.name, group.total
+        );
+        return;
     };
-    let mut progress = format!("{}/{} done", group.done, group.total);
-    if let Some(halt) = &group.halted {
-        let _ = write!(progress, "  HALTED by {}: {}", halt.host, halt.reason);
+    let _ = write!(
+        out,
+        "{}  {target}  {} {}/{} done",
+        group.name,
+        bar(group.done, group.total),
+        group.done,
+        group.total
+    );
+    if group.running > 0 {
+        let _ = write!(out, ", {} running", group.running);
     }
-    vec![group.name.clone(), target.clone(), progress]
+    if group.failed > 0 {
+        let _ = write!(out, ", {} failed", group.failed);
+    }
+    match (&group.finished, &group.started) {
+        (Some(finished), Some(started)) => {
+            let took = time::parse_rfc3339(finished)
+                .zip(time::parse_rfc3339(started))
+                .map(|(end, start)| time::span(u64::try_from(end - start).unwrap_or(0)));
+            let ago = time::since(finished, now).unwrap_or_default();
+            let _ = write!(out, "; finished {ago} ago");
+            if let Some(took) = took {
+                let _ = write!(out, " in {took}");
+            }
+        }
+        (_, Some(started)) => {
+            let _ = write!(
+                out,
+                "; started {} ago",
+                time::since(started, now).unwrap_or_default()
+            );
+        }
+        _ => {}
+    }
+    if let Some(deadline) = &group.deadline {
+        let _ = write!(
+            out,
+            "; deadline in {}",
+            time::until(deadline, now).unwrap_or_default()
+        );
+    }
+    out.push('\n');
+    if group.promote_pending {
+        let _ = writeln!(
+            out,
+            "  canaries healthy: waiting for `shoal promote {}`",
+            group.name
+        );
+    }
+    if let Some(halt) = &group.halted {
+        let at = halt
+            .at
+            .as_deref()
+            .and_then(|t| time::since(t, now))
+            .map(|ago| format!(" {ago} ago"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  HALTED by {}{at}: {}", halt.host, halt.reason);
+        for line in &halt.output {
+            let _ = writeln!(out, "  | {line}");
+        }
+        if halt.output_hidden {
+            out.push_str("  (its output is private: run as root, or see status.public_logs)\n");
+        }
+    }
+}
+
+/// A ten-character bar of `done` out of `total`: `[###.......]`.
+fn bar(done: usize, total: usize) -> String {
+    let filled = (done * 10).checked_div(total).unwrap_or(0).min(10);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(10 - filled))
 }
 
 /// Rows in columns two spaces apart, after `header` when it is not empty.
@@ -125,9 +223,12 @@ fn push_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
 
 #[cfg(test)]
 mod tests {
-    use shoal_shared::status::{FleetNodeGroup, HaltInfo};
+    use shoal_shared::status::HaltInfo;
 
     use super::*;
+
+    /// 2026-12-07T10:10:00Z.
+    const NOW: i64 = 1_796_638_200;
 
     fn member(name: &str, revision: Option<&str>, phase: &str, health: Health) -> FleetNodeGroup {
         FleetNodeGroup {
@@ -135,10 +236,18 @@ mod tests {
             revision: revision.map(str::to_owned),
             phase: phase.into(),
             health,
+            ..FleetNodeGroup::default()
         }
     }
 
     fn fleet() -> Fleet {
+        let mut canary = member("web", Some("v2.0.0"), "running", Health::Healthy);
+        canary.canary = true;
+        canary.event = Some("ValidateService".into());
+        canary.event_since = Some("2026-12-07T10:09:48Z".into());
+        let mut waiting = member("web", Some("v1.0.0"), "waiting", Health::Healthy);
+        waiting.target = Some("v2.0.0".into());
+        waiting.phase_since = Some("2026-12-07T10:08:00Z".into());
         Fleet {
             node: "host-1".into(),
             nodes: vec![
@@ -148,8 +257,14 @@ mod tests {
                     duplicate: false,
                     groups: vec![
                         member("api", Some("v1.0.0"), "idle", Health::Healthy),
-                        member("web", Some("v2.0.0"), "idle", Health::Healthy),
+                        canary,
                     ],
+                },
+                FleetNode {
+                    id: "host-2".into(),
+                    alive: true,
+                    duplicate: false,
+                    groups: vec![waiting],
                 },
                 FleetNode {
                     id: "host-4".into(),
@@ -161,43 +276,76 @@ mod tests {
             groups: vec![
                 FleetGroup {
                     name: "api".into(),
-                    deployment: None,
-                    target: None,
-                    done: 0,
                     total: 1,
-                    halted: None,
+                    ..FleetGroup::default()
                 },
                 FleetGroup {
                     name: "web".into(),
                     deployment: Some("d-0123456789ab".into()),
                     target: Some("v2.0.0".into()),
                     done: 1,
-                    total: 2,
+                    total: 3,
+                    running: 1,
+                    failed: 1,
+                    started: Some("2026-12-07T10:05:00Z".into()),
+                    deadline: Some("2026-12-07T10:19:48Z".into()),
                     halted: Some(HaltInfo {
                         host: "host-4".into(),
                         reason: "host-4 failed: ValidateService exit 1".into(),
+                        at: Some("2026-12-07T10:09:00Z".into()),
+                        output: vec!["[ValidateService] [check.sh] [stderr] HTTP 500".into()],
+                        output_hidden: false,
                     }),
+                    ..FleetGroup::default()
                 },
             ],
         }
     }
 
     #[test]
-    fn nodes_by_groups_then_a_progress_line_per_group() {
-        let text = render(&fleet());
+    fn nodes_by_groups_with_their_events_then_each_rollout() {
+        let text = render(&fleet(), NOW);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
             [
-                "fleet seen from host-1: 2 nodes, 1 dead, 2 groups",
+                "fleet seen from host-1: 3 nodes, 1 dead, 2 groups",
                 "",
                 "NODE    STATE  api          web",
-                "host-1  alive  v1.0.0 idle  v2.0.0 idle",
+                "host-1  alive  v1.0.0 idle  v2.0.0 running ValidateService 12s canary",
+                "host-2  alive  -            v1.0.0 → v2.0.0 waiting 2m00s",
                 "host-4  dead   -            v1.0.0 reverted unhealthy",
                 "",
-                "api  -       no release yet (1 member)",
-                "web  v2.0.0  1/2 done  HALTED by host-4: host-4 failed: ValidateService exit 1",
+                "api  no release yet (1 member)",
+                "",
+                "web  v2.0.0  [###.......] 1/3 done, 1 running, 1 failed; started 5m00s ago; \
+                 deadline in 9m48s",
+                "  HALTED by host-4 1m00s ago: host-4 failed: ValidateService exit 1",
+                "  | [ValidateService] [check.sh] [stderr] HTTP 500",
             ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_promote_gated_rollout_says_the_command_and_a_finished_one_how_long_it_took() {
+        let mut fleet = fleet();
+        let web = &mut fleet.groups[1];
+        web.halted = None;
+        web.deadline = None;
+        web.promote_pending = true;
+        let text = render(&fleet, NOW);
+        assert!(
+            text.contains("\n  canaries healthy: waiting for `shoal promote web`\n"),
+            "{text}"
+        );
+        let web = &mut fleet.groups[1];
+        web.promote_pending = false;
+        (web.done, web.running, web.failed) = (3, 0, 0);
+        web.finished = Some("2026-12-07T10:08:30Z".into());
+        let text = render(&fleet, NOW);
+        assert!(
+            text.contains("web  v2.0.0  [##########] 3/3 done; finished 1m30s ago in 3m30s\n"),
             "{text}"
         );
     }
@@ -210,7 +358,7 @@ mod tests {
             groups: Vec::new(),
         };
         assert_eq!(
-            render(&empty),
+            render(&empty, NOW),
             "fleet seen from host-1: 0 nodes, 0 dead, 0 groups\n"
         );
     }

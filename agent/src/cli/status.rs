@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use shoal_shared::status::{GroupStatus, Health, NodeStatus};
+use shoal_shared::time;
 
 use super::client::{self, AgentArgs};
 
@@ -18,12 +19,14 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    client::show::<NodeStatus>(args.agent, "/v1/status", args.json, render)
+    client::show::<NodeStatus>(args.agent, "/v1/status", args.json, |status| {
+        render(status, crate::clock::unix_now())
+    })
 }
 
-/// The human view: a node line, then a row per group with its last deployment's events and
-/// its last refusal or channel error beneath.
-pub(super) fn render(status: &NodeStatus) -> String {
+/// The human view at `now`: a node line, then a row per group with its part in the rollout,
+/// its last deployment's events and its last refusal or channel error beneath.
+pub(super) fn render(status: &NodeStatus, now: i64) -> String {
     let node = &status.node;
     let mut out = format!(
         "node {}  shoal {}  up since {}  {}\n",
@@ -61,7 +64,7 @@ pub(super) fn render(status: &NodeStatus) -> String {
         "HEALTH",
         "LAST DEPLOYMENT",
     ];
-    let rows: Vec<[String; 7]> = status.groups.iter().map(row).collect();
+    let rows: Vec<[String; 7]> = status.groups.iter().map(|g| row(g, now)).collect();
     let mut widths = header.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -72,16 +75,21 @@ pub(super) fn render(status: &NodeStatus) -> String {
     push_row(&mut out, &header.map(str::to_owned), &widths);
     for (group, row) in status.groups.iter().zip(&rows) {
         push_row(&mut out, row, &widths);
+        push_rollout(&mut out, group, now);
         push_details(&mut out, group);
     }
     out
 }
 
-fn row(group: &GroupStatus) -> [String; 7] {
+fn row(group: &GroupStatus, now: i64) -> [String; 7] {
     let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
-    let phase = match &group.current_event {
-        Some(event) => format!("{} ({event})", group.phase.as_str()),
-        None => group.phase.as_str().to_owned(),
+    let phase = match (&group.current_event, &group.event_since) {
+        (Some(event), Some(since)) => match time::since(since, now) {
+            Some(span) => format!("{} ({event}, {span})", group.phase.as_str()),
+            None => format!("{} ({event})", group.phase.as_str()),
+        },
+        (Some(event), None) => format!("{} ({event})", group.phase.as_str()),
+        (None, _) => group.phase.as_str().to_owned(),
     };
     let health = match group.health {
         Health::None => "-",
@@ -114,6 +122,55 @@ fn push_row(out: &mut String, cells: &[String; 7], widths: &[usize; 7]) {
     }
     out.push_str(line.trim_end());
     out.push('\n');
+}
+
+/// `    rollout v2.0.0 (d-…): running, canary, turn 1 of 3 for 12s; deadline in 9m48s`, then
+/// why it waits, the promote it waits for, the halt and its own failure's last lines.
+fn push_rollout(out: &mut String, group: &GroupStatus, now: i64) {
+    let Some(rollout) = &group.rollout else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "    rollout {} ({}): {}",
+        rollout.revision, rollout.deployment, rollout.step
+    );
+    if rollout.canary {
+        out.push_str(", canary");
+    }
+    if let Some(position) = rollout.position {
+        let _ = write!(out, ", turn {} of {}", position + 1, rollout.members);
+    }
+    if let Some(span) = rollout
+        .step_since
+        .as_deref()
+        .and_then(|t| time::since(t, now))
+    {
+        let _ = write!(out, ", for {span}");
+    }
+    if let Some(span) = rollout
+        .deadline
+        .as_deref()
+        .and_then(|t| time::until(t, now))
+    {
+        let _ = write!(out, "; deadline in {span}");
+    }
+    out.push('\n');
+    if rollout.promote_pending {
+        let _ = writeln!(
+            out,
+            "    canaries healthy: waiting for `shoal promote {}`",
+            group.name
+        );
+    } else if let Some(waiting) = &rollout.waiting_for {
+        let _ = writeln!(out, "    waiting: {waiting}");
+    }
+    if let Some(halt) = &rollout.halted {
+        let _ = writeln!(out, "    HALTED by {}: {}", halt.host, halt.reason);
+    }
+    for line in &rollout.failure_output {
+        let _ = writeln!(out, "    | {line}");
+    }
 }
 
 fn push_details(out: &mut String, group: &GroupStatus) {
@@ -175,7 +232,9 @@ fn push_details(out: &mut String, group: &GroupStatus) {
 
 #[cfg(test)]
 mod tests {
-    use shoal_shared::status::{DeploymentSummary, EventSummary, NodeInfo, Notice, Phase, Refusal};
+    use shoal_shared::status::{
+        DeploymentSummary, EventSummary, HaltInfo, NodeInfo, Notice, Phase, Refusal, Rollout,
+    };
 
     use super::*;
 
@@ -233,7 +292,7 @@ mod tests {
             message: "connection reset".into(),
             when: "2026-05-01T10:03:00Z".into(),
         });
-        let text = render(&node(vec![web, group("db")]));
+        let text = render(&node(vec![web, group("db")]), 0);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -271,7 +330,53 @@ mod tests {
     }
 
     #[test]
+    fn the_rollout_line_shows_the_step_turn_times_and_what_it_waits_for() {
+        let mut web = group("web");
+        web.phase = Phase::Deploying;
+        web.current_event = Some("ValidateService".into());
+        web.event_since = Some("2026-12-07T10:09:48Z".into());
+        web.rollout = Some(Rollout {
+            deployment: "d-0123456789ab".into(),
+            revision: "v2.0.0".into(),
+            step: "running".into(),
+            position: Some(0),
+            members: 3,
+            canary: true,
+            step_since: Some("2026-12-07T10:09:00Z".into()),
+            deadline: Some("2026-12-07T10:19:00Z".into()),
+            ..Rollout::default()
+        });
+        let now = 1_796_638_200; // 10:10:00Z
+        let text = render(&node(vec![web.clone()]), now);
+        assert!(text.contains("deploying (ValidateService, 12s)"), "{text}");
+        assert!(
+            text.contains(
+                "\n    rollout v2.0.0 (d-0123456789ab): running, canary, turn 1 of 3, for 1m00s; \
+                 deadline in 9m00s\n"
+            ),
+            "{text}"
+        );
+        let rollout = web.rollout.as_mut().expect("rollout");
+        rollout.step = "waiting".into();
+        rollout.promote_pending = true;
+        rollout.halted = Some(HaltInfo {
+            host: "web-2".into(),
+            reason: "web-2 failed: ValidateService exit 1".into(),
+            ..HaltInfo::default()
+        });
+        rollout.failure_output = vec!["[ValidateService] [check.sh] [stderr] HTTP 500".into()];
+        let text = render(&node(vec![web]), now);
+        for line in [
+            "    canaries healthy: waiting for `shoal promote web`\n",
+            "    HALTED by web-2: web-2 failed: ValidateService exit 1\n",
+            "    | [ValidateService] [check.sh] [stderr] HTTP 500\n",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
     fn no_groups_says_where_to_add_one() {
-        assert!(render(&node(Vec::new())).contains("no groups: add one under `groups:`"));
+        assert!(render(&node(Vec::new()), 0).contains("no groups: add one under `groups:`"));
     }
 }

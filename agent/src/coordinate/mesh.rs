@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex as SyncMutex, MutexGuard};
 use chitchat::transport::{Socket, Transport};
 use chitchat::{Chitchat, ChitchatHandle, NodeState, spawn_chitchat};
 use shoal_shared::gossip::{
-    self, GROUPS_KEY, Groups, halt_key, promote_key, resume_key, state_key,
+    self, GROUPS_KEY, Groups, halt_key, live_key, promote_key, resume_key, state_key,
 };
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
@@ -164,6 +164,13 @@ impl Mesh {
         for (key, value) in writes {
             write(own, &key, value);
         }
+    }
+
+    /// Sets (or with `None` deletes) this host's [`gossip::Live`] for `group`, if it changed.
+    pub async fn publish_live(&self, group: &str, live: Option<&gossip::Live>) {
+        let value = live.map(gossip::encode);
+        let mut chitchat = self.chitchat.lock().await;
+        write(chitchat.self_node_state(), &live_key(group), value);
     }
 
     /// Replaces the list of groups this host says it belongs to.

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chitchat::{Chitchat, ChitchatId, NodeState, Version, VersionedValue};
 use shoal_shared::gossip::{
-    self, DecodeError, GROUPS_KEY, GroupState, Groups, Halt, Promote, Resume,
+    self, DecodeError, GROUPS_KEY, GroupState, Groups, Halt, Live, Promote, Resume,
 };
 use tracing::debug;
 
@@ -89,6 +89,7 @@ enum Value {
     Halt(Halt),
     Resume(Resume),
     Promote(Promote),
+    Live(Box<Live>),
 }
 
 /// What a key holds, from its name.
@@ -99,6 +100,7 @@ enum Kind {
     Halt,
     Resume,
     Promote,
+    Live,
 }
 
 impl Kind {
@@ -112,6 +114,7 @@ impl Kind {
             "halt" => Some(Kind::Halt),
             "resume" => Some(Kind::Resume),
             "promote" => Some(Kind::Promote),
+            "live" => Some(Kind::Live),
             // A newer shoal's key: not ours to read.
             _ => None,
         }
@@ -124,6 +127,7 @@ impl Kind {
             Kind::Halt => Value::Halt(gossip::decode(text)?),
             Kind::Resume => Value::Resume(gossip::decode(text)?),
             Kind::Promote => Value::Promote(gossip::decode(text)?),
+            Kind::Live => Value::Live(Box::new(gossip::decode(text)?)),
         })
     }
 }
@@ -277,6 +281,7 @@ fn fill(published: &mut GroupValues, value: Value) {
         Value::Halt(halt) => published.halt = Some(halt),
         Value::Resume(resume) => published.resume = Some(resume),
         Value::Promote(promote) => published.promote = Some(promote),
+        Value::Live(live) => published.live = Some(*live),
         Value::Groups(_) => {}
     }
 }

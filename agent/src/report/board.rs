@@ -92,6 +92,14 @@ impl Board {
     }
 }
 
+/// Shows `event` as the group's current lifecycle event: since now, when it is another one.
+pub fn at_event(group: &mut GroupStatus, event: Option<&str>) {
+    if group.current_event.as_deref() != event {
+        group.current_event = event.map(str::to_owned);
+        group.event_since = event.map(|_| crate::clock::now_rfc3339());
+    }
+}
+
 /// A time in milliseconds since the epoch as RFC 3339.
 pub fn rfc3339_ms(ms: u64) -> String {
     format_rfc3339(i64::try_from(ms / 1000).unwrap_or(i64::MAX))

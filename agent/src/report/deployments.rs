@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use shoal_shared::status::{DeploymentDetail, DeploymentSummary};
 
 use super::board::summarize;
-use crate::execute::deployment::DeploymentRecord;
+use crate::execute::deployment::{DeploymentRecord, Status};
 use crate::execute::layout::{Layout, is_safe_component};
 
 /// How much of the end of `scripts.log` a deployment's detail carries.
@@ -120,6 +120,37 @@ pub fn detail(root: &Path, id: &str) -> Result<DeploymentDetail, DeploymentsErro
         log_size,
         log_hidden: false,
     })
+}
+
+/// What shows why the deployment in `dir` failed, in a few short lines: the output of the
+/// event that failed (its lines of `scripts.log`, without their timestamps), or the record's
+/// error when that event wrote none (a health check, a refused bundle). Empty when the record
+/// cannot be read.
+pub fn failure_output(dir: &Path) -> Vec<String> {
+    let Ok(Some(record)) = DeploymentRecord::load(dir) else {
+        return Vec::new();
+    };
+    let failed = record
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.status == Status::Failed)
+        .map(|e| format!(" [{}] ", e.name));
+    let (log, _) = tail(&Layout::scripts_log(dir)).unwrap_or_default();
+    let lines: Vec<&str> = match &failed {
+        Some(marker) => log
+            .lines()
+            .filter_map(|line| line.find(marker.as_str()).map(|at| &line[at + 1..]))
+            // The agent's own note of where the script is: long, and no news.
+            .filter(|line| !line.contains("] [shoal] script started: "))
+            .collect(),
+        None => Vec::new(),
+    };
+    if lines.is_empty() {
+        let error = record.error.unwrap_or_default();
+        return shoal_shared::gossip::output_tail(&error);
+    }
+    shoal_shared::gossip::output_tail(&lines.join("\n"))
 }
 
 /// The hook output of deployment `id` from byte `offset` on.
@@ -239,7 +270,7 @@ fn tail(path: &Path) -> io::Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execute::deployment::Status;
+    use crate::execute::deployment::EventRecord;
 
     fn record(group: &str, started_at_ms: u64) -> DeploymentRecord {
         DeploymentRecord {
@@ -327,6 +358,53 @@ mod tests {
         assert!(full.log_tail.len() <= TAIL_BYTES as usize);
         assert!(full.log_tail.len() > TAIL_BYTES as usize - 100);
         assert!(full.log_tail.starts_with('x') && full.log_tail.len().is_multiple_of(100));
+    }
+
+    #[test]
+    fn a_failures_output_is_the_failed_events_lines_or_the_error() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("web/d-aaaaaaaaaaaa");
+        let event = |name: &str, status| EventRecord {
+            name: name.into(),
+            status,
+            duration_ms: 5,
+            scripts: Vec::new(),
+            message: None,
+        };
+        let mut failed = record("web", 1_000);
+        failed.status = Status::Failed;
+        failed.error = Some("ValidateService: scripts/check.sh exited 1".into());
+        failed.events = vec![
+            event("ApplicationStart", Status::Succeeded),
+            event("ValidateService", Status::Failed),
+        ];
+        failed.save(&dir).expect("save");
+        // No output: the error says why.
+        assert_eq!(
+            failure_output(&dir),
+            ["ValidateService: scripts/check.sh exited 1"]
+        );
+        std::fs::create_dir_all(dir.join("logs")).expect("create_dir_all");
+        let mut log =
+            String::from("2026-12-07T10:00:00Z [ApplicationStart] [s.sh] [stdout] started\n");
+        for i in 1..=12 {
+            log += &format!(
+                "2026-12-07T10:00:0{}Z [ValidateService] [check.sh] [stderr] try {i}\n",
+                i % 10
+            );
+        }
+        std::fs::write(Layout::scripts_log(&dir), &log).expect("write");
+        let output = failure_output(&dir);
+        assert_eq!(output.len(), shoal_shared::gossip::MAX_TAIL_LINES);
+        assert_eq!(
+            output.last().map(String::as_str),
+            Some("[ValidateService] [check.sh] [stderr] try 12")
+        );
+        assert!(
+            output.iter().all(|l| !l.contains("ApplicationStart")),
+            "{output:?}"
+        );
+        assert!(failure_output(&root.path().join("web/d-nothing")).is_empty());
     }
 
     #[test]

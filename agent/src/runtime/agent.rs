@@ -167,7 +167,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         .groups
         .iter()
         .zip(&keepers)
-        .map(|(group, keeper)| keeper.read(|host| GroupTask::initial_status(group, host)))
+        .map(|(group, keeper)| {
+            keeper.read(|host| GroupTask::initial_status(group, host, layout.root()))
+        })
         .collect();
     let board = Board::new(node, statuses);
 
@@ -243,6 +245,10 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         })
     });
 
+    let live = mesh
+        .as_ref()
+        .map(|mesh| super::live::spawn(board.clone(), Arc::clone(mesh)));
+
     let mut running = settings;
     loop {
         tokio::select! {
@@ -266,6 +272,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     notifier.status("stopping: letting running hooks finish");
     stop_handle.request();
     groups.wait_all().await;
+    if let Some(task) = live {
+        task.abort();
+    }
     server_stop_handle.request();
     if let Err(e) = server.await {
         warn!(error = %e, "the status endpoint panicked");

@@ -25,7 +25,7 @@ use crate::execute::deployment::{
     self, DeploymentRecord, EventRecord, Request, Status, record::now_ms,
 };
 use crate::execute::layout::Layout;
-use crate::report::board::summarize;
+use crate::report::board::{at_event, summarize};
 use crate::report::{Board, Metrics};
 use crate::stop::Stop;
 
@@ -60,7 +60,7 @@ impl Deployer {
         self.show(|g| {
             g.phase = phase;
             g.target_revision = Some(run.revision.clone());
-            g.current_event = Some(PREPARE.to_owned());
+            at_event(g, Some(PREPARE));
         });
         let protect = self.keeper.read(|host| {
             host.journal()
@@ -146,7 +146,7 @@ impl Deployer {
         self.keeper.note(|host| host.at_step(None, HEALTH_CHECK));
         self.show(|g| {
             g.phase = Phase::CheckingHealth;
-            g.current_event = Some(HEALTH_CHECK.to_owned());
+            at_event(g, Some(HEALTH_CHECK));
         });
         let opened = Instant::now();
         let Some(check) = check else {

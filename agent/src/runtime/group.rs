@@ -20,7 +20,7 @@ use super::keeper::Keeper;
 use super::release_file;
 use super::watcher::{Prepared, Watcher};
 use crate::channel::git;
-use crate::clock::now_ms;
+use crate::clock::{now_ms, unix_now};
 use crate::config::{Group, HealthCheck};
 use crate::coordinate::{GroupSnapshot, Mesh};
 use crate::execute::layout::Layout;
@@ -72,11 +72,26 @@ enum Wake {
 }
 
 impl GroupTask {
-    /// The status of a group before its first look at the channel.
-    pub(super) fn initial_status(group: &Group, host: &GroupHost) -> GroupStatus {
+    /// The status of a group before its first look at the channel: what its journal holds,
+    /// and its last deployment and last failure as their records under `root` say (so a
+    /// restarted agent still shows why its group is halted).
+    pub(super) fn initial_status(group: &Group, host: &GroupHost, root: &Path) -> GroupStatus {
         let mut status =
             GroupStatus::starting(&group.name, &group.application, &group.channel.display());
-        super::show::show(&mut status, host);
+        match crate::report::deployments::list(root) {
+            Ok(list) => {
+                let mut ours = list.into_iter().filter(|d| d.group == group.name);
+                status.last_deployment = ours.next();
+                status.last_failure = status
+                    .last_deployment
+                    .iter()
+                    .cloned()
+                    .chain(ours)
+                    .find(|d| d.result == "failed");
+            }
+            Err(e) => warn!(error = %e, "cannot read the group's past deployments"),
+        }
+        super::show::show(&mut status, host, unix_now());
         let running = host.journal().current.as_ref();
         if running_check(group, running.map(|c| c.dir.as_path())).is_some() {
             status.health = Health::Unknown;
@@ -270,7 +285,7 @@ impl GroupTask {
             self.metrics.ignored_halts(&self.group.name, ignored);
         }
         let keeper = self.keeper.clone();
-        self.show(|g| keeper.read(|host| super::show::show(g, host)));
+        self.show(|g| keeper.read(|host| super::show::show(g, host, unix_now())));
         let revision = self
             .keeper
             .read(|host| host.journal().current.as_ref().map(|c| c.revision.clone()));
@@ -320,11 +335,23 @@ impl GroupTask {
                     .map(std::path::Path::to_owned)
             }),
         };
+        let failed = !matches!(ended, Ended::Succeeded { .. });
+        let output = match (&dir, failed) {
+            (Some(dir), true) => crate::report::deployments::failure_output(dir),
+            _ => Vec::new(),
+        };
         if let Some(summary) = dir.as_deref().and_then(summary_of) {
-            let failed = !matches!(ended, Ended::Succeeded { .. });
             self.show(|g| {
                 if failed {
                     g.last_failure = Some(summary.clone());
+                    if let Some(rollout) = g
+                        .rollout
+                        .as_mut()
+                        .filter(|r| r.deployment == run.deployment_id)
+                    {
+                        rollout.failed_at = Some(crate::clock::now_rfc3339());
+                        rollout.failure_output = output;
+                    }
                 }
                 g.last_deployment = Some(summary);
             });

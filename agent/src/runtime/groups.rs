@@ -182,9 +182,9 @@ impl Groups {
                     info!(group = %group.name, "group added by the config");
                     self.context.cache.add_group(&group.name);
                     self.context.metrics.register_group(&group.name);
-                    self.context
-                        .board
-                        .add(keeper.read(|host| GroupTask::initial_status(group, host)));
+                    self.context.board.add(keeper.read(|host| {
+                        GroupTask::initial_status(group, host, self.context.layout.root())
+                    }));
                     self.start(group.clone(), keeper, GroupValues::default());
                 }
                 Err(e) => {

@@ -92,16 +92,11 @@ impl Steer for Keeper {
     fn rollout(&self) -> RolloutGauges {
         self.read(|host| {
             let planner = host.planner();
-            let promote_pending = matches!(planner.wait(), Wait::Promotion);
             // Standing still counts only where nobody is asked to act: not once complete,
             // halted (an alert of its own) or waiting for a promote (one too).
-            let going = planner.target().is_some()
-                && !planner.complete()
-                && planner.halted().is_none()
-                && !promote_pending;
             RolloutGauges {
-                promote_pending,
-                last_progress_ms: going.then(|| planner.advanced_at()),
+                promote_pending: matches!(planner.wait(), Wait::Promotion),
+                last_progress_ms: planner.going().then(|| planner.advanced_at()),
                 progress_deadline: planner.policy().map(|p| p.progress_deadline),
             }
         })

@@ -17,6 +17,7 @@ mod groups;
 pub mod health;
 pub mod journal;
 pub mod keeper;
+mod live;
 mod observer;
 pub mod orphans;
 mod release_file;

@@ -8,7 +8,7 @@ use shoal_shared::rollout::journal::PREPARE;
 
 use super::keeper::Keeper;
 use crate::execute::deployment::{DeploymentRecord, Observer};
-use crate::report::board::summarize;
+use crate::report::board::{at_event, summarize};
 use crate::report::{Board, Metrics};
 
 /// The last path component of a deployment directory: the deployment's id in status.
@@ -48,7 +48,7 @@ impl Observer for StepObserver {
             .map_err(std::io::Error::other)?;
         let summary = summarize(&dir_name(dir), record);
         self.board.update(&self.group, |g| {
-            g.current_event = Some(step.to_owned());
+            at_event(g, Some(step));
             g.last_deployment = Some(summary);
         });
         Ok(())

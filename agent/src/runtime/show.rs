@@ -4,15 +4,20 @@
 
 use shoal_shared::gossip::Step;
 use shoal_shared::rollout::GroupHost;
+use shoal_shared::rollout::plan::Wait;
 use shoal_shared::status::{GroupStatus, HaltInfo, Phase, Rollout};
+use shoal_shared::time::format_rfc3339;
 
-/// Shows `host` in `status`.
-pub(super) fn show(status: &mut GroupStatus, host: &GroupHost) {
+/// Shows `host` in `status` at `now` (seconds since the epoch). What status already shows of
+/// the same deployment's rollout keeps its times: when the host learned of it, when its step
+/// began, and a failure's time and output.
+pub(super) fn show(status: &mut GroupStatus, host: &GroupHost, now: i64) {
     let journal = host.journal();
     status.current_revision = journal.current.as_ref().map(|c| c.revision.clone());
     status.last_known_good = journal.last_known_good.as_ref().map(|c| c.revision.clone());
     let planner = host.planner();
     let Some(target) = planner.target() else {
+        status.rollout = None;
         if journal.in_flight.is_none() && status.phase != Phase::Starting {
             status.phase = Phase::Idle;
         }
@@ -22,16 +27,38 @@ pub(super) fn show(status: &mut GroupStatus, host: &GroupHost) {
     let halted = planner.halted().map(|h| HaltInfo {
         host: h.host.clone(),
         reason: h.reason.clone(),
+        ..HaltInfo::default()
     });
     let order = planner.order();
+    let before = status
+        .rollout
+        .take()
+        .filter(|r| r.deployment == target.id)
+        .unwrap_or_default();
+    let step_name = step.map_or("waiting", Step::as_str).to_owned();
+    let at =
+        |kept: Option<String>, now_too: bool| kept.or_else(|| now_too.then(|| format_rfc3339(now)));
+    let deadline = planner.deadline();
     status.rollout = Some(Rollout {
         deployment: target.id.clone(),
         revision: target.revision.clone(),
-        step: step.map_or("waiting", Step::as_str).to_owned(),
         waiting_for: (step == Some(Step::Waiting)).then(|| planner.wait().to_string()),
         position: order.iter().position(|n| n == planner.node()),
         members: planner.memory().members.len() + 1,
         halted: halted.clone(),
+        canary: planner.is_canary(),
+        promote_pending: matches!(planner.wait(), Wait::Promotion),
+        seen: at(before.seen, true),
+        step_since: at(before.step_since.filter(|_| before.step == step_name), true),
+        deadline: deadline.map(|ms| format_rfc3339(i64::try_from(ms / 1000).unwrap_or(i64::MAX))),
+        done_at: at(before.done_at, step == Some(Step::Done)),
+        failed_at: before.failed_at.filter(|_| step != Some(Step::Done)),
+        failure_output: if step == Some(Step::Done) {
+            Vec::new()
+        } else {
+            before.failure_output
+        },
+        step: step_name,
     });
     if journal.in_flight.is_some() {
         return; // the run shows itself
@@ -46,7 +73,7 @@ pub(super) fn show(status: &mut GroupStatus, host: &GroupHost) {
     };
     status.phase = phase;
     status.target_revision = target_revision;
-    status.current_event = None;
+    crate::report::board::at_event(status, None);
 }
 
 #[cfg(test)]
@@ -59,7 +86,7 @@ mod tests {
     fn shown(host: &GroupHost) -> GroupStatus {
         let mut status = GroupStatus::starting("web", "shop", "git /srv/repo");
         status.phase = Phase::Idle;
-        show(&mut status, host);
+        show(&mut status, host, 1_000);
         status
     }
 

@@ -55,6 +55,8 @@ pub struct Fleet {
     seed: Option<AgentProcess>,
     /// More keys of each host's `mesh:` (`, key: value…`).
     mesh_extra: String,
+    /// More keys of each host's `status:` (`, key: value…`).
+    status_extra: String,
 }
 
 impl Fleet {
@@ -66,7 +68,14 @@ impl Fleet {
 
     /// The same with every host running `binary` (an older build) until [`Fleet::upgrade`].
     pub fn start_on(n: usize, policy: &str, binary: &Path) -> Fleet {
-        Self::start_on_with(n, policy, false, "", binary)
+        Self::start_on_with(n, policy, false, "", "", binary)
+    }
+
+    /// The same with `status.public_logs: true`: hook output is every reader's.
+    #[allow(dead_code)]
+    pub fn start_with_public_logs(n: usize, policy: &str) -> Fleet {
+        let binary = Path::new(env!("CARGO_BIN_EXE_shoal"));
+        Self::start_on_with(n, policy, false, "", ", public_logs: true", binary)
     }
 
     /// The same with the mesh's `dead_grace` set to `grace` (e.g. `3s`).
@@ -85,11 +94,19 @@ impl Fleet {
             policy,
             seed,
             mesh_extra,
+            "",
             Path::new(env!("CARGO_BIN_EXE_shoal")),
         )
     }
 
-    fn start_on_with(n: usize, policy: &str, seed: bool, mesh_extra: &str, binary: &Path) -> Fleet {
+    fn start_on_with(
+        n: usize,
+        policy: &str,
+        seed: bool,
+        mesh_extra: &str,
+        status_extra: &str,
+        binary: &Path,
+    ) -> Fleet {
         let mut dir = tempfile::tempdir().unwrap();
         if std::env::var_os("SHOAL_KEEP_FLEET").is_some() {
             dir.disable_cleanup(true);
@@ -137,6 +154,7 @@ impl Fleet {
             hosts,
             seed: None,
             mesh_extra: mesh_extra.to_owned(),
+            status_extra: status_extra.to_owned(),
         };
         if seed {
             fleet.seed = Some(fleet.start_seed());
@@ -200,7 +218,7 @@ impl Fleet {
         let host = &self.hosts[i];
         let text = format!(
             "node: {{ id: {id}, data_dir: {data}, shutdown_grace: 5s }}\n\
-             status: {{ listen: 127.0.0.1:0 }}\n\
+             status: {{ listen: 127.0.0.1:0{status} }}\n\
              log: {{ format: json, level: info }}\n\
              mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms, key_file: {key}{extra} }}\n\
              groups:\n\
@@ -218,6 +236,7 @@ impl Fleet {
             signers = self.signers_file.display(),
             policy = self.policy,
             extra = self.mesh_extra,
+            status = self.status_extra,
         );
         fs::write(&host.config, text).unwrap();
         let env = [("E2E_NODE".to_owned(), host.id.clone())];
@@ -258,6 +277,12 @@ impl Fleet {
     /// image would have.
     pub fn set_id(&mut self, i: usize, id: &str) {
         id.clone_into(&mut self.hosts[i].id);
+    }
+
+    /// Host `i`'s status endpoint.
+    #[allow(dead_code)]
+    pub fn addr(&self, i: usize) -> std::net::SocketAddr {
+        self.agent(i).addr()
     }
 
     /// `GET path` on host `i`'s status endpoint.

@@ -9,6 +9,7 @@
 mod fleet;
 mod health;
 mod strangers;
+mod watch;
 
 use std::time::Duration;
 
@@ -324,8 +325,9 @@ fn a_plain_member_seeds_the_mesh_and_shows_the_fleet() {
         "<td>host-2</td><td class=\"alive\">alive</td><td><code>v1.0.0</code>",
         "<td>host-3</td><td class=\"alive\">alive</td><td><code>v1.0.0</code>",
         "<td>seed (this host)</td><td class=\"alive\">alive</td><td>-</td>",
-        "target <code>v1.0.0</code>",
+        "<h3>web <code>v1.0.0</code>",
         "<b>3/3 done</b>",
+        " · finished <span data-since=",
     ] {
         assert!(page.body.contains(part), "{part}\nnot in\n{}", page.body);
     }

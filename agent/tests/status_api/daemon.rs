@@ -26,6 +26,8 @@ pub enum Hooks {
     Good,
     /// BeforeInstall waits until the test calls [`Host::let_go`].
     BlockBeforeInstall,
+    /// ValidateService says `service answers 500` on stderr and exits 1.
+    FailValidate,
 }
 
 pub struct Host {
@@ -100,11 +102,15 @@ impl Host {
         let record =
             format!("#!/bin/sh\necho \"{revision} $LIFECYCLE_EVENT\" >> {marks}/hooks.log\n");
         let before_install = match hooks {
-            Hooks::Good => record.clone(),
+            Hooks::Good | Hooks::FailValidate => record.clone(),
             Hooks::BlockBeforeInstall => format!(
                 "{record}touch {marks}/started-{revision}\n\
                  while [ ! -e {marks}/go ]; do sleep 0.05; done\n"
             ),
+        };
+        let validate = match hooks {
+            Hooks::FailValidate => format!("{record}echo 'service answers 500' >&2\nexit 1\n"),
+            _ => record.clone(),
         };
         let appspec = format!(
             "version: 0.0\nos: linux\nfiles:\n  - source: app\n    destination: {}\nhooks:\n\
@@ -117,7 +123,7 @@ impl Host {
             ("appspec.yml", appspec, 0o644),
             ("app/version.txt", format!("{revision}\n"), 0o644),
             ("scripts/before_install.sh", before_install, 0o755),
-            ("scripts/validate.sh", record, 0o755),
+            ("scripts/validate.sh", validate, 0o755),
         ] {
             let file = root.join(path);
             fs::create_dir_all(file.parent().unwrap()).unwrap();

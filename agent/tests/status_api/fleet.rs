@@ -93,9 +93,15 @@ fn shoal_fleet_prints_a_table_and_json_as_served() {
         "{text}"
     );
     assert_eq!(lines[2], "NODE   STATE  db      web", "{text}");
-    assert_eq!(lines[3], "web-1  alive  - idle  - running", "{text}");
-    assert_eq!(lines[5], "db   -       no release yet (1 member)", "{text}");
-    assert_eq!(lines[6], "web  v2.0.0  0/1 done", "{text}");
+    assert_eq!(
+        lines[3], "web-1  alive  - idle  - → v2.0.0 running",
+        "{text}"
+    );
+    assert_eq!(lines[5], "db  no release yet (1 member)", "{text}");
+    assert_eq!(
+        lines[7], "web  v2.0.0  [..........] 0/1 done, 1 running",
+        "{text}"
+    );
 
     let served = agent.get("/v1/fleet").text();
     let out = run(&["fleet", "--json"]);

@@ -9,6 +9,7 @@ mod cli;
 mod controls;
 mod daemon;
 mod endpoints;
+mod failure_output;
 mod fleet;
 mod limits;
 mod logs;

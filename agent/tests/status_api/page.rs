@@ -7,9 +7,10 @@ use crate::daemon::{Hooks, Host};
 use crate::{Agent, wire};
 
 const HTML: &str = "text/html; charset=utf-8";
-const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
+const POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'";
 
-/// The page's headers are those of a page that runs nothing and is never cached.
+/// The page's headers are those of a page that runs its own script only and is never cached.
 fn assert_page_headers(reply: &wire::Reply) {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.header("content-type"), Some(HTML));
@@ -18,15 +19,24 @@ fn assert_page_headers(reply: &wire::Reply) {
 }
 
 #[test]
-fn the_page_is_html_that_runs_nothing_reloads_itself_and_lists_this_host() {
+fn the_page_is_html_that_runs_its_own_script_only_and_lists_this_host() {
     let agent = Agent::start();
     let reply = agent.get("/");
     assert_page_headers(&reply);
     let page = reply.text();
     assert!(page.starts_with("<!doctype html>"), "{page}");
-    assert!(!page.contains("<script"), "{page}");
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    let script = agent.get("/fleet.js");
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.text().contains("DOMParser"), "{}", script.text());
     for part in [
-        "<meta http-equiv=\"refresh\" content=\"2\">",
+        "<script src=\"/fleet.js\" defer=\"\"></script>",
+        "<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>",
+        "<main id=\"fleet\">",
         "seen from <b>web-1</b>",
         "1 node, 0 dead, 2 groups",
         "<th>db</th><th>web</th>",
@@ -56,12 +66,12 @@ fn a_halt_shows_in_red_with_its_reason_escaped() {
     let reply = agent.get("/");
     assert_page_headers(&reply);
     let page = reply.text();
-    assert!(!page.contains("<script"), "{page}");
-    let halt = "<p class=\"halt\">HALTED by web-1: halted by the operator on web-1: \
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    let halt = "<div class=\"halt\"><p>HALTED by web-1: halted by the operator on web-1: \
                 &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;</p>";
     assert!(page.contains(halt), "{halt}\nnot in\n{page}");
     assert!(
-        page.contains("target <code>v2.0.0</code>"),
+        page.contains("<h3>web <code>v2.0.0</code>"),
         "the halted group's target: {page}"
     );
 }
@@ -81,7 +91,7 @@ fn the_page_of_a_real_agent_shows_its_deployment() {
         "<th>web</th>",
         "<td>test-node (this host)</td><td class=\"alive\">alive</td>\
          <td><code>v1.0.0</code> <span class=\"idle\">idle</span>",
-        "target <code>v1.0.0</code>",
+        "<h3>web <code>v1.0.0</code>",
         "<b>1/1 done</b>",
         "this host runs <code>v1.0.0</code>, idle; step <b>done</b> on <code>v1.0.0</code>",
     ] {

@@ -60,7 +60,10 @@ fn fleet_shows_the_host_and_refusals_say_why() {
     let out = host.shoal(&["fleet"]);
     let (stdout, _) = said(&out);
     assert!(stdout.contains("test-node  alive  v1.0.0 idle"), "{stdout}");
-    assert!(stdout.contains("web  v1.0.0  1/1 done"), "{stdout}");
+    assert!(
+        stdout.contains("web  v1.0.0  [##########] 1/1 done; finished "),
+        "{stdout}"
+    );
 
     // A rolling deployment cannot be promoted, nor resumed when it is not halted.
     let id = web["deployment"].as_str().unwrap();
@@ -152,9 +155,8 @@ fn a_halted_release_goes_back_and_waits_for_resume() {
     let out = host.shoal(&["fleet"]);
     let (stdout, _) = said(&out);
     assert!(
-        stdout.contains(&format!(
-            "web  v2.0.0  0/1 done  HALTED by test-node: {reason}"
-        )),
+        stdout.contains("web  v2.0.0  [..........] 0/1 done, 1 failed; started ")
+            && stdout.contains(&format!("\n  HALTED by test-node: {reason}\n")),
         "{stdout}"
     );
     // Halted, it does not start v2.0.0 again.

@@ -2,10 +2,18 @@
 //! what gossip shows of every other node, put together by the pure
 //! [`shoal_shared::fleet::assemble`]. An agent without a mesh shows itself alone.
 
-use shoal_shared::fleet::{NodeView, assemble};
+use shoal_shared::fleet::{NodeView, assemble, live_of};
 use shoal_shared::status::Fleet;
 
 use super::state::ServerState;
+
+/// Leaves out the output of failed scripts, for a reader who may not read hook output.
+pub(super) fn hide_output(fleet: &mut Fleet) {
+    for halt in fleet.groups.iter_mut().filter_map(|g| g.halted.as_mut()) {
+        halt.output_hidden = !halt.output.is_empty();
+        halt.output.clear();
+    }
+}
 
 /// The fleet as this host sees it now.
 pub(super) async fn fleet(state: &ServerState) -> Fleet {
@@ -25,12 +33,21 @@ pub(super) async fn fleet(state: &ServerState) -> Fleet {
     fleet
 }
 
-/// This host, from its planners: fresher than what gossip echoes back of it.
+/// This host, from its planners and its status: fresher than what gossip echoes back of it.
 fn own_view(state: &ServerState) -> NodeView {
     let groups = state.groups.all();
+    let status = state.board.snapshot();
     let values = groups
         .iter()
-        .map(|(name, group)| (name.clone(), group.values()))
+        .map(|(name, group)| {
+            let mut values = group.values();
+            values.live = status
+                .groups
+                .iter()
+                .find(|g| g.name == *name)
+                .and_then(live_of);
+            (name.clone(), values)
+        })
         .collect();
     NodeView {
         id: state.node.clone(),

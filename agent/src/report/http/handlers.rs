@@ -10,7 +10,7 @@ use http_body_util::{BodyExt as _, Empty, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-use shoal_shared::status::{Phase, Readiness};
+use shoal_shared::status::{Fleet, Phase, Readiness};
 use tokio::io::AsyncReadExt as _;
 
 use super::reply::{Asked, Body, error, json, text};
@@ -35,10 +35,16 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
         Route::Status => {
             let mut status = state.board.snapshot();
             status.node.duplicated_by = duplicated_by(state);
+            if !private::may_read(state, &asked) {
+                for rollout in status.groups.iter_mut().filter_map(|g| g.rollout.as_mut()) {
+                    rollout.failure_output.clear();
+                }
+            }
             json(StatusCode::OK, &status)
         }
-        Route::Fleet => json(StatusCode::OK, &fleet::fleet(state).await),
-        Route::Page => fleet_page(state).await,
+        Route::Fleet => json(StatusCode::OK, &readable_fleet(state, &asked).await),
+        Route::Page => fleet_page(state, &asked).await,
+        Route::PageScript => page::script(),
         Route::Control { ref group, action } => control::answer(state, group, action, &asked).await,
         Route::Metrics => text(StatusCode::OK, OPENMETRICS, metrics(state).await),
         Route::Deployments => {
@@ -155,8 +161,18 @@ fn ready(state: &ServerState) -> Response<Body> {
 }
 
 /// The fleet page, with a policy that lets it load and run nothing.
-async fn fleet_page(state: &ServerState) -> Response<Body> {
-    let body = page::render(&fleet::fleet(state).await, &state.board.snapshot());
+/// The fleet, with failed scripts' output only for a reader who may read hook output.
+async fn readable_fleet(state: &ServerState, asked: &Asked<'_>) -> Fleet {
+    let mut fleet = fleet::fleet(state).await;
+    if !private::may_read(state, asked) {
+        fleet::hide_output(&mut fleet);
+    }
+    fleet
+}
+
+async fn fleet_page(state: &ServerState, asked: &Asked<'_>) -> Response<Body> {
+    let fleet = readable_fleet(state, asked).await;
+    let body = page::render(&fleet, &state.board.snapshot(), crate::clock::unix_now());
     let mut response = text(StatusCode::OK, HTML, body);
     let policy = HeaderValue::from_static(page::POLICY);
     response

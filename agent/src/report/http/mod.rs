@@ -91,6 +91,8 @@ impl Control {
 pub enum Route {
     /// `/`: the fleet view as an HTML page.
     Page,
+    /// `/fleet.js`: the page's script, which keeps it up to date in place.
+    PageScript,
     /// `/live`: the process answers.
     Live,
     /// `/ready`: every group has checked its channel.
@@ -142,6 +144,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let (target, allow) = match segments.as_slice() {
         [""] => (Route::Page, ALLOW),
+        ["fleet.js"] => (Route::PageScript, ALLOW),
         ["live"] => (Route::Live, ALLOW),
         ["ready"] => (Route::Ready, ALLOW),
         ["metrics"] => (Route::Metrics, ALLOW),
@@ -213,6 +216,7 @@ mod tests {
     #[test]
     fn each_endpoint_has_its_route() {
         assert_eq!(get("/"), Route::Page);
+        assert_eq!(get("/fleet.js"), Route::PageScript);
         assert_eq!(route(&Method::HEAD, "/", None), Route::Page);
         assert_eq!(get("/live"), Route::Live);
         assert_eq!(get("/ready"), Route::Ready);

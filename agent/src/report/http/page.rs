@@ -1,39 +1,67 @@
 //! `GET /`: the fleet view as one small HTML page for a browser, rendered here from the same
-//! data as `/v1/fleet` (and this host's own rollout from `/v1/status`). No script, no external
-//! asset; it reloads itself every two seconds. Every string is escaped: node ids, group names,
-//! revisions and halt reasons come from other hosts over gossip.
+//! data as `/v1/fleet` (and this host's own rollout from `/v1/status`): each rollout with its
+//! progress, times, canaries, the promote it waits for and its halt with the failed script's
+//! last lines; each node with what it does now. Its one script, `/fleet.js` (served from this
+//! binary; the policy allows no other), puts a fresh copy of the page in place every two
+//! seconds and moves the times on in between; without scripts the page reloads itself. Every
+//! string is escaped: node ids, group names, revisions, reasons and script output come from
+//! other hosts over gossip.
 
 use std::fmt::Write as _;
 
-use shoal_shared::status::{Fleet, FleetGroup, FleetNode, GroupStatus, Health, NodeStatus};
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use shoal_shared::status::{
+    Fleet, FleetGroup, FleetNode, FleetNodeGroup, GroupStatus, HaltInfo, Health, NodeStatus,
+};
+use shoal_shared::time::{parse_rfc3339, since, span, until};
 
-/// The page's `Content-Security-Policy`: nothing may load or run but its inline style.
-pub(super) const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
+use super::reply::{Body, text};
+
+/// The page's `Content-Security-Policy`: nothing may load or run but its inline style and its
+/// own script, which may only read the page again.
+pub(super) const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+                                 script-src 'self'; connect-src 'self'";
+
+/// The page's script.
+const SCRIPT: &str = include_str!("fleet.js");
 
 const STYLE: &str = "\
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fff}\
 h1{font-size:1.4em;margin:0}h2{font-size:1.1em;margin:1.4em 0 .4em}\
-.sub{color:#666;margin:.2em 0 1em}\
+.sub{color:#666;margin:.2em 0 1em}.muted{color:#666;font-weight:normal}\
 table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left}\
 th{background:#f4f4f4}tr.me td:first-child{font-weight:bold}tr.dead td{color:#999}\
-.alive,.healthy{color:#1a7f37}.dead{color:#999}\
+.alive,.healthy,.done{color:#1a7f37}.dead{color:#999}.running,.event{color:#0550ae}\
 .unhealthy,.failed,.reverting,.reverted,.duplicate{color:#b00020;font-weight:bold}\
+.canary{background:#fff4ce;color:#7a4d00;border-radius:3px;padding:0 .3em;font-size:.9em}\
 code{font-family:ui-monospace,monospace}\
 .group{border:1px solid #ddd;padding:.6em 1em;margin:.6em 0;max-width:60em}\
 .group h3{margin:0 0 .3em;font-size:1.05em}.group p{margin:.2em 0}\
+progress{width:12em;vertical-align:middle}\
 .halt{background:#fde8e8;color:#b00020;border-left:5px solid #b00020;padding:.5em .8em;\
-font-weight:bold;margin:.4em 0}\
-.wait{color:#8a5a00}";
+margin:.4em 0}.halt p{font-weight:bold}\
+.output{background:#fff;color:#222;border:1px solid #f3c0c0;padding:.4em;margin:.4em 0 0;\
+white-space:pre-wrap;font:12px/1.35 ui-monospace,monospace}\
+.promote{background:#fff4ce;border-left:5px solid #d4a72c;padding:.5em .8em;margin:.4em 0;\
+font-weight:bold}\
+.wait{color:#8a5a00}\
+.stale-note{display:none;background:#fde8e8;color:#b00020;padding:.4em .8em}\
+body.stale .stale-note{display:block}";
 
-/// The page for `fleet` as this host (whose own groups are `local`) sees it.
-pub(super) fn render(fleet: &Fleet, local: &NodeStatus) -> String {
+/// The page for `fleet` as this host (whose own groups are `local`) sees it at `now` (seconds
+/// since the epoch, this host's clock).
+pub(super) fn render(fleet: &Fleet, local: &NodeStatus, now: i64) -> String {
     let node = escape(&fleet.node);
     let mut out = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"2\">\
+         <noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>\
          <meta name=\"viewport\" content=\"width=device-width\">\
-         <title>shoal fleet: {node}</title><style>{STYLE}</style></head><body>\n\
-         <h1>shoal fleet</h1>\n"
+         <title>shoal fleet: {node}</title><style>{STYLE}</style>\
+         <script src=\"/fleet.js\" defer=\"\"></script></head>\n\
+         <body data-now=\"{now}\">\n\
+         <p class=\"stale-note\">lost contact with the agent: this view is not up to date; \
+         retrying</p>\n<main id=\"fleet\">\n<h1>shoal fleet</h1>\n"
     );
     let dead = fleet.nodes.iter().filter(|n| !n.alive).count();
     let _ = writeln!(
@@ -45,16 +73,30 @@ pub(super) fn render(fleet: &Fleet, local: &NodeStatus) -> String {
         fleet.groups.len(),
         plural(fleet.groups.len(), "group", "groups"),
     );
-    nodes(&mut out, fleet);
     if !fleet.groups.is_empty() {
         out.push_str("<h2>Rollouts</h2>\n");
     }
     for group in &fleet.groups {
         let own = local.groups.iter().find(|g| g.name == group.name);
-        rollout(&mut out, group, own);
+        rollout(&mut out, group, own, now);
     }
-    out.push_str("</body></html>\n");
+    nodes(&mut out, fleet, now);
+    out.push_str("</main></body></html>\n");
     out
+}
+
+/// `GET /fleet.js`.
+pub(super) fn script() -> Response<Body> {
+    let mut response = text(
+        StatusCode::OK,
+        "text/javascript; charset=utf-8",
+        SCRIPT.to_owned(),
+    );
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// `text` safe inside an element or a quoted attribute.
@@ -77,20 +119,41 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// The table of nodes: id, alive or dead, then per group `revision phase health`.
-fn nodes(out: &mut String, fleet: &Fleet) {
+/// A time ago that the script moves on: `<span data-since="…">12s</span>`; nothing when
+/// `time` does not parse.
+fn ago(time: Option<&str>, now: i64) -> Option<String> {
+    let time = time?;
+    Some(format!(
+        "<span data-since=\"{}\">{}</span>",
+        parse_rfc3339(time)?,
+        since(time, now)?
+    ))
+}
+
+/// A time ahead that the script counts down: `<span data-until="…">9m48s</span>`.
+fn ahead(time: Option<&str>, now: i64) -> Option<String> {
+    let time = time?;
+    Some(format!(
+        "<span data-until=\"{}\">{}</span>",
+        parse_rfc3339(time)?,
+        until(time, now)?
+    ))
+}
+
+/// The table of nodes: id, alive or dead, then per group what the node does there.
+fn nodes(out: &mut String, fleet: &Fleet, now: i64) {
     out.push_str("<h2>Nodes</h2>\n<table><thead><tr><th>node</th><th>state</th>");
     for group in &fleet.groups {
         let _ = write!(out, "<th>{}</th>", escape(&group.name));
     }
     out.push_str("</tr></thead><tbody>\n");
     for node in &fleet.nodes {
-        node_row(out, node, fleet);
+        node_row(out, node, fleet, now);
     }
     out.push_str("</tbody></table>\n");
 }
 
-fn node_row(out: &mut String, node: &FleetNode, fleet: &Fleet) {
+fn node_row(out: &mut String, node: &FleetNode, fleet: &Fleet, now: i64) {
     let me = node.id == fleet.node;
     let state = match (node.alive, node.duplicate) {
         (_, true) => "duplicate",
@@ -112,20 +175,40 @@ fn node_row(out: &mut String, node: &FleetNode, fleet: &Fleet) {
         match node.groups.iter().find(|g| g.name == group.name) {
             None => out.push_str("<td>-</td>"),
             Some(g) => {
-                let revision = g.revision.as_deref().map_or_else(|| "-".to_owned(), escape);
-                let phase = escape(&g.phase);
-                let _ = write!(
-                    out,
-                    "<td><code>{revision}</code> <span class=\"{phase}\">{phase}</span>"
-                );
-                if let Some((health, class)) = health(g.health) {
-                    let _ = write!(out, " <span class=\"{class}\">{health}</span>");
-                }
+                out.push_str("<td>");
+                cell(out, g, now);
                 out.push_str("</td>");
             }
         }
     }
     out.push_str("</tr>\n");
+}
+
+/// `v1.0.0 → v2.0.0 running ValidateService 12s canary healthy`.
+fn cell(out: &mut String, g: &FleetNodeGroup, now: i64) {
+    let revision = g.revision.as_deref().map_or_else(|| "-".to_owned(), escape);
+    let _ = write!(out, "<code>{revision}</code>");
+    if let Some(target) = &g.target {
+        let _ = write!(out, " → <code>{}</code>", escape(target));
+    }
+    let phase = escape(&g.phase);
+    let _ = write!(out, " <span class=\"{phase}\">{phase}</span>");
+    if let Some(event) = &g.event {
+        let _ = write!(out, " <span class=\"event\">{}</span>", escape(event));
+        if let Some(ago) = ago(g.event_since.as_deref(), now) {
+            let _ = write!(out, " {ago}");
+        }
+    } else if g.phase != shoal_shared::fleet::IDLE
+        && let Some(ago) = ago(g.phase_since.as_deref(), now)
+    {
+        let _ = write!(out, " {ago}");
+    }
+    if g.canary {
+        out.push_str(" <span class=\"canary\">canary</span>");
+    }
+    if let Some((health, class)) = health(g.health) {
+        let _ = write!(out, " <span class=\"{class}\">{health}</span>");
+    }
 }
 
 /// A health's words and CSS class; nothing for a group without a health check.
@@ -138,40 +221,107 @@ fn health(health: Health) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// One group's rollout across the fleet, its halt in red, and this host's part in it.
-fn rollout(out: &mut String, group: &FleetGroup, own: Option<&GroupStatus>) {
-    let _ = writeln!(out, "<div class=\"group\"><h3>{}</h3>", escape(&group.name));
-    match &group.target {
-        Some(target) => {
-            let deployment = group.deployment.as_deref().map(escape).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "<p>target <code>{}</code> (deployment <code>{deployment}</code>): \
-                 <b>{}/{} done</b></p>",
-                escape(target),
-                group.done,
-                group.total,
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "<p>no release yet ({} {})</p>",
-                group.total,
-                plural(group.total, "member", "members")
-            );
-        }
-    }
-    if let Some(halt) = &group.halted {
+/// One group's rollout across the fleet: progress and times, the promote it waits for, its
+/// halt in red with the failed script's output, and this host's part in it.
+fn rollout(out: &mut String, group: &FleetGroup, own: Option<&GroupStatus>, now: i64) {
+    let name = escape(&group.name);
+    let Some(target) = &group.target else {
         let _ = writeln!(
             out,
-            "<p class=\"halt\">HALTED by {}: {}</p>",
-            escape(&halt.host),
-            escape(&halt.reason)
+            "<div class=\"group\"><h3>{name}</h3>\n<p>no release yet ({} {})</p>\n</div>",
+            group.total,
+            plural(group.total, "member", "members")
         );
+        return;
+    };
+    let deployment = group.deployment.as_deref().map(escape).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "<div class=\"group\"><h3>{name} <code>{}</code> \
+         <span class=\"muted\">deployment <code>{deployment}</code></span></h3>",
+        escape(target),
+    );
+    let _ = write!(
+        out,
+        "<p><progress value=\"{}\" max=\"{}\"></progress> <b>{}/{} done</b>",
+        group.done,
+        group.total.max(1),
+        group.done,
+        group.total,
+    );
+    if group.running > 0 {
+        let _ = write!(out, ", {} running", group.running);
+    }
+    if group.failed > 0 {
+        let _ = write!(
+            out,
+            ", <span class=\"failed\">{} failed</span>",
+            group.failed
+        );
+    }
+    times(out, group, now);
+    out.push_str("</p>\n");
+    if group.promote_pending {
+        let _ = writeln!(
+            out,
+            "<p class=\"promote\">Canaries healthy: the rollout waits for a promote. Run \
+             <code>shoal promote {name}</code> on any host of the group.</p>"
+        );
+    }
+    if let Some(halt) = &group.halted {
+        halted(out, halt, now);
     }
     if let Some(own) = own {
         this_host(out, own);
+    }
+    out.push_str("</div>\n");
+}
+
+/// ` · started 5m00s ago · deadline in 9m48s`, or ` · finished 1m30s ago, took 3m30s`.
+fn times(out: &mut String, group: &FleetGroup, now: i64) {
+    let started = group.started.as_deref();
+    if let Some(finished) = ago(group.finished.as_deref(), now) {
+        let _ = write!(out, " · finished {finished} ago");
+        let took = group
+            .finished
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .zip(started.and_then(parse_rfc3339))
+            .map(|(end, start)| span(u64::try_from(end - start).unwrap_or(0)));
+        if let Some(took) = took {
+            let _ = write!(out, ", took {took}");
+        }
+        return;
+    }
+    if let Some(started) = ago(started, now) {
+        let _ = write!(out, " · started {started} ago");
+    }
+    if let Some(deadline) = ahead(group.deadline.as_deref(), now) {
+        let _ = write!(out, " · deadline in {deadline}");
+    }
+}
+
+/// The halt: who, when, why, and the failed script's last lines.
+fn halted(out: &mut String, halt: &HaltInfo, now: i64) {
+    let when = ago(halt.at.as_deref(), now)
+        .map(|ago| format!(" {ago} ago"))
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "<div class=\"halt\"><p>HALTED by {}{when}: {}</p>",
+        escape(&halt.host),
+        escape(&halt.reason)
+    );
+    if !halt.output.is_empty() {
+        let lines: Vec<String> = halt.output.iter().map(|l| escape(l)).collect();
+        let _ = write!(out, "<pre class=\"output\">{}</pre>", lines.join("\n"));
+    }
+    if halt.output_hidden {
+        out.push_str(
+            "<p class=\"muted\">The failed script's output is private here: \
+             <code>shoal fleet</code> as root shows it (or set \
+             <code>status.public_logs: true</code>).</p>",
+        );
     }
     out.push_str("</div>\n");
 }
@@ -199,7 +349,12 @@ fn this_host(out: &mut String, own: &GroupStatus) {
         }
     }
     out.push_str("</p>\n");
-    if let Some(waiting) = own.rollout.as_ref().and_then(|r| r.waiting_for.as_ref()) {
+    if let Some(waiting) = own
+        .rollout
+        .as_ref()
+        .filter(|r| !r.promote_pending)
+        .and_then(|r| r.waiting_for.as_ref())
+    {
         let _ = writeln!(out, "<p class=\"wait\">waiting: {}</p>", escape(waiting));
     }
 }
@@ -212,10 +367,29 @@ mod tests {
 
     /// The only elements and attributes the page writes itself.
     const TAGS: &[&str] = &[
-        "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "b", "code",
-        "span", "div", "table", "thead", "tbody", "tr", "th", "td",
+        "html", "head", "meta", "title", "style", "script", "noscript", "body", "main", "h1", "h2",
+        "h3", "p", "b", "code", "span", "div", "table", "thead", "tbody", "tr", "th", "td",
+        "progress", "pre",
     ];
-    const ATTRIBUTES: &[&str] = &["lang", "charset", "http-equiv", "content", "name", "class"];
+    const ATTRIBUTES: &[&str] = &[
+        "lang",
+        "charset",
+        "http-equiv",
+        "content",
+        "name",
+        "class",
+        "src",
+        "defer",
+        "id",
+        "data-now",
+        "data-since",
+        "data-until",
+        "value",
+        "max",
+    ];
+
+    /// 2026-12-07T10:10:00Z.
+    const NOW: i64 = 1_796_638_200;
 
     fn member(name: &str, revision: &str, phase: &str, health: Health) -> FleetNodeGroup {
         FleetNodeGroup {
@@ -223,6 +397,7 @@ mod tests {
             revision: Some(revision.into()),
             phase: phase.into(),
             health,
+            ..FleetNodeGroup::default()
         }
     }
 
@@ -259,7 +434,12 @@ mod tests {
                 halted: Some(HaltInfo {
                     host: "host-4".into(),
                     reason: halt.into(),
+                    at: Some("2026-12-07T10:09:00Z".into()),
+                    output: vec![format!("[ValidateService] {halt}"), "exit 1".into()],
+                    output_hidden: false,
                 }),
+                started: Some("2026-12-07T10:05:00Z".into()),
+                ..FleetGroup::default()
             }],
         };
         let mut own = GroupStatus::starting(group, "shop", "git");
@@ -273,6 +453,7 @@ mod tests {
             position: Some(2),
             members: 6,
             halted: None,
+            ..Rollout::default()
         });
         let local = NodeStatus {
             node: NodeInfo {
@@ -327,10 +508,12 @@ mod tests {
     fn the_page_shows_nodes_rollouts_the_halt_in_red_and_why_this_host_waits() {
         let wait = "canaries healthy; waiting for `shoal promote`";
         let (fleet, local) = fleet("host-1", "web", "v1.0.0", "ValidateService exit 1", wait);
-        let page = render(&fleet, &local);
+        let page = render(&fleet, &local, NOW);
         assert_only_own_markup(&page);
         for part in [
-            "<meta http-equiv=\"refresh\" content=\"2\">",
+            "<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>",
+            "<script src=\"/fleet.js\" defer=\"\"></script>",
+            "<body data-now=\"1796638200\">",
             "seen from <b>host-1</b> (shoal 0.1.0): 2 nodes, 1 dead, 1 group",
             "<th>node</th><th>state</th><th>web</th>",
             "<tr class=\"me\"><td>host-1 (this host)</td><td class=\"alive\">alive</td>\
@@ -338,9 +521,13 @@ mod tests {
              <span class=\"healthy\">healthy</span></td></tr>",
             "<tr class=\"dead\"><td>host-4</td><td class=\"dead\">dead</td>",
             "<span class=\"unhealthy\">unhealthy</span>",
-            "target <code>v2.0.0</code> (deployment <code>d-0123456789ab</code>): \
-             <b>1/2 done</b>",
-            "<p class=\"halt\">HALTED by host-4: ValidateService exit 1</p>",
+            "<h3>web <code>v2.0.0</code> <span class=\"muted\">deployment \
+             <code>d-0123456789ab</code></span></h3>",
+            "<progress value=\"1\" max=\"2\"></progress> <b>1/2 done</b> \
+             · started <span data-since=\"1796637900\">5m00s</span> ago</p>",
+            "<div class=\"halt\"><p>HALTED by host-4 <span data-since=\"1796638140\">1m00s</span> \
+             ago: ValidateService exit 1</p><pre class=\"output\">[ValidateService] \
+             ValidateService exit 1\nexit 1</pre></div>",
             "this host runs <code>v1.0.0</code>, halted; step <b>waiting</b> on \
              <code>v2.0.0</code>, turn 3 of 6",
             "<p class=\"wait\">waiting: canaries healthy; waiting for `shoal promote`</p>",
@@ -354,7 +541,7 @@ mod tests {
         let (mut fleet, local) = fleet("host-1", "web", "v1.0.0", "bad", "halted");
         fleet.nodes[1].alive = true;
         fleet.nodes[1].duplicate = true;
-        let page = render(&fleet, &local);
+        let page = render(&fleet, &local, NOW);
         assert!(
             page.contains("<td>host-4</td><td class=\"duplicate\">duplicate</td>"),
             "{page}"
@@ -366,12 +553,12 @@ mod tests {
         let script = "<script>alert('x')</script>";
         let attribute = "\"><img src=x onerror=alert(1)>";
         let (fleet, local) = fleet(script, attribute, "v1 & <b>", script, attribute);
-        let page = render(&fleet, &local);
+        let page = render(&fleet, &local, NOW);
         assert_only_own_markup(&page);
-        assert!(
-            !page.contains("<script") && !page.contains("<img"),
-            "{page}"
-        );
+        // The page's own script tag, and no other.
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+        assert!(page.contains("<script src=\"/fleet.js\""), "{page}");
+        assert!(!page.contains("<img"), "{page}");
         assert!(
             page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
             "{page}"
@@ -384,27 +571,89 @@ mod tests {
     }
 
     #[test]
+    fn a_canary_shows_its_event_a_promote_the_command_and_hidden_output_says_so() {
+        let (mut fleet, local) = fleet("host-1", "web", "v1.0.0", "bad", "canaries");
+        let canary = &mut fleet.nodes[0].groups[0];
+        canary.phase = "running".into();
+        canary.target = Some("v2.0.0".into());
+        canary.canary = true;
+        canary.event = Some("ValidateService".into());
+        canary.event_since = Some("2026-12-07T10:09:48Z".into());
+        let web = &mut fleet.groups[0];
+        web.deadline = Some("2026-12-07T10:19:48Z".into());
+        web.halted = None;
+        let page = render(&fleet, &local, NOW);
+        assert_only_own_markup(&page);
+        for part in [
+            "<td><code>v1.0.0</code> → <code>v2.0.0</code> <span class=\"running\">running</span> \
+             <span class=\"event\">ValidateService</span> \
+             <span data-since=\"1796638188\">12s</span> <span class=\"canary\">canary</span> \
+             <span class=\"healthy\">healthy</span></td>",
+            " · deadline in <span data-until=\"1796638788\">9m48s</span></p>",
+        ] {
+            assert!(page.contains(part), "{part}\nnot in\n{page}");
+        }
+        let web = &mut fleet.groups[0];
+        web.promote_pending = true;
+        web.halted = Some(HaltInfo {
+            host: "host-4".into(),
+            reason: "bad".into(),
+            output_hidden: true,
+            ..HaltInfo::default()
+        });
+        let page = render(&fleet, &local, NOW);
+        assert_only_own_markup(&page);
+        assert!(
+            page.contains("Run <code>shoal promote web</code> on any host of the group."),
+            "{page}"
+        );
+        assert!(page.contains("output is private here"), "{page}");
+        assert!(!page.contains("class=\"output\""), "{page}");
+    }
+
+    #[test]
+    fn the_script_only_swaps_in_the_fetched_page_and_moves_times_on() {
+        // It never evaluates what it fetches, and reads nothing from another origin.
+        for banned in [
+            "eval(",
+            "innerHTML",
+            "document.write",
+            "new Function",
+            "http://",
+            "https://",
+        ] {
+            assert!(!SCRIPT.contains(banned), "{banned}");
+        }
+        for needed in [
+            "DOMParser",
+            "getElementById(\"fleet\")",
+            "data-since",
+            "data-until",
+        ] {
+            assert!(SCRIPT.contains(needed), "{needed}");
+        }
+        assert!(POLICY.contains("script-src 'self'") && !POLICY.contains("unsafe-eval"));
+    }
+
+    #[test]
     fn a_group_without_a_release_and_an_empty_fleet_still_render() {
         let mut fleet = Fleet {
             node: "seed".into(),
             nodes: Vec::new(),
             groups: vec![FleetGroup {
                 name: "db".into(),
-                deployment: None,
-                target: None,
-                done: 0,
                 total: 3,
-                halted: None,
+                ..FleetGroup::default()
             }],
         };
         let (_, mut local) = self::fleet("seed", "db", "v1", "", "");
         local.groups.clear();
-        let page = render(&fleet, &local);
+        let page = render(&fleet, &local, NOW);
         assert_only_own_markup(&page);
         assert!(page.contains("<p>no release yet (3 members)</p>"), "{page}");
         assert!(!page.contains("class=\"halt\""), "{page}");
         fleet.groups.clear();
-        let page = render(&fleet, &local);
+        let page = render(&fleet, &local, NOW);
         assert_only_own_markup(&page);
         assert!(page.contains("0 nodes, 0 dead, 0 groups"), "{page}");
         assert!(!page.contains("Rollouts"), "{page}");

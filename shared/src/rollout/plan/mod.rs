@@ -47,7 +47,7 @@ pub use types::{
     Peer, RECENT_ROUNDS, Revision, Settings, View, Wait,
 };
 
-use super::policy::Policy;
+use super::policy::{Policy, Strategy};
 use crate::gossip::{GroupState, GroupValues, Halt, Health, Step, Target};
 
 /// One host's planner for one group.
@@ -184,6 +184,7 @@ impl Planner {
             halt: self.memory.halt.clone(),
             resume: self.memory.resume.clone(),
             promote: self.memory.promote.clone(),
+            live: None,
         }
     }
 
@@ -222,6 +223,36 @@ impl Planner {
             .halt
             .as_ref()
             .filter(|h| h.id == target.id && h.epoch >= state.epoch)
+    }
+
+    /// Whether the rollout of the target is expected to move: there is one, it is not
+    /// complete, halted or waiting for `shoal promote` (each of which waits on a person).
+    pub fn going(&self) -> bool {
+        self.target().is_some()
+            && !self.complete()
+            && self.halted().is_none()
+            && !matches!(self.wait, Wait::Promotion)
+    }
+
+    /// While the rollout goes on: when it fails for standing still, unless it moves before
+    /// (the last progress plus the policy's `progress_deadline`).
+    pub fn deadline(&self) -> Option<Millis> {
+        let policy = self.policy().filter(|_| self.going())?;
+        let span = u64::try_from(policy.progress_deadline.as_millis()).unwrap_or(u64::MAX);
+        Some(self.advanced_at().saturating_add(span))
+    }
+
+    /// Whether this host is one of the target's canaries: the first `canary` hosts of the
+    /// order of a canary policy.
+    pub fn is_canary(&self) -> bool {
+        let order = self.order();
+        let Some(policy) = self.policy().filter(|p| p.strategy == Strategy::Canary) else {
+            return false;
+        };
+        order
+            .iter()
+            .position(|n| *n == self.settings.node)
+            .is_some_and(|me| me < policy.canary.of(order.len()))
     }
 
     /// The members of the group this host knows (itself included), in the target's order.
