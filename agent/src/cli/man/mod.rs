@@ -89,10 +89,13 @@ fn write_pages(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// Writes the page of `command` (a built command, or a subcommand of one): clap_mangen's
 /// sections, then the ones [`pages::PAGES`] holds for it (none when it holds no entry).
 fn write_page(command: &clap::Command, out: &mut dyn Write) -> io::Result<()> {
-    let man = Man::new(command.clone());
+    // Every page's footer names shoal and its version (clap_mangen gives a subcommand's page
+    // the subcommand's bare name).
+    let man = Man::new(command.clone()).source(format!("shoal {}", env!("CARGO_PKG_VERSION")));
     let extra = pages::find(page_name(command));
     let mut page = Sections::default();
     page.add(|w| man.render_title(w))?;
+    page.roff(&layout())?;
     page.add(|w| man.render_name_section(w))?;
     page.add(|w| man.render_synopsis_section(w))?;
     page.add(|w| man.render_description_section(w))?;
@@ -138,6 +141,14 @@ impl Sections {
     fn roff(&mut self, roff: &Roff) -> io::Result<()> {
         self.add(|w| roff.to_writer(w))
     }
+}
+
+/// Lines set flush left, and no word broken across lines: paths, options and command names
+/// stay whole, as man pages made by other tools (asciidoctor, pandoc) do it.
+fn layout() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("ad", ["l"]).control("nh", []);
+    roff
 }
 
 /// The paragraphs the page adds to DESCRIPTION, after the command's own help.

@@ -256,7 +256,8 @@ fn every_page_renders_with_its_sections() {
                 "{name}.1 should have {section} once:\n{text}"
             );
         }
-        assert!(text.contains(&format!(".TH {name} 1")), "{text}");
+        let title = format!(".TH {name} 1  \"shoal {}\"", env!("CARGO_PKG_VERSION"));
+        assert!(text.contains(&title), "no `{title}` in\n{text}");
         // The roff preamble once, at the top, however many pieces the page was made of.
         let preamble = Roff::new().render();
         assert!(text.starts_with(&preamble), "{text}");
