@@ -1,4 +1,5 @@
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use clap::Parser as _;
 
@@ -199,8 +200,28 @@ fn an_example_line_is_split_as_a_shell_splits_it() {
     assert!(page_of(&words("shoal appspec check --no-such-flag a.yml")).is_err());
 }
 
+/// Runs `groff -k -man -ww -z` on `page` (`-k`: UTF-8 input through preconv, as man(1) reads
+/// a page): its warnings, or `None` when groff is not installed.
+fn groff_warnings(page: &Path) -> Option<String> {
+    let run = std::process::Command::new("groff")
+        .args(["-k", "-man", "-ww", "-z", "-Tutf8"])
+        .arg(page)
+        .output();
+    let output = match run {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("cannot run groff: {e}"),
+    };
+    assert!(
+        output.status.success(),
+        "groff failed on {}: {output:?}",
+        page.display()
+    );
+    Some(String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 #[test]
-fn every_page_renders_with_its_sections() {
+fn every_page_renders_with_its_sections_and_without_warnings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().display().to_string();
     let Ok(cli) = Cli::try_parse_from(["shoal", "man", "--dir", &path]) else {
@@ -226,6 +247,7 @@ fn every_page_renders_with_its_sections() {
     }
 
     let command = command();
+    let mut groff_missing = false;
     for sub in visible(&command) {
         let name = page_name(sub);
         let file = dir.path().join(format!("{name}.1"));
@@ -262,6 +284,14 @@ fn every_page_renders_with_its_sections() {
         let preamble = Roff::new().render();
         assert!(text.starts_with(&preamble), "{text}");
         assert_eq!(text.matches(&preamble).count(), 1, "{text}");
+
+        match groff_warnings(&file) {
+            Some(warnings) => assert!(warnings.is_empty(), "{name}.1:\n{warnings}"),
+            None => groff_missing = true,
+        }
+    }
+    if groff_missing {
+        eprintln!("groff is not installed (package groff-base): the pages' roff was not run");
     }
 }
 
