@@ -13,6 +13,7 @@ mod fleet;
 mod hello_server;
 mod keygen;
 mod logs;
+mod man;
 mod release;
 mod status;
 mod verify;
@@ -96,7 +97,7 @@ enum Command {
     Completions(completions::Args),
     /// Print the man page shoal(1), in roff, to stdout.
     #[command(hide = true)]
-    Man(completions::ManArgs),
+    Man(man::Args),
 }
 
 impl Cli {
@@ -125,7 +126,7 @@ impl Cli {
             Command::Keygen(args) => keygen::run(args),
             Command::HelloServer(args) => hello_server::run(args),
             Command::Completions(args) => completions::run(args),
-            Command::Man(args) => completions::man(args),
+            Command::Man(args) => man::run(args),
         };
         ExitCode::from(code)
     }
