@@ -13,10 +13,11 @@ cd "$(dirname "$0")/.."
 # python3 and python3-venv hold moto_server, the S3 server the release-channel tests talk to.
 # The package check (scripts/check-packages.sh) lints with lintian and rpmlint, reads the rpm
 # with rpm, installs the .deb into a debootstrap chroot and verifies the unit with systemd.
-# chromium (with a font to draw text in) shows the fleet page to the test that drives it.
+# chromium (with a font to draw text in) shows the fleet page to the test that drives it;
+# groff renders every man page in the tests, which fail on any warning.
 packages=(gcc pkg-config libssl-dev zlib1g-dev acl zip unzip passwd git openssh-client python3 python3-venv openssl
   openssh-server nginx fcgiwrap util-linux lintian rpmlint rpm debootstrap systemd binutils
-  chromium fonts-dejavu-core)
+  chromium fonts-dejavu-core groff-base)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -83,7 +83,8 @@ enum Command {
     Promote(control::Args),
     /// Drop a member gone for good from a group: it no longer counts in the quorum, on any host.
     Forget(control::ForgetArgs),
-    /// Take this host out of its groups for good (decommissioning), then stop the agent.
+    /// Take this host out of its groups for good (decommissioning); then stop the agent with
+    /// systemctl.
     Leave(control::LeaveArgs),
     /// The showcase: five agents on this machine, a signed git channel, a canary that passes
     /// and one that fails, halts the rollout everywhere and goes back. Needs git and ssh-keygen.
