@@ -187,6 +187,17 @@ fn group(name: &str, members: &[Member<'_>], deployment: Option<&Target>) -> Fle
     line.running = count(&[Step::Running]);
     line.failed = count(&[Step::Failed, Step::Reverting, Step::Reverted]);
     line.halted = halt_in_force(members, target);
+    let promote = members
+        .iter()
+        .filter_map(|m| m.values?.promote.as_ref())
+        .find(|p| p.id == target.id);
+    line.promoted_by = promote.map(|p| p.by.clone().unwrap_or_else(|| "an operator".to_owned()));
+    line.resumed_by = members
+        .iter()
+        .filter_map(|m| m.values?.resume.as_ref())
+        .filter(|r| r.id == target.id)
+        .max_by_key(|r| r.epoch)
+        .map(|r| r.by.clone().unwrap_or_else(|| "an operator".to_owned()));
     let lives: Vec<(&Member<'_>, &Live)> = members
         .iter()
         .filter_map(|m| Some((m, m.live_on(target)?)))
@@ -290,6 +301,7 @@ fn halt_in_force(members: &[Member<'_>], target: &Target) -> Option<HaltInfo> {
         .map(|h| HaltInfo {
             host: h.host.clone(),
             reason: h.reason.clone(),
+            by: h.by.clone(),
             ..HaltInfo::default()
         })
 }
@@ -310,6 +322,7 @@ fn fleet_node<'a>(node: &NodeView, deployment: impl Fn(&str) -> Option<&'a Targe
                 ..FleetNodeGroup::default()
             };
             if let Some(state) = state {
+                row.failure = failure_of(state);
                 live_row(&mut row, state, values.and_then(|v| v.live.as_ref()));
             }
             row
@@ -348,6 +361,13 @@ fn live_row(row: &mut FleetNodeGroup, state: &GroupState, live: Option<&Live>) {
     if step == Step::Waiting {
         row.waiting_for.clone_from(&live.waiting_for);
     }
+}
+
+/// Why a member failed on its target, while it shows failed, reverting or reverted.
+fn failure_of(state: &GroupState) -> Option<String> {
+    matches!(state.step?, Step::Failed | Step::Reverting | Step::Reverted)
+        .then(|| state.reason.clone())
+        .flatten()
 }
 
 /// A node's step on its target; `idle` with none, or done on the group's deployment.
@@ -414,6 +434,7 @@ mod tests {
             epoch,
             host: host.to_owned(),
             reason: format!("{host} failed: ValidateService exit 1"),
+            by: None,
         }
     }
 
@@ -671,6 +692,7 @@ mod tests {
         let resume = Resume {
             id: "d-v2".into(),
             epoch: 0,
+            by: None,
         };
         let halted = halted_fleet(vec![
             ("a", on_v2(0, Some(halt("d-v2", 0, "a")), None)),

@@ -253,6 +253,9 @@ pub struct Halt {
     pub host: String,
     /// Why, cut to [`MAX_REASON`].
     pub reason: String,
+    /// The operator who halted it (`user@node`); none for a halt a failure caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// `g:<group>:resume`: `shoal resume` of a deployment up to `epoch`.
@@ -262,6 +265,9 @@ pub struct Resume {
     pub id: String,
     /// The halt epoch resumed.
     pub epoch: u32,
+    /// The operator who resumed it (`user@node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// `g:<group>:promote`: `shoal promote` of a canary deployment.
@@ -269,6 +275,9 @@ pub struct Resume {
 pub struct Promote {
     /// Deployment id.
     pub id: String,
+    /// The operator who promoted it (`user@node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// Most lines of a failed script's output a [`Live`] carries.

@@ -144,6 +144,20 @@ pub struct GroupStatus {
     /// This host's part in the group's rollout of its target, if it has one.
     #[serde(default)]
     pub rollout: Option<Rollout>,
+    /// The newest release this host verified, and who signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+}
+
+/// A release this host verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// The release (tag or store version).
+    pub name: String,
+    /// Who signed it: the principal of `allowed_signers` whose key verified it.
+    pub signer: String,
+    /// When (RFC 3339).
+    pub when: String,
 }
 
 /// This host's part in a group's rollout. Times are RFC 3339.
@@ -208,6 +222,9 @@ pub struct HaltInfo {
     /// Output was left out because logs are private to the reader.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub output_hidden: bool,
+    /// The operator who halted it (`user@node`); none for a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// `GET /v1/fleet`: every node the mesh knows, and each group's rollout, from gossip.
@@ -265,6 +282,9 @@ pub struct FleetNodeGroup {
     /// Why it waits, while it waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// Why it failed, when it failed on the group's deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// One group's rollout across the mesh.
@@ -300,6 +320,12 @@ pub struct FleetGroup {
     /// The canaries are done and it waits for `shoal promote <group>`.
     #[serde(default)]
     pub promote_pending: bool,
+    /// Who promoted it (`user@node`), once promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_by: Option<String>,
+    /// Who last resumed it (`user@node`), once resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_by: Option<String>,
 }
 
 /// The optional body of `POST /v1/groups/{group}/halt` (resume and promote take none).
@@ -356,6 +382,7 @@ impl GroupStatus {
             last_failure: None,
             last_refusal: None,
             rollout: None,
+            verified: None,
         }
     }
 

@@ -194,6 +194,7 @@ fn a_revert_cut_short_is_retried_to_the_same_revision_then_given_up() {
     );
     host.command(Command::Halt {
         reason: "bad build".into(),
+        by: None,
     })
     .unwrap();
     let work = host.step(shoal_shared::rollout::Event::Tick, &View::default(), 3);

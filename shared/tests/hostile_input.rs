@@ -341,11 +341,12 @@ proptest! {
         prop_assert_eq!(gossip::decode::<GroupState>(&text), Ok(state));
         let groups = Groups { groups };
         prop_assert_eq!(gossip::decode::<Groups>(&gossip::encode(&groups)), Ok(groups));
-        let halt = Halt { id: id.clone(), epoch, host, reason: gossip::short_reason(&reason) };
+        let by = Some(host.clone());
+        let halt = Halt { id: id.clone(), epoch, host, reason: gossip::short_reason(&reason), by: by.clone() };
         prop_assert_eq!(gossip::decode::<Halt>(&gossip::encode(&halt)), Ok(halt));
-        let resume = Resume { id: id.clone(), epoch };
+        let resume = Resume { id: id.clone(), epoch, by: by.clone() };
         prop_assert_eq!(gossip::decode::<Resume>(&gossip::encode(&resume)), Ok(resume));
-        let promote = Promote { id: id.clone() };
+        let promote = Promote { id: id.clone(), by };
         prop_assert_eq!(gossip::decode::<Promote>(&gossip::encode(&promote)), Ok(promote));
         if !id.is_empty() {
             let key = state_key(&id);

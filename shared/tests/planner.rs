@@ -227,13 +227,15 @@ fn non_canaries_wait_for_healthy_canaries_and_for_promotion_when_asked() {
     group.finish(first[0], Outcome::Done);
     assert!(group.settle().is_empty(), "no start before promotion");
     assert_eq!(group.hosts[other].wait(), &Wait::Promotion);
-    group.hosts[other].command(Command::Promote).unwrap();
+    group.hosts[other]
+        .command(Command::Promote { by: None })
+        .unwrap();
     let next = group.settle();
     assert_eq!(next.len(), 2, "promoted: max_parallel 2 follow: {next:?}");
     // Again, here or on a host that heard of it: refused, saying so.
     let third = (0..5).find(|i| *i != first[0] && *i != other).unwrap();
     for host in [other, third] {
-        let again = group.hosts[host].command(Command::Promote);
+        let again = group.hosts[host].command(Command::Promote { by: None });
         assert!(
             matches!(&again, Err(CommandError::Promoted(_))),
             "host {host}: {again:?}"
@@ -259,7 +261,7 @@ fn a_halted_or_self_promoting_canary_deployment_refuses_a_promote() {
     );
     group.settle();
     let other = (0..3).find(|i| *i != first[0]).unwrap();
-    let refused = group.hosts[other].command(Command::Promote);
+    let refused = group.hosts[other].command(Command::Promote { by: None });
     let Err(CommandError::Halted { host, reason, .. }) = &refused else {
         panic!("{refused:?}");
     };
@@ -269,7 +271,7 @@ fn a_halted_or_self_promoting_canary_deployment_refuses_a_promote() {
     let mut group = Group::new(3);
     let first = group.release("v3", &policy(Strategy::Canary));
     let other = (0..3).find(|i| *i != first[0]).unwrap();
-    let refused = group.hosts[other].command(Command::Promote);
+    let refused = group.hosts[other].command(Command::Promote { by: None });
     assert!(
         matches!(&refused, Err(CommandError::AutoPromote(_))),
         "{refused:?}"
@@ -554,6 +556,7 @@ fn a_halt_while_a_cut_run_waits_to_run_again_sends_the_host_back() {
     group.hosts[other]
         .command(Command::Halt {
             reason: "operator".into(),
+            by: None,
         })
         .unwrap();
     group.step(other, Event::Tick);
@@ -585,7 +588,9 @@ fn resume_starts_a_new_epoch_once_everyone_knows() {
     group.settle();
     assert!(group.hosts.iter().all(|h| h.halted().is_some()));
     let other = (first + 1) % 3;
-    group.hosts[other].command(Command::Resume).unwrap();
+    group.hosts[other]
+        .command(Command::Resume { by: None })
+        .unwrap();
     // The host that resumed waits until every alive member is in the new epoch.
     let actions = group.step(other, Event::Tick);
     assert!(actions.is_empty());
@@ -664,13 +669,16 @@ fn halts_and_resumes_from_peers_are_only_taken_for_the_same_deployment() {
         epoch: 5,
         host: "h9".into(),
         reason: "old".into(),
+        by: None,
     };
     let resume = Resume {
         id: target("v1").id,
         epoch: 5,
+        by: None,
     };
     let promote = Promote {
         id: target("v1").id,
+        by: None,
     };
     let view = View {
         peers: vec![Peer {
@@ -727,6 +735,7 @@ fn a_halt_after_the_release_completed_sends_no_one_back() {
         epoch: 0,
         host: "intruder".into(),
         reason: "intruder failed: ValidateService".into(),
+        by: None,
     };
     for i in 0..3 {
         let mut view = group.view_of(i);
@@ -759,6 +768,7 @@ fn a_halt_after_the_release_completed_sends_no_one_back() {
     group.hosts[0]
         .command(Command::Halt {
             reason: "bad build".into(),
+            by: None,
         })
         .unwrap();
     let actions = group.step(0, Event::Tick);
@@ -793,6 +803,7 @@ fn a_halt_from_a_node_not_in_the_deployment_is_ignored_and_counted() {
         epoch: 0,
         host: "outsider".into(),
         reason: "outsider failed".into(),
+        by: None,
     };
     for state in [None, Some(&elsewhere)] {
         let mut view = group.view_of(first[0]);
@@ -912,7 +923,9 @@ fn a_host_cut_off_before_a_resume_may_be_running_and_holds_its_slot() {
     assert_eq!(head, first, "the first in the order went first");
     // The last in the order is cut off before it hears of the resume.
     group.alive[last] = false;
-    group.hosts[first].command(Command::Resume).unwrap();
+    group.hosts[first]
+        .command(Command::Resume { by: None })
+        .unwrap();
     group.step(first, Event::Tick);
     group.step(second, Event::Tick);
     let actions = group.step(head, Event::Tick);
@@ -1139,10 +1152,13 @@ fn a_resume_sends_a_cut_run_back_to_its_turn() {
     group.hosts[other]
         .command(Command::Halt {
             reason: "operator".into(),
+            by: None,
         })
         .unwrap();
     group.step(other, Event::Tick);
-    group.hosts[other].command(Command::Resume).unwrap();
+    group.hosts[other]
+        .command(Command::Resume { by: None })
+        .unwrap();
     group.step(other, Event::Tick);
     // The halt and the resume reach the cut-off host together.
     let actions = group.step(first, Event::Tick);

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http_body_util::BodyExt as _;
+use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use shoal_shared::status::{CommandAccepted, ForgetRequest, HaltRequest};
 use tokio::net::UnixStream;
@@ -122,12 +123,8 @@ fn run<B: serde::Serialize>(
     body: Option<&B>,
     target: &TargetArgs,
 ) -> u8 {
-    if !is_group_name(group) {
-        errln!(
-            "error: `{group}` is not a group name: use letters, digits, `-`, `_` and `.`, as in \
-             the agent's config"
-        );
-        return exit::USAGE;
+    if let Err(code) = check_group_name(group) {
+        return code;
     }
     let settings = match config::load(&target.config) {
         Ok(settings) => settings,
@@ -158,6 +155,21 @@ fn run<B: serde::Serialize>(
     }
 }
 
+/// Who runs the command, as the agent records it: the user who ran `sudo` (`$SUDO_USER`),
+/// else the name of this process's user.
+fn operator() -> Option<String> {
+    std::env::var("SUDO_USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            let uid = nix::unistd::geteuid();
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+}
+
 /// `POST path` with `body` on the control socket; the agent's answer, or the exit code and
 /// one sentence.
 async fn steer(
@@ -178,8 +190,13 @@ async fn steer(
             ));
         }
     };
-    let request = crate::net::request(Method::POST, "localhost", path, None, body)
+    let mut request = crate::net::request(Method::POST, "localhost", path, None, body)
         .map_err(|e| (exit::FAILURE, e.to_string()))?;
+    if let Some(user) = operator().and_then(|u| HeaderValue::from_str(&u).ok()) {
+        request
+            .headers_mut()
+            .insert(crate::report::http::OPERATOR_HEADER, user);
+    }
     let exchange = async {
         let response = crate::net::send_on(stream, request).await?;
         let status = response.status();
@@ -256,6 +273,18 @@ fn connect_error(socket: &Path, error: &io::Error) -> (u8, String) {
 }
 
 /// Group names are letters, digits, `-`, `_` and `.` (so they go into a path as they are).
+/// `Err(2)`, after saying so, when `group` cannot be a group name.
+pub(super) fn check_group_name(group: &str) -> Result<(), u8> {
+    if is_group_name(group) {
+        return Ok(());
+    }
+    errln!(
+        "error: `{group}` is not a group name: use letters, digits, `-`, `_` and `.`, as in \
+         the agent's config"
+    );
+    Err(exit::USAGE)
+}
+
 fn is_group_name(name: &str) -> bool {
     !name.is_empty()
         && name

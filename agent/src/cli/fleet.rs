@@ -295,6 +295,7 @@ mod tests {
                         at: Some("2026-12-07T10:09:00Z".into()),
                         output: vec!["[ValidateService] [check.sh] [stderr] HTTP 500".into()],
                         output_hidden: false,
+                        by: None,
                     }),
                     ..FleetGroup::default()
                 },

@@ -11,6 +11,7 @@ mod demo;
 mod deploy;
 mod fleet;
 mod hello_server;
+mod history;
 mod keygen;
 mod logs;
 mod man;
@@ -75,6 +76,9 @@ enum Command {
     Fleet(fleet::Args),
     /// The hook output of a deployment on this host (from the agent).
     Logs(logs::Args),
+    /// Each group's recent releases: when, the result, how long, who signed them and who
+    /// halted, resumed or promoted them (from the agent).
+    History(history::Args),
     /// Halt a group's rollout: no host starts it any more, and hosts that moved go back.
     Halt(control::HaltArgs),
     /// Lift the halt of a group's rollout: it goes on where it stopped.
@@ -118,6 +122,7 @@ impl Cli {
             Command::Status(args) => status::run(args),
             Command::Fleet(args) => fleet::run(args),
             Command::Logs(args) => logs::run(args),
+            Command::History(args) => history::run(args),
             Command::Halt(args) => control::halt(args),
             Command::Resume(args) => control::resume(args),
             Command::Promote(args) => control::promote(args),

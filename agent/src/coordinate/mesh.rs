@@ -295,6 +295,7 @@ mod tests {
             epoch: 1,
             host: "a".into(),
             reason: "x".into(),
+            by: None,
         };
         let values = BTreeMap::from([(
             "web".to_owned(),

@@ -337,6 +337,7 @@ mod tests {
             epoch: 1,
             host: "b".into(),
             reason: "hook failed".into(),
+            by: None,
         }
     }
 

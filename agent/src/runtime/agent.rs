@@ -18,6 +18,7 @@ use crate::clock::now_rfc3339;
 use crate::config::Settings;
 use crate::coordinate::{GroupValues, Mesh};
 use crate::execute::layout::Layout;
+use crate::report::history::Histories;
 use crate::report::http::{AdminToken, ServerState, Steer as _, Steering, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
@@ -200,6 +201,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     };
     let (server_stop, server_stop_handle) = Stop::new(Duration::ZERO);
     let steering = Steering::default();
+    let histories = Histories::default();
     let state = Arc::new(ServerState {
         board: board.clone(),
         metrics: metrics.clone(),
@@ -209,7 +211,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         groups: steering.clone(),
         mesh: mesh.clone(),
         public_logs: settings.status.public_logs,
+        histories: histories.clone(),
     });
+    let chronicle = super::chronicle::spawn(
+        data_dir.join("history"),
+        Arc::clone(&state),
+        histories,
+        None,
+    );
     let server = tokio::spawn(serve(listener, Some(control), state, async move {
         let mut stop = server_stop;
         stop.requested().await;
@@ -275,6 +284,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     if let Some(task) = live {
         task.abort();
     }
+    chronicle.abort();
     server_stop_handle.request();
     if let Err(e) = server.await {
         warn!(error = %e, "the status endpoint panicked");

@@ -441,7 +441,8 @@ impl GroupTask {
     }
 }
 
-async fn mesh_changed(news: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+/// Waits for news from the mesh; forever without one (or once it is gone).
+pub(super) async fn mesh_changed(news: &mut Option<tokio::sync::watch::Receiver<u64>>) {
     match news {
         Some(rx) => {
             if rx.changed().await.is_err() {

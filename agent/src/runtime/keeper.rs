@@ -132,13 +132,14 @@ mod tests {
         std::fs::write(dir.path().join("journal"), "").expect("block");
         let refused = keeper.command(Command::Halt {
             reason: "bad build".into(),
+            by: None,
         });
         assert!(
             matches!(refused, Err(SteerError::Journal(_))),
             "{refused:?}"
         );
         assert!(keeper.read(|host| host.planner().halted().is_none()));
-        let nothing = keeper.command(Command::Resume);
+        let nothing = keeper.command(Command::Resume { by: None });
         assert!(
             matches!(nothing, Err(SteerError::Refused(_))),
             "{nothing:?}"

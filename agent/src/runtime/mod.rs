@@ -11,6 +11,7 @@
 
 pub mod agent;
 mod channel;
+mod chronicle;
 mod deployer;
 mod group;
 mod groups;

@@ -129,6 +129,7 @@ mod tests {
         halted
             .command(Command::Halt {
                 reason: "bad build".into(),
+                by: None,
             })
             .expect("halt");
         let status = shown(&halted);

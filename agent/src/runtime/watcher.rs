@@ -11,7 +11,7 @@ use std::time::Duration;
 use shoal_shared::gossip::Target;
 use shoal_shared::release::AllowedSigners;
 use shoal_shared::rollout::{GroupHost, Policy, PolicyError, RawPolicy, deployment_id};
-use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto};
+use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto, Verified};
 use tracing::{info, warn};
 
 use super::channel::{ChannelFailure, GroupChannel, one_line};
@@ -278,6 +278,12 @@ impl Watcher {
                 tracing::debug!(revision.id = %release.version, "release already deployed here");
             } else {
                 info!(revision.id = %release.version, digest = %release.digest, signer = %release.signer.principal, "new release verified");
+                let verified = Verified {
+                    name: name.to_owned(),
+                    signer: release.signer.principal.clone(),
+                    when: now_rfc3339(),
+                };
+                self.show(|g| g.verified = Some(verified));
                 self.pending = Some(release);
             }
         }

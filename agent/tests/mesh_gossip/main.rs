@@ -200,6 +200,7 @@ pub fn halt(host: &str) -> GroupValues {
             epoch: 1,
             host: host.to_owned(),
             reason: "ValidateService failed".to_owned(),
+            by: None,
         }),
         ..GroupValues::default()
     }

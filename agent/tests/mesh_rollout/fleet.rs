@@ -279,6 +279,12 @@ impl Fleet {
         id.clone_into(&mut self.hosts[i].id);
     }
 
+    /// Host `i`'s config file.
+    #[allow(dead_code)]
+    pub fn config(&self, i: usize) -> &Path {
+        &self.hosts[i].config
+    }
+
     /// Host `i`'s status endpoint.
     #[allow(dead_code)]
     pub fn addr(&self, i: usize) -> std::net::SocketAddr {

@@ -235,12 +235,38 @@ fn an_operator_watches_a_canary_run_wait_for_a_promote_and_halt_with_its_output(
     browser.screenshot(&dir.join("fleet-page-promote.png"));
 
     // 3. Promoted, the rollout completes; then the next release's canary fails.
-    text(&fleet.shoal(waiting, &["promote", "web"]));
+    let promote = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["promote", "web", "--config"])
+        .arg(fleet.config(waiting))
+        .env("SUDO_USER", "alice")
+        .output()
+        .unwrap();
+    text(&promote);
     fleet.wait_all_on("v1.0.0");
     let seen = wait_view(&fleet, 2, "the rollout finished", |v| {
         web(v)["finished"].is_string()
     });
     assert_eq!(web(&seen)["done"], 3, "{seen}");
+    // Every host's history has it completed, with how long it took.
+    for i in 0..fleet.len() {
+        poll_until(WAIT, || {
+            let out = fleet.shoal(i, &["history", "web", "--json"]);
+            let history: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let entry = &history[0]["entries"][0];
+            (entry["revision"] == "v1.0.0"
+                && entry["result"] == "completed"
+                && entry["started"].is_string()
+                && entry["finished"].is_string())
+            .then_some(())
+        })
+        .unwrap_or_else(|| {
+            let out = fleet.shoal(i, &["history", "web", "--json"]);
+            panic!(
+                "host {i}'s history: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+    }
     fleet.publish("v2.0.0", Hooks::FailValidate);
     let failed = |v: &Value| {
         web(v)["halted"]["output"].as_array().is_some_and(|o| {
@@ -255,6 +281,7 @@ fn an_operator_watches_a_canary_run_wait_for_a_promote_and_halt_with_its_output(
     }
     let seen = view(&fleet, 2);
     let halt = &web(&seen)["halted"];
+    let failed = halt["host"].as_str().unwrap().to_owned();
     assert!(halt["at"].is_string(), "{halt}");
     assert!(
         halt["reason"]
@@ -285,6 +312,48 @@ fn an_operator_watches_a_canary_run_wait_for_a_promote_and_halt_with_its_output(
     );
     assert_eq!(browser.eval("window.shoalOpened"), 1, "the page reloaded");
     browser.screenshot(&dir.join("fleet-page-halted.png"));
+
+    // Every host's history: v2.0.0 halted by its canary, v1.0.0 completed after alice's
+    // promote on the host she ran it on; each signed by the release key.
+    let promoter = format!("promoted by alice@{}", fleet.id(waiting));
+    for i in 0..fleet.len() {
+        let shown = poll_until(WAIT, || {
+            let out = fleet.shoal(i, &["history", "web"]);
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            (out.status.success()
+                && said.contains(&format!("{failed} failed: "))
+                && said.contains(&promoter))
+            .then_some(said)
+        })
+        .unwrap_or_else(|| {
+            let out = fleet.shoal(i, &["history", "web"]);
+            panic!(
+                "host {i}'s history: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let rows: Vec<&str> = shown.lines().filter(|l| l.starts_with("  v")).collect();
+        assert_eq!(rows.len(), 2, "{shown}");
+        assert!(rows[0].starts_with("  v2.0.0    halted"), "{shown}");
+        assert!(rows[1].starts_with("  v1.0.0    completed"), "{shown}");
+        assert!(
+            !rows[1].contains(" -  "),
+            "it says how long it took: {shown}"
+        );
+        assert!(
+            rows.iter().all(|r| !r.ends_with(" -")),
+            "each names its signer: {shown}"
+        );
+    }
+    browser.wait_for(
+        WAIT,
+        "the history",
+        &format!(
+            "{}.indexOf({promoter:?}) >= 0",
+            text_of("#fleet table:last-of-type")
+        ),
+    );
     for name in [
         "fleet-page-canary.png",
         "fleet-page-promote.png",

@@ -144,11 +144,7 @@ fn a_halt_is_recorded_journaled_and_wakes_the_group_then_a_resume_lifts_it() {
     let halt = control.read(|h| h.planner().halted().cloned()).unwrap();
     assert_eq!(
         (halt.id.as_str(), halt.host.as_str(), halt.reason.as_str()),
-        (
-            id.as_str(),
-            "web-1",
-            "halted by the operator on web-1: bad build"
-        )
+        (id.as_str(), "web-1", "halted by token@web-1: bad build")
     );
     let shown = fleet_halt(&agent).unwrap();
     assert_eq!(
@@ -181,7 +177,7 @@ fn a_halt_without_a_body_gives_no_reason() {
     let halt = agent.control("db").read(|h| h.planner().halted().cloned());
     assert_eq!(
         halt.unwrap().reason,
-        "halted by the operator on web-1: no reason given"
+        "halted by token@web-1: no reason given"
     );
 }
 

@@ -175,6 +175,11 @@ impl Host {
     /// (steering finds the control socket from the config; the others are given the address,
     /// since the agent listens on a port of the kernel's choosing).
     pub fn shoal(&self, args: &[&str]) -> Output {
+        self.shoal_as(args, "")
+    }
+
+    /// The same as `sudo` run by `user` would (`$SUDO_USER`; none when empty).
+    pub fn shoal_as(&self, args: &[&str], user: &str) -> Output {
         let steering = matches!(args.first(), Some(&("halt" | "resume" | "promote")));
         let mut command = Command::new(env!("CARGO_BIN_EXE_shoal"));
         command.args(args);
@@ -185,6 +190,7 @@ impl Host {
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "warn")
+            .env("SUDO_USER", user)
             .output()
             .unwrap()
     }

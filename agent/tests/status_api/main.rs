@@ -119,6 +119,7 @@ impl Agent {
                 .collect(),
             mesh: None,
             public_logs,
+            histories: Default::default(),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let served = runtime.spawn(serve_with(listener, state, limits, async {

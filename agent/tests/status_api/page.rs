@@ -67,7 +67,7 @@ fn a_halt_shows_in_red_with_its_reason_escaped() {
     assert_page_headers(&reply);
     let page = reply.text();
     assert_eq!(page.matches("<script").count(), 1, "{page}");
-    let halt = "<div class=\"halt\"><p>HALTED by web-1: halted by the operator on web-1: \
+    let halt = "<div class=\"halt\"><p>HALTED by web-1: halted by token@web-1: \
                 &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;</p>";
     assert!(page.contains(halt), "{halt}\nnot in\n{page}");
     assert!(

@@ -102,7 +102,8 @@ fn fleet_shows_the_host_and_refusals_say_why() {
              is this host alone\n"
         )
     );
-    let reason = "halted by the operator on test-node: no reason given";
+    // Run as root with no sudo: the user is root's name.
+    let reason = "halted by root@test-node: no reason given";
     host.wait_web("the halt shows in status", |g| {
         g["rollout"]["halted"]["reason"] == reason
     });
@@ -125,7 +126,8 @@ fn a_halted_release_goes_back_and_waits_for_resume() {
     host.publish("v2.0.0", Hooks::BlockBeforeInstall);
     host.wait_blocked("v2.0.0");
 
-    let out = host.shoal(&["halt", "web", "--reason", "bad build"]);
+    // Under sudo, the user who ran it is recorded.
+    let out = host.shoal_as(&["halt", "web", "--reason", "bad build"], "alice");
     let (stdout, stderr) = said(&out);
     assert!(out.status.success(), "{stderr}");
     let fleet = host.fleet();
@@ -134,7 +136,7 @@ fn a_halted_release_goes_back_and_waits_for_resume() {
         stdout.starts_with(&format!("halted web (deployment {id}) on this host")),
         "{stdout}"
     );
-    let reason = "halted by the operator on test-node: bad build";
+    let reason = "halted by alice@test-node: bad build";
     assert_eq!(fleet_web(&fleet)["target"], "v2.0.0", "{fleet}");
     assert_eq!(fleet_web(&fleet)["halted"]["reason"], reason, "{fleet}");
     assert_eq!(node_web(&fleet)["phase"], "running", "{fleet}");

@@ -24,8 +24,9 @@ impl World {
         let steer = match command {
             Command::Halt => Steer::Halt {
                 reason: "operator".to_owned(),
+                by: None,
             },
-            Command::Resume => Steer::Resume,
+            Command::Resume => Steer::Resume { by: None },
         };
         let done = match self.pick(&candidates) {
             Some(h) => self.run_command(h, steer)?,
@@ -83,7 +84,7 @@ impl World {
             return Ok(());
         };
         let target = self.hosts[h].planner().target().cloned();
-        if self.run_command(h, Steer::Promote)? {
+        if self.run_command(h, Steer::Promote { by: None })? {
             if let Some(target) = target {
                 self.checker.promoted(&target.id);
             }

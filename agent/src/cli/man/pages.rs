@@ -819,6 +819,46 @@ pub(super) const PAGES: &[Page] = &[
         ],
     },
     Page {
+        name: "shoal-history",
+        description: &[
+            "Each group's recent releases, newest first, as this host's agent saw them roll out: \
+             when it first saw each, the result (in-progress, completed, halted, or superseded \
+             by a newer release), how long the rollout took, who signed the release (the \
+             principal of allowed_signers), and beneath it the hosts that failed and who \
+             halted, resumed or promoted it (user@node). --json prints GET /v1/history as \
+             the agent serves it, every event included. The history lives in \
+             <node.data_dir>/history/ and survives restarts; a host keeps what it saw itself.",
+            READS_THE_AGENT,
+        ],
+        exit_status: &[
+            (OK, "The history was printed."),
+            (
+                FAILURE,
+                "No agent answers (it is not running, listens elsewhere, or did not answer \
+                 within 10 s), it has no such group, or its answer is not what this version of \
+                 shoal reads.",
+            ),
+            (
+                USAGE,
+                "Not a group name, or the configuration cannot be read (give --config or \
+                 --addr).",
+            ),
+        ],
+        environment: &[RUST_LOG],
+        files: &[CONFIG_OF_CLIENT, CONTROL_SOCKET],
+        examples: &[
+            Example {
+                what: "Every group's recent releases:",
+                command: "shoal history",
+            },
+            Example {
+                what: "The group web's, with every event, as JSON:",
+                command: "shoal history web --json",
+            },
+        ],
+        see_also: &["shoal-fleet(1)", "shoal-status(1)", "shoal-halt(1)"],
+    },
+    Page {
         name: "shoal-logs",
         description: &[
             "Hook output holds whatever scripts print, secrets included, so the agent serves it \

@@ -35,7 +35,8 @@ pub(super) async fn answer(
     let Some(steered) = state.groups.get(group) else {
         return error(StatusCode::NOT_FOUND, &unknown_group(state, group));
     };
-    let command = match command(action, &asked.body) {
+    let by = operator(asked, &state.node);
+    let command = match command(action, &asked.body, by.clone()) {
         Ok(command) => command,
         Err(refused) => return error(StatusCode::BAD_REQUEST, &refused.to_string()),
     };
@@ -48,6 +49,7 @@ pub(super) async fn answer(
         action = action.as_str(),
         deployment.id = %deployment,
         client.addr = %asked.peer,
+        operator = %by,
         "operator command recorded"
     );
     json(
@@ -126,15 +128,34 @@ enum BodyError {
     Forget(serde_json::Error),
 }
 
-/// The command `action` asks for; a halt reads its reason from the optional JSON body, a
-/// forget its node from the JSON body.
-fn command(action: Control, body: &[u8]) -> Result<Command, BodyError> {
+/// Who steers, as recorded: `user@node`, the user as the client names it (letters, digits,
+/// `.`, `_`, `-`, at most 32), else `root` on the control socket and `token` over TCP (the
+/// admin token's holder).
+fn operator(asked: &Asked<'_>, node: &str) -> String {
+    let named = asked.operator.filter(|user| {
+        !user.is_empty()
+            && user.len() <= 32
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    });
+    let user = named.unwrap_or(match asked.peer {
+        Peer::Root { .. } => "root",
+        Peer::Tcp(_) => "token",
+    });
+    format!("{user}@{node}")
+}
+
+/// The command `action` asks for, by the operator `by`; a halt reads its reason from the
+/// optional JSON body, a forget its node from the JSON body.
+fn command(action: Control, body: &[u8], by: String) -> Result<Command, BodyError> {
     Ok(match action {
-        Control::Resume => Command::Resume,
-        Control::Promote => Command::Promote,
+        Control::Resume => Command::Resume { by: Some(by) },
+        Control::Promote => Command::Promote { by: Some(by) },
         Control::Leave => Command::Leave,
         Control::Halt => Command::Halt {
             reason: halt_reason(body).map_err(BodyError::Halt)?,
+            by: Some(by),
         },
         Control::Forget => {
             let request: ForgetRequest = serde_json::from_slice(body).map_err(BodyError::Forget)?;
@@ -193,6 +214,10 @@ async fn apply(steered: Arc<dyn Steer>, command: Command) -> Result<String, Resp
 mod tests {
     use super::*;
 
+    fn by() -> String {
+        "alice@web-1".to_owned()
+    }
+
     #[test]
     fn a_halt_reason_is_optional_and_kept_on_one_line() {
         assert_eq!(halt_reason(b"").ok().as_deref(), Some(NO_REASON));
@@ -213,7 +238,7 @@ mod tests {
     #[test]
     fn a_halt_body_that_is_not_the_json_expected_is_refused() {
         for body in [&b"bad build"[..], br#"{"reson": "x"}"#, br#"{"reason": 3}"#] {
-            let message = command(Control::Halt, body)
+            let message = command(Control::Halt, body, by())
                 .expect_err("refused")
                 .to_string();
             assert!(message.contains("JSON like"), "{message}");
@@ -223,13 +248,13 @@ mod tests {
     #[test]
     fn a_forget_names_its_node_in_json() {
         assert_eq!(
-            command(Control::Forget, br#"{"node": "web-3"}"#).ok(),
+            command(Control::Forget, br#"{"node": "web-3"}"#, by()).ok(),
             Some(Command::Forget {
                 node: "web-3".into()
             })
         );
         for body in [&b""[..], b"web-3", br#"{"host": "web-3"}"#] {
-            let message = command(Control::Forget, body)
+            let message = command(Control::Forget, body, by())
                 .expect_err("refused")
                 .to_string();
             assert!(message.contains("{\"node\": \"web-3\"}"), "{message}");
@@ -239,14 +264,18 @@ mod tests {
     #[test]
     fn resume_and_promote_take_no_reason() {
         assert_eq!(
-            command(Control::Resume, b"ignored").ok(),
-            Some(Command::Resume)
+            command(Control::Resume, b"ignored", by()).ok(),
+            Some(Command::Resume { by: Some(by()) })
         );
-        assert_eq!(command(Control::Promote, b"").ok(), Some(Command::Promote));
         assert_eq!(
-            command(Control::Halt, br#"{"reason":"canary slow"}"#).ok(),
+            command(Control::Promote, b"", by()).ok(),
+            Some(Command::Promote { by: Some(by()) })
+        );
+        assert_eq!(
+            command(Control::Halt, br#"{"reason":"canary slow"}"#, by()).ok(),
             Some(Command::Halt {
-                reason: "canary slow".into()
+                reason: "canary slow".into(),
+                by: Some(by()),
             })
         );
     }

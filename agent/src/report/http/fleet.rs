@@ -15,8 +15,8 @@ pub(super) fn hide_output(fleet: &mut Fleet) {
     }
 }
 
-/// The fleet as this host sees it now.
-pub(super) async fn fleet(state: &ServerState) -> Fleet {
+/// The fleet as this host sees it now (failed scripts' output included).
+pub async fn fleet(state: &ServerState) -> Fleet {
     let peers = match &state.mesh {
         Some(mesh) => mesh.fleet().await,
         None => Vec::new(),

@@ -43,6 +43,7 @@ pub(super) async fn respond(state: &ServerState, asked: Asked<'_>) -> Response<B
             json(StatusCode::OK, &status)
         }
         Route::Fleet => json(StatusCode::OK, &readable_fleet(state, &asked).await),
+        Route::History { ref group } => history(state, group.as_deref(), &asked),
         Route::Page => fleet_page(state, &asked).await,
         Route::PageScript => page::script(),
         Route::Control { ref group, action } => control::answer(state, group, action, &asked).await,
@@ -161,6 +162,31 @@ fn ready(state: &ServerState) -> Response<Body> {
 }
 
 /// The fleet page, with a policy that lets it load and run nothing.
+/// `GET /v1/history`: every group's history, or one's (404 for a group this host does not
+/// have); failed scripts' output only for a reader who may read hook output.
+fn history(state: &ServerState, group: Option<&str>, asked: &Asked<'_>) -> Response<Body> {
+    let mut histories = state.histories.get(group);
+    if let Some(group) = group
+        && histories.is_empty()
+    {
+        let names = state.groups.names().join(", ");
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no group `{group}` on this host: its groups are {names}"),
+        );
+    }
+    if !private::may_read(state, asked) {
+        for event in histories
+            .iter_mut()
+            .flat_map(|h| h.entries.iter_mut())
+            .flat_map(|e| e.events.iter_mut())
+        {
+            event.output.clear();
+        }
+    }
+    json(StatusCode::OK, &histories)
+}
+
 /// The fleet, with failed scripts' output only for a reader who may read hook output.
 async fn readable_fleet(state: &ServerState, asked: &Asked<'_>) -> Fleet {
     let mut fleet = fleet::fleet(state).await;
@@ -172,7 +198,13 @@ async fn readable_fleet(state: &ServerState, asked: &Asked<'_>) -> Fleet {
 
 async fn fleet_page(state: &ServerState, asked: &Asked<'_>) -> Response<Body> {
     let fleet = readable_fleet(state, asked).await;
-    let body = page::render(&fleet, &state.board.snapshot(), crate::clock::unix_now());
+    let histories = state.histories.get(None);
+    let body = page::render(
+        &fleet,
+        &state.board.snapshot(),
+        &histories,
+        crate::clock::unix_now(),
+    );
     let mut response = text(StatusCode::OK, HTML, body);
     let policy = HeaderValue::from_static(page::POLICY);
     response

@@ -22,6 +22,7 @@ use hyper::Method;
 
 use super::deployments::{DeploymentsError, is_deployment_id};
 pub use auth::AdminToken;
+pub use fleet::fleet as fleet_view;
 pub use peer::Peer;
 pub use server::{Limits, serve, serve_all, serve_with};
 pub use state::{ServerState, Steering};
@@ -38,6 +39,10 @@ pub const ALLOW: &str = "GET, HEAD";
 
 /// The method the steering calls (`/v1/groups/{group}/{halt|resume|promote}`) answer.
 pub const ALLOW_CONTROL: &str = "POST";
+
+/// The request header a steering client names its user in (`shoal halt` sends the user who
+/// ran it, `$SUDO_USER` under sudo): recorded, with this node, as who steered.
+pub const OPERATOR_HEADER: &str = "x-shoal-operator";
 
 /// The response header that carries the size of a deployment's log when it was read.
 pub const LOG_SIZE_HEADER: &str = "x-log-size";
@@ -101,6 +106,11 @@ pub enum Route {
     Status,
     /// `/v1/fleet`.
     Fleet,
+    /// `/v1/history[?group=NAME]`.
+    History {
+        /// Only this group's.
+        group: Option<String>,
+    },
     /// `/v1/deployments`.
     Deployments,
     /// `/v1/deployments/{id}`.
@@ -150,6 +160,12 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
         ["metrics"] => (Route::Metrics, ALLOW),
         ["v1", "status"] => (Route::Status, ALLOW),
         ["v1", "fleet"] => (Route::Fleet, ALLOW),
+        ["v1", "history"] => (
+            Route::History {
+                group: query_value(query, "group").map(str::to_owned),
+            },
+            ALLOW,
+        ),
         ["v1", "deployments"] => (Route::Deployments, ALLOW),
         ["v1", "deployments", id] => (with_id(id, |id| Route::Deployment { id }), ALLOW),
         ["v1", "deployments", id, "log"] => match offset(query) {
@@ -187,13 +203,16 @@ fn with_id(id: &str, make: impl FnOnce(String) -> Route) -> Route {
     }
 }
 
+/// The value of `name=` in a query string, if there.
+fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
 /// `offset=N` from a query string (0 when absent); other parameters are ignored.
 fn offset(query: Option<&str>) -> Result<u64, DeploymentsError> {
-    let Some(value) = query
-        .unwrap_or_default()
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("offset="))
-    else {
+    let Some(value) = query_value(query, "offset") else {
         return Ok(0);
     };
     value.parse().map_err(|_| DeploymentsError::BadOffset {
@@ -309,6 +328,13 @@ mod tests {
     #[test]
     fn the_fleet_has_its_route() {
         assert_eq!(get("/v1/fleet"), Route::Fleet);
+        assert_eq!(get("/v1/history"), Route::History { group: None });
+        assert_eq!(
+            route(&Method::GET, "/v1/history", Some("x=1&group=web")),
+            Route::History {
+                group: Some("web".into())
+            }
+        );
         assert_eq!(get("/v1/fleet/"), Route::Fleet);
         assert_eq!(get("/v1/fleet/x"), Route::NotFound);
     }

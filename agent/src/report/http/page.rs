@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
+use shoal_shared::history::{EventKind, History};
 use shoal_shared::status::{
     Fleet, FleetGroup, FleetNode, FleetNodeGroup, GroupStatus, HaltInfo, Health, NodeStatus,
 };
@@ -33,7 +34,8 @@ h1{font-size:1.4em;margin:0}h2{font-size:1.1em;margin:1.4em 0 .4em}\
 table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left}\
 th{background:#f4f4f4}tr.me td:first-child{font-weight:bold}tr.dead td{color:#999}\
 .alive,.healthy,.done{color:#1a7f37}.dead{color:#999}.running,.event{color:#0550ae}\
-.unhealthy,.failed,.reverting,.reverted,.duplicate{color:#b00020;font-weight:bold}\
+.unhealthy,.failed,.reverting,.reverted,.duplicate,.halted{color:#b00020;font-weight:bold}\
+.completed{color:#1a7f37}\
 .canary{background:#fff4ce;color:#7a4d00;border-radius:3px;padding:0 .3em;font-size:.9em}\
 code{font-family:ui-monospace,monospace}\
 .group{border:1px solid #ddd;padding:.6em 1em;margin:.6em 0;max-width:60em}\
@@ -49,9 +51,9 @@ font-weight:bold}\
 .stale-note{display:none;background:#fde8e8;color:#b00020;padding:.4em .8em}\
 body.stale .stale-note{display:block}";
 
-/// The page for `fleet` as this host (whose own groups are `local`) sees it at `now` (seconds
-/// since the epoch, this host's clock).
-pub(super) fn render(fleet: &Fleet, local: &NodeStatus, now: i64) -> String {
+/// The page for `fleet` as this host (whose own groups are `local`, with their `histories`)
+/// sees it at `now` (seconds since the epoch, this host's clock).
+pub(super) fn render(fleet: &Fleet, local: &NodeStatus, histories: &[History], now: i64) -> String {
     let node = escape(&fleet.node);
     let mut out = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -81,6 +83,7 @@ pub(super) fn render(fleet: &Fleet, local: &NodeStatus, now: i64) -> String {
         rollout(&mut out, group, own, now);
     }
     nodes(&mut out, fleet, now);
+    history(&mut out, histories);
     out.push_str("</main></body></html>\n");
     out
 }
@@ -326,6 +329,67 @@ fn halted(out: &mut String, halt: &HaltInfo, now: i64) {
     out.push_str("</div>\n");
 }
 
+/// How many releases of a group the page lists.
+const HISTORY_ROWS: usize = 5;
+
+/// Each group's last releases: result, when, how long, who signed, who steered.
+fn history(out: &mut String, histories: &[History]) {
+    if histories.iter().all(|h| h.entries.is_empty()) {
+        return;
+    }
+    out.push_str(
+        "<h2>History</h2>\n<table><thead><tr><th>group</th><th>release</th><th>result</th>\
+         <th>seen</th><th>took</th><th>signed by</th><th>steered</th></tr></thead><tbody>\n",
+    );
+    for history in histories {
+        for entry in history.entries.iter().take(HISTORY_ROWS) {
+            let took = entry
+                .finished
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .zip(entry.started.as_deref().and_then(parse_rfc3339))
+                .map_or_else(
+                    || "-".to_owned(),
+                    |(end, start)| span(u64::try_from(end - start).unwrap_or(0)),
+                );
+            let steered: Vec<String> = entry
+                .events
+                .iter()
+                .filter_map(|e| {
+                    let verb = match e.event {
+                        EventKind::Halted => "halted",
+                        EventKind::Resumed => "resumed",
+                        EventKind::Promoted => "promoted",
+                        EventKind::RolledBack => "rolled back",
+                        _ => return None,
+                    };
+                    let who = e.by.as_deref().or(e.host.as_deref()).unwrap_or("?");
+                    Some(format!("{verb} by {}", escape(who)))
+                })
+                .collect();
+            let result = escape(&entry.result);
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td><code>{}</code></td><td class=\"{result}\">{result}</td>\
+                 <td>{}</td><td>{took}</td><td>{}</td><td>{}</td></tr>",
+                escape(&history.group),
+                escape(&entry.revision),
+                escape(&entry.seen),
+                entry
+                    .signer
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), escape),
+                if steered.is_empty() {
+                    "-".to_owned()
+                } else {
+                    steered.join(", ")
+                },
+            );
+        }
+    }
+    out.push_str("</tbody></table>\n");
+}
+
 /// This host in the group: its revision, its step and place in the order, why it waits.
 fn this_host(out: &mut String, own: &GroupStatus) {
     let current = own
@@ -437,6 +501,7 @@ mod tests {
                     at: Some("2026-12-07T10:09:00Z".into()),
                     output: vec![format!("[ValidateService] {halt}"), "exit 1".into()],
                     output_hidden: false,
+                    by: None,
                 }),
                 started: Some("2026-12-07T10:05:00Z".into()),
                 ..FleetGroup::default()
@@ -508,7 +573,7 @@ mod tests {
     fn the_page_shows_nodes_rollouts_the_halt_in_red_and_why_this_host_waits() {
         let wait = "canaries healthy; waiting for `shoal promote`";
         let (fleet, local) = fleet("host-1", "web", "v1.0.0", "ValidateService exit 1", wait);
-        let page = render(&fleet, &local, NOW);
+        let page = render(&fleet, &local, &[], NOW);
         assert_only_own_markup(&page);
         for part in [
             "<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>",
@@ -541,7 +606,7 @@ mod tests {
         let (mut fleet, local) = fleet("host-1", "web", "v1.0.0", "bad", "halted");
         fleet.nodes[1].alive = true;
         fleet.nodes[1].duplicate = true;
-        let page = render(&fleet, &local, NOW);
+        let page = render(&fleet, &local, &[], NOW);
         assert!(
             page.contains("<td>host-4</td><td class=\"duplicate\">duplicate</td>"),
             "{page}"
@@ -553,7 +618,7 @@ mod tests {
         let script = "<script>alert('x')</script>";
         let attribute = "\"><img src=x onerror=alert(1)>";
         let (fleet, local) = fleet(script, attribute, "v1 & <b>", script, attribute);
-        let page = render(&fleet, &local, NOW);
+        let page = render(&fleet, &local, &[], NOW);
         assert_only_own_markup(&page);
         // The page's own script tag, and no other.
         assert_eq!(page.matches("<script").count(), 1, "{page}");
@@ -582,7 +647,7 @@ mod tests {
         let web = &mut fleet.groups[0];
         web.deadline = Some("2026-12-07T10:19:48Z".into());
         web.halted = None;
-        let page = render(&fleet, &local, NOW);
+        let page = render(&fleet, &local, &[], NOW);
         assert_only_own_markup(&page);
         for part in [
             "<td><code>v1.0.0</code> → <code>v2.0.0</code> <span class=\"running\">running</span> \
@@ -601,7 +666,7 @@ mod tests {
             output_hidden: true,
             ..HaltInfo::default()
         });
-        let page = render(&fleet, &local, NOW);
+        let page = render(&fleet, &local, &[], NOW);
         assert_only_own_markup(&page);
         assert!(
             page.contains("Run <code>shoal promote web</code> on any host of the group."),
@@ -609,6 +674,36 @@ mod tests {
         );
         assert!(page.contains("output is private here"), "{page}");
         assert!(!page.contains("class=\"output\""), "{page}");
+    }
+
+    #[test]
+    fn the_history_lists_each_release_with_its_signer_and_who_steered_it_escaped() {
+        use shoal_shared::history::FleetEvent;
+        let (fleet, local) = fleet("host-1", "web", "v1.0.0", "bad", "waiting");
+        let mut history = History::new("web");
+        let event = |kind, by: Option<&str>| FleetEvent {
+            event: kind,
+            group: "web".into(),
+            deployment: "d-2".into(),
+            revision: "v2.0.0".into(),
+            at: "2026-12-07T10:00:00Z".into(),
+            host: Some("host-4".into()),
+            by: by.map(str::to_owned),
+            reason: None,
+            output: Vec::new(),
+            node: "host-1".into(),
+        };
+        history.record(&event(EventKind::ReleaseSeen, None));
+        history.record(&event(EventKind::Halted, None));
+        history.record(&event(EventKind::Resumed, Some("<alice>@host-1")));
+        history.signed("v2.0.0", "release@example.com");
+        let page = render(&fleet, &local, &[history], NOW);
+        assert_only_own_markup(&page);
+        let row = "<tr><td>web</td><td><code>v2.0.0</code></td>\
+                   <td class=\"in-progress\">in-progress</td><td>2026-12-07T10:00:00Z</td>\
+                   <td>-</td><td>release@example.com</td>\
+                   <td>halted by host-4, resumed by &lt;alice&gt;@host-1</td></tr>";
+        assert!(page.contains(row), "{row}\nnot in\n{page}");
     }
 
     #[test]
@@ -648,12 +743,12 @@ mod tests {
         };
         let (_, mut local) = self::fleet("seed", "db", "v1", "", "");
         local.groups.clear();
-        let page = render(&fleet, &local, NOW);
+        let page = render(&fleet, &local, &[], NOW);
         assert_only_own_markup(&page);
         assert!(page.contains("<p>no release yet (3 members)</p>"), "{page}");
         assert!(!page.contains("class=\"halt\""), "{page}");
         fleet.groups.clear();
-        let page = render(&fleet, &local, NOW);
+        let page = render(&fleet, &local, &[], NOW);
         assert_only_own_markup(&page);
         assert!(page.contains("0 nodes, 0 dead, 0 groups"), "{page}");
         assert!(!page.contains("Rollouts"), "{page}");

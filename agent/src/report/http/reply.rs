@@ -29,6 +29,8 @@ pub(super) struct Asked<'a> {
     pub peer: Peer,
     /// Its `Authorization` header.
     pub authorization: Option<&'a str>,
+    /// Its [`super::OPERATOR_HEADER`]: who the client says steers.
+    pub operator: Option<&'a str>,
     /// Its body (bounded by the server).
     pub body: Bytes,
 }

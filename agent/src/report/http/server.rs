@@ -277,11 +277,15 @@ async fn handle(
         return refused;
     }
     let route = route(&method, &path, request.uri().query());
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header_text = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let authorization = header_text(header::AUTHORIZATION.as_str());
+    let operator = header_text(super::OPERATOR_HEADER);
     let limit = if route.takes_body() {
         limits.max_body_bytes.min(MAX_CONTROL_BODY)
     } else {
@@ -294,6 +298,7 @@ async fn handle(
                 path: &path,
                 peer,
                 authorization: authorization.as_deref(),
+                operator: operator.as_deref(),
                 body,
             };
             handlers::respond(state, asked).await

@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use super::auth::AdminToken;
 use super::steer::Steer;
 use crate::coordinate::Mesh;
+use crate::report::history::Histories;
 use crate::report::{Board, Metrics};
 
 /// What the endpoint serves from.
@@ -27,6 +28,8 @@ pub struct ServerState {
     pub mesh: Option<Arc<Mesh>>,
     /// Serve hook output without the admin token (`status.public_logs`).
     pub public_logs: bool,
+    /// Each group's history, written by the runtime.
+    pub histories: Histories,
 }
 
 /// A group's name and the group, steered and shown.

@@ -23,20 +23,23 @@ impl Planner {
             .cloned()
             .ok_or(CommandError::NoRelease(command.name()))?;
         match command {
-            Command::Halt { reason } => {
-                let reason = format!("halted by the operator on {}: {reason}", self.node());
+            Command::Halt { reason, by } => {
+                let reason = match &by {
+                    Some(by) => format!("halted by {by}: {reason}"),
+                    None => format!("halted by the operator on {}: {reason}", self.node()),
+                };
                 let node = self.node().to_owned();
                 // The operator on this host may send it back even from a completed release.
                 self.memory.complete = false;
-                self.halt(node, &reason);
+                self.halt(node, &reason, by);
             }
-            Command::Resume => {
+            Command::Resume { by } => {
                 if self.halted().is_none() {
                     return Err(CommandError::NotHalted(target.id));
                 }
-                self.resume();
+                self.resume(by);
             }
-            Command::Promote => {
+            Command::Promote { by } => {
                 let Some(policy) = self
                     .policy
                     .as_ref()
@@ -67,6 +70,7 @@ impl Planner {
                 }
                 self.memory.promote = Some(Promote {
                     id: target.id.clone(),
+                    by: by.map(|b| short_reason(&b)),
                 });
             }
             Command::Forget { .. } | Command::Leave => {}
@@ -136,7 +140,7 @@ impl Planner {
         actions.push(Action::Revert(lkg));
     }
 
-    pub(super) fn halt(&mut self, host: String, reason: &str) {
+    pub(super) fn halt(&mut self, host: String, reason: &str, by: Option<String>) {
         let Some(state) = self.state() else {
             return;
         };
@@ -151,16 +155,18 @@ impl Planner {
             epoch: state.epoch,
             host,
             reason: short_reason(reason),
+            by: by.map(|b| short_reason(&b)),
         });
     }
 
-    fn resume(&mut self) {
+    fn resume(&mut self, by: Option<String>) {
         let Some(halt) = self.halted().cloned() else {
             return;
         };
         let resume = Resume {
             id: halt.id,
             epoch: halt.epoch,
+            by: by.map(|b| short_reason(&b)),
         };
         self.apply_resume(resume);
     }
@@ -316,6 +322,6 @@ impl Planner {
             "{host} failed: {}",
             reason.as_deref().unwrap_or("deployment failed")
         );
-        self.halt(host, &reason);
+        self.halt(host, &reason, None);
     }
 }

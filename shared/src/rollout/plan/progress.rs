@@ -294,7 +294,7 @@ impl Planner {
                 crate::duration::format_duration(deadline)
             );
             let node = self.settings.node.clone();
-            self.halt(node, &reason);
+            self.halt(node, &reason, None);
         }
     }
 }

@@ -168,11 +168,19 @@ pub enum Command {
     Halt {
         /// The operator's reason.
         reason: String,
+        /// Who (`user@node`), if known.
+        by: Option<String>,
     },
     /// Resume a halted rollout (a new epoch).
-    Resume,
+    Resume {
+        /// Who (`user@node`), if known.
+        by: Option<String>,
+    },
     /// Let a canary rollout go on past its canaries.
-    Promote,
+    Promote {
+        /// Who (`user@node`), if known.
+        by: Option<String>,
+    },
     /// Drop a dead member from the group (decommissioned without `shoal leave`): it no
     /// longer counts in the quorum, on every host.
     Forget {
@@ -189,8 +197,8 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Halt { .. } => "halt",
-            Self::Resume => "resume",
-            Self::Promote => "promote",
+            Self::Resume { .. } => "resume",
+            Self::Promote { .. } => "promote",
             Self::Forget { .. } => "forget",
             Self::Leave => "leave",
         }
