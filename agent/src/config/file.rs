@@ -29,6 +29,8 @@ pub struct ConfigFile {
     pub mesh: Option<Spanned<MeshFile>>,
     #[serde(default)]
     pub groups: Vec<Spanned<GroupFile>>,
+    #[serde(default)]
+    pub notify: NotifyFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +98,39 @@ pub struct MeshFile {
     pub insecure: bool,
     /// The largest gossip datagram in bytes.
     pub max_datagram: Option<usize>,
+}
+
+/// `notify:`: where rollout events go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFile {
+    #[serde(default)]
+    pub webhooks: Vec<Spanned<WebhookFile>>,
+    pub command: Option<Spanned<CommandFile>>,
+    /// How many deliveries may wait.
+    pub queue: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    pub url: String,
+    /// The key of `X-Shoal-Signature` (mode 0600).
+    pub secret_file: Option<PathBuf>,
+    /// Event names; all of them when absent.
+    pub events: Option<Vec<String>>,
+    pub timeout: Option<DurationValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Event names; all of them when absent.
+    pub events: Option<Vec<String>>,
+    pub timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize)]

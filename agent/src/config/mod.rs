@@ -4,6 +4,7 @@
 
 mod credentials;
 mod file;
+mod notify;
 mod sections;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,7 @@ use crate::channel::store::StoreSource;
 use crate::coordinate::MeshSettings;
 use crate::execute::hooks::DEFAULT_RUNAS_ENV;
 use crate::execute::layout::is_safe_component;
+use crate::report::notifications::NotifySettings;
 pub use credentials::check_credential_files;
 use file::ConfigFile;
 pub use file::LogFormat;
@@ -61,6 +63,8 @@ pub struct Settings {
     pub mesh: Option<MeshSettings>,
     /// The groups this host belongs to, in file order.
     pub groups: Vec<Group>,
+    /// Where rollout events are sent.
+    pub notify: NotifySettings,
 }
 
 /// `node:`.
@@ -396,6 +400,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         }
         groups.push(group);
     }
+    let notify = notify::notify(&raw.notify, &resolve).map_err(|(line, msg)| invalid(line, msg))?;
     Ok(Settings {
         path: path.to_owned(),
         node,
@@ -404,6 +409,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         hooks,
         mesh,
         groups,
+        notify,
     })
 }
 
