@@ -9,6 +9,7 @@ pub mod command;
 pub mod http;
 mod poll;
 pub mod proxy;
+pub mod receiver;
 pub mod s3;
 pub mod signing;
 pub mod sim;

@@ -18,6 +18,8 @@ use prometheus_client::registry::Registry;
 use shoal_shared::gossip::Step;
 use shoal_shared::status::{FleetGroup, GroupStatus, Health};
 
+use crate::report::notifications::{NotifyStats, TargetKind};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabels {
     group: String,
@@ -260,6 +262,7 @@ pub struct Metrics {
     unreadable_names: Family<GroupLabels, Counter>,
     ignored_halts: Family<GroupLabels, Counter>,
     gossip_dropped: Family<DropLabels, Counter>,
+    notifications: Family<NotifyLabels, Counter>,
     duplicate_ids: Gauge,
     last_poll_success: Family<GroupLabels, Seconds>,
     last_deploy_success: Family<GroupLabels, Seconds>,
@@ -272,6 +275,13 @@ pub struct Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
     reason: String,
+}
+
+/// A notification target's kind and how its deliveries ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyLabels {
+    target: String,
+    result: String,
 }
 
 impl Default for Metrics {
@@ -331,6 +341,12 @@ impl Metrics {
             "Halts from peers not acted on (from a node outside the deployment, or of a release already complete here), by group",
             ignored_halts.clone(),
         );
+        let notifications = Family::<NotifyLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Rollout events this host sent (notify:), by target (webhook, command) and result (delivered, failed after its last attempt, dropped from a full queue)",
+            notifications.clone(),
+        );
         let gossip_dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "gossip_dropped_datagrams",
@@ -369,6 +385,7 @@ impl Metrics {
             scrape: Arc::default(),
             ignored_halts,
             gossip_dropped,
+            notifications,
             duplicate_ids,
             registry: Arc::new(registry),
             deployments,
@@ -501,6 +518,27 @@ impl Metrics {
                 .get_or_create(&labels)
                 .inner()
                 .store(*count, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The notifications' counts as they are now.
+    pub fn set_notifications(&self, stats: &NotifyStats) {
+        for kind in [TargetKind::Webhook, TargetKind::Command] {
+            let counts = stats.of(kind);
+            for (result, n) in [
+                ("delivered", counts.delivered),
+                ("failed", counts.failed),
+                ("dropped", counts.dropped),
+            ] {
+                let labels = NotifyLabels {
+                    target: kind.as_str().to_owned(),
+                    result: result.to_owned(),
+                };
+                self.notifications
+                    .get_or_create(&labels)
+                    .inner()
+                    .store(n, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 

@@ -22,7 +22,7 @@ use crate::report::history::Histories;
 use crate::report::http::{AdminToken, ServerState, Steer as _, Steering, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
-use crate::report::{Board, Metrics};
+use crate::report::{Board, Metrics, Notifications};
 use crate::stop::Stop;
 use shoal_shared::rollout::Settings as PlannerSettings;
 
@@ -74,6 +74,9 @@ pub enum StartError {
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// Notifications (`notify:`) cannot start.
+    #[error(transparent)]
+    Notify(#[from] crate::report::notifications::NotifyError),
 }
 
 /// Binds the control socket at `path` (0600, in the 0700 data directory), replacing one a
@@ -202,6 +205,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let (server_stop, server_stop_handle) = Stop::new(Duration::ZERO);
     let steering = Steering::default();
     let histories = Histories::default();
+    let notifications = Notifications::start(&settings.notify)?;
     let state = Arc::new(ServerState {
         board: board.clone(),
         metrics: metrics.clone(),
@@ -212,12 +216,13 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         mesh: mesh.clone(),
         public_logs: settings.status.public_logs,
         histories: histories.clone(),
+        notifications: notifications.clone(),
     });
     let chronicle = super::chronicle::spawn(
         data_dir.join("history"),
         Arc::clone(&state),
         histories,
-        None,
+        notifications.clone(),
     );
     let server = tokio::spawn(serve(listener, Some(control), state, async move {
         let mut stop = server_stop;
@@ -285,6 +290,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         task.abort();
     }
     chronicle.abort();
+    notifications.close().await;
     server_stop_handle.request();
     if let Err(e) = server.await {
         warn!(error = %e, "the status endpoint panicked");
@@ -338,6 +344,7 @@ fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
         ("log", old.log != new.log),
         ("hooks", old.hooks != new.hooks),
         ("mesh", old.mesh != new.mesh),
+        ("notify", old.notify != new.notify),
     ]
     .into_iter()
     .filter_map(|(section, changed)| changed.then_some(section))

@@ -4,7 +4,7 @@
 //! (one host per event, so the fleet sends each once: see
 //! [`shoal_shared::history::sender`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,31 +15,27 @@ use tracing::{info, warn};
 
 use super::group::mesh_changed;
 use crate::clock::now_rfc3339;
+use crate::report::Notifications;
 use crate::report::history::{Book, Histories};
 use crate::report::http::{ServerState, fleet_view};
 
 /// At most one look this often: a burst of gossip is one look.
 const SPACING: Duration = Duration::from_millis(100);
 
-/// Where the events this host sends go.
-pub(super) trait Outbox: Send + Sync {
-    /// Sends `event` (never blocks).
-    fn send(&self, event: &FleetEvent);
-}
-
 /// Keeps each group's history under `dir` up to date, until aborted.
 pub(super) fn spawn(
     dir: PathBuf,
     state: Arc<ServerState>,
     histories: Histories,
-    outbox: Option<Arc<dyn Outbox>>,
+    outbox: Notifications,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut books: BTreeMap<String, Book> = BTreeMap::new();
+        let mut quiet = BTreeSet::new();
         let mut board = state.board.subscribe();
         let mut mesh = state.mesh.as_ref().map(|m| m.changes());
         loop {
-            look(&dir, &state, &histories, outbox.as_deref(), &mut books).await;
+            look(&dir, &state, &histories, &outbox, &mut books, &mut quiet).await;
             tokio::time::sleep(SPACING).await;
             tokio::select! {
                 changed = board.changed() => if changed.is_err() { return },
@@ -54,8 +50,9 @@ async fn look(
     dir: &std::path::Path,
     state: &ServerState,
     histories: &Histories,
-    outbox: Option<&dyn Outbox>,
+    outbox: &Notifications,
     books: &mut BTreeMap<String, Book>,
+    quiet: &mut BTreeSet<String>,
 ) {
     let fleet = fleet_view(state).await;
     let status = state.board.snapshot();
@@ -70,6 +67,11 @@ async fn look(
     for group in &status.groups {
         let name = &group.name;
         let book = books.entry(name.clone()).or_insert_with(|| {
+            // A group this host never looked at (a new host, a group just added): its first
+            // look finds what happened before it came, which is recorded but not sent.
+            if !Book::path(dir, name).exists() {
+                quiet.insert(name.clone());
+            }
             let (book, broken) = Book::load(dir, name);
             if let Some(why) = broken {
                 warn!(error = %why, "cannot read the group's history; starting it again");
@@ -84,9 +86,10 @@ async fn look(
             .as_ref()
             .map(|v| (v.name.clone(), v.signer.clone()));
         let before = book.clone();
+        let sends = !quiet.remove(name);
         for event in &events {
             book.history.record(event);
-            let ours = sender(event, &fleet).as_deref() == Some(fleet.node.as_str());
+            let ours = sends && sender(event, &fleet).as_deref() == Some(fleet.node.as_str());
             info!(
                 event = event.event.as_str(),
                 deployment.id = %event.deployment,
@@ -96,8 +99,11 @@ async fn look(
                 sent = ours,
                 "rollout event"
             );
-            if let (true, Some(outbox)) = (ours, outbox) {
-                outbox.send(event);
+            if ours {
+                outbox.send(&FleetEvent {
+                    node: fleet.node.clone(),
+                    ..event.clone()
+                });
             }
         }
         if let Some((revision, signer)) = signer {

@@ -57,6 +57,8 @@ pub struct Fleet {
     mesh_extra: String,
     /// More keys of each host's `status:` (`, key: value…`).
     status_extra: String,
+    /// More top-level sections of each host's config (YAML lines).
+    top_extra: String,
 }
 
 impl Fleet {
@@ -68,14 +70,22 @@ impl Fleet {
 
     /// The same with every host running `binary` (an older build) until [`Fleet::upgrade`].
     pub fn start_on(n: usize, policy: &str, binary: &Path) -> Fleet {
-        Self::start_on_with(n, policy, false, "", "", binary)
+        Self::start_on_with(n, policy, false, "", "", "", binary)
     }
 
     /// The same with `status.public_logs: true`: hook output is every reader's.
     #[allow(dead_code)]
     pub fn start_with_public_logs(n: usize, policy: &str) -> Fleet {
         let binary = Path::new(env!("CARGO_BIN_EXE_shoal"));
-        Self::start_on_with(n, policy, false, "", ", public_logs: true", binary)
+        Self::start_on_with(n, policy, false, "", ", public_logs: true", "", binary)
+    }
+
+    /// The same with `sections` (top-level YAML, such as a `notify:` section) in every host's
+    /// config.
+    #[allow(dead_code)]
+    pub fn start_with_sections(n: usize, policy: &str, sections: &str) -> Fleet {
+        let binary = Path::new(env!("CARGO_BIN_EXE_shoal"));
+        Self::start_on_with(n, policy, false, "", "", sections, binary)
     }
 
     /// The same with the mesh's `dead_grace` set to `grace` (e.g. `3s`).
@@ -95,6 +105,7 @@ impl Fleet {
             seed,
             mesh_extra,
             "",
+            "",
             Path::new(env!("CARGO_BIN_EXE_shoal")),
         )
     }
@@ -105,6 +116,7 @@ impl Fleet {
         seed: bool,
         mesh_extra: &str,
         status_extra: &str,
+        top_extra: &str,
         binary: &Path,
     ) -> Fleet {
         let mut dir = tempfile::tempdir().unwrap();
@@ -155,6 +167,7 @@ impl Fleet {
             seed: None,
             mesh_extra: mesh_extra.to_owned(),
             status_extra: status_extra.to_owned(),
+            top_extra: top_extra.to_owned(),
         };
         if seed {
             fleet.seed = Some(fleet.start_seed());
@@ -227,7 +240,8 @@ impl Fleet {
              \x20   channel: {{ git: {{ url: {repo}, tags: \"v*\", poll: 2s }} }}\n\
              \x20   allowed_signers: {signers}\n\
              \x20   rollout: {policy}\n\
-             \x20   kill_grace: 1s\n",
+             \x20   kill_grace: 1s\n\
+             {top}",
             id = host.id,
             data = host.data_dir.display(),
             key = self.key_file().display(),
@@ -237,6 +251,7 @@ impl Fleet {
             policy = self.policy,
             extra = self.mesh_extra,
             status = self.status_extra,
+            top = self.top_extra,
         );
         fs::write(&host.config, text).unwrap();
         let env = [("E2E_NODE".to_owned(), host.id.clone())];

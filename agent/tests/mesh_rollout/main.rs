@@ -8,6 +8,7 @@
 
 mod fleet;
 mod health;
+mod notify;
 mod strangers;
 mod watch;
 

@@ -120,6 +120,7 @@ impl Agent {
             mesh: None,
             public_logs,
             histories: Default::default(),
+            notifications: Default::default(),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let served = runtime.spawn(serve_with(listener, state, limits, async {

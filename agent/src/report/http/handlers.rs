@@ -302,6 +302,9 @@ async fn metrics(state: &ServerState) -> String {
         state.metrics.set_gossip_dropped(&mesh.dropped());
         state.metrics.set_duplicate_ids(mesh.duplicates().len());
     }
+    state
+        .metrics
+        .set_notifications(&state.notifications.stats());
     let fleet = fleet::fleet(state).await;
     let status = state.board.snapshot();
     let steered = state.groups.all();

@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use super::auth::AdminToken;
 use super::steer::Steer;
 use crate::coordinate::Mesh;
+use crate::report::Notifications;
 use crate::report::history::Histories;
 use crate::report::{Board, Metrics};
 
@@ -30,6 +31,8 @@ pub struct ServerState {
     pub public_logs: bool,
     /// Each group's history, written by the runtime.
     pub histories: Histories,
+    /// Where rollout events go (`notify:`), for their counts.
+    pub notifications: Notifications,
 }
 
 /// A group's name and the group, steered and shown.
