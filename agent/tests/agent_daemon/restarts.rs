@@ -88,7 +88,10 @@ pub fn kill_9_mid_hook_runs_the_release_again_on_restart(make: Make) {
         metrics.contains("shoal_deployments_total{group=\"web\",result=\"interrupted\"} 1"),
         "{metrics}"
     );
-    assert!(!metrics.contains("result=\"failed\""), "{metrics}");
+    assert!(
+        !metrics.contains("shoal_deployments_total{group=\"web\",result=\"failed\"}"),
+        "{metrics}"
+    );
 }
 
 /// The one run of `revision` that was stopped or cut short.

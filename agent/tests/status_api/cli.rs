@@ -320,7 +320,7 @@ fn control_characters_from_the_agent_are_shown_escaped() {
 /// may not read the key still gets `shoal status` and `shoal fleet`, which read only where the
 /// agent listens.
 #[test]
-fn status_and_fleet_work_for_a_user_who_cannot_read_the_mesh_key() {
+fn status_fleet_and_history_work_for_a_user_who_cannot_read_the_mesh_key() {
     use std::os::unix::fs::PermissionsExt as _;
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: needs root to create a user and a root-only key");
@@ -377,4 +377,16 @@ fn status_and_fleet_work_for_a_user_who_cannot_read_the_mesh_key() {
         );
         assert!(text(&out.stdout).contains("web-1"), "{}", text(&out.stdout));
     }
+    let as_user = Command::new("setpriv")
+        .arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .args(["--clear-groups", "--"])
+        .arg(&bin)
+        .args(["history", "--json", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(as_user.status.success(), "{}", text(&as_user.stderr));
+    assert_eq!(text(&as_user.stdout), agent.get("/v1/history").text());
 }

@@ -7,6 +7,7 @@
 //! [`FleetEvent`]: shoal_shared::history::FleetEvent
 
 mod command;
+mod handle;
 mod queue;
 mod secret;
 mod task;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use shoal_shared::history::EventKind;
 
-pub use queue::{Notifications, NotifyError};
+pub use handle::Notifications;
 pub use secret::{Secret, SecretError};
 
 /// `notify.queue` unless configured.
@@ -299,6 +300,17 @@ fn said(stderr: &str) -> String {
 /// `bytes` in lowercase hex.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why notifications cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The HTTP client cannot be built (no TLS backend, no CA store).
+    #[error("cannot set up the webhook client: {0}")]
+    Client(String),
+    /// Not called from inside the tokio runtime.
+    #[error("notifications need a running tokio runtime")]
+    NoRuntime,
 }
 
 #[cfg(test)]

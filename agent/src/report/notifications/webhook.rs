@@ -5,7 +5,8 @@ use hmac::{Hmac, Mac as _};
 use reqwest::header::CONTENT_TYPE;
 use sha2::Sha256;
 
-use super::queue::{Job, NotifyError};
+use super::NotifyError;
+use super::queue::Job;
 use super::{DeliveryError, WebhookTarget, hex};
 
 /// `User-Agent` of every request.
