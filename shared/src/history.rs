@@ -300,6 +300,13 @@ pub struct Entry {
     pub events: Vec<FleetEvent>,
 }
 
+impl Entry {
+    /// How long its rollout took, as a span (`3m30s`), once it finished.
+    pub fn took(&self) -> Option<String> {
+        crate::time::between(self.started.as_deref()?, self.finished.as_deref()?)
+    }
+}
+
 impl History {
     /// An empty history of `group`.
     pub fn new(group: &str) -> Self {

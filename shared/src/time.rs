@@ -45,6 +45,13 @@ pub fn until(time: &str, now: i64) -> Option<String> {
     Some(span(u64::try_from(then.saturating_sub(now)).unwrap_or(0)))
 }
 
+/// How long from the RFC 3339 `start` to `end`, as a [`span`]; `None` when either does not
+/// parse.
+pub fn between(start: &str, end: &str) -> Option<String> {
+    let (start, end) = (parse_rfc3339(start)?, parse_rfc3339(end)?);
+    Some(span(u64::try_from(end.saturating_sub(start)).unwrap_or(0)))
+}
+
 /// Seconds since the Unix epoch of a UTC calendar instant, or `None` when a field is out of range.
 pub fn unix_from_utc(
     year: i64,
@@ -194,5 +201,9 @@ mod tests {
         assert_eq!(since("2026-12-07T10:01:00Z", now).as_deref(), Some("0s"));
         assert_eq!(until("2026-12-07T10:10:00Z", now).as_deref(), Some("9m30s"));
         assert_eq!(since("yesterday", now), None);
+        assert_eq!(
+            between("2026-12-07T10:00:00Z", "2026-12-07T10:03:30Z").as_deref(),
+            Some("3m30s")
+        );
     }
 }

@@ -140,9 +140,7 @@ fn push_group(out: &mut String, group: &FleetGroup, now: i64) {
     }
     match (&group.finished, &group.started) {
         (Some(finished), Some(started)) => {
-            let took = time::parse_rfc3339(finished)
-                .zip(time::parse_rfc3339(started))
-                .map(|(end, start)| time::span(u64::try_from(end - start).unwrap_or(0)));
+            let took = time::between(started, finished);
             let ago = time::since(finished, now).unwrap_or_default();
             let _ = write!(out, "; finished {ago} ago");
             if let Some(took) = took {

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 
 use shoal_shared::history::{Entry, EventKind, History};
-use shoal_shared::time::{parse_rfc3339, span};
 
 use super::client::{self, AgentArgs};
 
@@ -67,15 +66,7 @@ fn render(histories: &[History]) -> String {
 }
 
 fn row(entry: &Entry) -> [String; 5] {
-    let took = entry
-        .finished
-        .as_deref()
-        .and_then(parse_rfc3339)
-        .zip(entry.started.as_deref().and_then(parse_rfc3339))
-        .map_or_else(
-            || "-".to_owned(),
-            |(end, start)| span(u64::try_from(end - start).unwrap_or(0)),
-        );
+    let took = entry.took().unwrap_or_else(|| "-".to_owned());
     [
         entry.revision.clone(),
         entry.result.clone(),

@@ -38,6 +38,22 @@ pub fn group_running(pgid: i32) -> bool {
     }
 }
 
+/// How a command that failed ended, and what it said on stderr, for the end of a sentence
+/// about it: ` exited with code 3: no route to host`, ` was killed by signal 9`.
+pub fn failed_command(status: std::process::ExitStatus, stderr: &str) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    let ended = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "failed".to_owned(),
+    };
+    if stderr.is_empty() {
+        ended
+    } else {
+        format!("{ended}: {stderr}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

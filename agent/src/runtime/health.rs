@@ -2,7 +2,6 @@
 //! after ValidateService in which it must pass continuously for `min_healthy_time`.
 
 use std::io;
-use std::os::unix::process::ExitStatusExt as _;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ pub enum ProbeError {
         error: io::Error,
     },
     /// The command ended unsuccessfully.
-    #[error("`{command}` {}{}", ended(*status), said(stderr))]
+    #[error("`{command}` {}", crate::execute::procs::failed_command(*status, stderr))]
     Failed {
         /// The command as configured.
         command: String,
@@ -89,24 +88,6 @@ pub enum RequestError {
     /// The request failed.
     #[error("{0}")]
     Get(GetError),
-}
-
-/// How a failed command ended, as the probe's sentence says it.
-fn ended(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        _ => "failed".to_owned(),
-    }
-}
-
-/// `: <stderr>` after a failed command's sentence, when it wrote something.
-fn said(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    }
 }
 
 /// What the window says after one more probe.
@@ -272,6 +253,8 @@ async fn get_status(url: &str) -> Result<u16, RequestError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+
     use super::*;
 
     fn secs(n: u64) -> Duration {

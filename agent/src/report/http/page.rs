@@ -15,7 +15,7 @@ use shoal_shared::history::{EventKind, History};
 use shoal_shared::status::{
     Fleet, FleetGroup, FleetNode, FleetNodeGroup, GroupStatus, HaltInfo, Health, NodeStatus,
 };
-use shoal_shared::time::{parse_rfc3339, since, span, until};
+use shoal_shared::time::{between, parse_rfc3339, since, until};
 
 use super::reply::{Body, text};
 
@@ -288,9 +288,8 @@ fn times(out: &mut String, group: &FleetGroup, now: i64) {
         let took = group
             .finished
             .as_deref()
-            .and_then(parse_rfc3339)
-            .zip(started.and_then(parse_rfc3339))
-            .map(|(end, start)| span(u64::try_from(end - start).unwrap_or(0)));
+            .zip(started)
+            .and_then(|(end, start)| between(start, end));
         if let Some(took) = took {
             let _ = write!(out, ", took {took}");
         }
@@ -343,15 +342,7 @@ fn history(out: &mut String, histories: &[History]) {
     );
     for history in histories {
         for entry in history.entries.iter().take(HISTORY_ROWS) {
-            let took = entry
-                .finished
-                .as_deref()
-                .and_then(parse_rfc3339)
-                .zip(entry.started.as_deref().and_then(parse_rfc3339))
-                .map_or_else(
-                    || "-".to_owned(),
-                    |(end, start)| span(u64::try_from(end - start).unwrap_or(0)),
-                );
+            let took = entry.took().unwrap_or_else(|| "-".to_owned());
             let steered: Vec<String> = entry
                 .events
                 .iter()

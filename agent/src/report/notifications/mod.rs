@@ -16,7 +16,6 @@ mod testing;
 mod webhook;
 
 use std::collections::BTreeSet;
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -270,31 +269,13 @@ pub enum DeliveryError {
     #[error("lost track of the command: {0}")]
     Wait(#[source] std::io::Error),
     /// The command ended unsuccessfully.
-    #[error("the command {}{}", ended(*status), said(stderr))]
+    #[error("the command {}", crate::execute::procs::failed_command(*status, stderr))]
     Exit {
         /// How it ended.
         status: ExitStatus,
         /// The end of what it wrote to stderr, trimmed.
         stderr: String,
     },
-}
-
-/// How a failed command ended.
-fn ended(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        _ => "failed".to_owned(),
-    }
-}
-
-/// `: <stderr>` when the command wrote something.
-fn said(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    }
 }
 
 /// `bytes` in lowercase hex.
