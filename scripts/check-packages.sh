@@ -143,7 +143,11 @@ sample_valid() {
   echo 'release@example.com namespaces="git,shoal-release" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILPr0sWWMSky90XdiCfJEXWhLiqzuTrBI4kbZul1anvE' \
     >"$dir/allowed_signers"
   sed -n '/^#node:/,$p' packaging/agent.yaml | grep -v '^# [A-Z]' | sed -E 's/^#([a-z]|  )/\1/' |
-    sed "s|/etc/shoal/allowed_signers|$dir/allowed_signers|; s|/etc/shoal/gossip.key|$dir/gossip.key|; s|/var/lib/shoal|$dir/data|g" >"$dir/agent.yaml"
+    sed "s|/etc/shoal/allowed_signers|$dir/allowed_signers|; s|/etc/shoal/gossip.key|$dir/gossip.key|; s|/var/lib/shoal|$dir/data|g; s|/etc/shoal/webhook.secret|$dir/webhook.secret|; s|/usr/local/bin/notify-pager|$dir/notify-pager|" >"$dir/agent.yaml"
+  # The notify: example's secret (root's, 0600) and command (executable, not writable by others).
+  (umask 077 && echo "a webhook secret" >"$dir/webhook.secret")
+  printf '#!/bin/sh\ncat >/dev/null\n' >"$dir/notify-pager"
+  chmod 0755 "$dir/notify-pager"
   rm -f "$dir/gossip.key"
   "$unit_dir/deb/usr/bin/shoal" keygen --out "$dir/gossip.key"
   "$unit_dir/deb/usr/bin/shoal" agent --config "$dir/agent.yaml" --check-config

@@ -81,8 +81,24 @@ pub fn is_deployment_id(id: &str) -> bool {
 
 /// Every deployment under `root`, newest first (by start time, then by name).
 pub fn list(root: &Path) -> Result<Vec<DeploymentSummary>, DeploymentsError> {
+    records(group_dirs(root)?)
+}
+
+/// The deployments of `group` under `root`, newest first.
+pub fn list_group(root: &Path, group: &str) -> Result<Vec<DeploymentSummary>, DeploymentsError> {
+    let dir = root.join(group);
+    let dirs = if is_safe_component(group) && dir.is_dir() {
+        vec![dir]
+    } else {
+        Vec::new()
+    };
+    records(dirs)
+}
+
+/// The deployments in `group_dirs`, newest first.
+fn records(group_dirs: Vec<PathBuf>) -> Result<Vec<DeploymentSummary>, DeploymentsError> {
     let mut found = Vec::new();
-    for group_dir in group_dirs(root)? {
+    for group_dir in group_dirs {
         for (name, dir) in subdirs(&group_dir)? {
             if !is_deployment_id(&name) {
                 continue;

@@ -66,6 +66,7 @@ async fn look(
     });
     for group in &status.groups {
         let name = &group.name;
+        let first = !books.contains_key(name);
         let book = books.entry(name.clone()).or_insert_with(|| {
             // A group this host never looked at (a new host, a group just added): its first
             // look finds what happened before it came, which is recorded but not sent.
@@ -110,9 +111,10 @@ async fn look(
             book.history.signed(&revision, &signer);
         }
         book.seen = seen;
-        if *book != before
-            && let Err(e) = book.save(dir, name)
-        {
+        if *book == before && !first {
+            continue;
+        }
+        if let Err(e) = book.save(dir, name) {
             warn!(error = %e, "cannot write the group's history");
         }
         histories.set(book.history.clone());

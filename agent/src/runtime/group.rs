@@ -78,9 +78,9 @@ impl GroupTask {
     pub(super) fn initial_status(group: &Group, host: &GroupHost, root: &Path) -> GroupStatus {
         let mut status =
             GroupStatus::starting(&group.name, &group.application, &group.channel.display());
-        match crate::report::deployments::list(root) {
+        match crate::report::deployments::list_group(root, &group.name) {
             Ok(list) => {
-                let mut ours = list.into_iter().filter(|d| d.group == group.name);
+                let mut ours = list.into_iter();
                 status.last_deployment = ours.next();
                 status.last_failure = status
                     .last_deployment
