@@ -231,15 +231,22 @@ pub fn events(group: &str, before: &Seen, fleet: &Fleet, at: &str) -> Vec<FleetE
 }
 
 /// The node that sends `event` as a notification, so that the fleet sends it once: the host it
-/// is about (the failed or halting host, the host that took the operator's command) while it
-/// is alive, else — and for the events no one host causes (release seen, started, completed)
-/// — the group's first live member by node id. `None` when no member is alive.
+/// is about (the failed or halting host, the host that took the operator's command), alive or
+/// not as this host sees it (it is alive when it does it, and views of who is alive differ for
+/// a while after a restart); for the events no one host causes (release seen, started,
+/// completed), and when that host is no member, the group's first live member by node id,
+/// `None` when none is alive. Such a [`coordinated`] event is best sent once the sender has
+/// heard the mesh for a while.
 pub fn sender(event: &FleetEvent, fleet: &Fleet) -> Option<String> {
-    let alive_member = |id: &str| {
+    let member = |id: &str, alive: bool| {
         fleet.nodes.iter().any(|n| {
-            n.id == id && n.alive && !n.duplicate && n.groups.iter().any(|g| g.name == event.group)
+            n.id == id
+                && (n.alive || !alive)
+                && !n.duplicate
+                && n.groups.iter().any(|g| g.name == event.group)
         })
     };
+    let alive_member = |id: &str| member(id, true);
     let actor = match event.event {
         EventKind::HostFailed | EventKind::Halted => event.host.clone(),
         EventKind::Resumed | EventKind::Promoted | EventKind::RolledBack => event
@@ -249,7 +256,7 @@ pub fn sender(event: &FleetEvent, fleet: &Fleet) -> Option<String> {
             .map(|(_, node)| node.to_owned()),
         EventKind::ReleaseSeen | EventKind::RolloutStarted | EventKind::Completed => None,
     };
-    if let Some(actor) = actor.filter(|a| alive_member(a)) {
+    if let Some(actor) = actor.filter(|a| member(a, false)) {
         return Some(actor);
     }
     // Nodes are sorted by id.
@@ -259,6 +266,26 @@ pub fn sender(event: &FleetEvent, fleet: &Fleet) -> Option<String> {
         .map(|n| n.id.as_str())
         .find(|id| alive_member(id))
         .map(str::to_owned)
+}
+
+/// Whether the sender of `event` is chosen by who is alive (the group's first live member),
+/// not by who did it: see [`sender`].
+pub fn coordinated(event: &FleetEvent, fleet: &Fleet) -> bool {
+    let actor = match event.event {
+        EventKind::HostFailed | EventKind::Halted => event.host.as_deref(),
+        EventKind::Resumed | EventKind::Promoted | EventKind::RolledBack => event
+            .by
+            .as_deref()
+            .and_then(|by| by.rsplit_once('@'))
+            .map(|(_, node)| node),
+        EventKind::ReleaseSeen | EventKind::RolloutStarted | EventKind::Completed => None,
+    };
+    !actor.is_some_and(|a| {
+        fleet
+            .nodes
+            .iter()
+            .any(|n| n.id == a && n.groups.iter().any(|g| g.name == event.group))
+    })
 }
 
 /// Most releases a history keeps (the newest).
@@ -513,10 +540,19 @@ mod tests {
         assert_eq!(sender(halted, &view).as_deref(), Some("c"));
         let seen = &told[0];
         assert_eq!(sender(seen, &view).as_deref(), Some("a"));
-        // The halting host is gone: the first live member tells it.
+        assert!(!coordinated(halted, &view) && coordinated(seen, &view));
+        // Others seeing the halting host dead do not tell it too; the first live member tells
+        // what no one host did.
         let view = fleet([false, true, false], |g| g.halted = Some(halt("c")));
-        assert_eq!(sender(halted, &view).as_deref(), Some("b"));
+        assert_eq!(sender(halted, &view).as_deref(), Some("c"));
         assert_eq!(sender(seen, &view).as_deref(), Some("b"));
+        // A host that is no member: the first live member.
+        let stranger = FleetEvent {
+            host: Some("z".into()),
+            ..halted.clone()
+        };
+        assert_eq!(sender(&stranger, &view).as_deref(), Some("b"));
+        assert!(coordinated(&stranger, &view));
         // An operator's command: the host that took it.
         let promoted = FleetEvent {
             event: EventKind::Promoted,
@@ -527,7 +563,12 @@ mod tests {
             sender(&promoted, &fleet([true; 3], |_| {})).as_deref(),
             Some("c")
         );
-        assert_eq!(sender(&promoted, &fleet([false; 3], |_| {})), None);
+        // Nobody seen alive: the member who took it, still.
+        assert_eq!(
+            sender(&promoted, &fleet([false; 3], |_| {})).as_deref(),
+            Some("c")
+        );
+        assert_eq!(sender(seen, &fleet([false; 3], |_| {})), None);
     }
 
     #[test]

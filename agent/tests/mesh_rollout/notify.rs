@@ -36,8 +36,8 @@ fn sent_by(fleet: &Fleet, i: usize, name: &str) -> usize {
     fleet
         .log(i)
         .lines()
-        .filter(|l| l.contains("\"rollout event\""))
-        .filter(|l| l.contains(&format!("\"event\":\"{name}\"")) && l.contains("\"sent\":true"))
+        .filter(|l| l.contains("\"rollout event sent\""))
+        .filter(|l| l.contains(&format!("\"event\":\"{name}\"")))
         .count()
 }
 
