@@ -733,9 +733,12 @@ pub(super) const PAGES: &[Page] = &[
     Page {
         name: "shoal-status",
         description: &[
-            "For each group: the current and target revision, the phase, the floor, health, the \
-             last deployment and its events, the last failure, refusal and channel error. \
-             --json prints GET /v1/status as the agent serves it.",
+            "For each group: the current and target revision, the phase (with the lifecycle event \
+             running and for how long), the floor, health; this host's part in the rollout (its \
+             step, canary mark, turn, for how long, the rollout's deadline, why it waits, the \
+             promote it waits for with the command, the halt, and its failed script's last \
+             lines, which are root's); the last deployment and its events, the last failure, \
+             refusal and channel error. --json prints GET /v1/status as the agent serves it.",
             READS_THE_AGENT,
         ],
         exit_status: &[
@@ -776,10 +779,15 @@ pub(super) const PAGES: &[Page] = &[
     Page {
         name: "shoal-fleet",
         description: &[
-            "Every node the mesh knows, alive or dead, with each group's revision, phase and \
-             health; per group the release, how many members are done, and the halt in force. \
-             --json prints GET /v1/fleet as the agent serves it. The same view is the fleet \
-             page at http://127.0.0.1:7701/ on the host.",
+            "Every node the mesh knows, alive or dead, with what it does in each group: the \
+             revision it runs and the one it moves to, its phase, the lifecycle event it runs \
+             and for how long, a canary mark and its health. Per group: the release, a progress \
+             bar with how many members are done, running and failed, when the rollout started \
+             and its deadline (or when it finished and how long it took), the promote it waits \
+             for with the exact command, and the halt in force with the failed script's last \
+             lines (root's, like hook output). --json prints GET /v1/fleet as the agent serves \
+             it. The same view is the fleet page at http://127.0.0.1:7701/ on the host, which \
+             follows the rollout by itself.",
             READS_THE_AGENT,
         ],
         exit_status: &[
