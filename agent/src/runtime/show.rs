@@ -8,6 +8,8 @@ use shoal_shared::rollout::plan::Wait;
 use shoal_shared::status::{GroupStatus, HaltInfo, Phase, Rollout};
 use shoal_shared::time::format_rfc3339;
 
+use crate::report::board::rfc3339_ms;
+
 /// Shows `host` in `status` at `now` (seconds since the epoch). What status already shows of
 /// the same deployment's rollout keeps its times: when the host learned of it, when its step
 /// began, and a failure's time and output.
@@ -36,9 +38,8 @@ pub(super) fn show(status: &mut GroupStatus, host: &GroupHost, now: i64) {
         .filter(|r| r.deployment == target.id)
         .unwrap_or_default();
     let step_name = step.map_or("waiting", Step::as_str).to_owned();
-    let at =
-        |kept: Option<String>, now_too: bool| kept.or_else(|| now_too.then(|| format_rfc3339(now)));
-    let deadline = planner.deadline();
+    let done = step == Some(Step::Done);
+    let now_text = || Some(format_rfc3339(now));
     status.rollout = Some(Rollout {
         deployment: target.id.clone(),
         revision: target.revision.clone(),
@@ -48,12 +49,14 @@ pub(super) fn show(status: &mut GroupStatus, host: &GroupHost, now: i64) {
         halted: halted.clone(),
         canary: planner.is_canary(),
         promote_pending: matches!(planner.wait(), Wait::Promotion),
-        seen: at(before.seen, true),
-        step_since: at(before.step_since.filter(|_| before.step == step_name), true),
-        deadline: deadline.map(|ms| format_rfc3339(i64::try_from(ms / 1000).unwrap_or(i64::MAX))),
-        done_at: at(before.done_at, step == Some(Step::Done)),
-        failed_at: before.failed_at.filter(|_| step != Some(Step::Done)),
-        failure_output: if step == Some(Step::Done) {
+        seen: before.seen.or_else(now_text),
+        step_since: (before.step_since)
+            .filter(|_| before.step == step_name)
+            .or_else(now_text),
+        deadline: planner.deadline().map(rfc3339_ms),
+        done_at: before.done_at.or_else(|| now_text().filter(|_| done)),
+        failed_at: before.failed_at.filter(|_| !done),
+        failure_output: if done {
             Vec::new()
         } else {
             before.failure_output

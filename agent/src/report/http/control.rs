@@ -262,6 +262,35 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_is_the_named_user_at_this_node_and_cannot_name_another_node() {
+        let asked = |peer, operator| Asked {
+            route: super::super::Route::NotFound,
+            path: "/",
+            peer,
+            authorization: None,
+            operator,
+            body: bytes::Bytes::new(),
+        };
+        let root = || Peer::Root { pid: None };
+        let tcp = || Peer::Tcp(([127, 0, 0, 1], 4000).into());
+        assert_eq!(
+            operator(&asked(root(), Some("alice")), "web-1"),
+            "alice@web-1"
+        );
+        assert_eq!(operator(&asked(root(), None), "web-1"), "root@web-1");
+        assert_eq!(operator(&asked(tcp(), None), "web-1"), "token@web-1");
+        // A name that would make the record point at another node, or carry markup, is not
+        // taken: the notification's sender is read from the part after the `@`.
+        for hostile in ["mallory@web-2", "<b>", "a b", "", &"x".repeat(33)] {
+            assert_eq!(
+                operator(&asked(tcp(), Some(hostile)), "web-1"),
+                "token@web-1",
+                "{hostile:?}"
+            );
+        }
+    }
+
+    #[test]
     fn resume_and_promote_take_no_reason() {
         assert_eq!(
             command(Control::Resume, b"ignored", by()).ok(),
