@@ -1,11 +1,13 @@
 //! Releases and trust: who may sign ([`allowed_signers`]), how an SSH signature is checked
 //! ([`signature`]), how a signed git tag splits into payload and signature ([`tag`]), how
 //! versions order ([`version`]), the store channel's `release.yaml` ([`manifest`]), and what
-//! application a release is bound to ([`binding`]).
+//! application a release is bound to ([`binding`]), and an operator's signed order to roll a
+//! group back ([`rollback`]).
 
 pub mod allowed_signers;
 pub mod binding;
 pub mod manifest;
+pub mod rollback;
 pub mod signature;
 pub mod tag;
 pub mod version;
