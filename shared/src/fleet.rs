@@ -28,7 +28,10 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use crate::gossip::GroupValues;
 use crate::gossip::{GroupState, Halt, Health, Live, Step, Target, output_tail, short_reason};
 use crate::release::Version;
-use crate::status::{Fleet, FleetGroup, FleetNode, FleetNodeGroup, GroupStatus, HaltInfo, Phase};
+use crate::release::rollback::RollbackOrder;
+use crate::status::{
+    Fleet, FleetGroup, FleetNode, FleetNodeGroup, GroupStatus, HaltInfo, Phase, RollbackInfo,
+};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// One node as the answering node sees it.
@@ -198,6 +201,18 @@ fn group(name: &str, members: &[Member<'_>], deployment: Option<&Target>) -> Fle
         .filter(|r| r.id == target.id)
         .max_by_key(|r| r.epoch)
         .map(|r| r.by.clone().unwrap_or_else(|| "an operator".to_owned()));
+    line.rollback = members
+        .iter()
+        .filter_map(|m| m.values?.rollback.as_ref())
+        .find_map(|taken| {
+            let order = RollbackOrder::parse(&taken.order).ok()?;
+            (order.group == name && order.deployment_id() == target.id).then(|| RollbackInfo {
+                from: order.from,
+                by: order.by,
+                signer: taken.signer.clone(),
+                issued: format_rfc3339(order.issued),
+            })
+        });
     let lives: Vec<(&Member<'_>, &Live)> = members
         .iter()
         .filter_map(|m| Some((m, m.live_on(target)?)))
@@ -659,7 +674,48 @@ mod tests {
             resume,
             promote: None,
             live: None,
+            rollback: None,
         }
+    }
+
+    #[test]
+    fn a_rollback_is_shown_on_the_deployment_its_order_starts_only() {
+        let order = RollbackOrder {
+            group: "web".into(),
+            to: "v1".into(),
+            from: "v2".into(),
+            issued: 1_796_652_000,
+            by: "alice@b".into(),
+        };
+        let taken = crate::gossip::Rollback {
+            order: order.text(),
+            signature: String::new(),
+            signer: "ops@example.com".into(),
+        };
+        let line = |id: String| {
+            let mut values = on_v2(0, None, None);
+            if let Some(target) = values.state.as_mut().and_then(|s| s.target.as_mut()) {
+                target.id = id;
+            }
+            values.rollback = Some(taken.clone());
+            let views = vec![NodeView {
+                id: "a".into(),
+                alive: true,
+                groups: vec!["web".to_owned()],
+                values: [("web".to_owned(), values)].into(),
+            }];
+            web(&assemble("a", views)).rollback.clone()
+        };
+        assert_eq!(
+            line(order.deployment_id()),
+            Some(RollbackInfo {
+                from: "v2".into(),
+                by: "alice@b".into(),
+                signer: "ops@example.com".into(),
+                issued: "2026-12-07T14:00:00Z".into(),
+            })
+        );
+        assert_eq!(line("d-v2".into()), None, "another deployment");
     }
 
     #[test]

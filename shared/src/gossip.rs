@@ -14,6 +14,7 @@
 //! | `g:<group>:resume` | [`Resume`]: the newest `shoal resume` this node knows |
 //! | `g:<group>:promote` | [`Promote`]: the newest `shoal promote` this node knows |
 //! | `g:<group>:live` | [`Live`]: what the node is doing in its deployment, for people to watch |
+//! | `g:<group>:rollback` | [`Rollback`]: the operator's signed rollback order the node took |
 //!
 //! Group and node names are letters, digits, `-`, `_` and `.`, so `:` separates safely.
 
@@ -65,6 +66,11 @@ pub fn promote_key(group: &str) -> String {
 /// The key of a group's [`Live`].
 pub fn live_key(group: &str) -> String {
     format!("g:{group}:live")
+}
+
+/// The key of a group's [`Rollback`].
+pub fn rollback_key(group: &str) -> String {
+    format!("g:{group}:rollback")
 }
 
 /// Which group and which kind a key is about: `("web", "state")` for `g:web:state`.
@@ -348,6 +354,22 @@ pub fn output_tail(output: &str) -> Vec<String> {
         .collect()
 }
 
+/// `g:<group>:rollback`: an operator's signed order to roll the group back
+/// ([`crate::release::rollback`]), as the node took it. Gossip only carries it: every host
+/// checks the signature against its own `allowed_signers` before it takes the order, and
+/// publishes it once taken, so it reaches hosts that were away when it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollback {
+    /// The order's text, as signed.
+    pub order: String,
+    /// Its armored SSH signature.
+    pub signature: String,
+    /// Who signed it, as the publishing node read its `allowed_signers` (shown to people; a
+    /// host taking the order finds the signer itself).
+    #[serde(default)]
+    pub signer: String,
+}
+
 /// Everything one node publishes about one group (decoded); `None` is an absent key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupValues {
@@ -361,6 +383,8 @@ pub struct GroupValues {
     pub promote: Option<Promote>,
     /// `g:<group>:live` (not the planner's: [`crate::rollout`] never reads or writes it).
     pub live: Option<Live>,
+    /// `g:<group>:rollback` (not the planner's: the channel watcher takes it).
+    pub rollback: Option<Rollback>,
 }
 
 impl GroupValues {

@@ -116,6 +116,9 @@ pub struct Seen {
     /// Every member was done.
     #[serde(default)]
     pub complete: bool,
+    /// It is an operator's rollback (and was told so).
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 impl Seen {
@@ -131,6 +134,7 @@ impl Seen {
             halted: line.halted.is_some(),
             promoted: line.promoted_by.is_some(),
             complete: line.total > 0 && line.done == line.total,
+            rollback: line.rollback.is_some(),
         }
     }
 }
@@ -179,8 +183,21 @@ pub fn events(group: &str, before: &Seen, fleet: &Fleet, at: &str) -> Vec<FleetE
         &fresh
     };
     let mut out = Vec::new();
-    if before.deployment.is_none() {
+    // An operator's rollback is told as such, with who gave and who signed the order (the
+    // order may reach this host's view a moment after the deployment it starts).
+    let rolled_back = line.rollback.as_ref().filter(|_| !before.rollback);
+    if before.deployment.is_none() && rolled_back.is_none() {
         out.push(event(EventKind::ReleaseSeen));
+    }
+    if let Some(rollback) = rolled_back {
+        out.push(FleetEvent {
+            by: Some(rollback.by.clone()),
+            reason: Some(format!(
+                "back from {} (order signed by {})",
+                rollback.from, rollback.signer
+            )),
+            ..event(EventKind::RolledBack)
+        });
     }
     if now.started && !before.started {
         out.push(event(EventKind::RolloutStarted));
@@ -499,6 +516,32 @@ mod tests {
         });
         let told = events("web", &Seen::of(&resumed, "web"), &done, AT);
         assert_eq!(kinds(&told), [EventKind::Promoted, EventKind::Completed]);
+    }
+
+    #[test]
+    fn a_rollback_is_told_as_one_with_who_ordered_and_signed_it() {
+        let rollback = |g: &mut FleetGroup| {
+            g.rollback = Some(crate::status::RollbackInfo {
+                from: "v3".into(),
+                by: "alice@a".into(),
+                signer: "ops@example.com".into(),
+                issued: AT.into(),
+            });
+        };
+        let view = fleet([true; 3], rollback);
+        let told = events("web", &Seen::default(), &view, AT);
+        assert_eq!(kinds(&told), [EventKind::RolledBack]);
+        assert_eq!(told[0].by.as_deref(), Some("alice@a"));
+        assert_eq!(
+            told[0].reason.as_deref(),
+            Some("back from v3 (order signed by ops@example.com)")
+        );
+        assert_eq!(sender(&told[0], &view).as_deref(), Some("a"));
+        assert!(events("web", &Seen::of(&view, "web"), &view, AT).is_empty());
+        // The order reached this view after the deployment it starts: told once it shows.
+        let before = Seen::of(&fleet([true; 3], |_| {}), "web");
+        let told = events("web", &before, &view, AT);
+        assert_eq!(kinds(&told), [EventKind::RolledBack]);
     }
 
     #[test]

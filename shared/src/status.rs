@@ -326,6 +326,23 @@ pub struct FleetGroup {
     /// Who last resumed it (`user@node`), once resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_by: Option<String>,
+    /// When it is an operator's rollback (`shoal rollback`): what it rolls back from, and who.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackInfo>,
+}
+
+/// An operator's rollback, as the fleet view shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackInfo {
+    /// The release rolled back from.
+    pub from: String,
+    /// Who gave the order (`user@node`).
+    pub by: String,
+    /// Who signed it (the principal of `allowed_signers`, as the members that took it read
+    /// it).
+    pub signer: String,
+    /// When it was given (RFC 3339).
+    pub issued: String,
 }
 
 /// The optional body of `POST /v1/groups/{group}/halt` (resume and promote take none).
@@ -343,6 +360,48 @@ pub struct HaltRequest {
 pub struct ForgetRequest {
     /// The node id of the member to forget.
     pub node: String,
+}
+
+/// The body of `POST /v1/groups/{group}/rollback`. Without `order`: asks for the order to
+/// sign, back to `to` (else the newest release below the floor this host ran). With `order`
+/// and its `signature`: gives the signed order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The release to go back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The order's text, as the first call answered it and as signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// The armored SSH signature of `order` (namespace `shoal-rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// The answer of `POST /v1/groups/{group}/rollback`: the order to sign (`200`), or the order
+/// given (`202`; the group then rolls back as a rollout of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackAnswer {
+    /// Group name.
+    pub group: String,
+    /// The order's text.
+    pub order: String,
+    /// The deployment that rolls the group back.
+    pub deployment: String,
+    /// The release rolled back from (the newest this host verified).
+    pub from: String,
+    /// The release rolled back to.
+    pub to: String,
+    /// Whether the order was given (else it is to be signed).
+    #[serde(default)]
+    pub given: bool,
+    /// Who signed it, once given (the principal of `allowed_signers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// Whether the agent gossips with a mesh, so the order spreads to the group.
+    #[serde(default)]
+    pub gossip: bool,
 }
 
 /// The `202 Accepted` answer of `POST /v1/groups/{group}/{halt|resume|promote}`: the command

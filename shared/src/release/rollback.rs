@@ -58,7 +58,7 @@ pub enum OrderError {
     Signature(#[from] SignatureError),
     /// Issued too long ago, or too far ahead.
     #[error(
-        "the rollback order was issued at {issued}, not within the last hour of this host's clock ({now})"
+        "the rollback order was issued at {issued}, not within the last hour of this host's clock ({now}); sign a new one"
     )]
     Stale {
         /// When it says it was issued.
@@ -82,6 +82,11 @@ impl RollbackOrder {
             format_rfc3339(self.issued),
             self.by
         )
+    }
+
+    /// The id of the deployment the order starts (the same on every host).
+    pub fn deployment_id(&self) -> String {
+        crate::rollout::rollback_id(&self.group, &self.to, &self.from, self.issued)
     }
 
     /// Reads an order's text: exactly the lines [`RollbackOrder::text`] writes.
@@ -129,21 +134,36 @@ impl RollbackOrder {
     }
 }
 
+/// How old an order may be when it is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Given now (on the host it is given to): issued within the last [`MAX_AGE_SECS`], so
+    /// an order signed but never given cannot be given long after.
+    Fresh,
+    /// Heard from a peer that took it: any age. It only ever applies while its `from` is the
+    /// newest release the host verified (the floor), so an old order can send the group no
+    /// further back than its operator did, and a host that was away when it was given
+    /// follows the others.
+    Taken,
+}
+
 /// Checks the order `text` with its `armored` signature for `group` at `now`: it reads, is
-/// for `group`, was issued within the last [`MAX_AGE_SECS`] (and not more than
-/// [`MAX_SKEW_SECS`] ahead), and is signed by a key of `signers` allowed to order rollbacks.
+/// for `group`, is as recent as `age` asks (and not more than [`MAX_SKEW_SECS`] ahead), and
+/// is signed by a key of `signers` allowed to order rollbacks.
 pub fn verify_order(
     text: &str,
     armored: &[u8],
     group: &str,
     signers: &AllowedSigners,
     now: i64,
+    age: Age,
 ) -> Result<(RollbackOrder, Signer), OrderError> {
     let order = RollbackOrder::parse(text)?;
     if order.group != group {
         return Err(OrderError::OtherGroup(order.group));
     }
-    if order.issued > now + MAX_SKEW_SECS || now - order.issued > MAX_AGE_SECS {
+    let too_old = age == Age::Fresh && now - order.issued > MAX_AGE_SECS;
+    if order.issued > now + MAX_SKEW_SECS || too_old {
         return Err(OrderError::Stale {
             issued: format_rfc3339(order.issued),
             now: format_rfc3339(now),
@@ -233,6 +253,7 @@ mod tests {
             "web",
             &signers("shoal-rollback", &ops),
             NOW,
+            Age::Fresh,
         )
         .expect("taken");
         assert_eq!(
@@ -261,36 +282,46 @@ mod tests {
         let cases = [
             // Signed by a key not in allowed_signers.
             (
-                verify_order(&text, &intruders, "web", &trusted, NOW),
+                verify_order(&text, &intruders, "web", &trusted, NOW, Age::Fresh),
                 "untrusted_key",
             ),
             // The text changed after signing (another target).
             (
-                verify_order(&tampered, &good, "web", &trusted, NOW),
+                verify_order(&tampered, &good, "web", &trusted, NOW, Age::Fresh),
                 "bad_signature",
             ),
             // A release signature is no order.
             (
-                verify_order(&text, &as_release, "web", &trusted, NOW),
+                verify_order(&text, &as_release, "web", &trusted, NOW, Age::Fresh),
                 "wrong_namespace",
             ),
             // A release key that may sign only releases.
             (
-                verify_order(&text, &good, "web", &release_only, NOW),
+                verify_order(&text, &good, "web", &release_only, NOW, Age::Fresh),
                 "namespace_not_allowed",
             ),
             // Replayed two hours later, or dated far ahead of this host's clock.
             (
-                verify_order(&text, &good, "web", &trusted, NOW + 7200),
+                verify_order(&text, &good, "web", &trusted, NOW + 7200, Age::Fresh),
                 "stale",
             ),
             (
-                verify_order(&text, &good, "web", &trusted, NOW - 3600),
+                verify_order(&text, &good, "web", &trusted, NOW - 3600, Age::Fresh),
+                "stale",
+            ),
+            // Heard from a peer that took it long ago: taken (its `from` decides), but not
+            // when dated ahead of this host's clock.
+            (
+                verify_order(&text, &good, "web", &trusted, NOW + 7200, Age::Taken),
+                "taken",
+            ),
+            (
+                verify_order(&text, &good, "web", &trusted, NOW - 3600, Age::Taken),
                 "stale",
             ),
             // For another group.
             (
-                verify_order(&text, &good, "api", &trusted, NOW),
+                verify_order(&text, &good, "api", &trusted, NOW, Age::Fresh),
                 "other_group",
             ),
         ];

@@ -15,6 +15,14 @@ pub fn revert_id(group: &str, digest: &str, failed: &str) -> String {
     short_id(&[group, digest, "revert", failed])
 }
 
+/// The id of the deployment an operator's rollback order starts: the group back to `to` from
+/// `from`, ordered at `issued` (seconds since the epoch). Every host that takes the order
+/// computes it from the order alone, and it differs from the id `to` had when it was new, so
+/// nothing recorded of that deployment (complete, halted) carries over.
+pub fn rollback_id(group: &str, to: &str, from: &str, issued: i64) -> String {
+    short_id(&[group, "rollback", to, from, &issued.to_string()])
+}
+
 fn short_id(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for (i, part) in parts.iter().enumerate() {

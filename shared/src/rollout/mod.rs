@@ -11,7 +11,7 @@ mod policy;
 mod policy_file;
 
 pub use host::{Ended, Failure, GroupHost, MAX_REVERT_ATTEMPTS, Work};
-pub use ids::{deployment_id, revert_id};
+pub use ids::{deployment_id, revert_id, rollback_id};
 pub use journal::{InFlight, Installed, Journal};
 pub use plan::{
     Action, Command, Event, Memory, Millis, Outcome, Planner, Revision, Settings, View,

@@ -185,6 +185,7 @@ impl Planner {
             resume: self.memory.resume.clone(),
             promote: self.memory.promote.clone(),
             live: None,
+            rollback: None,
         }
     }
 
