@@ -67,10 +67,24 @@ pub(super) struct Args {
 
 /// Which agent.
 #[derive(Debug, clap::Args)]
-struct TargetArgs {
+pub(super) struct TargetArgs {
     /// The agent's config file, read for node.data_dir (where its control socket is).
     #[arg(long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
+}
+
+impl TargetArgs {
+    /// The agent's control socket, from its config; `Err` (after saying why) with the exit
+    /// code when the config does not load.
+    pub(super) fn socket(&self) -> Result<PathBuf, u8> {
+        match config::load(&self.config) {
+            Ok(settings) => Ok(control_socket(&settings.node.data_dir)),
+            Err(e) => {
+                super::client::print_config_error(&e);
+                Err(exit::USAGE)
+            }
+        }
+    }
 }
 
 pub(super) fn halt(args: HaltArgs) -> u8 {
@@ -126,14 +140,10 @@ fn run<B: serde::Serialize>(
     if let Err(code) = check_group_name(group) {
         return code;
     }
-    let settings = match config::load(&target.config) {
-        Ok(settings) => settings,
-        Err(e) => {
-            super::client::print_config_error(&e);
-            return exit::USAGE;
-        }
+    let socket = match target.socket() {
+        Ok(socket) => socket,
+        Err(code) => return code,
     };
-    let socket = control_socket(&settings.node.data_dir);
     let runtime = match super::runtime(0) {
         Ok(runtime) => runtime,
         Err(message) => {
@@ -143,7 +153,7 @@ fn run<B: serde::Serialize>(
     };
     let path = format!("/v1/groups/{group}/{}", action.as_str());
     let body = body.and_then(|b| serde_json::to_vec(b).ok());
-    match runtime.block_on(steer(&socket, &path, body)) {
+    match runtime.block_on(steer::<CommandAccepted>(&socket, &path, body)) {
         Ok(accepted) => {
             outln!("{}", said(&accepted));
             exit::OK
@@ -172,11 +182,11 @@ fn operator() -> Option<String> {
 
 /// `POST path` with `body` on the control socket; the agent's answer, or the exit code and
 /// one sentence.
-async fn steer(
+pub(super) async fn steer<T: serde::de::DeserializeOwned>(
     socket: &Path,
     path: &str,
     body: Option<Vec<u8>>,
-) -> Result<CommandAccepted, (u8, String)> {
+) -> Result<T, (u8, String)> {
     let shown = socket.display();
     let stream = match tokio::time::timeout(TIMEOUT, UnixStream::connect(socket)).await {
         Ok(Ok(stream)) => stream,

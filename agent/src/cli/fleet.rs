@@ -164,6 +164,13 @@ fn push_group(out: &mut String, group: &FleetGroup, now: i64) {
         );
     }
     out.push('\n');
+    if let Some(rollback) = &group.rollback {
+        let _ = writeln!(
+            out,
+            "  rollback from {} ordered by {}, signed by {}",
+            rollback.from, rollback.by, rollback.signer
+        );
+    }
     if group.promote_pending {
         let _ = writeln!(
             out,

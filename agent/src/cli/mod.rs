@@ -16,6 +16,8 @@ mod keygen;
 mod logs;
 mod man;
 mod release;
+mod rollback;
+mod sign;
 mod status;
 mod verify;
 
@@ -85,6 +87,9 @@ enum Command {
     Resume(control::Args),
     /// Let a canary rollout go on past its canaries (when the policy does not auto-promote).
     Promote(control::Args),
+    /// Roll a group back to a release it ran before, as a rollout under its policy; the order
+    /// is signed with an operator's key from the group's allowed_signers.
+    Rollback(rollback::Args),
     /// Drop a member gone for good from a group: it no longer counts in the quorum, on any host.
     Forget(control::ForgetArgs),
     /// Take this host out of its groups for good (decommissioning); then stop the agent with
@@ -126,6 +131,7 @@ impl Cli {
             Command::Halt(args) => control::halt(args),
             Command::Resume(args) => control::resume(args),
             Command::Promote(args) => control::promote(args),
+            Command::Rollback(args) => rollback::run(args),
             Command::Forget(args) => control::forget(args),
             Command::Leave(args) => control::leave(args),
             Command::Demo(args) => demo::run(args),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex as SyncMutex, MutexGuard};
 use chitchat::transport::{Socket, Transport};
 use chitchat::{Chitchat, ChitchatHandle, NodeState, spawn_chitchat};
 use shoal_shared::gossip::{
-    self, GROUPS_KEY, Groups, halt_key, live_key, promote_key, resume_key, state_key,
+    self, GROUPS_KEY, Groups, halt_key, live_key, promote_key, resume_key, rollback_key, state_key,
 };
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
@@ -258,7 +258,7 @@ fn initial_values(
 }
 
 /// Each key of a group's values, with its encoded value or `None` for absent.
-fn encoded(group: &str, values: &GroupValues) -> [(String, Option<String>); 4] {
+fn encoded(group: &str, values: &GroupValues) -> [(String, Option<String>); 5] {
     [
         (state_key(group), values.state.as_ref().map(gossip::encode)),
         (halt_key(group), values.halt.as_ref().map(gossip::encode)),
@@ -269,6 +269,10 @@ fn encoded(group: &str, values: &GroupValues) -> [(String, Option<String>); 4] {
         (
             promote_key(group),
             values.promote.as_ref().map(gossip::encode),
+        ),
+        (
+            rollback_key(group),
+            values.rollback.as_ref().map(gossip::encode),
         ),
     ]
 }

@@ -22,7 +22,7 @@ mod udp;
 
 use std::net::SocketAddr;
 
-use shoal_shared::gossip::{GroupState, Halt, Promote, Resume};
+use shoal_shared::gossip::{GroupState, Halt, Promote, Resume, Rollback};
 use shoal_shared::rollout::View;
 use shoal_shared::rollout::plan::Peer;
 
@@ -49,6 +49,9 @@ pub struct PeerState {
     pub resume: Option<Resume>,
     /// Its `g:<group>:promote`, if published and readable.
     pub promote: Option<Promote>,
+    /// Its `g:<group>:rollback`, if published and readable (not checked: the watcher checks
+    /// an order before it takes it).
+    pub rollback: Option<Rollback>,
 }
 
 /// The other members of one group, sorted by node id, alive or dead (until the dead grace ends).

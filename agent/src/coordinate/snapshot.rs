@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chitchat::{Chitchat, ChitchatId, NodeState, Version, VersionedValue};
 use shoal_shared::gossip::{
-    self, DecodeError, GROUPS_KEY, GroupState, Groups, Halt, Live, Promote, Resume,
+    self, DecodeError, GROUPS_KEY, GroupState, Groups, Halt, Live, Promote, Resume, Rollback,
 };
 use tracing::debug;
 
@@ -90,6 +90,7 @@ enum Value {
     Resume(Resume),
     Promote(Promote),
     Live(Box<Live>),
+    Rollback(Box<Rollback>),
 }
 
 /// What a key holds, from its name.
@@ -101,6 +102,7 @@ enum Kind {
     Resume,
     Promote,
     Live,
+    Rollback,
 }
 
 impl Kind {
@@ -115,6 +117,7 @@ impl Kind {
             "resume" => Some(Kind::Resume),
             "promote" => Some(Kind::Promote),
             "live" => Some(Kind::Live),
+            "rollback" => Some(Kind::Rollback),
             // A newer shoal's key: not ours to read.
             _ => None,
         }
@@ -128,6 +131,7 @@ impl Kind {
             Kind::Resume => Value::Resume(gossip::decode(text)?),
             Kind::Promote => Value::Promote(gossip::decode(text)?),
             Kind::Live => Value::Live(Box::new(gossip::decode(text)?)),
+            Kind::Rollback => Value::Rollback(Box::new(gossip::decode(text)?)),
         })
     }
 }
@@ -165,6 +169,7 @@ impl Reader {
                 halt: values.halt,
                 resume: values.resume,
                 promote: values.promote,
+                rollback: values.rollback,
             });
         }
         self.forget_gone(source);
@@ -282,6 +287,7 @@ fn fill(published: &mut GroupValues, value: Value) {
         Value::Resume(resume) => published.resume = Some(resume),
         Value::Promote(promote) => published.promote = Some(promote),
         Value::Live(live) => published.live = Some(*live),
+        Value::Rollback(rollback) => published.rollback = Some(*rollback),
         Value::Groups(_) => {}
     }
 }

@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::coordinate::{GroupValues, Mesh};
 use crate::execute::layout::Layout;
 use crate::report::history::Histories;
-use crate::report::http::{AdminToken, ServerState, Steer as _, Steering, control_socket, serve};
+use crate::report::http::{AdminToken, ServerState, Steering, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics, Notifications};

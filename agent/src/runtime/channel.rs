@@ -135,6 +135,28 @@ impl GroupChannel {
         }
     }
 
+    /// The release `name` whatever the floor, verified now (kept verdicts kept), for an
+    /// operator's rollback order; `None` when the channel has no such release or it does not
+    /// verify.
+    pub(super) async fn named_release(
+        &mut self,
+        name: &str,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Option<Release>, ChannelFailure> {
+        match self {
+            Self::Git(channel) => {
+                tokio::task::block_in_place(|| channel.verified_release(name, signers, state, now))
+                    .map_err(Into::into)
+            }
+            Self::Store(channel) => channel
+                .named_release(name, signers, state, now)
+                .await
+                .map_err(Into::into),
+        }
+    }
+
     /// Paths to watch for changes (local channels), or `None` (remote: polled).
     pub(super) fn watch_paths(&self) -> Option<Vec<PathBuf>> {
         match self {

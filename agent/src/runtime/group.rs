@@ -181,10 +181,16 @@ impl GroupTask {
 
     /// Looks at the channel once and hands the host a release that verified.
     async fn check(&mut self) {
-        let wanted = self
-            .keeper
-            .read(|host| host.wants_release().map(str::to_owned));
-        self.watcher.look(wanted).await;
+        let (wanted, target) = self.keeper.read(|host| {
+            (
+                host.wants_release().map(str::to_owned),
+                host.planner().target().map(|t| t.id.clone()),
+            )
+        });
+        self.watcher.look(wanted, target).await;
+        // A rollback order taken is out before the deployment it starts, so views tell it as
+        // a rollback from the first.
+        self.publish().await;
         let input = match self.watcher.prepared.clone() {
             Some(prepared) => Input::Release(Box::new(prepared)),
             None => Input::Step(Event::Tick),
@@ -197,6 +203,13 @@ impl GroupTask {
         let mut next = Some(input);
         while let Some(input) = next.take() {
             let snapshot = self.snapshot().await;
+            let heard = snapshot
+                .peers
+                .iter()
+                .filter_map(|p| p.rollback.clone())
+                .chain(self.keeper.take_orders())
+                .collect();
+            self.check_soon |= self.watcher.hear(heard);
             let work = match self.take(input, &snapshot.view()) {
                 Ok(work) => work,
                 Err(e) => {
@@ -251,7 +264,6 @@ impl GroupTask {
         input: Input,
         view: &View<'_>,
     ) -> Result<Vec<Work>, super::journal::JournalError> {
-        let name = self.group.name.clone();
         let (work, halt, ignored) = self.keeper.change(|host| {
             let before = host.planner().halted().cloned();
             let ignored_before = host.planner().ignored_halts();
@@ -259,7 +271,7 @@ impl GroupTask {
             let work = match input {
                 Input::Step(event) => host.step(event, view, now),
                 Input::Release(prepared) => {
-                    let target = prepared.target(&name);
+                    let target = prepared.target();
                     let Prepared { policy, tree, .. } = *prepared;
                     host.release(target, policy, tree, view, now)
                 }
@@ -370,7 +382,8 @@ impl GroupTask {
 
     /// Publishes what the host publishes, when it changed.
     async fn publish(&mut self) {
-        let published = self.keeper.read(|host| host.planner().values());
+        let mut published = self.keeper.read(|host| host.planner().values());
+        published.rollback = self.watcher.rollback();
         if published == self.published {
             return;
         }

@@ -13,6 +13,7 @@ use super::deployer::Deployer;
 use super::group::GroupTask;
 use super::journal::{JournalError, JournalFile};
 use super::keeper::Keeper;
+use super::rollback::GroupSteer;
 use super::watcher::Watcher;
 use crate::channel::cache::ReleaseCache;
 use crate::clock::{now_ms, now_rfc3339};
@@ -261,7 +262,13 @@ impl Groups {
             self.members
                 .iter()
                 .map(|m| {
-                    let steer: Arc<dyn Steer> = Arc::new(m.keeper.clone());
+                    let steer: Arc<dyn Steer> = Arc::new(GroupSteer::new(
+                        m.keeper.clone(),
+                        &m.group.name,
+                        &m.group.allowed_signers,
+                        &self.context.data_dir,
+                        self.context.layout.root(),
+                    ));
                     (m.group.name.clone(), steer)
                 })
                 .collect(),

@@ -5,14 +5,14 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use shoal_shared::gossip::GroupValues;
+use shoal_shared::gossip::{GroupValues, Rollback};
 use shoal_shared::rollout::plan::Wait;
 use shoal_shared::rollout::{Command, GroupHost};
 use tokio::sync::Notify;
 use tracing::error;
 
 use super::journal::{JournalError, JournalFile};
-use crate::report::http::{Steer, SteerError};
+use crate::report::http::SteerError;
 use crate::report::metrics::RolloutGauges;
 
 /// A group's host and its journal file.
@@ -21,6 +21,8 @@ pub struct Keeper {
     inner: Arc<Mutex<Kept>>,
     /// Wakes the group's loop after an operator's command.
     wake: Arc<Notify>,
+    /// Rollback orders given on this host, for the group's loop to check and take.
+    orders: Arc<Mutex<Vec<Rollback>>>,
 }
 
 struct Kept {
@@ -34,6 +36,7 @@ impl Keeper {
         Self {
             inner: Arc::new(Mutex::new(Kept { file, host })),
             wake: Arc::new(Notify::new()),
+            orders: Arc::default(),
         }
     }
 
@@ -62,14 +65,30 @@ impl Keeper {
         read(&kept.host)
     }
 
+    /// Hands the group's loop a rollback order given on this host, and wakes it.
+    pub fn give_order(&self, order: Rollback) {
+        self.orders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(order);
+        self.wake.notify_one();
+    }
+
+    /// The rollback orders given on this host since the last call.
+    pub fn take_orders(&self) -> Vec<Rollback> {
+        std::mem::take(&mut *self.orders.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// What wakes the group's loop.
     pub fn wake(&self) -> Arc<Notify> {
         Arc::clone(&self.wake)
     }
 }
 
-impl Steer for Keeper {
-    fn command(&self, command: Command) -> Result<String, SteerError> {
+impl Keeper {
+    /// Records an operator's `command` on this host, durably, and wakes the group's loop,
+    /// which publishes it. Returns the deployment it applies to.
+    pub fn command(&self, command: Command) -> Result<String, SteerError> {
         let mut kept = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let before = kept.host.clone();
         let deployment = kept.host.command(command)?;
@@ -85,11 +104,13 @@ impl Steer for Keeper {
         Ok(deployment)
     }
 
-    fn values(&self) -> GroupValues {
+    /// What the group's planner publishes now.
+    pub fn values(&self) -> GroupValues {
         self.read(|host| host.planner().values())
     }
 
-    fn rollout(&self) -> RolloutGauges {
+    /// Where the group's rollout stands, for the metrics.
+    pub fn rollout(&self) -> RolloutGauges {
         self.read(|host| {
             let planner = host.planner();
             // Standing still counts only where nobody is asked to act: not once complete,

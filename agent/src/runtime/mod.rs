@@ -22,6 +22,7 @@ mod live;
 mod observer;
 pub mod orphans;
 mod release_file;
+mod rollback;
 mod show;
 pub mod signals;
 #[cfg(test)]
@@ -30,4 +31,5 @@ mod watcher;
 
 pub use deployer::{changed_host, mark_interrupted};
 pub use keeper::Keeper;
+pub use rollback::GroupSteer;
 pub use shoal_shared::rollout::journal::HEALTH_CHECK;

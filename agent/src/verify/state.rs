@@ -1,7 +1,9 @@
 //! What a group's channel remembers across restarts: the anti-rollback floor (the highest
 //! version verified) and the identity of every release name that verified, with the agent's
 //! clock when it did, so a tag or release that changes under the same name is caught and a
-//! release keeps its verdict after its key expires. Kept in `<data_dir>/channels/<group>.json`,
+//! release keeps its verdict after its key expires; and the operator's rollback order in force
+//! (`shoal rollback`), which sends the group back below the floor until a newer release comes.
+//! Kept in `<data_dir>/channels/<group>.json`,
 //! written durably (temp file, fsync, rename, fsync of the directory), at most once per poll.
 
 use std::collections::BTreeMap;
@@ -10,7 +12,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use shoal_shared::gossip::Rollback;
 use shoal_shared::release::Version;
+use shoal_shared::release::rollback::RollbackOrder;
 
 use super::{KeyTime, Refusal};
 use crate::execute::layout::write_durably;
@@ -45,6 +49,10 @@ struct Data {
     /// time; only the floor's such name is kept on load.
     #[serde(default)]
     verified_at: BTreeMap<String, i64>,
+    /// The operator's rollback order this host took (checked when taken), while it is in
+    /// force: its `from` is the floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollback: Option<Rollback>,
 }
 
 /// The state file could not be read or written.
@@ -104,10 +112,19 @@ impl ChannelState {
                 reason: format!("the floor `{floor}` is not a version"),
             });
         }
+        if let Some(rollback) = &data.rollback
+            && let Err(e) = RollbackOrder::parse(&rollback.order)
+        {
+            return Err(StateError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("its rollback order does not read: {e}"),
+            });
+        }
         let Data {
             floor,
             seen,
             verified_at,
+            ..
         } = &mut data;
         seen.retain(|name, _| verified_at.contains_key(name) || floor.as_deref() == Some(name));
         verified_at.retain(|name, _| seen.contains_key(name));
@@ -149,6 +166,29 @@ impl ChannelState {
         self.data.floor = Some(version.name().to_owned());
         self.dirty = true;
         true
+    }
+
+    /// The rollback order in force, as taken, and what it says.
+    pub fn rollback(&self) -> Option<(&Rollback, RollbackOrder)> {
+        let taken = self.data.rollback.as_ref()?;
+        RollbackOrder::parse(&taken.order)
+            .ok()
+            .map(|order| (taken, order))
+    }
+
+    /// Puts the rollback order `taken` (checked by the caller) in force. Saved by
+    /// [`Self::save_if_changed`].
+    pub fn take_rollback(&mut self, taken: Rollback) {
+        self.data.rollback = Some(taken);
+        self.dirty = true;
+    }
+
+    /// Ends the rollback order in force (a newer release came). Saved by
+    /// [`Self::save_if_changed`].
+    pub fn end_rollback(&mut self) {
+        if self.data.rollback.take().is_some() {
+            self.dirty = true;
+        }
     }
 
     /// The identity recorded for release `name`, if it verified before.
@@ -325,6 +365,40 @@ mod tests {
         assert_eq!(state.identity("v1.0.1"), None, "the lowest go first");
         assert!(state.identity(&format!("v1.0.{}", MAX_SEEN + 10)).is_some());
         assert_eq!(state.data.verified_at.len(), MAX_SEEN);
+    }
+
+    #[test]
+    fn a_rollback_order_survives_a_reload_until_it_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = ChannelState::path_for(dir.path(), "web");
+        let order = RollbackOrder {
+            group: "web".into(),
+            to: "v1.0.0".into(),
+            from: "v2.0.0".into(),
+            issued: 1_796_652_000,
+            by: "alice@web-1".into(),
+        };
+        let taken = Rollback {
+            order: order.text(),
+            signature: "sig".into(),
+            signer: "ops@example.com".into(),
+        };
+        let mut state = ChannelState::load(&path).expect("fresh");
+        state.take_rollback(taken.clone());
+        assert!(state.save_if_changed().expect("save"));
+        let mut state = ChannelState::load(&path).expect("reload");
+        assert_eq!(state.rollback(), Some((&taken, order)));
+        state.end_rollback();
+        state.save_if_changed().expect("save");
+        assert_eq!(ChannelState::load(&path).expect("reload").rollback(), None);
+        // An order that does not read is no reason to forget the floor: the file is refused.
+        fs::write(
+            &path,
+            r#"{"floor": "v2.0.0", "seen": {}, "rollback": {"order": "go back", "signature": ""}}"#,
+        )
+        .expect("write");
+        let err = ChannelState::load(&path).expect_err("corrupt");
+        assert!(err.to_string().contains("rollback order"), "{err}");
     }
 
     #[test]

@@ -204,6 +204,27 @@ impl Fleet {
         )
     }
 
+    /// A new operator key, trusted in the allowed_signers every host reads for
+    /// `namespaces` (as `namespaces="…"`).
+    pub fn trust_operator(&self, principal: &str, namespaces: &str) -> SigningKey {
+        let key = SigningKey::generate(&self.dir.path().join("keys"), principal);
+        let line = shoal_tests::signing::allowed_signers_line(
+            principal,
+            &key,
+            &format!("namespaces=\"{namespaces}\""),
+        );
+        let mut text = fs::read_to_string(&self.signers_file).unwrap();
+        text.push_str(&line);
+        text.push('\n');
+        fs::write(&self.signers_file, text).unwrap();
+        key
+    }
+
+    /// The key that signs the releases (trusted for `git` and `shoal-release` only).
+    pub fn release_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// The cluster key every host reads.
     fn key_file(&self) -> PathBuf {
         self.dir.path().join("gossip.key")

@@ -9,6 +9,7 @@
 mod fleet;
 mod health;
 mod notify;
+mod rollback;
 mod strangers;
 mod watch;
 

@@ -29,8 +29,8 @@ use shoal_agent::execute::layout::Layout;
 use shoal_agent::report::http::Steer;
 use shoal_agent::report::http::{AdminToken, Limits, serve_with};
 use shoal_agent::report::{Board, Metrics, ServerState};
-use shoal_agent::runtime::Keeper;
 use shoal_agent::runtime::journal::JournalFile;
+use shoal_agent::runtime::{GroupSteer, Keeper};
 use shoal_shared::gossip::Target;
 use shoal_shared::rollout::{GroupHost, Journal, Policy, Settings, View, deployment_id};
 use shoal_shared::status::{GroupStatus, NodeInfo};
@@ -115,7 +115,16 @@ impl Agent {
             admin: AdminToken::new(TOKEN),
             groups: controls
                 .iter()
-                .map(|(name, keeper)| (name.clone(), Arc::new(keeper.clone()) as Arc<dyn Steer>))
+                .map(|(name, keeper)| {
+                    let steer = GroupSteer::new(
+                        keeper.clone(),
+                        name,
+                        &tmp.path().join("allowed_signers"),
+                        tmp.path(),
+                        &root,
+                    );
+                    (name.clone(), Arc::new(steer) as Arc<dyn Steer>)
+                })
                 .collect(),
             mesh: None,
             public_logs,

@@ -124,6 +124,33 @@ impl StoreChannel {
         Ok(poll)
     }
 
+    /// The release `name`, fetched and verified now whatever the floor (an operator's
+    /// rollback order goes below it), so [`Self::materialize`] can bring its bundle. `None`
+    /// when the store has no such release, or it no longer verifies or changed since it
+    /// verified here (logged).
+    pub async fn named_release(
+        &mut self,
+        name: &str,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Option<Release>, StoreError> {
+        let Ok(version) = Version::parse(name) else {
+            return Ok(None);
+        };
+        let recorded = self.record.manifest(name).cloned();
+        let release = match self.check(&version, recorded, signers, state, now).await? {
+            Checked::Verified(release) => Some(*release),
+            Checked::Refused(refusal) => {
+                tracing::warn!(revision.id = %name, reason = %refusal, "release refused");
+                None
+            }
+            Checked::Pending | Checked::Gone => None,
+        };
+        state.save_if_changed()?;
+        Ok(release)
+    }
+
     /// Lists the version directories (one LIST request), newest first; names that are not
     /// versions go to `poll.ignored`, and names the store library cannot read to
     /// `poll.unreadable`, each once per name.

@@ -1016,6 +1016,67 @@ pub(super) const PAGES: &[Page] = &[
         see_also: &["shoal-fleet(1)", "shoal-halt(1)", "shoal-agent(1)"],
     },
     Page {
+        name: "shoal-rollback",
+        description: &[
+            "Like CodeDeploy's \"redeploy a previous revision\": the group goes back to a \
+             release it ran before as a rollout of its own, under the group's policy (canary, \
+             batches, health check), although the release is below the anti-rollback floor. \
+             The agent on this host writes the order: back from the newest release the group \
+             verified, to --to or the newest older release this host ran. The key given with \
+             --key signs it in namespace shoal-rollback: an allowed_signers line must give that \
+             key namespaces=\"shoal-rollback\" (a release key limited to git or shoal-release \
+             cannot order a rollback, and neither can the cluster key or the admin token), as in \
+             ops@example.com namespaces=\"git,shoal-release,shoal-rollback\" ssh-ed25519 AAAA....",
+            "The agent checks the signature and that the order is less than an hour old, then \
+             gossips it; every host checks it again against its own allowed_signers before it \
+             goes back. The order holds until a newer release is published, which rolls out as \
+             usual; the release rolled back from is never offered again. shoal history and \
+             notify: record it as rolled_back, with who gave the order.",
+            STEERS_THE_AGENT,
+        ],
+        exit_status: &[
+            (OK, "The signed order was given to the agent on this host."),
+            (
+                FAILURE,
+                "No agent runs with this configuration, it did not answer within 10 s, the \
+                 signature failed, or the agent refused the order: the key is not in the \
+                 group's allowed_signers for shoal-rollback, the group verified no release yet, \
+                 --to is not older than its newest release or was never run on this host, or a \
+                 later order is in force.",
+            ),
+            (
+                USAGE,
+                "The command was not run: not root (the control socket is root's), not a group \
+                 name, no such group on this host, a key file that is not an ed25519 OpenSSH \
+                 key, or the configuration cannot be read.",
+            ),
+        ],
+        environment: &[RUST_LOG],
+        files: &[CONFIG_OF_STEERING, CONTROL_SOCKET],
+        examples: &[
+            Example {
+                what: "Roll the group web back to the release it ran before, signing with the \
+                       operator's key:",
+                command: "sudo shoal rollback web --key ~/.ssh/id_ed25519",
+            },
+            Example {
+                what: "Go back to a named release, signing through ssh-agent with the public \
+                       half of the key:",
+                command: "sudo shoal rollback web --to v1.4.2 --key ~/.ssh/id_ed25519.pub",
+            },
+            Example {
+                what: "Follow the rollback:",
+                command: "shoal fleet",
+            },
+        ],
+        see_also: &[
+            "shoal-history(1)",
+            "shoal-fleet(1)",
+            "shoal-halt(1)",
+            "shoal-agent(1)",
+        ],
+    },
+    Page {
         name: "shoal-forget",
         description: &[
             "For a member gone for good that did not run shoal leave (a host that died or was \

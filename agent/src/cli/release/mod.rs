@@ -3,19 +3,18 @@
 //! refused before anything is signed or uploaded.
 
 mod package;
-mod sign;
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 use shoal_shared::release::manifest::BundleRef;
-use shoal_shared::release::{Manifest, check_application};
+use shoal_shared::release::{Manifest, RELEASE_NAMESPACE, check_application};
 use shoal_shared::release::{Version, version::VersionError};
 use shoal_shared::rollout::{
     Policy, PolicyError, PolicyFileError, RawPolicy, Shape, parse_policy_file,
 };
 
-use super::{error_chain, exit};
+use super::{error_chain, exit, sign};
 use crate::channel::store::{Publication, StoreError, StoreLocation, StoreSource, publish};
 use crate::clock::unix_now;
 
@@ -142,7 +141,7 @@ fn release(args: &Args) -> Result<(), Failure> {
         rollout,
     };
     let text = manifest.render();
-    let signed = sign::sign(&args.key, text.as_bytes()).map_err(|e| {
+    let signed = sign::sign(&args.key, RELEASE_NAMESPACE, text.as_bytes()).map_err(|e| {
         let code = if e.is_usage() {
             exit::USAGE
         } else {

@@ -1,4 +1,5 @@
-//! `POST /v1/groups/{group}/{halt|resume|promote}`: an operator steers a group's rollout from
+//! `POST /v1/groups/{group}/{halt|resume|promote|forget|leave|rollback}`: an operator steers a
+//! group's rollout from
 //! this host. Root over the control socket gets through (the kernel vouched for it); over TCP
 //! only a loopback peer with the admin token does (403, 401); an unknown
 //! group is a 404, a command the planner refuses a 409 with its reason, and an accepted one a
@@ -9,7 +10,7 @@ use hyper::{Response, StatusCode};
 use std::sync::Arc;
 
 use shoal_shared::rollout::Command;
-use shoal_shared::status::{CommandAccepted, ForgetRequest, HaltRequest};
+use shoal_shared::status::{CommandAccepted, ForgetRequest, HaltRequest, RollbackRequest};
 use tracing::{info, warn};
 
 use super::Control;
@@ -36,6 +37,9 @@ pub(super) async fn answer(
         return error(StatusCode::NOT_FOUND, &unknown_group(state, group));
     };
     let by = operator(asked, &state.node);
+    if action == Control::Rollback {
+        return rollback(state, group, steered, asked, by).await;
+    }
     let command = match command(action, &asked.body, by.clone()) {
         Ok(command) => command,
         Err(refused) => return error(StatusCode::BAD_REQUEST, &refused.to_string()),
@@ -61,6 +65,65 @@ pub(super) async fn answer(
             gossip: state.mesh.is_some(),
         },
     )
+}
+
+/// `shoal rollback`: a body without an order asks for the order to sign (200); one with a
+/// signed order gives it (202), once checked against the group's `allowed_signers`.
+async fn rollback(
+    state: &ServerState,
+    group: &str,
+    steered: Arc<dyn Steer>,
+    asked: &Asked<'_>,
+    by: String,
+) -> Response<Body> {
+    let request: RollbackRequest = if asked.body.iter().all(u8::is_ascii_whitespace) {
+        RollbackRequest::default()
+    } else {
+        match serde_json::from_slice(&asked.body) {
+            Ok(request) => request,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "the body of a rollback is JSON like {{\"to\": \"v1.0.0\"}}, or \
+                         {{\"order\": \"...\", \"signature\": \"...\"}} to give a signed order: {e}"
+                    ),
+                );
+            }
+        }
+    };
+    let operator = by.clone();
+    let answered = tokio::task::spawn_blocking(move || steered.rollback(request, &operator)).await;
+    let mut answer = match answered {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(SteerError::Forbidden(why))) => {
+            warn!(group, client.addr = %asked.peer, operator = %by, reason = %why, "rollback order refused");
+            return error(StatusCode::FORBIDDEN, &why);
+        }
+        Ok(Err(refused)) => return error(StatusCode::CONFLICT, &refused.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot check the rollback on this host: {e}"),
+            );
+        }
+    };
+    answer.gossip = state.mesh.is_some();
+    if !answer.given {
+        return json(StatusCode::OK, &answer);
+    }
+    info!(
+        group,
+        action = "rollback",
+        deployment.id = %answer.deployment,
+        rollback.to = %answer.to,
+        rollback.from = %answer.from,
+        signer = answer.signer.as_deref().unwrap_or_default(),
+        client.addr = %asked.peer,
+        operator = %by,
+        "rollback order given"
+    );
+    json(StatusCode::ACCEPTED, &answer)
 }
 
 /// Lets through root on the control socket, or a loopback peer with the admin token
@@ -126,6 +189,9 @@ enum BodyError {
     /// A forget's body that is not `{"node": "..."}`.
     #[error("the body of a forget is JSON like {{\"node\": \"web-3\"}}: {0}")]
     Forget(serde_json::Error),
+    /// A rollback is an order for the channel watcher, not a command for the planner.
+    #[error("a rollback is given as a signed order")]
+    NotACommand,
 }
 
 /// Who steers, as recorded: `user@node`, the user as the client names it (letters, digits,
@@ -151,6 +217,7 @@ fn operator(asked: &Asked<'_>, node: &str) -> String {
 fn command(action: Control, body: &[u8], by: String) -> Result<Command, BodyError> {
     Ok(match action {
         Control::Resume => Command::Resume { by: Some(by) },
+        Control::Rollback => return Err(BodyError::NotACommand),
         Control::Promote => Command::Promote { by: Some(by) },
         Control::Leave => Command::Leave,
         Control::Halt => Command::Halt {

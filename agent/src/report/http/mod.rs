@@ -64,6 +64,8 @@ pub enum Control {
     Forget,
     /// `shoal leave`: this host leaves the group for good.
     Leave,
+    /// `shoal rollback`: the order to sign, or the signed order given.
+    Rollback,
 }
 
 impl Control {
@@ -75,6 +77,7 @@ impl Control {
             Self::Promote => "promote",
             Self::Forget => "forget",
             Self::Leave => "leave",
+            Self::Rollback => "rollback",
         }
     }
 
@@ -85,6 +88,7 @@ impl Control {
             Self::Promote,
             Self::Forget,
             Self::Leave,
+            Self::Rollback,
         ]
         .into_iter()
         .find(|c| c.as_str() == name)

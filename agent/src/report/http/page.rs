@@ -47,6 +47,7 @@ margin:.4em 0}.halt p{font-weight:bold}\
 white-space:pre-wrap;font:12px/1.35 ui-monospace,monospace}\
 .promote{background:#fff4ce;border-left:5px solid #d4a72c;padding:.5em .8em;margin:.4em 0;\
 font-weight:bold}\
+.rollback{background:#e8f0fe;border-left:5px solid #1a56c4;padding:.5em .8em;margin:.4em 0}\
 .wait{color:#8a5a00}\
 .stale-note{display:none;background:#fde8e8;color:#b00020;padding:.4em .8em}\
 body.stale .stale-note{display:block}";
@@ -264,6 +265,15 @@ fn rollout(out: &mut String, group: &FleetGroup, own: Option<&GroupStatus>, now:
     }
     times(out, group, now);
     out.push_str("</p>\n");
+    if let Some(rollback) = &group.rollback {
+        let _ = writeln!(
+            out,
+            "<p class=\"rollback\">Rollback from <code>{}</code> ordered by {}, signed by {}.</p>",
+            escape(&rollback.from),
+            escape(&rollback.by),
+            escape(&rollback.signer)
+        );
+    }
     if group.promote_pending {
         let _ = writeln!(
             out,
@@ -665,6 +675,26 @@ mod tests {
         );
         assert!(page.contains("output is private here"), "{page}");
         assert!(!page.contains("class=\"output\""), "{page}");
+    }
+
+    #[test]
+    fn a_rollback_says_from_what_and_who_ordered_and_signed_it_escaped() {
+        let (mut fleet, local) = fleet("host-1", "web", "v1.0.0", "bad", "waiting");
+        fleet.groups[0].rollback = Some(shoal_shared::status::RollbackInfo {
+            from: "v2.0.0".into(),
+            by: "alice@host-2".into(),
+            signer: "<ops>@example.com".into(),
+            issued: "2026-12-07T10:00:00Z".into(),
+        });
+        let page = render(&fleet, &local, &[], NOW);
+        assert_only_own_markup(&page);
+        assert!(
+            page.contains(
+                "<p class=\"rollback\">Rollback from <code>v2.0.0</code> ordered by \
+                 alice@host-2, signed by &lt;ops&gt;@example.com.</p>"
+            ),
+            "{page}"
+        );
     }
 
     #[test]

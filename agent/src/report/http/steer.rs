@@ -4,6 +4,7 @@
 use shoal_shared::gossip::GroupValues;
 use shoal_shared::rollout::Command;
 use shoal_shared::rollout::plan::CommandError;
+use shoal_shared::status::{RollbackAnswer, RollbackRequest};
 
 use crate::report::metrics::RolloutGauges;
 
@@ -12,6 +13,10 @@ pub trait Steer: Send + Sync {
     /// Records `command` on this host, durably, and wakes the group, which publishes it to
     /// the mesh. Returns the deployment it applies to.
     fn command(&self, command: Command) -> Result<String, SteerError>;
+
+    /// `shoal rollback`: the order to sign for `request.to`, or (with a signed order) the
+    /// order checked and handed to the group, by the operator `by`.
+    fn rollback(&self, request: RollbackRequest, by: &str) -> Result<RollbackAnswer, SteerError>;
 
     /// What this host publishes about the group now.
     fn values(&self) -> GroupValues;
@@ -26,6 +31,12 @@ pub enum SteerError {
     /// The planner does not take it now (no release, not halted, not a canary deployment).
     #[error(transparent)]
     Refused(#[from] CommandError),
+    /// A rollback order whose signature, signer or age is not accepted (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A rollback that does not fit the group as it stands (409).
+    #[error("{0}")]
+    Conflict(String),
     /// It could not be persisted; it is not applied either.
     #[error("cannot record the command on this host: {0}")]
     Journal(String),

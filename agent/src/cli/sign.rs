@@ -1,4 +1,5 @@
-//! Signing `release.yaml` with namespace `shoal-release`: in-process with `ssh-key` for an
+//! Signing with an operator's SSH key — `release.yaml` in namespace `shoal-release`, a
+//! rollback order in `shoal-rollback`: in-process with `ssh-key` for an
 //! unencrypted OpenSSH ed25519 key; through `ssh-keygen -Y sign` for an encrypted key (it asks
 //! for the passphrase) or a `.pub` key whose private half is in ssh-agent. Either way the
 //! result is checked here before anything is uploaded.
@@ -7,14 +8,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use shoal_shared::release::RELEASE_NAMESPACE;
 use shoal_shared::release::allowed_signers::fingerprint;
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
-/// A signature over the manifest.
+/// A signature over a message.
 #[derive(Debug, Clone)]
 pub struct Signed {
-    /// The armored signature (`release.yaml.sig`).
+    /// The armored signature (`release.yaml.sig` for a release).
     pub armored: String,
     /// The signing key's `SHA256:` fingerprint.
     pub fingerprint: String,
@@ -22,7 +22,7 @@ pub struct Signed {
     pub via: &'static str,
 }
 
-/// Why the manifest could not be signed.
+/// Why the message could not be signed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The key file cannot be read (usage).
@@ -62,8 +62,8 @@ impl SignError {
 const ED25519_ONLY: &str =
     "shoal verifies only ssh-ed25519 signatures; make a key with ssh-keygen -t ed25519";
 
-/// Signs `message` with the key in `key_file`.
-pub fn sign(key_file: &Path, message: &[u8]) -> Result<Signed, SignError> {
+/// Signs `message` in `namespace` with the key in `key_file`.
+pub fn sign(key_file: &Path, namespace: &str, message: &[u8]) -> Result<Signed, SignError> {
     let text = fs::read_to_string(key_file).map_err(|source| SignError::Unreadable {
         path: key_file.to_path_buf(),
         source,
@@ -77,14 +77,14 @@ pub fn sign(key_file: &Path, message: &[u8]) -> Result<Signed, SignError> {
             return Err(not_a_key(ED25519_ONLY));
         }
         if private.is_encrypted() {
-            return ssh_keygen_sign(key_file, message);
+            return ssh_keygen_sign(key_file, namespace, message);
         }
         let failed = |e: ssh_key::Error| SignError::Failed {
             path: key_file.to_path_buf(),
             reason: e.to_string(),
         };
         let armored = private
-            .sign(RELEASE_NAMESPACE, HashAlg::Sha512, message)
+            .sign(namespace, HashAlg::Sha512, message)
             .and_then(|sig| sig.to_pem(LineEnding::LF))
             .map_err(failed)?;
         return Ok(Signed {
@@ -94,7 +94,9 @@ pub fn sign(key_file: &Path, message: &[u8]) -> Result<Signed, SignError> {
         });
     }
     match PublicKey::from_openssh(text.trim()) {
-        Ok(public) if public.key_data().is_ed25519() => ssh_keygen_sign(key_file, message),
+        Ok(public) if public.key_data().is_ed25519() => {
+            ssh_keygen_sign(key_file, namespace, message)
+        }
         Ok(_) => Err(not_a_key(ED25519_ONLY)),
         Err(_) => Err(not_a_key(
             "is not an OpenSSH private key or public key; give the file ssh-keygen -t ed25519 made (or its .pub, to sign through ssh-agent)",
@@ -102,20 +104,20 @@ pub fn sign(key_file: &Path, message: &[u8]) -> Result<Signed, SignError> {
     }
 }
 
-/// `ssh-keygen -Y sign -n shoal-release -f KEY` over the message in a private temporary
+/// `ssh-keygen -Y sign -n NAMESPACE -f KEY` over the message in a private temporary
 /// directory; the passphrase prompt (if any) goes to the terminal.
-fn ssh_keygen_sign(key_file: &Path, message: &[u8]) -> Result<Signed, SignError> {
+fn ssh_keygen_sign(key_file: &Path, namespace: &str, message: &[u8]) -> Result<Signed, SignError> {
     let failed = |reason: String| SignError::Failed {
         path: key_file.to_path_buf(),
         reason,
     };
     let dir = tempfile::tempdir()
         .map_err(|e| failed(format!("cannot create a temporary directory: {e}")))?;
-    let payload = dir.path().join("release.yaml");
+    let payload = dir.path().join("message");
     fs::write(&payload, message)
         .map_err(|e| failed(format!("cannot write {}: {e}", payload.display())))?;
     let output = Command::new("ssh-keygen")
-        .args(["-q", "-Y", "sign", "-n", RELEASE_NAMESPACE, "-f"])
+        .args(["-q", "-Y", "sign", "-n", namespace, "-f"])
         .arg(key_file)
         .arg(&payload)
         .stdin(std::process::Stdio::inherit())
@@ -132,12 +134,12 @@ fn ssh_keygen_sign(key_file: &Path, message: &[u8]) -> Result<Signed, SignError>
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    let armored = fs::read_to_string(payload.with_extension("yaml.sig"))
+    let armored = fs::read_to_string(payload.with_extension("sig"))
         .map_err(|e| failed(format!("ssh-keygen wrote no signature: {e}")))?;
     let sig = SshSig::from_pem(&armored)
         .map_err(|e| failed(format!("ssh-keygen wrote an unreadable signature: {e}")))?;
     let key = PublicKey::new(sig.public_key().clone(), "");
-    key.verify(RELEASE_NAMESPACE, message, &sig).map_err(|e| {
+    key.verify(namespace, message, &sig).map_err(|e| {
         failed(format!(
             "the signature ssh-keygen made does not verify: {e}"
         ))
