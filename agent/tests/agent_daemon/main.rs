@@ -43,6 +43,7 @@ over_channels!(
     a_release_carries_its_own_health_check,
     the_running_release_is_watched_with_its_own_check,
     a_release_can_go_past_a_broken_application_stop,
+    an_operator_rolls_back_below_the_floor_and_stays_back,
 );
 over_channels!(
     restarts: kill_9_mid_hook_runs_the_release_again_on_restart,

@@ -341,3 +341,82 @@ pub fn without_a_health_check_min_healthy_time_still_holds(make: Make) {
         "{done}"
     );
 }
+
+/// `shoal rollback` with an operator key trusted for `shoal-rollback`: the agent goes back to
+/// v1.0.0 below its floor, v2.0.0 is not offered again after a `kill -9` and a restart (the
+/// store channel's first poll re-checks the release at the floor), and v3.0.0 ends the
+/// rollback.
+pub fn an_operator_rolls_back_below_the_floor_and_stays_back(make: Make) {
+    let (world, channel, mut agent) = start(make, "30s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(&world, "v2.0.0", Hooks::Good);
+    agent.wait_status(DEPLOY, "v2.0.0 deployed", |s| settled_on(s, "v2.0.0"));
+    let ops =
+        shoal_tests::signing::SigningKey::generate(&world.dir.path().join("keys"), "ops@example");
+    let line = shoal_tests::signing::allowed_signers_line(
+        "ops@example",
+        &ops,
+        "namespaces=\"shoal-rollback\"",
+    );
+    let mut signers = std::fs::read_to_string(&world.signers_file).unwrap();
+    signers.push_str(&format!("{line}\n"));
+    std::fs::write(&world.signers_file, signers).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["rollback", "web", "--key"])
+        .arg(&ops.private)
+        .arg("--config")
+        .arg(&world.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shoal rollback: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = agent.wait_status(DEPLOY, "rolled back to v1.0.0", |s| {
+        settled_on(s, "v1.0.0") && group(s)["last_deployment"]["reverts"].is_null()
+    });
+    assert_eq!(world.installed(), "v1.0.0");
+    assert_eq!(group(&status)["floor"], "v2.0.0", "the floor stays");
+    let rolled_back = group(&status)["last_deployment"]["id"].clone();
+
+    agent.kill9();
+    let agent = world.start_agent(&channel.env());
+    let first = agent.wait_status(DEPLOY, "a look after the restart", |s| {
+        group(s)["last_check"].is_string()
+    });
+    let status = agent.wait_status(DEPLOY, "a second look", |s| {
+        group(s)["last_check"].is_string() && group(s)["last_check"] != group(&first)["last_check"]
+    });
+    assert_eq!(group(&status)["current_revision"], "v1.0.0", "{status:#}");
+    assert_eq!(
+        group(&status)["rollout"]["revision"],
+        "v1.0.0",
+        "{status:#}"
+    );
+
+    channel.publish(&world, "v3.0.0", Hooks::Good);
+    agent.wait_status(DEPLOY, "v3.0.0 deployed", |s| settled_on(s, "v3.0.0"));
+    // v2.0.0 was deployed once, v1.0.0 twice (its release, then the rollback), nothing more.
+    let runs: Vec<(String, String)> = deployments(&agent)
+        .iter()
+        .map(|d| {
+            (
+                d["revision"].as_str().unwrap_or_default().to_owned(),
+                d["id"].to_string(),
+            )
+        })
+        .collect();
+    let count = |revision: &str| runs.iter().filter(|(r, _)| r == revision).count();
+    assert_eq!(
+        (count("v1.0.0"), count("v2.0.0"), count("v3.0.0")),
+        (2, 1, 1),
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter().any(|(_, id)| *id == rolled_back.to_string()),
+        "{runs:?}"
+    );
+}
