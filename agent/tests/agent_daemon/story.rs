@@ -405,7 +405,7 @@ pub fn an_operator_rolls_back_below_the_floor_and_stays_back(make: Make) {
         .map(|d| {
             (
                 d["revision"].as_str().unwrap_or_default().to_owned(),
-                d["id"].to_string(),
+                d["id"].as_str().unwrap_or_default().to_owned(),
             )
         })
         .collect();
@@ -416,7 +416,7 @@ pub fn an_operator_rolls_back_below_the_floor_and_stays_back(make: Make) {
         "{runs:?}"
     );
     assert!(
-        runs.iter().any(|(_, id)| *id == rolled_back.to_string()),
+        runs.iter().any(|(_, id)| rolled_back == id.as_str()),
         "{runs:?}"
     );
 }

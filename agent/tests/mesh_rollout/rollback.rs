@@ -8,6 +8,7 @@ use serde_json::Value;
 use shoal_tests::poll_until;
 
 use super::fleet::{Fleet, Hooks};
+use super::watch::{view as fleet_view, wait_view, web};
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -17,32 +18,6 @@ const GROUP_POLICY: &str =
 
 /// The releases' own policy: all at once, so building up the history is quick.
 const RELEASE_POLICY: &str = "{ strategy: rolling, max_parallel: 5, min_healthy_time: 0s }";
-
-fn fleet_view(fleet: &Fleet, i: usize) -> Value {
-    let reply = fleet.get(i, "/v1/fleet");
-    serde_json::from_str(&reply.body).unwrap_or(Value::Null)
-}
-
-fn web(view: &Value) -> Value {
-    view["groups"]
-        .as_array()
-        .and_then(|g| g.iter().find(|g| g["name"] == "web"))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn wait_view(fleet: &Fleet, i: usize, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    poll_until(WAIT, || {
-        Some(fleet_view(fleet, i)).filter(|v| done(&web(v)))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "host {i}'s fleet never showed {what}:\n{:#}\n{}",
-            fleet_view(fleet, i),
-            fleet.log(i)
-        )
-    })
-}
 
 fn said(output: &std::process::Output) -> String {
     format!(
@@ -114,7 +89,8 @@ fn a_signed_rollback_goes_back_across_the_fleet_canary_first() {
     // waiting for a promote.
     let mut by = String::new();
     for i in 0..fleet.len() {
-        let view = wait_view(&fleet, i, "the rollback waiting for a promote", |g| {
+        let view = wait_view(&fleet, i, "the rollback waiting for a promote", |v| {
+            let g = web(v);
             g["target"] == "v1.0.0" && g["promote_pending"] == true && g["done"] == 1
         });
         let rollback = &web(&view)["rollback"];

@@ -16,11 +16,13 @@ use crate::fleet::{Fleet, Hooks};
 const WAIT: Duration = Duration::from_secs(90);
 
 /// Host `i`'s `/v1/fleet`.
-fn view(fleet: &Fleet, i: usize) -> Value {
+/// Host `i`'s `/v1/fleet`.
+pub(super) fn view(fleet: &Fleet, i: usize) -> Value {
     serde_json::from_str(&fleet.get(i, "/v1/fleet").body).unwrap_or(Value::Null)
 }
 
-fn web(view: &Value) -> Value {
+/// The group `web` in a fleet view.
+pub(super) fn web(view: &Value) -> Value {
     view["groups"]
         .as_array()
         .and_then(|g| g.iter().find(|g| g["name"] == "web"))
@@ -48,7 +50,12 @@ fn rows(view: &Value) -> Vec<(String, Value)> {
 }
 
 /// Polls host `i`'s fleet view until `done` holds; returns the view.
-fn wait_view(fleet: &Fleet, i: usize, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(super) fn wait_view(
+    fleet: &Fleet,
+    i: usize,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     poll_until(WAIT, || Some(view(fleet, i)).filter(|v| done(v))).unwrap_or_else(|| {
         panic!(
             "host {i}'s fleet never showed {what}:\n{:#}\n{}",
