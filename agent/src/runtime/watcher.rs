@@ -166,7 +166,10 @@ impl Watcher {
                     g.phase = Phase::Idle;
                 }
             });
-        } else if let Some((release, id)) = self.pending.take() {
+        }
+        // A release that verified is prepared even when the look failed after it (a rollback
+        // while the origin is down).
+        if let Some((release, id)) = self.pending.take() {
             let known = self.prepared.as_ref().is_some_and(|p| {
                 p.release.digest == release.digest
                     && p.release.version == release.version
@@ -248,7 +251,24 @@ impl Watcher {
         let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
             return Ok(());
         };
-        let poll = channel.poll(&signers, state, unix_now()).await?;
+        let poll = match channel.poll(&signers, state, unix_now()).await {
+            Ok(poll) => poll,
+            Err(failure) => {
+                // A rollback needs no new release from the channel: an order is taken, and its
+                // release brought from what this host already has (a git channel's mirror)
+                // while the origin is down, when going back matters most.
+                if let Err(e) = self.take_order() {
+                    warn!(error = %e.message, "cannot keep the rollback order");
+                }
+                if let Err(e) = self
+                    .rolled_back(&signers, wanted.as_deref(), target.as_deref())
+                    .await
+                {
+                    tracing::debug!(error = %e.message, "the rollback waits for the channel");
+                }
+                return Err(failure);
+            }
+        };
         let floor = state.floor().map(|f| f.name().to_owned());
         self.metrics.polled(&self.group.name, true);
         for (name, reason) in &poll.ignored {

@@ -45,6 +45,13 @@ over_channels!(
     a_release_can_go_past_a_broken_application_stop,
     an_operator_rolls_back_below_the_floor_and_stays_back,
 );
+/// The store channel has no copy of a release's manifest and bundle to go back to without its
+/// store; a git channel has its mirror.
+#[test]
+fn a_rollback_goes_ahead_while_the_git_origin_is_down() {
+    story::a_rollback_goes_ahead_while_the_git_origin_is_down(git::GitChannel::boxed);
+}
+
 over_channels!(
     restarts: kill_9_mid_hook_runs_the_release_again_on_restart,
     sigterm_lets_the_hook_finish_then_exits,

@@ -342,17 +342,10 @@ pub fn without_a_health_check_min_healthy_time_still_holds(make: Make) {
     );
 }
 
-/// `shoal rollback` with an operator key trusted for `shoal-rollback`: the agent goes back to
-/// v1.0.0 below its floor, v2.0.0 is not offered again after a `kill -9` and a restart (the
-/// store channel's first poll re-checks the release at the floor), and v3.0.0 ends the
-/// rollback.
-pub fn an_operator_rolls_back_below_the_floor_and_stays_back(make: Make) {
-    let (world, channel, mut agent) = start(make, "30s");
-    deploy_v1(&world, channel.as_ref(), &agent);
-    channel.publish(&world, "v2.0.0", Hooks::Good);
-    agent.wait_status(DEPLOY, "v2.0.0 deployed", |s| settled_on(s, "v2.0.0"));
-    let ops =
-        shoal_tests::signing::SigningKey::generate(&world.dir.path().join("keys"), "ops@example");
+/// Trusts a new operator key for `shoal-rollback` and runs `shoal rollback web` with it.
+fn roll_back(world: &World) {
+    let keys = world.dir.path().join("keys");
+    let ops = shoal_tests::signing::SigningKey::generate(&keys, "ops@example");
     let line = shoal_tests::signing::allowed_signers_line(
         "ops@example",
         &ops,
@@ -361,7 +354,6 @@ pub fn an_operator_rolls_back_below_the_floor_and_stays_back(make: Make) {
     let mut signers = std::fs::read_to_string(&world.signers_file).unwrap();
     signers.push_str(&format!("{line}\n"));
     std::fs::write(&world.signers_file, signers).unwrap();
-
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(["rollback", "web", "--key"])
         .arg(&ops.private)
@@ -375,6 +367,37 @@ pub fn an_operator_rolls_back_below_the_floor_and_stays_back(make: Make) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// With its git origin gone (moved away), the agent still rolls back: the order needs no new
+/// look at the channel, and the release is in the agent's mirror. The channel's error shows.
+pub fn a_rollback_goes_ahead_while_the_git_origin_is_down(make: Make) {
+    let (world, channel, agent) = start(make, "30s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(&world, "v2.0.0", Hooks::Good);
+    agent.wait_status(DEPLOY, "v2.0.0 deployed", |s| settled_on(s, "v2.0.0"));
+    let origin = world.dir.path().join("repo");
+    std::fs::rename(&origin, origin.with_extension("away")).unwrap();
+    roll_back(&world);
+    let status = agent.wait_status(DEPLOY, "rolled back to v1.0.0 without its origin", |s| {
+        settled_on(s, "v1.0.0")
+            && group(s)["last_deployment"]["reverts"].is_null()
+            && group(s)["last_channel_error"]["message"].is_string()
+    });
+    assert_eq!(world.installed(), "v1.0.0");
+    assert_eq!(group(&status)["floor"], "v2.0.0");
+}
+
+/// `shoal rollback` with an operator key trusted for `shoal-rollback`: the agent goes back to
+/// v1.0.0 below its floor, v2.0.0 is not offered again after a `kill -9` and a restart (the
+/// store channel's first poll re-checks the release at the floor), and v3.0.0 ends the
+/// rollback.
+pub fn an_operator_rolls_back_below_the_floor_and_stays_back(make: Make) {
+    let (world, channel, mut agent) = start(make, "30s");
+    deploy_v1(&world, channel.as_ref(), &agent);
+    channel.publish(&world, "v2.0.0", Hooks::Good);
+    agent.wait_status(DEPLOY, "v2.0.0 deployed", |s| settled_on(s, "v2.0.0"));
+    roll_back(&world);
     let status = agent.wait_status(DEPLOY, "rolled back to v1.0.0", |s| {
         settled_on(s, "v1.0.0") && group(s)["last_deployment"]["reverts"].is_null()
     });
