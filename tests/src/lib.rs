@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod browser;
 pub mod command;
+pub mod git_daemon;
 pub mod http;
 mod poll;
 pub mod proxy;

@@ -5,57 +5,14 @@
 //!     -- --ignored --nocapture bench_
 //! ```
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use shoal_agent::channel::git::GitSource;
-use shoal_tests::poll_until;
+use shoal_tests::git_daemon::GitDaemon;
 use shoal_tests::proxy::CountingProxy;
 
 use crate::fixture::Scene;
 use shoal_tests::command::{clean, stdout};
-
-/// `git daemon` serving a directory on a free port of 127.0.0.1; killed on drop.
-struct GitDaemon {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl GitDaemon {
-    fn serve(scene: &Scene, base: &std::path::Path) -> GitDaemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = clean("git", scene.dir.path())
-            .args([
-                "daemon",
-                "--export-all",
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-            ])
-            .arg(format!("--base-path={}", base.display()))
-            .arg(format!("--port={port}"))
-            .arg(base)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        poll_until(Duration::from_secs(10), || TcpStream::connect(addr).ok())
-            .expect("git daemon listens within 10 s");
-        GitDaemon { child, addr }
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn seconds_since(start: SystemTime) -> f64 {
     start.elapsed().unwrap_or_default().as_secs_f64()
@@ -82,7 +39,7 @@ fn bench_git_idle_poll() {
             .arg(scene.repo.dir())
             .arg(base.join("app.git")),
     );
-    let daemon = GitDaemon::serve(&scene, &base);
+    let daemon = GitDaemon::serve(scene.dir.path(), &base);
     let proxy = CountingProxy::start(daemon.addr);
     let url = format!("git://{}/app.git", proxy.addr());
     let mut channel = scene.channel_for(GitSource::new(url));
