@@ -150,6 +150,8 @@ pub struct GroupFile {
     pub kill_grace: Option<DurationValue>,
     /// The group's size across the mesh, if the quorum is to count against it.
     pub expected_members: Option<usize>,
+    /// How many members poll a remote channel's origin.
+    pub pollers: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -135,6 +135,9 @@ pub struct Group {
     /// The group's size across the mesh (`expected_members`), if configured: the quorum is a
     /// majority of it rather than of every member ever seen.
     pub expected_members: Option<usize>,
+    /// How many members poll a remote channel's origin (`pollers`); the others look at the
+    /// channel when gossip announces a release.
+    pub pollers: usize,
 }
 
 /// A group's release channel.
@@ -758,6 +761,21 @@ mod tests {
             .to_string();
         assert!(err.contains("remove one of them"), "{err}");
         assert!(mesh("  insecure: true\n").expect("clear").keyring.is_none());
+    }
+
+    #[test]
+    fn three_members_poll_the_origin_unless_told_and_never_none() {
+        let dir = with_signers();
+        let pollers = |extra: &str| {
+            parse_in(dir.path(), &format!("{MINIMAL}{extra}")).map(|s| s.groups[0].pollers)
+        };
+        assert_eq!(pollers("").expect("default"), 3);
+        assert_eq!(pollers("    pollers: 1\n").expect("one"), 1);
+        let err = pollers("    pollers: 0\n").expect_err("none").to_string();
+        assert!(
+            err.contains("groups[0].pollers: 0 would leave the group without a host"),
+            "{err}"
+        );
     }
 
     #[test]

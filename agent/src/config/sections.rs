@@ -275,6 +275,19 @@ pub(super) fn group(
             ),
         ));
     }
+    let pollers = raw
+        .pollers
+        .unwrap_or(shoal_shared::rollout::pollers::DEFAULT_POLLERS);
+    if pollers == 0 {
+        return Err((
+            None,
+            format!(
+                "{}: 0 would leave the group without a host that looks at the origin; use 1 or more (default {})",
+                key("pollers"),
+                shoal_shared::rollout::pollers::DEFAULT_POLLERS
+            ),
+        ));
+    }
     let keep_releases = raw.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES);
     if keep_releases > MAX_KEEP {
         return Err((
@@ -296,6 +309,7 @@ pub(super) fn group(
         max_revisions,
         keep_releases,
         kill_grace: raw.kill_grace.map_or(Duration::from_secs(10), |d| d.0),
+        pollers,
     })
 }
 

@@ -258,6 +258,7 @@ pub struct Metrics {
     current: Arc<Mutex<Vec<RevisionLabels>>>,
     refusals: Family<ReasonLabels, Counter>,
     polls: Family<GroupLabels, Counter>,
+    pollers: Family<GroupLabels, Gauge>,
     poll_errors: Family<GroupLabels, Counter>,
     unreadable_names: Family<GroupLabels, Counter>,
     ignored_halts: Family<GroupLabels, Counter>,
@@ -323,6 +324,12 @@ impl Metrics {
         );
         let polls = Family::<GroupLabels, Counter>::default();
         registry.register("channel_polls", "Channel checks, by group", polls.clone());
+        let pollers = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "channel_poller",
+            "1 while this host is one of the few of the group that poll a remote channel's origin (the others look when gossip announces a release)",
+            pollers.clone(),
+        );
         let poll_errors = Family::<GroupLabels, Counter>::default();
         registry.register(
             "channel_poll_errors",
@@ -394,6 +401,7 @@ impl Metrics {
             current: Arc::default(),
             refusals,
             polls,
+            pollers,
             poll_errors,
             unreadable_names,
         }
@@ -468,6 +476,14 @@ impl Metrics {
         } else {
             self.poll_errors.get_or_create(&labels).inc();
         }
+    }
+
+    /// Whether this host polls `group`'s channel origin.
+    pub fn poller(&self, group: &str, polls: bool) {
+        let labels = GroupLabels {
+            group: group.to_owned(),
+        };
+        self.pollers.get_or_create(&labels).set(i64::from(polls));
     }
 
     /// `group`'s store channel skipped `count` object names it cannot read.

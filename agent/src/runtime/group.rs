@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_shared::gossip::GroupValues;
-use shoal_shared::rollout::{Ended, Event, Failure, GroupHost, View, Work};
+use shoal_shared::rollout::{Ended, Event, Failure, GroupHost, View, Work, pollers};
 use shoal_shared::status::{GroupStatus, Health, Phase};
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
@@ -48,6 +48,11 @@ pub(super) struct GroupTask {
     pub(super) retire: Stop,
     /// Look at the channel at once (a peer announced a release, or the target must be fetched).
     pub(super) check_soon: bool,
+    /// The next look goes ahead even on a host that does not poll the origin (the first look,
+    /// or one asked for).
+    pub(super) look_due: bool,
+    /// Whether this host polled the origin at its last timed look (for the log and metric).
+    pub(super) polling: Option<bool>,
     /// Probe the running revision at once (a deployment just succeeded: its health is news
     /// for the mesh).
     pub(super) probe_soon: bool,
@@ -101,6 +106,7 @@ impl GroupTask {
 
     /// Runs until shutdown.
     pub(super) async fn run(mut self) {
+        self.look_due = true;
         self.recover().await;
         self.watcher.open();
         let mut news = self.mesh.as_ref().map(|m| m.changes());
@@ -133,14 +139,17 @@ impl GroupTask {
                 }
                 Wake::News => self.advance(Input::Step(Event::Tick)).await,
                 Wake::Check => {
-                    // A stop ends a fetch that hangs on a remote server, and kills its git.
-                    let stop = self.stop.clone();
-                    git::with_stop(stop, self.check()).await;
+                    if self.looks_now().await {
+                        // A stop ends a fetch that hangs on a remote server, and kills its git.
+                        let stop = self.stop.clone();
+                        git::with_stop(stop, self.check()).await;
+                    }
                     next_poll = Instant::now() + self.watcher.next_poll();
                 }
             }
             if std::mem::take(&mut self.check_soon) {
                 next_poll = Instant::now();
+                self.look_due = true;
             }
             if std::mem::take(&mut self.probe_soon) {
                 next_health = self.health_interval().map(|_| Instant::now());
@@ -177,6 +186,58 @@ impl GroupTask {
             },
         };
         self.advance(Input::Recover(cut)).await;
+    }
+
+    /// Whether this look at the channel goes ahead. With a mesh and a remote channel only a
+    /// few members poll the origin ([`pollers`]); the others look when asked (the first look,
+    /// a peer announcing a release, an operator's order, files the planner waits for) and
+    /// while an alive peer is on a release this host does not have, so one missed announcement
+    /// is not a release missed.
+    async fn looks_now(&mut self) -> bool {
+        let asked = std::mem::take(&mut self.look_due);
+        let Some(mesh) = self.mesh.clone() else {
+            return true;
+        };
+        if asked || self.watcher.is_local() {
+            return true;
+        }
+        let (wanted, target) = self.keeper.read(|host| {
+            (
+                host.wants_release().is_some(),
+                host.planner().target().map(|t| t.id.clone()),
+            )
+        });
+        let snapshot = mesh.group(&self.group.name).await;
+        let alive: Vec<&str> = snapshot
+            .peers
+            .iter()
+            .filter(|p| p.alive)
+            .map(|p| p.node.as_str())
+            .collect();
+        let polls = pollers::polls(&self.group.name, mesh.node(), &alive, self.group.pollers);
+        if self.polling != Some(polls) {
+            if polls {
+                info!(
+                    pollers = self.group.pollers,
+                    "this host polls the channel's origin for the group"
+                );
+            } else {
+                info!(
+                    pollers = self.group.pollers,
+                    "this host leaves polling the channel's origin to other members; gossip announces releases"
+                );
+            }
+            self.metrics.poller(&self.group.name, polls);
+            self.polling = Some(polls);
+        }
+        let behind = snapshot.peers.iter().any(|p| {
+            p.alive
+                && p.state
+                    .as_ref()
+                    .and_then(|s| s.target.as_ref())
+                    .is_some_and(|t| Some(&t.id) != target.as_ref())
+        });
+        polls || wanted || behind
     }
 
     /// Looks at the channel once and hands the host a release that verified.

@@ -144,6 +144,8 @@ impl Groups {
             stop: context.stop.clone(),
             retire,
             check_soon: false,
+            look_due: true,
+            polling: None,
             probe_soon: false,
             running_check: None,
         };

@@ -126,6 +126,14 @@ impl Watcher {
         self.start_watch();
     }
 
+    /// Whether the channel is local (a path, `file://`): watched, and looked at by every host.
+    /// A channel not opened yet counts as local, so it is looked at until it opens.
+    pub(super) fn is_local(&self) -> bool {
+        self.channel
+            .as_ref()
+            .is_none_or(|channel| channel.watch_paths().is_some())
+    }
+
     /// When to look next: the poll interval, spread by ±20 % jitter.
     pub(super) fn next_poll(&mut self) -> Duration {
         let interval = match &self.group.channel {

@@ -43,6 +43,23 @@ struct Host {
     agent: Option<AgentProcess>,
 }
 
+/// How a fleet differs from the plain one.
+#[derive(Default)]
+struct Options<'a> {
+    /// Join through a plain mesh member with `groups: []` started first.
+    seed: bool,
+    /// More keys of each host's `mesh:`.
+    mesh_extra: &'a str,
+    /// More keys of each host's `status:`.
+    status_extra: &'a str,
+    /// More top-level sections of each host's config.
+    top_extra: &'a str,
+    /// The shoal every host runs (this build unless given).
+    binary: Option<&'a Path>,
+    /// The channel is the repository over `git://` through a counting proxy.
+    remote: bool,
+}
+
 pub struct Fleet {
     dir: TempDir,
     repo: Repo,
@@ -57,6 +74,12 @@ pub struct Fleet {
     mesh_extra: String,
     /// More keys of each host's `status:` (`, key: value…`).
     status_extra: String,
+    /// The repository served over `git://` through a counting proxy, when the channel is
+    /// remote ([`Fleet::start_remote`]): the hosts poll it instead of watching it.
+    remote: Option<(
+        shoal_tests::git_daemon::GitDaemon,
+        shoal_tests::proxy::CountingProxy,
+    )>,
     /// More top-level sections of each host's config (YAML lines).
     top_extra: String,
 }
@@ -65,60 +88,104 @@ impl Fleet {
     /// Starts `n` agents as one mesh (each joins through the ones started before it) with
     /// the group's default rollout `policy` (a YAML flow mapping).
     pub fn start(n: usize, policy: &str) -> Fleet {
-        Self::start_with(n, policy, false, "")
+        Self::start_as(n, policy, Options::default())
     }
 
     /// The same with every host running `binary` (an older build) until [`Fleet::upgrade`].
     pub fn start_on(n: usize, policy: &str, binary: &Path) -> Fleet {
-        Self::start_on_with(n, policy, false, "", "", "", binary)
+        let binary = Some(binary);
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                binary,
+                ..Options::default()
+            },
+        )
     }
 
     /// The same with `status.public_logs: true`: hook output is every reader's.
     #[allow(dead_code)]
     pub fn start_with_public_logs(n: usize, policy: &str) -> Fleet {
-        let binary = Path::new(env!("CARGO_BIN_EXE_shoal"));
-        Self::start_on_with(n, policy, false, "", ", public_logs: true", "", binary)
+        let status_extra = ", public_logs: true";
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                status_extra,
+                ..Options::default()
+            },
+        )
     }
 
     /// The same with `sections` (top-level YAML, such as a `notify:` section) in every host's
     /// config.
     #[allow(dead_code)]
     pub fn start_with_sections(n: usize, policy: &str, sections: &str) -> Fleet {
-        let binary = Path::new(env!("CARGO_BIN_EXE_shoal"));
-        Self::start_on_with(n, policy, false, "", "", sections, binary)
+        let top_extra = sections;
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                top_extra,
+                ..Options::default()
+            },
+        )
     }
 
     /// The same with the mesh's `dead_grace` set to `grace` (e.g. `3s`).
     pub fn start_with_dead_grace(n: usize, policy: &str, grace: &str) -> Fleet {
-        Self::start_with(n, policy, false, &format!(", dead_grace: {grace}"))
+        let mesh_extra = &format!(", dead_grace: {grace}");
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                mesh_extra,
+                ..Options::default()
+            },
+        )
     }
 
     /// The same, joining through a plain mesh member with `groups: []` started first.
     pub fn start_with_seed(n: usize, policy: &str) -> Fleet {
-        Self::start_with(n, policy, true, "")
-    }
-
-    fn start_with(n: usize, policy: &str, seed: bool, mesh_extra: &str) -> Fleet {
-        Self::start_on_with(
+        Self::start_as(
             n,
             policy,
-            seed,
-            mesh_extra,
-            "",
-            "",
-            Path::new(env!("CARGO_BIN_EXE_shoal")),
+            Options {
+                seed: true,
+                ..Options::default()
+            },
         )
     }
 
-    fn start_on_with(
-        n: usize,
-        policy: &str,
-        seed: bool,
-        mesh_extra: &str,
-        status_extra: &str,
-        top_extra: &str,
-        binary: &Path,
-    ) -> Fleet {
+    /// `n` hosts whose channel is remote: the repository over `git://` through a counting
+    /// proxy, polled every 2 s.
+    pub fn start_remote(n: usize, policy: &str) -> Fleet {
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                remote: true,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// What went through the proxy in front of the remote repository.
+    pub fn origin(&self) -> &shoal_tests::proxy::CountingProxy {
+        &self.remote.as_ref().expect("a remote channel").1
+    }
+
+    fn start_as(n: usize, policy: &str, options: Options<'_>) -> Fleet {
+        let Options {
+            seed,
+            mesh_extra,
+            status_extra,
+            top_extra,
+            binary,
+            remote,
+        } = options;
+        let binary = binary.unwrap_or(Path::new(env!("CARGO_BIN_EXE_shoal")));
         let mut dir = tempfile::tempdir().unwrap();
         if std::env::var_os("SHOAL_KEEP_FLEET").is_some() {
             dir.disable_cleanup(true);
@@ -168,7 +235,14 @@ impl Fleet {
             mesh_extra: mesh_extra.to_owned(),
             status_extra: status_extra.to_owned(),
             top_extra: top_extra.to_owned(),
+            remote: None,
         };
+        if remote {
+            let daemon =
+                shoal_tests::git_daemon::GitDaemon::serve(fleet.dir.path(), fleet.dir.path());
+            let proxy = shoal_tests::proxy::CountingProxy::start(daemon.addr);
+            fleet.remote = Some((daemon, proxy));
+        }
         if seed {
             fleet.seed = Some(fleet.start_seed());
         }
@@ -267,7 +341,10 @@ impl Fleet {
             data = host.data_dir.display(),
             key = self.key_file().display(),
             seeds = seeds.join(", "),
-            repo = self.repo.dir().display(),
+            repo = match &self.remote {
+                Some((_, proxy)) => format!("git://{}/repo", proxy.addr()),
+                None => self.repo.dir().display().to_string(),
+            },
             signers = self.signers_file.display(),
             policy = self.policy,
             extra = self.mesh_extra,

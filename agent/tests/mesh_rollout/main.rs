@@ -9,6 +9,7 @@
 mod fleet;
 mod health;
 mod notify;
+mod pollers;
 mod rollback;
 mod strangers;
 mod watch;

@@ -1,0 +1,88 @@
+//! Few pollers: six hosts on a remote channel (`git://` through a counting proxy). Three of
+//! them poll the origin; the others leave it alone until gossip announces a release, then all
+//! six deploy it. When a poller stops, another host takes its place.
+
+use std::time::Duration;
+
+use shoal_tests::poll_until;
+
+use super::fleet::{Fleet, Hooks};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A counter or gauge of group `web` in host `i`'s `/metrics`.
+fn metric(fleet: &Fleet, i: usize, name: &str) -> Option<u64> {
+    let text = fleet.get(i, "/metrics").body;
+    let line = format!("{name}{{group=\"web\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The hosts (of `hosts`) whose poller gauge says they poll, once every one of them says the
+/// same `count` hosts poll.
+fn wait_pollers(fleet: &Fleet, hosts: &[usize], count: usize) -> Vec<usize> {
+    poll_until(WAIT, || {
+        let gauges: Vec<Option<u64>> = hosts
+            .iter()
+            .map(|&i| metric(fleet, i, "shoal_channel_poller"))
+            .collect();
+        let polling: Vec<usize> = hosts
+            .iter()
+            .zip(&gauges)
+            .filter(|(_, g)| **g == Some(1))
+            .map(|(&i, _)| i)
+            .collect();
+        (gauges.iter().all(Option::is_some) && polling.len() == count).then_some(polling)
+    })
+    .unwrap_or_else(|| panic!("never {count} pollers:\n{}", fleet.log(hosts[0])))
+}
+
+fn polls(fleet: &Fleet, hosts: &[usize]) -> Vec<u64> {
+    hosts
+        .iter()
+        .map(|&i| metric(fleet, i, "shoal_channel_polls_total").unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn three_of_six_hosts_poll_a_remote_origin_and_all_six_deploy() {
+    let mut fleet = Fleet::start_remote(6, "{ strategy: all-at-once, min_healthy_time: 0s }");
+    let all: Vec<usize> = (0..fleet.len()).collect();
+    let pollers = wait_pollers(&fleet, &all, 3);
+    // Over several poll intervals, only the pollers look at the origin.
+    let before = polls(&fleet, &all);
+    let after = poll_until(WAIT, || {
+        let now = polls(&fleet, &all);
+        pollers
+            .iter()
+            .all(|&p| now[p] >= before[p] + 3)
+            .then_some(now)
+    })
+    .unwrap_or_else(|| panic!("the pollers did not poll:\n{}", fleet.log(pollers[0])));
+    let looked: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| after[i] > before[i])
+        .collect();
+    let mut expected = pollers.clone();
+    expected.sort_unstable();
+    assert_eq!(looked, expected, "polls before {before:?}, after {after:?}");
+
+    // A release: a poller sees it, gossip tells the rest, and every host deploys it.
+    fleet.publish("v1.0.0", Hooks::Good);
+    fleet.wait_all_on("v1.0.0");
+    assert!(fleet.origin().stats().connections > 0);
+
+    // A poller stops: the others choose one more among the hosts left.
+    let gone = pollers[0];
+    fleet.stop(gone);
+    let left: Vec<usize> = all.iter().copied().filter(|&i| i != gone).collect();
+    let now = wait_pollers(&fleet, &left, 3);
+    assert!(!now.contains(&gone));
+    let kept = pollers.iter().filter(|p| now.contains(p)).count();
+    assert_eq!(
+        kept, 2,
+        "the two other pollers stay: {pollers:?} then {now:?}"
+    );
+}
