@@ -137,23 +137,11 @@ fn run<B: serde::Serialize>(
     body: Option<&B>,
     target: &TargetArgs,
 ) -> u8 {
-    if let Err(code) = check_group_name(group) {
-        return code;
-    }
-    let socket = match target.socket() {
-        Ok(socket) => socket,
+    let channel = match Steering::open(group, action, target) {
+        Ok(channel) => channel,
         Err(code) => return code,
     };
-    let runtime = match super::runtime(0) {
-        Ok(runtime) => runtime,
-        Err(message) => {
-            errln!("error: {message}");
-            return exit::FAILURE;
-        }
-    };
-    let path = format!("/v1/groups/{group}/{}", action.as_str());
-    let body = body.and_then(|b| serde_json::to_vec(b).ok());
-    match runtime.block_on(steer::<CommandAccepted>(&socket, &path, body)) {
+    match channel.post::<CommandAccepted>(body) {
         Ok(accepted) => {
             outln!("{}", said(&accepted));
             exit::OK
@@ -162,6 +150,43 @@ fn run<B: serde::Serialize>(
             errln!("error: {message}");
             code
         }
+    }
+}
+
+/// One steering call's way to the agent: its control socket, the path of `action` on the
+/// group, and a runtime to wait on the answer.
+pub(super) struct Steering {
+    socket: PathBuf,
+    path: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Steering {
+    /// The way to `action` on `group` through the agent `target` names; `Err` (after saying
+    /// why) with the exit code when the group name or the config is bad.
+    pub(super) fn open(group: &str, action: Control, target: &TargetArgs) -> Result<Self, u8> {
+        check_group_name(group)?;
+        let socket = target.socket()?;
+        let runtime = super::runtime(0).map_err(|message| {
+            errln!("error: {message}");
+            exit::FAILURE
+        })?;
+        Ok(Self {
+            socket,
+            path: format!("/v1/groups/{group}/{}", action.as_str()),
+            runtime,
+        })
+    }
+
+    /// Posts `body` (JSON) and reads the agent's answer; the exit code and one sentence when
+    /// it does not come or says no.
+    pub(super) fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T, (u8, String)> {
+        let body = body.and_then(|b| serde_json::to_vec(b).ok());
+        self.runtime
+            .block_on(steer::<T>(&self.socket, &self.path, body))
     }
 }
 
@@ -182,7 +207,7 @@ fn operator() -> Option<String> {
 
 /// `POST path` with `body` on the control socket; the agent's answer, or the exit code and
 /// one sentence.
-pub(super) async fn steer<T: serde::de::DeserializeOwned>(
+async fn steer<T: serde::de::DeserializeOwned>(
     socket: &Path,
     path: &str,
     body: Option<Vec<u8>>,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use shoal_shared::release::rollback::ROLLBACK_NAMESPACE;
 use shoal_shared::status::{RollbackAnswer, RollbackRequest};
 
-use super::control::{TargetArgs, check_group_name, steer};
+use super::control::{Steering, TargetArgs};
 use super::exit;
 use super::sign::sign;
 use crate::report::http::Control;
@@ -33,29 +33,14 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> u8 {
-    if let Err(code) = check_group_name(&args.group) {
-        return code;
-    }
-    let socket = match args.target.socket() {
-        Ok(socket) => socket,
+    let agent = match Steering::open(&args.group, Control::Rollback, &args.target) {
+        Ok(agent) => agent,
         Err(code) => return code,
     };
-    let runtime = match super::runtime(0) {
-        Ok(runtime) => runtime,
-        Err(message) => {
-            errln!("error: {message}");
-            return exit::FAILURE;
-        }
-    };
-    let path = format!("/v1/groups/{}/{}", args.group, Control::Rollback.as_str());
-    let ask = |request: &RollbackRequest| {
-        let body = serde_json::to_vec(request).ok();
-        runtime.block_on(steer::<RollbackAnswer>(&socket, &path, body))
-    };
-    let order = match ask(&RollbackRequest {
+    let order = match agent.post::<RollbackAnswer>(Some(&RollbackRequest {
         to: args.to.clone(),
         ..RollbackRequest::default()
-    }) {
+    })) {
         Ok(order) => order,
         Err((code, message)) => {
             errln!("error: {message}");
@@ -73,11 +58,11 @@ pub(super) fn run(args: Args) -> u8 {
             };
         }
     };
-    let given = match ask(&RollbackRequest {
+    let given = match agent.post::<RollbackAnswer>(Some(&RollbackRequest {
         order: Some(order.order.clone()),
         signature: Some(signed.armored),
         to: None,
-    }) {
+    })) {
         Ok(given) => given,
         Err((code, message)) => {
             errln!("error: {message}");
