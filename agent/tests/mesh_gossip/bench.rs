@@ -123,6 +123,68 @@ async fn bench_halt_rounds_500_nodes() {
     halt_rounds(500, Duration::from_secs(1), 3).await;
 }
 
+/// A mesh of `n` nodes in one process, once: how long membership takes to converge, what an
+/// idle round costs (bytes per message and per node, CPU), and how many rounds a halt takes to
+/// reach every node.
+async fn at_scale(n: usize, interval: Duration) {
+    let _one = exclusive().await;
+    let transport = channel();
+    let deadline = DEADLINE.max(interval * 60);
+    let started = Instant::now();
+    let cluster = Cluster::web(n, interval, &transport).await;
+    let spawned = started.elapsed();
+    let converged = cluster.converge(deadline).await;
+    eprintln!(
+        "N={n} gossip={interval:?}: started in {spawned:?}, membership converged in {converged:?} ({:.1} rounds); process RSS {:.0} MB = {:.0} KB per node",
+        cluster.rounds(converged),
+        rss_bytes() as f64 / 1e6,
+        rss_bytes() as f64 / n as f64 / 1e3,
+    );
+    let before = transport.statistics();
+    let cpu_before = cpu_seconds();
+    let window = Instant::now();
+    tokio::time::sleep(interval * 3).await;
+    let after = transport.statistics();
+    let secs = window.elapsed().as_secs_f64();
+    let bytes = (after.num_bytes_total - before.num_bytes_total) as f64;
+    let messages = (after.num_messages_total - before.num_messages_total) as f64;
+    eprintln!(
+        "N={n} idle over 3 rounds: {:.0} B per message, {:.0} B/s and {:.2} messages/s sent per node; whole process {:.0} % of a core",
+        bytes / messages,
+        bytes / n as f64 / secs,
+        messages / n as f64 / secs,
+        (cpu_seconds() - cpu_before) / secs * 100.0,
+    );
+    let arrivals = Arrivals::watch(&cluster).await;
+    let origin = n / 3;
+    let start = Instant::now();
+    cluster.nodes[origin]
+        .publish("web", &halt(&name(origin)))
+        .await;
+    let all = eventually(deadline, "the halt to reach every node", || async {
+        arrivals.all_since(start)
+    })
+    .await;
+    eprintln!(
+        "N={n} halt from {}: all nodes in {all:?} = {:.1} rounds",
+        name(origin),
+        cluster.rounds(all)
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --release --ignored --nocapture (tens of minutes)"]
+async fn bench_scale_1000_nodes() {
+    at_scale(1000, Duration::from_secs(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --release --ignored --nocapture (tens of minutes)"]
+async fn bench_scale_2000_nodes() {
+    at_scale(2000, Duration::from_secs(30)).await;
+}
+
 async fn traffic(n: usize, interval: Duration, window_rounds: u32) {
     let _one = exclusive().await;
     let transport = channel();
@@ -157,6 +219,17 @@ async fn traffic(n: usize, interval: Duration, window_rounds: u32) {
 async fn bench_traffic_100_nodes() {
     traffic(100, Duration::from_secs(1), 20).await;
     traffic(100, Duration::from_millis(200), 50).await;
+}
+
+/// This process's resident memory, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kb * 1024
 }
 
 /// CPU time this process has used (user + system), from `/proc/self/stat`.
