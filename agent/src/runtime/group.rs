@@ -201,22 +201,22 @@ impl GroupTask {
         if asked || self.watcher.is_local() {
             return true;
         }
-        let (wanted, target) = self.keeper.read(|host| {
+        let (wanted, own) = self.keeper.read(|host| {
             (
                 host.wants_release().is_some(),
                 host.planner().target().map(|t| t.id.clone()),
             )
         });
         let snapshot = mesh.group(&self.group.name).await;
-        let alive: Vec<&str> = snapshot
-            .peers
-            .iter()
-            .filter(|p| p.alive)
-            .map(|p| p.node.as_str())
-            .collect();
-        let polls = pollers::polls(&self.group.name, mesh.node(), &alive, self.group.pollers);
-        if self.polling != Some(polls) {
-            if polls {
+        let look = pollers::look(
+            &self.group.name,
+            mesh.node(),
+            own.as_deref(),
+            &snapshot.view().peers,
+            self.group.pollers,
+        );
+        if self.polling != Some(look.polls) {
+            if look.polls {
                 info!(
                     pollers = self.group.pollers,
                     "this host polls the channel's origin for the group"
@@ -227,17 +227,10 @@ impl GroupTask {
                     "this host leaves polling the channel's origin to other members; gossip announces releases"
                 );
             }
-            self.metrics.poller(&self.group.name, polls);
-            self.polling = Some(polls);
+            self.metrics.poller(&self.group.name, look.polls);
+            self.polling = Some(look.polls);
         }
-        let behind = snapshot.peers.iter().any(|p| {
-            p.alive
-                && p.state
-                    .as_ref()
-                    .and_then(|s| s.target.as_ref())
-                    .is_some_and(|t| Some(&t.id) != target.as_ref())
-        });
-        polls || wanted || behind
+        look.looks || wanted
     }
 
     /// Looks at the channel once and hands the host a release that verified.

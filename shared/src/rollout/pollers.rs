@@ -9,6 +9,8 @@
 
 use sha2::{Digest, Sha256};
 
+use super::plan::Peer;
+
 /// How many hosts of a group poll its origin unless configured.
 pub const DEFAULT_POLLERS: usize = 3;
 
@@ -43,6 +45,34 @@ pub fn polls(group: &str, me: &str, peers_alive: &[&str], count: usize) -> bool 
     pollers(group, &alive, count).contains(&me)
 }
 
+/// What a host does at a timed look at a remote channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    /// It is one of the group's pollers.
+    pub polls: bool,
+    /// It looks at the channel now: a poller always; another host while an alive peer is on a
+    /// deployment it does not have (the announcement of a release comes once, and a look may
+    /// have failed), so a missed announcement is never a missed release.
+    pub looks: bool,
+}
+
+/// Whether `me`, with the deployment `own` and seeing `peers` of `group`, looks at a remote
+/// channel at its timed look, `count` members polling.
+pub fn look(group: &str, me: &str, own: Option<&str>, peers: &[Peer<'_>], count: usize) -> Look {
+    let alive: Vec<&str> = peers.iter().filter(|p| p.alive).map(|p| p.node).collect();
+    let polls = polls(group, me, &alive, count);
+    let behind = peers.iter().any(|p| {
+        p.alive
+            && p.state
+                .and_then(|s| s.target.as_ref())
+                .is_some_and(|t| Some(t.id.as_str()) != own)
+    });
+    Look {
+        polls,
+        looks: polls || behind,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +105,69 @@ mod tests {
         assert_eq!(polling, sorted);
         // Another group spreads the load to other hosts.
         assert_ne!(pollers("api", &all, 3), chosen);
+    }
+
+    #[test]
+    fn a_host_that_does_not_poll_looks_while_an_alive_peer_is_on_a_release_it_lacks() {
+        use crate::gossip::{GroupState, Target};
+        let on = |id: &str| GroupState {
+            target: Some(Target {
+                id: id.into(),
+                revision: "v2".into(),
+                digest: "git:v2".into(),
+            }),
+            ..GroupState::default()
+        };
+        let (v2, v1) = (on("d-2"), on("d-1"));
+        fn peer<'a>(node: &'a str, alive: bool, state: Option<&'a GroupState>) -> Peer<'a> {
+            Peer {
+                node,
+                alive,
+                recent: alive,
+                state,
+                halt: None,
+                resume: None,
+                promote: None,
+            }
+        }
+        let names = nodes(6);
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let chosen = pollers("web", &all, 3);
+        let me = *all
+            .iter()
+            .find(|n| !chosen.contains(n))
+            .expect("a non-poller");
+        // The other five, alive (pollers always), each on `state`.
+        let peers = |state, alive| -> Vec<Peer<'_>> {
+            all.iter()
+                .filter(|n| **n != me)
+                .map(|n| peer(n, alive || chosen.contains(n), state))
+                .collect()
+        };
+        let idle = look("web", me, Some("d-2"), &peers(Some(&v2), true), 3);
+        assert_eq!(
+            idle,
+            Look {
+                polls: false,
+                looks: false
+            }
+        );
+        // The others moved on to d-2 while this host stays on d-1, or has nothing yet.
+        assert!(look("web", me, Some("d-1"), &peers(Some(&v2), true), 3).looks);
+        assert!(look("web", me, None, &peers(Some(&v2), true), 3).looks);
+        // A peer with no release, or a dead one on another, is no reason to look.
+        assert!(!look("web", me, Some("d-1"), &peers(None, true), 3).looks);
+        let mut dead = peers(Some(&v1), true);
+        dead.push(peer("web-99", false, Some(&v2)));
+        assert!(!look("web", me, Some("d-1"), &dead, 3).looks);
+        // A poller always looks.
+        assert_eq!(
+            look("web", chosen[0], Some("d-2"), &peers(Some(&v2), true), 3),
+            Look {
+                polls: true,
+                looks: true
+            }
+        );
     }
 
     #[test]
