@@ -119,17 +119,6 @@ mod tests {
             ..GroupState::default()
         };
         let (v2, v1) = (on("d-2"), on("d-1"));
-        fn peer<'a>(node: &'a str, alive: bool, state: Option<&'a GroupState>) -> Peer<'a> {
-            Peer {
-                node,
-                alive,
-                recent: alive,
-                state,
-                halt: None,
-                resume: None,
-                promote: None,
-            }
-        }
         let names = nodes(6);
         let all: Vec<&str> = names.iter().map(String::as_str).collect();
         let chosen = pollers("web", &all, 3);
@@ -141,7 +130,7 @@ mod tests {
         let peers = |state, alive| -> Vec<Peer<'_>> {
             all.iter()
                 .filter(|n| **n != me)
-                .map(|n| peer(n, alive || chosen.contains(n), state))
+                .map(|n| Peer::new(n, alive || chosen.contains(n), state))
                 .collect()
         };
         let idle = look("web", me, Some("d-2"), &peers(Some(&v2), true), 3);
@@ -158,7 +147,7 @@ mod tests {
         // A peer with no release, or a dead one on another, is no reason to look.
         assert!(!look("web", me, Some("d-1"), &peers(None, true), 3).looks);
         let mut dead = peers(Some(&v1), true);
-        dead.push(peer("web-99", false, Some(&v2)));
+        dead.push(Peer::new("web-99", false, Some(&v2)));
         assert!(!look("web", me, Some("d-1"), &dead, 3).looks);
         // A poller always looks.
         assert_eq!(
