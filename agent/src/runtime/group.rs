@@ -257,13 +257,9 @@ impl GroupTask {
         let mut next = Some(input);
         while let Some(input) = next.take() {
             let snapshot = self.snapshot().await;
-            let heard = snapshot
-                .peers
-                .iter()
-                .filter_map(|p| p.rollback.clone())
-                .chain(self.keeper.take_orders())
-                .collect();
-            self.check_soon |= self.watcher.hear(heard);
+            let given = self.keeper.take_orders();
+            let heard = snapshot.peers.iter().filter_map(|p| p.rollback.as_ref());
+            self.check_soon |= self.watcher.hear(heard.chain(&given));
             let work = match self.take(input, &snapshot.view()) {
                 Ok(work) => work,
                 Err(e) => {

@@ -354,10 +354,12 @@ impl Watcher {
     /// Hears rollback orders (published by peers, or given on this host): each new one is
     /// checked against the group's `allowed_signers` once, and kept until its `from` is the
     /// floor. True when one is new and verified: the channel should be looked at.
-    pub(super) fn hear(&mut self, heard: Vec<Rollback>) -> bool {
+    pub(super) fn hear<'a>(&mut self, heard: impl IntoIterator<Item = &'a Rollback>) -> bool {
+        // Every peer republishes the order in force: only one not judged yet is copied.
         let new: Vec<Rollback> = heard
             .into_iter()
             .filter(|r| !self.judged.contains(&r.order))
+            .cloned()
             .collect();
         if new.is_empty() {
             return false;
