@@ -10,6 +10,7 @@ pub mod plan;
 mod policy;
 mod policy_file;
 pub mod pollers;
+pub mod sources;
 
 pub use host::{Ended, Failure, GroupHost, MAX_REVERT_ATTEMPTS, Work};
 pub use ids::{deployment_id, revert_id, rollback_id};

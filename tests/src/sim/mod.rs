@@ -15,7 +15,8 @@
 //! loop) and `setup` (time zero), `drive` (stepping the planners as the agent does), `work`
 //! (lifecycles, reverts, crashes and restarts), `operator`, `mesh`, `gossip` and `net` (the
 //! simulated chitchat), `host`, `check` (the properties, the progress bound, the final state),
-//! `trace` and `report` (what a failure prints), `queue` (timed events), `rng`.
+//! `trace` and `report` (what a failure prints), `queue` (timed events), `rng`. Beside them,
+//! `spread`: a model of how a release's bytes reach every host, from peers or from the origin.
 //!
 //! The driver contract the simulator shares with the agent's group task: write the journal
 //! whenever `GroupHost::take_changed` says so, before carrying out the work asked for; run each
@@ -35,6 +36,7 @@ mod report;
 pub mod rng;
 pub mod scenario;
 mod setup;
+pub mod spread;
 pub mod trace;
 mod work;
 pub mod world;
