@@ -17,15 +17,16 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use base64ct::{Base64, Encoding as _};
-use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
+use shoal_seal::Cipher;
 
 /// The format version this build writes and reads (1 had no `sent at`).
 const VERSION: u8 = 2;
 /// Bytes of a key.
 pub const KEY_LEN: usize = 32;
-const ID_LEN: usize = 4;
+/// Bytes of a key id.
+pub const ID_LEN: usize = 4;
 const TIME_LEN: usize = 8;
 /// Bytes of a nonce.
 pub const NONCE_LEN: usize = 24;
@@ -39,7 +40,9 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 #[derive(Clone)]
 pub struct Key {
     id: [u8; ID_LEN],
-    cipher: XChaCha20Poly1305,
+    cipher: Cipher,
+    /// The key itself, for keys derived from it ([`Key::derive`]).
+    secret: [u8; KEY_LEN],
 }
 
 impl Key {
@@ -50,8 +53,27 @@ impl Key {
         id.copy_from_slice(&digest[..ID_LEN]);
         Key {
             id,
-            cipher: XChaCha20Poly1305::new(bytes.into()),
+            cipher: Cipher::new(bytes),
+            secret: *bytes,
         }
+    }
+
+    /// The key's id as sent on the wire.
+    pub fn id_bytes(&self) -> [u8; ID_LEN] {
+        self.id
+    }
+
+    /// A key derived from this one for `label` and `parts`: HMAC-SHA256 under this key of the
+    /// label and each part, every one prefixed with its length. Other uses of the cluster key
+    /// (the release transport's session keys) never share a key with gossip.
+    pub fn derive(&self, label: &str, parts: &[&[u8]]) -> [u8; KEY_LEN] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        for part in std::iter::once(label.as_bytes()).chain(parts.iter().copied()) {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// The key's id as hex, to name it in logs without showing it.
@@ -195,6 +217,11 @@ impl Keyring {
         Keyring::new(keys).ok_or(None)
     }
 
+    /// The key of the ring with this id.
+    pub fn key(&self, id: &[u8]) -> Option<&Key> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+
     /// The key that seals.
     pub fn primary(&self) -> &Key {
         &self.keys[0]
@@ -221,17 +248,8 @@ impl Keyring {
         out.extend_from_slice(&sent_at.to_be_bytes());
         out.extend_from_slice(nonce);
         let aad = associated(mesh, &out);
-        let sealed = key
-            .cipher
-            .encrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            // Only fails for plaintexts beyond 256 GiB.
-            .unwrap_or_default();
+        // Only fails for plaintexts beyond 256 GiB.
+        let sealed = key.cipher.seal(nonce, &aad, plaintext).unwrap_or_default();
         out.extend_from_slice(&sealed);
         out
     }
@@ -246,21 +264,11 @@ impl Keyring {
             return Err(Refused::Version);
         }
         let id = &header[1..1 + ID_LEN];
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == id)
-            .ok_or(Refused::UnknownKey)?;
-        let nonce = XNonce::from_slice(&header[NONCE_AT..]);
+        let key = self.key(id).ok_or(Refused::UnknownKey)?;
+        let nonce: &[u8; NONCE_LEN] = header[NONCE_AT..].try_into().map_err(|_| Refused::Short)?;
         key.cipher
-            .decrypt(
-                nonce,
-                Payload {
-                    msg: sealed,
-                    aad: &associated(mesh, header),
-                },
-            )
-            .map_err(|_| Refused::Forged)
+            .open(nonce, &associated(mesh, header), sealed)
+            .ok_or(Refused::Forged)
     }
 }
 
