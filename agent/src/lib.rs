@@ -16,5 +16,6 @@ pub mod logging;
 pub mod net;
 pub mod report;
 pub mod runtime;
+pub mod share;
 pub mod stop;
 pub mod verify;

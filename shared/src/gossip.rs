@@ -125,6 +125,17 @@ pub fn encode<T: Serialize>(value: &T) -> String {
     serde_json::to_string(&Versioned { v: VERSION, value }).unwrap_or_default()
 }
 
+/// `share`: the TCP port where a node serves the releases it verified to its mesh's members
+/// (at its gossip address). Absent when it serves none.
+pub const SHARE_KEY: &str = "share";
+
+/// The value of [`SHARE_KEY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    /// The TCP port.
+    pub port: u16,
+}
+
 /// `groups`: the groups a node belongs to. A node with none is a plain mesh member.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Groups {

@@ -101,6 +101,27 @@ impl AgentProcess {
         })
     }
 
+    /// Where this run of the agent serves releases to its peers, from its log.
+    pub fn share_addr(&self) -> SocketAddr {
+        let found = poll_until(START_TIMEOUT, || {
+            logged_field(
+                &self.log,
+                self.log_offset,
+                "serving verified releases to the mesh's members",
+                "share.addr",
+            )?
+            .parse()
+            .ok()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "the agent did not log where it serves releases:
+{}",
+                self.log_text()
+            )
+        })
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

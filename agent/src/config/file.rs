@@ -98,6 +98,20 @@ pub struct MeshFile {
     pub insecure: bool,
     /// The largest gossip datagram in bytes.
     pub max_datagram: Option<usize>,
+    /// How this host serves releases to its peers.
+    pub share: Option<ShareFile>,
+}
+
+/// `mesh.share:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareFile {
+    /// Where the TCP service listens (default: the gossip address and port).
+    pub listen: Option<String>,
+    /// Copies served at once; 0 serves none.
+    pub uploads: Option<usize>,
+    /// Bytes a second for all uploads, e.g. `100MB/s` or `800Mbit/s`.
+    pub upload_rate: Option<String>,
 }
 
 /// `notify:`: where rollout events go.

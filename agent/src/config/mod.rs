@@ -6,6 +6,7 @@ mod credentials;
 mod file;
 mod notify;
 mod sections;
+mod share;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -24,7 +25,8 @@ use crate::report::notifications::NotifySettings;
 pub use credentials::check_credential_files;
 use file::ConfigFile;
 pub use file::LogFormat;
-use sections::{group, mesh};
+use sections::{group, mesh, share};
+pub use share::{ShareSettings, parse_rate};
 
 /// Where the agent looks for its config unless told otherwise.
 pub const DEFAULT_PATH: &str = "/etc/shoal/agent.yaml";
@@ -61,6 +63,8 @@ pub struct Settings {
     pub hooks: Hooks,
     /// The gossip mesh, if any (a group with no mesh is a group of one).
     pub mesh: Option<MeshSettings>,
+    /// How this host serves releases to its peers (`mesh.share`; used with a sealed mesh).
+    pub share: ShareSettings,
     /// The groups this host belongs to, in file order.
     pub groups: Vec<Group>,
     /// Where rollout events are sent.
@@ -374,6 +378,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         format: raw.log.format.unwrap_or(LogFormat::Pretty),
         level,
     };
+    let share = match raw.mesh.as_ref() {
+        Some(m) => share(&m.value).map_err(|e| invalid(line_of(m), e.to_string()))?,
+        None => ShareSettings::default(),
+    };
     let mesh = raw
         .mesh
         .as_ref()
@@ -411,6 +419,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         log,
         hooks,
         mesh,
+        share,
         groups,
         notify,
     })
@@ -636,6 +645,52 @@ mod tests {
             .expect_err("unitless")
             .to_string();
         assert!(err.contains("has no unit"), "{err}");
+    }
+
+    #[test]
+    fn sharing_releases_has_defaults_checked_keys_and_needs_sealing() {
+        let dir = with_signers();
+        let share = |extra: &str| {
+            let text = format!("mesh:\n  name: prod\n{extra}{MINIMAL}");
+            parse_in(dir.path(), &text).map(|s| s.share)
+        };
+        let sealed = "  key_file: gossip.key\n";
+        assert_eq!(share(sealed).expect("valid"), ShareSettings::default());
+        let set = share(&format!(
+            "{sealed}  share: {{ listen: 10.0.0.5:7950, uploads: 0, upload_rate: 800Mbit/s }}\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            set,
+            ShareSettings {
+                listen: Some("10.0.0.5:7950".parse().expect("addr")),
+                uploads: 0,
+                upload_rate: Some(100_000_000),
+            }
+        );
+        for (extra, says) in [
+            (
+                "  share: { listen: somewhere }\n",
+                "mesh.share.listen: `somewhere` is not IP:port",
+            ),
+            (
+                "  share: { upload_rate: fast }\n",
+                "mesh.share.upload_rate: `fast` is not a rate; write e.g. 100MB/s",
+            ),
+            ("  share: { peers: 3 }\n", "unknown field `peers`"),
+        ] {
+            let err = share(&format!("{sealed}{extra}"))
+                .expect_err(extra)
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        let err = share("  insecure: true\n  share: { uploads: 2 }\n")
+            .expect_err("clear")
+            .to_string();
+        assert!(
+            err.contains("mesh.share: peers share releases only over a sealed mesh"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use shoal_shared::rollout::{Policy, RawHealth, Scalar};
 use super::file::{GroupFile, MeshFile};
 use super::{
     BadValue, Channel, DEFAULT_DEAD_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_KEY_FILE, Group,
-    HealthCheck, MIN_DEAD_GRACE_INTERVALS, Probe, check_name, line_of,
+    HealthCheck, MIN_DEAD_GRACE_INTERVALS, Probe, ShareSettings, check_name, line_of, parse_rate,
 };
 use crate::channel::cache::MAX_KEEP;
 use crate::channel::git::GitSource;
@@ -126,6 +126,50 @@ pub(super) fn mesh(
         dead_grace,
         keyring,
         max_datagram,
+    })
+}
+
+/// `mesh.share`, checked; the defaults when absent. Refused with `mesh.insecure`: only
+/// members holding the cluster key may fetch, and the bytes must not cross the network in
+/// the clear.
+pub(super) fn share(raw: &MeshFile) -> Result<ShareSettings, BadValue> {
+    let Some(file) = &raw.share else {
+        return Ok(ShareSettings::default());
+    };
+    if raw.insecure {
+        return Err(BadValue::new(
+            "mesh.share",
+            "peers share releases only over a sealed mesh, and mesh.insecure is true; remove mesh.share or give the mesh a key_file",
+        ));
+    }
+    let listen = file
+        .listen
+        .as_deref()
+        .map(|text| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                BadValue::new(
+                    "mesh.share.listen",
+                    format!("`{text}` is not IP:port, e.g. 0.0.0.0:7946"),
+                )
+            })
+        })
+        .transpose()?;
+    let upload_rate = file
+        .upload_rate
+        .as_deref()
+        .map(|text| {
+            parse_rate(text).ok_or_else(|| {
+                BadValue::new(
+                    "mesh.share.upload_rate",
+                    format!("`{text}` is not a rate; write e.g. 100MB/s or 800Mbit/s"),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(ShareSettings {
+        listen,
+        uploads: file.uploads.unwrap_or(ShareSettings::default().uploads),
+        upload_rate,
     })
 }
 

@@ -173,6 +173,13 @@ impl Mesh {
         write(chitchat.self_node_state(), &live_key(group), value);
     }
 
+    /// Says where this host serves the releases it verified (a TCP port at its gossip address).
+    pub async fn publish_share(&self, port: u16) {
+        let value = gossip::encode(&gossip::Share { port });
+        let mut chitchat = self.chitchat.lock().await;
+        write(chitchat.self_node_state(), gossip::SHARE_KEY, Some(value));
+    }
+
     /// Replaces the list of groups this host says it belongs to.
     pub async fn publish_groups(&self, groups: &[String]) {
         let value = gossip::encode(&Groups {

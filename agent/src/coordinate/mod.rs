@@ -52,6 +52,8 @@ pub struct PeerState {
     /// Its `g:<group>:rollback`, if published and readable (not checked: the watcher checks
     /// an order before it takes it).
     pub rollback: Option<Rollback>,
+    /// Where it serves the releases it verified (`share`), if it does.
+    pub share: Option<SocketAddr>,
 }
 
 /// The other members of one group, sorted by node id, alive or dead (until the dead grace ends).

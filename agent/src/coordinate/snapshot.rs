@@ -7,6 +7,7 @@
 //! the previous one stays. The newest shown generation wins; this host always shows itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 
 use chitchat::{Chitchat, ChitchatId, NodeState, Version, VersionedValue};
 use shoal_shared::gossip::{
@@ -79,6 +80,12 @@ impl<'a> Source<'a> {
         };
         rank(id, state) > rank(chosen_id, chosen_state)
     }
+}
+
+/// Where a node serves releases: its gossip IP and the port its `share` key names.
+fn share_addr(id: &ChitchatId, state: &NodeState) -> Option<SocketAddr> {
+    let share: gossip::Share = gossip::decode(state.get(gossip::SHARE_KEY)?).ok()?;
+    (share.port != 0).then(|| SocketAddr::new(id.gossip_advertise_addr.ip(), share.port))
 }
 
 /// A decoded value of one of the schema's keys.
@@ -170,6 +177,7 @@ impl Reader {
                 resume: values.resume,
                 promote: values.promote,
                 rollback: values.rollback,
+                share: share_addr(id, state),
             });
         }
         self.forget_gone(source);

@@ -265,11 +265,34 @@ pub struct Metrics {
     gossip_dropped: Family<DropLabels, Counter>,
     notifications: Family<NotifyLabels, Counter>,
     duplicate_ids: Gauge,
+    share: ShareMetrics,
     last_poll_success: Family<GroupLabels, Seconds>,
     last_deploy_success: Family<GroupLabels, Seconds>,
     state: StateFamilies,
     /// One scrape at a time sets the state families and encodes them.
     scrape: Arc<Mutex<()>>,
+}
+
+/// What this host serves its peers and fetches from them.
+#[derive(Clone, Default)]
+struct ShareMetrics {
+    requests: Family<ShareLabels, Counter>,
+    upload_bytes: Counter,
+    fetched_bytes: Family<SourceLabels, Counter>,
+    bad_peers: Family<ReasonLabels, Counter>,
+}
+
+/// What a peer's request came to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShareLabels {
+    result: String,
+}
+
+/// Where a group's release bytes came from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    group: String,
+    source: String,
 }
 
 /// Why a gossip datagram was dropped.
@@ -366,6 +389,27 @@ impl Metrics {
             "Node ids that several live hosts gossip under, as this host sees the mesh (each needs its own node.id)",
             duplicate_ids.clone(),
         );
+        let share = ShareMetrics::default();
+        registry.register(
+            "share_requests",
+            "Requests from peers for release bytes, by result (served, busy, missing, refused, stranger: a connection that did not hold the cluster key, failed: cut short)",
+            share.requests.clone(),
+        );
+        registry.register(
+            "share_upload_bytes",
+            "Release bytes served to peers",
+            share.upload_bytes.clone(),
+        );
+        registry.register(
+            "release_fetched_bytes",
+            "Release bytes fetched that verified, by group and source (peer, origin)",
+            share.fetched_bytes.clone(),
+        );
+        registry.register(
+            "share_bad_peers",
+            "Peers dropped for a release because what they served failed verification or made no sense, by group and reason",
+            share.bad_peers.clone(),
+        );
         let last_poll_success = Family::<GroupLabels, Seconds>::default();
         registry.register(
             "channel_last_success_timestamp_seconds",
@@ -394,6 +438,7 @@ impl Metrics {
             gossip_dropped,
             notifications,
             duplicate_ids,
+            share,
             registry: Arc::new(registry),
             deployments,
             hook_seconds,
@@ -484,6 +529,40 @@ impl Metrics {
             group: group.to_owned(),
         };
         self.pollers.get_or_create(&labels).set(i64::from(polls));
+    }
+
+    /// A peer's request for release bytes came to `result`.
+    pub fn share_request(&self, result: &str) {
+        let labels = ShareLabels {
+            result: result.to_owned(),
+        };
+        self.share.requests.get_or_create(&labels).inc();
+    }
+
+    /// `bytes` of a release were served to a peer.
+    pub fn share_uploaded(&self, bytes: u64) {
+        self.share.upload_bytes.inc_by(bytes);
+    }
+
+    /// `bytes` of a release of `group` that verified came from `source` (`peer`, `origin`).
+    pub fn release_fetched(&self, group: &str, source: &str, bytes: u64) {
+        let labels = SourceLabels {
+            group: group.to_owned(),
+            source: source.to_owned(),
+        };
+        self.share
+            .fetched_bytes
+            .get_or_create(&labels)
+            .inc_by(bytes);
+    }
+
+    /// A peer was dropped for a release of `group`: what it served failed for `reason`.
+    pub fn bad_peer(&self, group: &str, reason: &str) {
+        let labels = ReasonLabels {
+            group: group.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.share.bad_peers.get_or_create(&labels).inc();
     }
 
     /// `group`'s store channel skipped `count` object names it cannot read.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +16,16 @@ use super::groups::{Context, Groups, keeper};
 use super::signals::{Asked, Signals};
 use crate::channel::cache::ReleaseCache;
 use crate::clock::now_rfc3339;
-use crate::config::Settings;
-use crate::coordinate::{GroupValues, Mesh};
+use crate::config::{Settings, ShareSettings};
+use crate::coordinate::{GroupValues, Mesh, MeshSettings};
 use crate::execute::layout::Layout;
 use crate::report::history::Histories;
 use crate::report::http::{AdminToken, ServerState, Steering, control_socket, serve};
 use crate::report::notify::Notifier;
 use crate::report::token::ensure_token;
 use crate::report::{Board, Metrics, Notifications};
+use crate::share::fetch::Peers;
+use crate::share::serve::{self, Catalog, Server};
 use crate::stop::Stop;
 use shoal_shared::rollout::Settings as PlannerSettings;
 
@@ -46,6 +49,17 @@ pub enum StartError {
     Token {
         /// The file.
         path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The release service's address cannot be bound.
+    #[error(
+        "cannot listen on {addr} (mesh.share.listen, TCP; by default the gossip address and port): {source}"
+    )]
+    ShareListen {
+        /// The address.
+        addr: SocketAddr,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -112,7 +126,12 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     })?;
     let layout = Layout::new(data_dir.join("deployment-root"))
         .with_files_root(settings.node.files_root.clone());
-    let cache = ReleaseCache::new(&data_dir).shared_by(settings.groups.iter().map(|g| &g.name));
+    let mut cache = ReleaseCache::new(&data_dir).shared_by(settings.groups.iter().map(|g| &g.name));
+    let serves =
+        settings.mesh.as_ref().is_some_and(|m| m.keyring.is_some()) && settings.share.uploads > 0;
+    if serves {
+        cache = cache.keep_blobs();
+    }
     let metrics = Metrics::new();
     let node = NodeInfo {
         id: settings.node.id.clone(),
@@ -146,7 +165,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         forget_after: mesh_settings.as_ref().map_or(0, |m| millis(m.dead_grace)),
         expected_members: None,
     };
-    let groups_context = |board: Board, mesh: Option<Arc<Mesh>>, steering, stop| Context {
+    let groups_context = |board: Board, mesh: Option<Arc<Mesh>>, peers, steering, stop| Context {
         node: settings.node.id.clone(),
         data_dir: data_dir.clone(),
         layout: layout.clone(),
@@ -156,6 +175,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         board,
         metrics: metrics.clone(),
         mesh,
+        peers,
         steering,
         stop,
     };
@@ -203,6 +223,23 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         None => None,
     };
     let (server_stop, server_stop_handle) = Stop::new(Duration::ZERO);
+    let catalog = Catalog::default();
+    catalog.set(&settings.groups);
+    let (peers, share_server) = match (&mesh, mesh_settings.as_ref()) {
+        (Some(mesh), Some(mesh_settings)) => {
+            let shared = ShareStart {
+                settings: &settings.share,
+                mesh,
+                mesh_settings,
+                data_dir: &data_dir,
+                cache: &cache,
+                catalog: &catalog,
+                metrics: &metrics,
+            };
+            shared.start(server_stop.clone()).await?
+        }
+        _ => (None, None),
+    };
     let steering = Steering::default();
     let histories = Histories::default();
     let notifications = Notifications::start(&settings.notify)?;
@@ -234,6 +271,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let mut groups = Groups::new(groups_context(
         board.clone(),
         mesh.clone(),
+        peers,
         steering,
         stop.clone(),
     ));
@@ -271,7 +309,10 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                     info!(signal = name, grace = ?running.node.shutdown_grace, "shutting down");
                     break;
                 }
-                Asked::Reload => reload(&mut running, &mut groups, &notifier).await,
+                Asked::Reload => {
+                    reload(&mut running, &mut groups, &notifier).await;
+                    catalog.set(&running.groups);
+                }
             },
             Some(group) = groups.next_unexpected() => {
                 error!(group = %group, "a group task ended on its own; shutting down");
@@ -295,8 +336,80 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     if let Err(e) = server.await {
         warn!(error = %e, "the status endpoint panicked");
     }
+    if let Some(task) = share_server {
+        let _ = task.await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// What starting the release service needs.
+struct ShareStart<'a> {
+    settings: &'a ShareSettings,
+    mesh: &'a Arc<Mesh>,
+    mesh_settings: &'a MeshSettings,
+    data_dir: &'a Path,
+    cache: &'a ReleaseCache,
+    catalog: &'a Catalog,
+    metrics: &'a Metrics,
+}
+
+impl ShareStart<'_> {
+    /// With a sealed mesh: fetching from peers, and serving them unless `uploads` is 0 (its
+    /// port then gossiped). Gossip in the clear shares nothing: anyone could ask.
+    async fn start(
+        self,
+        stop: Stop,
+    ) -> Result<(Option<Peers>, Option<tokio::task::JoinHandle<()>>), StartError> {
+        let Some(ring) = self.mesh_settings.keyring.clone() else {
+            return Ok((None, None));
+        };
+        let peers = Peers::new(
+            Arc::clone(&ring),
+            Arc::clone(self.mesh),
+            self.mesh_settings.cluster.clone(),
+            self.metrics.clone(),
+            self.mesh_settings.interval.saturating_mul(WARMUP_ROUNDS),
+        );
+        if self.settings.uploads == 0 {
+            info!("mesh.share.uploads is 0: this host fetches releases from peers but serves none");
+            return Ok((Some(peers), None));
+        }
+        // The gossip port over TCP; a gossip port the system picked (0) has no TCP twin
+        // reserved, so the system picks this one too (it is gossiped either way).
+        let listen = self.settings.listen.unwrap_or_else(|| {
+            let gossip = self.mesh_settings.listen;
+            let port = match gossip.port() {
+                0 => 0,
+                _ => self.mesh.gossip_addr().port(),
+            };
+            SocketAddr::new(gossip.ip(), port)
+        });
+        let listener =
+            TcpListener::bind(listen)
+                .await
+                .map_err(|source| StartError::ShareListen {
+                    addr: listen,
+                    source,
+                })?;
+        let port = listener.local_addr().map_or(listen.port(), |a| a.port());
+        self.mesh.publish_share(port).await;
+        let server = Server {
+            ring,
+            mesh: self.mesh_settings.cluster.clone(),
+            data_dir: self.data_dir.to_owned(),
+            cache: self.cache.clone(),
+            catalog: self.catalog.clone(),
+            uploads: self.settings.uploads,
+            upload_rate: self.settings.upload_rate,
+            metrics: self.metrics.clone(),
+        };
+        let task = tokio::spawn(serve::run(server, listener, async move {
+            let mut stop = stop;
+            stop.requested().await;
+        }));
+        Ok((Some(peers), Some(task)))
+    }
 }
 
 /// Gossip rounds a (re)started agent listens before it starts a deployment.
@@ -343,7 +456,7 @@ fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
         ("status", old.status != new.status),
         ("log", old.log != new.log),
         ("hooks", old.hooks != new.hooks),
-        ("mesh", old.mesh != new.mesh),
+        ("mesh", old.mesh != new.mesh || old.share != new.share),
         ("notify", old.notify != new.notify),
     ]
     .into_iter()

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_shared::gossip::GroupValues;
+use shoal_shared::gossip::{GroupValues, Target};
+use shoal_shared::release::Version;
 use shoal_shared::rollout::{Ended, Event, Failure, GroupHost, View, Work, pollers};
 use shoal_shared::status::{GroupStatus, Health, Phase};
 use tokio::time::{Instant, sleep_until};
@@ -233,6 +234,26 @@ impl GroupTask {
         look.looks || wanted
     }
 
+    /// The release a host that does not poll the origin fetches from its peers: the newest
+    /// target an alive peer has that is not this host's. `None` for a poller, a local channel
+    /// or without a mesh, where looks go to the origin.
+    async fn offer(&self, own: Option<&str>) -> Option<Target> {
+        let mesh = self.mesh.as_ref()?;
+        if self.polling != Some(false) || self.watcher.is_local() {
+            return None;
+        }
+        let snapshot = mesh.group(&self.group.name).await;
+        snapshot
+            .peers
+            .iter()
+            .filter(|p| p.alive)
+            .filter_map(|p| p.state.as_ref()?.target.clone())
+            .filter(|t| Some(t.id.as_str()) != own)
+            .filter_map(|t| Some((Version::parse(&t.revision).ok()?, t)))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, target)| target)
+    }
+
     /// Looks at the channel once and hands the host a release that verified.
     async fn check(&mut self) {
         let (wanted, target) = self.keeper.read(|host| {
@@ -241,7 +262,8 @@ impl GroupTask {
                 host.planner().target().map(|t| t.id.clone()),
             )
         });
-        self.watcher.look(wanted, target).await;
+        let offer = self.offer(target.as_deref()).await;
+        self.watcher.look(wanted, target, offer).await;
         // A rollback order taken is out before the deployment it starts, so views tell it as
         // a rollback from the first.
         self.publish().await;

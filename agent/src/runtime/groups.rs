@@ -22,6 +22,7 @@ use crate::coordinate::{GroupValues, Mesh};
 use crate::execute::layout::Layout;
 use crate::report::http::{Steer, Steering};
 use crate::report::{Board, Metrics};
+use crate::share::fetch::Peers;
 use crate::stop::{Stop, StopHandle};
 
 /// What every group's task shares.
@@ -36,6 +37,8 @@ pub(super) struct Context {
     pub(super) board: Board,
     pub(super) metrics: Metrics,
     pub(super) mesh: Option<Arc<Mesh>>,
+    /// Fetching releases from the mesh's members (a sealed mesh).
+    pub(super) peers: Option<Peers>,
     pub(super) steering: Steering,
     /// The agent's shutdown.
     pub(super) stop: Stop,
@@ -122,7 +125,8 @@ impl Groups {
             context.board.clone(),
             context.metrics.clone(),
             seed(&context.node, &group.name),
-        );
+        )
+        .with_peers(context.peers.clone());
         let deployer = Deployer {
             group: group.clone(),
             layout: context.layout.clone(),

@@ -6,6 +6,7 @@
 //! only releases bound to its own `application` ([`binding`]).
 
 pub mod binding;
+pub mod bundle;
 pub mod state;
 
 use shoal_shared::release::manifest::ManifestError;

@@ -70,7 +70,7 @@ pub(super) fn clean(cache: &ReleaseCache) -> io::Result<Cleaned> {
         for entry in entries(&root.join("blobs"))? {
             let store_bundle =
                 matches!(Digest::from_file_name(&entry.name), Some(Digest::Sha256(_)));
-            let unpacked = trees.join(&entry.name).is_dir();
+            let unpacked = trees.join(&entry.name).is_dir() && !cache.keeps_blobs();
             if (!store_bundle || unpacked || unheld(&entry.name)) && remove(&entry.path) {
                 cleaned.blobs += 1;
             }
@@ -238,6 +238,18 @@ mod tests {
         assert!(!unpacked.exists() && !unheld.exists());
         assert!(downloaded.is_file(), "held, not unpacked yet");
         assert!(cache.has_tree(&sha(1)));
+    }
+
+    #[test]
+    fn a_cache_that_serves_peers_keeps_held_bundles_after_unpacking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = cache_with(dir.path(), &[sha(1)]).keep_blobs();
+        let unpacked = blob(&cache, &sha(1));
+        let unheld = blob(&cache, &sha(3));
+        cache.holds("api", [sha(1)], 0);
+        assert_eq!(cache.clean().expect("clean").blobs, 1);
+        assert!(unpacked.is_file(), "held: served to peers");
+        assert!(!unheld.exists());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 mod clean;
 mod holds;
+mod incoming;
 
 use std::fs::DirBuilder;
 use std::io;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 pub use clean::Cleaned;
 use holds::Holds;
+pub use incoming::Incoming;
 
 use super::Digest;
 
@@ -44,6 +46,8 @@ struct Shared {
     holds: Mutex<Holds>,
     /// Held by the clean in progress: one at a time.
     cleaning: Mutex<()>,
+    /// Store bundles stay after their tree is unpacked, while held: peers are served them.
+    keep_blobs: std::sync::atomic::AtomicBool,
 }
 
 impl ReleaseCache {
@@ -61,6 +65,18 @@ impl ReleaseCache {
     pub fn shared_by<S: Into<String>>(self, groups: impl IntoIterator<Item = S>) -> Self {
         self.held().name_groups(groups.into_iter().map(Into::into));
         self
+    }
+
+    /// Keeps each store bundle while its release is held, after its tree is unpacked too, so
+    /// it can be served to peers (twice the disk of those releases).
+    pub fn keep_blobs(self) -> Self {
+        self.shared.keep_blobs.store(true, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether store bundles stay while held ([`Self::keep_blobs`]).
+    pub fn keeps_blobs(&self) -> bool {
+        self.shared.keep_blobs.load(Ordering::Relaxed)
     }
 
     /// A group added by a reload shares the cache from now on.

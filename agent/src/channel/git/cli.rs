@@ -67,6 +67,9 @@ pub(super) fn fetch(
     command
         .arg("--git-dir")
         .arg(mirror)
+        // What a fetch brings stays one pack, not loose objects: peers are served packs made
+        // from it, which reuse its compressed objects instead of compressing them again.
+        .args(["-c", "fetch.unpackLimit=1"])
         .args(["fetch", "--progress", "--no-tags"])
         .args(prune.then_some("--prune"))
         .arg("--end-of-options")

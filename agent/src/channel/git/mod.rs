@@ -18,6 +18,7 @@ mod export;
 mod failure;
 mod fetch;
 mod repack;
+mod share;
 mod source;
 mod ssh;
 mod tags;
@@ -33,6 +34,7 @@ pub use child::with_stop;
 pub use error::GitError;
 pub use failure::FetchError;
 pub use repack::MAX_PACKS;
+pub use share::{MAX_HAVES, Pack, PackError, mirror_of, pack_for};
 pub use source::{Endpoint, GitSource, Location};
 
 use super::cache::ReleaseCache;

@@ -2,21 +2,17 @@
 //! GET, and the bundle streamed through sha256 with its size bounded by what the manifest pins,
 //! so a store serving more than that is cut off instead of filling the disk.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{GetOptions, ObjectStore};
-use sha2::{Digest as _, Sha256};
 use shoal_shared::release::manifest::BundleRef;
 
 use super::{StoreError, StoreLocation};
-use crate::channel::cache::ReleaseCache;
-use crate::verify::Refusal;
+use crate::channel::cache::{Incoming, ReleaseCache};
+use crate::verify::bundle::BundleCheck;
 
 /// The largest `release.yaml` or `release.yaml.sig` read; both are a few hundred bytes.
 pub(super) const SMALL_OBJECT_LIMIT: usize = 64 * 1024;
@@ -77,16 +73,15 @@ pub struct CheckedBundle {
     pub etag: Option<String>,
 }
 
-/// Streams the bundle at `path`, hashing and counting as it arrives, into `sink` if one is
-/// given. More bytes than `bundle.size` stop the download at once ([`Refusal::SizeMismatch`]);
-/// a short bundle or another digest is refused after the last byte.
+/// Streams the bundle at `path`, checked as it arrives ([`BundleCheck`]), into `sink` if one
+/// is given.
 pub(super) async fn stream_bundle(
     store: &dyn ObjectStore,
     location: &StoreLocation,
     version: &str,
     path: &ObjPath,
     bundle: &BundleRef,
-    mut sink: Option<(&mut File, &Path)>,
+    mut sink: Option<&mut Incoming>,
 ) -> Result<CheckedBundle, StoreError> {
     let url = location.describe(path);
     let get_error = |source| StoreError::Get {
@@ -106,41 +101,18 @@ pub(super) async fn stream_bundle(
     };
     let etag = result.meta.e_tag.clone();
     let mut stream = result.into_stream();
-    let mut hasher = Sha256::new();
-    let mut received: u64 = 0;
+    let mut check = BundleCheck::new(bundle);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(get_error)?;
-        received = received.saturating_add(chunk.len() as u64);
-        if received > bundle.size {
-            // Dropping the stream closes the connection: nothing past this is downloaded.
-            return Err(refused(Refusal::SizeMismatch {
-                expected: bundle.size,
-                actual: received,
-            }));
-        }
-        hasher.update(&chunk);
-        if let Some((file, file_path)) = sink.as_mut() {
-            file.write_all(&chunk)
-                .map_err(StoreError::io("write", *file_path))?;
+        // Dropping the stream on a refusal closes the connection: nothing more is downloaded.
+        check.add(&chunk).map_err(refused)?;
+        if let Some(file) = sink.as_mut() {
+            file.write(&chunk)
+                .map_err(StoreError::io("write", file.temp()))?;
         }
     }
-    if received != bundle.size {
-        return Err(refused(Refusal::SizeMismatch {
-            expected: bundle.size,
-            actual: received,
-        }));
-    }
-    let actual = format!("{:x}", hasher.finalize());
-    if actual != bundle.sha256 {
-        return Err(refused(Refusal::DigestMismatch {
-            expected: bundle.sha256.clone(),
-            actual,
-        }));
-    }
-    Ok(CheckedBundle {
-        size: received,
-        etag,
-    })
+    let size = check.finish().map_err(refused)?;
+    Ok(CheckedBundle { size, etag })
 }
 
 /// Downloads a verified bundle into the cache's blob store (`blobs/sha256-<hex>`), through a
@@ -153,38 +125,13 @@ pub(super) async fn download_blob(
     bundle: &BundleRef,
     cache: &ReleaseCache,
 ) -> Result<PathBuf, StoreError> {
-    let blob = cache.blob_path(&bundle.sha256);
-    let temp = cache
-        .temp_path("download")
+    let mut file = Incoming::create(cache, &bundle.sha256)
         .map_err(StoreError::io("create the release cache in", cache.root()))?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(StoreError::io("create", &temp))?;
-    let streamed = stream_bundle(
-        store,
-        location,
-        version,
-        path,
-        bundle,
-        Some((&mut file, &temp)),
-    )
-    .await
-    .and_then(|_| file.sync_all().map_err(StoreError::io("sync", &temp)))
-    .and_then(|()| fs::rename(&temp, &blob).map_err(StoreError::io("move into place", &blob)));
-    drop(file);
-    if let Err(err) = streamed {
-        if let Err(e) = fs::remove_file(&temp) {
-            tracing::warn!(path = %temp.display(), error = %e, "cannot remove partial download");
-        }
-        return Err(err);
-    }
-    if let Some(dir) = blob.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(StoreError::io("sync the directory", dir))?;
-    }
-    Ok(blob)
+    stream_bundle(store, location, version, path, bundle, Some(&mut file)).await?;
+    file.land()
+        .map_err(|(action, path, source)| StoreError::Io {
+            action,
+            path,
+            source,
+        })
 }

@@ -44,6 +44,36 @@ pub const SIGNATURE_NAME: &str = "release.yaml.sig";
 /// How often a remote store is polled unless configured.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
 
+/// A store release as a host that verified it offers it to its peers: the manifest and
+/// signature exactly as the origin served them, and what the origin said of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offered {
+    /// The exact text of `release.yaml`.
+    pub manifest: String,
+    /// The exact text of `release.yaml.sig`.
+    pub signature: String,
+    /// The bundle's ETag at the origin (for `BUNDLE_ETAG`).
+    #[serde(default)]
+    pub bundle_etag: Option<String>,
+    /// The bundle's version id in a versioned bucket (for `BUNDLE_VERSION`).
+    #[serde(default)]
+    pub bundle_version: Option<String>,
+}
+
+/// What `group`'s store channel verified of `version` on this host (its record under
+/// `data_dir`), to offer a peer; `None` when it has no such verified release.
+pub fn offered(data_dir: &Path, group: &str, version: &str) -> Option<Offered> {
+    let record = Record::load(&Record::path_for(data_dir, group)).ok()?;
+    let recorded = record.manifest(version)?;
+    Some(Offered {
+        manifest: recorded.manifest.clone(),
+        signature: recorded.signature.clone(),
+        bundle_etag: recorded.bundle_etag.clone(),
+        bundle_version: recorded.bundle_version.clone(),
+    })
+}
+
 /// Where a group's store channel is and how to reach it (`store:` in the agent config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSource {
@@ -152,6 +182,13 @@ impl StoreChannel {
     /// watched); `None` for remote stores, which are polled.
     pub fn watch_paths(&self) -> Option<Vec<PathBuf>> {
         self.location.local_dir().map(|dir| vec![dir])
+    }
+
+    /// The bundle a release verified by this channel pins (its sha256 and size), to fetch it
+    /// from elsewhere than the origin into the cache's blob store.
+    pub fn bundle_of(&self, release: &Release) -> Option<&BundleRef> {
+        let (_, bundle) = self.verified.get(release.version.name())?;
+        (release.digest == Digest::Sha256(bundle.sha256.clone())).then_some(bundle)
     }
 
     /// Brings the bundle of `release` (verified by this channel's [`poll`](Self::poll)) into

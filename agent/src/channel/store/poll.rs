@@ -16,7 +16,7 @@ use shoal_shared::release::{AllowedSigners, Version};
 use super::fetch::{self, Fetched};
 use super::listing;
 use super::record::Recorded;
-use super::{MANIFEST_NAME, SIGNATURE_NAME, Scheme, StoreChannel, StoreError};
+use super::{MANIFEST_NAME, Offered, SIGNATURE_NAME, Scheme, StoreChannel, StoreError};
 use crate::channel::{Digest, Poll, Release};
 use crate::verify::state::ChannelState;
 use crate::verify::{Expect, Refusal, verify_manifest};
@@ -151,6 +151,52 @@ impl StoreChannel {
         Ok(release)
     }
 
+    /// Store release `version` as a peer that verified it offers it: its exact manifest and
+    /// signature, verified here as if they came from the origin (signers, application, floor,
+    /// a name that changed content) and recorded, the floor raised to it. `Ok(None)` when it
+    /// is not above the floor (nothing new). The origin is not asked anything.
+    pub async fn take_offered(
+        &mut self,
+        version: &Version,
+        offered: Offered,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Result<Option<Release>, Refusal>, StoreError> {
+        if !above_floor(version, state.floor().as_ref()) {
+            return Ok(Ok(None));
+        }
+        let bundle = BundleObject {
+            etag: offered.bundle_etag.filter(|e| metadata_ok(e)),
+            version: offered.bundle_version.filter(|v| metadata_ok(v)),
+        };
+        let checked = self
+            .judge(
+                version,
+                offered.manifest.as_bytes(),
+                offered.signature.as_bytes(),
+                None,
+                Some(bundle),
+                signers,
+                state,
+                now,
+            )
+            .await?;
+        let name = version.name();
+        let release = match checked {
+            Checked::Verified(release) => *release,
+            Checked::Refused(refusal) => return Ok(Err(refusal)),
+            Checked::Pending | Checked::Gone => return Ok(Ok(None)),
+        };
+        self.record.mark_known(name);
+        self.record.save()?;
+        state.raise_floor(version);
+        self.settled.insert(name.to_owned());
+        state.save_if_changed()?;
+        tracing::info!(revision.id = %name, digest = %release.digest, "store release verified from a peer");
+        Ok(Ok(Some(release)))
+    }
+
     /// Lists the version directories (one LIST request), newest first; names that are not
     /// versions go to `poll.ignored`, and names the store library cannot read to
     /// `poll.unreadable`, each once per name.
@@ -244,14 +290,36 @@ impl StoreChannel {
                 }
             }
         };
+        self.judge(
+            version, &manifest, &signature, etag, bundle, signers, state, now,
+        )
+        .await
+    }
+
+    /// Verifies a release's manifest and signature, wherever the bytes came from (the origin,
+    /// or a peer that verified them: [`Self::take_offered`]), and records it when it verifies.
+    /// `bundle` is what is known of the bundle object; `None` asks the origin (a HEAD).
+    #[allow(clippy::too_many_arguments)]
+    async fn judge(
+        &mut self,
+        version: &Version,
+        manifest: &[u8],
+        signature: &[u8],
+        etag: Option<String>,
+        bundle: Option<BundleObject>,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Checked, StoreError> {
+        let name = version.name();
         // A release verified before keeps the verdict it had then; a new one is judged now.
-        let identity = sha256_hex(&manifest);
+        let identity = sha256_hex(manifest);
         let at = state.key_time(name, &identity, now);
         // Refused before it is recorded: a release bound to another application never
         // raises the floor nor pins its name.
         let expected = Expect::Application(&self.application);
         let (parsed, signer) =
-            match verify_manifest(name, &manifest, &signature, signers, at, expected) {
+            match verify_manifest(name, manifest, signature, signers, at, expected) {
                 Ok(verified) => verified,
                 Err(refusal) => return Ok(Checked::Refused(refusal)),
             };
@@ -273,8 +341,8 @@ impl StoreChannel {
             name,
             Recorded {
                 etag,
-                manifest: String::from_utf8_lossy(&manifest).into_owned(),
-                signature: String::from_utf8_lossy(&signature).into_owned(),
+                manifest: String::from_utf8_lossy(manifest).into_owned(),
+                signature: String::from_utf8_lossy(signature).into_owned(),
                 bundle_etag: bundle.etag.clone(),
                 bundle_version: bundle.version.clone(),
             },
@@ -333,6 +401,12 @@ struct BundleObject {
     etag: Option<String>,
     /// Its version id, in a bucket with versioning on.
     version: Option<String>,
+}
+
+/// Whether a bundle's ETag or version id from a peer can go into a hook's environment: short
+/// printable ASCII, as stores give them.
+fn metadata_ok(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 256 && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -21,6 +21,7 @@ use shoal_shared::status::{GroupStatus, Notice, Phase, Refusal as RefusalDto, Ve
 use tracing::{info, warn};
 
 mod orders;
+mod peers;
 
 use super::channel::{ChannelFailure, GroupChannel, one_line};
 use super::keeper::Keeper;
@@ -31,6 +32,7 @@ use crate::channel::{Digest, Release, jittered};
 use crate::clock::{now_rfc3339, unix_now};
 use crate::config::{self, Group};
 use crate::report::{Board, Metrics};
+use crate::share::fetch::Peers;
 use crate::verify::state::ChannelState;
 
 /// A verified release, fetched and with its policy read: ready for its turn.
@@ -82,6 +84,8 @@ pub(super) struct Watcher {
     watch: Option<Watch>,
     /// The release prepared for its turn.
     pub(super) prepared: Option<Prepared>,
+    /// The mesh's members to fetch releases from, with a sealed mesh.
+    peers: Option<Peers>,
 }
 
 impl Watcher {
@@ -111,7 +115,14 @@ impl Watcher {
             floor_checked: false,
             watch: None,
             prepared: None,
+            peers: None,
         }
+    }
+
+    /// Fetches releases from `peers` too (a sealed mesh).
+    pub(super) fn with_peers(mut self, peers: Option<Peers>) -> Self {
+        self.peers = peers;
+        self
     }
 
     /// Opens the channel and watches a local one before the first look, so nothing
@@ -158,8 +169,15 @@ impl Watcher {
     /// `wanted` is the release the planner waits to run without its files at hand (after a
     /// restart, or to run again): the channel gives it again though it was started before.
     /// `target` is the deployment the planner has now.
-    pub(super) async fn look(&mut self, wanted: Option<String>, target: Option<String>) {
-        if let Err(failure) = self.poll(wanted, target).await {
+    /// `offer` is a release a peer has, to fetch from the peers that hold it rather than look
+    /// at the origin (a host that does not poll it); the origin is asked when they cannot serve.
+    pub(super) async fn look(
+        &mut self,
+        wanted: Option<String>,
+        target: Option<String>,
+        offer: Option<Target>,
+    ) {
+        if let Err(failure) = self.poll(wanted, target, offer).await {
             warn!(error.kind = failure.kind, error = %failure.message, "channel check failed");
             self.metrics.polled(&self.group.name, false);
             let notice = Notice {
@@ -226,6 +244,7 @@ impl Watcher {
         &mut self,
         wanted: Option<String>,
         target: Option<String>,
+        offer: Option<Target>,
     ) -> Result<(), ChannelFailure> {
         let failure = |kind: &'static str, message: String| ChannelFailure {
             kind,
@@ -254,10 +273,24 @@ impl Watcher {
         if self.channel.is_none() {
             self.channel = Some(GroupChannel::open(&self.group, &self.data_dir)?);
         }
+        let from_peers = match &offer {
+            Some(offer) => self.look_at_peers(offer, &signers).await,
+            None => None,
+        };
         let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
             return Ok(());
         };
-        let poll = match channel.poll(&signers, state, unix_now()).await {
+        let polled = match from_peers {
+            Some(poll) => Ok(poll),
+            None => {
+                let polled = channel.poll(&signers, state, unix_now()).await;
+                if polled.is_ok() {
+                    self.metrics.polled(&self.group.name, true);
+                }
+                polled
+            }
+        };
+        let poll = match polled {
             Ok(poll) => poll,
             Err(failure) => {
                 // A rollback needs no new release from the channel: an order is taken, and its
@@ -275,8 +308,11 @@ impl Watcher {
                 return Err(failure);
             }
         };
-        let floor = state.floor().map(|f| f.name().to_owned());
-        self.metrics.polled(&self.group.name, true);
+        let floor = self
+            .state
+            .as_ref()
+            .and_then(ChannelState::floor)
+            .map(|f| f.name().to_owned());
         for (name, reason) in &poll.ignored {
             warn!(tag = %name, reason = %reason, "not a release");
         }
@@ -353,10 +389,22 @@ impl Watcher {
     /// when it cannot be used now — a fetch that failed is retried at the next look.
     async fn prepare(&mut self, release: Release, id: String) -> Option<Prepared> {
         let name = release.version.name().to_owned();
-        let channel = self.channel.as_mut()?;
+        self.channel.as_ref()?;
         self.cache.fetching(&self.group.name, &release.digest);
+        let from_origin = !self.bundle_from_peers(&release).await;
+        let channel = self.channel.as_mut()?;
+        let size = match channel {
+            GroupChannel::Store(store) if from_origin && !self.cache.has_tree(&release.digest) => {
+                store.bundle_of(&release).map(|b| b.size)
+            }
+            _ => None,
+        };
         let tree = match channel.materialize(&release, &self.cache).await {
             Ok(tree) => {
+                if let Some(size) = size {
+                    self.metrics
+                        .release_fetched(&self.group.name, "origin", size);
+                }
                 let keep = self.group.keep_releases;
                 self.cache.fetched(&self.group.name, &release.digest, keep);
                 tree

@@ -1,0 +1,195 @@
+//! A look at the peers instead of the origin: a host that does not poll the origin learns of a
+//! release from a peer's gossip and fetches what that peer verified — a store release's
+//! manifest and signature, a git tag's pack — from the holders in its own order, then verifies
+//! it as if the origin had served it. A holder whose bytes fail is dropped for that release and
+//! counted; when none is left, the look goes to the origin. A store bundle comes from the
+//! holders too, before the origin ([`Watcher::bundle_from_peers`]).
+
+use shoal_shared::gossip::Target;
+use shoal_shared::release::version::above_floor;
+use shoal_shared::release::{AllowedSigners, Version};
+use shoal_shared::rollout::sources::{self, Next};
+use tracing::{debug, info};
+
+use super::Watcher;
+use crate::channel::git::PackError;
+use crate::channel::{Digest, Poll, Release};
+use crate::clock::unix_now;
+use crate::runtime::channel::GroupChannel;
+use crate::share::fetch::{Got, Holder, Peers};
+
+impl Watcher {
+    /// The release `offer` (a peer's target above this host's floor) from the peers that hold
+    /// it; `None` when no holder served one that verified, and the origin is to be asked.
+    pub(super) async fn look_at_peers(
+        &mut self,
+        offer: &Target,
+        signers: &AllowedSigners,
+    ) -> Option<Poll> {
+        let peers = self.peers.clone()?;
+        let version = Version::parse(&offer.revision).ok()?;
+        let floor = self.state.as_ref()?.floor();
+        if !above_floor(&version, floor.as_ref()) {
+            return Some(Poll::default());
+        }
+        let group = self.group.name.clone();
+        let started = tokio::time::Instant::now();
+        let mut fetch = sources::Fetch::new(&offer.digest, peers.node());
+        let deadline = tokio::time::Instant::now() + crate::share::fetch::PATIENCE;
+        loop {
+            let holders = peers.holders(&group, &offer.digest).await;
+            let names: Vec<&str> = holders.iter().map(|h| h.node.as_str()).collect();
+            let asked = match fetch.next(&names, started.elapsed()) {
+                Next::Origin => {
+                    info!(revision.id = %offer.revision, "no peer served the release; asking the origin");
+                    return None;
+                }
+                Next::Wait if tokio::time::Instant::now() >= deadline => return None,
+                Next::Wait => {
+                    tokio::time::sleep(sources::BUSY_RETRY).await;
+                    continue;
+                }
+                Next::Ask(node) => node.to_owned(),
+            };
+            let Some(holder) = holders.into_iter().find(|h| h.node == asked) else {
+                continue;
+            };
+            let (outcome, poll) = self
+                .ask_holder(&peers, &holder, &version, offer, signers)
+                .await;
+            fetch.answered(&asked, outcome);
+            if poll.is_some() {
+                return poll;
+            }
+        }
+    }
+
+    /// Asks one holder for the release and verifies what it serves.
+    async fn ask_holder(
+        &mut self,
+        peers: &Peers,
+        holder: &Holder,
+        version: &Version,
+        offer: &Target,
+        signers: &AllowedSigners,
+    ) -> (sources::Answer, Option<Poll>) {
+        let group = self.group.name.clone();
+        let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
+            return (sources::Answer::Missing, None);
+        };
+        let name = version.name();
+        let verdict = match channel {
+            GroupChannel::Store(channel) => {
+                let offered = match peers.store_release(holder, &group, name).await {
+                    Got::Served(offered) => offered,
+                    other => return failed(peers, &group, holder, other),
+                };
+                match channel
+                    .take_offered(version, offered, signers, state, unix_now())
+                    .await
+                {
+                    Ok(Ok(Some(release))) => Ok(release),
+                    Ok(Ok(None)) => return (sources::Answer::Served, Some(Poll::default())),
+                    Ok(Err(refusal)) => Err((refusal.kind(), refusal.to_string())),
+                    Err(e) => {
+                        debug!(error = %e, "cannot take a peer's store release");
+                        return (sources::Answer::Failed, None);
+                    }
+                }
+            }
+            GroupChannel::Git(channel) => {
+                let haves = tokio::task::block_in_place(|| channel.haves());
+                let got = peers
+                    .git_pack(holder, &group, name, haves, &self.cache)
+                    .await;
+                let (pack, tag) = match got {
+                    Got::Served(pack) => pack,
+                    other => return failed(peers, &group, holder, other),
+                };
+                let taken = channel
+                    .take_pack(name, &tag, &pack, signers, state, unix_now())
+                    .await;
+                match taken {
+                    Ok(poll) => match poll.newest {
+                        Some(release) if release.digest.to_string() == offer.digest => {
+                            let poll = Poll {
+                                newest: Some(release),
+                                ..poll
+                            };
+                            info!(peer = %holder.node, revision.id = %name, "git release verified from a peer");
+                            return (sources::Answer::Served, Some(poll));
+                        }
+                        _ => match poll.refusals.iter().find(|(n, _)| n == name) {
+                            Some((_, refusal)) => Err((refusal.kind(), refusal.to_string())),
+                            None => Err((
+                                "not_the_release",
+                                format!("its pack did not make {name} the newest release"),
+                            )),
+                        },
+                    },
+                    Err(PackError::Bad(why)) => Err(("bad_pack", why)),
+                    Err(PackError::Local(e)) => {
+                        debug!(error = %e, "cannot take a peer's pack");
+                        return (sources::Answer::Failed, None);
+                    }
+                }
+            }
+        };
+        match verdict {
+            Ok(release) => {
+                info!(peer = %holder.node, revision.id = %name, "store release verified from a peer");
+                (
+                    sources::Answer::Served,
+                    Some(Poll {
+                        newest: Some(release),
+                        ..Poll::default()
+                    }),
+                )
+            }
+            Err((reason, why)) => {
+                peers.bad_peer(&group, &holder.node, reason, &why);
+                (sources::Answer::Failed, None)
+            }
+        }
+    }
+
+    /// Brings the bundle of store release `release` into the cache from the peers that hold
+    /// it, when it is not there yet; `true` when it is there now.
+    pub(super) async fn bundle_from_peers(&self, release: &Release) -> bool {
+        let (Some(peers), Some(GroupChannel::Store(channel))) = (&self.peers, &self.channel) else {
+            return false;
+        };
+        let Digest::Sha256(sha256) = &release.digest else {
+            return false;
+        };
+        if self.cache.has_tree(&release.digest) || self.cache.blob_path(sha256).is_file() {
+            return true;
+        }
+        let Some(bundle) = channel.bundle_of(release) else {
+            return false;
+        };
+        let bundle = bundle.clone();
+        peers
+            .fetch_blob(
+                &self.group.name,
+                &release.digest.to_string(),
+                &bundle,
+                &self.cache,
+            )
+            .await
+    }
+}
+
+/// What a holder's failed answer comes to, counted when it was bad.
+fn failed<T>(
+    peers: &Peers,
+    group: &str,
+    holder: &Holder,
+    got: Got<T>,
+) -> (sources::Answer, Option<Poll>) {
+    let outcome = got.outcome();
+    if let Got::Failed(reason, why) = got {
+        peers.bad_peer(group, &holder.node, reason, &why);
+    }
+    (outcome, None)
+}
