@@ -5,6 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -58,6 +59,21 @@ struct Options<'a> {
     binary: Option<&'a Path>,
     /// The channel is the repository over `git://` through a counting proxy.
     remote: bool,
+    /// The channel is an S3 bucket (moto) through a counting proxy.
+    store: bool,
+    /// The fleet is large: no other fleet of this binary runs beside it.
+    alone: bool,
+}
+
+/// Fleets of this binary run side by side, but a large one runs alone: twenty agents moving
+/// 100 MB each on two cores would starve the timings of the fleets beside them.
+static LOAD: RwLock<()> = RwLock::new(());
+
+/// What a fleet holds of [`LOAD`] while it runs.
+#[allow(dead_code)] // held, never read
+enum Load {
+    Shared(RwLockReadGuard<'static, ()>),
+    Alone(RwLockWriteGuard<'static, ()>),
 }
 
 pub struct Fleet {
@@ -82,7 +98,18 @@ pub struct Fleet {
     )>,
     /// More top-level sections of each host's config (YAML lines).
     top_extra: String,
+    /// The S3 server and the counting proxy in front of it, when the channel is a store
+    /// ([`Fleet::start_store`]).
+    store: Option<(
+        shoal_tests::s3::MotoServer,
+        shoal_tests::proxy::CountingProxy,
+    )>,
+    /// Dropped last: the other fleets wait for this one's agents to be gone.
+    _load: Load,
 }
+
+/// The bucket and prefix of a store fleet's channel.
+const STORE_URL: &str = "s3://releases/shop";
 
 impl Fleet {
     /// Starts `n` agents as one mesh (each joins through the ones started before it) with
@@ -171,9 +198,63 @@ impl Fleet {
         )
     }
 
-    /// What went through the proxy in front of the remote repository.
+    /// `n` hosts whose channel is an S3 bucket (moto) through a counting proxy, polled
+    /// every 2 s.
+    pub fn start_store(n: usize, policy: &str) -> Fleet {
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                store: true,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`Fleet::start`] for a large fleet, which runs with no other beside it.
+    pub fn start_alone(n: usize, policy: &str) -> Fleet {
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                alone: true,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`Fleet::start_store`] for a large fleet, which runs with no other beside it.
+    pub fn start_store_alone(n: usize, policy: &str) -> Fleet {
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                store: true,
+                alone: true,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`Fleet::start_remote`] for a large fleet, which runs with no other beside it.
+    pub fn start_remote_alone(n: usize, policy: &str) -> Fleet {
+        Self::start_as(
+            n,
+            policy,
+            Options {
+                remote: true,
+                alone: true,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// What went through the proxy in front of the remote repository or the store.
     pub fn origin(&self) -> &shoal_tests::proxy::CountingProxy {
-        &self.remote.as_ref().expect("a remote channel").1
+        match (&self.remote, &self.store) {
+            (Some((_, proxy)), _) | (None, Some((_, proxy))) => proxy,
+            (None, None) => panic!("the channel is not remote"),
+        }
     }
 
     fn start_as(n: usize, policy: &str, options: Options<'_>) -> Fleet {
@@ -184,7 +265,14 @@ impl Fleet {
             top_extra,
             binary,
             remote,
+            store,
+            alone,
         } = options;
+        let load = if alone {
+            Load::Alone(LOAD.write().unwrap_or_else(PoisonError::into_inner))
+        } else {
+            Load::Shared(LOAD.read().unwrap_or_else(PoisonError::into_inner))
+        };
         let binary = binary.unwrap_or(Path::new(env!("CARGO_BIN_EXE_shoal")));
         let mut dir = tempfile::tempdir().unwrap();
         if std::env::var_os("SHOAL_KEEP_FLEET").is_some() {
@@ -236,7 +324,15 @@ impl Fleet {
             status_extra: status_extra.to_owned(),
             top_extra: top_extra.to_owned(),
             remote: None,
+            store: None,
+            _load: load,
         };
+        if store {
+            let moto = shoal_tests::s3::MotoServer::start();
+            moto.create_bucket("releases");
+            let proxy = shoal_tests::proxy::CountingProxy::start(moto.addr());
+            fleet.store = Some((moto, proxy));
+        }
         if remote {
             let daemon =
                 shoal_tests::git_daemon::GitDaemon::serve(fleet.dir.path(), fleet.dir.path());
@@ -263,7 +359,7 @@ impl Fleet {
         let text = format!(
             "node: {{ id: seed, data_dir: {data} }}\n\
              status: {{ listen: 127.0.0.1:0 }}\n\
-             log: {{ format: json, level: info }}\n\
+             log: {{ format: json, level: \"info,shoal_agent::share=debug\" }}\n\
              mesh: {{ name: e2e, listen: 127.0.0.1:0, interval: 100ms, key_file: {key} }}\n\
              groups: []\n",
             data = home.join("data").display(),
@@ -300,7 +396,7 @@ impl Fleet {
     }
 
     /// The cluster key every host reads.
-    fn key_file(&self) -> PathBuf {
+    pub fn key_file(&self) -> PathBuf {
         self.dir.path().join("gossip.key")
     }
 
@@ -327,12 +423,12 @@ impl Fleet {
         let text = format!(
             "node: {{ id: {id}, data_dir: {data}, shutdown_grace: 5s }}\n\
              status: {{ listen: 127.0.0.1:0{status} }}\n\
-             log: {{ format: json, level: info }}\n\
+             log: {{ format: json, level: \"info,shoal_agent::share=debug\" }}\n\
              mesh: {{ name: e2e, listen: 127.0.0.1:0, seeds: [{seeds}], interval: 100ms, key_file: {key}{extra} }}\n\
              groups:\n\
              \x20 - name: {GROUP}\n\
              \x20   application: shop\n\
-             \x20   channel: {{ git: {{ url: {repo}, tags: \"v*\", poll: 2s }} }}\n\
+             \x20   channel: {channel}\n\
              \x20   allowed_signers: {signers}\n\
              \x20   rollout: {policy}\n\
              \x20   kill_grace: 1s\n\
@@ -341,10 +437,7 @@ impl Fleet {
             data = host.data_dir.display(),
             key = self.key_file().display(),
             seeds = seeds.join(", "),
-            repo = match &self.remote {
-                Some((_, proxy)) => format!("git://{}/repo", proxy.addr()),
-                None => self.repo.dir().display().to_string(),
-            },
+            channel = self.channel(),
             signers = self.signers_file.display(),
             policy = self.policy,
             extra = self.mesh_extra,
@@ -352,9 +445,32 @@ impl Fleet {
             top = self.top_extra,
         );
         fs::write(&host.config, text).unwrap();
-        let env = [("E2E_NODE".to_owned(), host.id.clone())];
+        let mut env = vec![("E2E_NODE".to_owned(), host.id.clone())];
+        if let Some((moto, _)) = &self.store {
+            env.extend(moto.env());
+        }
         let agent = AgentProcess::start(&host.binary, &host.config, &host.log, &env);
         self.hosts[i].agent = Some(agent);
+    }
+
+    /// The group's channel, as the config writes it.
+    fn channel(&self) -> String {
+        match (&self.remote, &self.store) {
+            (Some((_, proxy)), _) => {
+                format!(
+                    "{{ git: {{ url: git://{}/repo, tags: \"v*\", poll: 2s }} }}",
+                    proxy.addr()
+                )
+            }
+            (None, Some((_, proxy))) => format!(
+                "{{ store: {{ url: \"{STORE_URL}\", endpoint: \"http://{}\", allow_http: true, region: us-east-1, poll: 2s }} }}",
+                proxy.addr()
+            ),
+            (None, None) => format!(
+                "{{ git: {{ url: {}, tags: \"v*\", poll: 2s }} }}",
+                self.repo.dir().display()
+            ),
+        }
     }
 
     /// A package upgrade on host `i`: SIGTERM, then the same config and data dir on `binary`.
@@ -451,6 +567,46 @@ impl Fleet {
 
     fn commit(&self, revision: &str, hooks: Hooks, release_file: Option<&str>) {
         let dir = self.repo.dir();
+        self.write_app(dir, revision, hooks, release_file);
+        self.repo.git(&["add", "-A"]);
+        self.repo.git(&["commit", "-q", "-m", revision]);
+        self.repo
+            .tag_signed(revision, &format!("release {revision}"), &self.key, None);
+    }
+
+    /// Publishes `revision` to the store (straight to moto, not through the counting proxy),
+    /// its bundle carrying `filler` bytes of random data besides the app.
+    pub fn publish_store(&self, revision: &str, hooks: Hooks, filler: usize) {
+        let (moto, _) = self.store.as_ref().expect("a store channel");
+        let dir = self.dir.path().join("bundles").join(revision);
+        fs::create_dir_all(&dir).unwrap();
+        self.write_app(&dir, revision, hooks, None);
+        write_filler(&dir, filler);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(["release", "--store", STORE_URL, "--application", "shop"])
+            .args(["--version", revision, "--bundle"])
+            .arg(&dir)
+            .arg("--key")
+            .arg(&self.key.private)
+            .args(["--endpoint", &moto.endpoint(), "--allow-http"])
+            .envs(moto.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "shoal release {revision}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Tags `revision` with `filler` bytes of random data in the repository besides the app.
+    pub fn publish_large(&self, revision: &str, hooks: Hooks, filler: usize) {
+        write_filler(self.repo.dir(), filler);
+        self.commit(revision, hooks, None);
+    }
+
+    /// The app of `revision` (appspec, hooks, optional `shoal.yaml`) written into `dir`.
+    fn write_app(&self, dir: &Path, revision: &str, hooks: Hooks, release_file: Option<&str>) {
         let scripts = dir.join("scripts");
         fs::create_dir_all(&scripts).unwrap();
         fs::write(
@@ -492,10 +648,6 @@ impl Fleet {
                 let _ = fs::remove_file(dir.join("shoal.yaml"));
             }
         }
-        self.repo.git(&["add", "-A"]);
-        self.repo.git(&["commit", "-q", "-m", revision]);
-        self.repo
-            .tag_signed(revision, &format!("release {revision}"), &self.key, None);
     }
 
     /// This group's status on host `i`.
@@ -504,7 +656,7 @@ impl Fleet {
         agent.status()["groups"][0].clone()
     }
 
-    fn agent(&self, i: usize) -> &AgentProcess {
+    pub fn agent(&self, i: usize) -> &AgentProcess {
         self.hosts[i]
             .agent
             .as_ref()
@@ -624,10 +776,28 @@ impl Fleet {
         }
     }
 
+    /// Host `i`'s data dir.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.hosts[i].data_dir
+    }
+
     #[allow(dead_code)]
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// `size` bytes that do not compress (xorshift), as `filler.bin` in `dir`.
+fn write_filler(dir: &Path, size: usize) {
+    let mut data = vec![0u8; size];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    fs::write(dir.join("filler.bin"), data).unwrap();
 }
 
 /// The most runs going on at once.

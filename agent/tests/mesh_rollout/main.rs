@@ -11,6 +11,8 @@ mod health;
 mod notify;
 mod pollers;
 mod rollback;
+mod scale;
+mod share;
 mod strangers;
 mod watch;
 

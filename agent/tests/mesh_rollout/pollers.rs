@@ -11,7 +11,7 @@ use super::fleet::{Fleet, Hooks};
 const WAIT: Duration = Duration::from_secs(120);
 
 /// A counter or gauge of group `web` in host `i`'s `/metrics`.
-fn metric(fleet: &Fleet, i: usize, name: &str) -> Option<u64> {
+pub(super) fn metric(fleet: &Fleet, i: usize, name: &str) -> Option<u64> {
     let text = fleet.get(i, "/metrics").body;
     let line = format!("{name}{{group=\"web\"}} ");
     text.lines()
@@ -21,7 +21,7 @@ fn metric(fleet: &Fleet, i: usize, name: &str) -> Option<u64> {
 
 /// The hosts (of `hosts`) whose poller gauge says they poll, once every one of them says the
 /// same `count` hosts poll.
-fn wait_pollers(fleet: &Fleet, hosts: &[usize], count: usize) -> Vec<usize> {
+pub(super) fn wait_pollers(fleet: &Fleet, hosts: &[usize], count: usize) -> Vec<usize> {
     poll_until(WAIT, || {
         let gauges: Vec<Option<u64>> = hosts
             .iter()
@@ -38,7 +38,7 @@ fn wait_pollers(fleet: &Fleet, hosts: &[usize], count: usize) -> Vec<usize> {
     .unwrap_or_else(|| panic!("never {count} pollers:\n{}", fleet.log(hosts[0])))
 }
 
-fn polls(fleet: &Fleet, hosts: &[usize]) -> Vec<u64> {
+pub(super) fn polls(fleet: &Fleet, hosts: &[usize]) -> Vec<u64> {
     hosts
         .iter()
         .map(|&i| metric(fleet, i, "shoal_channel_polls_total").unwrap_or_default())
