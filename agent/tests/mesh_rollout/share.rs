@@ -9,6 +9,7 @@ use shoal_agent::coordinate::seal::Keyring;
 use shoal_agent::share::stream::Sealed;
 use shoal_agent::share::wire::{self, Answer, Request};
 use shoal_tests::poll_until;
+use shoal_tests::proxy::Stats;
 
 use super::fleet::{Fleet, Hooks};
 use super::pollers::{polls, wait_pollers};
@@ -38,25 +39,26 @@ fn wait_all_on(fleet: &Fleet, revision: &str) {
     }
 }
 
-#[test]
-fn twenty_hosts_take_a_100_mb_store_release_from_three_origin_copies() {
-    let fleet = Fleet::start_store_alone(20, "{ strategy: all-at-once, min_healthy_time: 0s }");
+/// Publishes a large release with `publish` once the fleet has chosen its pollers, waits until
+/// every host runs it, and checks that at most 3 copies crossed the origin and that only
+/// pollers looked at it. Returns what the origin sent.
+fn take_a_large_release(fleet: &Fleet, publish: impl FnOnce(&Fleet)) -> Stats {
     let all: Vec<usize> = (0..fleet.len()).collect();
-    let pollers = wait_pollers(&fleet, &all, 3);
-    let before = polls(&fleet, &all);
+    let pollers = wait_pollers(fleet, &all, 3);
+    let before = polls(fleet, &all);
     fleet.origin().reset();
 
-    fleet.publish_store("v1.0.0", Hooks::Good, SIZE);
-    wait_all_on(&fleet, "v1.0.0");
+    publish(fleet);
+    wait_all_on(fleet, "v1.0.0");
 
     let origin = fleet.origin().stats();
     let copies = origin.bytes_down / SIZE as u64;
     assert!(
         copies <= 3,
-        "the origin served {} bytes: {copies} copies of the bundle",
+        "the origin sent {} bytes: {copies} copies of the release",
         origin.bytes_down
     );
-    let after = polls(&fleet, &all);
+    let after = polls(fleet, &all);
     let looked: Vec<usize> = all
         .iter()
         .copied()
@@ -66,9 +68,17 @@ fn twenty_hosts_take_a_100_mb_store_release_from_three_origin_copies() {
         looked.iter().all(|i| pollers.contains(i)) && looked.len() <= 3,
         "hosts that looked at the origin: {looked:?}; the pollers: {pollers:?}"
     );
+    origin
+}
+
+#[test]
+fn twenty_hosts_take_a_100_mb_store_release_from_three_origin_copies() {
+    let fleet = Fleet::start_store_alone(20, "{ strategy: all-at-once, min_healthy_time: 0s }");
+    let origin = take_a_large_release(&fleet, |f| f.publish_store("v1.0.0", Hooks::Good, SIZE));
+    let all = 0..fleet.len();
     let from_peers: u64 = all
-        .iter()
-        .map(|&i| {
+        .clone()
+        .map(|i| {
             counter(
                 &fleet,
                 i,
@@ -82,8 +92,7 @@ fn twenty_hosts_take_a_100_mb_store_release_from_three_origin_copies() {
         "only {from_peers} bytes came from peers"
     );
     let most = all
-        .iter()
-        .map(|&i| counter(&fleet, i, "shoal_share_upload_bytes_total", ""))
+        .map(|i| counter(&fleet, i, "shoal_share_upload_bytes_total", ""))
         .max()
         .unwrap_or_default();
     eprintln!(
@@ -95,34 +104,9 @@ fn twenty_hosts_take_a_100_mb_store_release_from_three_origin_copies() {
 #[test]
 fn twenty_hosts_take_a_100_mb_git_release_from_three_origin_fetches() {
     let fleet = Fleet::start_remote_alone(20, "{ strategy: all-at-once, min_healthy_time: 0s }");
-    let all: Vec<usize> = (0..fleet.len()).collect();
-    let pollers = wait_pollers(&fleet, &all, 3);
-    let before = polls(&fleet, &all);
-    fleet.origin().reset();
-
-    fleet.publish_large("v1.0.0", Hooks::Good, SIZE);
-    wait_all_on(&fleet, "v1.0.0");
-
-    let origin = fleet.origin().stats();
-    let copies = origin.bytes_down / SIZE as u64;
-    assert!(
-        copies <= 3,
-        "the origin sent {} bytes: {copies} copies of the release",
-        origin.bytes_down
-    );
-    let after = polls(&fleet, &all);
-    let looked: Vec<usize> = all
-        .iter()
-        .copied()
-        .filter(|&i| after[i] > before[i])
-        .collect();
-    assert!(
-        looked.iter().all(|i| pollers.contains(i)) && looked.len() <= 3,
-        "hosts that fetched from the origin: {looked:?}; the pollers: {pollers:?}"
-    );
-    let from_peers = all
-        .iter()
-        .filter(|&&i| fleet.log(i).contains("git release verified from a peer"))
+    let origin = take_a_large_release(&fleet, |f| f.publish_large("v1.0.0", Hooks::Good, SIZE));
+    let from_peers = (0..fleet.len())
+        .filter(|&i| fleet.log(i).contains("git release verified from a peer"))
         .count();
     assert!(
         from_peers >= 17,

@@ -109,27 +109,38 @@ impl GitChannel {
         let (lock, repo) = self.open_locked()?;
         let received = fetch::fetch(&repo, &self.source, &[ALL_TAGS], true)?;
         tracing::debug!(group = %self.group, bytes = received, "tags fetched");
+        let poll = self.judge_mirror(&repo, signers, state, now);
+        drop(repo);
+        self.repack();
+        drop(lock);
+        poll
+    }
+
+    /// Judges the mirror's tags as they are now (after a fetch, or a peer's pack).
+    fn judge_mirror(
+        &mut self,
+        repo: &Repository,
+        signers: &AllowedSigners,
+        state: &mut ChannelState,
+        now: i64,
+    ) -> Result<Poll, GitError> {
         let listing =
-            tags::list(&repo, &self.source.tags).map_err(|e| self.read_error("tags", &e))?;
+            tags::list(repo, &self.source.tags).map_err(|e| self.read_error("tags", &e))?;
         let context = tags::Context {
             group: &self.group,
             application: &self.application,
             url: self.source.display_url(),
             mirror: &self.mirror_path,
         };
-        let poll = tags::judge(
-            &repo,
+        tags::judge(
+            repo,
             listing,
             signers,
             state,
             now,
             &mut self.memory,
             &context,
-        );
-        drop(repo);
-        self.repack();
-        drop(lock);
-        poll
+        )
     }
 
     /// Repacks the mirror when fetches left it too many packs (the lock held, no handle open);

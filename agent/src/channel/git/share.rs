@@ -221,23 +221,7 @@ impl GitChannel {
             repo.reference(&reference, oid, false, "shoal: from a peer")
                 .map_err(|e| self.read_error(&format!("tag {name}"), &e))?;
         }
-        let listing =
-            tags::list(&repo, &self.source.tags).map_err(|e| self.read_error("tags", &e))?;
-        let context = tags::Context {
-            group: &self.group,
-            application: &self.application,
-            url: self.source.display_url(),
-            mirror: &self.mirror_path,
-        };
-        let poll = tags::judge(
-            &repo,
-            listing,
-            signers,
-            state,
-            now,
-            &mut self.memory,
-            &context,
-        )?;
+        let poll = self.judge_mirror(&repo, signers, state, now)?;
         drop(repo);
         drop(lock);
         Ok(poll)
