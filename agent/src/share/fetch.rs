@@ -200,12 +200,10 @@ impl Peers {
         let mut check = BundleCheck::new(bundle);
         let mut left = size;
         while left > 0 {
-            let frame = match timeout(STALL, stream.recv()).await {
-                Ok(Ok(frame)) if !frame.is_empty() => frame,
-                Ok(Ok(_)) => return Got::Failed("protocol", "an empty frame".to_owned()),
-                Ok(Err(StreamError::Io(e))) => return Got::Failed("cut", e.to_string()),
-                Ok(Err(e)) => return Got::Failed("forged", e.to_string()),
-                Err(_) => return Got::Failed("cut", "stalled".to_owned()),
+            let frame = match next_frame(&mut stream).await {
+                Ok(frame) if !frame.is_empty() => frame,
+                Ok(_) => return Got::Failed("protocol", "an empty frame".to_owned()),
+                Err((reason, why)) => return Got::Failed(reason, why),
             };
             left = left.saturating_sub(frame.len() as u64);
             if let Err(refusal) = check.add(&frame) {
@@ -260,12 +258,10 @@ impl Peers {
         let mut file = tokio::fs::File::from_std(file);
         let mut received: u64 = 0;
         loop {
-            let frame = match timeout(STALL, stream.recv()).await {
-                Ok(Ok(frame)) if frame.is_empty() => break,
-                Ok(Ok(frame)) => frame,
-                Ok(Err(StreamError::Io(e))) => return Got::Failed("cut", e.to_string()),
-                Ok(Err(e)) => return Got::Failed("forged", e.to_string()),
-                Err(_) => return Got::Failed("cut", "stalled".to_owned()),
+            let frame = match next_frame(&mut stream).await {
+                Ok(frame) if frame.is_empty() => break,
+                Ok(frame) => frame,
+                Err((reason, why)) => return Got::Failed(reason, why),
             };
             received += frame.len() as u64;
             if received > MAX_PACK {
@@ -351,6 +347,17 @@ impl Peers {
             "a peer's release bytes failed; asking another"
         );
         self.metrics.bad_peer(group, reason);
+    }
+}
+
+/// The next frame of a transfer, or why there is none: `cut` (closed, stalled for [`STALL`])
+/// or `forged` (it did not open).
+async fn next_frame(stream: &mut Sealed<TcpStream>) -> Result<Vec<u8>, (&'static str, String)> {
+    match timeout(STALL, stream.recv()).await {
+        Ok(Ok(frame)) => Ok(frame),
+        Ok(Err(StreamError::Io(e))) => Err(("cut", e.to_string())),
+        Ok(Err(e)) => Err(("forged", e.to_string())),
+        Err(_) => Err(("cut", "stalled".to_owned())),
     }
 }
 

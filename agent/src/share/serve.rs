@@ -240,16 +240,10 @@ impl Shared {
             if read == 0 {
                 return Err(StreamError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
-            self.pace.take(read).await;
-            timeout(STALL, stream.send(&buffer[..read]))
-                .await
-                .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))??;
-            self.server.metrics.share_uploaded(read as u64);
+            self.send_paced(stream, &buffer[..read]).await?;
             left -= read as u64;
         }
-        timeout(STALL, stream.flush())
-            .await
-            .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))??;
+        within(stream.flush()).await?;
         drop(slot);
         Ok("served")
     }
@@ -271,30 +265,20 @@ impl Shared {
         .await?;
         let mut buffer = vec![0; MAX_FRAME];
         loop {
-            let read = timeout(STALL, pack.stdout.read(&mut buffer))
-                .await
-                .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))??;
+            let read = within(pack.stdout.read(&mut buffer)).await?;
             if read == 0 {
                 break;
             }
-            self.pace.take(read).await;
-            timeout(STALL, stream.send(&buffer[..read]))
-                .await
-                .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))??;
-            self.server.metrics.share_uploaded(read as u64);
+            self.send_paced(stream, &buffer[..read]).await?;
         }
-        let status = timeout(STALL, pack.child.wait())
-            .await
-            .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))??;
+        let status = within(pack.child.wait()).await?;
         if !status.success() {
             return Err(StreamError::Io(std::io::Error::other(format!(
                 "git pack-objects ended with {status}"
             ))));
         }
         stream.send(b"").await?;
-        timeout(STALL, stream.flush())
-            .await
-            .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))??;
+        within(stream.flush()).await?;
         drop(slot);
         Ok("served")
     }
@@ -304,13 +288,34 @@ impl Shared {
         stream: &mut Sealed<TcpStream>,
         answer: &Answer,
     ) -> Result<(), StreamError> {
-        timeout(STALL, async {
+        within(async {
             stream.send(&wire::encode(answer)).await?;
             stream.flush().await
         })
         .await
-        .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))?
     }
+
+    /// Sends one frame of release bytes at the upload rate, and counts it.
+    async fn send_paced(
+        &self,
+        stream: &mut Sealed<TcpStream>,
+        bytes: &[u8],
+    ) -> Result<(), StreamError> {
+        self.pace.take(bytes.len()).await;
+        within(stream.send(bytes)).await?;
+        self.server.metrics.share_uploaded(bytes.len() as u64);
+        Ok(())
+    }
+}
+
+/// `work`, ended as timed out when it takes longer than [`STALL`].
+async fn within<T, E: Into<StreamError>>(
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, StreamError> {
+    timeout(STALL, work)
+        .await
+        .map_err(|_| StreamError::Io(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(Into::into)
 }
 
 fn refused(reason: &str) -> Answer {
