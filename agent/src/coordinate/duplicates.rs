@@ -22,19 +22,24 @@ impl Duplicates {
     /// (a restart at the same address is the same host). Logs each id when it turns up and
     /// when it is gone.
     pub(super) fn update(&self, chitchat: &Chitchat) {
-        let mut by_id: BTreeMap<String, BTreeSet<SocketAddr>> = BTreeMap::new();
         let me = chitchat.self_chitchat_id();
-        by_id
-            .entry(me.node_id.to_string())
-            .or_default()
-            .insert(me.gossip_advertise_addr);
-        for id in chitchat.live_nodes() {
-            by_id
-                .entry(id.node_id.to_string())
-                .or_default()
-                .insert(id.gossip_advertise_addr);
-        }
-        by_id.retain(|_, addrs| addrs.len() > 1);
+        let mut hosts: Vec<(&str, SocketAddr)> = chitchat
+            .live_nodes()
+            .chain([me])
+            .map(|id| (&*id.node_id, id.gossip_advertise_addr))
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let by_id: BTreeMap<String, BTreeSet<SocketAddr>> = hosts
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| run.len() > 1)
+            .map(|run| {
+                (
+                    run[0].0.to_owned(),
+                    run.iter().map(|(_, addr)| *addr).collect(),
+                )
+            })
+            .collect();
         let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
         for (id, addrs) in &by_id {
             if !found.contains_key(id) {
