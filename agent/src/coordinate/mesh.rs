@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::duplicates::Duplicates;
 use super::heard::Heard;
-use super::sealed::{self, Dropped};
+use super::sealed::{self, Dropped, Flow, Traffic};
 use super::settings::next_generation;
 use super::snapshot::{Reader, Source};
 use super::task::{ChangesHandle, spawn_changes};
@@ -32,6 +32,8 @@ pub struct Mesh {
     changes_rx: watch::Receiver<u64>,
     changes: ChangesHandle,
     dropped: Arc<Dropped>,
+    /// Counted on the sealed socket only.
+    traffic: Option<Arc<Traffic>>,
     heard: Arc<Heard>,
     duplicates: Arc<Duplicates>,
 }
@@ -62,22 +64,26 @@ impl Mesh {
     ) -> Result<Mesh, MeshError> {
         settings.check()?;
         let dropped = Arc::new(Dropped::default());
+        let mut traffic = None;
         let socket = match (transport, &settings.keyring) {
             (Some(transport), _) => udp::open(transport, settings.listen).await?,
             (None, Some(keyring)) => {
                 let keyring = Arc::clone(keyring);
+                let counted = traffic.insert(Arc::new(Traffic::default()));
                 sealed::bind(
                     settings.listen,
                     keyring,
                     &settings.cluster,
                     settings.max_datagram,
                     Arc::clone(&dropped),
+                    Arc::clone(counted),
                 )
                 .await?
             }
             (None, None) => udp::bind(settings.listen).await?,
         };
-        Self::launch(settings, socket, initial_values(groups, values), dropped).await
+        let initial = initial_values(groups, values);
+        Self::launch(settings, socket, initial, dropped, traffic).await
     }
 
     async fn launch(
@@ -85,6 +91,7 @@ impl Mesh {
         socket: Box<dyn Socket>,
         initial: Vec<(String, String)>,
         dropped: Arc<Dropped>,
+        traffic: Option<Arc<Traffic>>,
     ) -> Result<Mesh, MeshError> {
         let bound = udp::bound_addr(socket.as_ref(), settings.listen)?;
         let addr = settings.advertised(bound).await;
@@ -123,6 +130,7 @@ impl Mesh {
             changes_rx,
             changes,
             dropped,
+            traffic,
             heard,
             duplicates,
         })
@@ -143,6 +151,13 @@ impl Mesh {
     /// `version`, `undecodable`, `too_large`); empty when gossip is not sealed.
     pub fn dropped(&self) -> Vec<(&'static str, u64)> {
         self.dropped.snapshot()
+    }
+
+    /// What the gossip socket sent and received so far; `None` when gossip is not sealed
+    /// (chitchat's own socket then, which counts nothing).
+    pub fn traffic(&self) -> Option<(Flow, Flow)> {
+        let traffic = self.traffic.as_ref()?;
+        Some((traffic.sent(), traffic.received()))
     }
 
     /// This host's node id.

@@ -27,7 +27,7 @@ use shoal_shared::rollout::View;
 use shoal_shared::rollout::plan::Peer;
 
 pub use mesh::Mesh;
-pub use sealed::{MAX_DATAGRAM, MIN_DATAGRAM, REPLAY_WINDOW};
+pub use sealed::{Flow, MAX_DATAGRAM, MIN_DATAGRAM, REPLAY_WINDOW};
 pub use settings::MeshSettings;
 pub use shoal_shared::fleet::NodeView;
 pub use shoal_shared::gossip::GroupValues;

@@ -21,6 +21,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,6 +92,54 @@ impl Dropped {
     }
 }
 
+/// What the public socket sent and received: every sealed datagram as it went on the wire
+/// (received ones counted before they are opened, so the dropped ones are in it too).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    sent: Direction,
+    received: Direction,
+}
+
+#[derive(Debug, Default)]
+struct Direction {
+    datagrams: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Direction {
+    fn count(&self, bytes: usize) {
+        self.datagrams.fetch_add(1, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Flow {
+        Flow {
+            datagrams: self.datagrams.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Datagrams and bytes in one direction so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub datagrams: u64,
+    pub bytes: u64,
+}
+
+impl Traffic {
+    /// What was sent so far.
+    pub fn sent(&self) -> Flow {
+        self.sent.get()
+    }
+
+    /// What was received so far.
+    pub fn received(&self) -> Flow {
+        self.received.get()
+    }
+}
+
 /// The sealed socket chitchat gossips through.
 pub(super) struct SealedSocket {
     public: Arc<UdpSocket>,
@@ -102,6 +151,7 @@ pub(super) struct SealedSocket {
     keyring: Arc<Keyring>,
     mesh: Arc<str>,
     dropped: Arc<Dropped>,
+    traffic: Arc<Traffic>,
     inbox: mpsc::Receiver<RecvOutcome>,
     receiver: JoinHandle<()>,
 }
@@ -113,13 +163,15 @@ impl Drop for SealedSocket {
 }
 
 /// Binds the public gossip socket at `listen`, sealing for the mesh `mesh` with `keyring` in
-/// datagrams of at most `max_datagram` bytes.
+/// datagrams of at most `max_datagram` bytes; what it drops and what it carries are counted in
+/// `dropped` and `traffic`.
 pub(super) async fn bind(
     listen: SocketAddr,
     keyring: Arc<Keyring>,
     mesh: &str,
     max_datagram: usize,
     dropped: Arc<Dropped>,
+    traffic: Arc<Traffic>,
 ) -> Result<Box<dyn Socket>, MeshError> {
     let public = UdpSocket::bind(listen)
         .await
@@ -168,6 +220,7 @@ pub(super) async fn bind(
         keyring: Arc::clone(&keyring),
         mesh: Arc::clone(&mesh),
         dropped: Arc::clone(&dropped),
+        traffic: Arc::clone(&traffic),
         inbox: inbox_tx,
         started: unix_ms(),
     }));
@@ -181,6 +234,7 @@ pub(super) async fn bind(
         keyring,
         mesh,
         dropped,
+        traffic,
         inbox,
         receiver,
     }))
@@ -199,6 +253,7 @@ struct Receiver {
     keyring: Arc<Keyring>,
     mesh: Arc<str>,
     dropped: Arc<Dropped>,
+    traffic: Arc<Traffic>,
     inbox: mpsc::Sender<RecvOutcome>,
     /// When this socket was bound (Unix milliseconds): nothing sent before is fresh.
     started: u64,
@@ -234,6 +289,7 @@ async fn receive(mut r: Receiver) {
                 return;
             }
         };
+        r.traffic.received.count(len);
         let plaintext = match r.keyring.open(&r.mesh, &buf[..len]) {
             Ok(plaintext) => plaintext,
             Err(refused) => {
@@ -320,7 +376,9 @@ impl SealedSocket {
             let sealed = self
                 .keyring
                 .seal(&self.mesh, &frame, &super::seal::nonce()?);
-            num_bytes_sent += self.public.send_to(&sealed, to).await?;
+            let sent = self.public.send_to(&sealed, to).await?;
+            self.traffic.sent.count(sent);
+            num_bytes_sent += sent;
         }
         Ok(SendOutcome { num_bytes_sent })
     }

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use shoal_shared::gossip::Step;
 use shoal_shared::status::{FleetGroup, GroupStatus, Health};
 
+use crate::coordinate::Flow;
 use crate::report::notifications::{NotifyStats, TargetKind};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -263,6 +264,8 @@ pub struct Metrics {
     unreadable_names: Family<GroupLabels, Counter>,
     ignored_halts: Family<GroupLabels, Counter>,
     gossip_dropped: Family<DropLabels, Counter>,
+    gossip_datagrams: Family<DirectionLabels, Counter>,
+    gossip_bytes: Family<DirectionLabels, Counter>,
     notifications: Family<NotifyLabels, Counter>,
     duplicate_ids: Gauge,
     share: ShareMetrics,
@@ -299,6 +302,12 @@ struct SourceLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
     reason: String,
+}
+
+/// Which way gossip went: `sent` or `received`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
 }
 
 /// A notification target's kind and how its deliveries ended.
@@ -383,6 +392,18 @@ impl Metrics {
             "Gossip datagrams dropped, by reason (forged, unknown_key, short, version, replayed, stale, early, before_start, undecodable, too_large)",
             gossip_dropped.clone(),
         );
+        let gossip_datagrams = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "gossip_datagrams",
+            "Sealed gossip datagrams, by direction (sent, received: every one that arrived, dropped ones included); absent when the mesh is insecure",
+            gossip_datagrams.clone(),
+        );
+        let gossip_bytes = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "gossip_bytes",
+            "Bytes of sealed gossip datagrams (UDP payloads), by direction; absent when the mesh is insecure",
+            gossip_bytes.clone(),
+        );
         let duplicate_ids = Gauge::default();
         registry.register(
             "mesh_duplicate_node_ids",
@@ -436,6 +457,8 @@ impl Metrics {
             scrape: Arc::default(),
             ignored_halts,
             gossip_dropped,
+            gossip_datagrams,
+            gossip_bytes,
             notifications,
             duplicate_ids,
             share,
@@ -613,6 +636,21 @@ impl Metrics {
                 .get_or_create(&labels)
                 .inner()
                 .store(*count, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// What the sealed gossip socket sent and received so far.
+    pub fn set_gossip_traffic(&self, sent: Flow, received: Flow) {
+        for (direction, flow) in [("sent", sent), ("received", received)] {
+            let labels = DirectionLabels { direction };
+            let store = |family: &Family<DirectionLabels, Counter>, value: u64| {
+                family
+                    .get_or_create(&labels)
+                    .inner()
+                    .store(value, std::sync::atomic::Ordering::Relaxed);
+            };
+            store(&self.gossip_datagrams, flow.datagrams);
+            store(&self.gossip_bytes, flow.bytes);
         }
     }
 

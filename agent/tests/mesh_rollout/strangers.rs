@@ -68,10 +68,35 @@ fn alive(agent: &AgentProcess) -> Option<Vec<String>> {
 
 /// `shoal_gossip_dropped_datagrams_total{reason="…"}` on `agent`'s `/metrics`.
 fn dropped(agent: &AgentProcess, reason: &str) -> u64 {
+    counter(
+        agent,
+        &format!("shoal_gossip_dropped_datagrams_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+/// Every gossip datagram `agent`'s `/metrics` counts as dropped, whatever the reason.
+fn all_dropped(agent: &AgentProcess) -> u64 {
+    ["short", "forged", "replayed", "unknown_key", "version"]
+        .iter()
+        .map(|reason| dropped(agent, reason))
+        .sum()
+}
+
+/// The gossip datagrams and bytes `agent`'s `/metrics` shows in `direction`.
+fn traffic(agent: &AgentProcess, direction: &str) -> (u64, u64) {
+    let labels = format!("{{direction=\"{direction}\"}}");
+    (
+        counter(agent, &format!("shoal_gossip_datagrams_total{labels}")),
+        counter(agent, &format!("shoal_gossip_bytes_total{labels}")),
+    )
+}
+
+/// The value of `series` (a name with its labels) on `agent`'s `/metrics`; 0 when absent.
+fn counter(agent: &AgentProcess, series: &str) -> u64 {
     let Ok(reply) = agent.get("/metrics") else {
         return 0;
     };
-    let series = format!("shoal_gossip_dropped_datagrams_total{{reason=\"{reason}\"}} ");
+    let series = format!("{series} ");
     reply
         .body
         .lines()
@@ -113,16 +138,22 @@ fn agents_on_another_key_never_meet_and_bad_datagrams_are_counted() {
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let target = a.gossip_addr();
     let old = relay.seen();
+    let before = (
+        traffic(&a, "received"),
+        all_dropped(&a),
+        dropped(&a, "replayed"),
+    );
+    let send = |datagram: &[u8]| attacker.send_to(datagram, target).unwrap();
     for datagram in &old {
-        attacker.send_to(datagram, target).unwrap();
+        send(datagram);
     }
     let mut forged = old[0].clone();
     let middle = forged.len() / 2;
     forged[middle] ^= 0x40;
-    attacker.send_to(&forged, target).unwrap();
+    send(&forged);
     for len in 0..300usize {
         let noise: Vec<u8> = (0..len).map(|i| (i * 131 + len * 7) as u8).collect();
-        attacker.send_to(&noise, target).unwrap();
+        send(&noise);
     }
     let counted = poll_until(WAIT, || {
         let all = dropped(&a, "short") > 0
@@ -138,6 +169,27 @@ fn agents_on_another_key_never_meet_and_bad_datagrams_are_counted() {
         dropped(&a, "replayed"),
         old.len()
     );
+
+    // Every datagram that arrived is counted as received, the dropped ones too: the replays
+    // at their full length at least.
+    // (Drops are read before traffic here and after it above, so a datagram arriving between
+    // the two reads can only make the drops look fewer.)
+    let dropped_after = all_dropped(&a);
+    let replays = dropped(&a, "replayed") - before.2;
+    let after = (traffic(&a, "received"), dropped_after);
+    let replayed = replays * old.iter().map(Vec::len).min().unwrap() as u64;
+    assert!(
+        after.0.0 - before.0.0 >= after.1 - before.1 && after.0.1 - before.0.1 >= replayed,
+        "a received {:?} (datagrams, bytes) and dropped {} before the attack, {:?} and {} after; replays of {replayed} bytes",
+        before.0,
+        before.1,
+        after.0,
+        after.1,
+    );
+    for agent in [&a, &b] {
+        let sent = traffic(agent, "sent");
+        assert!(sent.0 > 0 && sent.1 > sent.0, "sent {sent:?}");
+    }
 
     // Nothing changed: a and b still see exactly each other, alive; x still sees no one.
     for agent in [&a, &b] {

@@ -300,6 +300,9 @@ async fn blocking<T: Send + 'static>(
 async fn metrics(state: &ServerState) -> String {
     if let Some(mesh) = &state.mesh {
         state.metrics.set_gossip_dropped(&mesh.dropped());
+        if let Some((sent, received)) = mesh.traffic() {
+            state.metrics.set_gossip_traffic(sent, received);
+        }
         state.metrics.set_duplicate_ids(mesh.duplicates().len());
     }
     state
