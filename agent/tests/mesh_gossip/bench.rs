@@ -182,7 +182,20 @@ async fn bench_scale_1000_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with --release --ignored --nocapture (tens of minutes)"]
 async fn bench_scale_2000_nodes() {
-    at_scale(2000, Duration::from_secs(30)).await;
+    at_scale(2000, Duration::from_secs(60)).await;
+}
+
+/// `at_scale` at `SHOAL_BENCH_NODES` nodes (default 500) and `SHOAL_BENCH_ROUND` seconds per
+/// round (default 5), for sizes between the two above and for profiling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --release --ignored --nocapture"]
+async fn bench_scale_any() {
+    let number = |name: &str, default: u64| {
+        std::env::var(name).map_or(default, |v| v.parse().expect("a whole number"))
+    };
+    let nodes = number("SHOAL_BENCH_NODES", 500);
+    let round = number("SHOAL_BENCH_ROUND", 5);
+    at_scale(nodes as usize, Duration::from_secs(round)).await;
 }
 
 async fn traffic(n: usize, interval: Duration, window_rounds: u32) {
