@@ -69,6 +69,21 @@ impl<T> Got<T> {
     }
 }
 
+/// Going through the holders of one release ([`Peers::next_holder`]).
+pub struct Asking {
+    group: String,
+    digest: String,
+    fetch: sources::Fetch,
+    started: tokio::time::Instant,
+}
+
+impl Asking {
+    /// What asking `holder` came to.
+    pub fn answered(&mut self, holder: &Holder, outcome: Outcome) {
+        self.fetch.answered(&holder.node, outcome);
+    }
+}
+
 /// This host's side of fetching from peers.
 #[derive(Clone)]
 pub struct Peers {
@@ -291,48 +306,66 @@ impl Peers {
         bundle: &BundleRef,
         cache: &ReleaseCache,
     ) -> bool {
-        let started = tokio::time::Instant::now();
-        let mut fetch = sources::Fetch::new(digest, self.node());
-        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut asking = self.asking(group, digest);
+        while let Some(holder) = self.next_holder(&mut asking).await {
+            let got = self.blob(&holder, bundle, cache).await;
+            tracing::debug!(peer = %holder.node, answer = ?got.outcome(), "asked a peer for a bundle");
+            asking.answered(&holder, got.outcome());
+            match got {
+                Got::Served(_) => {
+                    info!(peer = %holder.node, bytes = bundle.size, "bundle fetched from a peer");
+                    self.metrics.release_fetched(group, "peer", bundle.size);
+                    return true;
+                }
+                Got::Failed(reason, why) => self.bad_peer(group, &holder.node, reason, &why),
+                Got::Busy | Got::Missing => {}
+            }
+        }
+        false
+    }
+
+    /// Starts going through the holders of the release with `digest` in `group`.
+    pub fn asking(&self, group: &str, digest: &str) -> Asking {
+        Asking {
+            group: group.to_owned(),
+            digest: digest.to_owned(),
+            fetch: sources::Fetch::new(digest, self.node()),
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The next holder to ask, in this host's order; while every holder left is busy it waits
+    /// and asks again. `None` when no holder is left, or they stayed busy for [`PATIENCE`]: the
+    /// origin is to be asked.
+    pub async fn next_holder(&self, asking: &mut Asking) -> Option<Holder> {
         loop {
-            let holders = self.holders(group, digest).await;
+            let mut holders = self.holders(&asking.group, &asking.digest).await;
             let names: Vec<&str> = holders.iter().map(|h| h.node.as_str()).collect();
-            let asked = match fetch.next(&names, started.elapsed()) {
+            let elapsed = asking.started.elapsed();
+            let asked = match asking.fetch.next(&names, elapsed) {
                 Next::Origin => {
                     info!(
-                        digest,
+                        digest = %asking.digest,
                         holders = names.len(),
-                        "no peer left to serve the bundle; fetching it from the origin"
+                        "no peer left to serve the release; asking the origin"
                     );
-                    return false;
+                    return None;
+                }
+                Next::Wait if elapsed >= PATIENCE => {
+                    warn!(
+                        digest = %asking.digest,
+                        "peers that hold the release stayed busy; asking the origin"
+                    );
+                    return None;
                 }
                 Next::Wait => {
-                    if tokio::time::Instant::now() >= deadline {
-                        warn!(
-                            digest,
-                            "peers that hold the release stayed busy; fetching from the origin"
-                        );
-                        return false;
-                    }
                     tokio::time::sleep(sources::BUSY_RETRY).await;
                     continue;
                 }
                 Next::Ask(node) => node.to_owned(),
             };
-            let Some(holder) = holders.iter().find(|h| h.node == asked) else {
-                continue;
-            };
-            let got = self.blob(holder, bundle, cache).await;
-            tracing::debug!(peer = %asked, answer = ?got.outcome(), "asked a peer for a bundle");
-            fetch.answered(&asked, got.outcome());
-            match got {
-                Got::Served(_) => {
-                    info!(peer = %asked, bytes = bundle.size, "bundle fetched from a peer");
-                    self.metrics.release_fetched(group, "peer", bundle.size);
-                    return true;
-                }
-                Got::Failed(reason, why) => self.bad_peer(group, &asked, reason, &why),
-                Got::Busy | Got::Missing => {}
+            if let Some(at) = holders.iter().position(|h| h.node == asked) {
+                return Some(holders.swap_remove(at));
             }
         }
     }

@@ -8,7 +8,7 @@
 use shoal_shared::gossip::Target;
 use shoal_shared::release::version::above_floor;
 use shoal_shared::release::{AllowedSigners, Version};
-use shoal_shared::rollout::sources::{self, Next};
+use shoal_shared::rollout::sources;
 use tracing::{debug, info};
 
 use super::Watcher;
@@ -32,36 +32,18 @@ impl Watcher {
         if !above_floor(&version, floor.as_ref()) {
             return Some(Poll::default());
         }
-        let group = self.group.name.clone();
-        let started = tokio::time::Instant::now();
-        let mut fetch = sources::Fetch::new(&offer.digest, peers.node());
-        let deadline = tokio::time::Instant::now() + crate::share::fetch::PATIENCE;
-        loop {
-            let holders = peers.holders(&group, &offer.digest).await;
-            let names: Vec<&str> = holders.iter().map(|h| h.node.as_str()).collect();
-            let asked = match fetch.next(&names, started.elapsed()) {
-                Next::Origin => {
-                    info!(revision.id = %offer.revision, "no peer served the release; asking the origin");
-                    return None;
-                }
-                Next::Wait if tokio::time::Instant::now() >= deadline => return None,
-                Next::Wait => {
-                    tokio::time::sleep(sources::BUSY_RETRY).await;
-                    continue;
-                }
-                Next::Ask(node) => node.to_owned(),
-            };
-            let Some(holder) = holders.into_iter().find(|h| h.node == asked) else {
-                continue;
-            };
+        let mut asking = peers.asking(&self.group.name, &offer.digest);
+        while let Some(holder) = peers.next_holder(&mut asking).await {
             let (outcome, poll) = self
                 .ask_holder(&peers, &holder, &version, offer, signers)
                 .await;
-            fetch.answered(&asked, outcome);
+            asking.answered(&holder, outcome);
             if poll.is_some() {
                 return poll;
             }
         }
+        info!(revision.id = %offer.revision, "no peer served the release; asking the origin");
+        None
     }
 
     /// Asks one holder for the release and verifies what it serves.
