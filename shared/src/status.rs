@@ -147,6 +147,11 @@ pub struct GroupStatus {
     /// The newest release this host verified, and who signed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verified>,
+    /// Whether this host polls a remote channel's origin for the group, once it has heard the
+    /// mesh (`false`: the group's few pollers do, and gossip announces their releases);
+    /// absent for a local channel and without a mesh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<bool>,
 }
 
 /// A release this host verified.
@@ -442,12 +447,14 @@ impl GroupStatus {
             last_refusal: None,
             rollout: None,
             verified: None,
+            polls: None,
         }
     }
 
-    /// Whether the group has looked at its channel once (a failed look counts).
+    /// Whether the group has looked at its channel once (a failed look counts), or left it
+    /// to its pollers once the mesh was heard.
     pub fn has_checked(&self) -> bool {
-        self.last_check.is_some() || self.last_channel_error.is_some()
+        self.last_check.is_some() || self.last_channel_error.is_some() || self.polls == Some(false)
     }
 }
 

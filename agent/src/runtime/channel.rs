@@ -117,27 +117,9 @@ impl GroupChannel {
         }
     }
 
-    /// The release at `floor`, verified again, for a restarted agent that verified it but did
-    /// not deploy it. A store channel's first poll already offers it; a git channel is asked.
-    pub(super) async fn floor_release(
-        &mut self,
-        floor: &str,
-        signers: &AllowedSigners,
-        state: &ChannelState,
-        now: i64,
-    ) -> Result<Option<Release>, ChannelFailure> {
-        match self {
-            Self::Git(channel) => {
-                tokio::task::block_in_place(|| channel.verified_release(floor, signers, state, now))
-                    .map_err(Into::into)
-            }
-            Self::Store(_) => Ok(None),
-        }
-    }
-
     /// The release `name` whatever the floor, verified now (kept verdicts kept), for an
-    /// operator's rollback order; `None` when the channel has no such release or it does not
-    /// verify.
+    /// operator's rollback order or the release at the floor a restarted agent verified but
+    /// did not deploy; `None` when the channel has no such release or it does not verify.
     pub(super) async fn named_release(
         &mut self,
         name: &str,

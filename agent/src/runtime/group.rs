@@ -49,9 +49,11 @@ pub(super) struct GroupTask {
     pub(super) retire: Stop,
     /// Look at the channel at once (a peer announced a release, or the target must be fetched).
     pub(super) check_soon: bool,
-    /// The next look goes ahead even on a host that does not poll the origin (the first look,
-    /// or one asked for).
+    /// The next look goes ahead even on a host that does not poll the origin (one asked for,
+    /// or the first without a mesh or with a local channel).
     pub(super) look_due: bool,
+    /// How long a start listens to the mesh before it decides anything (the planner's warmup).
+    pub(super) warmup: Duration,
     /// Whether this host polled the origin at its last timed look (for the log and metric).
     pub(super) polling: Option<bool>,
     /// Probe the running revision at once (a deployment just succeeded: its health is news
@@ -107,12 +109,17 @@ impl GroupTask {
 
     /// Runs until shutdown.
     pub(super) async fn run(mut self) {
-        self.look_due = true;
         self.recover().await;
         self.watcher.open();
+        // The first look waits, with a mesh and a remote channel, until the mesh has been
+        // heard: then only the pollers, and a host a peer is ahead of, go to the origin, so a
+        // fleet restarted host by host does not cost the origin a look per host.
+        let polled = self.mesh.is_some() && !self.watcher.is_local();
+        self.look_due = !polled;
+        let first_look = if polled { self.warmup } else { Duration::ZERO };
         let mut news = self.mesh.as_ref().map(|m| m.changes());
         let wake = self.keeper.wake();
-        let mut next_poll = Instant::now();
+        let mut next_poll = Instant::now() + first_look;
         let mut next_health = self.health_interval().map(|i| Instant::now() + i);
         self.advance(Input::Step(Event::Tick)).await;
         while !self.stop.is_requested() && !self.retire.is_requested() {
@@ -190,8 +197,8 @@ impl GroupTask {
     }
 
     /// Whether this look at the channel goes ahead. With a mesh and a remote channel only a
-    /// few members poll the origin ([`pollers`]); the others look when asked (the first look,
-    /// a peer announcing a release, an operator's order, files the planner waits for) and
+    /// few members poll the origin ([`pollers`]); the others look when asked (a peer
+    /// announcing a release, an operator's order, files the planner waits for) and
     /// while an alive peer is on a release this host does not have, so one missed announcement
     /// is not a release missed.
     async fn looks_now(&mut self) -> bool {
@@ -231,7 +238,20 @@ impl GroupTask {
             self.metrics.poller(&self.group.name, look.polls);
             self.polling = Some(look.polls);
         }
-        look.looks || wanted
+        let looks = look.looks || wanted;
+        // A look shows the floor and the phase that follow; a host that leaves the look to the
+        // pollers shows its floor and has started once it heard the mesh.
+        let floor = if looks { None } else { self.watcher.floor() };
+        self.show(|g| {
+            g.polls = Some(look.polls);
+            if !looks && g.phase == Phase::Starting {
+                g.phase = Phase::Idle;
+            }
+            if g.floor.is_none() {
+                g.floor = floor;
+            }
+        });
+        looks
     }
 
     /// The release a host that does not poll the origin fetches from its peers: the newest

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use shoal_shared::rollout::{GroupHost, Settings as PlannerSettings};
@@ -149,6 +150,7 @@ impl Groups {
             retire,
             check_soon: false,
             look_due: true,
+            warmup: Duration::from_millis(context.planner.warmup),
             polling: None,
             probe_soon: false,
             running_check: None,

@@ -1,6 +1,7 @@
 //! Few pollers: six hosts on a remote channel (`git://` through a counting proxy). Three of
 //! them poll the origin; the others leave it alone until gossip announces a release, then all
-//! six deploy it. When a poller stops, another host takes its place.
+//! six deploy it. Restarted one by one, the three others are ready again without a look at the
+//! origin. When a poller stops, another host takes its place.
 
 use std::time::Duration;
 
@@ -73,6 +74,34 @@ fn three_of_six_hosts_poll_a_remote_origin_and_all_six_deploy() {
     fleet.publish("v1.0.0", Hooks::Good);
     fleet.wait_all_on("v1.0.0");
     assert!(fleet.origin().stats().connections > 0);
+
+    // A restart host by host, as a package upgrade does it: a host that does not poll hears
+    // the mesh, sees no peer ahead of it and is ready without a look at the origin.
+    let mut quiet = Vec::new();
+    for &i in &all {
+        fleet.stop(i);
+        fleet.restart(i);
+        let status = fleet
+            .agent(i)
+            .wait_status(WAIT, "ready after a restart", |s| {
+                s["node"]["ready"] == true
+            });
+        let group = &status["groups"][0];
+        let looked = metric(&fleet, i, "shoal_channel_polls_total").unwrap_or_default();
+        if group["polls"] == false {
+            assert_eq!(looked, 0, "host {i} looked at the origin: {group}");
+            assert_eq!(group["phase"], "idle", "{group}");
+            assert_eq!(group["floor"], "v1.0.0", "{group}");
+            quiet.push(i);
+        } else {
+            assert_eq!(group["polls"], true, "{group}");
+        }
+    }
+    assert_eq!(quiet.len(), 3, "hosts ready without a look: {quiet:?}");
+    // They still take the next release, from gossip.
+    fleet.publish("v2.0.0", Hooks::Good);
+    fleet.wait_all_on("v2.0.0");
+    let pollers = wait_pollers(&fleet, &all, 3);
 
     // A poller stops: the others choose one more among the hosts left.
     let gone = pollers[0];

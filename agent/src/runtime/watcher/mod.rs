@@ -240,6 +240,31 @@ impl Watcher {
         }
     }
 
+    /// The group's channel state, read from disk the first time.
+    fn load_state(&mut self) -> Result<&mut ChannelState, ChannelFailure> {
+        if self.state.is_none() {
+            let path = ChannelState::path_for(&self.data_dir, &self.group.name);
+            let state = ChannelState::load(&path).map_err(|e| ChannelFailure {
+                kind: "channel_state",
+                message: one_line(&e),
+                refusal: None,
+            })?;
+            self.state = Some(state);
+        }
+        self.state.as_mut().ok_or_else(|| ChannelFailure {
+            kind: "channel_state",
+            message: "the channel state is not loaded".to_owned(),
+            refusal: None,
+        })
+    }
+
+    /// The anti-rollback floor this host's channel state holds, without a look (a state that
+    /// cannot be read shows none; the next look reports it).
+    pub(super) fn floor(&mut self) -> Option<String> {
+        let state = self.load_state().ok()?;
+        state.floor().map(|f| f.name().to_owned())
+    }
+
     async fn poll(
         &mut self,
         wanted: Option<String>,
@@ -264,12 +289,7 @@ impl Watcher {
                 format!("{}: {e}", signers_path.display()),
             )
         })?;
-        if self.state.is_none() {
-            let path = ChannelState::path_for(&self.data_dir, &self.group.name);
-            let state =
-                ChannelState::load(&path).map_err(|e| failure("channel_state", one_line(&e)))?;
-            self.state = Some(state);
-        }
+        self.load_state()?;
         if self.channel.is_none() {
             self.channel = Some(GroupChannel::open(&self.group, &self.data_dir)?);
         }
@@ -356,11 +376,11 @@ impl Watcher {
         let unstarted = first && floor != attempted;
         if newest.is_none() && floor.is_some() && (unstarted || wanted == floor) {
             let name = floor.clone().unwrap_or_default();
-            let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_ref()) else {
+            let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
                 return Ok(());
             };
             newest = channel
-                .floor_release(&name, &signers, state, unix_now())
+                .named_release(&name, &signers, state, unix_now())
                 .await?;
             if newest.is_some() && unstarted {
                 info!(revision.id = %name, "release verified before a restart was never deployed; deploying it now");
