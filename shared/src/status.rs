@@ -452,9 +452,10 @@ impl GroupStatus {
     }
 
     /// Whether the group has looked at its channel once (a failed look counts), or left it
-    /// to its pollers once the mesh was heard.
+    /// to its pollers once the mesh was heard (and stays so if it becomes a poller later).
     pub fn has_checked(&self) -> bool {
-        self.last_check.is_some() || self.last_channel_error.is_some() || self.polls == Some(false)
+        let left_to_pollers = self.polls.is_some() && self.phase != Phase::Starting;
+        self.last_check.is_some() || self.last_channel_error.is_some() || left_to_pollers
     }
 }
 
@@ -561,6 +562,33 @@ pub struct ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_is_checked_after_a_look_or_once_it_left_the_look_to_its_pollers() {
+        let mut group = GroupStatus::starting("web", "shop", "git");
+        assert!(!group.has_checked(), "nothing yet");
+        group.polls = Some(true);
+        assert!(
+            !group.has_checked(),
+            "a poller whose first look has not ended"
+        );
+        group.last_check = Some("2026-12-07T00:00:00Z".to_owned());
+        group.phase = Phase::Idle;
+        assert!(group.has_checked(), "a poller that looked");
+
+        let mut group = GroupStatus::starting("web", "shop", "git");
+        group.polls = Some(false);
+        group.phase = Phase::Idle;
+        assert!(
+            group.has_checked(),
+            "a host that heard the mesh and leaves it to the pollers"
+        );
+        group.polls = Some(true);
+        assert!(
+            group.has_checked(),
+            "and stays checked when it becomes a poller"
+        );
+    }
 
     #[test]
     fn phases_serialize_as_their_names() {

@@ -80,7 +80,8 @@ impl Board {
         parts.join("; ")
     }
 
-    /// The node's status now; `ready` once every group has checked its channel.
+    /// The node's status now; `ready` once every group has checked its channel (or left it to
+    /// its pollers).
     pub fn snapshot(&self) -> NodeStatus {
         let mut status = self
             .inner

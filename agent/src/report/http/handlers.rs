@@ -142,7 +142,7 @@ fn ready(state: &ServerState) -> Response<Body> {
     } else if status.node.ready {
         (
             StatusCode::OK,
-            "every group has checked its channel".to_owned(),
+            "every group has checked its channel or left it to its pollers".to_owned(),
         )
     } else {
         (

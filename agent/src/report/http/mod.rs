@@ -104,7 +104,7 @@ pub enum Route {
     PageScript,
     /// `/live`: the process answers.
     Live,
-    /// `/ready`: every group has checked its channel.
+    /// `/ready`: every group has checked its channel (or left it to its pollers).
     Ready,
     /// `/v1/status`.
     Status,
