@@ -370,6 +370,7 @@ impl ShareStart<'_> {
             self.mesh_settings.cluster.clone(),
             self.metrics.clone(),
             self.mesh_settings.interval.saturating_mul(WARMUP_ROUNDS),
+            self.mesh_settings.interval,
         );
         if self.settings.uploads == 0 {
             info!("mesh.share.uploads is 0: this host fetches releases from peers but serves none");

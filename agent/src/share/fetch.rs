@@ -93,17 +93,26 @@ pub struct Peers {
     metrics: Metrics,
     /// Until then this start has not heard the mesh yet: who holds what is not known.
     heard_by: tokio::time::Instant,
+    /// A gossip round.
+    round: Duration,
+    /// Set once the holders first looked for stopped changing (see [`Peers::holders`]).
+    settled: Arc<tokio::sync::OnceCell<()>>,
 }
+
+/// At most this many rounds past the warmup are waited for the holders to settle.
+const SETTLE_ROUNDS: u32 = 10;
 
 impl Peers {
     /// Fetching from the members of `mesh` (named `cluster`), sealed with `ring`; `warmup`
-    /// is how long a start listens to gossip before it knows who holds what.
+    /// is how long a start listens to gossip before it knows who holds what, and `round` a
+    /// gossip round.
     pub fn new(
         ring: Arc<Keyring>,
         mesh: Arc<Mesh>,
         cluster: String,
         metrics: Metrics,
         warmup: Duration,
+        round: Duration,
     ) -> Self {
         Self {
             ring,
@@ -111,6 +120,8 @@ impl Peers {
             cluster,
             metrics,
             heard_by: tokio::time::Instant::now() + warmup,
+            round,
+            settled: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -121,9 +132,30 @@ impl Peers {
 
     /// The live members of `group` that say they hold the release with `digest`
     /// (`sha256:…`, `git:…`): their target or what they run.
-    /// Right after a start, this waits until the mesh has been heard.
+    ///
+    /// Right after a start, this waits until the mesh has been heard: the warmup, then, the
+    /// first time, until the holders stop changing for a round (at most [`SETTLE_ROUNDS`]), so
+    /// a host that starts under load asks in its whole order, not the first holders it heard.
     pub async fn holders(&self, group: &str, digest: &str) -> Vec<Holder> {
         tokio::time::sleep_until(self.heard_by).await;
+        self.settled
+            .get_or_init(|| async {
+                let mut seen = self.holders_now(group, digest).await;
+                for _ in 0..SETTLE_ROUNDS {
+                    tokio::time::sleep(self.round).await;
+                    let now = self.holders_now(group, digest).await;
+                    if now == seen {
+                        break;
+                    }
+                    seen = now;
+                }
+            })
+            .await;
+        self.holders_now(group, digest).await
+    }
+
+    /// The holders as the mesh shows them now.
+    async fn holders_now(&self, group: &str, digest: &str) -> Vec<Holder> {
         let snapshot = self.mesh.group(group).await;
         snapshot
             .peers
