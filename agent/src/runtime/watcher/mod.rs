@@ -242,20 +242,18 @@ impl Watcher {
 
     /// The group's channel state, read from disk the first time.
     fn load_state(&mut self) -> Result<&mut ChannelState, ChannelFailure> {
-        if self.state.is_none() {
-            let path = ChannelState::path_for(&self.data_dir, &self.group.name);
-            let state = ChannelState::load(&path).map_err(|e| ChannelFailure {
-                kind: "channel_state",
-                message: one_line(&e),
-                refusal: None,
-            })?;
-            self.state = Some(state);
-        }
-        self.state.as_mut().ok_or_else(|| ChannelFailure {
-            kind: "channel_state",
-            message: "the channel state is not loaded".to_owned(),
-            refusal: None,
-        })
+        let state = match self.state.take() {
+            Some(state) => state,
+            None => {
+                let path = ChannelState::path_for(&self.data_dir, &self.group.name);
+                ChannelState::load(&path).map_err(|e| ChannelFailure {
+                    kind: "channel_state",
+                    message: one_line(&e),
+                    refusal: None,
+                })?
+            }
+        };
+        Ok(self.state.insert(state))
     }
 
     /// The anti-rollback floor this host's channel state holds, without a look (a state that
