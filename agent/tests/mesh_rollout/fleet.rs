@@ -781,7 +781,6 @@ impl Fleet {
         &self.hosts[i].data_dir
     }
 
-    #[allow(dead_code)]
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

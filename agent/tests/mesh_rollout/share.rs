@@ -39,10 +39,31 @@ fn wait_all_on(fleet: &Fleet, revision: &str) {
     }
 }
 
+/// Fails at once, with the figures, when the disk under the fleet cannot hold what the test
+/// writes: every host keeps the release three times (the bundle or pack it serves to peers,
+/// the verified tree, the deployment archive) and the origin twice. A full disk would otherwise
+/// show only as hosts that never finish.
+fn require_disk(fleet: &Fleet) {
+    let need = (3 * fleet.len() as u64 + 2) * SIZE as u64 * 11 / 10;
+    let stat = nix::sys::statvfs::statvfs(fleet.dir()).expect("statvfs of the fleet's folder");
+    let free = stat.blocks_available() * stat.fragment_size();
+    assert!(
+        free >= need,
+        "{} has {:.1} GB free; this test writes about {:.1} GB ({} hosts keeping a {} MB release \
+         three times); free some space or point TMPDIR at a larger disk",
+        fleet.dir().display(),
+        free as f64 / 1e9,
+        need as f64 / 1e9,
+        fleet.len(),
+        SIZE >> 20
+    );
+}
+
 /// Publishes a large release with `publish` once the fleet has chosen its pollers, waits until
 /// every host runs it, and checks that at most 3 copies crossed the origin and that only
 /// pollers looked at it. Returns what the origin sent.
 fn take_a_large_release(fleet: &Fleet, publish: impl FnOnce(&Fleet)) -> Stats {
+    require_disk(fleet);
     let all: Vec<usize> = (0..fleet.len()).collect();
     let pollers = wait_pollers(fleet, &all, 3);
     let before = polls(fleet, &all);
