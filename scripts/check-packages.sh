@@ -25,6 +25,13 @@ fail() {
   echo "FAIL  $1"
   failed+=("$2")
 }
+# fatal WHAT LOG: a step the rest depends on failed; shows the end of its log and the free disk.
+fatal() {
+  echo "FAIL  $1; the end of $2:"
+  tail -n 20 "$2" | sed 's/^/      /'
+  df -h "$(dirname "$2")" | sed 's/^/      /'
+  exit 1
+}
 # check NAME COMMAND...: one line for a command that must succeed (its output shown on failure).
 check() {
   local name=$1 output
@@ -164,7 +171,7 @@ step
 if [ ! -f "$base" ]; then
   echo "making a $SUITE minbase chroot (once; cached as $base)"
   $sudo debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >"$cache/debootstrap.log" 2>&1 ||
-    { echo "FAIL  debootstrap: see $cache/debootstrap.log"; exit 1; }
+    fatal "debootstrap of $SUITE from $MIRROR failed" "$cache/debootstrap.log"
   $sudo chroot "$root" apt-get clean
   $sudo tar -C "$root" -cf "$base.tmp" .
   $sudo mv "$base.tmp" "$base"
@@ -184,8 +191,7 @@ if in_root apt-get update -qq >"$cache/apt.log" 2>&1 &&
     "${depends[@]}" >>"$cache/apt.log" 2>&1; then
   pass "chroot: dependencies installed with apt-get, $(took): ${depends[*]}"
 else
-  echo "FAIL  chroot: apt-get could not install ${depends[*]}: see $cache/apt.log"
-  exit 1
+  fatal "chroot: apt-get could not install ${depends[*]}" "$cache/apt.log"
 fi
 in_root apt-get clean
 listing() {
