@@ -61,3 +61,16 @@ pub fn appspec_corpus_expectations(dir: &std::path::Path) -> Vec<(String, String
         .map(|(file, outcome)| (file.to_owned(), outcome.trim().to_owned()))
         .collect()
 }
+
+/// CPU time (user and system, in seconds) that process `pid` has used, from `/proc/<pid>/stat`;
+/// `pid` may be `self`. Clock ticks are taken as 100 a second, as on every Linux build here.
+pub fn cpu_seconds(pid: impl std::fmt::Display) -> f64 {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // The fields after the command name (which may hold spaces) start past its ')'; utime and
+    // stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let rest = &stat[stat.rfind(')').expect("a command name in /proc/<pid>/stat") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count");
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}

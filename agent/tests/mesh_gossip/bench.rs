@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chitchat::ListenerHandle;
+use shoal_tests::cpu_seconds;
 use tokio::time::Instant;
 
 use crate::{Cluster, channel, eventually, exclusive, halt, name};
@@ -141,7 +142,7 @@ async fn at_scale(n: usize, interval: Duration) {
         rss_bytes() as f64 / n as f64 / 1e3,
     );
     let before = transport.statistics();
-    let cpu_before = cpu_seconds();
+    let cpu_before = cpu_seconds("self");
     let window = Instant::now();
     tokio::time::sleep(interval * 3).await;
     let after = transport.statistics();
@@ -153,7 +154,7 @@ async fn at_scale(n: usize, interval: Duration) {
         bytes / messages,
         bytes / n as f64 / secs,
         messages / n as f64 / secs,
-        (cpu_seconds() - cpu_before) / secs * 100.0,
+        (cpu_seconds("self") - cpu_before) / secs * 100.0,
     );
     let arrivals = Arrivals::watch(&cluster).await;
     let origin = n / 3;
@@ -206,12 +207,12 @@ async fn traffic(n: usize, interval: Duration, window_rounds: u32) {
     // Let the failure detectors settle before counting.
     tokio::time::sleep(interval * 5).await;
     let before = transport.statistics();
-    let cpu_before = cpu_seconds();
+    let cpu_before = cpu_seconds("self");
     let start = Instant::now();
     tokio::time::sleep(interval * window_rounds).await;
     let after = transport.statistics();
     let secs = start.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds() - cpu_before) / secs;
+    let cpu = (cpu_seconds("self") - cpu_before) / secs;
     let per_node = |total: u64| total as f64 / n as f64 / secs;
     let bytes = per_node(after.num_bytes_total - before.num_bytes_total);
     let messages = per_node(after.num_messages_total - before.num_messages_total);
@@ -243,15 +244,4 @@ fn rss_bytes() -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap();
     kb * 1024
-}
-
-/// CPU time this process has used (user + system), from `/proc/self/stat`.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which may hold spaces) close with ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
 }

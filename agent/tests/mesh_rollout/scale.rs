@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use shoal_tests::agent::AgentProcess;
+use shoal_tests::cpu_seconds;
 use tokio::time::Instant;
 
 use super::fleet::{Fleet, Hooks, logged_at};
@@ -92,14 +93,17 @@ fn bench_fifty_agents_on_one_sealed_mesh() {
 /// Measures the idle mesh: each agent's CPU and what its gossip socket sent and received.
 fn idle(fleet: &Fleet) {
     let agents: Vec<&AgentProcess> = (0..fleet.len()).map(|i| fleet.agent(i)).collect();
-    let before: Vec<(f64, Sent)> = agents.iter().map(|a| (cpu_seconds(a), sent(a))).collect();
+    let before: Vec<(f64, Sent)> = agents
+        .iter()
+        .map(|a| (cpu_seconds(a.pid()), sent(a)))
+        .collect();
     let start = Instant::now();
     window();
     let secs = start.elapsed().as_secs_f64();
     let mut cpu = Vec::new();
     let (mut bytes, mut datagrams, mut received) = (0, 0, 0);
     for (agent, (cpu_before, sent_before)) in agents.iter().zip(before) {
-        cpu.push((cpu_seconds(agent) - cpu_before) / secs * 100.0);
+        cpu.push((cpu_seconds(agent.pid()) - cpu_before) / secs * 100.0);
         let now = sent(agent);
         datagrams += now.datagrams - sent_before.datagrams;
         bytes += now.bytes - sent_before.bytes;
@@ -144,15 +148,4 @@ fn sent(agent: &AgentProcess) -> Sent {
         bytes: value("shoal_gossip_bytes_total{direction=\"sent\"} "),
         received: value("shoal_gossip_bytes_total{direction=\"received\"} "),
     }
-}
-
-/// CPU time an agent process has used (user + system), from `/proc/<pid>/stat`.
-fn cpu_seconds(agent: &AgentProcess) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", agent.pid())).expect("stat");
-    // Fields after the command name (which may hold spaces) close with ')'.
-    let rest = &stat[stat.rfind(')').expect("a command name") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    ticks as f64 / 100.0
 }
