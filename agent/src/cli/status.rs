@@ -24,8 +24,8 @@ pub(super) fn run(args: Args) -> u8 {
     })
 }
 
-/// The human view at `now`: a node line, then a row per group with its part in the rollout,
-/// its last deployment's events and its last refusal or channel error beneath.
+/// The human view at `now`: a node line, then a row per group with its channel, its part in
+/// the rollout, its last deployment's events and its last refusal or channel error beneath.
 pub(super) fn render(status: &NodeStatus, now: i64) -> String {
     let node = &status.node;
     let mut out = format!(
@@ -75,6 +75,7 @@ pub(super) fn render(status: &NodeStatus, now: i64) -> String {
     push_row(&mut out, &header.map(str::to_owned), &widths);
     for (group, row) in status.groups.iter().zip(&rows) {
         push_row(&mut out, row, &widths);
+        push_channel(&mut out, group, now);
         push_rollout(&mut out, group, now);
         push_details(&mut out, group);
     }
@@ -122,6 +123,23 @@ fn push_row(out: &mut String, cells: &[String; 7], widths: &[usize; 7]) {
     }
     out.push_str(line.trim_end());
     out.push('\n');
+}
+
+/// `    channel git https://… (v*): checked 12s ago`, or that the group's pollers look at it
+/// for this host.
+fn push_channel(out: &mut String, group: &GroupStatus, now: i64) {
+    let looks = if group.polls == Some(false) {
+        "left to the group's pollers; gossip announces their releases".to_owned()
+    } else {
+        match group.last_check.as_deref() {
+            Some(when) => match time::since(when, now) {
+                Some(span) => format!("checked {span} ago"),
+                None => format!("checked {when}"),
+            },
+            None => "not checked yet".to_owned(),
+        }
+    };
+    let _ = writeln!(out, "    channel {}: {looks}", group.channel);
 }
 
 /// `    rollout v2.0.0 (d-…): running, canary, turn 1 of 3 for 12s; deadline in 9m48s`, then
@@ -313,19 +331,47 @@ mod tests {
         );
         assert_eq!(
             lines[5],
-            "    BeforeInstall  succeeded           1.25s  exit 0"
+            "    channel git https://example.invalid/app.git (v*): not checked yet"
         );
         assert_eq!(
             lines[6],
-            "    refused v0.9.0: v0.9.0 is below the floor v1.2.0 (2026-05-01T10:02:00Z)"
+            "    BeforeInstall  succeeded           1.25s  exit 0"
         );
         assert_eq!(
             lines[7],
+            "    refused v0.9.0: v0.9.0 is below the floor v1.2.0 (2026-05-01T10:02:00Z)"
+        );
+        assert_eq!(
+            lines[8],
             "    channel error: connection reset (2026-05-01T10:03:00Z)"
         );
         assert!(
-            lines[8].starts_with("db     -        -       starting"),
+            lines[9].starts_with("db     -        -       starting"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_channel_line_says_when_this_host_looked_or_that_its_pollers_do() {
+        let now = 1_796_638_200; // 2026-12-07T10:10:00Z
+        let channel = |web: &GroupStatus| {
+            let text = render(&node(vec![web.clone()]), now);
+            let line = text.lines().find(|l| l.starts_with("    channel "));
+            line.unwrap_or_else(|| panic!("no channel line in\n{text}"))
+                .to_owned()
+        };
+        let mut web = group("web");
+        web.last_check = Some("2026-12-07T10:09:48Z".into());
+        web.polls = Some(true);
+        assert_eq!(
+            channel(&web),
+            "    channel git https://example.invalid/app.git (v*): checked 12s ago"
+        );
+        web.polls = Some(false);
+        assert_eq!(
+            channel(&web),
+            "    channel git https://example.invalid/app.git (v*): left to the group's pollers; \
+             gossip announces their releases"
         );
     }
 

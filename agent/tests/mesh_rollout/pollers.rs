@@ -92,6 +92,12 @@ fn three_of_six_hosts_poll_a_remote_origin_and_all_six_deploy() {
             assert_eq!(looked, 0, "host {i} looked at the origin: {group}");
             assert_eq!(group["phase"], "idle", "{group}");
             assert_eq!(group["floor"], "v1.0.0", "{group}");
+            let said = fleet.shoal(i, &["status"]);
+            let said = String::from_utf8_lossy(&said.stdout);
+            assert!(
+                said.contains(": left to the group's pollers; gossip announces their releases\n"),
+                "shoal status on host {i}:\n{said}"
+            );
             quiet.push(i);
         } else {
             assert_eq!(group["polls"], true, "{group}");

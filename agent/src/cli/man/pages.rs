@@ -734,10 +734,11 @@ pub(super) const PAGES: &[Page] = &[
         name: "shoal-status",
         description: &[
             "For each group: the current and target revision, the phase (with the lifecycle event \
-             running and for how long), the floor, health; this host's part in the rollout (its \
-             step, canary mark, turn, for how long, the rollout's deadline, why it waits, the \
-             promote it waits for with the command, the halt, and its failed script's last \
-             lines, which are root's); the last deployment and its events, the last failure, \
+             running and for how long), the floor, health; its channel and when this host last \
+             looked at it, or that the group's pollers look for it; this host's part in the \
+             rollout (its step, canary mark, turn, for how long, the rollout's deadline, why it \
+             waits, the promote it waits for with the command, the halt, and its failed \
+             script's last lines, which are root's); the last deployment and its events, the last failure, \
              refusal and channel error. --json prints GET /v1/status as the agent serves it.",
             READS_THE_AGENT,
         ],
