@@ -1,7 +1,7 @@
 //! Few pollers: six hosts on a remote channel (`git://` through a counting proxy). Three of
 //! them poll the origin; the others leave it alone until gossip announces a release, then all
 //! six deploy it. Restarted one by one, the three others are ready again without a look at the
-//! origin. When a poller stops, another host takes its place.
+//! origin, on a store as on git. When a poller stops, another host takes its place.
 
 use std::time::Duration;
 
@@ -75,35 +75,7 @@ fn three_of_six_hosts_poll_a_remote_origin_and_all_six_deploy() {
     fleet.wait_all_on("v1.0.0");
     assert!(fleet.origin().stats().connections > 0);
 
-    // A restart host by host, as a package upgrade does it: a host that does not poll hears
-    // the mesh, sees no peer ahead of it and is ready without a look at the origin.
-    let mut quiet = Vec::new();
-    for &i in &all {
-        fleet.stop(i);
-        fleet.restart(i);
-        let status = fleet
-            .agent(i)
-            .wait_status(WAIT, "ready after a restart", |s| {
-                s["node"]["ready"] == true
-            });
-        let group = &status["groups"][0];
-        let looked = metric(&fleet, i, "shoal_channel_polls_total").unwrap_or_default();
-        if group["polls"] == false {
-            assert_eq!(looked, 0, "host {i} looked at the origin: {group}");
-            assert_eq!(group["phase"], "idle", "{group}");
-            assert_eq!(group["floor"], "v1.0.0", "{group}");
-            let said = fleet.shoal(i, &["status"]);
-            let said = String::from_utf8_lossy(&said.stdout);
-            assert!(
-                said.contains(": left to the group's pollers; gossip announces their releases\n"),
-                "shoal status on host {i}:\n{said}"
-            );
-            quiet.push(i);
-        } else {
-            assert_eq!(group["polls"], true, "{group}");
-        }
-    }
-    assert_eq!(quiet.len(), 3, "hosts ready without a look: {quiet:?}");
+    restart_host_by_host(&mut fleet, "v1.0.0");
     // They still take the next release, from gossip.
     fleet.publish("v2.0.0", Hooks::Good);
     fleet.wait_all_on("v2.0.0");
@@ -120,4 +92,50 @@ fn three_of_six_hosts_poll_a_remote_origin_and_all_six_deploy() {
         kept, 2,
         "the two other pollers stay: {pollers:?} then {now:?}"
     );
+}
+
+#[test]
+fn six_hosts_on_a_store_restarted_one_by_one_leave_the_origin_to_three() {
+    let mut fleet = Fleet::start_store(6, "{ strategy: all-at-once, min_healthy_time: 0s }");
+    let all: Vec<usize> = (0..fleet.len()).collect();
+    wait_pollers(&fleet, &all, 3);
+    fleet.publish_store("v1.0.0", Hooks::Good, 0);
+    fleet.wait_all_on("v1.0.0");
+    restart_host_by_host(&mut fleet, "v1.0.0");
+    fleet.publish_store("v2.0.0", Hooks::Good, 0);
+    fleet.wait_all_on("v2.0.0");
+}
+
+/// Restarts every host one by one, as a package upgrade does it: a host that does not poll
+/// hears the mesh, sees no peer ahead of it and is ready, on `floor` and idle, without a look
+/// at the origin; three of them.
+fn restart_host_by_host(fleet: &mut Fleet, floor: &str) {
+    let all: Vec<usize> = (0..fleet.len()).collect();
+    let mut quiet = Vec::new();
+    for &i in &all {
+        fleet.stop(i);
+        fleet.restart(i);
+        let status = fleet
+            .agent(i)
+            .wait_status(WAIT, "ready after a restart", |s| {
+                s["node"]["ready"] == true
+            });
+        let group = &status["groups"][0];
+        let looked = metric(fleet, i, "shoal_channel_polls_total").unwrap_or_default();
+        if group["polls"] == false {
+            assert_eq!(looked, 0, "host {i} looked at the origin: {group}");
+            assert_eq!(group["phase"], "idle", "{group}");
+            assert_eq!(group["floor"], floor, "{group}");
+            let said = fleet.shoal(i, &["status"]);
+            let said = String::from_utf8_lossy(&said.stdout);
+            assert!(
+                said.contains(": left to the group's pollers; gossip announces their releases\n"),
+                "shoal status on host {i}:\n{said}"
+            );
+            quiet.push(i);
+        } else {
+            assert_eq!(group["polls"], true, "{group}");
+        }
+    }
+    assert_eq!(quiet.len(), 3, "hosts ready without a look: {quiet:?}");
 }
