@@ -131,7 +131,8 @@ pub struct GroupStatus {
     pub health: Health,
     /// When the channel was last checked (RFC 3339).
     pub last_check: Option<String>,
-    /// The last time a channel check failed, and why (cleared by a good check).
+    /// The last time a channel check, or the fetch of the release it found, failed, and why
+    /// (cleared by a good check).
     pub last_channel_error: Option<Notice>,
     /// The newest deployment on this host.
     pub last_deployment: Option<DeploymentSummary>,

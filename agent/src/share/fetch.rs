@@ -55,6 +55,9 @@ pub enum Got<T> {
     Missing,
     /// It failed: why, for the log, and the reason counted.
     Failed(&'static str, String),
+    /// This host could not keep what it served (its disk is full, its cache unwritable): no
+    /// fault of the holder's, and no other holder nor the origin would fare better.
+    Local(String),
 }
 
 impl<T> Got<T> {
@@ -64,7 +67,7 @@ impl<T> Got<T> {
             Self::Served(_) => Outcome::Served,
             Self::Busy => Outcome::Busy,
             Self::Missing => Outcome::Missing,
-            Self::Failed(..) => Outcome::Failed,
+            Self::Failed(..) | Self::Local(_) => Outcome::Failed,
         }
     }
 }
@@ -240,9 +243,12 @@ impl Peers {
                 format!("offers {size} bytes, release.yaml pins {}", bundle.size),
             );
         }
-        let mut file = match Incoming::create(cache, &bundle.sha256) {
+        let mut file = match Incoming::create(cache, &bundle.sha256, size) {
             Ok(file) => file,
-            Err(e) => return Got::Failed("local", format!("cannot write the release cache: {e}")),
+            Err(e) => {
+                let root = cache.root().display();
+                return Got::Local(format!("cannot start a download in {root}: {e}"));
+            }
         };
         let mut check = BundleCheck::new(bundle);
         let mut left = size;
@@ -257,10 +263,7 @@ impl Peers {
                 return Got::Failed(refusal.kind(), refusal.to_string());
             }
             if let Err(e) = file.write(&frame) {
-                return Got::Failed(
-                    "local",
-                    format!("cannot write {}: {e}", file.temp().display()),
-                );
+                return Got::Local(format!("cannot write {}: {e}", file.temp().display()));
             }
         }
         if let Err(refusal) = check.finish() {
@@ -269,7 +272,7 @@ impl Peers {
         match file.land() {
             Ok(path) => Got::Served(path),
             Err((action, path, e)) => {
-                Got::Failed("local", format!("cannot {action} {}: {e}", path.display()))
+                Got::Local(format!("cannot {action} {}: {e}", path.display()))
             }
         }
     }
@@ -300,7 +303,10 @@ impl Peers {
         });
         let (file, path) = match created {
             Ok(created) => created,
-            Err(e) => return Got::Failed("local", format!("cannot write the release cache: {e}")),
+            Err(e) => {
+                let root = cache.root().display();
+                return Got::Local(format!("cannot start a download in {root}: {e}"));
+            }
         };
         let mut file = tokio::fs::File::from_std(file);
         let mut received: u64 = 0;
@@ -318,26 +324,30 @@ impl Peers {
                 );
             }
             if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut file, &frame).await {
-                return Got::Failed("local", format!("cannot write {}: {e}", path.display()));
+                return Got::Local(format!("cannot write {}: {e}", path.display()));
             }
         }
         if let Err(e) = tokio::io::AsyncWriteExt::flush(&mut file).await {
-            return Got::Failed("local", format!("cannot write {}: {e}", path.display()));
+            return Got::Local(format!("cannot write {}: {e}", path.display()));
         }
         Got::Served((path, tag_oid))
     }
 
     /// Brings the bundle `bundle` pins into `cache` from the holders of `digest` in `group`,
-    /// each asked in this host's order, busy ones again after a wait; `true` once it is there,
-    /// `false` when no holder is left (or they stayed busy for [`PATIENCE`]) and the origin
-    /// must serve.
+    /// each asked in this host's order, busy ones again after a wait; `Ok(true)` once it is
+    /// there, `Ok(false)` when no holder is left (or they stayed busy for [`PATIENCE`]) and the
+    /// origin must serve. `Err` says why this host cannot keep the bundle (no room for it, its
+    /// cache unwritable): neither another holder nor the origin is asked then.
     pub async fn fetch_blob(
         &self,
         group: &str,
         digest: &str,
         bundle: &BundleRef,
         cache: &ReleaseCache,
-    ) -> bool {
+    ) -> Result<bool, String> {
+        cache
+            .room_for(bundle.size)
+            .map_err(|e| format!("cannot fetch into {}: {e}", cache.root().display()))?;
         let mut asking = self.asking(group, digest);
         while let Some(holder) = self.next_holder(&mut asking).await {
             let got = self.blob(&holder, bundle, cache).await;
@@ -347,13 +357,14 @@ impl Peers {
                 Got::Served(_) => {
                     info!(peer = %holder.node, bytes = bundle.size, "bundle fetched from a peer");
                     self.metrics.release_fetched(group, "peer", bundle.size);
-                    return true;
+                    return Ok(true);
                 }
                 Got::Failed(reason, why) => self.bad_peer(group, &holder.node, reason, &why),
+                Got::Local(why) => return Err(why),
                 Got::Busy | Got::Missing => {}
             }
         }
-        false
+        Ok(false)
     }
 
     /// Starts going through the holders of the release with `digest` in `group`.

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod fleet;
+mod full_disk;
 mod health;
 mod notify;
 mod pollers;

@@ -19,9 +19,12 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Starts the blob with `sha256` (mode 0600, a fresh file under `tmp/`).
-    pub fn create(cache: &ReleaseCache, sha256: &str) -> io::Result<Self> {
+    /// Starts the blob with `sha256`, of `size` bytes (mode 0600, a fresh file under `tmp/`);
+    /// fails with [`io::ErrorKind::StorageFull`] before a byte is written when the cache has
+    /// no room for it.
+    pub fn create(cache: &ReleaseCache, sha256: &str, size: u64) -> io::Result<Self> {
         let temp = cache.temp_path("download")?;
+        cache.room_for(size)?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -82,18 +85,38 @@ mod tests {
     fn only_a_landed_blob_is_under_blobs_and_nothing_else_stays() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = ReleaseCache::new(dir.path());
-        let mut dropped = Incoming::create(&cache, &"ab".repeat(32)).expect("create");
+        let mut dropped = Incoming::create(&cache, &"ab".repeat(32), 4).expect("create");
         dropped.write(b"half").expect("write");
         let temp = dropped.temp().to_path_buf();
         drop(dropped);
         assert!(!temp.exists());
         assert!(!cache.blob_path(&"ab".repeat(32)).exists());
 
-        let mut kept = Incoming::create(&cache, &"cd".repeat(32)).expect("create");
+        let mut kept = Incoming::create(&cache, &"cd".repeat(32), 5).expect("create");
         kept.write(b"whole").expect("write");
         let blob = kept.land().expect("land");
         assert_eq!(fs::read(&blob).expect("read"), b"whole");
         assert_eq!(blob, cache.blob_path(&"cd".repeat(32)));
+        assert_eq!(
+            fs::read_dir(dir.path().join("releases/tmp"))
+                .expect("tmp")
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_blob_larger_than_the_free_space_is_refused_before_a_byte_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ReleaseCache::new(dir.path());
+        let err = Incoming::create(&cache, &"ef".repeat(32), u64::MAX).expect_err("no room");
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        let said = err.to_string();
+        assert!(
+            said.starts_with("only ")
+                && said.ends_with(" MB is free there, and the bundle takes 18446744073709.6 MB"),
+            "{said}"
+        );
         assert_eq!(
             fs::read_dir(dir.path().join("releases/tmp"))
                 .expect("tmp")

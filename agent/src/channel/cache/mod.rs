@@ -124,6 +124,12 @@ impl ReleaseCache {
             .join(format!("{}-{label}-{}", session(), next_number())))
     }
 
+    /// Fails with [`io::ErrorKind::StorageFull`], saying what is free, when the cache's
+    /// filesystem has less than `bytes` free: see [`room_in`].
+    pub fn room_for(&self, bytes: u64) -> io::Result<()> {
+        room_in(&self.root, bytes, "the bundle")
+    }
+
     /// `group` is about to fetch `digest` into the cache: no clean removes it until the
     /// group next says what it holds.
     pub fn fetching(&self, group: &str, digest: &Digest) {
@@ -156,6 +162,32 @@ impl ReleaseCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Fails with [`io::ErrorKind::StorageFull`], saying what is free, when the filesystem of
+/// `dir` has less than `bytes` free for files of ordinary users: what root may use beyond that
+/// is the system's reserve, and the agent's downloads do not take it. `what` names what the
+/// bytes are. A `dir` not made yet is measured at its nearest parent that is.
+pub fn room_in(dir: &Path, bytes: u64, what: &str) -> io::Result<()> {
+    let made = dir.ancestors().find(|d| d.exists()).unwrap_or(dir);
+    let stat = nix::sys::statvfs::statvfs(made)?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    if free >= bytes {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::StorageFull,
+        format!(
+            "only {} is free there, and {what} takes {}",
+            megabytes(free),
+            megabytes(bytes)
+        ),
+    ))
+}
+
+/// `bytes` in decimal megabytes, as `df -H` counts them.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// What names this process's work in `tmp/` and `trash/`: its pid and a random number, so a
@@ -191,6 +223,20 @@ mod tests {
         assert_eq!(
             cache.blob_path("0f"),
             Path::new("/var/lib/shoal/releases/blobs/sha256-0f")
+        );
+    }
+
+    #[test]
+    fn room_is_measured_where_a_folder_will_be_and_refused_past_what_is_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let later = dir.path().join("not/made/yet");
+        room_in(&later, 1, "a byte").expect("a byte fits");
+        let err = room_in(&later, u64::MAX, "everything").expect_err("too much");
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert!(
+            err.to_string()
+                .ends_with(" MB is free there, and everything takes 18446744073709.6 MB"),
+            "{err}"
         );
     }
 

@@ -20,6 +20,7 @@ use super::fetch::{self, MirrorLock};
 use super::source::GitSource;
 use super::{GitChannel, GitError, tags};
 use crate::channel::Poll;
+use crate::channel::cache::room_in;
 use crate::verify::state::ChannelState;
 
 /// How long indexing a release may take.
@@ -124,15 +125,19 @@ fn glob_matches(pattern: &str, name: &str) -> bool {
     pattern_matches(pattern, name)
 }
 
-/// What went wrong with a peer's pack: the peer is dropped for the release.
+/// What went wrong with a peer's pack.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
-    /// The pack or what it holds is not the release asked for.
+    /// The pack or what it holds is not the release asked for: the peer is dropped for it.
     #[error("{0}")]
     Bad(String),
-    /// This host could not index it (its disk, its git).
+    /// This host's mirror could not be opened or changed (its lock, its git).
     #[error(transparent)]
     Local(#[from] GitError),
+    /// The mirror's disk has no room for the pack: no peer is to blame, and none would fare
+    /// better.
+    #[error("{0}")]
+    NoRoom(String),
 }
 
 impl GitChannel {
@@ -179,6 +184,7 @@ impl GitChannel {
         let lock = MirrorLock::take(&self.source, &self.mirror_path)?;
         let pack_file = std::fs::File::open(pack)
             .map_err(|e| bad(format!("cannot read the received pack: {e}")))?;
+        let pack_len = pack_file.metadata().map_or(0, |m| m.len());
         let indexed = git(&self.mirror_path)
             .args(["index-pack", "--strict", "--stdin", "--fix-thin"])
             .stdin(pack_file)
@@ -190,6 +196,17 @@ impl GitChannel {
             .map_err(|_| bad("indexing the pack took too long".to_owned()))?
             .map_err(|e| bad(format!("cannot run git index-pack: {e}")))?;
         if !output.status.success() {
+            // A full disk fails index-pack as a broken pack does. Once what git left is gone,
+            // indexing takes the pack's size again and its index: with less than twice the
+            // pack free, the disk is the cause.
+            fetch::remove_leftovers(&self.mirror_path);
+            let room = 2 * pack_len + (1 << 20);
+            if let Err(e) = room_in(&self.mirror_path, room, "indexing the pack") {
+                return Err(PackError::NoRoom(format!(
+                    "cannot index a peer's pack of {name} into {}: {e}",
+                    self.mirror_path.display()
+                )));
+            }
             return Err(bad(format!(
                 "the pack does not index: {}",
                 String::from_utf8_lossy(&output.stderr).trim()

@@ -125,8 +125,8 @@ pub(super) async fn download_blob(
     bundle: &BundleRef,
     cache: &ReleaseCache,
 ) -> Result<PathBuf, StoreError> {
-    let mut file = Incoming::create(cache, &bundle.sha256)
-        .map_err(StoreError::io("create the release cache in", cache.root()))?;
+    let mut file = Incoming::create(cache, &bundle.sha256, bundle.size)
+        .map_err(StoreError::io("start a download in", cache.root()))?;
     stream_bundle(store, location, version, path, bundle, Some(&mut file)).await?;
     file.land()
         .map_err(|(action, path, source)| StoreError::Io {

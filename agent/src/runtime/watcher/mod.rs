@@ -209,6 +209,19 @@ impl Watcher {
         self.tidy_cache().await;
     }
 
+    /// A release that verified could not be fetched, for `why`: said in the log and in status
+    /// (as the look's error), and tried again at the next look.
+    fn unfetched(&mut self, release: Release, id: String, why: String) {
+        let name = release.version.name();
+        warn!(revision.id = %name, error = %why, "cannot fetch release; retrying at the next check");
+        let notice = Notice {
+            message: format!("cannot fetch {name}: {why}"),
+            when: now_rfc3339(),
+        };
+        self.show(|g| g.last_channel_error = Some(notice));
+        self.pending = Some((release, id));
+    }
+
     /// Tells the release cache what this group holds now and removes what no group sharing
     /// it holds (see [`ReleaseCache::clean`]).
     async fn tidy_cache(&self) {
@@ -292,7 +305,7 @@ impl Watcher {
             self.channel = Some(GroupChannel::open(&self.group, &self.data_dir)?);
         }
         let from_peers = match &offer {
-            Some(offer) => self.look_at_peers(offer, &signers).await,
+            Some(offer) => self.look_at_peers(offer, &signers).await?,
             None => None,
         };
         let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
@@ -409,7 +422,13 @@ impl Watcher {
         let name = release.version.name().to_owned();
         self.channel.as_ref()?;
         self.cache.fetching(&self.group.name, &release.digest);
-        let from_origin = !self.bundle_from_peers(&release).await;
+        let from_origin = match self.bundle_from_peers(&release).await {
+            Ok(there) => !there,
+            Err(why) => {
+                self.unfetched(release, id, why);
+                return None;
+            }
+        };
         let channel = self.channel.as_mut()?;
         let size = match channel {
             GroupChannel::Store(store) if from_origin && !self.cache.has_tree(&release.digest) => {
@@ -432,8 +451,7 @@ impl Watcher {
                     self.refused(&name, refusal.kind(), &failure.message);
                     self.keeper.note(|host| host.attempted(&name));
                 } else {
-                    warn!(revision.id = %name, error = %failure.message, "cannot fetch release; retrying at the next check");
-                    self.pending = Some((release, id));
+                    self.unfetched(release, id, failure.message);
                 }
                 return None;
             }

@@ -3,7 +3,9 @@
 //! manifest and signature, a git tag's pack — from the holders in its own order, then verifies
 //! it as if the origin had served it. A holder whose bytes fail is dropped for that release and
 //! counted; when none is left, the look goes to the origin. A store bundle comes from the
-//! holders too, before the origin ([`Watcher::bundle_from_peers`]).
+//! holders too, before the origin ([`Watcher::bundle_from_peers`]). When this host cannot keep
+//! what a holder serves (its disk is full), no holder is blamed and none is asked further, nor
+//! the origin: the look fails with why, and the next one tries again.
 
 use shoal_shared::gossip::Target;
 use shoal_shared::release::version::above_floor;
@@ -15,6 +17,7 @@ use super::Watcher;
 use crate::channel::git::PackError;
 use crate::channel::{Digest, Poll, Release};
 use crate::clock::unix_now;
+use crate::runtime::channel::ChannelFailure;
 use crate::runtime::channel::GroupChannel;
 use crate::share::fetch::{Got, Holder, Peers};
 
@@ -25,28 +28,38 @@ impl Watcher {
         &mut self,
         offer: &Target,
         signers: &AllowedSigners,
-    ) -> Option<Poll> {
-        let peers = self.peers.clone()?;
-        let version = Version::parse(&offer.revision).ok()?;
-        let floor = self.state.as_ref()?.floor();
-        if !above_floor(&version, floor.as_ref()) {
-            return Some(Poll::default());
+    ) -> Result<Option<Poll>, ChannelFailure> {
+        let (Some(peers), Ok(version)) = (self.peers.clone(), Version::parse(&offer.revision))
+        else {
+            return Ok(None);
+        };
+        let Some(state) = self.state.as_ref() else {
+            return Ok(None);
+        };
+        if !above_floor(&version, state.floor().as_ref()) {
+            return Ok(Some(Poll::default()));
         }
         let mut asking = peers.asking(&self.group.name, &offer.digest);
         while let Some(holder) = peers.next_holder(&mut asking).await {
             let (outcome, poll) = self
                 .ask_holder(&peers, &holder, &version, offer, signers)
-                .await;
+                .await
+                .map_err(|message| ChannelFailure {
+                    kind: "release_cache",
+                    message,
+                    refusal: None,
+                })?;
             asking.answered(&holder, outcome);
             if poll.is_some() {
-                return poll;
+                return Ok(poll);
             }
         }
         info!(revision.id = %offer.revision, "no peer served the release; asking the origin");
-        None
+        Ok(None)
     }
 
-    /// Asks one holder for the release and verifies what it serves.
+    /// Asks one holder for the release and verifies what it serves; `Err` says why this host
+    /// could not keep it.
     async fn ask_holder(
         &mut self,
         peers: &Peers,
@@ -54,10 +67,10 @@ impl Watcher {
         version: &Version,
         offer: &Target,
         signers: &AllowedSigners,
-    ) -> (sources::Answer, Option<Poll>) {
+    ) -> Result<(sources::Answer, Option<Poll>), String> {
         let group = self.group.name.clone();
         let (Some(channel), Some(state)) = (self.channel.as_mut(), self.state.as_mut()) else {
-            return (sources::Answer::Missing, None);
+            return Ok((sources::Answer::Missing, None));
         };
         let name = version.name();
         let verdict = match channel {
@@ -71,12 +84,9 @@ impl Watcher {
                     .await
                 {
                     Ok(Ok(Some(release))) => Ok(release),
-                    Ok(Ok(None)) => return (sources::Answer::Served, Some(Poll::default())),
+                    Ok(Ok(None)) => return Ok((sources::Answer::Served, Some(Poll::default()))),
                     Ok(Err(refusal)) => Err((refusal.kind(), refusal.to_string())),
-                    Err(e) => {
-                        debug!(error = %e, "cannot take a peer's store release");
-                        return (sources::Answer::Failed, None);
-                    }
+                    Err(e) => return Err(format!("cannot take a peer's store release: {e}")),
                 }
             }
             GroupChannel::Git(channel) => {
@@ -99,7 +109,7 @@ impl Watcher {
                                 ..poll
                             };
                             info!(peer = %holder.node, revision.id = %name, "git release verified from a peer");
-                            return (sources::Answer::Served, Some(poll));
+                            return Ok((sources::Answer::Served, Some(poll)));
                         }
                         _ => match poll.refusals.iter().find(|(n, _)| n == name) {
                             Some((_, refusal)) => Err((refusal.kind(), refusal.to_string())),
@@ -110,9 +120,10 @@ impl Watcher {
                         },
                     },
                     Err(PackError::Bad(why)) => Err(("bad_pack", why)),
+                    Err(PackError::NoRoom(why)) => return Err(why),
                     Err(PackError::Local(e)) => {
                         debug!(error = %e, "cannot take a peer's pack");
-                        return (sources::Answer::Failed, None);
+                        return Ok((sources::Answer::Failed, None));
                     }
                 }
             }
@@ -120,35 +131,36 @@ impl Watcher {
         match verdict {
             Ok(release) => {
                 info!(peer = %holder.node, revision.id = %name, "store release verified from a peer");
-                (
+                Ok((
                     sources::Answer::Served,
                     Some(Poll {
                         newest: Some(release),
                         ..Poll::default()
                     }),
-                )
+                ))
             }
             Err((reason, why)) => {
                 peers.bad_peer(&group, &holder.node, reason, &why);
-                (sources::Answer::Failed, None)
+                Ok((sources::Answer::Failed, None))
             }
         }
     }
 
     /// Brings the bundle of store release `release` into the cache from the peers that hold
-    /// it, when it is not there yet; `true` when it is there now.
-    pub(super) async fn bundle_from_peers(&self, release: &Release) -> bool {
+    /// it, when it is not there yet; `Ok(true)` when it is there now, `Ok(false)` when the
+    /// origin is to serve it, `Err` when this host cannot keep it (see [`Peers::fetch_blob`]).
+    pub(super) async fn bundle_from_peers(&self, release: &Release) -> Result<bool, String> {
         let (Some(peers), Some(GroupChannel::Store(channel))) = (&self.peers, &self.channel) else {
-            return false;
+            return Ok(false);
         };
         let Digest::Sha256(sha256) = &release.digest else {
-            return false;
+            return Ok(false);
         };
         if self.cache.has_tree(&release.digest) || self.cache.blob_path(sha256).is_file() {
-            return true;
+            return Ok(true);
         }
         let Some(bundle) = channel.bundle_of(release) else {
-            return false;
+            return Ok(false);
         };
         let bundle = bundle.clone();
         peers
@@ -162,16 +174,19 @@ impl Watcher {
     }
 }
 
-/// What a holder's failed answer comes to, counted when it was bad.
+/// What a holder's failed answer comes to, counted when it was bad; `Err` when this host
+/// could not keep what it served.
 fn failed<T>(
     peers: &Peers,
     group: &str,
     holder: &Holder,
     got: Got<T>,
-) -> (sources::Answer, Option<Poll>) {
+) -> Result<(sources::Answer, Option<Poll>), String> {
     let outcome = got.outcome();
-    if let Got::Failed(reason, why) = got {
-        peers.bad_peer(group, &holder.node, reason, &why);
+    match got {
+        Got::Failed(reason, why) => peers.bad_peer(group, &holder.node, reason, &why),
+        Got::Local(why) => return Err(why),
+        Got::Served(_) | Got::Busy | Got::Missing => {}
     }
-    (outcome, None)
+    Ok((outcome, None))
 }
