@@ -11,6 +11,7 @@ use nix::unistd::Uid;
 
 use super::fleet::{Fleet, Hooks};
 use super::pollers::wait_pollers;
+use super::share::counter;
 
 const WAIT: Duration = Duration::from_secs(120);
 /// The release's filler: more than the small disk holds.
@@ -62,15 +63,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The sum of a counter's series on host `i`'s `/metrics` (0 when it has none).
-fn counter(fleet: &Fleet, i: usize, name: &str) -> f64 {
-    let text = fleet.get(i, "/metrics").body;
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 /// Publishes with `publish` while host `full` has `dir` (under its data dir) on a 2 MB disk,
 /// then checks that the others deploy, that `full` says why it cannot and blames no peer, and
 /// that it deploys once the disk grows.
@@ -114,8 +106,8 @@ fn a_full_disk(mut fleet: Fleet, full: usize, dir: &str, publish: impl FnOnce(&F
     );
     let log = fleet.log(full);
     assert_eq!(
-        counter(&fleet, full, "shoal_share_bad_peers_total"),
-        0.0,
+        counter(&fleet, full, "shoal_share_bad_peers_total", ""),
+        0,
         "peers blamed for this host's disk:\n{log}"
     );
     assert!(!log.contains("a peer's release bytes failed"), "{log}");
@@ -133,7 +125,7 @@ fn a_full_disk(mut fleet: Fleet, full: usize, dir: &str, publish: impl FnOnce(&F
             s["groups"][0]["current_revision"] == "v1.0.0"
                 && s["groups"][0]["last_channel_error"].is_null()
         });
-    assert_eq!(counter(&fleet, full, "shoal_share_bad_peers_total"), 0.0);
+    assert_eq!(counter(&fleet, full, "shoal_share_bad_peers_total", ""), 0);
     let left = temporaries(&fleet.data_dir(full).join(dir));
     assert!(left.is_empty(), "left behind: {left:?}");
     // The agents stop before the disk goes.

@@ -18,7 +18,7 @@ const SIZE: usize = 100 << 20;
 const WAIT: Duration = Duration::from_secs(300);
 
 /// A labelled counter of host `i`'s `/metrics` (the sum over the series that carry `labels`).
-fn counter(fleet: &Fleet, i: usize, name: &str, labels: &str) -> u64 {
+pub(super) fn counter(fleet: &Fleet, i: usize, name: &str, labels: &str) -> u64 {
     let text = fleet.get(i, "/metrics").body;
     text.lines()
         .filter(|l| {
