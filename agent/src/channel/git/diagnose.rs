@@ -184,6 +184,16 @@ pub(super) fn classify(stderr: &str, attempt: &Attempt) -> FetchError {
             url: attempt.url.clone(),
         };
     }
+    // This host's disk, while git writes the mirror (the server's own says `remote:`). A full
+    // disk stops index-pack, which fetch-pack then reports only as "invalid index-pack output".
+    if let Some(line) = lines.iter().find(|l| {
+        !l.starts_with("remote:")
+            && (l.contains("No space left on device") || l.contains("Disk quota exceeded"))
+    }) {
+        return FetchError::DiskFull {
+            detail: line.trim_start_matches("fatal:").trim().to_owned(),
+        };
+    }
     if let Some(rest) = after("unable to connect to ") {
         // git:// — "unable to connect to HOST:\nHOST[0: ADDR]: errno=Connection refused".
         let detail = after("errno=").unwrap_or(rest).to_owned();
@@ -503,5 +513,22 @@ mod tests {
         );
         let missing = "fatal: '/srv/x.git' does not appear to be a git repository\n";
         assert_eq!(classify(missing, &ssh()).kind(), "git_not_found");
+    }
+
+    #[test]
+    fn a_full_disk_here_is_told_from_one_at_the_server() {
+        // What git 2.39 prints when index-pack runs out of disk in the mirror.
+        let here = "fatal: write error: No space left on device\n\
+            fatal: fetch-pack: invalid index-pack output\n";
+        let error = classify(here, &https());
+        assert_eq!(error.kind(), "git_disk_full");
+        assert_eq!(
+            error.to_string(),
+            "this host's disk is full (write error: No space left on device): free space where \
+             the agent's data directory is"
+        );
+        let there = "remote: fatal: write error: No space left on device\n\
+            fatal: the remote end hung up unexpectedly\n";
+        assert_eq!(classify(there, &https()).kind(), "git_fetch");
     }
 }

@@ -279,6 +279,12 @@ pub enum FetchError {
         /// Which key, and what to write instead.
         reason: String,
     },
+    /// Writing the mirror ran out of disk space (or quota) on this host.
+    #[error("this host's disk is full ({detail}): free space where the agent's data directory is")]
+    DiskFull {
+        /// git's line that says so.
+        detail: String,
+    },
     /// Anything else: git's own words.
     #[error("git fetch failed: {detail}")]
     Other {
@@ -307,6 +313,7 @@ impl FetchError {
             Self::SshNoKey { .. } => "git_ssh_no_key",
             Self::SshKeyRefused { .. } => "git_ssh_key_refused",
             Self::NoCredentials { .. } => "git_no_credentials",
+            Self::DiskFull { .. } => "git_disk_full",
             Self::TokenRefused { .. } | Self::PasswordRefused { .. } => "git_token_refused",
             Self::Forbidden { .. } => "git_forbidden",
             Self::NotFound { .. } => "git_not_found",
