@@ -56,7 +56,7 @@ pub enum Got<T> {
     /// It failed: why, for the log, and the reason counted.
     Failed(&'static str, String),
     /// This host could not keep what it served (its disk is full, its cache unwritable): no
-    /// fault of the holder's, and no other holder nor the origin would fare better.
+    /// fault of the holder's.
     Local(String),
 }
 
@@ -337,7 +337,8 @@ impl Peers {
     /// each asked in this host's order, busy ones again after a wait; `Ok(true)` once it is
     /// there, `Ok(false)` when no holder is left (or they stayed busy for [`PATIENCE`]) and the
     /// origin must serve. `Err` says why this host cannot keep the bundle (no room for it, its
-    /// cache unwritable): neither another holder nor the origin is asked then.
+    /// cache unwritable): neither another holder nor the origin is asked then, as the bundle's
+    /// size is the one its signed manifest pins, not a holder's choice.
     pub async fn fetch_blob(
         &self,
         group: &str,

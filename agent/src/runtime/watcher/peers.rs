@@ -4,14 +4,16 @@
 //! it as if the origin had served it. A holder whose bytes fail is dropped for that release and
 //! counted; when none is left, the look goes to the origin. A store bundle comes from the
 //! holders too, before the origin ([`Watcher::bundle_from_peers`]). When this host cannot keep
-//! what a holder serves (its disk is full), no holder is blamed and none is asked further, nor
-//! the origin: the look fails with why, and the next one tries again.
+//! what a holder serves (its disk is full), the holder is not blamed. A bundle's size is signed,
+//! so a bundle without room ends the fetch, the origin unasked, until the next look; a pack's
+//! size is the holder's to choose, so a holder sending one too large for the disk only drops
+//! out, and the others, then the origin, are asked as usual.
 
 use shoal_shared::gossip::Target;
 use shoal_shared::release::version::above_floor;
 use shoal_shared::release::{AllowedSigners, Version};
 use shoal_shared::rollout::sources;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::Watcher;
 use crate::channel::git::PackError;
@@ -59,7 +61,7 @@ impl Watcher {
     }
 
     /// Asks one holder for the release and verifies what it serves; `Err` says why this host
-    /// could not keep it.
+    /// could not record a release that verified.
     async fn ask_holder(
         &mut self,
         peers: &Peers,
@@ -120,7 +122,7 @@ impl Watcher {
                         },
                     },
                     Err(PackError::Bad(why)) => Err(("bad_pack", why)),
-                    Err(PackError::NoRoom(why)) => return Err(why),
+                    Err(PackError::NoRoom(why)) => return Ok(unkept(holder, &why)),
                     Err(PackError::Local(e)) => {
                         debug!(error = %e, "cannot take a peer's pack");
                         return Ok((sources::Answer::Failed, None));
@@ -174,8 +176,7 @@ impl Watcher {
     }
 }
 
-/// What a holder's failed answer comes to, counted when it was bad; `Err` when this host
-/// could not keep what it served.
+/// What a holder's failed answer comes to, counted when it was bad.
 fn failed<T>(
     peers: &Peers,
     group: &str,
@@ -185,8 +186,14 @@ fn failed<T>(
     let outcome = got.outcome();
     match got {
         Got::Failed(reason, why) => peers.bad_peer(group, &holder.node, reason, &why),
-        Got::Local(why) => return Err(why),
+        Got::Local(why) => return Ok(unkept(holder, &why)),
         Got::Served(_) | Got::Busy | Got::Missing => {}
     }
     Ok((outcome, None))
+}
+
+/// A holder whose pack this host could not keep (`why`): dropped for the release, not blamed.
+fn unkept(holder: &Holder, why: &str) -> (sources::Answer, Option<Poll>) {
+    warn!(peer = %holder.node, error = why, "cannot keep a peer's pack; asking another");
+    (sources::Answer::Failed, None)
 }
