@@ -19,8 +19,7 @@ use super::Watcher;
 use crate::channel::git::PackError;
 use crate::channel::{Digest, Poll, Release};
 use crate::clock::unix_now;
-use crate::runtime::channel::ChannelFailure;
-use crate::runtime::channel::GroupChannel;
+use crate::runtime::channel::{ChannelFailure, GroupChannel};
 use crate::share::fetch::{Got, Holder, Peers};
 
 impl Watcher {
@@ -47,7 +46,7 @@ impl Watcher {
                 .ask_holder(&peers, &holder, &version, offer, signers)
                 .await
                 .map_err(|message| ChannelFailure {
-                    kind: "release_cache",
+                    kind: "channel_state",
                     message,
                     refusal: None,
                 })?;
