@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::unistd::Uid;
+use shoal_tests::command::stdout;
 
 use super::fleet::{Fleet, Hooks};
 use super::pollers::wait_pollers;
@@ -24,36 +25,18 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let options = format!("size={size},mode=0700");
+        stdout(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+                .arg(at),
         );
         Tmpfs(at.to_path_buf())
     }
 
     fn grow(&self, size: &str) {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "remount: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let options = format!("remount,size={size}");
+        stdout(Command::new("mount").args(["-o", &options]).arg(&self.0));
     }
 }
 
